@@ -1,0 +1,197 @@
+/**
+ * @file common.h
+ * @brief credstore's shared base: the error registry, logging, bounded
+ *        buffers, time and small JSON helpers. Depends on libc and cJSON only.
+ */
+#ifndef CS_COMMON_H
+#define CS_COMMON_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#define CS_WUR __attribute__((warn_unused_result))
+
+/* ------------------------------------------------------------------ errors */
+
+/**
+ * Every fallible function returns one of these. The registry in err.c maps
+ * each to an HTTP status, a stable snake_case code and a default message;
+ * rendering an error body happens in exactly one place (server/http.c).
+ *
+ * X(name, http_status, "stable_code", "default human message")
+ */
+#define CS_ERR_LIST(X)                                                          \
+  X(CS_OK, 200, "ok", "ok")                                                     \
+  X(CS_ERR_NOMEM, 500, "out_of_memory", "out of memory")                        \
+  X(CS_ERR_INTERNAL, 500, "internal_error", "internal error")                   \
+  X(CS_ERR_IO, 500, "io_error", "input/output error")                           \
+  X(CS_ERR_STORE, 500, "store_error", "store error")                            \
+  X(CS_ERR_STORE_FULL, 500, "store_full", "store map is full")                  \
+  X(CS_ERR_SCHEMA_NEWER, 500, "schema_too_new",                                 \
+    "the data dir was written by a newer credstore (unknown schema version)")  \
+  X(CS_ERR_NOT_INITIALIZED, 500, "not_initialized",                             \
+    "the data dir is not initialised (run credstore init)")                    \
+  X(CS_ERR_ALREADY_INITIALIZED, 409, "already_initialized",                     \
+    "the data dir is already initialised")                                     \
+  X(CS_ERR_CRYPTO, 500, "crypto_error", "sealed data failed to open")           \
+  X(CS_ERR_MASTER_KEY, 500, "bad_master_key",                                   \
+    "the master key does not open this data dir's keyring")                    \
+  X(CS_ERR_BAD_JSON, 400, "malformed_json", "request body is not valid JSON")   \
+  X(CS_ERR_INVALID, 400, "invalid_field", "invalid field")                      \
+  X(CS_ERR_MISSING, 400, "missing_field", "missing field")                      \
+  X(CS_ERR_BAD_ID, 400, "invalid_id", "invalid id")                             \
+  X(CS_ERR_BAD_QUERY, 400, "invalid_query", "invalid query parameter")          \
+  X(CS_ERR_TOO_DEEP, 400, "json_too_deep", "JSON nesting is too deep")          \
+  X(CS_ERR_UNAUTHORIZED, 401, "unauthorized", "authentication required")        \
+  X(CS_ERR_BAD_CREDENTIALS, 401, "invalid_credentials",                         \
+    "invalid access key id or secret")                                         \
+  X(CS_ERR_BAD_TOKEN, 401, "invalid_token", "invalid or expired token")         \
+  X(CS_ERR_FORBIDDEN, 403, "forbidden", "the access key's role may not do this") \
+  X(CS_ERR_NOT_FOUND, 404, "not_found", "not found")                            \
+  X(CS_ERR_NO_ROUTE, 404, "no_route", "no such route")                          \
+  X(CS_ERR_METHOD, 405, "method_not_allowed", "method not allowed")             \
+  X(CS_ERR_EXISTS, 409, "already_exists", "already exists")                     \
+  X(CS_ERR_IN_USE, 409, "credential_in_use", "the credential is in use")        \
+  X(CS_ERR_LAST_ADMIN, 409, "last_admin_key",                                   \
+    "the last admin access key cannot be deleted")                             \
+  X(CS_ERR_PRECONDITION, 412, "precondition_failed",                            \
+    "If-Match does not match the current version")                             \
+  X(CS_ERR_TOO_LARGE, 413, "body_too_large", "request body is too large")       \
+  X(CS_ERR_UNSUPPORTED_MEDIA, 415, "unsupported_media_type",                    \
+    "request body must be application/json")                                   \
+  X(CS_ERR_RATE_LIMITED, 429, "too_many_attempts",                              \
+    "too many failed attempts; try again later")                               \
+  X(CS_ERR_UPSTREAM, 502, "upstream_error", "upstream service failed")          \
+  X(CS_ERR_UNAVAILABLE, 503, "unavailable", "service unavailable")
+
+enum cs_err {
+#define CS_ERR_ENUM(name, status, code, msg) name,
+  CS_ERR_LIST(CS_ERR_ENUM)
+#undef CS_ERR_ENUM
+  CS_ERR__COUNT
+};
+
+/** @return the HTTP status for @p e (500 for unknown values). */
+int cs_err_http_status(enum cs_err e);
+/** @return the stable snake_case code for @p e ("internal_error" if unknown). */
+const char *cs_err_code(enum cs_err e);
+/** @return the default human message for @p e. */
+const char *cs_err_message(enum cs_err e);
+/** @return true for errors caused by the client (4xx), false otherwise. */
+bool cs_err_is_client(enum cs_err e);
+
+/* ----------------------------------------------------------------- logging */
+
+enum cs_log_level { CS_LOG_DEBUG, CS_LOG_INFO, CS_LOG_WARN, CS_LOG_ERROR, CS_LOG_OFF };
+
+extern enum cs_log_level cs_log_min_level;
+
+/** Log one JSON line on stderr; arguments are not evaluated below the level. */
+#define CS_LOG(level, ...)                                                      \
+  do {                                                                          \
+    if ((level) >= cs_log_min_level)                                            \
+      cs_log_write((level), __VA_ARGS__);                                       \
+  } while (0)
+
+/**
+ * Write {"ts","level","rid"?,"msg"} as one line on stderr. The message is
+ * printf-formatted, truncated at 2 KiB and JSON-escaped. Never pass secrets.
+ */
+void cs_log_write(enum cs_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/** Same as cs_log_write with extra pre-rendered JSON members ("k":v,...). */
+void cs_log_fields(enum cs_log_level level, const char *json_members, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/** Parse "debug"|"info"|"warn"|"error"|"off". @return CS_ERR_INVALID if unknown. */
+enum cs_err cs_log_parse_level(const char *s, enum cs_log_level *out) CS_WUR;
+/** Set the calling thread's request id (copied, max 31 chars); NULL clears. */
+void cs_log_set_request_id(const char *rid);
+/** @return the calling thread's request id, or "" when none. */
+const char *cs_log_request_id(void);
+
+/* --------------------------------------------------------- bounded buffers */
+
+/** A growable byte buffer that refuses to grow past @c max (curl's dynbuf). */
+struct cs_buf {
+  char *data; /* always NUL-terminated when non-NULL */
+  size_t len;
+  size_t cap;
+  size_t max;
+};
+
+/** Initialise an empty buffer that may hold at most @p max bytes. */
+void cs_buf_init(struct cs_buf *b, size_t max);
+/** @return CS_ERR_TOO_LARGE past max (buffer unchanged), CS_ERR_NOMEM. */
+enum cs_err cs_buf_append(struct cs_buf *b, const void *data, size_t len) CS_WUR;
+/** printf-append. @return CS_ERR_TOO_LARGE, CS_ERR_NOMEM, CS_ERR_INTERNAL. */
+enum cs_err cs_buf_printf(struct cs_buf *b, const char *fmt, ...) CS_WUR
+    __attribute__((format(printf, 2, 3)));
+/** Append @p s JSON-escaped, without quotes. */
+enum cs_err cs_buf_json_escape(struct cs_buf *b, const char *s, size_t len) CS_WUR;
+/** Wipe the contents (sodium-free memzero) and free; keeps max. NULL ok. */
+void cs_buf_wipe(struct cs_buf *b);
+/** Free without wiping. NULL ok. */
+void cs_buf_free(struct cs_buf *b);
+
+/** Zero @p len bytes in a way the compiler can't elide. */
+void cs_memzero(void *p, size_t len);
+/** Wipe and free a NUL-terminated heap string. NULL ok. */
+void cs_free_secret_str(char *s);
+
+/* -------------------------------------------------------------------- time */
+
+/** @return wall-clock seconds since the epoch. */
+int64_t cs_now(void);
+/** @return monotonic milliseconds. */
+int64_t cs_mono_ms(void);
+/** Format @p t as RFC 3339 UTC ("2026-11-22T15:42:10Z") into @p out[21+]. */
+void cs_time_format(int64_t t, char out[static 32]);
+/** Parse RFC 3339 ("…Z" or "…±hh:mm", optional fraction). @return CS_ERR_INVALID. */
+enum cs_err cs_time_parse(const char *s, int64_t *out) CS_WUR;
+
+/* -------------------------------------------------------------------- JSON */
+
+#define CS_JSON_MAX_DEPTH 32
+
+/**
+ * Parse exactly @p len bytes of JSON, refusing nesting deeper than
+ * @p max_depth before the parser sees it.
+ * @return CS_ERR_BAD_JSON, CS_ERR_TOO_DEEP, CS_ERR_NOMEM. Caller frees *out
+ *         with cJSON_Delete.
+ */
+enum cs_err cs_json_parse(const char *buf, size_t len, int max_depth, cJSON **out) CS_WUR;
+
+/**
+ * Read an optional string member. Absent or null → *out = NULL, CS_OK.
+ * @return CS_ERR_INVALID if present but not a string, or longer than max_len.
+ *         On error the offending member name is copied to @p err_field if non-NULL.
+ */
+enum cs_err cs_json_opt_string(const cJSON *obj, const char *name, size_t max_len,
+                               const char **out) CS_WUR;
+/** Like cs_json_opt_string but absent/null → CS_ERR_MISSING. */
+enum cs_err cs_json_req_string(const cJSON *obj, const char *name, size_t max_len,
+                               const char **out) CS_WUR;
+/** Optional integer in [min,max]; absent → *out unchanged. @return CS_ERR_INVALID. */
+enum cs_err cs_json_opt_int(const cJSON *obj, const char *name, int64_t min, int64_t max,
+                            int64_t *out) CS_WUR;
+/** Optional boolean; absent → *out unchanged. @return CS_ERR_INVALID. */
+enum cs_err cs_json_opt_bool(const cJSON *obj, const char *name, bool *out) CS_WUR;
+
+/** Render @p j compactly into a malloc'd string. @return NULL on OOM. */
+char *cs_json_print(const cJSON *j);
+
+/* ---------------------------------------------------------------- ids/misc */
+
+#define CS_ID_MAX 128
+
+/** @return true if @p s is 1..CS_ID_MAX chars of [A-Za-z0-9._-]. */
+bool cs_id_valid(const char *s, size_t len);
+/** Parse a decimal non-negative integer fully. @return CS_ERR_INVALID. */
+enum cs_err cs_parse_u64(const char *s, uint64_t max, uint64_t *out) CS_WUR;
+
+#endif /* CS_COMMON_H */

@@ -1,0 +1,145 @@
+#include "common.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Scan nesting depth outside strings before cJSON recurses into it. */
+static bool depth_ok(const char *buf, size_t len, int max_depth)
+{
+  int depth = 0;
+  bool in_str = false;
+
+  for (size_t i = 0; i < len; i++) {
+    char c = buf[i];
+    if (in_str) {
+      if (c == '\\')
+        i++;
+      else if (c == '"')
+        in_str = false;
+      continue;
+    }
+    if (c == '"')
+      in_str = true;
+    else if (c == '{' || c == '[') {
+      if (++depth > max_depth)
+        return false;
+    } else if (c == '}' || c == ']')
+      depth--;
+  }
+  return true;
+}
+
+enum cs_err cs_json_parse(const char *buf, size_t len, int max_depth, cJSON **out)
+{
+  const char *end = NULL;
+  cJSON *j;
+
+  if (!buf || len == 0)
+    return CS_ERR_BAD_JSON;
+  if (memchr(buf, '\0', len))
+    return CS_ERR_BAD_JSON;
+  if (!depth_ok(buf, len, max_depth))
+    return CS_ERR_TOO_DEEP;
+  j = cJSON_ParseWithLengthOpts(buf, len, &end, false);
+  if (!j)
+    return CS_ERR_BAD_JSON;
+  /* Allow trailing whitespace only. */
+  while (end && end < buf + len && (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
+    end++;
+  if (end != buf + len) {
+    cJSON_Delete(j);
+    return CS_ERR_BAD_JSON;
+  }
+  *out = j;
+  return CS_OK;
+}
+
+enum cs_err cs_json_opt_string(const cJSON *obj, const char *name, size_t max_len,
+                               const char **out)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+  if (!v || cJSON_IsNull(v)) {
+    *out = NULL;
+    return CS_OK;
+  }
+  if (!cJSON_IsString(v) || !v->valuestring || strlen(v->valuestring) > max_len)
+    return CS_ERR_INVALID;
+  *out = v->valuestring;
+  return CS_OK;
+}
+
+enum cs_err cs_json_req_string(const cJSON *obj, const char *name, size_t max_len,
+                               const char **out)
+{
+  const char *s = NULL;
+  enum cs_err e = cs_json_opt_string(obj, name, max_len, &s);
+  if (e)
+    return e;
+  if (!s)
+    return CS_ERR_MISSING;
+  *out = s;
+  return CS_OK;
+}
+
+enum cs_err cs_json_opt_int(const cJSON *obj, const char *name, int64_t min, int64_t max,
+                            int64_t *out)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+  if (!v || cJSON_IsNull(v))
+    return CS_OK;
+  if (!cJSON_IsNumber(v))
+    return CS_ERR_INVALID;
+  double d = v->valuedouble;
+  if (!isfinite(d) || d != floor(d) || d < (double)min || d > (double)max)
+    return CS_ERR_INVALID;
+  *out = (int64_t)d;
+  return CS_OK;
+}
+
+enum cs_err cs_json_opt_bool(const cJSON *obj, const char *name, bool *out)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+  if (!v || cJSON_IsNull(v))
+    return CS_OK;
+  if (!cJSON_IsBool(v))
+    return CS_ERR_INVALID;
+  *out = cJSON_IsTrue(v);
+  return CS_OK;
+}
+
+char *cs_json_print(const cJSON *j) { return cJSON_PrintUnformatted(j); }
+
+bool cs_id_valid(const char *s, size_t len)
+{
+  if (!s || len == 0 || len > CS_ID_MAX)
+    return false;
+  for (size_t i = 0; i < len; i++) {
+    char c = s[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+          c == '.' || c == '_' || c == '-'))
+      return false;
+  }
+  return true;
+}
+
+enum cs_err cs_parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+  uint64_t v = 0;
+  if (!s || !*s || strlen(s) > 20)
+    return CS_ERR_INVALID;
+  for (const char *p = s; *p; p++) {
+    if (*p < '0' || *p > '9')
+      return CS_ERR_INVALID;
+    unsigned d = (unsigned)(*p - '0');
+    if (v > (UINT64_MAX - d) / 10)
+      return CS_ERR_INVALID;
+    v = v * 10 + d;
+  }
+  if (v > max)
+    return CS_ERR_INVALID;
+  *out = v;
+  return CS_OK;
+}

@@ -1,0 +1,291 @@
+/* aws: static access keys, or the instance role (useAWSRole), optionally
+ * assuming roleArn through STS. Only static keys without a role resolve
+ * here; everything that needs STS or IMDS is providers/aws/'s job. */
+#include "prov_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define AWS_KEY_ID_MIN 16
+#define AWS_KEY_ID_MAX 128
+#define AWS_SECRET_MAX 128
+#define AWS_ROLE_PATH_MAX 512
+#define AWS_EXTERNAL_ID_MIN 2
+#define AWS_EXTERNAL_ID_MAX 1224
+#define AWS_REGION_MAX 32
+#define AWS_DURATION_MIN 900
+#define AWS_DURATION_MAX 43200
+
+static bool is_upper_alnum(char c) { return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
+
+static bool is_word(char c)
+{
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* IAM's own AccessKeyId constraint is 16-128 word characters; real ids are
+ * uppercase (AKIA…, ASIA…), and lowercase almost always means a pasted
+ * secret key or a user name. The prefix is not checked: S3-compatible
+ * stores and test doubles mint ids without it. */
+static bool key_id_ok(const char *s)
+{
+  size_t n = strlen(s);
+
+  if (n < AWS_KEY_ID_MIN || n > AWS_KEY_ID_MAX)
+    return false;
+  for (size_t i = 0; i < n; i++)
+    if (!is_upper_alnum(s[i]))
+      return false;
+  return true;
+}
+
+static bool skip_prefix(const char **s, const char *prefix)
+{
+  size_t n = strlen(prefix);
+
+  if (strncmp(*s, prefix, n) != 0)
+    return false;
+  *s += n;
+  return true;
+}
+
+/* arn:(aws|aws-cn|aws-us-gov):iam::<12 digits>:role/<path/name> */
+static bool role_arn_ok(const char *s)
+{
+  size_t n;
+
+  if (!skip_prefix(&s, "arn:"))
+    return false;
+  if (!skip_prefix(&s, "aws:") && !skip_prefix(&s, "aws-cn:") && !skip_prefix(&s, "aws-us-gov:"))
+    return false;
+  if (!skip_prefix(&s, "iam::"))
+    return false;
+  for (int i = 0; i < 12; i++, s++)
+    if (*s < '0' || *s > '9')
+      return false;
+  if (!skip_prefix(&s, ":role/"))
+    return false;
+  n = strlen(s);
+  if (n == 0 || n > AWS_ROLE_PATH_MAX || s[0] == '/' || s[n - 1] == '/')
+    return false;
+  for (size_t i = 0; i < n; i++)
+    if (!is_word(s[i]) && !strchr("+=,.@/-", s[i]))
+      return false;
+  return true;
+}
+
+static bool external_id_ok(const char *s)
+{
+  size_t n = strlen(s);
+
+  if (n < AWS_EXTERNAL_ID_MIN || n > AWS_EXTERNAL_ID_MAX)
+    return false;
+  for (size_t i = 0; i < n; i++)
+    if (!is_word(s[i]) && !strchr("+=,.@:/-", s[i]))
+      return false;
+  return true;
+}
+
+static bool region_ok(const char *s)
+{
+  size_t n = strlen(s);
+
+  if (n == 0 || n > AWS_REGION_MAX || s[0] == '-' || s[n - 1] == '-')
+    return false;
+  for (size_t i = 0; i < n; i++)
+    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+      return false;
+  return true;
+}
+
+struct aws_input {
+  const char *key_id, *secret, *role_arn, *external_id, *region;
+  bool use_role, regional;
+  bool has_duration;
+  int64_t duration;
+};
+
+static enum cs_err read_bool(const cJSON *body, const char *name, bool *out,
+                             struct cs_prov_error *err)
+{
+  if (cs_json_opt_bool(body, name, out) != CS_OK)
+    return cs_prov_fail(err, CS_ERR_INVALID, name, "%s must be true or false", name);
+  return CS_OK;
+}
+
+/* Identity: exactly one of static keys or the instance role. */
+static enum cs_err read_identity(const cJSON *body, struct aws_input *in,
+                                 struct cs_prov_error *err)
+{
+  enum cs_err e;
+
+  if ((e = read_bool(body, "useAWSRole", &in->use_role, err)) != CS_OK)
+    return e;
+  if ((e = cs_prov_opt_str(body, "accountID", CS_PROV_PLAIN_MAX, &in->key_id, err)) != CS_OK)
+    return e;
+  if ((e = cs_prov_plain(body, "secret", &in->secret, err)) != CS_OK)
+    return e;
+
+  if (in->use_role) {
+    if (in->key_id)
+      return cs_prov_fail(err, CS_ERR_INVALID, "accountID",
+                          "accountID must be empty with useAWSRole: the identity comes from "
+                          "the instance role");
+    if (in->secret)
+      return cs_prov_fail(err, CS_ERR_INVALID, "secret.plain",
+                          "secret.plain must be empty with useAWSRole: the identity comes from "
+                          "the instance role");
+    return CS_OK;
+  }
+  if (!in->key_id)
+    return cs_prov_fail(err, CS_ERR_MISSING, "accountID",
+                        "accountID (the access key id) is required unless useAWSRole is true");
+  if (!key_id_ok(in->key_id))
+    return cs_prov_fail(err, CS_ERR_INVALID, "accountID",
+                        "accountID must be an access key id: 16-128 characters of A-Z and 0-9");
+  if (!in->secret)
+    return cs_prov_fail(err, CS_ERR_MISSING, "secret.plain",
+                        "secret.plain (the secret access key) is required unless useAWSRole "
+                        "is true");
+  if (!cs_prov_token_ok(in->secret, 1, AWS_SECRET_MAX))
+    return cs_prov_fail(err, CS_ERR_INVALID, "secret.plain",
+                        "secret.plain must be a secret access key: 1-128 printable characters "
+                        "without whitespace");
+  return CS_OK;
+}
+
+static enum cs_err read_options(const cJSON *body, struct aws_input *in,
+                                struct cs_prov_error *err)
+{
+  const cJSON *d;
+  enum cs_err e;
+
+  if ((e = cs_prov_opt_str(body, "roleArn", CS_PROV_PLAIN_MAX, &in->role_arn, err)) != CS_OK)
+    return e;
+  if (in->role_arn && !role_arn_ok(in->role_arn))
+    return cs_prov_fail(err, CS_ERR_INVALID, "roleArn",
+                        "roleArn must be an IAM role ARN like arn:aws:iam::123456789012:role/name");
+
+  if ((e = cs_prov_opt_str(body, "externalID", CS_PROV_PLAIN_MAX, &in->external_id, err)) != CS_OK)
+    return e;
+  if (in->external_id && !external_id_ok(in->external_id))
+    return cs_prov_fail(err, CS_ERR_INVALID, "externalID",
+                        "externalID must be 2-1224 characters of A-Z a-z 0-9 _+=,.@:/-");
+
+  d = cJSON_GetObjectItemCaseSensitive(body, "durationSeconds");
+  if (d && !cJSON_IsNull(d)) {
+    if (cs_json_opt_int(body, "durationSeconds", AWS_DURATION_MIN, AWS_DURATION_MAX,
+                        &in->duration) != CS_OK)
+      return cs_prov_fail(err, CS_ERR_INVALID, "durationSeconds",
+                          "durationSeconds must be an integer from 900 to 43200");
+    in->has_duration = true;
+  }
+
+  if ((e = cs_prov_opt_str(body, "region", CS_PROV_PLAIN_MAX, &in->region, err)) != CS_OK)
+    return e;
+  if (in->region && !region_ok(in->region))
+    return cs_prov_fail(err, CS_ERR_INVALID, "region",
+                        "region must be an AWS region name like us-east-1");
+
+  if ((e = read_bool(body, "useSTSRegionalEndpoint", &in->regional, err)) != CS_OK)
+    return e;
+  if (in->regional && !in->region)
+    return cs_prov_fail(err, CS_ERR_MISSING, "region",
+                        "region is required with useSTSRegionalEndpoint");
+  return CS_OK;
+}
+
+static enum cs_err build_meta(const struct aws_input *in, cJSON **out)
+{
+  cJSON *m = cJSON_CreateObject();
+  enum cs_err e = CS_ERR_NOMEM;
+
+  if (!m)
+    goto out;
+  if (in->key_id && (e = cs_prov_add_str(m, "accountID", in->key_id)) != CS_OK)
+    goto out;
+  if (in->role_arn && (e = cs_prov_add_str(m, "roleArn", in->role_arn)) != CS_OK)
+    goto out;
+  if (in->external_id && (e = cs_prov_add_str(m, "externalID", in->external_id)) != CS_OK)
+    goto out;
+  if (in->region && (e = cs_prov_add_str(m, "region", in->region)) != CS_OK)
+    goto out;
+  e = CS_ERR_NOMEM;
+  if (!cJSON_AddBoolToObject(m, "useAWSRole", in->use_role) ||
+      !cJSON_AddBoolToObject(m, "useSTSRegionalEndpoint", in->regional))
+    goto out;
+  if (in->has_duration && !cJSON_AddNumberToObject(m, "durationSeconds", (double)in->duration))
+    goto out;
+  *out = m;
+  m = NULL;
+  e = CS_OK;
+out:
+  cJSON_Delete(m);
+  return e;
+}
+
+static enum cs_err aws_validate(const cJSON *body, struct cs_prov_result *out,
+                                struct cs_prov_error *err)
+{
+  struct aws_input in = {0};
+  cJSON *meta = NULL;
+  char *secret = NULL;
+  size_t len;
+  enum cs_err e;
+
+  if ((e = read_identity(body, &in, err)) != CS_OK)
+    goto out;
+  if ((e = read_options(body, &in, err)) != CS_OK)
+    goto out;
+  if ((e = build_meta(&in, &meta)) != CS_OK)
+    goto out;
+  /* useAWSRole keeps an empty payload so every credential has one sealed blob. */
+  len = in.secret ? strlen(in.secret) : 0;
+  if ((e = cs_prov_dup_secret(in.secret ? in.secret : "", len, &secret)) != CS_OK)
+    goto out;
+  out->meta = meta;
+  out->secret = secret;
+  out->secret_len = len;
+  meta = NULL;
+out:
+  cJSON_Delete(meta);
+  return e;
+}
+
+static enum cs_err aws_resolve(const cJSON *meta, const char *secret, size_t secret_len,
+                               const struct cs_resolve_opts *opts, cJSON **out)
+{
+  const cJSON *role = cJSON_GetObjectItemCaseSensitive(meta, "roleArn");
+  const cJSON *id = cJSON_GetObjectItemCaseSensitive(meta, "accountID");
+  cJSON *r = NULL;
+  enum cs_err e;
+
+  if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(meta, "useAWSRole")) ||
+      (cJSON_IsString(role) && role->valuestring && role->valuestring[0]))
+    return CS_ERR_UNAVAILABLE; /* needs IMDS or STS: providers/aws/ */
+  if (!cJSON_IsString(id) || !id->valuestring || !id->valuestring[0])
+    return CS_ERR_INTERNAL;
+  if ((e = cs_prov_payload_ok(secret, secret_len)) != CS_OK)
+    return e;
+  if (secret_len == 0)
+    return CS_ERR_CRYPTO;
+
+  e = CS_ERR_NOMEM;
+  if (!(r = cJSON_CreateObject()))
+    goto out;
+  if ((e = cs_prov_add_str(r, "type", "aws")) != CS_OK ||
+      (e = cs_prov_add_str(r, "AccessKeyId", id->valuestring)) != CS_OK ||
+      (e = cs_prov_add_secret(r, "SecretAccessKey", secret, secret_len)) != CS_OK)
+    goto out;
+  *out = r;
+  r = NULL;
+out:
+  cs_prov_json_free_secret(r);
+  return e;
+}
+
+const struct cs_provider cs_provider_aws = {
+    .type = "aws",
+    .validate = aws_validate,
+    .resolve = aws_resolve,
+};

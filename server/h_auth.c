@@ -1,0 +1,47 @@
+/* POST /api/v1/login, GET /api/v1/auth_token/extend. */
+#include "auth.h"
+
+#include <string.h>
+
+#define CRED_FIELD_MAX 256
+
+enum cs_err cs_h_login(struct cs_req *req, struct cs_resp *resp)
+{
+  struct cs_principal who = {0};
+  const char *user = NULL, *pass = NULL;
+  cJSON *body = NULL;
+  enum cs_err e;
+
+  if ((e = cs_req_json(req, &body)))
+    return e;
+  if ((e = cs_json_req_string(body, "username", CRED_FIELD_MAX, &user))) {
+    e = cs_fail(resp, e, "username must be a string (the access key id)");
+    goto out;
+  }
+  if ((e = cs_json_req_string(body, "password", CRED_FIELD_MAX, &pass))) {
+    e = cs_fail(resp, e, "password must be a string (the access key secret)");
+    goto out;
+  }
+  e = cs_auth_key_secret(req, user, pass, &who);
+  if (e == CS_ERR_RATE_LIMITED)
+    cs_resp_header(resp, "Retry-After", "%lld", (long long)req->app->cfg.auth_cooloff);
+  if (!e) {
+    cs_audit_auth(req, who.key_id, "success");
+    e = cs_auth_token_response(req, &who, resp);
+  }
+out:
+  cJSON_Delete(who.scope);
+  if (body) {
+    /* The password lives inside the parsed tree: wipe it before freeing. */
+    cJSON *p = cJSON_GetObjectItemCaseSensitive(body, "password");
+    if (cJSON_IsString(p) && p->valuestring)
+      cs_memzero(p->valuestring, strlen(p->valuestring));
+  }
+  cJSON_Delete(body);
+  return e;
+}
+
+enum cs_err cs_h_extend(struct cs_req *req, struct cs_resp *resp)
+{
+  return cs_auth_token_response(req, &req->who, resp);
+}

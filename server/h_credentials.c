@@ -1,0 +1,217 @@
+/* /api/v1/credentials: list, get, upsert (POST), update (PUT), delete. */
+#include "svc.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define LIMIT_DEFAULT 50
+#define LIMIT_MAX 500
+#define OFFSET_MAX 1000000000ULL
+#define SEARCH_MAX 128
+
+/* A path id: 400 when malformed, 404 when outside the caller's scope. */
+static enum cs_err path_id(struct cs_req *req, struct cs_resp *resp, const char **out)
+{
+  const char *id = req->params[0];
+  if (!cs_id_valid(id, strlen(id)))
+    return cs_fail(resp, CS_ERR_BAD_ID, "credential ids are 1-128 characters of [A-Za-z0-9._-]");
+  if (!cs_scope_allows(req->who.scope, id))
+    return cs_fail(resp, CS_ERR_NOT_FOUND, "no credential %s", id);
+  *out = id;
+  return CS_OK;
+}
+
+static enum cs_err parse_query(struct cs_req *req, struct cs_resp *resp, struct cs_cred_query *q)
+{
+  const char *v;
+  uint64_t n;
+
+  memset(q, 0, sizeof *q);
+  q->limit = LIMIT_DEFAULT;
+  q->scope = req->who.scope;
+  if ((v = cs_req_query(req, "offset"))) {
+    if (cs_parse_u64(v, OFFSET_MAX, &n))
+      return cs_fail(resp, CS_ERR_BAD_QUERY, "offset must be a non-negative integer");
+    q->offset = n;
+  }
+  if ((v = cs_req_query(req, "limit"))) {
+    if (cs_parse_u64(v, LIMIT_MAX, &n) || n == 0)
+      return cs_fail(resp, CS_ERR_BAD_QUERY, "limit must be an integer from 1 to %d", LIMIT_MAX);
+    q->limit = n;
+  }
+  if ((v = cs_req_query(req, "type")) && v[0]) {
+    if (!(q->type = cs_provider_find(v)))
+      return cs_fail(resp, CS_ERR_BAD_QUERY,
+                     "type must be one of aws, azure, gcp, ibmCloud, kubeconfig");
+  }
+  if ((v = cs_req_query(req, "search"))) {
+    if (strlen(v) > SEARCH_MAX)
+      return cs_fail(resp, CS_ERR_BAD_QUERY, "search is limited to %d characters", SEARCH_MAX);
+    q->search = v;
+  }
+  if ((v = cs_req_query(req, "sort")) && v[0]) {
+    static const struct {
+      const char *name;
+      enum cs_cred_sort sort;
+    } sorts[] = {{"_id", CS_SORT_ID},
+                 {"id", CS_SORT_ID},
+                 {"type", CS_SORT_TYPE},
+                 {"created", CS_SORT_CREATED},
+                 {"lastModified", CS_SORT_MODIFIED}};
+    size_t i;
+    for (i = 0; i < sizeof sorts / sizeof sorts[0] && strcmp(v, sorts[i].name); i++)
+      ;
+    if (i == sizeof sorts / sizeof sorts[0])
+      return cs_fail(resp, CS_ERR_BAD_QUERY,
+                     "sort must be one of _id, type, created, lastModified");
+    q->sort = sorts[i].sort;
+  }
+  if ((v = cs_req_query(req, "reverse"))) {
+    if (!strcmp(v, "true") || !strcmp(v, "1"))
+      q->reverse = true;
+    else if (strcmp(v, "false") && strcmp(v, "0") && v[0])
+      return cs_fail(resp, CS_ERR_BAD_QUERY, "reverse must be true or false");
+  }
+  return CS_OK;
+}
+
+enum cs_err cs_h_creds_list(struct cs_req *req, struct cs_resp *resp)
+{
+  struct cs_cred_query q;
+  cJSON *page = NULL;
+  uint64_t total = 0;
+  enum cs_err e;
+
+  if ((e = parse_query(req, resp, &q)) || (e = cs_creds_list(req->app, &q, &page, &total)))
+    return e;
+  cs_resp_header(resp, "Total-Count", "%llu", (unsigned long long)total);
+  return cs_resp_json(resp, 200, page);
+}
+
+enum cs_err cs_h_creds_get(struct cs_req *req, struct cs_resp *resp)
+{
+  const char *id;
+  cJSON *c = NULL;
+  enum cs_err e;
+
+  if ((e = path_id(req, resp, &id)))
+    return e;
+  e = cs_creds_get(req->app, id, &c);
+  if (e == CS_ERR_NOT_FOUND)
+    return cs_fail(resp, e, "no credential %s", id);
+  if (e)
+    return e;
+  return cs_resp_json(resp, 200, c);
+}
+
+/* Run a create-or-update and render its result or its field error. */
+static enum cs_err put(struct cs_req *req, struct cs_resp *resp, struct cs_cred_put *in)
+{
+  struct cs_cred_put_result r;
+  enum cs_err e = cs_creds_put(req->app, in, &r);
+
+  if (e == CS_ERR_INVALID || e == CS_ERR_MISSING || e == CS_ERR_BAD_ID) {
+    cs_fail(resp, e, "%s", r.perr.msg[0] ? r.perr.msg : cs_err_message(e));
+    if (r.perr.field[0] && (resp->err_extra = cJSON_CreateObject()))
+      cJSON_AddStringToObject(resp->err_extra, "field", r.perr.field);
+    return e;
+  }
+  if (e == CS_ERR_NOT_FOUND)
+    return cs_fail(resp, e, "no credential %s", in->id);
+  if (e == CS_ERR_PRECONDITION)
+    return cs_fail(resp, e, "If-Match does not name the current version of %s", in->id);
+  if (e)
+    return e;
+  return cs_resp_json(resp, r.created ? 201 : 200, r.credential);
+}
+
+enum cs_err cs_h_creds_upsert(struct cs_req *req, struct cs_resp *resp)
+{
+  struct cs_cred_put in = {.who = &req->who};
+  cJSON *body = NULL;
+  enum cs_err e;
+
+  if ((e = cs_req_json(req, &body)))
+    return e;
+  if (cs_json_req_string(body, "_id", CS_ID_MAX + 1, &in.id)) {
+    e = cs_fail(resp, CS_ERR_MISSING, "_id is required: 1-128 characters of [A-Za-z0-9._-]");
+    if ((resp->err_extra = cJSON_CreateObject()))
+      cJSON_AddStringToObject(resp->err_extra, "field", "_id");
+  } else if (!cs_scope_allows(req->who.scope, in.id)) {
+    e = cs_fail(resp, CS_ERR_FORBIDDEN, "credential id %s is outside this access key's scope",
+                in.id);
+  } else {
+    in.body = body;
+    e = put(req, resp, &in);
+  }
+  cJSON_Delete(body);
+  return e;
+}
+
+/* If-Match: 3 or "3" (an ETag-style quoted version). */
+static enum cs_err parse_if_match(const char *v, uint64_t *out)
+{
+  char buf[32];
+  size_t n = strlen(v);
+  if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
+    if (n - 2 >= sizeof buf)
+      return CS_ERR_INVALID;
+    memcpy(buf, v + 1, n - 2);
+    buf[n - 2] = '\0';
+    v = buf;
+  }
+  return cs_parse_u64(v, UINT64_MAX, out);
+}
+
+enum cs_err cs_h_creds_update(struct cs_req *req, struct cs_resp *resp)
+{
+  struct cs_cred_put in = {.who = &req->who, .must_exist = true};
+  const char *body_id = NULL, *im;
+  cJSON *body = NULL;
+  enum cs_err e;
+
+  if ((e = path_id(req, resp, &in.id)))
+    return e;
+  if ((im = cs_req_header(req, "If-Match"))) {
+    if (parse_if_match(im, &in.if_match))
+      return cs_fail(resp, CS_ERR_BAD_QUERY, "If-Match must be a credential version");
+    in.has_if_match = true;
+  }
+  if ((e = cs_req_json(req, &body)))
+    return e;
+  if (cs_json_opt_string(body, "_id", CS_ID_MAX + 1, &body_id) ||
+      (body_id && strcmp(body_id, in.id))) {
+    e = cs_fail(resp, CS_ERR_INVALID, "_id in the body must match the path");
+    if ((resp->err_extra = cJSON_CreateObject()))
+      cJSON_AddStringToObject(resp->err_extra, "field", "_id");
+  } else {
+    in.body = body;
+    e = put(req, resp, &in);
+  }
+  cJSON_Delete(body);
+  return e;
+}
+
+enum cs_err cs_h_creds_delete(struct cs_req *req, struct cs_resp *resp)
+{
+  const char *id;
+  cJSON *usages = NULL;
+  enum cs_err e;
+
+  if ((e = path_id(req, resp, &id)))
+    return e;
+  e = cs_creds_delete(req->app, id, &usages);
+  if (e == CS_ERR_NOT_FOUND)
+    return cs_fail(resp, e, "no credential %s", id);
+  if (e == CS_ERR_IN_USE) {
+    cs_fail(resp, e, "credential %s is in use; remove its usages first", id);
+    if ((resp->err_extra = cJSON_CreateObject()))
+      cJSON_AddItemToObject(resp->err_extra, "usages", usages);
+    else
+      cJSON_Delete(usages);
+    return e;
+  }
+  if (e)
+    return e;
+  return cs_resp_empty(resp, 204);
+}

@@ -1,0 +1,145 @@
+/**
+ * @file http.h
+ * @brief The HTTP request/response model handlers see, the static route
+ *        table, and the helpers that turn requests into C values and
+ *        results into responses. Only server/ includes microhttpd.h.
+ */
+#ifndef CS_HTTP_H
+#define CS_HTTP_H
+
+#include "server.h"
+
+#include <microhttpd.h>
+
+enum cs_method { CS_GET, CS_POST, CS_PUT, CS_DELETE, CS_METHOD_OTHER };
+
+#define CS_MAX_PARAMS 3
+#define CS_MAX_HEADERS 4
+#define CS_ERR_MSG_MAX 256
+#define CS_DRAIN_MAX (16u * 1024u * 1024u) /* oversize bodies read and dropped */
+
+/** Who is calling, once authenticated. */
+struct cs_principal {
+  char key_id[CS_KEY_ID_MAX + 1];
+  enum cs_role role;
+  cJSON *scope; /* array of glob strings, or NULL for everything; owned */
+  int64_t expires_at;
+};
+
+struct cs_route;
+
+/** One request; lives from MHD's first callback until completion. */
+struct cs_req {
+  struct cs_app *app;
+  struct MHD_Connection *conn;
+  const struct cs_route *route;
+  enum cs_method method;
+  const char *params[CS_MAX_PARAMS]; /* path parameters, into path_buf */
+  char path_buf[512];
+  struct cs_buf body;
+  enum cs_err early_err; /* routing or body-size failure found before dispatch */
+  size_t dropped;        /* body bytes seen, for draining refused bodies */
+  bool authenticated;
+  struct cs_principal who;
+  char rid[24];
+  int64_t t0_us;
+  int status; /* status sent, for the access log */
+  char remote[64];
+  char allow[40]; /* methods the matched path allows, for 405 */
+};
+
+/** What a handler produces. */
+struct cs_resp {
+  int status;
+  char *body; /* malloc'd; handed to MHD */
+  size_t len;
+  const char *content_type;
+  struct {
+    const char *name;
+    char value[96];
+  } headers[CS_MAX_HEADERS];
+  int nheaders;
+  char err_msg[CS_ERR_MSG_MAX]; /* overrides the registry's message */
+  cJSON *err_extra;             /* members merged into the error body; owned */
+};
+
+/**
+ * A handler: parse the request into a C struct, call the service layer,
+ * render the result into @p resp. A non-CS_OK return becomes the error
+ * body {"err","code"} (plus resp->err_msg / err_extra) rendered by http.c.
+ */
+typedef enum cs_err (*cs_handler)(struct cs_req *req, struct cs_resp *resp);
+
+struct cs_route {
+  enum cs_method method;
+  const char *pattern; /* "/api/v1/credentials/{}/usages/{}" */
+  cs_handler fn;
+  unsigned roles; /* CS_PUBLIC or a CS_R_* mask: enforced in one place */
+  const char *name; /* label for logs and metrics */
+};
+
+extern const struct cs_route cs_routes[];
+extern const size_t cs_routes_count;
+
+/**
+ * Find the route for @p method and @p path, filling req->params.
+ * @return CS_ERR_NO_ROUTE (no pattern matches), CS_ERR_METHOD (a pattern
+ *         matches but not for this method).
+ */
+enum cs_err cs_route_match(struct cs_req *req, const char *path) CS_WUR;
+
+/** Start/stop the HTTP daemon for @p app as app->cfg says. */
+enum cs_err cs_http_start(struct cs_app *app, struct MHD_Daemon **out) CS_WUR;
+/** Stop accepting, wait for in-flight requests (bounded), stop. */
+void cs_http_stop(struct cs_app *app, struct MHD_Daemon *d);
+
+/* ------------------------------------------------------ request helpers */
+
+/** @return the query parameter @p name (unescaped) or NULL. */
+const char *cs_req_query(struct cs_req *req, const char *name);
+/** @return the request header @p name or NULL. */
+const char *cs_req_header(struct cs_req *req, const char *name);
+/**
+ * Parse the body as a JSON object (depth-capped).
+ * @return CS_ERR_BAD_JSON (also for a non-object), CS_ERR_TOO_DEEP.
+ */
+enum cs_err cs_req_json(struct cs_req *req, cJSON **out) CS_WUR;
+
+/* ----------------------------------------------------- response helpers */
+
+/** Render @p j as the body with @p status; deletes @p j. @return CS_ERR_NOMEM. */
+enum cs_err cs_resp_json(struct cs_resp *resp, int status, cJSON *j) CS_WUR;
+/** An empty response (204). @return CS_ERR_NOMEM. */
+enum cs_err cs_resp_empty(struct cs_resp *resp, int status) CS_WUR;
+/** Add a response header (value copied, truncated to 95 chars). */
+void cs_resp_header(struct cs_resp *resp, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/** Set a specific error message and return @p e, for `return cs_fail(...)`. */
+enum cs_err cs_fail(struct cs_resp *resp, enum cs_err e, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---------------------------------------------------------------- audit */
+
+/**
+ * Record an authentication event for @p key_id ("success"/"failure").
+ * Never given the presented secret.
+ */
+void cs_audit_auth(struct cs_req *req, const char *key_id, const char *result);
+
+/* ------------------------------------------------------------- handlers */
+
+enum cs_err cs_h_healthz(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_readyz(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_version(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_login(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_extend(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_keys_create(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_keys_list(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_keys_delete(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_creds_list(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_creds_get(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_creds_upsert(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_creds_update(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_creds_delete(struct cs_req *req, struct cs_resp *resp);
+
+#endif /* CS_HTTP_H */

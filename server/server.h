@@ -1,0 +1,181 @@
+/**
+ * @file server.h
+ * @brief Internals of the credstore binary: configuration, the running
+ *        application, the HTTP request/response model, the route table and
+ *        the service layer. Only server/ includes microhttpd.h.
+ */
+#ifndef CS_SERVER_H
+#define CS_SERVER_H
+
+#include "common.h"
+#include "crypto.h"
+#include "store.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define CS_BODY_MAX (1024u * 1024u) /* API.md §6: bodies over 1 MiB get 413 */
+#define CS_DEFAULT_LISTEN "127.0.0.1:8200"
+#define CS_DEFAULT_TOKEN_TTL 600
+
+/* ------------------------------------------------------------------ config */
+
+/** Options of every command; NULL/0 when not given. Strings are borrowed
+ *  from argv or the environment and live for the process. */
+struct cs_config {
+  const char *data_dir;
+  const char *listen;
+  const char *master_key_file;
+  const char *passphrase_env;
+  const char *tls_cert;
+  const char *tls_key;
+  const char *sts_endpoint;
+  const char *imds_endpoint;
+  const char *out;        /* backup --out */
+  const char *url;        /* credential-process --url */
+  const char *credential; /* credential-process --credential */
+  const char *usage;      /* credential-process --usage */
+  int64_t token_ttl;
+  int64_t threads;
+  int64_t max_connections;
+  int64_t conn_timeout;
+  enum cs_log_level log_level;
+  int64_t auth_max_failures; /* failed attempts before 429 (default 10) */
+  int64_t auth_cooloff;      /* seconds of 429 after that (default 60) */
+  bool insecure_http;
+};
+
+/**
+ * Parse argv (after the command word) and CREDSTORE_* environment variables
+ * into @p cfg; flags win over the environment. Prints a clear message on
+ * stderr for unknown options or bad values.
+ * @return CS_ERR_INVALID.
+ */
+enum cs_err cs_config_parse(int argc, char **argv, struct cs_config *cfg) CS_WUR;
+
+/* ---------------------------------------------------------------- keyfiles */
+
+/**
+ * Obtain the master key for the data dir as @p cfg says: --master-key-file,
+ * --passphrase-env (with the kdf parameters stored in the store), or
+ * DIR/master.key. @p kdf is the stored parameter record or NULL when the dir
+ * uses a key file. Prints a clear message on failure.
+ * @return CS_ERR_INVALID, CS_ERR_IO, CS_ERR_NOMEM.
+ */
+enum cs_err cs_master_key_for(const struct cs_config *cfg, const struct cs_kdf_params *kdf,
+                              struct cs_master_key **out) CS_WUR;
+
+/* ------------------------------------------------------------------- roles */
+
+enum cs_role { CS_ROLE_ADMIN, CS_ROLE_OPERATOR, CS_ROLE_AUDITOR, CS_ROLE_CI, CS_ROLE__COUNT };
+
+#define CS_R(role) (1u << (role))
+#define CS_PUBLIC 0u /* no authentication */
+#define CS_R_ADMIN CS_R(CS_ROLE_ADMIN)
+#define CS_R_WRITE (CS_R(CS_ROLE_ADMIN) | CS_R(CS_ROLE_OPERATOR))
+#define CS_R_READ (CS_R_WRITE | CS_R(CS_ROLE_AUDITOR))
+#define CS_R_AUDIT (CS_R(CS_ROLE_ADMIN) | CS_R(CS_ROLE_AUDITOR))
+#define CS_R_USE (CS_R_WRITE | CS_R(CS_ROLE_CI))
+#define CS_R_ANY (CS_R_READ | CS_R(CS_ROLE_CI))
+
+/** @return "admin", "operator", "auditor", "ci". */
+const char *cs_role_name(enum cs_role r);
+/** @return CS_ERR_INVALID for an unknown name. */
+enum cs_err cs_role_parse(const char *s, enum cs_role *out) CS_WUR;
+
+/* ------------------------------------------------------------- application */
+
+/** Everything a handler may use; one per serve process. */
+struct cs_app {
+  struct cs_config cfg;
+  struct cs_store *store;
+  struct cs_keyring *keyring;
+  int64_t started_at;
+  atomic_bool ready;
+  atomic_int in_flight;
+};
+
+/* ------------------------------------------------------------- access keys */
+
+#define CS_KEY_ID_HEX 12     /* random bytes in an access key id */
+#define CS_KEY_SECRET_HEX 32 /* random bytes in an access key secret */
+#define CS_KEY_ID_MAX 64
+#define CS_KEY_NAME_MAX 128
+#define CS_SCOPE_MAX 64      /* patterns per key */
+#define CS_PATTERN_MAX 128   /* chars per pattern */
+
+/** What a new access key should be. */
+struct cs_key_spec {
+  const char *name;
+  enum cs_role role;
+  const cJSON *scope; /* array of glob strings, or NULL for every credential */
+  int64_t expires_at; /* 0 = never */
+  const char *owner;  /* creating key id, or NULL */
+};
+
+/** A newly created access key, secret included (shown once). */
+struct cs_new_key {
+  char id[2 * CS_KEY_ID_HEX + 4];
+  char secret[2 * CS_KEY_SECRET_HEX + 1];
+  int64_t created_at;
+};
+
+/** A stored access key, as authentication needs it. */
+struct cs_key_rec {
+  char id[CS_KEY_ID_MAX + 1];
+  enum cs_role role;
+  int64_t created_at;
+  int64_t expires_at; /* 0 = never */
+  uint8_t hash[CS_HASH_BYTES];
+  cJSON *scope; /* owned; NULL = everything */
+};
+
+/**
+ * Create an access key record inside @p txn (write): random id and secret,
+ * only the keyed hash stored. Caller wipes @p out->secret after showing it.
+ * @return CS_ERR_NOMEM, CS_ERR_STORE*.
+ */
+enum cs_err cs_keys_create(struct cs_txn *txn, const struct cs_keyring *kr,
+                           const struct cs_key_spec *spec, struct cs_new_key *out) CS_WUR;
+
+/**
+ * Load the key @p id. Caller frees out->scope with cJSON_Delete.
+ * @return CS_ERR_NOT_FOUND, CS_ERR_STORE (unreadable record).
+ */
+enum cs_err cs_keys_load(struct cs_txn *txn, const char *id, struct cs_key_rec *out) CS_WUR;
+
+/** Public view of every key (no hashes), as a JSON array. @return CS_ERR_NOMEM, CS_ERR_STORE. */
+enum cs_err cs_keys_list(struct cs_txn *txn, cJSON **out) CS_WUR;
+
+/**
+ * Delete key @p id. Refuses to delete the last admin key.
+ * @return CS_ERR_NOT_FOUND, CS_ERR_LAST_ADMIN, CS_ERR_STORE.
+ */
+enum cs_err cs_keys_delete(struct cs_txn *txn, const char *id) CS_WUR;
+
+/** Render a stored key record (no hash) for output. @return NULL on OOM. */
+cJSON *cs_keys_public_json(const cJSON *rec);
+
+/** @return true if @p scope (array of globs, or NULL) admits credential @p id. */
+bool cs_scope_allows(const cJSON *scope, const char *id);
+
+/* ---------------------------------------------------------------- commands */
+
+int cs_cmd_init(const struct cs_config *cfg);
+int cs_cmd_serve(const struct cs_config *cfg);
+
+/* Meta keys in CS_TBL_META. */
+#define CS_META_KEYRING "keyring"
+#define CS_META_KDF "kdf"
+
+/**
+ * Open the store and keyring of an initialised data dir (serve, backup,
+ * rotate-key, audit-verify). Prints clear messages on failure.
+ * @return CS_ERR_NOT_INITIALIZED, CS_ERR_SCHEMA_NEWER, CS_ERR_MASTER_KEY, ...
+ */
+enum cs_err cs_app_open(struct cs_app *app, unsigned store_flags) CS_WUR;
+/** Close what cs_app_open opened. */
+void cs_app_close(struct cs_app *app);
+
+#endif /* CS_SERVER_H */

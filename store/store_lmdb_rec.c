@@ -1,0 +1,260 @@
+/*
+ * LMDB backend of store.h: records, cursors and sequence keys, valid in any
+ * transaction the environment side (store_lmdb.c) hands out.
+ */
+#include "store_lmdb_priv.h"
+
+#include <stdlib.h>
+
+/* LMDB wants a non-NULL pointer even for empty values. */
+static const uint8_t empty_val[1];
+
+static bool table_ok(enum cs_table t) { return (unsigned)t < CS_TBL__COUNT; }
+
+static enum cs_err bad_table(enum cs_table t)
+{
+  CS_LOG(CS_LOG_ERROR, "store: no table %d", (int)t);
+  return CS_ERR_INTERNAL;
+}
+
+/* Calls that modify need a write txn; using a snapshot is a bug upstream. */
+static enum cs_err need_write(const struct cs_txn *txn, const char *what)
+{
+  if (txn->write)
+    return CS_OK;
+  CS_LOG(CS_LOG_ERROR, "store: %s in a read-only txn", what);
+  return CS_ERR_INTERNAL;
+}
+
+static enum cs_err check_key(const struct cs_txn *txn, const void *key, size_t klen)
+{
+  return key && klen > 0 && klen <= txn->st->max_key ? CS_OK : CS_ERR_INVALID;
+}
+
+/* Map a record operation's LMDB result. A full map leaves the write txn
+ * good only for an abort, so it is flagged for cs_store_write* to grow and
+ * rerun, whatever the callback does with the error. Never log contents. */
+static enum cs_err rec_result(struct cs_txn *txn, int rc, const char *what, enum cs_table t)
+{
+  switch (rc) {
+  case MDB_SUCCESS:
+    return CS_OK;
+  case MDB_NOTFOUND:
+    return CS_ERR_NOT_FOUND;
+  case MDB_KEYEXIST:
+    return CS_ERR_EXISTS;
+  case MDB_MAP_FULL:
+    txn->full = true;
+    return CS_ERR_STORE_FULL;
+  default:
+    CS_LOG(CS_LOG_ERROR, "store: %s on %s failed: %s", what, cs_store_table_names[t],
+           mdb_strerror(rc));
+    return CS_ERR_STORE;
+  }
+}
+
+static void val_out(const MDB_val *m, struct cs_val *out)
+{
+  if (out) {
+    out->data = m->mv_data;
+    out->len = m->mv_size;
+  }
+}
+
+enum cs_err cs_txn_get(struct cs_txn *txn, enum cs_table t, const void *key, size_t klen,
+                       struct cs_val *out)
+{
+  MDB_val k = {klen, (void *)key}, v;
+  enum cs_err e;
+
+  if (!table_ok(t))
+    return bad_table(t);
+  e = check_key(txn, key, klen);
+  if (e != CS_OK)
+    return e;
+  e = rec_result(txn, mdb_get(txn->txn, txn->st->dbi[t], &k, &v), "get", t);
+  if (e == CS_OK)
+    val_out(&v, out);
+  return e;
+}
+
+enum cs_err cs_txn_put(struct cs_txn *txn, enum cs_table t, const void *key, size_t klen,
+                       const void *val, size_t vlen, unsigned flags)
+{
+  MDB_val k = {klen, (void *)key}, v = {vlen, (void *)(val ? val : empty_val)};
+  enum cs_err e;
+
+  if (!table_ok(t))
+    return bad_table(t);
+  e = need_write(txn, "put");
+  if (e == CS_OK)
+    e = check_key(txn, key, klen);
+  if (e != CS_OK)
+    return e;
+  return rec_result(
+      txn,
+      mdb_put(txn->txn, txn->st->dbi[t], &k, &v, flags & CS_PUT_NO_OVERWRITE ? MDB_NOOVERWRITE : 0),
+      "put", t);
+}
+
+enum cs_err cs_txn_del(struct cs_txn *txn, enum cs_table t, const void *key, size_t klen)
+{
+  MDB_val k = {klen, (void *)key};
+  enum cs_err e;
+
+  if (!table_ok(t))
+    return bad_table(t);
+  e = need_write(txn, "del");
+  if (e == CS_OK)
+    e = check_key(txn, key, klen);
+  if (e != CS_OK)
+    return e;
+  return rec_result(txn, mdb_del(txn->txn, txn->st->dbi[t], &k, NULL), "del", t);
+}
+
+enum cs_err cs_txn_count(struct cs_txn *txn, enum cs_table t, uint64_t *out)
+{
+  MDB_stat ms;
+  enum cs_err e;
+
+  if (!table_ok(t))
+    return bad_table(t);
+  e = rec_result(txn, mdb_stat(txn->txn, txn->st->dbi[t], &ms), "count", t);
+  if (e == CS_OK)
+    *out = ms.ms_entries;
+  return e;
+}
+
+enum cs_err cs_txn_last_seq(struct cs_txn *txn, enum cs_table t, uint64_t *out)
+{
+  struct cs_cursor *c;
+  struct cs_val k;
+  enum cs_err e;
+
+  e = cs_cursor_open(txn, t, &c);
+  if (e != CS_OK)
+    return e;
+  e = cs_cursor_last(c, &k, NULL);
+  cs_cursor_close(c); /* k stays valid: it points into the txn's pages */
+  if (e == CS_ERR_NOT_FOUND) {
+    *out = 0;
+    return CS_OK;
+  }
+  if (e != CS_OK)
+    return e;
+  /* Reporting 0 here would hand out sequence numbers already in use. */
+  if (k.len != 8) {
+    CS_LOG(CS_LOG_ERROR, "store: last key of %s is %zu bytes, not a sequence number",
+           cs_store_table_names[t], k.len);
+    return CS_ERR_STORE;
+  }
+  *out = cs_store_seq_from_key(k.data, k.len);
+  return CS_OK;
+}
+
+void cs_store_seq_key(uint64_t seq, uint8_t out[8])
+{
+  for (int i = 7; i >= 0; i--) {
+    out[i] = (uint8_t)seq;
+    seq >>= 8;
+  }
+}
+
+uint64_t cs_store_seq_from_key(const void *key, size_t len)
+{
+  const uint8_t *p = key;
+  uint64_t seq = 0;
+
+  if (len != 8)
+    return 0;
+  for (int i = 0; i < 8; i++)
+    seq = seq << 8 | p[i];
+  return seq;
+}
+
+/* ---------------------------------------------------------------- cursors */
+
+enum cs_err cs_cursor_open(struct cs_txn *txn, enum cs_table t, struct cs_cursor **out)
+{
+  struct cs_cursor *c;
+  enum cs_err e;
+
+  if (!table_ok(t))
+    return bad_table(t);
+  c = malloc(sizeof *c);
+  if (!c)
+    return CS_ERR_NOMEM;
+  e = rec_result(txn, mdb_cursor_open(txn->txn, txn->st->dbi[t], &c->cur), "cursor open", t);
+  if (e != CS_OK) {
+    free(c);
+    return e;
+  }
+  c->txn = txn;
+  c->t = t;
+  *out = c;
+  return CS_OK;
+}
+
+static enum cs_err cursor_get(struct cs_cursor *c, MDB_val *k, MDB_cursor_op op,
+                              struct cs_val *kout, struct cs_val *vout)
+{
+  MDB_val v;
+  enum cs_err e = rec_result(c->txn, mdb_cursor_get(c->cur, k, &v, op), "cursor get", c->t);
+
+  if (e == CS_OK) {
+    val_out(k, kout);
+    val_out(&v, vout);
+  }
+  return e;
+}
+
+enum cs_err cs_cursor_seek(struct cs_cursor *c, const void *key, size_t klen, struct cs_val *k,
+                           struct cs_val *v)
+{
+  MDB_val mk = {klen, (void *)key};
+
+  /* Every key is >= the empty key, so that seek is a seek to the first. */
+  if (!key || klen == 0)
+    return cursor_get(c, &mk, MDB_FIRST, k, v);
+  if (klen > c->txn->st->max_key)
+    return CS_ERR_INVALID;
+  return cursor_get(c, &mk, MDB_SET_RANGE, k, v);
+}
+
+enum cs_err cs_cursor_last(struct cs_cursor *c, struct cs_val *k, struct cs_val *v)
+{
+  MDB_val mk;
+
+  return cursor_get(c, &mk, MDB_LAST, k, v);
+}
+
+enum cs_err cs_cursor_next(struct cs_cursor *c, struct cs_val *k, struct cs_val *v)
+{
+  MDB_val mk;
+
+  return cursor_get(c, &mk, MDB_NEXT, k, v);
+}
+
+enum cs_err cs_cursor_prev(struct cs_cursor *c, struct cs_val *k, struct cs_val *v)
+{
+  MDB_val mk;
+
+  return cursor_get(c, &mk, MDB_PREV, k, v);
+}
+
+enum cs_err cs_cursor_del(struct cs_cursor *c)
+{
+  enum cs_err e = need_write(c->txn, "cursor del");
+
+  if (e != CS_OK)
+    return e;
+  return rec_result(c->txn, mdb_cursor_del(c->cur, 0), "cursor del", c->t);
+}
+
+void cs_cursor_close(struct cs_cursor *c)
+{
+  if (!c)
+    return;
+  mdb_cursor_close(c->cur);
+  free(c);
+}

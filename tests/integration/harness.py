@@ -1,0 +1,148 @@
+"""Integration harness: the real credstore daemon on a free loopback port
+with a temporary data dir, driven over HTTP.
+
+Environment:
+  CREDSTORE_BIN           path to the built binary (set by ctest)
+  CREDSTORE_TEST_WRAPPER  command prefix for `serve` (e.g. valgrind ...)
+"""
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import requests
+
+BIN = os.environ.get("CREDSTORE_BIN") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "credstore")
+WRAPPER = shlex.split(os.environ.get("CREDSTORE_TEST_WRAPPER", "") or "")
+# Slow wrappers (valgrind) need longer start-up and request timeouts.
+SLOW = 10 if WRAPPER else 1
+
+
+def run_cli(*args, env=None, input=None, timeout=60):
+    """Run a credstore command; returns CompletedProcess with text output."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run([BIN, *args], capture_output=True, text=True,
+                          env=full_env, input=input, timeout=timeout * SLOW)
+
+
+class Daemon:
+    """One credstore instance: init (unless given a dir) and serve."""
+
+    def __init__(self, data_dir=None, init_args=(), serve_args=(), env=None):
+        self.tmp = tempfile.mkdtemp(prefix="credstore-it-")
+        self.env = dict(os.environ)
+        self.env.update(env or {})
+        self.admin = None
+        if data_dir is None:
+            data_dir = os.path.join(self.tmp, "data")
+            r = run_cli("init", "--data", data_dir, *init_args, env=env)
+            if r.returncode != 0:
+                raise RuntimeError("init failed: " + r.stderr)
+            self.admin = json.loads(r.stdout)
+        self.data = data_dir
+        self.serve_args = list(serve_args)
+        self.log_path = os.path.join(self.tmp, "serve.log")
+        self.proc = None
+        self.port = None
+        self.session = requests.Session()
+
+    # -- lifecycle ---------------------------------------------------------
+    def start(self, extra=()):
+        self._log = open(self.log_path, "ab")
+        cmd = WRAPPER + [BIN, "serve", "--data", self.data, "--listen", "127.0.0.1:0",
+                         "--log-level", "debug", *self.serve_args, *extra]
+        start_len = os.path.getsize(self.log_path)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self._log,
+                                     env=self.env)
+        deadline = time.time() + 20 * SLOW
+        while time.time() < deadline:
+            with open(self.log_path, "rb") as f:
+                f.seek(start_len)
+                m = re.search(rb"listening on \S+ port (\d+)", f.read())
+            if m:
+                self.port = int(m.group(1))
+                self.url = "http://127.0.0.1:%d" % self.port
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError("serve exited %d: %s" % (self.proc.returncode, self.log()))
+            time.sleep(0.02)
+        raise RuntimeError("serve did not start: " + self.log())
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        """Stop the daemon; returns its exit code."""
+        if not self.proc:
+            return None
+        self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout=timeout * SLOW)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.proc = None
+        self._log.close()
+        return rc
+
+    def kill(self):
+        if self.proc:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+            self._log.close()
+
+    def close(self):
+        self.kill()
+        self.session.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def wait_log(self, pred, timeout=10):
+        """Log lines matching pred, polling: the access line is written when
+        MHD completes the request, which can be just after the client has
+        read the response."""
+        deadline = time.time() + timeout * SLOW
+        while True:
+            found = [l for l in self.log_lines() if pred(l)]
+            if found or time.time() > deadline:
+                return found
+            time.sleep(0.02)
+
+    def log_lines(self):
+        return [json.loads(line) for line in self.log().splitlines() if line.startswith("{")]
+
+    # -- HTTP ----------------------------------------------------------------
+    def request(self, method, path, **kw):
+        kw.setdefault("timeout", 30 * SLOW)
+        return self.session.request(method, self.url + path, **kw)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, **kw):
+        return self.request("POST", path, **kw)
+
+    def put(self, path, **kw):
+        return self.request("PUT", path, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+
+def assert_error(resp, status, code=None):
+    """An error response: the status, a JSON body with err and code."""
+    assert resp.status_code == status, (resp.status_code, resp.text)
+    body = resp.json()
+    assert isinstance(body.get("err"), str) and body["err"], body
+    assert isinstance(body.get("code"), str) and re.fullmatch(r"[a-z0-9_]+", body["code"]), body
+    if code is not None:
+        assert body["code"] == code, body
+    return body

@@ -1,0 +1,302 @@
+"""Issue 3: access keys, roles, login, tokens, brute-force limiting."""
+import base64
+import http.client
+import json
+import os
+import re
+import time
+
+import pytest
+
+from harness import Daemon, assert_error
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+
+# API.md §2, role table. Every route of server/routes.c must be listed here.
+ALL = {"admin", "operator", "auditor", "ci"}
+READ = {"admin", "operator", "auditor"}
+WRITE = {"admin", "operator"}
+USE = {"admin", "operator", "ci"}
+EXPECTED_ROLES = {
+    "healthz": None, "readyz": None, "login": None, "metrics": None,  # None = public
+    "version": ALL,
+    "auth_token_extend": ALL,
+    "access_keys_create": {"admin"},
+    "access_keys_list": {"admin"},
+    "access_keys_delete": {"admin"},
+    "credentials_list": READ,
+    "credentials_get": READ,
+    "credentials_upsert": WRITE,
+    "credentials_update": WRITE,
+    "credentials_delete": WRITE,
+    "usages_list": READ,
+    "usages_create": USE,
+    "usages_delete": USE,
+    "resolve": USE,
+    "events": READ,
+    "audit": {"admin", "auditor"},
+    "aws_container_credentials": USE,
+}
+
+
+def route_table():
+    """(method, pattern, roles-macro, name) for every row of the route table."""
+    src = open(os.path.join(ROOT, "server", "routes.c")).read()
+    rows = re.findall(r'\{CS_(GET|POST|PUT|DELETE), "([^"]+)", \w+, (\w+), "(\w+)"\}', src)
+    assert len(rows) >= 8, "could not read the route table"
+    return rows
+
+
+def basic(key_id, secret):
+    return "Basic " + base64.b64encode(("%s:%s" % (key_id, secret)).encode()).decode()
+
+
+def login(d, key_id, secret):
+    return d.post("/api/v1/login", json={"username": key_id, "password": secret})
+
+
+def token_for(d, key):
+    r = login(d, key["id"], key["secret"])
+    assert r.status_code == 200, r.text
+    return r.json()["token"]
+
+
+def new_key(d, admin_auth, role, **extra):
+    body = {"name": "k-" + role, "role": role}
+    body.update(extra)
+    r = d.post("/api/v1/access_keys", json=body, headers={"Authorization": admin_auth})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+@pytest.fixture
+def d():
+    dd = Daemon(serve_args=["--auth-max-failures", "1000"]).start()
+    dd.admin_auth = basic(dd.admin["id"], dd.admin["secret"])
+    yield dd
+    assert dd.stop() == 0
+    dd.close()
+
+
+def test_login_and_every_way_to_authenticate(d):
+    r = login(d, d.admin["id"], d.admin["secret"])
+    assert r.status_code == 200
+    body = r.json()
+    assert body["message"] == "login_successful"
+    tok = body["token"]
+    assert tok.count(".") == 2
+    header = json.loads(base64.urlsafe_b64decode(tok.split(".")[0] + "=="))
+    assert header["alg"] == "HS256"
+    claims = json.loads(base64.urlsafe_b64decode(tok.split(".")[1] + "=="))
+    assert claims["sub"] == d.admin["id"] and claims["role"] == "admin"
+    assert claims["exp"] - claims["iat"] == 600
+    for h in [{"Authorization": "Bearer " + tok}, {"x-redlock-auth": tok},
+              {"Authorization": d.admin_auth}]:
+        r = d.get("/api/v1/access_keys", headers=h)
+        assert r.status_code == 200, (h, r.text)
+        assert any(k["id"] == d.admin["id"] for k in r.json())
+
+
+def test_no_or_bad_credentials(d):
+    assert_error(d.get("/api/v1/access_keys"), 401, "unauthorized")
+    assert_error(d.get("/api/v1/version"), 401, "unauthorized")
+    assert_error(login(d, d.admin["id"], "0" * 64), 401, "invalid_credentials")
+    assert_error(login(d, "ak-nobody", d.admin["secret"]), 401, "invalid_credentials")
+    assert_error(d.get("/api/v1/version", headers={"Authorization": basic(d.admin["id"], "x")}),
+                 401, "invalid_credentials")
+    for bad in ["Basic !!!notbase64", "Basic " + base64.b64encode(b"nocolon").decode(),
+                "Basic ", "Digest abc", "Bearer", "Bearer ", "Bearer a.b.c"]:
+        r = d.get("/api/v1/version", headers={"Authorization": bad})
+        assert r.status_code == 401, (bad, r.text)
+        assert_error(r, 401)
+    assert_error(d.post("/api/v1/login", data=b"{not json"), 400, "malformed_json")
+    assert_error(d.post("/api/v1/login", json={"username": d.admin["id"]}), 400, "missing_field")
+    assert_error(d.post("/api/v1/login", json={"username": 5, "password": "x"}), 400)
+    assert_error(d.post("/api/v1/login", json=["a"]), 400, "malformed_json")
+
+
+def b64url(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def test_tampered_and_malformed_tokens(d):
+    tok = token_for(d, d.admin)
+    h, p, s = tok.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(p + "=="))
+    forged_payload = b64url(json.dumps(dict(claims, role="admin", sub="ak-other")).encode())
+    none_header = b64url(b'{"alg":"none","typ":"JWT"}')
+    hs512_header = b64url(b'{"alg":"HS512","typ":"JWT"}')
+    sig_flip = s[:-2] + ("A" if s[-2] != "A" else "B") + s[-1]
+    for bad in [h + "." + forged_payload + "." + s, none_header + "." + p + ".",
+                none_header + "." + p + "." + s, hs512_header + "." + p + "." + s,
+                h + "." + p + "." + sig_flip, h + "." + p, tok + ".x", "garbage",
+                h + "." + p + "." + s + "=", "a" * 5000]:
+        assert_error(d.get("/api/v1/version", headers={"Authorization": "Bearer " + bad}),
+                     401, "invalid_token")
+        assert_error(d.get("/api/v1/version", headers={"x-redlock-auth": bad}), 401,
+                     "invalid_token")
+    # The untampered token still works.
+    assert d.get("/api/v1/version", headers={"x-redlock-auth": tok}).status_code == 200
+
+
+def test_expired_token_is_refused():
+    dd = Daemon(serve_args=["--token-ttl", "1"]).start()
+    try:
+        tok = token_for(dd, dd.admin)
+        assert dd.get("/api/v1/version", headers={"x-redlock-auth": tok}).status_code == 200
+        time.sleep(2.2)
+        assert_error(dd.get("/api/v1/version", headers={"x-redlock-auth": tok}), 401,
+                     "invalid_token")
+        assert_error(dd.get("/api/v1/auth_token/extend", headers={"x-redlock-auth": tok}), 401)
+    finally:
+        assert dd.stop() == 0
+        dd.close()
+
+
+def test_extend(d):
+    tok = token_for(d, d.admin)
+    time.sleep(1.1)
+    r = d.get("/api/v1/auth_token/extend", headers={"Authorization": "Bearer " + tok})
+    assert r.status_code == 200 and r.json()["message"] == "login_successful"
+    tok2 = r.json()["token"]
+    c1 = json.loads(base64.urlsafe_b64decode(tok.split(".")[1] + "=="))
+    c2 = json.loads(base64.urlsafe_b64decode(tok2.split(".")[1] + "=="))
+    assert c2["exp"] > c1["exp"] and c2["sub"] == c1["sub"]
+    assert d.get("/api/v1/version", headers={"x-redlock-auth": tok2}).status_code == 200
+    assert_error(d.get("/api/v1/auth_token/extend"), 401)
+
+
+def test_access_keys_create_list_delete(d):
+    k = new_key(d, d.admin_auth, "operator", scope=["aws-*", "kube-staging"],
+                expiresAt="2099-01-01T00:00:00Z")
+    assert k["role"] == "operator" and k["scope"] == ["aws-*", "kube-staging"]
+    assert k["expiresAt"] == "2099-01-01T00:00:00Z" and re.match(r"\d{4}-", k["createdAt"])
+    assert len(k["secret"]) == 64
+    listed = d.get("/api/v1/access_keys", headers={"Authorization": d.admin_auth}).json()
+    mine = [x for x in listed if x["id"] == k["id"]]
+    assert len(mine) == 1
+    assert "secret" not in mine[0] and "hash" not in mine[0]
+    assert k["secret"] not in json.dumps(listed)
+    assert mine[0]["owner"] == d.admin["id"]
+    assert mine[0]["createdAt"] == k["createdAt"] and mine[0]["expiresAt"] == k["expiresAt"]
+    assert mine[0]["name"] == "k-operator" and mine[0]["scope"] == k["scope"]
+    assert "" not in mine[0]
+    # Invalid bodies change nothing.
+    for bad in [{"role": "admin"}, {"name": "x"}, {"name": "x", "role": "root"},
+                {"name": "", "role": "ci"}, {"name": "x", "role": "ci", "scope": "aws-*"},
+                {"name": "x", "role": "ci", "scope": ["a b"]},
+                {"name": "x", "role": "ci", "scope": [1]},
+                {"name": "x", "role": "ci", "expiresAt": "2001-01-01T00:00:00Z"},
+                {"name": "x", "role": "ci", "expiresAt": "tomorrow"}]:
+        assert_error(d.post("/api/v1/access_keys", json=bad,
+                            headers={"Authorization": d.admin_auth}), 400)
+    after = d.get("/api/v1/access_keys", headers={"Authorization": d.admin_auth}).json()
+    assert len(after) == len(listed)
+    r = d.delete("/api/v1/access_keys/" + k["id"], headers={"Authorization": d.admin_auth})
+    assert r.status_code == 204 and r.text == ""
+    assert_error(d.delete("/api/v1/access_keys/" + k["id"],
+                          headers={"Authorization": d.admin_auth}), 404, "not_found")
+
+
+def test_last_admin_key_cannot_be_deleted(d):
+    assert_error(d.delete("/api/v1/access_keys/" + d.admin["id"],
+                          headers={"Authorization": d.admin_auth}), 409, "last_admin_key")
+    other = new_key(d, d.admin_auth, "admin")
+    r = d.delete("/api/v1/access_keys/" + d.admin["id"],
+                 headers={"Authorization": basic(other["id"], other["secret"])})
+    assert r.status_code == 204
+
+
+def test_deleting_a_key_revokes_its_tokens_at_once(d):
+    k = new_key(d, d.admin_auth, "operator")
+    tok = token_for(d, k)
+    assert d.get("/api/v1/version", headers={"x-redlock-auth": tok}).status_code == 200
+    assert d.delete("/api/v1/access_keys/" + k["id"],
+                    headers={"Authorization": d.admin_auth}).status_code == 204
+    assert_error(d.get("/api/v1/version", headers={"x-redlock-auth": tok}), 401, "invalid_token")
+    assert_error(d.get("/api/v1/version", headers={"Authorization": basic(k["id"], k["secret"])}),
+                 401, "invalid_credentials")
+    assert_error(login(d, k["id"], k["secret"]), 401, "invalid_credentials")
+
+
+def test_expired_key_is_refused_like_a_wrong_one(d):
+    exp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 2))
+    k = new_key(d, d.admin_auth, "ci", expiresAt=exp)
+    tok = token_for(d, k)
+    claims = json.loads(base64.urlsafe_b64decode(tok.split(".")[1] + "=="))
+    assert claims["exp"] <= time.time() + 3, "a token must not outlive its key"
+    time.sleep(3.1)
+    assert_error(login(d, k["id"], k["secret"]), 401, "invalid_credentials")
+    assert_error(d.get("/api/v1/version", headers={"x-redlock-auth": tok}), 401)
+
+
+def fill(pattern):
+    return pattern.replace("{}", "no-such-thing")
+
+
+def test_role_route_matrix(d):
+    keys = {role: new_key(d, d.admin_auth, role) for role in ALL}
+    auths = {role: {"x-redlock-auth": token_for(d, keys[role])} for role in ALL}
+    rows = route_table()
+    names = {r[3] for r in rows}
+    missing = names - set(EXPECTED_ROLES)
+    assert not missing, "routes without an expected-roles row: %s" % missing
+    for method, pattern, macro, name in rows:
+        expected = EXPECTED_ROLES[name]
+        path = fill(pattern)
+        if expected is None:
+            assert macro == "CS_PUBLIC", name
+            r = d.request(method, path, data=b"{}")
+            assert r.status_code not in (401, 403), (name, r.status_code)
+            continue
+        r = d.request(method, path, data=b"{}")
+        assert_error(r, 401)
+        for role in ALL:
+            r = d.request(method, path, data=b"{}", headers=auths[role])
+            if role in expected:
+                assert r.status_code not in (401, 403), (name, role, r.status_code, r.text)
+            else:
+                body = assert_error(r, 403, "forbidden")
+                assert role in body["err"]
+
+
+def conn_from(port, src):
+    return http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(src, 0))
+
+
+def post_login(port, src, key_id, secret):
+    c = conn_from(port, src)
+    c.request("POST", "/api/v1/login", body=json.dumps({"username": key_id, "password": secret}),
+              headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    out = (r.status, r.getheader("Retry-After"), r.read())
+    c.close()
+    return out
+
+
+def test_brute_force_gets_429_then_cools_off():
+    dd = Daemon(serve_args=["--auth-max-failures", "3", "--auth-cooloff", "2"]).start()
+    try:
+        other = new_key(dd, basic(dd.admin["id"], dd.admin["secret"]), "operator")
+        wrong = "f" * 64
+        for _ in range(3):
+            assert post_login(dd.port, "127.0.0.1", dd.admin["id"], wrong)[0] == 401
+        st, retry, body = post_login(dd.port, "127.0.0.1", dd.admin["id"], dd.admin["secret"])
+        assert st == 429 and retry == "2"
+        assert json.loads(body)["code"] == "too_many_attempts"
+        # Basic from the same address is blocked too.
+        r = dd.get("/api/v1/version", headers={"Authorization": basic(other["id"], other["secret"])})
+        assert r.status_code == 429
+        # Another address: the key id is still cooling off, another key is not.
+        assert post_login(dd.port, "127.0.0.2", dd.admin["id"], dd.admin["secret"])[0] == 429
+        assert post_login(dd.port, "127.0.0.2", other["id"], other["secret"])[0] == 200
+        time.sleep(2.2)
+        assert post_login(dd.port, "127.0.0.1", dd.admin["id"], dd.admin["secret"])[0] == 200
+        # Failures are logged with the key id and address, never the secret.
+        fails = dd.wait_log(lambda l: l["msg"] == "authentication failure")
+        assert len(fails) >= 3 and fails[0]["actor"] == dd.admin["id"]
+        assert fails[0]["remote"] == "127.0.0.1"
+        assert wrong not in dd.log() and dd.admin["secret"] not in dd.log()
+    finally:
+        assert dd.stop() == 0
+        dd.close()

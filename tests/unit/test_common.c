@@ -1,0 +1,198 @@
+/* cmocka tests for common/: error registry, buffers, JSON, time, ids. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common.h"
+
+static void test_err_registry(void **state)
+{
+  (void)state;
+  assert_int_equal(cs_err_http_status(CS_OK), 200);
+  assert_int_equal(cs_err_http_status(CS_ERR_BAD_JSON), 400);
+  assert_int_equal(cs_err_http_status(CS_ERR_TOO_LARGE), 413);
+  assert_int_equal(cs_err_http_status(CS_ERR_IN_USE), 409);
+  assert_int_equal(cs_err_http_status(CS_ERR_UPSTREAM), 502);
+  assert_string_equal(cs_err_code(CS_ERR_IN_USE), "credential_in_use");
+  assert_string_equal(cs_err_code(CS_ERR_BAD_CREDENTIALS), "invalid_credentials");
+  assert_true(cs_err_is_client(CS_ERR_NOT_FOUND));
+  assert_false(cs_err_is_client(CS_ERR_STORE));
+  /* Unknown values fall back to internal error rather than reading past the table. */
+  assert_int_equal(cs_err_http_status((enum cs_err)9999), 500);
+  assert_string_equal(cs_err_code((enum cs_err)-1), "internal_error");
+  /* Every code is distinct snake_case. */
+  for (int a = 0; a < CS_ERR__COUNT; a++) {
+    const char *c = cs_err_code((enum cs_err)a);
+    for (const char *p = c; *p; p++)
+      assert_true((*p >= 'a' && *p <= 'z') || *p == '_');
+    for (int b = a + 1; b < CS_ERR__COUNT; b++)
+      assert_string_not_equal(c, cs_err_code((enum cs_err)b));
+  }
+}
+
+static void test_buf_cap(void **state)
+{
+  struct cs_buf b;
+  (void)state;
+  cs_buf_init(&b, 10);
+  assert_int_equal(cs_buf_append(&b, "12345", 5), CS_OK);
+  assert_int_equal(cs_buf_append(&b, "67890", 5), CS_OK);
+  assert_int_equal(b.len, 10);
+  assert_int_equal(cs_buf_append(&b, "x", 1), CS_ERR_TOO_LARGE);
+  assert_int_equal(b.len, 10);
+  assert_string_equal(b.data, "1234567890");
+  assert_int_equal(cs_buf_printf(&b, "%d", 1), CS_ERR_TOO_LARGE);
+  cs_buf_wipe(&b);
+  assert_null(b.data);
+
+  cs_buf_init(&b, 4096);
+  char big[1000];
+  memset(big, 'a', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  assert_int_equal(cs_buf_printf(&b, "%s|%s", big, big), CS_OK);
+  assert_int_equal(b.len, 2 * (sizeof big - 1) + 1);
+  assert_int_equal(b.data[sizeof big - 1], '|');
+  cs_buf_free(&b);
+  cs_buf_free(NULL);
+}
+
+static void test_json_escape(void **state)
+{
+  struct cs_buf b;
+  (void)state;
+  cs_buf_init(&b, 100);
+  assert_int_equal(cs_buf_json_escape(&b, "a\"b\\c\n\x01", 7), CS_OK);
+  assert_string_equal(b.data, "a\\\"b\\\\c\\n\\u0001");
+  cs_buf_free(&b);
+}
+
+static void test_json_parse(void **state)
+{
+  cJSON *j = NULL;
+  (void)state;
+  assert_int_equal(cs_json_parse("{\"a\":1}", 7, 4, &j), CS_OK);
+  cJSON_Delete(j);
+  assert_int_equal(cs_json_parse("{\"a\":1} x", 9, 4, &j), CS_ERR_BAD_JSON);
+  assert_int_equal(cs_json_parse("{\"a\":1}  \n", 10, 4, &j), CS_OK);
+  cJSON_Delete(j);
+  assert_int_equal(cs_json_parse("", 0, 4, &j), CS_ERR_BAD_JSON);
+  assert_int_equal(cs_json_parse("{\"a\"\0:1}", 8, 4, &j), CS_ERR_BAD_JSON);
+  assert_int_equal(cs_json_parse("[[[[[1]]]]]", 11, 4, &j), CS_ERR_TOO_DEEP);
+  assert_int_equal(cs_json_parse("[[[[1]]]]", 9, 4, &j), CS_OK);
+  cJSON_Delete(j);
+  /* Brackets inside strings don't count. */
+  assert_int_equal(cs_json_parse("[\"[[[[[[\"]", 10, 2, &j), CS_OK);
+  cJSON_Delete(j);
+  /* A very deep document is refused before the recursive parser sees it. */
+  size_t n = 100000;
+  char *deep = malloc(2 * n);
+  memset(deep, '[', n);
+  memset(deep + n, ']', n);
+  assert_int_equal(cs_json_parse(deep, 2 * n, CS_JSON_MAX_DEPTH, &j), CS_ERR_TOO_DEEP);
+  free(deep);
+}
+
+static void test_json_fields(void **state)
+{
+  cJSON *j = NULL;
+  const char *s = "unchanged";
+  int64_t i = 7;
+  bool b = false;
+  (void)state;
+  const char *doc = "{\"s\":\"abc\",\"n\":5,\"f\":1.5,\"b\":true,\"z\":null,\"big\":1e300}";
+  assert_int_equal(cs_json_parse(doc, strlen(doc), 4, &j), CS_OK);
+  assert_int_equal(cs_json_opt_string(j, "s", 3, &s), CS_OK);
+  assert_string_equal(s, "abc");
+  assert_int_equal(cs_json_opt_string(j, "s", 2, &s), CS_ERR_INVALID);
+  assert_int_equal(cs_json_opt_string(j, "n", 10, &s), CS_ERR_INVALID);
+  assert_int_equal(cs_json_opt_string(j, "z", 10, &s), CS_OK);
+  assert_null(s);
+  assert_int_equal(cs_json_req_string(j, "missing", 10, &s), CS_ERR_MISSING);
+  assert_int_equal(cs_json_opt_int(j, "n", 0, 10, &i), CS_OK);
+  assert_int_equal(i, 5);
+  assert_int_equal(cs_json_opt_int(j, "n", 6, 10, &i), CS_ERR_INVALID);
+  assert_int_equal(cs_json_opt_int(j, "f", 0, 10, &i), CS_ERR_INVALID);
+  assert_int_equal(cs_json_opt_int(j, "big", 0, INT64_MAX, &i), CS_ERR_INVALID);
+  assert_int_equal(cs_json_opt_int(j, "s", 0, 10, &i), CS_ERR_INVALID);
+  assert_int_equal(cs_json_opt_int(j, "absent", 0, 10, &i), CS_OK);
+  assert_int_equal(i, 5);
+  assert_int_equal(cs_json_opt_bool(j, "b", &b), CS_OK);
+  assert_true(b);
+  assert_int_equal(cs_json_opt_bool(j, "n", &b), CS_ERR_INVALID);
+  cJSON_Delete(j);
+}
+
+static void test_time(void **state)
+{
+  char out[32];
+  int64_t t = 0;
+  (void)state;
+  cs_time_format(0, out);
+  assert_string_equal(out, "1970-01-01T00:00:00Z");
+  cs_time_format(1795360930, out);
+  assert_string_equal(out, "2026-11-22T15:22:10Z");
+  assert_int_equal(cs_time_parse("2026-11-22T15:22:10Z", &t), CS_OK);
+  assert_int_equal(t, 1795360930);
+  assert_int_equal(cs_time_parse("2026-11-22T16:22:10.123+01:00", &t), CS_OK);
+  assert_int_equal(t, 1795360930);
+  assert_int_equal(cs_time_parse("2026-02-31T00:00:00Z", &t), CS_ERR_INVALID);
+  assert_int_equal(cs_time_parse("2026-11-22 15:22:10Z", &t), CS_ERR_INVALID);
+  assert_int_equal(cs_time_parse("2026-11-22T15:22:10", &t), CS_ERR_INVALID);
+  assert_int_equal(cs_time_parse("yesterday", &t), CS_ERR_INVALID);
+  assert_int_equal(cs_time_parse("2026-11-22T15:22:10Zjunk", &t), CS_ERR_INVALID);
+  assert_true(cs_now() > 1700000000);
+  assert_true(cs_mono_ms() > 0);
+}
+
+static void test_ids_and_numbers(void **state)
+{
+  uint64_t v = 0;
+  char long_id[CS_ID_MAX + 2];
+  (void)state;
+  assert_true(cs_id_valid("aws-prod.1_x", 12));
+  assert_false(cs_id_valid("", 0));
+  assert_false(cs_id_valid("a/b", 3));
+  assert_false(cs_id_valid("a b", 3));
+  assert_false(cs_id_valid("ä", 2));
+  memset(long_id, 'a', sizeof long_id);
+  assert_true(cs_id_valid(long_id, CS_ID_MAX));
+  assert_false(cs_id_valid(long_id, CS_ID_MAX + 1));
+  assert_int_equal(cs_parse_u64("42", 100, &v), CS_OK);
+  assert_int_equal(v, 42);
+  assert_int_equal(cs_parse_u64("101", 100, &v), CS_ERR_INVALID);
+  assert_int_equal(cs_parse_u64("-1", 100, &v), CS_ERR_INVALID);
+  assert_int_equal(cs_parse_u64("", 100, &v), CS_ERR_INVALID);
+  assert_int_equal(cs_parse_u64("1x", 100, &v), CS_ERR_INVALID);
+  assert_int_equal(cs_parse_u64("99999999999999999999", UINT64_MAX, &v), CS_ERR_INVALID);
+  assert_int_equal(cs_parse_u64("18446744073709551615", UINT64_MAX, &v), CS_OK);
+  assert_true(v == UINT64_MAX);
+}
+
+static void test_log_level(void **state)
+{
+  enum cs_log_level l;
+  (void)state;
+  assert_int_equal(cs_log_parse_level("warn", &l), CS_OK);
+  assert_int_equal(l, CS_LOG_WARN);
+  assert_int_equal(cs_log_parse_level("loud", &l), CS_ERR_INVALID);
+  cs_log_set_request_id("abc");
+  assert_string_equal(cs_log_request_id(), "abc");
+  cs_log_set_request_id(NULL);
+  assert_string_equal(cs_log_request_id(), "");
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_err_registry), cmocka_unit_test(test_buf_cap),
+      cmocka_unit_test(test_json_escape),  cmocka_unit_test(test_json_parse),
+      cmocka_unit_test(test_json_fields),  cmocka_unit_test(test_time),
+      cmocka_unit_test(test_ids_and_numbers), cmocka_unit_test(test_log_level),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
