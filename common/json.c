@@ -112,6 +112,26 @@ enum cs_err cs_json_opt_bool(const cJSON *obj, const char *name, bool *out)
 
 char *cs_json_print(const cJSON *j) { return cJSON_PrintUnformatted(j); }
 
+static void wipe_tree(cJSON *j)
+{
+  for (; j; j = j->next) {
+    if (j->valuestring)
+      cs_memzero(j->valuestring, strlen(j->valuestring));
+    if (j->child)
+      wipe_tree(j->child);
+  }
+}
+
+void cs_json_wipe_delete(cJSON *j)
+{
+  if (!j)
+    return;
+  wipe_tree(j->child);
+  if (j->valuestring)
+    cs_memzero(j->valuestring, strlen(j->valuestring));
+  cJSON_Delete(j);
+}
+
 bool cs_id_valid(const char *s, size_t len)
 {
   if (!s || len == 0 || len > CS_ID_MAX)

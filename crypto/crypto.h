@@ -131,6 +131,10 @@ void cs_secret_hash(const struct cs_keyring *kr, const char *secret, size_t len,
 /** Unkeyed BLAKE2b-256 of @p len bytes (fingerprints of sealed blobs). */
 void cs_digest(const void *data, size_t len, uint8_t out[CS_HASH_BYTES]);
 
+/** Lowercase hex HMAC-SHA256 of @p msg keyed with @p key (any length) into out[65]. */
+void cs_hmac_sha256_hex(const void *key, size_t key_len, const void *msg, size_t len,
+                        char out[65]);
+
 /** Constant-time equality of two hashes. */
 bool cs_hash_equal(const uint8_t a[CS_HASH_BYTES], const uint8_t b[CS_HASH_BYTES]);
 

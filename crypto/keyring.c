@@ -144,7 +144,7 @@ enum cs_err cs_master_key_generate_file(const char *path)
   enum cs_err e = CS_ERR_IO;
   int fd;
 
-  if (!path || !*path)
+  if (!path)
     return CS_ERR_INVALID;
   fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0)
@@ -209,7 +209,8 @@ enum cs_err cs_master_key_from_file(const char *path, struct cs_master_key **out
 
   if (!path || !out)
     return CS_ERR_INVALID;
-  fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* O_NONBLOCK: a FIFO must not hang us; it is refused below as not regular. */
+  fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0)
     return CS_ERR_IO;
   if (fstat(fd, &st) != 0)
@@ -299,12 +300,16 @@ static enum cs_err kr_alloc(const struct cs_master_key *mk, uint32_t count,
   return CS_OK;
 }
 
-static void kr_derive(struct cs_keyring *kr)
+/* Derive the service keys, then make all key memory read-only: nothing
+ * writes it again until sodium_free (rotate swaps in a new data-key block). */
+static void kr_finish(struct cs_keyring *kr)
 {
   crypto_kdf_derive_from_key(kr->s->hash_key, CS_KEY_BYTES, CS_KDF_ID_HASH_KEY,
                              CS_KDF_ROOT_CONTEXT, kr->s->root);
   crypto_kdf_derive_from_key(kr->s->jwt_key, CS_KEY_BYTES, CS_KDF_ID_JWT_KEY,
                              CS_KDF_ROOT_CONTEXT, kr->s->root);
+  sodium_mprotect_readonly(kr->s);
+  sodium_mprotect_readonly(kr->data_keys);
 }
 
 static size_t ad_root(char ad[KR_AD_MAX])
@@ -332,7 +337,7 @@ enum cs_err cs_keyring_create(const struct cs_master_key *mk, struct cs_keyring 
     return e;
   randombytes_buf(kr->s->root, CS_KEY_BYTES);
   randombytes_buf(kr->data_keys, CS_KEY_BYTES);
-  kr_derive(kr);
+  kr_finish(kr);
   *out = kr;
   return CS_OK;
 }
@@ -449,7 +454,7 @@ enum cs_err cs_keyring_load(const struct cs_master_key *mk, const uint8_t *blob,
       goto out;
     }
   }
-  kr_derive(kr);
+  kr_finish(kr);
   *out = kr;
   kr = NULL;
 out:
@@ -470,6 +475,7 @@ enum cs_err cs_keyring_rotate(struct cs_keyring *kr)
     return CS_ERR_NOMEM;
   memcpy(keys, kr->data_keys, (size_t)kr->count * CS_KEY_BYTES);
   randombytes_buf(keys + (size_t)kr->count * CS_KEY_BYTES, CS_KEY_BYTES);
+  sodium_mprotect_readonly(keys);
   sodium_free(kr->data_keys);
   kr->data_keys = keys;
   kr->count++;

@@ -95,4 +95,88 @@ void cs_prov_result_free(struct cs_prov_result *r);
 enum cs_err cs_kubeconfig_describe(const char *yaml, size_t len, cJSON **meta,
                                    struct cs_prov_error *err) CS_WUR;
 
+/* ------------------------------------------------------------- HTTP client */
+
+/**
+ * POST @p body (application/json) to an http(s) @p url with extra header
+ * lines (NULL-terminated array, may be NULL); no redirects; the response
+ * body is discarded. *status is the HTTP status.
+ * @return CS_ERR_UPSTREAM (transport failure or timeout), CS_ERR_INVALID (url).
+ */
+enum cs_err cs_http_post_json(const char *url, const char *const *headers, const char *body,
+                              size_t len, long timeout_ms, long *status) CS_WUR;
+
+/* ------------------------------------------------------------------- AWS */
+
+/** Where AWS lives; tests point both at loopback doubles. */
+struct cs_aws_config {
+  const char *sts_endpoint;  /* NULL: global/regional amazonaws.com endpoints */
+  const char *imds_endpoint; /* NULL: http://169.254.169.254 */
+  long timeout_ms;           /* per HTTP call; 0 = 5000 */
+};
+
+/** One resolve of an aws credential. Strings are borrowed for the call. */
+struct cs_aws_request {
+  const char *cred_id;         /* cache key part */
+  uint64_t version;            /* cache key part: an edit invalidates */
+  const char *access_key_id;   /* stored keys; NULL with use_instance_role */
+  const char *secret_key;      /* stored secret; NULL with use_instance_role */
+  bool use_instance_role;      /* base identity from IMDSv2 */
+  const char *role_arn;        /* NULL: no AssumeRole */
+  const char *external_id;     /* NULL: none */
+  const char *session_name;    /* RoleSessionName; NULL: "credstore" */
+  int64_t duration_seconds;    /* 0: 3600 */
+  const char *region;          /* signing region with regional endpoint */
+  bool regional_endpoint;      /* sts.<region>.amazonaws.com, signed for region */
+};
+
+/** Temporary (or static) credentials. Wipe with cs_aws_creds_wipe(). */
+struct cs_aws_creds {
+  char access_key_id[129];
+  char secret_access_key[129];
+  char session_token[2048]; /* "" for static keys */
+  int64_t expiration;       /* 0 for static keys */
+};
+
+/** What an upstream failure said (STS error code and message, or a transport error). */
+struct cs_aws_error {
+  char code[64];
+  char message[256];
+};
+
+struct cs_aws_stats {
+  uint64_t sts_calls;
+  uint64_t imds_calls;
+  uint64_t cache_hits;
+  uint64_t cache_misses;
+};
+
+struct cs_aws_resolver; /* opaque: config, cache, single-flight state */
+
+/** @return CS_ERR_NOMEM, CS_ERR_INTERNAL (libcurl init). Free with cs_aws_resolver_free(). */
+enum cs_err cs_aws_resolver_create(const struct cs_aws_config *cfg,
+                                   struct cs_aws_resolver **out) CS_WUR;
+/** NULL ok. Wipes cached credentials. */
+void cs_aws_resolver_free(struct cs_aws_resolver *r);
+
+/**
+ * Resolve @p req: base identity (stored keys, or the instance role through
+ * IMDSv2), then AssumeRole when role_arn is set; cached by (cred_id,
+ * version, role, external id, duration, region) until 5 minutes before
+ * expiry; concurrent resolves of a cold key make one upstream call.
+ * @return CS_ERR_UPSTREAM (err says what STS/IMDS answered), CS_ERR_INVALID,
+ *         CS_ERR_NOMEM. *out written only on success.
+ */
+enum cs_err cs_aws_resolve(struct cs_aws_resolver *r, const struct cs_aws_request *req,
+                           struct cs_aws_creds *out, struct cs_aws_error *err) CS_WUR;
+
+/** Drop every cached entry of @p cred_id (after an edit or delete). */
+void cs_aws_invalidate(struct cs_aws_resolver *r, const char *cred_id);
+
+/** Counters for /metrics. */
+void cs_aws_get_stats(struct cs_aws_resolver *r, struct cs_aws_stats *out);
+
+/** Wipe @p c. */
+void cs_aws_creds_wipe(struct cs_aws_creds *c);
+
 #endif /* CS_PROVIDERS_H */

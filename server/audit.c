@@ -1,17 +1,280 @@
-/* The audit trail's entry points. Until the hash-chained store trail
- * exists, events go to the log (never secrets). */
-#include "http.h"
+/* The audit trail (API.md §5): every change, resolve, key change and failed
+ * authentication, hash-chained so a modified or removed entry is detected.
+ *
+ * CS_TBL_AUDIT: u64 BE seq → hash[32] | entry JSON
+ * entry JSON:   {"seq","at","actor","role","action","target","result",
+ *                "remote","prevHash"}
+ * hash:         BLAKE2b-256(prevHash || entry JSON)
+ * META "audit_head": u64 BE seq | hash[32] of the last entry, so removing
+ * the newest entries is detected too. */
+#include "svc.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#define HEAD_KEY "audit_head"
+#define HEAD_LEN (8 + CS_HASH_BYTES)
+#define LIST_MAX 1000
+
+struct cs_actor cs_actor_of(const struct cs_req *req)
+{
+  struct cs_actor a = {req->who.key_id, req->authenticated ? cs_role_name(req->who.role) : "",
+                       req->remote};
+  return a;
+}
+
+static enum cs_err read_head(struct cs_txn *txn, uint64_t *seq, uint8_t hash[CS_HASH_BYTES])
+{
+  struct cs_val v;
+  enum cs_err e = cs_txn_get(txn, CS_TBL_META, HEAD_KEY, strlen(HEAD_KEY), &v);
+  if (e == CS_ERR_NOT_FOUND) {
+    *seq = 0;
+    memset(hash, 0, CS_HASH_BYTES);
+    return CS_OK;
+  }
+  if (e)
+    return e;
+  if (v.len != HEAD_LEN)
+    return CS_ERR_STORE;
+  *seq = cs_store_seq_from_key(v.data, 8);
+  memcpy(hash, (const uint8_t *)v.data + 8, CS_HASH_BYTES);
+  return CS_OK;
+}
+
+enum cs_err cs_audit_append(struct cs_txn *txn, const struct cs_actor *a, const char *action,
+                            const char *target, const char *result)
+{
+  uint8_t prev[CS_HASH_BYTES], hash[CS_HASH_BYTES], key[8], head[HEAD_LEN];
+  char prev_hex[2 * CS_HASH_BYTES + 1], when[32];
+  uint64_t seq;
+  cJSON *j = NULL;
+  char *text = NULL;
+  uint8_t *val = NULL;
+  enum cs_err e;
+
+  if ((e = read_head(txn, &seq, prev)))
+    return e;
+  seq++;
+  cs_hex(prev, sizeof prev, prev_hex);
+  cs_time_format(cs_now(), when);
+  e = CS_ERR_NOMEM;
+  j = cJSON_CreateObject();
+  if (!j || !cJSON_AddNumberToObject(j, "seq", (double)seq) ||
+      !cJSON_AddStringToObject(j, "at", when) ||
+      !cJSON_AddStringToObject(j, "actor", a && a->key_id ? a->key_id : "") ||
+      !cJSON_AddStringToObject(j, "role", a && a->role ? a->role : "") ||
+      !cJSON_AddStringToObject(j, "action", action) ||
+      !cJSON_AddStringToObject(j, "target", target ? target : "") ||
+      !cJSON_AddStringToObject(j, "result", result) ||
+      !cJSON_AddStringToObject(j, "remote", a && a->remote ? a->remote : "") ||
+      !cJSON_AddStringToObject(j, "prevHash", prev_hex) || !(text = cs_json_print(j)))
+    goto out;
+  size_t len = strlen(text);
+  cs_chain_hash(prev, text, len, hash);
+  if (!(val = malloc(CS_HASH_BYTES + len)))
+    goto out;
+  memcpy(val, hash, CS_HASH_BYTES);
+  memcpy(val + CS_HASH_BYTES, text, len);
+  cs_store_seq_key(seq, key);
+  if ((e = cs_txn_put(txn, CS_TBL_AUDIT, key, 8, val, CS_HASH_BYTES + len, CS_PUT_NO_OVERWRITE)))
+    goto out;
+  memcpy(head, key, 8);
+  memcpy(head + 8, hash, CS_HASH_BYTES);
+  e = cs_txn_put(txn, CS_TBL_META, HEAD_KEY, strlen(HEAD_KEY), head, sizeof head, 0);
+out:
+  cJSON_Delete(j);
+  free(text);
+  free(val);
+  return e;
+}
+
+struct record_ctx {
+  const struct cs_actor *a;
+  const char *action, *target, *result;
+};
+
+static enum cs_err record_txn(struct cs_txn *txn, void *arg)
+{
+  struct record_ctx *c = arg;
+  return cs_audit_append(txn, c->a, c->action, c->target, c->result);
+}
+
+enum cs_err cs_audit_record(struct cs_app *app, const struct cs_actor *a, const char *action,
+                            const char *target, const char *result)
+{
+  struct record_ctx c = {a, action, target, result};
+  return cs_writer_submit(app->writer, record_txn, &c);
+}
 
 void cs_audit_auth(struct cs_req *req, const char *key_id, const char *result)
 {
   char fields[256];
   struct cs_buf b = {fields, 0, sizeof fields, sizeof fields};
-  if (cs_buf_printf(&b, "\"audit\":\"login\",\"result\":\"%s\",\"remote\":\"%s\",\"actor\":\"",
-                    result, req->remote) ||
-      cs_buf_json_escape(&b, key_id, strnlen(key_id, 64)) || cs_buf_append(&b, "\"", 1))
-    return;
-  cs_log_fields(CS_LOG_WARN, fields, "authentication %s", result);
+  struct cs_actor a = {key_id, req->authenticated ? cs_role_name(req->who.role) : "",
+                       req->remote};
+
+  if (strcmp(result, "failure") == 0 &&
+      !cs_buf_printf(&b, "\"audit\":\"login\",\"result\":\"%s\",\"remote\":\"%s\",\"actor\":\"",
+                     result, req->remote) &&
+      !cs_buf_json_escape(&b, key_id, strnlen(key_id, 64)) && !cs_buf_append(&b, "\"", 1))
+    cs_log_fields(CS_LOG_WARN, fields, "authentication %s", result);
+  if (req->app->writer && cs_audit_record(req->app, &a, "auth", key_id, result))
+    CS_LOG(CS_LOG_ERROR, "could not record an audit entry");
+}
+
+/* Decode one stored entry: its hash and JSON. */
+static enum cs_err entry_parts(const struct cs_val *v, const uint8_t **hash, const char **json,
+                               size_t *len)
+{
+  if (v->len <= CS_HASH_BYTES)
+    return CS_ERR_CRYPTO;
+  *hash = v->data;
+  *json = (const char *)v->data + CS_HASH_BYTES;
+  *len = v->len - CS_HASH_BYTES;
+  return CS_OK;
+}
+
+enum cs_err cs_audit_verify(struct cs_txn *txn, uint64_t *count, uint64_t *bad_seq)
+{
+  uint8_t prev[CS_HASH_BYTES] = {0}, calc[CS_HASH_BYTES], head_hash[CS_HASH_BYTES];
+  uint64_t expect = 1, head_seq;
+  struct cs_cursor *c = NULL;
+  struct cs_val k, v;
+  enum cs_err e;
+
+  *count = 0;
+  *bad_seq = 0;
+  if ((e = read_head(txn, &head_seq, head_hash)) || (e = cs_cursor_open(txn, CS_TBL_AUDIT, &c)))
+    return e;
+  for (e = cs_cursor_seek(c, NULL, 0, &k, &v); e == CS_OK; e = cs_cursor_next(c, &k, &v)) {
+    const uint8_t *hash;
+    const char *json;
+    size_t len;
+    cJSON *j = NULL;
+    char prev_hex[2 * CS_HASH_BYTES + 1];
+    bool ok = cs_store_seq_from_key(k.data, k.len) == expect &&
+              entry_parts(&v, &hash, &json, &len) == CS_OK;
+    if (ok) {
+      cs_chain_hash(prev, json, len, calc);
+      cs_hex(prev, sizeof prev, prev_hex);
+      const cJSON *p, *s;
+      ok = cs_hash_equal(calc, hash) &&
+           cs_json_parse(json, len, CS_JSON_MAX_DEPTH, &j) == CS_OK &&
+           cJSON_IsString(p = cJSON_GetObjectItemCaseSensitive(j, "prevHash")) &&
+           strcmp(p->valuestring, prev_hex) == 0 &&
+           cJSON_IsNumber(s = cJSON_GetObjectItemCaseSensitive(j, "seq")) &&
+           (uint64_t)s->valuedouble == expect;
+      cJSON_Delete(j);
+    }
+    if (!ok) {
+      *bad_seq = expect;
+      cs_cursor_close(c);
+      return CS_ERR_CRYPTO;
+    }
+    memcpy(prev, hash, CS_HASH_BYTES);
+    expect++;
+  }
+  cs_cursor_close(c);
+  if (e != CS_ERR_NOT_FOUND)
+    return e;
+  *count = expect - 1;
+  /* The head names the newest entry: entries removed from the end show here. */
+  if (head_seq != *count || !cs_hash_equal(head_hash, prev)) {
+    *bad_seq = *count + 1;
+    return CS_ERR_CRYPTO;
+  }
+  return CS_OK;
+}
+
+/* GET /api/v1/audit?since&limit&credential */
+enum cs_err cs_h_audit(struct cs_req *req, struct cs_resp *resp)
+{
+  uint64_t since = 0, limit = 100;
+  const char *v, *cred = cs_req_query(req, "credential");
+  struct cs_txn *txn = NULL;
+  struct cs_cursor *c = NULL;
+  struct cs_val k, val;
+  uint8_t key[8];
+  cJSON *arr;
+  enum cs_err e;
+
+  if ((v = cs_req_query(req, "since")) && cs_parse_u64(v, UINT64_MAX - 1, &since))
+    return cs_fail(resp, CS_ERR_BAD_QUERY, "since must be a sequence number");
+  if ((v = cs_req_query(req, "limit")) && (cs_parse_u64(v, LIST_MAX, &limit) || limit == 0))
+    return cs_fail(resp, CS_ERR_BAD_QUERY, "limit must be an integer from 1 to %d", LIST_MAX);
+  if (cred && !cs_id_valid(cred, strlen(cred)))
+    return cs_fail(resp, CS_ERR_BAD_QUERY, "credential must be a credential id");
+  if (!(arr = cJSON_CreateArray()))
+    return CS_ERR_NOMEM;
+  if ((e = cs_store_read_begin(req->app->store, &txn)) ||
+      (e = cs_cursor_open(txn, CS_TBL_AUDIT, &c)))
+    goto out;
+  cs_store_seq_key(since + 1, key);
+  for (e = cs_cursor_seek(c, key, 8, &k, &val);
+       e == CS_OK && (uint64_t)cJSON_GetArraySize(arr) < limit; e = cs_cursor_next(c, &k, &val)) {
+    const uint8_t *hash;
+    const char *json;
+    size_t len;
+    cJSON *j;
+    char hex[2 * CS_HASH_BYTES + 1];
+    if (entry_parts(&val, &hash, &json, &len) ||
+        cs_json_parse(json, len, CS_JSON_MAX_DEPTH, &j)) {
+      e = CS_ERR_STORE;
+      break;
+    }
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "target");
+    if (cred && !(cJSON_IsString(t) && strcmp(t->valuestring, cred) == 0)) {
+      cJSON_Delete(j);
+      continue;
+    }
+    cs_hex(hash, CS_HASH_BYTES, hex);
+    cJSON_AddStringToObject(j, "hash", hex);
+    cJSON_AddItemToArray(arr, j);
+  }
+  if (e == CS_ERR_NOT_FOUND)
+    e = CS_OK;
+out:
+  cs_cursor_close(c);
+  cs_store_read_end(txn);
+  if (e) {
+    cJSON_Delete(arr);
+    return e;
+  }
+  return cs_resp_json(resp, 200, arr);
+}
+
+/* credstore audit-verify --data DIR: needs no key, only the store. */
+int cs_cmd_audit_verify(const struct cs_config *cfg)
+{
+  struct cs_store *st = NULL;
+  struct cs_txn *txn = NULL;
+  uint64_t count = 0, bad = 0;
+  enum cs_err e;
+
+  if (!cfg->data_dir) {
+    fprintf(stderr, "credstore audit-verify: --data DIR is required\n");
+    return 2;
+  }
+  if ((e = cs_store_open(cfg->data_dir, CS_STORE_READONLY, &st))) {
+    fprintf(stderr, "credstore audit-verify: cannot open %s: %s\n", cfg->data_dir,
+            cs_err_message(e));
+    return 1;
+  }
+  if (!(e = cs_store_read_begin(st, &txn))) {
+    e = cs_audit_verify(txn, &count, &bad);
+    cs_store_read_end(txn);
+  }
+  cs_store_close(st);
+  if (e == CS_ERR_CRYPTO) {
+    fprintf(stderr, "credstore audit-verify: the audit chain is broken at entry %llu "
+                    "(modified or removed)\n", (unsigned long long)bad);
+    return 1;
+  }
+  if (e) {
+    fprintf(stderr, "credstore audit-verify: %s\n", cs_err_message(e));
+    return 1;
+  }
+  printf("{\"entries\":%llu,\"intact\":true}\n", (unsigned long long)count);
+  return 0;
 }

@@ -37,6 +37,7 @@ static const struct opt opts[] = {
     O_INT("conn-timeout", conn_timeout, 1, 3600),
     O_INT("auth-max-failures", auth_max_failures, 1, 1000000),
     O_INT("auth-cooloff", auth_cooloff, 1, 86400),
+    O_INT("webhook-retry-ms", webhook_retry_ms, 1, 3600000),
     {"log-level", OPT_LEVEL, offsetof(struct cs_config, log_level), 0, 0},
     {"insecure-http", OPT_BOOL, offsetof(struct cs_config, insecure_http), 0, 0},
 };
@@ -100,6 +101,7 @@ enum cs_err cs_config_parse(int argc, char **argv, struct cs_config *cfg)
   cfg->token_ttl = CS_DEFAULT_TOKEN_TTL;
   cfg->auth_max_failures = 10;
   cfg->auth_cooloff = 60;
+  cfg->webhook_retry_ms = 1000;
 
   for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
     char name[64];

@@ -1,5 +1,5 @@
 /* /api/v1/access_keys: create, list, delete (admin only, per the route table). */
-#include "auth.h"
+#include "svc.h"
 
 #include <string.h>
 
@@ -7,12 +7,14 @@ struct key_create {
   const struct cs_keyring *kr;
   struct cs_key_spec spec;
   struct cs_new_key key;
+  struct cs_actor actor;
 };
 
 static enum cs_err create_txn(struct cs_txn *txn, void *arg)
 {
   struct key_create *c = arg;
-  return cs_keys_create(txn, c->kr, &c->spec, &c->key);
+  enum cs_err e = cs_keys_create(txn, c->kr, &c->spec, &c->key);
+  return e ? e : cs_audit_append(txn, &c->actor, "access_key_create", c->key.id, "success");
 }
 
 static bool pattern_ok(const char *p)
@@ -78,7 +80,8 @@ enum cs_err cs_h_keys_create(struct cs_req *req, struct cs_resp *resp)
   if ((e = parse_spec(body, &c.spec, resp)))
     goto out;
   c.spec.owner = req->who.key_id;
-  if ((e = cs_store_write(req->app->store, create_txn, &c)))
+  c.actor = cs_actor_of(req);
+  if ((e = cs_writer_submit(req->app->writer, create_txn, &c)))
     goto out;
   e = CS_ERR_NOMEM;
   cs_time_format(c.key.created_at, when);
@@ -95,7 +98,6 @@ enum cs_err cs_h_keys_create(struct cs_req *req, struct cs_resp *resp)
     if (!cJSON_AddStringToObject(out, "expiresAt", when))
       goto out;
   }
-  cs_audit_auth(req, c.key.id, "key_created");
   e = cs_resp_json(resp, 201, out);
   out = NULL;
 out:
@@ -119,19 +121,26 @@ enum cs_err cs_h_keys_list(struct cs_req *req, struct cs_resp *resp)
   return cs_resp_json(resp, 200, arr);
 }
 
+struct key_delete {
+  const char *id;
+  struct cs_actor actor;
+};
+
 static enum cs_err delete_txn(struct cs_txn *txn, void *arg)
 {
-  return cs_keys_delete(txn, arg);
+  struct key_delete *d = arg;
+  enum cs_err e = cs_keys_delete(txn, d->id);
+  return e ? e : cs_audit_append(txn, &d->actor, "access_key_delete", d->id, "success");
 }
 
 enum cs_err cs_h_keys_delete(struct cs_req *req, struct cs_resp *resp)
 {
   const char *id = req->params[0];
-  enum cs_err e = cs_store_write(req->app->store, delete_txn, (void *)id);
+  struct key_delete d = {id, cs_actor_of(req)};
+  enum cs_err e = cs_writer_submit(req->app->writer, delete_txn, &d);
   if (e == CS_ERR_NOT_FOUND)
     return cs_fail(resp, e, "no access key %.64s", id);
   if (e)
     return e;
-  cs_audit_auth(req, id, "key_deleted");
   return cs_resp_empty(resp, 204);
 }

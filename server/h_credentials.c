@@ -127,7 +127,8 @@ static enum cs_err put(struct cs_req *req, struct cs_resp *resp, struct cs_cred_
 
 enum cs_err cs_h_creds_upsert(struct cs_req *req, struct cs_resp *resp)
 {
-  struct cs_cred_put in = {.who = &req->who};
+  struct cs_actor a = cs_actor_of(req);
+  struct cs_cred_put in = {.who = &req->who, .actor = &a};
   cJSON *body = NULL;
   enum cs_err e;
 
@@ -165,7 +166,8 @@ static enum cs_err parse_if_match(const char *v, uint64_t *out)
 
 enum cs_err cs_h_creds_update(struct cs_req *req, struct cs_resp *resp)
 {
-  struct cs_cred_put in = {.who = &req->who, .must_exist = true};
+  struct cs_actor a = cs_actor_of(req);
+  struct cs_cred_put in = {.who = &req->who, .actor = &a, .must_exist = true};
   const char *body_id = NULL, *im;
   cJSON *body = NULL;
   enum cs_err e;
@@ -200,7 +202,8 @@ enum cs_err cs_h_creds_delete(struct cs_req *req, struct cs_resp *resp)
 
   if ((e = path_id(req, resp, &id)))
     return e;
-  e = cs_creds_delete(req->app, id, &usages);
+  struct cs_actor a = cs_actor_of(req);
+  e = cs_creds_delete(req->app, &a, id, &usages);
   if (e == CS_ERR_NOT_FOUND)
     return cs_fail(resp, e, "no credential %s", id);
   if (e == CS_ERR_IN_USE) {

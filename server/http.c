@@ -3,6 +3,7 @@
 #include "auth.h"
 
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,7 +77,7 @@ static enum cs_err render_error(enum cs_err e, struct cs_resp *resp)
 enum cs_err cs_resp_json(struct cs_resp *resp, int status, cJSON *j)
 {
   char *text = j ? cs_json_print(j) : NULL;
-  cJSON_Delete(j);
+  cs_json_wipe_delete(j); /* resolve material passes through here */
   if (!text)
     return CS_ERR_NOMEM;
   free(resp->body);
@@ -192,12 +193,21 @@ static struct cs_req *req_new(struct cs_app *app, struct MHD_Connection *conn, c
   return req;
 }
 
+/* Response bodies may carry resolved secrets: wipe before freeing. */
+static void wipe_free(void *p)
+{
+  if (p)
+    cs_memzero(p, malloc_usable_size(p));
+  free(p);
+}
+
 static enum MHD_Result queue(struct cs_req *req, struct cs_resp *resp)
 {
   struct MHD_Response *r;
   enum MHD_Result ret;
 
-  r = MHD_create_response_from_buffer(resp->len, resp->body, MHD_RESPMEM_MUST_FREE);
+  r = MHD_create_response_from_buffer_with_free_callback_cls(resp->len, resp->body, wipe_free,
+                                                              resp->body);
   if (!r) {
     free(resp->body);
     return MHD_NO;
@@ -224,6 +234,8 @@ static void dispatch(struct cs_req *req, struct cs_resp *resp)
     e = cs_auth_request(req, resp);
   if (!e)
     e = req->route->fn(req, resp);
+  if (e == CS_OK && resp->suspended)
+    return;
   if (e == CS_OK && !resp->body)
     e = CS_ERR_INTERNAL;
   if (e) {
@@ -276,6 +288,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   if (req->status)
     return MHD_YES;
   dispatch(req, &resp);
+  if (resp.suspended) {
+    cs_log_set_request_id(NULL);
+    return MHD_YES; /* parked; MHD calls again once resumed */
+  }
   ret = queue(req, &resp);
   cJSON_Delete(resp.err_extra);
   free(resp.body);
@@ -292,13 +308,14 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   if (!req)
     return;
   *con_cls = NULL;
+  int64_t us = now_us() - req->t0_us;
+  cs_metrics_observe(req->route, req->status, us);
   if (cs_log_min_level <= CS_LOG_INFO) {
     char fields[256];
     cs_log_set_request_id(req->rid);
     snprintf(fields, sizeof fields,
              "\"route\":\"%s\",\"status\":%d,\"us\":%lld,\"remote\":\"%s\"%s",
-             req->route ? req->route->name : "-", req->status,
-             (long long)(now_us() - req->t0_us), req->remote,
+             req->route ? req->route->name : "-", req->status, (long long)us, req->remote,
              toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : ",\"aborted\":true");
     cs_log_fields(CS_LOG_INFO, fields, "request");
     cs_log_set_request_id(NULL);
@@ -321,6 +338,48 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
   while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
     msg[--n] = '\0';
   CS_LOG(CS_LOG_WARN, "libmicrohttpd: %s", msg);
+}
+
+/* PEM buffers handed to GnuTLS; kept until the daemon stops, then wiped. */
+static char *tls_cert_pem, *tls_key_pem;
+
+static void tls_free(void)
+{
+  cs_free_secret_str(tls_key_pem);
+  free(tls_cert_pem);
+  tls_key_pem = tls_cert_pem = NULL;
+}
+
+static enum cs_err read_pem(const char *path, char **out)
+{
+  struct cs_buf b;
+  char chunk[4096];
+  size_t n;
+  FILE *f = fopen(path, "rb");
+
+  if (!f) {
+    fprintf(stderr, "credstore: cannot read %s\n", path);
+    return CS_ERR_IO;
+  }
+  cs_buf_init(&b, 1024 * 1024);
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+    if (cs_buf_append(&b, chunk, n)) {
+      fprintf(stderr, "credstore: %s is too large for a PEM file\n", path);
+      fclose(f);
+      cs_memzero(chunk, sizeof chunk);
+      cs_buf_wipe(&b);
+      return CS_ERR_INVALID;
+    }
+  }
+  fclose(f);
+  cs_memzero(chunk, sizeof chunk);
+  if (!b.data || !strstr(b.data, "-----BEGIN ")) {
+    fprintf(stderr, "credstore: %s is not a PEM file\n", path);
+    cs_buf_wipe(&b);
+    return CS_ERR_INVALID;
+  }
+  *out = b.data;
+  return CS_OK;
 }
 
 /* Parse HOST:PORT or [V6]:PORT into @p ss. */
@@ -392,6 +451,23 @@ enum cs_err cs_http_start(struct cs_app *app, struct MHD_Daemon **out)
                    MHD_USE_ITC | MHD_USE_SUSPEND_RESUME;
   if (ss.ss_family == AF_INET6)
     flags |= MHD_USE_IPv6;
+  struct MHD_OptionItem tls[4] = {{MHD_OPTION_END, 0, NULL}};
+  if (cfg->tls_cert || cfg->tls_key) {
+    if (!cfg->tls_cert || !cfg->tls_key) {
+      fprintf(stderr, "credstore: --tls-cert and --tls-key go together\n");
+      return CS_ERR_INVALID;
+    }
+    if (read_pem(cfg->tls_cert, &tls_cert_pem) || read_pem(cfg->tls_key, &tls_key_pem)) {
+      tls_free();
+      return CS_ERR_INVALID;
+    }
+    flags |= MHD_USE_TLS;
+    tls[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, tls_cert_pem};
+    tls[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, tls_key_pem};
+    /* Modern protocol versions only. */
+    tls[2] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
+                                     (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"};
+  }
   struct MHD_Daemon *d = MHD_start_daemon(
       flags, 0, NULL, NULL, on_request, app, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
       MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, app,
@@ -399,15 +475,17 @@ enum cs_err cs_http_start(struct cs_app *app, struct MHD_Daemon **out)
       (unsigned)(cfg->max_connections ? cfg->max_connections : 1024),
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(cfg->conn_timeout ? cfg->conn_timeout : 30),
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
-      (unsigned)1024, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+      (unsigned)1024, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_ARRAY, tls,
+      MHD_OPTION_END);
   if (!d) {
-    fprintf(stderr, "credstore: cannot listen on %s (address in use or not permitted)\n",
-            listen);
+    fprintf(stderr, "credstore: cannot listen on %s (address in use, not permitted, or a "
+                    "bad TLS certificate/key)\n", listen);
+    tls_free();
     return CS_ERR_IO;
   }
   const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-  CS_LOG(CS_LOG_INFO, "listening on %s port %u with %u threads", listen,
-         di ? (unsigned)di->port : 0u, threads);
+  CS_LOG(CS_LOG_INFO, "listening on %s port %u with %u threads%s", listen,
+         di ? (unsigned)di->port : 0u, threads, tls_key_pem ? " (TLS)" : "");
   *out = d;
   return CS_OK;
 }
@@ -421,4 +499,5 @@ void cs_http_stop(struct cs_app *app, struct MHD_Daemon *d)
   for (int i = 0; i < 1000 && atomic_load(&app->in_flight) > 0; i++)
     usleep(10 * 1000);
   MHD_stop_daemon(d);
+  tls_free();
 }

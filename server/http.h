@@ -46,6 +46,7 @@ struct cs_req {
   int status; /* status sent, for the access log */
   char remote[64];
   char allow[40]; /* methods the matched path allows, for 405 */
+  int64_t wait_deadline_ms; /* long-poll: when to answer even without news */
 };
 
 /** What a handler produces. */
@@ -61,6 +62,7 @@ struct cs_resp {
   int nheaders;
   char err_msg[CS_ERR_MSG_MAX]; /* overrides the registry's message */
   cJSON *err_extra;             /* members merged into the error body; owned */
+  bool suspended;               /* the handler parked the request (long-poll) */
 };
 
 /**
@@ -141,5 +143,19 @@ enum cs_err cs_h_creds_get(struct cs_req *req, struct cs_resp *resp);
 enum cs_err cs_h_creds_upsert(struct cs_req *req, struct cs_resp *resp);
 enum cs_err cs_h_creds_update(struct cs_req *req, struct cs_resp *resp);
 enum cs_err cs_h_creds_delete(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_usages_list(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_usages_create(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_usages_delete(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_resolve(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_events(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_audit(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_metrics(struct cs_req *req, struct cs_resp *resp);
+
+/* --------------------------------------------------------------- metrics */
+
+/** Count one completed request of @p route (NULL: unrouted). */
+void cs_metrics_observe(const struct cs_route *route, int status, int64_t us);
+/** Count one webhook attempt. */
+void cs_metrics_webhook(bool ok);
 
 #endif /* CS_HTTP_H */

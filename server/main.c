@@ -18,6 +18,7 @@ static void usage(FILE *f)
         "           [--tls-cert F --tls-key F] [--insecure-http] [--sts-endpoint URL]\n"
         "           [--imds-endpoint URL] [--token-ttl SECONDS] [--log-level LEVEL]\n"
         "           [--threads N] [--max-connections N] [--conn-timeout SECONDS]\n"
+        "  audit-verify --data DIR\n"
         "  version\n"
         "\n"
         "Every option may also come from CREDSTORE_<OPTION> (e.g. CREDSTORE_DATA).\n",
@@ -51,6 +52,8 @@ int main(int argc, char **argv)
     return cs_cmd_init(&cfg);
   if (strcmp(cmd, "serve") == 0)
     return cs_cmd_serve(&cfg);
+  if (strcmp(cmd, "audit-verify") == 0)
+    return cs_cmd_audit_verify(&cfg);
   fprintf(stderr, "credstore: unknown command '%s'\n", cmd);
   usage(stderr);
   return 2;

@@ -8,6 +8,7 @@
 const struct cs_route cs_routes[] = {
     {CS_GET, "/healthz", cs_h_healthz, CS_PUBLIC, "healthz"},
     {CS_GET, "/readyz", cs_h_readyz, CS_PUBLIC, "readyz"},
+    {CS_GET, "/metrics", cs_h_metrics, CS_PUBLIC, "metrics"},
     {CS_GET, "/api/v1/version", cs_h_version, CS_R_ANY, "version"},
     {CS_POST, "/api/v1/login", cs_h_login, CS_PUBLIC, "login"},
     {CS_GET, "/api/v1/auth_token/extend", cs_h_extend, CS_R_ANY, "auth_token_extend"},
@@ -19,6 +20,12 @@ const struct cs_route cs_routes[] = {
     {CS_GET, "/api/v1/credentials/{}", cs_h_creds_get, CS_R_READ, "credentials_get"},
     {CS_PUT, "/api/v1/credentials/{}", cs_h_creds_update, CS_R_WRITE, "credentials_update"},
     {CS_DELETE, "/api/v1/credentials/{}", cs_h_creds_delete, CS_R_WRITE, "credentials_delete"},
+    {CS_GET, "/api/v1/credentials/{}/usages", cs_h_usages_list, CS_R_READ, "usages_list"},
+    {CS_POST, "/api/v1/credentials/{}/usages", cs_h_usages_create, CS_R_USE, "usages_create"},
+    {CS_DELETE, "/api/v1/credentials/{}/usages/{}", cs_h_usages_delete, CS_R_USE, "usages_delete"},
+    {CS_POST, "/api/v1/credentials/{}/resolve", cs_h_resolve, CS_R_USE, "resolve"},
+    {CS_GET, "/api/v1/events", cs_h_events, CS_R_READ, "events"},
+    {CS_GET, "/api/v1/audit", cs_h_audit, CS_R_AUDIT, "audit"},
 };
 const size_t cs_routes_count = sizeof cs_routes / sizeof cs_routes[0];
 

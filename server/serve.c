@@ -1,5 +1,5 @@
 /* `credstore serve`: open the data dir, serve until SIGTERM/SIGINT. */
-#include "http.h"
+#include "svc.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +13,14 @@ static void disable_core_dumps(void)
   struct rlimit rl = {0, 0};
   setrlimit(RLIMIT_CORE, &rl);
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+/* After each group commit: wake long-polls and the webhook worker. */
+static void after_commit(void *arg)
+{
+  struct cs_app *app = arg;
+  cs_events_notify(app);
+  cs_outbox_kick(app);
 }
 
 int cs_cmd_serve(const struct cs_config *cfg)
@@ -38,18 +46,32 @@ int cs_cmd_serve(const struct cs_config *cfg)
   if (cs_app_open(&app, 0))
     return 1;
   app.started_at = cs_now();
-  if (cs_http_start(&app, &d)) {
-    cs_app_close(&app);
-    return 1;
+  struct cs_aws_config aws = {app.cfg.sts_endpoint, app.cfg.imds_endpoint, 0};
+  int rc = 1;
+  if (cs_aws_resolver_create(&aws, &app.aws) || cs_events_start(&app) ||
+      cs_writer_start(app.store, after_commit, &app, &app.writer) || cs_outbox_start(&app) ||
+      cs_http_start(&app, &d)) {
+    fprintf(stderr, "credstore serve: cannot start\n");
+    goto out;
   }
   atomic_store(&app.ready, true);
   while (sigwait(&set, &sig) != 0)
     ;
   CS_LOG(CS_LOG_INFO, "received %s, finishing in-flight requests",
          sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  rc = 0;
+out:
+  /* Long-polls answer first, then in-flight requests finish, then the
+   * workers drain: every acknowledged change is already committed. */
   atomic_store(&app.ready, false);
+  cs_events_stop(&app);
   cs_http_stop(&app, d);
+  cs_events_free(&app);
+  cs_outbox_stop(&app);
+  cs_writer_stop(app.writer);
+  cs_aws_resolver_free(app.aws);
   cs_app_close(&app);
-  CS_LOG(CS_LOG_INFO, "stopped");
-  return 0;
+  if (rc == 0)
+    CS_LOG(CS_LOG_INFO, "stopped");
+  return rc;
 }

@@ -43,6 +43,7 @@ struct cs_config {
   enum cs_log_level log_level;
   int64_t auth_max_failures; /* failed attempts before 429 (default 10) */
   int64_t auth_cooloff;      /* seconds of 429 after that (default 60) */
+  int64_t webhook_retry_ms;  /* first webhook retry delay (default 1000) */
   bool insecure_http;
 };
 
@@ -86,11 +87,20 @@ enum cs_err cs_role_parse(const char *s, enum cs_role *out) CS_WUR;
 
 /* ------------------------------------------------------------- application */
 
+struct cs_writer;
+struct cs_events;
+struct cs_outbox;
+struct cs_aws_resolver;
+
 /** Everything a handler may use; one per serve process. */
 struct cs_app {
   struct cs_config cfg;
   struct cs_store *store;
   struct cs_keyring *keyring;
+  struct cs_writer *writer;       /* group commit of every change */
+  struct cs_events *events;       /* long-poll waiters */
+  struct cs_outbox *outbox;       /* webhook delivery worker */
+  struct cs_aws_resolver *aws;    /* STS/IMDS with cache */
   int64_t started_at;
   atomic_bool ready;
   atomic_int in_flight;
@@ -160,10 +170,29 @@ cJSON *cs_keys_public_json(const cJSON *rec);
 /** @return true if @p scope (array of globs, or NULL) admits credential @p id. */
 bool cs_scope_allows(const cJSON *scope, const char *id);
 
+/* ---------------------------------------------------------- group commit */
+
+/**
+ * Start the writer thread for @p st; @p after_commit (may be NULL) runs on
+ * the writer thread after each batch commits.
+ * @return CS_ERR_NOMEM, CS_ERR_INTERNAL. Stop with cs_writer_stop().
+ */
+enum cs_err cs_writer_start(struct cs_store *st, void (*after_commit)(void *), void *arg,
+                            struct cs_writer **out) CS_WUR;
+/**
+ * Run @p fn in the next group commit and wait until it is durable.
+ * Like cs_store_write, @p fn may run more than once (map growth).
+ * @return fn's result, or the commit's error; CS_ERR_UNAVAILABLE once stopping.
+ */
+enum cs_err cs_writer_submit(struct cs_writer *w, cs_store_write_fn fn, void *ctx) CS_WUR;
+/** Finish queued work and stop. NULL ok. */
+void cs_writer_stop(struct cs_writer *w);
+
 /* ---------------------------------------------------------------- commands */
 
 int cs_cmd_init(const struct cs_config *cfg);
 int cs_cmd_serve(const struct cs_config *cfg);
+int cs_cmd_audit_verify(const struct cs_config *cfg);
 
 /* Meta keys in CS_TBL_META. */
 #define CS_META_KEYRING "keyring"

@@ -11,6 +11,8 @@
 #include "http.h"
 #include "providers.h"
 
+struct cs_actor;
+
 /* ------------------------------------------------------ credential records */
 
 /**
@@ -55,6 +57,7 @@ struct cs_cred_put {
   bool has_if_match;       /* If-Match given */
   uint64_t if_match;       /* the version it names */
   const struct cs_principal *who;
+  const struct cs_actor *actor;
 };
 
 /** What a create-or-update did. */
@@ -82,7 +85,8 @@ enum cs_err cs_creds_get(struct cs_app *app, const char *id, cJSON **out) CS_WUR
  * @return CS_ERR_NOT_FOUND, CS_ERR_IN_USE (*usages = the usages, caller
  *         deletes), CS_ERR_STORE*.
  */
-enum cs_err cs_creds_delete(struct cs_app *app, const char *id, cJSON **usages) CS_WUR;
+enum cs_err cs_creds_delete(struct cs_app *app, const struct cs_actor *a, const char *id,
+                            cJSON **usages) CS_WUR;
 
 enum cs_cred_sort { CS_SORT_ID, CS_SORT_TYPE, CS_SORT_CREATED, CS_SORT_MODIFIED };
 
@@ -100,5 +104,137 @@ struct cs_cred_query {
 /** One page of rendered credentials and the count of all that match. */
 enum cs_err cs_creds_list(struct cs_app *app, const struct cs_cred_query *q, cJSON **page,
                           uint64_t *total) CS_WUR;
+
+/* ------------------------------------------------------------------ actor */
+
+/** Who made a change, for the audit trail. */
+struct cs_actor {
+  const char *key_id; /* "" when unknown (failed login) */
+  const char *role;
+  const char *remote;
+};
+
+/** The actor of an authenticated request. */
+struct cs_actor cs_actor_of(const struct cs_req *req);
+
+/* ------------------------------------------------------------------ audit */
+
+/**
+ * Append a hash-chained audit entry inside @p txn (write). Entries name
+ * actors and targets, never values.
+ * Stored: CS_TBL_AUDIT seq → hash[32] | entry JSON (with prevHash), and
+ * META "audit_head" → u64 seq | hash[32].
+ * @return CS_ERR_NOMEM, CS_ERR_STORE*.
+ */
+enum cs_err cs_audit_append(struct cs_txn *txn, const struct cs_actor *a, const char *action,
+                            const char *target, const char *result) CS_WUR;
+
+/** Record one audit entry in its own durable write. */
+enum cs_err cs_audit_record(struct cs_app *app, const struct cs_actor *a, const char *action,
+                            const char *target, const char *result) CS_WUR;
+
+/**
+ * Check the whole chain: consecutive seqs from 1, each hash over its entry
+ * and the previous hash, prevHash fields matching, and the head record.
+ * @return CS_OK, or CS_ERR_CRYPTO with the first bad seq in *bad_seq.
+ */
+enum cs_err cs_audit_verify(struct cs_txn *txn, uint64_t *count, uint64_t *bad_seq) CS_WUR;
+
+/* ----------------------------------------------------------------- events */
+
+/** Append an event inside @p txn (write). */
+enum cs_err cs_event_append(struct cs_txn *txn, const char *type, const char *cred_id,
+                            uint64_t version) CS_WUR;
+
+/** Start the long-poll notifier. @return CS_ERR_NOMEM, CS_ERR_INTERNAL. */
+enum cs_err cs_events_start(struct cs_app *app) CS_WUR;
+/** Wake every waiter (after a commit). Safe from any thread. */
+void cs_events_notify(struct cs_app *app);
+/** Answer every waiter and stop the notifier; later long-polls answer at once. */
+void cs_events_stop(struct cs_app *app);
+/** Free the notifier's state once the HTTP daemon has stopped. */
+void cs_events_free(struct cs_app *app);
+
+/* ---------------------------------------------------------------- usages */
+
+#define CS_USAGE_TYPE_MAX 128
+#define CS_URL_MAX 2048
+
+/** A usage to register. */
+struct cs_usage_new {
+  const char *cred_id;
+  const char *type;
+  const char *description;
+  const char *callback_url; /* NULL: no webhooks */
+};
+
+/**
+ * Register a usage of an existing credential (atomically with deletes).
+ * *out is the rendered usage (with callbackSecret when callback_url is set).
+ * @return CS_ERR_NOT_FOUND (credential), CS_ERR_STORE*, CS_ERR_NOMEM.
+ */
+enum cs_err cs_usages_create(struct cs_app *app, const struct cs_actor *a,
+                             const struct cs_usage_new *in, cJSON **out) CS_WUR;
+/** Every usage of @p cred_id with "stale". @return CS_ERR_NOT_FOUND, ... */
+enum cs_err cs_usages_list(struct cs_app *app, const char *cred_id, cJSON **out) CS_WUR;
+/** @return CS_ERR_NOT_FOUND (no such usage of this credential), ... */
+enum cs_err cs_usages_delete(struct cs_app *app, const struct cs_actor *a, const char *cred_id,
+                             const char *usage_id) CS_WUR;
+
+/**
+ * Inside a write txn: the usages of @p cred_id as a JSON array of rendered
+ * usages (NULL when there are none).
+ */
+enum cs_err cs_usages_of(struct cs_txn *txn, const char *cred_id, uint64_t cred_version,
+                         cJSON **out) CS_WUR;
+
+/** Inside a read txn: is @p usage_id a usage of @p cred_id? @return CS_ERR_NOT_FOUND. */
+enum cs_err cs_usage_check(struct cs_txn *txn, const char *cred_id, const char *usage_id) CS_WUR;
+
+/** Durably record a resolve: usage stats (when the usage still exists) and an audit entry. */
+enum cs_err cs_usage_record_resolve(struct cs_app *app, const struct cs_actor *a,
+                                    const char *cred_id, const char *usage_id, uint64_t version,
+                                    const char *result) CS_WUR;
+
+/**
+ * The callback URL and opened callback secret of a usage (outbox worker).
+ * Caller frees *url and wipes *secret (cs_free_secret_str).
+ * @return CS_ERR_NOT_FOUND (usage gone or no callback), CS_ERR_CRYPTO, ...
+ */
+enum cs_err cs_usage_callback(struct cs_app *app, struct cs_txn *txn, const char *usage_id,
+                              char **url, char **secret) CS_WUR;
+
+/** Inside a write txn: queue an "updated" webhook for every usage with a callback. */
+enum cs_err cs_outbox_queue_update(struct cs_txn *txn, const char *cred_id,
+                                   uint64_t version) CS_WUR;
+
+/* ---------------------------------------------------------------- resolve */
+
+/** A resolve request. */
+struct cs_resolve_req {
+  const char *cred_id;
+  const char *usage_id;
+  struct cs_resolve_opts opts;
+};
+
+/**
+ * Resolve the material of a credential for one of its usages, and record
+ * seenVersion/lastResolvedAt/resolveCount and an audit entry durably.
+ * @return CS_ERR_NOT_FOUND (credential), CS_ERR_INVALID (usage_id is not a
+ *         usage of it; *msg set), CS_ERR_UPSTREAM (aws: *upstream set),
+ *         CS_ERR_CRYPTO, CS_ERR_NOMEM, CS_ERR_STORE*.
+ */
+enum cs_err cs_resolve(struct cs_app *app, const struct cs_actor *a,
+                       const struct cs_resolve_req *in, cJSON **material,
+                       struct cs_aws_error *upstream) CS_WUR;
+
+/* ----------------------------------------------------------------- outbox */
+
+/** Start the webhook delivery worker. */
+enum cs_err cs_outbox_start(struct cs_app *app) CS_WUR;
+/** Wake the worker (after a commit). */
+void cs_outbox_kick(struct cs_app *app);
+/** Stop the worker (pending deliveries stay in the store). */
+void cs_outbox_stop(struct cs_app *app);
 
 #endif /* CS_SVC_H */

@@ -348,6 +348,13 @@ static enum cs_err put_write(struct cs_txn *txn, void *arg)
   if (!e)
     e = cs_txn_put(txn, CS_TBL_CREDS, t->id, strlen(t->id), rec, rec_len, 0);
   free(rec);
+  /* The event, the webhooks and the audit entry commit with the change. */
+  if (!e)
+    e = cs_event_append(txn, cur ? "updated" : "created", t->id, t->new_version);
+  if (!e && cur)
+    e = cs_outbox_queue_update(txn, t->id, t->new_version);
+  if (!e)
+    e = cs_audit_append(txn, t->in->actor, cur ? "update" : "create", t->id, "success");
   return e;
 }
 
@@ -442,13 +449,15 @@ static enum cs_err put_once(struct cs_app *app, const struct cs_cred_put *in,
   t.fp = fp;
   t.sealed = sealed;
   t.sealed_len = sealed_len;
-  e = cs_store_write(app->store, put_write, &t);
+  e = cs_writer_submit(app->writer, put_write, &t);
   if (e == CS_ERR_PRECONDITION && t.conflict) {
     *retry = true;
     goto out;
   }
   if (e)
     goto out;
+  if (x.found && app->aws)
+    cs_aws_invalidate(app->aws, in->id); /* cached STS results of the old version */
   struct cs_cred_view view = {.id = in->id, .prov = t.prov, .version = t.new_version,
                               .created = t.created, .modified = t.modified, .meta = meta,
                               .meta_len = strlen(meta), .fp = fp, .fp_len = strlen(fp),
@@ -503,16 +512,50 @@ enum cs_err cs_creds_get(struct cs_app *app, const char *id, cJSON **out)
   return e;
 }
 
+struct delete_ctx {
+  const struct cs_actor *a;
+  const char *id;
+  cJSON *usages; /* out, when in use */
+};
+
 static enum cs_err delete_write(struct cs_txn *txn, void *arg)
 {
-  const char *id = arg;
-  return cs_txn_del(txn, CS_TBL_CREDS, id, strlen(id));
+  struct delete_ctx *d = arg;
+  struct cs_val v;
+  struct cs_cred_view c;
+  enum cs_err e;
+
+  if ((e = cs_txn_get(txn, CS_TBL_CREDS, d->id, strlen(d->id), &v)) ||
+      (e = cs_cred_decode(d->id, &v, &c)))
+    return e;
+  /* In the deleting transaction itself: a usage registered concurrently is
+   * either seen here or finds the credential gone. */
+  cJSON_Delete(d->usages);
+  d->usages = NULL;
+  if ((e = cs_usages_of(txn, d->id, c.version, &d->usages)))
+    return e;
+  if (d->usages)
+    return CS_ERR_IN_USE;
+  uint64_t version = c.version;
+  if ((e = cs_txn_del(txn, CS_TBL_CREDS, d->id, strlen(d->id))) ||
+      (e = cs_event_append(txn, "deleted", d->id, version)))
+    return e;
+  return cs_audit_append(txn, d->a, "delete", d->id, "success");
 }
 
-enum cs_err cs_creds_delete(struct cs_app *app, const char *id, cJSON **usages)
+enum cs_err cs_creds_delete(struct cs_app *app, const struct cs_actor *a, const char *id,
+                            cJSON **usages)
 {
+  struct delete_ctx d = {a, id, NULL};
+  enum cs_err e = cs_writer_submit(app->writer, delete_write, &d);
   *usages = NULL;
-  return cs_store_write(app->store, delete_write, (void *)id);
+  if (e == CS_ERR_IN_USE)
+    *usages = d.usages;
+  else
+    cJSON_Delete(d.usages);
+  if (!e && app->aws)
+    cs_aws_invalidate(app->aws, id);
+  return e;
 }
 
 /* ------------------------------------------------------------------- list */

@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,8 @@
 #define CS_REMAP_WAIT_MS 2000
 /* Another process may grow the map again while we adopt its size. */
 #define CS_RESIZED_RETRIES 4
+/* A retaken snapshot is suspect again only if two more commits land. */
+#define CS_SNAPSHOT_RETRIES 8
 
 const char *const cs_store_table_names[CS_TBL__COUNT] = {
     [CS_TBL_META] = "meta",
@@ -263,8 +266,8 @@ static enum cs_err env_open(struct cs_store *st, const char *dir, bool create)
 
 static enum cs_err schema_write(struct cs_store *st, MDB_txn *txn)
 {
-  uint8_t be[4] = {(uint8_t)(CS_STORE_SCHEMA_VERSION >> 24), (uint8_t)(CS_STORE_SCHEMA_VERSION >> 16),
-                   (uint8_t)(CS_STORE_SCHEMA_VERSION >> 8), (uint8_t)CS_STORE_SCHEMA_VERSION};
+  const uint32_t ver = CS_STORE_SCHEMA_VERSION;
+  uint8_t be[4] = {(uint8_t)(ver >> 24), (uint8_t)(ver >> 16), (uint8_t)(ver >> 8), (uint8_t)ver};
   MDB_val k = {sizeof schema_key - 1, (void *)schema_key}, v = {sizeof be, be};
   int rc = mdb_put(txn, st->dbi[CS_TBL_META], &k, &v, MDB_NOOVERWRITE);
 
@@ -277,16 +280,16 @@ static enum cs_err schema_write(struct cs_store *st, MDB_txn *txn)
 static enum cs_err schema_check(struct cs_store *st, MDB_txn *txn)
 {
   MDB_val k = {sizeof schema_key - 1, (void *)schema_key}, v;
-  const uint8_t *p;
-  uint32_t ver;
+  uint32_t ver = 0;
   int rc = mdb_get(txn, st->dbi[CS_TBL_META], &k, &v);
 
   if (rc && rc != MDB_NOTFOUND)
     return lmdb_fail(rc, "schema read");
-  p = v.mv_data;
-  ver = rc || v.mv_size != 4
-            ? 0
-            : (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+  if (rc == MDB_SUCCESS && v.mv_size == 4) {
+    const uint8_t *p = v.mv_data;
+
+    ver = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+  }
   if (ver == 0) {
     CS_LOG(CS_LOG_ERROR, "store: the schema record is missing or garbled");
     return CS_ERR_STORE;
@@ -318,7 +321,10 @@ static enum cs_err tables_open(struct cs_store *st, bool create)
     goto out;
   }
   for (int t = 0; t < CS_TBL__COUNT; t++) {
-    rc = mdb_dbi_open(txn, cs_store_table_names[t], t || create ? dflags : 0, &st->dbi[t]);
+    /* Only META must already exist in a store: it is what identifies one. */
+    unsigned f = t == CS_TBL_META && !create ? 0 : dflags;
+
+    rc = mdb_dbi_open(txn, cs_store_table_names[t], f, &st->dbi[t]);
     if (rc == MDB_NOTFOUND) {
       CS_LOG(CS_LOG_ERROR, "store: table %s is missing: not a credstore data dir?",
              cs_store_table_names[t]);
@@ -360,7 +366,6 @@ enum cs_err cs_store_open(const char *dir, unsigned flags, struct cs_store **out
 {
   bool create = flags & CS_STORE_CREATE, readonly = flags & CS_STORE_READONLY;
   struct cs_store *st = NULL;
-  bool made = false;
   char data[PATH_MAX];
   enum cs_err e;
 
@@ -381,7 +386,6 @@ enum cs_err cs_store_open(const char *dir, unsigned flags, struct cs_store **out
   e = store_alloc(readonly, &st);
   if (e != CS_OK)
     return e;
-  made = create;
   e = env_open(st, dir, create);
   if (e == CS_OK)
     e = tables_open(st, create);
@@ -391,7 +395,7 @@ enum cs_err cs_store_open(const char *dir, unsigned flags, struct cs_store **out
   return CS_OK;
 out:
   cs_store_close(st);
-  if (made && e != CS_ERR_ALREADY_INITIALIZED)
+  if (create && e != CS_ERR_ALREADY_INITIALIZED)
     remove_new_store(dir);
   return e;
 }
@@ -437,6 +441,37 @@ static void read_release(struct cs_txn *t)
   free(t);
 }
 
+/*
+ * LMDB 0.9 publishes a reader's txnid, then copies that txn's meta page. A
+ * reader preempted in between while two commits land copies a newer meta
+ * from the reused slot, possibly one whose commit has not finished syncing,
+ * and a later snapshot then seems to go back in time. The slot may have
+ * been reused only if the newest meta is two or more txns ahead: then take
+ * the snapshot again. (A copy torn by a meta write still in flight is not
+ * caught, but needs that write to overlap a copy of a few nanoseconds.)
+ */
+static bool snapshot_suspect(struct cs_store *st, MDB_txn *txn)
+{
+  MDB_envinfo info;
+
+  atomic_thread_fence(memory_order_acquire); /* check after the copy */
+  mdb_env_info(st->env, &info);
+  return info.me_last_txnid >= mdb_txn_id(txn) + 2;
+}
+
+/* Begin or renew @p t's snapshot, retaking a suspect one (bounded). */
+static int snapshot_take(struct cs_store *st, struct cs_txn *t)
+{
+  int rc = t->txn ? mdb_txn_renew(t->txn) : mdb_txn_begin(st->env, NULL, MDB_RDONLY, &t->txn);
+
+  for (int i = 0; rc == MDB_SUCCESS && i < CS_SNAPSHOT_RETRIES && snapshot_suspect(st, t->txn);
+       i++) {
+    mdb_txn_reset(t->txn);
+    rc = mdb_txn_renew(t->txn);
+  }
+  return rc;
+}
+
 enum cs_err cs_store_read_begin(struct cs_store *st, struct cs_txn **out)
 {
   for (int attempt = 0;; attempt++) {
@@ -453,7 +488,7 @@ enum cs_err cs_store_read_begin(struct cs_store *st, struct cs_txn **out)
       }
       t->st = st;
     }
-    rc = t->txn ? mdb_txn_renew(t->txn) : mdb_txn_begin(st->env, NULL, MDB_RDONLY, &t->txn);
+    rc = snapshot_take(st, t);
     if (rc == MDB_SUCCESS) {
       *out = t;
       return CS_OK;

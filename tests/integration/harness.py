@@ -52,6 +52,7 @@ class Daemon:
         self.proc = None
         self.port = None
         self.session = requests.Session()
+        self.scheme = "http"
 
     # -- lifecycle ---------------------------------------------------------
     def start(self, extra=()):
@@ -68,7 +69,7 @@ class Daemon:
                 m = re.search(rb"listening on \S+ port (\d+)", f.read())
             if m:
                 self.port = int(m.group(1))
-                self.url = "http://127.0.0.1:%d" % self.port
+                self.url = "%s://127.0.0.1:%d" % (self.scheme, self.port)
                 return self
             if self.proc.poll() is not None:
                 raise RuntimeError("serve exited %d: %s" % (self.proc.returncode, self.log()))

@@ -183,6 +183,7 @@ static void test_hmac_rfc4231(void **state)
        "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"},
   };
   uint8_t key[131], mac[32], want[32];
+  char hex[65];
   (void)state;
 
   for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
@@ -195,7 +196,23 @@ static void test_hmac_rfc4231(void **state)
     from_hex(v[i].mac_hex, want, 32);
     cs_hmac_sha256(key, klen, v[i].msg, strlen(v[i].msg), mac);
     assert_memory_equal(mac, want, 32);
+    cs_hmac_sha256_hex(key, klen, v[i].msg, strlen(v[i].msg), hex);
+    assert_string_equal(hex, v[i].mac_hex);
   }
+}
+
+static void test_digest_kat(void **state)
+{
+  uint8_t out[32], want[32];
+  (void)state;
+
+  /* BLAKE2b-256 of "" and "abc" (RFC 7693 / reference implementation). */
+  cs_digest("", 0, out);
+  from_hex("0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8", want, 32);
+  assert_memory_equal(out, want, 32);
+  cs_digest("abc", 3, out);
+  from_hex("bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d52319", want, 32);
+  assert_memory_equal(out, want, 32);
 }
 
 static void test_chain_hash_kat(void **state)
@@ -688,8 +705,10 @@ static void test_keyring_rotate_limit(void **state)
   struct cs_keyring *kr = new_keyring(NULL);
   (void)state;
 
-  while (cs_keyring_current_version(kr) < CS_KEYRING_MAX_VERSIONS)
+  for (uint32_t v = 2; v <= CS_KEYRING_MAX_VERSIONS; v++) {
     assert_int_equal(cs_keyring_rotate(kr), CS_OK);
+    assert_int_equal(cs_keyring_current_version(kr), v);
+  }
   assert_int_equal(cs_keyring_rotate(kr), CS_ERR_INVALID);
   assert_int_equal(cs_keyring_current_version(kr), CS_KEYRING_MAX_VERSIONS);
   roundtrip(kr, "r", (const uint8_t *)"x", 1);
@@ -897,6 +916,10 @@ static void test_keyfile_rejects(void **state)
   path_in(path, sizeof path, "missing");
   assert_int_equal(cs_master_key_from_file(path, &mk), CS_ERR_IO);
   assert_int_equal(cs_master_key_from_file(tmpdir, &mk), CS_ERR_INVALID);
+  path_in(path, sizeof path, "fifo");
+  assert_int_equal(mkfifo(path, 0600), 0);
+  assert_int_equal(cs_master_key_from_file(path, &mk), CS_ERR_INVALID); /* and doesn't block */
+  unlink(path);
   assert_ptr_equal(mk, (struct cs_master_key *)&mk);
 }
 
@@ -964,14 +987,16 @@ static char *enc(const char *s, int variant)
 /* "h.p.sig" with a valid HS256 signature under @p key over the given encoded parts. */
 static char *sign_parts(const char *h, const char *p, const uint8_t key[32])
 {
-  size_t n = strlen(h) + 1 + strlen(p), cap = n + 1 + 44 + 1;
+  size_t n = strlen(h) + 1 + strlen(p);
+  char sig[44], *tok = malloc(n + 1 + sizeof sig); /* 43 chars + NUL */
   uint8_t mac[32];
-  char *tok = malloc(cap), sig[64];
+
   assert_non_null(tok);
-  snprintf(tok, cap, "%s.%s", h, p);
+  snprintf(tok, n + 1, "%s.%s", h, p);
   crypto_auth_hmacsha256(mac, (const uint8_t *)tok, n, key);
   sodium_bin2base64(sig, sizeof sig, mac, 32, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-  snprintf(tok + n, cap - n, ".%s", sig);
+  tok[n] = '.';
+  memcpy(tok + n + 1, sig, sizeof sig);
   return tok;
 }
 
@@ -1362,6 +1387,7 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_hmac_rfc4231),
+      cmocka_unit_test(test_digest_kat),
       cmocka_unit_test(test_chain_hash_kat),
       cmocka_unit_test(test_secret_hash),
       cmocka_unit_test(test_base64_vectors),

@@ -49,7 +49,10 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
   return remove(path);
 }
 
-static void rm_tree(const char *dir) { assert_int_equal(nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS), 0); }
+static void rm_tree(const char *dir)
+{
+  assert_int_equal(nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS), 0);
+}
 
 static void path_in(char *out, size_t n, const char *dir, const char *name)
 {
@@ -452,7 +455,8 @@ static void test_batch_partial(void **state)
   struct kv a = {CS_TBL_CREDS, "a", 1, "va", 2, 0, 0, CS_OK};
   struct kv b = {CS_TBL_CREDS, "b", 1, "vb", 2, 0, 0, CS_ERR_PRECONDITION};
   struct kv c = {CS_TBL_USAGES, "c", 1, "vc", 2, 0, 0, CS_OK};
-  struct cs_store_op ops[3] = {{put_cb, &a, CS_ERR_IO}, {put_cb, &b, CS_ERR_IO}, {put_cb, &c, CS_ERR_IO}};
+  struct cs_store_op ops[3] = {
+      {put_cb, &a, CS_ERR_IO}, {put_cb, &b, CS_ERR_IO}, {put_cb, &c, CS_ERR_IO}};
 
   assert_int_equal(cs_store_write_batch(f->st, ops, 3), CS_OK);
   assert_int_equal(ops[0].result, CS_OK);
@@ -562,7 +566,8 @@ static void test_map_growth(void **state)
 static void test_batch_grows(void **state)
 {
   struct fx *f = *state;
-  struct big_put bp[3] = {{"b0", NULL, 30 * MIB, 0}, {"b1", NULL, 30 * MIB, 0}, {"b2", NULL, 30 * MIB, 0}};
+  struct big_put bp[3] = {
+      {"b0", NULL, 30 * MIB, 0}, {"b1", NULL, 30 * MIB, 0}, {"b2", NULL, 30 * MIB, 0}};
   struct cs_store_op ops[3];
 
   for (int i = 0; i < 3; i++) {
@@ -620,7 +625,8 @@ static void test_grow_blocked_by_snapshot(void **state)
 
 /* ---------------------------------------------------------------- cursors */
 
-static void assert_kv(enum cs_err e, const struct cs_val *k, const struct cs_val *v, const char *key)
+static void assert_kv(enum cs_err e, const struct cs_val *k, const struct cs_val *v,
+                      const char *key)
 {
   assert_int_equal(e, CS_OK);
   assert_int_equal(k->len, strlen(key));
@@ -798,6 +804,8 @@ static void test_backup_restore(void **state)
   assert_int_equal(sb.st_mode & 0777, 0600);
   assert_true(sb.st_size > 0);
   assert_int_equal(cs_store_backup(f->st, bak), CS_ERR_EXISTS);
+  path_in(data, sizeof data, f->dir, "no-such-dir/backup.mdb");
+  assert_int_equal(cs_store_backup(f->st, data), CS_ERR_IO);
   assert_int_equal(stat(bak, &sb), 0); /* the refused backup left it alone */
 
   make_dir(fresh);
@@ -918,11 +926,13 @@ static void *cc_writer(void *arg)
       ops[i].seq = seq + (uint64_t)i;
       batch[i] = (struct cs_store_op){cc_put_cb, &ops[i], CS_ERR_IO};
     }
-    if (cs_store_write_batch(cc->st, batch, CC_BATCH) != CS_OK)
-      atomic_fetch_add(&cc->errors, 1);
+    {enum cs_err eb = cs_store_write_batch(cc->st, batch, CC_BATCH);
+    if (eb != CS_OK) { fprintf(stderr, "DBG batch e=%d\n", eb);
+      atomic_fetch_add(&cc->errors, 1);}}
     for (int i = 0; i < CC_BATCH; i++)
-      if (batch[i].result != CS_OK)
-        atomic_fetch_add(&cc->errors, 1);
+      if (batch[i].result != CS_OK) {
+        fprintf(stderr, "DBG op e=%d\n", batch[i].result);
+        atomic_fetch_add(&cc->errors, 1);}
   }
   for (int i = 0; i < CC_BATCH; i++)
     free(ops[i].buf);
@@ -941,12 +951,17 @@ static bool cc_read_once(struct cc *cc, uint8_t *want, uint64_t *seen)
 
   if (cs_store_read_begin(cc->st, &txn) != CS_OK)
     return false;
-  ok = cs_txn_last_seq(txn, CS_TBL_OUTBOX, &last) == CS_OK && last >= *seen;
+  {enum cs_err e1 = cs_txn_last_seq(txn, CS_TBL_OUTBOX, &last);
+  ok = e1 == CS_OK && last >= *seen;
+  if (!ok) fprintf(stderr, "DBG last_seq e=%d last=%lu seen=%lu\n", e1, (unsigned long)last, (unsigned long)*seen);}
   if (ok && last > 0) {
+    enum cs_err e2;
     cs_store_seq_key(last, key);
     cc_fill(last, want);
-    ok = cs_txn_get(txn, CS_TBL_OUTBOX, key, 8, &v) == CS_OK && v.len == CC_VAL &&
+    e2 = cs_txn_get(txn, CS_TBL_OUTBOX, key, 8, &v);
+    ok = e2 == CS_OK && v.len == CC_VAL &&
          memcmp(v.data, want, CC_VAL) == 0;
+    if (!ok) { size_t i = 0; if (e2 == CS_OK) for (; i < v.len && ((const uint8_t*)v.data)[i] == want[i]; i++); fprintf(stderr, "DBG get e=%d last=%lu len=%zu firstdiff=%zu\n", e2, (unsigned long)last, e2 ? 0 : v.len, i); }
   }
   cs_store_read_end(txn);
   *seen = last;
@@ -1080,6 +1095,6 @@ int main(int argc, char **argv)
   if (argc == 3 && strcmp(argv[1], "--grow-child") == 0)
     return grow_child(argv[2]);
   /* Error paths log by design; keep the test output to results. */
-  cs_log_min_level = CS_LOG_OFF;
+  cs_log_min_level = getenv("CS_TEST_LOG") ? CS_LOG_DEBUG : CS_LOG_OFF;
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

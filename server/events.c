@@ -1,0 +1,250 @@
+/* The event feed (API.md §4): every change appends an event in its own
+ * transaction; GET /api/v1/events long-polls by parking the connection
+ * (MHD suspend) so a waiting client holds no thread, and a notifier thread
+ * resumes it when a commit lands or its wait runs out. */
+#include "svc.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EVENTS_PAGE 1000
+#define WAIT_MAX 60
+
+struct waiter {
+  struct MHD_Connection *conn;
+  int64_t deadline_ms;
+  uint64_t gen;
+  struct waiter *next;
+};
+
+struct cs_events {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  pthread_t thread;
+  uint64_t gen; /* bumped after every commit */
+  bool stop;
+  struct waiter *list;
+};
+
+enum cs_err cs_event_append(struct cs_txn *txn, const char *type, const char *cred_id,
+                            uint64_t version)
+{
+  uint64_t seq;
+  uint8_t key[8];
+  char when[32];
+  char *text = NULL;
+  cJSON *j;
+  enum cs_err e;
+
+  if ((e = cs_txn_last_seq(txn, CS_TBL_EVENTS, &seq)))
+    return e;
+  seq++;
+  cs_time_format(cs_now(), when);
+  j = cJSON_CreateObject();
+  if (!j || !cJSON_AddNumberToObject(j, "seq", (double)seq) ||
+      !cJSON_AddStringToObject(j, "type", type) ||
+      !cJSON_AddStringToObject(j, "credentialId", cred_id) ||
+      !cJSON_AddNumberToObject(j, "version", (double)version) ||
+      !cJSON_AddStringToObject(j, "at", when) || !(text = cs_json_print(j))) {
+    cJSON_Delete(j);
+    return CS_ERR_NOMEM;
+  }
+  cJSON_Delete(j);
+  cs_store_seq_key(seq, key);
+  e = cs_txn_put(txn, CS_TBL_EVENTS, key, 8, text, strlen(text), CS_PUT_NO_OVERWRITE);
+  free(text);
+  return e;
+}
+
+static void *notifier_main(void *arg)
+{
+  struct cs_events *ev = arg;
+
+  pthread_mutex_lock(&ev->mu);
+  for (;;) {
+    int64_t now = cs_mono_ms(), next = now + 1000;
+    struct waiter **pp = &ev->list;
+    while (*pp) {
+      struct waiter *w = *pp;
+      if (ev->stop || w->gen != ev->gen || w->deadline_ms <= now) {
+        *pp = w->next;
+        MHD_resume_connection(w->conn);
+        free(w);
+        continue;
+      }
+      if (w->deadline_ms < next)
+        next = w->deadline_ms;
+      pp = &w->next;
+    }
+    if (ev->stop)
+      break;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t ms = next - now;
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&ev->cv, &ev->mu, &ts);
+  }
+  pthread_mutex_unlock(&ev->mu);
+  return NULL;
+}
+
+enum cs_err cs_events_start(struct cs_app *app)
+{
+  struct cs_events *ev = calloc(1, sizeof *ev);
+  if (!ev)
+    return CS_ERR_NOMEM;
+  pthread_mutex_init(&ev->mu, NULL);
+  pthread_cond_init(&ev->cv, NULL);
+  if (pthread_create(&ev->thread, NULL, notifier_main, ev)) {
+    free(ev);
+    return CS_ERR_INTERNAL;
+  }
+  app->events = ev;
+  return CS_OK;
+}
+
+void cs_events_notify(struct cs_app *app)
+{
+  struct cs_events *ev = app->events;
+  if (!ev)
+    return;
+  pthread_mutex_lock(&ev->mu);
+  ev->gen++;
+  pthread_cond_signal(&ev->cv);
+  pthread_mutex_unlock(&ev->mu);
+}
+
+void cs_events_stop(struct cs_app *app)
+{
+  struct cs_events *ev = app->events;
+  if (!ev)
+    return;
+  pthread_mutex_lock(&ev->mu);
+  ev->stop = true;
+  pthread_cond_signal(&ev->cv);
+  pthread_mutex_unlock(&ev->mu);
+  pthread_join(ev->thread, NULL);
+}
+
+void cs_events_free(struct cs_app *app)
+{
+  struct cs_events *ev = app->events;
+  if (!ev)
+    return;
+  pthread_mutex_destroy(&ev->mu);
+  pthread_cond_destroy(&ev->cv);
+  free(ev);
+  app->events = NULL;
+}
+
+/* Events after @p since (optionally of one credential). */
+static enum cs_err read_events(struct cs_app *app, uint64_t since, const char *cred, cJSON *arr,
+                               uint64_t *next)
+{
+  struct cs_txn *txn = NULL;
+  struct cs_cursor *c = NULL;
+  struct cs_val k, v;
+  uint8_t key[8];
+  enum cs_err e;
+
+  *next = since;
+  if ((e = cs_store_read_begin(app->store, &txn)) || (e = cs_cursor_open(txn, CS_TBL_EVENTS, &c)))
+    goto out;
+  cs_store_seq_key(since + 1, key);
+  for (e = cs_cursor_seek(c, key, 8, &k, &v); e == CS_OK && cJSON_GetArraySize(arr) < EVENTS_PAGE;
+       e = cs_cursor_next(c, &k, &v)) {
+    cJSON *j;
+    *next = cs_store_seq_from_key(k.data, k.len);
+    if (cs_json_parse(v.data, v.len, 4, &j)) {
+      e = CS_ERR_STORE;
+      break;
+    }
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "credentialId");
+    if (cred && !(cJSON_IsString(id) && strcmp(id->valuestring, cred) == 0)) {
+      cJSON_Delete(j);
+      continue;
+    }
+    cJSON_AddItemToArray(arr, j);
+  }
+  if (e == CS_ERR_NOT_FOUND)
+    e = CS_OK;
+out:
+  cs_cursor_close(c);
+  cs_store_read_end(txn);
+  return e;
+}
+
+enum cs_err cs_h_events(struct cs_req *req, struct cs_resp *resp)
+{
+  struct cs_events *ev = req->app->events;
+  const char *v, *cred = cs_req_query(req, "credential");
+  uint64_t since = 0, wait = 0, next;
+  enum cs_err e;
+
+  if ((v = cs_req_query(req, "since")) && cs_parse_u64(v, UINT64_MAX - 1, &since))
+    return cs_fail(resp, CS_ERR_BAD_QUERY, "since must be a sequence number");
+  if ((v = cs_req_query(req, "wait")) && cs_parse_u64(v, WAIT_MAX, &wait))
+    return cs_fail(resp, CS_ERR_BAD_QUERY, "wait must be 0 to %d seconds", WAIT_MAX);
+  if (cred && (!cs_id_valid(cred, strlen(cred)) || !cs_scope_allows(req->who.scope, cred)))
+    return cs_fail(resp, CS_ERR_BAD_QUERY, "credential must be a credential id in scope");
+  if (!req->wait_deadline_ms)
+    req->wait_deadline_ms = cs_mono_ms() + (int64_t)wait * 1000;
+
+  for (;;) {
+    cJSON *arr = cJSON_CreateArray();
+    if (!arr)
+      return CS_ERR_NOMEM;
+    pthread_mutex_lock(&ev->mu);
+    uint64_t gen = ev->gen;
+    pthread_mutex_unlock(&ev->mu);
+    if ((e = read_events(req->app, since, cred, arr, &next))) {
+      cJSON_Delete(arr);
+      return e;
+    }
+    /* Events out of the caller's scope are dropped from the page. */
+    for (cJSON *it = arr->child, *nx; it; it = nx) {
+      nx = it->next;
+      const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "credentialId");
+      if (!cJSON_IsString(id) || !cs_scope_allows(req->who.scope, id->valuestring))
+        cJSON_Delete(cJSON_DetachItemViaPointer(arr, it));
+    }
+    if (cJSON_GetArraySize(arr) > 0 || next != since || cs_mono_ms() >= req->wait_deadline_ms ||
+        !atomic_load(&req->app->ready)) {
+      cJSON *o = cJSON_CreateObject();
+      if (!o) {
+        cJSON_Delete(arr);
+        return CS_ERR_NOMEM;
+      }
+      cJSON_AddItemToObject(o, "events", arr);
+      cJSON_AddNumberToObject(o, "next", (double)next);
+      return cs_resp_json(resp, 200, o);
+    }
+    cJSON_Delete(arr);
+    /* Nothing new: park unless a commit landed while we read. */
+    struct waiter *w = malloc(sizeof *w);
+    if (!w)
+      return CS_ERR_NOMEM;
+    pthread_mutex_lock(&ev->mu);
+    if (ev->gen != gen || ev->stop) {
+      pthread_mutex_unlock(&ev->mu);
+      free(w);
+      continue;
+    }
+    w->conn = req->conn;
+    w->deadline_ms = req->wait_deadline_ms;
+    w->gen = gen;
+    w->next = ev->list;
+    ev->list = w;
+    MHD_suspend_connection(req->conn);
+    pthread_cond_signal(&ev->cv);
+    pthread_mutex_unlock(&ev->mu);
+    resp->suspended = true;
+    return CS_OK;
+  }
+}

@@ -1,0 +1,142 @@
+/* /api/v1/credentials/{id}/usages and /resolve. */
+#include "svc.h"
+
+#include <string.h>
+
+#define DESCRIPTION_MAX 1024
+
+/* The credential id of the path: 400 when malformed, 404 outside scope. */
+static enum cs_err cred_param(struct cs_req *req, struct cs_resp *resp, const char **out)
+{
+  const char *id = req->params[0];
+  if (!cs_id_valid(id, strlen(id)))
+    return cs_fail(resp, CS_ERR_BAD_ID, "credential ids are 1-128 characters of [A-Za-z0-9._-]");
+  if (!cs_scope_allows(req->who.scope, id))
+    return cs_fail(resp, CS_ERR_NOT_FOUND, "no credential %s", id);
+  *out = id;
+  return CS_OK;
+}
+
+static enum cs_err field_error(struct cs_resp *resp, enum cs_err e, const char *field,
+                               const char *msg)
+{
+  cs_fail(resp, e, "%s", msg);
+  if ((resp->err_extra = cJSON_CreateObject()))
+    cJSON_AddStringToObject(resp->err_extra, "field", field);
+  return e;
+}
+
+static bool url_ok(const char *u)
+{
+  size_t n = strlen(u);
+  if (n > CS_URL_MAX)
+    return false;
+  size_t skip = strncmp(u, "http://", 7) == 0 ? 7 : strncmp(u, "https://", 8) == 0 ? 8 : 0;
+  if (!skip || n == skip || u[skip] == '/')
+    return false;
+  for (const char *p = u; *p; p++)
+    if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+      return false;
+  return true;
+}
+
+enum cs_err cs_h_usages_create(struct cs_req *req, struct cs_resp *resp)
+{
+  struct cs_usage_new in = {0};
+  struct cs_actor a = cs_actor_of(req);
+  cJSON *body = NULL, *out = NULL;
+  enum cs_err e;
+
+  if ((e = cred_param(req, resp, &in.cred_id)) || (e = cs_req_json(req, &body)))
+    return e;
+  if (cs_json_req_string(body, "type", CS_USAGE_TYPE_MAX, &in.type) || !in.type[0])
+    e = field_error(resp, CS_ERR_INVALID, "type",
+                    "type is required: free text such as \"Registry Scan\" (1-128 characters)");
+  else if (cs_json_opt_string(body, "description", DESCRIPTION_MAX, &in.description))
+    e = field_error(resp, CS_ERR_INVALID, "description",
+                    "description must be a string of at most 1024 characters");
+  else if (cs_json_opt_string(body, "callbackUrl", CS_URL_MAX, &in.callback_url) ||
+           (in.callback_url && !url_ok(in.callback_url)))
+    e = field_error(resp, CS_ERR_INVALID, "callbackUrl",
+                    "callbackUrl must be an http:// or https:// URL");
+  else if ((e = cs_usages_create(req->app, &a, &in, &out)) == CS_ERR_NOT_FOUND)
+    e = cs_fail(resp, e, "no credential %s", in.cred_id);
+  else if (!e)
+    e = cs_resp_json(resp, 201, out);
+  cJSON_Delete(body);
+  return e;
+}
+
+enum cs_err cs_h_usages_list(struct cs_req *req, struct cs_resp *resp)
+{
+  const char *id;
+  cJSON *arr = NULL;
+  enum cs_err e;
+
+  if ((e = cred_param(req, resp, &id)))
+    return e;
+  if ((e = cs_usages_list(req->app, id, &arr)) == CS_ERR_NOT_FOUND)
+    return cs_fail(resp, e, "no credential %s", id);
+  if (e)
+    return e;
+  return cs_resp_json(resp, 200, arr);
+}
+
+enum cs_err cs_h_usages_delete(struct cs_req *req, struct cs_resp *resp)
+{
+  const char *id;
+  struct cs_actor a = cs_actor_of(req);
+  enum cs_err e;
+
+  if ((e = cred_param(req, resp, &id)))
+    return e;
+  if ((e = cs_usages_delete(req->app, &a, id, req->params[1])) == CS_ERR_NOT_FOUND)
+    return cs_fail(resp, e, "no usage %s of credential %s", req->params[1], id);
+  if (e)
+    return e;
+  return cs_resp_empty(resp, 204);
+}
+
+enum cs_err cs_h_resolve(struct cs_req *req, struct cs_resp *resp)
+{
+  struct cs_resolve_req in = {0};
+  struct cs_actor a = cs_actor_of(req);
+  struct cs_aws_error up = {{0}, {0}};
+  cJSON *body = NULL, *m = NULL;
+  enum cs_err e;
+
+  if ((e = cred_param(req, resp, &in.cred_id)) || (e = cs_req_json(req, &body)))
+    return e;
+  if (cs_json_req_string(body, "usageId", CS_ID_MAX, &in.usage_id)) {
+    e = field_error(resp, CS_ERR_MISSING, "usageId",
+                    "usageId is required: the id of a usage of this credential");
+    goto out;
+  }
+  if (cs_json_opt_int(body, "durationSeconds", 900, 43200, &in.opts.duration_seconds)) {
+    e = field_error(resp, CS_ERR_INVALID, "durationSeconds", "durationSeconds must be 900-43200");
+    goto out;
+  }
+  if (cs_json_opt_string(body, "region", 32, &in.opts.region) ||
+      cs_json_opt_string(body, "sessionName", 64, &in.opts.session_name)) {
+    e = field_error(resp, CS_ERR_INVALID, "region",
+                    "region and sessionName must be short strings");
+    goto out;
+  }
+  e = cs_resolve(req->app, &a, &in, &m, &up);
+  if (e == CS_ERR_NOT_FOUND)
+    e = cs_fail(resp, e, "no credential %s", in.cred_id);
+  else if (e == CS_ERR_INVALID)
+    e = field_error(resp, e, "usageId", "usageId is not a usage of this credential");
+  else if (e == CS_ERR_UPSTREAM) {
+    cs_fail(resp, e, "%s", up.message[0] ? up.message : "AWS STS request failed");
+    if ((resp->err_extra = cJSON_CreateObject()))
+      cJSON_AddStringToObject(resp->err_extra, "upstreamCode", up.code[0] ? up.code : "unknown");
+  } else if (!e) {
+    e = cs_resp_json(resp, 200, m); /* the tree is freed, its text lives in resp */
+    m = NULL;
+  }
+out:
+  cJSON_Delete(body);
+  cs_json_wipe_delete(m);
+  return e;
+}
