@@ -1,4 +1,4 @@
-/* A plain JSON POST for webhook deliveries (server/outbox.c). */
+/* A plain JSON POST: webhook deliveries and credential-process. */
 #include "providers.h"
 
 #include <curl/curl.h>
@@ -9,10 +9,17 @@ static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 
 static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
-static size_t discard(char *p, size_t size, size_t n, void *arg) { return size * n; }
+/* Keep the body when asked, within its bound; a body past it fails the call. */
+static size_t keep(char *p, size_t size, size_t n, void *arg)
+{
+  struct cs_buf *b = arg;
+  if (b && cs_buf_append(b, p, size * n))
+    return 0;
+  return size * n;
+}
 
 enum cs_err cs_http_post_json(const char *url, const char *const *headers, const char *body,
-                              size_t len, long timeout_ms, long *status)
+                              size_t len, long timeout_ms, long *status, struct cs_buf *resp)
 {
   struct curl_slist *hl = NULL, *tmp;
   enum cs_err e = CS_ERR_UPSTREAM;
@@ -39,7 +46,8 @@ enum cs_err cs_http_post_json(const char *url, const char *const *headers, const
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
   curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
   curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)len);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
   if (curl_easy_perform(c) == CURLE_OK) {
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
     e = CS_OK;

@@ -99,12 +99,15 @@ enum cs_err cs_kubeconfig_describe(const char *yaml, size_t len, cJSON **meta,
 
 /**
  * POST @p body (application/json) to an http(s) @p url with extra header
- * lines (NULL-terminated array, may be NULL); no redirects; the response
- * body is discarded. *status is the HTTP status.
- * @return CS_ERR_UPSTREAM (transport failure or timeout), CS_ERR_INVALID (url).
+ * lines (NULL-terminated array, may be NULL); no redirects. *status is the
+ * HTTP status; the response body goes to @p resp (bounded by its max) or is
+ * discarded when @p resp is NULL.
+ * @return CS_ERR_UPSTREAM (transport failure, timeout, response too large),
+ *         CS_ERR_INVALID (url).
  */
 enum cs_err cs_http_post_json(const char *url, const char *const *headers, const char *body,
-                              size_t len, long timeout_ms, long *status) CS_WUR;
+                              size_t len, long timeout_ms, long *status,
+                              struct cs_buf *resp) CS_WUR;
 
 /* ------------------------------------------------------------------- AWS */
 

@@ -28,6 +28,7 @@ static const struct opt opts[] = {
     O_STR("sts-endpoint", sts_endpoint),
     O_STR("imds-endpoint", imds_endpoint),
     O_STR("out", out),
+    O_STR("from", from),
     O_STR("url", url),
     O_STR("credential", credential),
     O_STR("usage", usage),

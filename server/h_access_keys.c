@@ -91,7 +91,8 @@ enum cs_err cs_h_keys_create(struct cs_req *req, struct cs_resp *resp)
       !cJSON_AddStringToObject(out, "name", c.spec.name) ||
       !cJSON_AddStringToObject(out, "role", cs_role_name(c.spec.role)) ||
       (c.spec.scope && !cJSON_AddItemToObject(out, "scope", cJSON_Duplicate(c.spec.scope, 1))) ||
-      !cJSON_AddStringToObject(out, "createdAt", when))
+      !cJSON_AddStringToObject(out, "createdAt", when) ||
+      !cJSON_AddStringToObject(out, "owner", c.spec.owner))
     goto out;
   if (c.spec.expires_at) {
     cs_time_format(c.spec.expires_at, when);

@@ -176,7 +176,7 @@ enum cs_err cs_h_creds_update(struct cs_req *req, struct cs_resp *resp)
     return e;
   if ((im = cs_req_header(req, "If-Match"))) {
     if (parse_if_match(im, &in.if_match))
-      return cs_fail(resp, CS_ERR_BAD_QUERY, "If-Match must be a credential version");
+      return cs_fail(resp, CS_ERR_INVALID, "If-Match must be a credential version");
     in.has_if_match = true;
   }
   if ((e = cs_req_json(req, &body)))

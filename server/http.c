@@ -244,6 +244,8 @@ static void dispatch(struct cs_req *req, struct cs_resp *resp)
              cs_err_code(e));
     if (e == CS_ERR_METHOD)
       cs_resp_header(resp, "Allow", "%s", req->allow);
+    if (cs_err_http_status(e) == 401)
+      cs_resp_header(resp, "WWW-Authenticate", "Bearer realm=\"credstore\", Basic realm=\"credstore\"");
     if (render_error(e, resp)) {
       resp->body = strdup("{\"err\":\"out of memory\",\"code\":\"out_of_memory\"}");
       resp->len = resp->body ? strlen(resp->body) : 0;

@@ -150,6 +150,7 @@ enum cs_err cs_h_resolve(struct cs_req *req, struct cs_resp *resp);
 enum cs_err cs_h_events(struct cs_req *req, struct cs_resp *resp);
 enum cs_err cs_h_audit(struct cs_req *req, struct cs_resp *resp);
 enum cs_err cs_h_metrics(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_aws_container(struct cs_req *req, struct cs_resp *resp);
 
 /* --------------------------------------------------------------- metrics */
 

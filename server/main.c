@@ -19,6 +19,11 @@ static void usage(FILE *f)
         "           [--imds-endpoint URL] [--token-ttl SECONDS] [--log-level LEVEL]\n"
         "           [--threads N] [--max-connections N] [--conn-timeout SECONDS]\n"
         "  audit-verify --data DIR\n"
+        "  backup   --data DIR --out FILE\n"
+        "  restore  --from FILE --data NEWDIR [--master-key-file F | --passphrase-env VAR]\n"
+        "  rotate-key --data DIR [--master-key-file F | --passphrase-env VAR]\n"
+        "  credential-process --url URL --credential ID --usage UID\n"
+        "           (access key from CREDSTORE_ACCESS_KEY_ID / CREDSTORE_ACCESS_KEY_SECRET)\n"
         "  version\n"
         "\n"
         "Every option may also come from CREDSTORE_<OPTION> (e.g. CREDSTORE_DATA).\n",
@@ -54,6 +59,14 @@ int main(int argc, char **argv)
     return cs_cmd_serve(&cfg);
   if (strcmp(cmd, "audit-verify") == 0)
     return cs_cmd_audit_verify(&cfg);
+  if (strcmp(cmd, "backup") == 0)
+    return cs_cmd_backup(&cfg);
+  if (strcmp(cmd, "restore") == 0)
+    return cs_cmd_restore(&cfg);
+  if (strcmp(cmd, "rotate-key") == 0)
+    return cs_cmd_rotate_key(&cfg);
+  if (strcmp(cmd, "credential-process") == 0)
+    return cs_cmd_credential_process(&cfg);
   fprintf(stderr, "credstore: unknown command '%s'\n", cmd);
   usage(stderr);
   return 2;

@@ -127,7 +127,7 @@ static bool deliver(struct cs_app *app, const cJSON *entry, bool *gone)
     cs_hmac_sha256_hex(secret, strlen(secret), body, strlen(body), mac);
     snprintf(header, sizeof header, "X-Credstore-Signature: sha256=%s", mac);
     const char *headers[] = {header, NULL};
-    e = cs_http_post_json(url, headers, body, strlen(body), DELIVERY_TIMEOUT_MS, &status);
+    e = cs_http_post_json(url, headers, body, strlen(body), DELIVERY_TIMEOUT_MS, &status, NULL);
     ok = e == CS_OK && status >= 200 && status < 300;
     cs_metrics_webhook(ok);
     CS_LOG(ok ? CS_LOG_INFO : CS_LOG_WARN, "webhook for usage %s of %s: %s %ld",

@@ -8,7 +8,7 @@
 const struct cs_route cs_routes[] = {
     {CS_GET, "/healthz", cs_h_healthz, CS_PUBLIC, "healthz"},
     {CS_GET, "/readyz", cs_h_readyz, CS_PUBLIC, "readyz"},
-    {CS_GET, "/metrics", cs_h_metrics, CS_PUBLIC, "metrics"},
+    {CS_GET, "/metrics", cs_h_metrics, CS_R_ANY, "metrics"},
     {CS_GET, "/api/v1/version", cs_h_version, CS_R_ANY, "version"},
     {CS_POST, "/api/v1/login", cs_h_login, CS_PUBLIC, "login"},
     {CS_GET, "/api/v1/auth_token/extend", cs_h_extend, CS_R_ANY, "auth_token_extend"},
@@ -26,6 +26,7 @@ const struct cs_route cs_routes[] = {
     {CS_POST, "/api/v1/credentials/{}/resolve", cs_h_resolve, CS_R_USE, "resolve"},
     {CS_GET, "/api/v1/events", cs_h_events, CS_R_READ, "events"},
     {CS_GET, "/api/v1/audit", cs_h_audit, CS_R_AUDIT, "audit"},
+    {CS_GET, "/api/v1/aws/container-credentials/{}", cs_h_aws_container, CS_R_USE, "aws_container_credentials"},
 };
 const size_t cs_routes_count = sizeof cs_routes / sizeof cs_routes[0];
 

@@ -43,8 +43,12 @@ int cs_cmd_serve(const struct cs_config *cfg)
   pthread_sigmask(SIG_BLOCK, &set, NULL);
   signal(SIGPIPE, SIG_IGN);
 
-  if (cs_app_open(&app, 0))
+  /* Held shared while serving: rotate-key refuses to run meanwhile. */
+  int lock_fd = -1;
+  if (cs_data_lock(app.cfg.data_dir, false, &lock_fd) || cs_app_open(&app, 0)) {
+    cs_data_unlock(lock_fd);
     return 1;
+  }
   app.started_at = cs_now();
   struct cs_aws_config aws = {app.cfg.sts_endpoint, app.cfg.imds_endpoint, 0};
   int rc = 1;
@@ -71,6 +75,7 @@ out:
   cs_writer_stop(app.writer);
   cs_aws_resolver_free(app.aws);
   cs_app_close(&app);
+  cs_data_unlock(lock_fd);
   if (rc == 0)
     CS_LOG(CS_LOG_INFO, "stopped");
   return rc;

@@ -33,6 +33,7 @@ struct cs_config {
   const char *sts_endpoint;
   const char *imds_endpoint;
   const char *out;        /* backup --out */
+  const char *from;       /* restore --from */
   const char *url;        /* credential-process --url */
   const char *credential; /* credential-process --credential */
   const char *usage;      /* credential-process --usage */
@@ -193,6 +194,21 @@ void cs_writer_stop(struct cs_writer *w);
 int cs_cmd_init(const struct cs_config *cfg);
 int cs_cmd_serve(const struct cs_config *cfg);
 int cs_cmd_audit_verify(const struct cs_config *cfg);
+int cs_cmd_backup(const struct cs_config *cfg);
+int cs_cmd_restore(const struct cs_config *cfg);
+int cs_cmd_rotate_key(const struct cs_config *cfg);
+
+/**
+ * Take DIR/serve.lock with flock, non-blocking: shared for serve (several
+ * may run), exclusive for rotate-key (no server may hold the keyring while
+ * it changes). *fd is -1 when DIR holds no store yet (nothing to guard).
+ * Prints a clear message on failure. Release with cs_data_unlock().
+ * @return CS_ERR_UNAVAILABLE (held in the other mode), CS_ERR_IO, CS_ERR_INVALID.
+ */
+enum cs_err cs_data_lock(const char *dir, bool exclusive, int *fd) CS_WUR;
+/** Release a lock from cs_data_lock(). -1 ok. */
+void cs_data_unlock(int fd);
+int cs_cmd_credential_process(const struct cs_config *cfg);
 
 /* Meta keys in CS_TBL_META. */
 #define CS_META_KEYRING "keyring"

@@ -90,7 +90,8 @@ static enum cs_err cred_encode(const struct cs_provider *prov, uint64_t version,
   memcpy(p + HDR_LEN, meta, meta_len);
   p[HDR_LEN + meta_len] = (uint8_t)fp_len;
   memcpy(p + HDR_LEN + meta_len + 1, fp, fp_len);
-  memcpy(p + HDR_LEN + meta_len + 1 + fp_len, sealed, sealed_len);
+  if (sealed_len) /* aws with useAWSRole stores no secret */
+    memcpy(p + HDR_LEN + meta_len + 1 + fp_len, sealed, sealed_len);
   *out = p;
   *out_len = n;
   return CS_OK;

@@ -18,7 +18,8 @@ READ = {"admin", "operator", "auditor"}
 WRITE = {"admin", "operator"}
 USE = {"admin", "operator", "ci"}
 EXPECTED_ROLES = {
-    "healthz": None, "readyz": None, "login": None, "metrics": None,  # None = public
+    "healthz": None, "readyz": None, "login": None,  # None = public
+    "metrics": ALL,
     "version": ALL,
     "auth_token_extend": ALL,
     "access_keys_create": {"admin"},

@@ -134,7 +134,8 @@ def test_metrics_in_prometheus_format():
             d.get("/healthz")
         d.get("/nope")
         d.post("/api/v1/credentials", json=dict(valid_bodies()["ibm-1"], _id="m1"), headers=auth)
-        r = d.get("/metrics")
+        assert_error(d.get("/metrics"), 401)
+        r = d.get("/metrics", headers=auth)
         assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/plain")
         m = parse_metrics(r.text)
         assert m['credstore_http_requests_total{route="healthz",status="200"}'] >= 5
@@ -156,7 +157,7 @@ def test_metrics_in_prometheus_format():
         assert d.admin["secret"] not in r.text
         # The counters move.
         d.get("/healthz")
-        m2 = parse_metrics(d.get("/metrics").text)
+        m2 = parse_metrics(d.get("/metrics", headers=auth).text)
         assert m2['credstore_http_requests_total{route="healthz",status="200"}'] > \
             m['credstore_http_requests_total{route="healthz",status="200"}']
         assert d.stop() == 0

@@ -926,13 +926,11 @@ static void *cc_writer(void *arg)
       ops[i].seq = seq + (uint64_t)i;
       batch[i] = (struct cs_store_op){cc_put_cb, &ops[i], CS_ERR_IO};
     }
-    {enum cs_err eb = cs_store_write_batch(cc->st, batch, CC_BATCH);
-    if (eb != CS_OK) { fprintf(stderr, "DBG batch e=%d\n", eb);
-      atomic_fetch_add(&cc->errors, 1);}}
+    if (cs_store_write_batch(cc->st, batch, CC_BATCH) != CS_OK)
+      atomic_fetch_add(&cc->errors, 1);
     for (int i = 0; i < CC_BATCH; i++)
-      if (batch[i].result != CS_OK) {
-        fprintf(stderr, "DBG op e=%d\n", batch[i].result);
-        atomic_fetch_add(&cc->errors, 1);}
+      if (batch[i].result != CS_OK)
+        atomic_fetch_add(&cc->errors, 1);
   }
   for (int i = 0; i < CC_BATCH; i++)
     free(ops[i].buf);
@@ -951,17 +949,12 @@ static bool cc_read_once(struct cc *cc, uint8_t *want, uint64_t *seen)
 
   if (cs_store_read_begin(cc->st, &txn) != CS_OK)
     return false;
-  {enum cs_err e1 = cs_txn_last_seq(txn, CS_TBL_OUTBOX, &last);
-  ok = e1 == CS_OK && last >= *seen;
-  if (!ok) fprintf(stderr, "DBG last_seq e=%d last=%lu seen=%lu\n", e1, (unsigned long)last, (unsigned long)*seen);}
+  ok = cs_txn_last_seq(txn, CS_TBL_OUTBOX, &last) == CS_OK && last >= *seen;
   if (ok && last > 0) {
-    enum cs_err e2;
     cs_store_seq_key(last, key);
     cc_fill(last, want);
-    e2 = cs_txn_get(txn, CS_TBL_OUTBOX, key, 8, &v);
-    ok = e2 == CS_OK && v.len == CC_VAL &&
+    ok = cs_txn_get(txn, CS_TBL_OUTBOX, key, 8, &v) == CS_OK && v.len == CC_VAL &&
          memcmp(v.data, want, CC_VAL) == 0;
-    if (!ok) { size_t i = 0; if (e2 == CS_OK) for (; i < v.len && ((const uint8_t*)v.data)[i] == want[i]; i++); fprintf(stderr, "DBG get e=%d last=%lu len=%zu firstdiff=%zu\n", e2, (unsigned long)last, e2 ? 0 : v.len, i); }
   }
   cs_store_read_end(txn);
   *seen = last;
@@ -1094,7 +1087,7 @@ int main(int argc, char **argv)
   self_path = argv[0];
   if (argc == 3 && strcmp(argv[1], "--grow-child") == 0)
     return grow_child(argv[2]);
-  /* Error paths log by design; keep the test output to results. */
+  /* Error paths log by design; keep the output to results (CS_TEST_LOG=1: logs too). */
   cs_log_min_level = getenv("CS_TEST_LOG") ? CS_LOG_DEBUG : CS_LOG_OFF;
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

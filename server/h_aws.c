@@ -1,0 +1,65 @@
+/* GET /api/v1/aws/container-credentials/{id}?usage=UID (API.md §4, "AWS SDK
+ * compatibility"): the ECS container-credentials format, so an AWS SDK or
+ * the AWS CLI configured with AWS_CONTAINER_CREDENTIALS_FULL_URI and
+ * AWS_CONTAINER_AUTHORIZATION_TOKEN (sent verbatim as Authorization, e.g.
+ * "Basic …") picks the credentials up unchanged. */
+#include "svc.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Static keys never expire; SDKs still want an Expiration, after which they
+ * ask again (and so see edits). */
+#define STATIC_REFRESH 3600
+
+enum cs_err cs_h_aws_container(struct cs_req *req, struct cs_resp *resp)
+{
+  struct cs_resolve_req in = {.cred_id = req->params[0]};
+  struct cs_actor a = cs_actor_of(req);
+  struct cs_aws_error up = {{0}, {0}};
+  cJSON *m = NULL, *o = NULL;
+  char when[32];
+  enum cs_err e;
+
+  if (!cs_id_valid(in.cred_id, strlen(in.cred_id)))
+    return cs_fail(resp, CS_ERR_BAD_ID, "credential ids are 1-128 characters of [A-Za-z0-9._-]");
+  if (!cs_scope_allows(req->who.scope, in.cred_id))
+    return cs_fail(resp, CS_ERR_NOT_FOUND, "no credential %s", in.cred_id);
+  if (!(in.usage_id = cs_req_query(req, "usage")) || !in.usage_id[0])
+    return cs_fail(resp, CS_ERR_MISSING, "the usage query parameter is required (?usage=UID)");
+  e = cs_resolve(req->app, &a, &in, &m, &up);
+  if (e == CS_ERR_NOT_FOUND)
+    return cs_fail(resp, e, "no credential %s", in.cred_id);
+  if (e == CS_ERR_INVALID)
+    return cs_fail(resp, e, "usage is not a usage of this credential");
+  if (e == CS_ERR_UPSTREAM)
+    return cs_fail(resp, e, "%s: %s", up.code[0] ? up.code : "upstream",
+                   up.message[0] ? up.message : "AWS STS request failed");
+  if (e)
+    return e;
+  const cJSON *type = cJSON_GetObjectItemCaseSensitive(m, "type");
+  if (!cJSON_IsString(type) || strcmp(type->valuestring, "aws") != 0) {
+    cs_json_wipe_delete(m);
+    return cs_fail(resp, CS_ERR_INVALID, "credential %s is not of type aws", in.cred_id);
+  }
+  const cJSON *ak = cJSON_GetObjectItemCaseSensitive(m, "AccessKeyId");
+  const cJSON *sk = cJSON_GetObjectItemCaseSensitive(m, "SecretAccessKey");
+  const cJSON *tok = cJSON_GetObjectItemCaseSensitive(m, "SessionToken");
+  const cJSON *exp = cJSON_GetObjectItemCaseSensitive(m, "Expiration");
+  if (cJSON_IsString(exp))
+    snprintf(when, sizeof when, "%s", exp->valuestring);
+  else
+    cs_time_format(cs_now() + STATIC_REFRESH, when);
+  e = CS_ERR_NOMEM;
+  if ((o = cJSON_CreateObject()) && cJSON_IsString(ak) && cJSON_IsString(sk) &&
+      cJSON_AddStringToObject(o, "AccessKeyId", ak->valuestring) &&
+      cJSON_AddStringToObject(o, "SecretAccessKey", sk->valuestring) &&
+      cJSON_AddStringToObject(o, "Token", cJSON_IsString(tok) ? tok->valuestring : "") &&
+      cJSON_AddStringToObject(o, "Expiration", when)) {
+    e = cs_resp_json(resp, 200, o);
+    o = NULL;
+  }
+  cs_json_wipe_delete(o);
+  cs_json_wipe_delete(m);
+  return e;
+}
