@@ -156,7 +156,11 @@ struct cs_aws_stats {
 
 struct cs_aws_resolver; /* opaque: config, cache, single-flight state */
 
-/** @return CS_ERR_NOMEM, CS_ERR_INTERNAL (libcurl init). Free with cs_aws_resolver_free(). */
+/**
+ * @return CS_ERR_INVALID (an endpoint that is not an http(s) URL of at most
+ *         400 characters), CS_ERR_NOMEM, CS_ERR_INTERNAL (libcurl init).
+ *         Free with cs_aws_resolver_free().
+ */
 enum cs_err cs_aws_resolver_create(const struct cs_aws_config *cfg,
                                    struct cs_aws_resolver **out) CS_WUR;
 /** NULL ok. Wipes cached credentials. */

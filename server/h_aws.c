@@ -14,17 +14,15 @@
 
 enum cs_err cs_h_aws_container(struct cs_req *req, struct cs_resp *resp)
 {
-  struct cs_resolve_req in = {.cred_id = req->params[0]};
+  struct cs_resolve_req in = {0};
   struct cs_actor a = cs_actor_of(req);
   struct cs_aws_error up = {{0}, {0}};
   cJSON *m = NULL, *o = NULL;
   char when[32];
   enum cs_err e;
 
-  if (!cs_id_valid(in.cred_id, strlen(in.cred_id)))
-    return cs_fail(resp, CS_ERR_BAD_ID, "credential ids are 1-128 characters of [A-Za-z0-9._-]");
-  if (!cs_scope_allows(req->who.scope, in.cred_id))
-    return cs_fail(resp, CS_ERR_NOT_FOUND, "no credential %s", in.cred_id);
+  if ((e = cs_req_cred_id(req, resp, &in.cred_id)))
+    return e;
   if (!(in.usage_id = cs_req_query(req, "usage")) || !in.usage_id[0])
     return cs_fail(resp, CS_ERR_MISSING, "the usage query parameter is required (?usage=UID)");
   e = cs_resolve(req->app, &a, &in, &m, &up);

@@ -9,8 +9,7 @@
 #define OFFSET_MAX 1000000000ULL
 #define SEARCH_MAX 128
 
-/* A path id: 400 when malformed, 404 when outside the caller's scope. */
-static enum cs_err path_id(struct cs_req *req, struct cs_resp *resp, const char **out)
+enum cs_err cs_req_cred_id(struct cs_req *req, struct cs_resp *resp, const char **out)
 {
   const char *id = req->params[0];
   if (!cs_id_valid(id, strlen(id)))
@@ -94,7 +93,7 @@ enum cs_err cs_h_creds_get(struct cs_req *req, struct cs_resp *resp)
   cJSON *c = NULL;
   enum cs_err e;
 
-  if ((e = path_id(req, resp, &id)))
+  if ((e = cs_req_cred_id(req, resp, &id)))
     return e;
   e = cs_creds_get(req->app, id, &c);
   if (e == CS_ERR_NOT_FOUND)
@@ -172,7 +171,7 @@ enum cs_err cs_h_creds_update(struct cs_req *req, struct cs_resp *resp)
   cJSON *body = NULL;
   enum cs_err e;
 
-  if ((e = path_id(req, resp, &in.id)))
+  if ((e = cs_req_cred_id(req, resp, &in.id)))
     return e;
   if ((im = cs_req_header(req, "If-Match"))) {
     if (parse_if_match(im, &in.if_match))
@@ -200,7 +199,7 @@ enum cs_err cs_h_creds_delete(struct cs_req *req, struct cs_resp *resp)
   cJSON *usages = NULL;
   enum cs_err e;
 
-  if ((e = path_id(req, resp, &id)))
+  if ((e = cs_req_cred_id(req, resp, &id)))
     return e;
   struct cs_actor a = cs_actor_of(req);
   e = cs_creds_delete(req->app, &a, id, &usages);

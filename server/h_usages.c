@@ -5,18 +5,6 @@
 
 #define DESCRIPTION_MAX 1024
 
-/* The credential id of the path: 400 when malformed, 404 outside scope. */
-static enum cs_err cred_param(struct cs_req *req, struct cs_resp *resp, const char **out)
-{
-  const char *id = req->params[0];
-  if (!cs_id_valid(id, strlen(id)))
-    return cs_fail(resp, CS_ERR_BAD_ID, "credential ids are 1-128 characters of [A-Za-z0-9._-]");
-  if (!cs_scope_allows(req->who.scope, id))
-    return cs_fail(resp, CS_ERR_NOT_FOUND, "no credential %s", id);
-  *out = id;
-  return CS_OK;
-}
-
 static enum cs_err field_error(struct cs_resp *resp, enum cs_err e, const char *field,
                                const char *msg)
 {
@@ -47,7 +35,7 @@ enum cs_err cs_h_usages_create(struct cs_req *req, struct cs_resp *resp)
   cJSON *body = NULL, *out = NULL;
   enum cs_err e;
 
-  if ((e = cred_param(req, resp, &in.cred_id)) || (e = cs_req_json(req, &body)))
+  if ((e = cs_req_cred_id(req, resp, &in.cred_id)) || (e = cs_req_json(req, &body)))
     return e;
   if (cs_json_req_string(body, "type", CS_USAGE_TYPE_MAX, &in.type) || !in.type[0])
     e = field_error(resp, CS_ERR_INVALID, "type",
@@ -73,7 +61,7 @@ enum cs_err cs_h_usages_list(struct cs_req *req, struct cs_resp *resp)
   cJSON *arr = NULL;
   enum cs_err e;
 
-  if ((e = cred_param(req, resp, &id)))
+  if ((e = cs_req_cred_id(req, resp, &id)))
     return e;
   if ((e = cs_usages_list(req->app, id, &arr)) == CS_ERR_NOT_FOUND)
     return cs_fail(resp, e, "no credential %s", id);
@@ -88,7 +76,7 @@ enum cs_err cs_h_usages_delete(struct cs_req *req, struct cs_resp *resp)
   struct cs_actor a = cs_actor_of(req);
   enum cs_err e;
 
-  if ((e = cred_param(req, resp, &id)))
+  if ((e = cs_req_cred_id(req, resp, &id)))
     return e;
   if ((e = cs_usages_delete(req->app, &a, id, req->params[1])) == CS_ERR_NOT_FOUND)
     return cs_fail(resp, e, "no usage %s of credential %s", req->params[1], id);
@@ -105,7 +93,7 @@ enum cs_err cs_h_resolve(struct cs_req *req, struct cs_resp *resp)
   cJSON *body = NULL, *m = NULL;
   enum cs_err e;
 
-  if ((e = cred_param(req, resp, &in.cred_id)) || (e = cs_req_json(req, &body)))
+  if ((e = cs_req_cred_id(req, resp, &in.cred_id)) || (e = cs_req_json(req, &body)))
     return e;
   if (cs_json_req_string(body, "usageId", CS_ID_MAX, &in.usage_id)) {
     e = field_error(resp, CS_ERR_MISSING, "usageId",

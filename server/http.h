@@ -107,6 +107,13 @@ const char *cs_req_header(struct cs_req *req, const char *name);
  */
 enum cs_err cs_req_json(struct cs_req *req, cJSON **out) CS_WUR;
 
+/**
+ * The credential id of the path (first parameter).
+ * @return CS_ERR_BAD_ID when malformed, CS_ERR_NOT_FOUND outside the
+ *         caller's scope (a scoped key sees nothing else).
+ */
+enum cs_err cs_req_cred_id(struct cs_req *req, struct cs_resp *resp, const char **out) CS_WUR;
+
 /* ----------------------------------------------------- response helpers */
 
 /** Render @p j as the body with @p status; deletes @p j. @return CS_ERR_NOMEM. */

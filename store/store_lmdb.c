@@ -229,6 +229,28 @@ static enum cs_err store_alloc(bool readonly, struct cs_store **out)
   return CS_OK;
 }
 
+/* A data file shorter than its meta page says (a truncated copy or backup)
+ * would fault (SIGBUS) on the first read of a missing page: refuse it. */
+static enum cs_err check_complete(struct cs_store *st)
+{
+  MDB_envinfo info;
+  MDB_stat ms;
+  mdb_filehandle_t fd;
+  struct stat sb;
+  uint64_t need;
+
+  if (mdb_env_info(st->env, &info) || mdb_env_stat(st->env, &ms) ||
+      mdb_env_get_fd(st->env, &fd) || fstat(fd, &sb) != 0)
+    return CS_ERR_STORE;
+  need = ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
+  if ((uint64_t)sb.st_size < need) {
+    CS_LOG(CS_LOG_ERROR, "store: data.mdb is truncated: %lld bytes, its pages need %llu",
+           (long long)sb.st_size, (unsigned long long)need);
+    return CS_ERR_STORE;
+  }
+  return CS_OK;
+}
+
 static enum cs_err env_open(struct cs_store *st, const char *dir, bool create)
 {
   MDB_envinfo info;
@@ -261,7 +283,7 @@ static enum cs_err env_open(struct cs_store *st, const char *dir, bool create)
   if (rc)
     return lmdb_fail(rc, "env open");
   st->max_key = (size_t)mdb_env_get_maxkeysize(st->env);
-  return CS_OK;
+  return create ? CS_OK : check_complete(st);
 }
 
 static enum cs_err schema_write(struct cs_store *st, MDB_txn *txn)

@@ -119,6 +119,9 @@ enum cs_err cs_aws_http(const struct cs_aws_http_req *req, struct cs_aws_http_re
       fail_transport(resp, "response body larger than 64 KiB", "");
     else
       fail_transport(resp, errbuf[0] ? errbuf : curl_easy_strerror(cc), "");
+    resp->permanent = cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ||
+                      cc == CURLE_URL_MALFORMAT || cc == CURLE_UNSUPPORTED_PROTOCOL ||
+                      cc == CURLE_SSL_CERTPROBLEM || cc == CURLE_SSL_CONNECT_ERROR;
     e = CS_ERR_UPSTREAM;
     goto out;
   }

@@ -10,6 +10,14 @@
 
 #define IMDS_CREDS_PATH "/latest/meta-data/iam/security-credentials/"
 #define IMDS_ROLE_MAX 64
+/* IMDS is link-local and answers in milliseconds; off EC2 it is a black
+ * hole, and a resolve should not hang on it for the full STS timeout. */
+#define IMDS_TIMEOUT_MAX_MS 2000L
+
+static long imds_timeout(const struct cs_aws_resolver *r)
+{
+  return r->timeout_ms < IMDS_TIMEOUT_MAX_MS ? r->timeout_ms : IMDS_TIMEOUT_MAX_MS;
+}
 
 static bool printable_token(const char *s, size_t n)
 {
@@ -57,7 +65,10 @@ enum cs_err cs_aws_parse_imds_credentials(const char *body, size_t len, struct c
   }
   if (strcmp(code->valuestring, "Success") != 0) {
     const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "Message");
-    e = cs_aws_fail(err, CS_ERR_UPSTREAM, code->valuestring, "%s",
+    /* IMDS's own Code names the failure, when it is a plain word. */
+    bool word = printable_token(code->valuestring, strlen(code->valuestring)) &&
+                strlen(code->valuestring) < sizeof err->code;
+    e = cs_aws_fail(err, CS_ERR_UPSTREAM, word ? code->valuestring : "IMDSError", "%s",
                     cJSON_IsString(msg) && msg->valuestring ? msg->valuestring
                                                              : "IMDS did not return credentials");
     goto out;
@@ -73,7 +84,7 @@ enum cs_err cs_aws_parse_imds_credentials(const char *body, size_t len, struct c
     goto out;
   }
   if (!copy_member(j, "Expiration", expiration, sizeof expiration) ||
-      cs_time_parse(expiration, &c.expiration) != CS_OK) {
+      cs_time_parse(expiration, &c.expiration) != CS_OK || c.expiration <= 0) {
     cs_aws_fail(err, e, "MalformedResponse", "IMDS credentials have no valid Expiration");
     goto out;
   }
@@ -94,7 +105,7 @@ static enum cs_err imds_token(struct cs_aws_resolver *r, const char *stale,
   static const char *const headers[] = {"X-aws-ec2-metadata-token-ttl-seconds: 21600",
                                         "Content-Type:", NULL};
   struct cs_aws_http_req req = {.method = "PUT", .url = url, .headers = headers,
-                                .timeout_ms = r->timeout_ms, .direct = true};
+                                .timeout_ms = imds_timeout(r), .direct = true};
   struct cs_aws_http_resp resp = {0};
   enum cs_err e;
   size_t a = 0, n;
@@ -152,7 +163,7 @@ static enum cs_err imds_get(struct cs_aws_resolver *r, const char *path,
   char url[600], tok[CS_AWS_IMDS_TOKEN_MAX + 1], hdr[CS_AWS_IMDS_TOKEN_MAX + 64];
   const char *headers[] = {hdr, NULL};
   struct cs_aws_http_req req = {.method = "GET", .url = url, .headers = headers,
-                                .timeout_ms = r->timeout_ms, .direct = true};
+                                .timeout_ms = imds_timeout(r), .direct = true};
   enum cs_err e;
 
   snprintf(url, sizeof url, "%s%s", r->imds_endpoint, path);

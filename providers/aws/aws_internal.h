@@ -73,6 +73,7 @@ struct cs_aws_http_resp {
   char *body; /* NUL-terminated, malloc'd */
   size_t len;
   char error[256]; /* transport failure, no secrets */
+  bool permanent;  /* a failure retrying cannot fix (TLS verification, bad URL) */
 };
 
 /**

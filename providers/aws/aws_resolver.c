@@ -14,6 +14,7 @@
 
 #define NBUCKETS 4096 /* power of two */
 #define KEY_MAX 8192
+#define ENDPOINT_MAX 400
 #define DEFAULT_DURATION 3600
 #define DEFAULT_SESSION_NAME "credstore"
 #define GLOBAL_REGION "us-east-1"
@@ -338,8 +339,10 @@ static enum cs_err check_request(const struct cs_aws_request *req, struct cs_aws
     if (!secret || !printable(secret, sizeof ((struct cs_aws_creds *)0)->secret_access_key - 1))
       return invalid(err, "secret access key missing or malformed");
   }
-  a->role_arn = opt(req->role_arn);
-  if (a->role_arn && !printable(a->role_arn, 2048))
+  /* The rest only matters to AssumeRole. */
+  if (!(a->role_arn = opt(req->role_arn)))
+    return CS_OK;
+  if (!printable(a->role_arn, 2048))
     return invalid(err, "roleArn is malformed");
   a->external_id = opt(req->external_id);
   if (a->external_id && !chars_ok(a->external_id, 2, 1224, "_+=,.@:/-"))
@@ -456,11 +459,20 @@ static char *dup_endpoint(const char *s)
   return d;
 }
 
+/* An http(s) URL short enough for the fixed URL buffers of the clients. */
+static bool endpoint_ok(const char *s)
+{
+  return strlen(s) <= ENDPOINT_MAX &&
+         (strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0);
+}
+
 enum cs_err cs_aws_resolver_create(const struct cs_aws_config *cfg, struct cs_aws_resolver **out)
 {
   struct cs_aws_resolver *r;
   const char *imds = cfg && cfg->imds_endpoint ? cfg->imds_endpoint : "http://169.254.169.254";
 
+  if (!endpoint_ok(imds) || (cfg && cfg->sts_endpoint && !endpoint_ok(cfg->sts_endpoint)))
+    return CS_ERR_INVALID;
   if (cs_aws_http_global_init() != CS_OK)
     return CS_ERR_INTERNAL;
   if (!(r = calloc(1, sizeof *r)))

@@ -176,6 +176,7 @@ enum cs_err cs_aws_sts_assume_role(struct cs_aws_resolver *r, const struct cs_aw
     } else if (e == CS_ERR_UPSTREAM) {
       CS_LOG(CS_LOG_WARN, "sts AssumeRole %s: %s", a->role_arn, resp.error);
       cs_aws_fail(&e_last, e, "STSUnreachable", "STS request failed: %s", resp.error);
+      retry = !resp.permanent;
     } else {
       goto out; /* out of memory or a libcurl failure: retrying won't help */
     }

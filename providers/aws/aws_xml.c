@@ -377,10 +377,14 @@ static bool close_tag(struct xml *x)
 
 static bool markup(struct xml *x)
 {
-  if (starts(x, "<?"))
+  if (starts(x, "<?")) {
+    x->i += 2;
     return skip_past(x, "?>");
-  if (starts(x, "<!--"))
+  }
+  if (starts(x, "<!--")) {
+    x->i += 4;
     return skip_past(x, "-->");
+  }
   if (starts(x, "<![CDATA["))
     return cdata(x);
   if (starts(x, "<!"))
@@ -491,7 +495,7 @@ enum cs_err cs_aws_parse_sts_response(const char *body, size_t len, struct cs_aw
                 "STS response lacks AccessKeyId, SecretAccessKey or SessionToken");
     goto out;
   }
-  if (cs_time_parse(expiration, &c.expiration) != CS_OK) {
+  if (cs_time_parse(expiration, &c.expiration) != CS_OK || c.expiration <= 0) {
     cs_aws_fail(err, CS_ERR_INVALID, "MalformedResponse",
                 "STS response has no valid Expiration");
     goto out;

@@ -47,6 +47,7 @@ class Probe:
 def probe(*args, secret=SECRET, timeout=60):
     env = dict(os.environ)
     env.pop("AWS_PROBE_SECRET", None)
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"  # the doubles are local
     if secret is not None:
         env["AWS_PROBE_SECRET"] = secret  # not on the command line
     p = subprocess.run(WRAPPER + [PROBE, *map(str, args)], capture_output=True, text=True,
@@ -309,3 +310,19 @@ def test_short_duration_is_cached_too(sts):
     p = probe(*keys_args(sts), "--role", ROLE, "--duration", 1800, "--then-version", 0)
     assert sts.calls == 2  # a new process: its own cache; same key again → hit
     assert p.results[0] == p.results[1]
+
+
+def test_concurrent_cold_resolves_over_the_instance_role(imds):
+    # Nested single-flight: 30 threads, one IMDS fetch and one STS call.
+    sts = STSDouble({imds.akid: imds.secret}, tokens={imds.akid: imds.token})
+    sts.delay = 0.3
+    try:
+        p = probe("--sts", sts.url, "--imds", imds.url, "--instance-role", "--role", ROLE,
+                  "--parallel", 30, secret=None)
+        assert p.rc == 0, p.stderr
+        assert sts.calls == 1
+        assert imds.calls == {"put": 1, "list": 1, "creds": 1, "unauthorized": 0}
+        assert all(r == p.results[0] for r in p.results)
+        assert_issued(p.first, sts.issued[0])
+    finally:
+        sts.close()

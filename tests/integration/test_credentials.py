@@ -356,3 +356,24 @@ def test_no_plaintext_secret_reaches_disk_or_log():
                 assert n not in blob, "secret material found in %s" % f
     finally:
         dd.close()
+
+
+def test_sealed_records_survive_a_restart():
+    dd = Daemon().start()
+    try:
+        auth = {"Authorization": basic(dd.admin["id"], dd.admin["secret"])}
+        body = valid_bodies()["azure-sp"]
+        assert dd.post("/api/v1/credentials", json=dict(body, _id="keep"),
+                       headers=auth).status_code == 201
+        uid = dd.post("/api/v1/credentials/keep/usages", json={"type": "Alert profile"},
+                      headers=auth).json()["id"]
+        before = dd.get("/api/v1/credentials/keep", headers=auth).json()
+        assert dd.stop() == 0
+        dd.start()
+        assert dd.get("/api/v1/credentials/keep", headers=auth).json() == before
+        m = dd.post("/api/v1/credentials/keep/resolve", json={"usageId": uid}, headers=auth)
+        assert m.status_code == 200
+        assert m.json()["serviceKey"] == json.loads(body["secret"]["plain"])
+        assert dd.stop() == 0
+    finally:
+        dd.close()

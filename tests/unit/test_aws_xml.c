@@ -240,6 +240,8 @@ static void test_garbage(void **state)
       "<![CDATA[x]]><a></a>",
       "<!DOCTYPE a [<!ENTITY x \"y\">]><a>&x;</a>",
       "<a><!-- unterminated</a>",
+      "<a><!--></a>",
+      "<a><?></a>",
       "<?xml unterminated",
       "<Foo></Foo>",
       "<AssumeRoleResponse/>",
@@ -265,15 +267,19 @@ static void test_depth_and_duplicates(void **state)
 {
   struct cs_aws_creds c;
   struct cs_aws_error err;
-  char deep[20 * 7 + 1] = "";
+  char deep[20 * 7 + 1];
   char *doc;
 
-  for (int i = 0; i < 20; i++)
-    strcat(deep, "<a>");
-  for (int i = 0; i < 20; i++)
-    strcat(deep, "</a>");
+  for (int i = 0; i < 20; i++) {
+    memcpy(deep + 3 * i, "<a>", 3);
+    memcpy(deep + 60 + 4 * i, "</a>", 4);
+  }
+  deep[140] = '\0';
   assert_int_equal(parse_str(deep, &c, &err), CS_ERR_INVALID);
   assert_non_null(strstr(err.message, "deep"));
+  /* 16 levels are fine (an unknown root, so still not usable). */
+  assert_int_equal(parse(deep + 4 * 3, 16 * 7, &c, &err), CS_ERR_INVALID);
+  assert_null(strstr(err.message, "deep"));
 
   doc = wrap_creds("<AccessKeyId>ASIAONE</AccessKeyId><AccessKeyId>ASIATWO</AccessKeyId>"
                    "<SecretAccessKey>s</SecretAccessKey><SessionToken>t</SessionToken>"
@@ -308,6 +314,9 @@ static void test_missing_fields(void **state)
       /* a space inside a secret */
       "<AccessKeyId>A</AccessKeyId><SecretAccessKey>s s</SecretAccessKey>"
       "<SessionToken>t</SessionToken><Expiration>2026-11-22T17:00:00Z</Expiration>",
+      /* the epoch is not an expiry */
+      "<AccessKeyId>A</AccessKeyId><SecretAccessKey>s</SecretAccessKey>"
+      "<SessionToken>t</SessionToken><Expiration>1970-01-01T00:00:00Z</Expiration>",
       /* no SecretAccessKey */
       "<AccessKeyId>A</AccessKeyId>"
       "<SessionToken>t</SessionToken><Expiration>2026-11-22T17:00:00Z</Expiration>",
@@ -367,9 +376,10 @@ static void test_oversize(void **state)
   }
   /* Entities count after decoding: 128 × "&#65;" is 128 characters. */
   {
-    char ent[128 * 5 + 1] = "";
+    char ent[128 * 5 + 1];
     for (int i = 0; i < 128; i++)
-      strcat(ent, "&#65;");
+      memcpy(ent + 5 * i, "&#65;", 5);
+    ent[128 * 5] = '\0';
     snprintf(buf, sizeof buf,
              "<AccessKeyId>%s</AccessKeyId><SecretAccessKey>s</SecretAccessKey>"
              "<SessionToken>t</SessionToken><Expiration>2026-11-22T17:00:00Z</Expiration>",
@@ -438,8 +448,13 @@ static void test_imds_json(void **state)
   assert_string_equal(err.code, "AssumeRoleUnauthorizedAccess");
   assert_string_equal(err.message, "EC2 cannot assume the role");
 
+  assert_int_equal(imds("{\"Code\":\"\",\"Message\":\"m\"}", &c, &err), CS_ERR_UPSTREAM);
+  assert_string_equal(err.code, "IMDSError");
+
   static const char *const bad[] = {
       NULL,
+      "{\"Code\":\"Success\",\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"s\",\"Token\":\"t\","
+      "\"Expiration\":\"1970-01-01T00:00:00Z\"}",
       "",
       "garbage",
       "[]",
@@ -524,6 +539,10 @@ static void test_resolver_static_and_checks(void **state)
   assert_string_equal(c.secret_access_key, req.secret_key);
   assert_string_equal(c.session_token, "");
   assert_int_equal(c.expiration, 0);
+  /* AssumeRole options do not matter without a role. */
+  req.duration_seconds = 5;
+  req.session_name = "x";
+  assert_int_equal(cs_aws_resolve(r, &req, &c, &err), CS_OK);
 
   /* Each of these is refused before any network use. */
   for (int i = 0; i < 12; i++) {
@@ -580,6 +599,25 @@ static void test_resolver_static_and_checks(void **state)
   cs_aws_get_stats(r, &st);
   assert_int_equal(st.imds_calls, 1);
   assert_int_equal(st.sts_calls, 6);
+  cs_aws_resolver_free(r);
+
+  /* Endpoints must be http(s) URLs. */
+  cfg.sts_endpoint = "ftp://127.0.0.1/";
+  assert_int_equal(cs_aws_resolver_create(&cfg, &r), CS_ERR_INVALID);
+  cfg.sts_endpoint = "http://127.0.0.1:1/";
+  cfg.imds_endpoint = "169.254.169.254";
+  assert_int_equal(cs_aws_resolver_create(&cfg, &r), CS_ERR_INVALID);
+
+  /* A failure that retrying cannot fix is not retried. */
+  cfg.imds_endpoint = NULL;
+  cfg.sts_endpoint = "https://127.0.0.1:1/\x01";
+  assert_int_equal(cs_aws_resolver_create(&cfg, &r), CS_OK);
+  req = base_req();
+  req.role_arn = "arn:aws:iam::123456789012:role/demo";
+  assert_int_equal(cs_aws_resolve(r, &req, &c, &err), CS_ERR_UPSTREAM);
+  assert_string_equal(err.code, "STSUnreachable");
+  cs_aws_get_stats(r, &st);
+  assert_int_equal(st.sts_calls, 1);
   cs_aws_resolver_free(r);
 }
 
