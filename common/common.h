@@ -182,6 +182,9 @@ enum cs_err cs_json_opt_int(const cJSON *obj, const char *name, int64_t min, int
 /** Optional boolean; absent → *out unchanged. @return CS_ERR_INVALID. */
 enum cs_err cs_json_opt_bool(const cJSON *obj, const char *name, bool *out) CS_WUR;
 
+/** @return true if @p len bytes are strict UTF-8 (no overlongs, surrogates, > U+10FFFF). */
+bool cs_utf8_valid(const char *s, size_t len);
+
 /** Wipe every string (values and names) in @p j, then delete it. NULL ok. */
 void cs_json_wipe_delete(cJSON *j);
 

@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Scan nesting depth outside strings before cJSON recurses into it. */
-static bool depth_ok(const char *buf, size_t len, int max_depth)
+/* Scan nesting depth outside strings before cJSON recurses into it, and
+ * refuse "\u0000" in strings: decoded, it would cut a C string short (an id,
+ * a description, a secret) without anyone noticing. */
+static enum cs_err prescan(const char *buf, size_t len, int max_depth)
 {
   int depth = 0;
   bool in_str = false;
@@ -15,19 +17,58 @@ static bool depth_ok(const char *buf, size_t len, int max_depth)
   for (size_t i = 0; i < len; i++) {
     char c = buf[i];
     if (in_str) {
-      if (c == '\\')
+      if (c == '\\') {
+        if (i + 5 < len && buf[i + 1] == 'u' && !memcmp(buf + i + 2, "0000", 4))
+          return CS_ERR_BAD_JSON;
         i++;
-      else if (c == '"')
+      } else if (c == '"') {
         in_str = false;
+      }
       continue;
     }
     if (c == '"')
       in_str = true;
     else if (c == '{' || c == '[') {
       if (++depth > max_depth)
-        return false;
+        return CS_ERR_TOO_DEEP;
     } else if (c == '}' || c == ']')
       depth--;
+  }
+  return CS_OK;
+}
+
+/* Strict UTF-8 (RFC 3629): no overlongs, no surrogates, nothing past
+ * U+10FFFF. cJSON copies bytes through unchecked, so a body that is not
+ * UTF-8 would be stored and echoed as invalid JSON text. */
+bool cs_utf8_valid(const char *s, size_t len)
+{
+  const unsigned char *p = (const unsigned char *)s, *end = p + len;
+  while (p < end) {
+    unsigned c = *p;
+    size_t n;
+    uint32_t cp, min;
+    if (c < 0x80) {
+      p++;
+      continue;
+    } else if ((c & 0xe0) == 0xc0) {
+      n = 1, cp = c & 0x1f, min = 0x80;
+    } else if ((c & 0xf0) == 0xe0) {
+      n = 2, cp = c & 0x0f, min = 0x800;
+    } else if ((c & 0xf8) == 0xf0) {
+      n = 3, cp = c & 0x07, min = 0x10000;
+    } else {
+      return false;
+    }
+    if ((size_t)(end - p) <= n)
+      return false;
+    for (size_t i = 1; i <= n; i++) {
+      if ((p[i] & 0xc0) != 0x80)
+        return false;
+      cp = cp << 6 | (p[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+      return false;
+    p += n + 1;
   }
   return true;
 }
@@ -39,10 +80,11 @@ enum cs_err cs_json_parse(const char *buf, size_t len, int max_depth, cJSON **ou
 
   if (!buf || len == 0)
     return CS_ERR_BAD_JSON;
-  if (memchr(buf, '\0', len))
+  if (memchr(buf, '\0', len) || !cs_utf8_valid(buf, len))
     return CS_ERR_BAD_JSON;
-  if (!depth_ok(buf, len, max_depth))
-    return CS_ERR_TOO_DEEP;
+  enum cs_err e = prescan(buf, len, max_depth);
+  if (e)
+    return e;
   j = cJSON_ParseWithLengthOpts(buf, len, &end, false);
   if (!j)
     return CS_ERR_BAD_JSON;

@@ -133,11 +133,20 @@ enum cs_err cs_h_creds_upsert(struct cs_req *req, struct cs_resp *resp)
 
   if ((e = cs_req_json(req, &body)))
     return e;
-  if (cs_json_req_string(body, "_id", CS_ID_MAX + 1, &in.id)) {
+  const cJSON *idj = cJSON_GetObjectItemCaseSensitive(body, "_id");
+  if (idj && !cJSON_IsNull(idj) && !cJSON_IsString(idj)) {
+    e = cs_fail(resp, CS_ERR_BAD_ID, "_id must be a string of 1-128 characters of [A-Za-z0-9._-]");
+    if ((resp->err_extra = cJSON_CreateObject()))
+      cJSON_AddStringToObject(resp->err_extra, "field", "_id");
+  } else if (!cJSON_IsString(idj)) {
     e = cs_fail(resp, CS_ERR_MISSING, "_id is required: 1-128 characters of [A-Za-z0-9._-]");
     if ((resp->err_extra = cJSON_CreateObject()))
       cJSON_AddStringToObject(resp->err_extra, "field", "_id");
-  } else if (!cs_scope_allows(req->who.scope, in.id)) {
+  } else if (!cs_id_valid(idj->valuestring, strlen(idj->valuestring))) {
+    e = cs_fail(resp, CS_ERR_BAD_ID, "_id must be 1-128 characters of [A-Za-z0-9._-]");
+    if ((resp->err_extra = cJSON_CreateObject()))
+      cJSON_AddStringToObject(resp->err_extra, "field", "_id");
+  } else if (!cs_scope_allows(req->who.scope, (in.id = idj->valuestring))) {
     e = cs_fail(resp, CS_ERR_FORBIDDEN, "credential id %s is outside this access key's scope",
                 in.id);
   } else {

@@ -3,14 +3,34 @@
 #include "auth.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
+#include <sys/socket.h>
 #include <malloc.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 static char rid_prefix[9];
+
+/* Slowloris: MHD's --conn-timeout counts idle time, so a client trickling
+ * one header byte at a time never times out. Each connection is tracked
+ * from the moment it waits for a request's headers; a reaper thread shuts
+ * down connections that have not delivered them within the timeout. */
+struct conn_track {
+  int fd;
+  atomic_int_fast64_t waiting_since_ms; /* 0 while a request is being served */
+  bool shut;
+  struct conn_track *prev, *next;
+};
+
+static pthread_mutex_t track_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct conn_track track_list = {-1, 0, false, &track_list, &track_list};
+static pthread_t reaper;
+static atomic_bool reaper_stop;
+static int64_t header_timeout_ms;
 static atomic_uint_fast64_t rid_counter;
 
 static int64_t now_us(void)
@@ -18,6 +38,76 @@ static int64_t now_us(void)
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+  struct conn_track *t = *socket_context;
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci || !(t = calloc(1, sizeof *t)))
+      return;
+    t->fd = ci->connect_fd;
+    atomic_store(&t->waiting_since_ms, cs_mono_ms());
+    pthread_mutex_lock(&track_mu);
+    t->next = &track_list;
+    t->prev = track_list.prev;
+    track_list.prev->next = t;
+    track_list.prev = t;
+    pthread_mutex_unlock(&track_mu);
+    *socket_context = t;
+  } else if (t) {
+    pthread_mutex_lock(&track_mu);
+    t->prev->next = t->next;
+    t->next->prev = t->prev;
+    pthread_mutex_unlock(&track_mu);
+    free(t);
+    *socket_context = NULL;
+  }
+}
+
+static void *reaper_main(void *arg)
+{
+  while (!atomic_load(&reaper_stop)) {
+    usleep(200 * 1000);
+    int64_t now = cs_mono_ms();
+    pthread_mutex_lock(&track_mu);
+    for (struct conn_track *t = track_list.next; t != &track_list; t = t->next) {
+      int64_t since = atomic_load(&t->waiting_since_ms);
+      if (since && !t->shut && now - since > header_timeout_ms) {
+        shutdown(t->fd, SHUT_RDWR); /* MHD sees the end and closes it */
+        t->shut = true;
+      }
+    }
+    pthread_mutex_unlock(&track_mu);
+  }
+  return NULL;
+}
+
+/* The connection's tracker, stopped for the request that now runs. */
+static struct conn_track *track_request_start(struct MHD_Connection *conn)
+{
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  struct conn_track *t = ci ? ci->socket_context : NULL;
+  if (t)
+    atomic_store(&t->waiting_since_ms, 0);
+  return t;
+}
+
+/* A NUL byte inside the request line would cut the URL short in every
+ * string MHD hands over ("…/victim\0junk" acting on "victim"). MHD shows the
+ * raw URI to this callback, NUL-terminated where the HTTP version begins:
+ * when the bytes after the first NUL are not that version, the URI itself
+ * held a NUL. The marker becomes the request's context. */
+static char raw_nul_marker;
+
+static void *uri_check(void *cls, const char *uri, struct MHD_Connection *c)
+{
+  const char *after = uri + strlen(uri) + 1;
+  return strncmp(after, "HTTP/", 5) == 0 ? NULL : &raw_nul_marker;
 }
 
 static enum cs_method parse_method(const char *m)
@@ -163,6 +253,22 @@ static void remote_addr(struct cs_req *req)
               req->remote, sizeof req->remote);
 }
 
+struct framing {
+  int content_length;
+  int transfer_encoding;
+};
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+  struct framing *f = cls;
+  if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH))
+    f->content_length++;
+  else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+    f->transfer_encoding++;
+  return MHD_YES;
+}
+
 /* First callback of a request: route it and check the declared size. MHD
  * gets MHD_YES here; the response is queued on a later call, which keeps
  * the connection alive (DESIGN.md, performance rules). */
@@ -174,6 +280,7 @@ static struct cs_req *req_new(struct cs_app *app, struct MHD_Connection *conn, c
     return NULL;
   req->app = app;
   req->conn = conn;
+  req->track = track_request_start(conn);
   req->t0_us = now_us();
   req->method = parse_method(method);
   cs_buf_init(&req->body, CS_BODY_MAX);
@@ -181,6 +288,17 @@ static struct cs_req *req_new(struct cs_app *app, struct MHD_Connection *conn, c
            (unsigned long long)(atomic_fetch_add(&rid_counter, 1) & 0xffffffffu));
   req->early_err = cs_route_match(req, url);
 
+  /* Two Content-Lengths, or one with Transfer-Encoding, frame the body
+   * ambiguously (request smuggling): refuse, and close the connection so
+   * bytes after it are never read as another request. */
+  struct framing f = {0, 0};
+  MHD_get_connection_values(conn, MHD_HEADER_KIND, count_framing, &f);
+  if (f.content_length > 1 || f.transfer_encoding > 1 ||
+      (f.content_length && f.transfer_encoding)) {
+    req->early_err = CS_ERR_INVALID;
+    req->close = true;
+    return req;
+  }
   /* A declared oversize body is refused before anything else is decided. */
   const char *cl = cs_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
   uint64_t n;
@@ -218,6 +336,8 @@ static enum MHD_Result queue(struct cs_req *req, struct cs_resp *resp)
   MHD_add_response_header(r, "X-Request-Id", req->rid);
   for (int i = 0; i < resp->nheaders; i++)
     MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
+  if (req->close)
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
   req->status = resp->status;
   ret = MHD_queue_response(req->conn, (unsigned)resp->status, r);
   MHD_destroy_response(r);
@@ -238,6 +358,11 @@ static void dispatch(struct cs_req *req, struct cs_resp *resp)
     return;
   if (e == CS_OK && !resp->body)
     e = CS_ERR_INTERNAL;
+  if (req->raw_nul)
+    cs_fail(resp, e, "NUL byte in the request line");
+  else if (e == CS_ERR_INVALID && req->close && !resp->err_msg[0])
+    cs_fail(resp, e, "ambiguous message framing: several Content-Length headers, or "
+                     "Content-Length with Transfer-Encoding");
   if (e) {
     if (!cs_err_is_client(e))
       CS_LOG(CS_LOG_ERROR, "%s failed: %s", req->route ? req->route->name : "-",
@@ -264,10 +389,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   struct cs_resp resp = {0};
   enum MHD_Result ret;
 
-  if (!req) {
+  if (!req || req == (void *)&raw_nul_marker) {
+    bool raw_nul = req != NULL;
     req = req_new(app, conn, url, method);
     if (!req)
       return MHD_NO;
+    if (raw_nul) {
+      req->early_err = CS_ERR_INVALID;
+      req->route = NULL;
+      req->close = true;
+      req->raw_nul = true;
+    }
     *con_cls = req;
     return MHD_YES;
   }
@@ -307,7 +439,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   struct cs_app *app = cls;
   struct cs_req *req = *con_cls;
 
-  if (!req)
+  if (!req || req == (void *)&raw_nul_marker)
     return;
   *con_cls = NULL;
   int64_t us = now_us() - req->t0_us;
@@ -322,6 +454,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     cs_log_fields(CS_LOG_INFO, fields, "request");
     cs_log_set_request_id(NULL);
   }
+  if (req->track) /* waiting for the next request's headers from now on */
+    atomic_store(&((struct conn_track *)req->track)->waiting_since_ms, cs_mono_ms());
   cs_buf_wipe(&req->body); /* bodies may carry secrets */
   cJSON_Delete(req->who.scope);
   free(req);
@@ -330,6 +464,33 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 
 /* -------------------------------------------------------------- daemon */
+
+static int hexval(char c)
+{
+  return c >= '0' && c <= '9' ? c - '0'
+         : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                : -1;
+}
+
+/* Percent-decoding of paths and query values, in place. "%00" stays as it
+ * is: decoded, it would end the C string early, and "victim%00junk" would
+ * act on "victim". Left encoded, it fails id validation instead. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+  char *w = s;
+  for (const char *r = s; *r; r++) {
+    int hi, lo;
+    if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0 && (hi | lo)) {
+      *w++ = (char)(hi << 4 | lo);
+      r += 2;
+    } else {
+      *w++ = *r;
+    }
+  }
+  *w = '\0';
+  return (size_t)(w - s);
+}
 
 __attribute__((format(printf, 2, 0)))
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -477,13 +638,23 @@ enum cs_err cs_http_start(struct cs_app *app, struct MHD_Daemon **out)
       (unsigned)(cfg->max_connections ? cfg->max_connections : 1024),
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(cfg->conn_timeout ? cfg->conn_timeout : 30),
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
-      (unsigned)1024, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_ARRAY, tls,
+      (unsigned)1024, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
+      MHD_OPTION_URI_LOG_CALLBACK, uri_check, NULL,
+      MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_UNESCAPE_CALLBACK,
+      unescape, NULL, MHD_OPTION_STRICT_FOR_CLIENT, (int)1, MHD_OPTION_ARRAY, tls,
       MHD_OPTION_END);
   if (!d) {
     fprintf(stderr, "credstore: cannot listen on %s (address in use, not permitted, or a "
                     "bad TLS certificate/key)\n", listen);
     tls_free();
     return CS_ERR_IO;
+  }
+  header_timeout_ms = 1000 * (cfg->conn_timeout ? cfg->conn_timeout : 30);
+  atomic_store(&reaper_stop, false);
+  if (pthread_create(&reaper, NULL, reaper_main, NULL)) {
+    MHD_stop_daemon(d);
+    tls_free();
+    return CS_ERR_INTERNAL;
   }
   const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
   CS_LOG(CS_LOG_INFO, "listening on %s port %u with %u threads%s", listen,
@@ -501,5 +672,7 @@ void cs_http_stop(struct cs_app *app, struct MHD_Daemon *d)
   for (int i = 0; i < 1000 && atomic_load(&app->in_flight) > 0; i++)
     usleep(10 * 1000);
   MHD_stop_daemon(d);
+  atomic_store(&reaper_stop, true);
+  pthread_join(reaper, NULL);
   tls_free();
 }

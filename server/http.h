@@ -47,6 +47,9 @@ struct cs_req {
   char remote[64];
   char allow[40]; /* methods the matched path allows, for 405 */
   int64_t wait_deadline_ms; /* long-poll: when to answer even without news */
+  bool close;               /* answer with Connection: close */
+  bool raw_nul;             /* the request line held a NUL byte */
+  void *track;              /* the connection's header-deadline tracker */
 };
 
 /** What a handler produces. */

@@ -702,7 +702,8 @@ static enum cs_err list_filtered(struct cs_txn *txn, const struct cs_cred_query 
     e = CS_OK;
   if (!e) {
     enum cs_cred_sort sort = q->sort;
-    qsort_r(items, n, sizeof *items, cmp_items, &sort);
+    if (n > 1)
+      qsort_r(items, n, sizeof *items, cmp_items, &sort);
     *total = n;
     for (uint64_t i = q->offset; i < n && (uint64_t)cJSON_GetArraySize(page) < q->limit && !e;
          i++)
