@@ -89,7 +89,7 @@ enum cs_err cs_h_creds_list(struct cs_req *req, struct cs_resp *resp)
 
 enum cs_err cs_h_creds_get(struct cs_req *req, struct cs_resp *resp)
 {
-  const char *id;
+  const char *id = NULL;
   cJSON *c = NULL;
   enum cs_err e;
 
@@ -204,7 +204,7 @@ enum cs_err cs_h_creds_update(struct cs_req *req, struct cs_resp *resp)
 
 enum cs_err cs_h_creds_delete(struct cs_req *req, struct cs_resp *resp)
 {
-  const char *id;
+  const char *id = NULL;
   cJSON *usages = NULL;
   enum cs_err e;
 

@@ -57,7 +57,7 @@ enum cs_err cs_h_usages_create(struct cs_req *req, struct cs_resp *resp)
 
 enum cs_err cs_h_usages_list(struct cs_req *req, struct cs_resp *resp)
 {
-  const char *id;
+  const char *id = NULL;
   cJSON *arr = NULL;
   enum cs_err e;
 
@@ -72,7 +72,7 @@ enum cs_err cs_h_usages_list(struct cs_req *req, struct cs_resp *resp)
 
 enum cs_err cs_h_usages_delete(struct cs_req *req, struct cs_resp *resp)
 {
-  const char *id;
+  const char *id = NULL;
   struct cs_actor a = cs_actor_of(req);
   enum cs_err e;
 
