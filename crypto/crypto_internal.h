@@ -34,6 +34,14 @@ const uint8_t *cs_kr_jwt_key(const struct cs_keyring *kr);
 void cs_hmac_sha256(const uint8_t *key, size_t key_len, const void *msg, size_t len,
                     uint8_t out[crypto_auth_hmacsha256_BYTES]);
 
+/**
+ * Decode all @p len bytes of base64 in @p variant into @p out (cap bytes):
+ * strict (bytes >= 0x80 refused, whole input consumed, canonical padding).
+ * @return false on any error.
+ */
+bool cs_b64_decode_into(const char *in, size_t len, int variant, uint8_t *out, size_t cap,
+                        size_t *out_len);
+
 /** Base64url without padding. Caller frees. @return NULL on OOM. */
 char *cs_b64url_encode(const uint8_t *in, size_t len);
 

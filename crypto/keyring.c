@@ -189,9 +189,9 @@ static enum cs_err parse_key_text(const uint8_t *buf, size_t n, uint8_t key[CS_K
         end == txt + n && bin_len == CS_KEY_BYTES)
       return CS_OK;
   } else if (n == sodium_base64_ENCODED_LEN(CS_KEY_BYTES, sodium_base64_VARIANT_ORIGINAL) - 1) {
-    if (sodium_base642bin(key, CS_KEY_BYTES, txt, n, NULL, &bin_len, &end,
-                          sodium_base64_VARIANT_ORIGINAL) == 0 &&
-        end == txt + n && bin_len == CS_KEY_BYTES)
+    if (cs_b64_decode_into(txt, n, sodium_base64_VARIANT_ORIGINAL, key, CS_KEY_BYTES,
+                           &bin_len) &&
+        bin_len == CS_KEY_BYTES)
       return CS_OK;
   }
   sodium_memzero(key, CS_KEY_BYTES);

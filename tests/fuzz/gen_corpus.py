@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+"""Write the text seeds of tests/fuzz/corpus/ (re-runnable; see README.md).
+
+fuzz_jwt and fuzz_keyring seeds depend on the fixed keyring and come from
+fuzz_seedgen instead. Credential bodies and kubeconfigs are built from
+tests/fixtures/, so they stay as real as the fixtures are.
+"""
+import base64
+import json
+import pathlib
+
+HERE = pathlib.Path(__file__).resolve().parent
+FIXTURES = HERE.parent / "fixtures"
+CORPUS = HERE / "corpus"
+SEED_MAX = 16 * 1024
+
+
+def put(harness, name, data):
+    if isinstance(data, str):
+        data = data.encode()
+    assert len(data) < SEED_MAX, (harness, name, len(data))
+    d = CORPUS / harness
+    d.mkdir(parents=True, exist_ok=True)
+    (d / name).write_bytes(data)
+
+
+def fixture(name):
+    return (FIXTURES / name).read_text()
+
+
+# ------------------------------------------------------------ fuzz_cred_body
+# First byte: the provider, byte % 5 over cs_providers[] (aws, azure, gcp,
+# ibmCloud, kubeconfig), spelled 'A'..'E'.
+PREFIX = {"aws": "A", "azure": "B", "gcp": "C", "ibmCloud": "D", "kubeconfig": "E"}
+
+
+def body(name, typ, doc):
+    put("fuzz_cred_body", name, PREFIX[typ] + json.dumps(doc, indent=1))
+
+
+def cred(cid, typ, **fields):
+    doc = {"_id": cid, "type": typ, "description": f"{typ} credential for the scanner"}
+    doc.update(fields)
+    return doc
+
+
+body("aws-static", "aws", cred("prod-aws-billing", "aws", accountID="AKIAIOSFODNN7EXAMPLE",
+                               secret={"plain": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"},
+                               region="us-east-1"))
+body("aws-assume-role", "aws", cred(
+    "prod-aws-audit", "aws", accountID="AKIAI44QH8DHBEXAMPLE",
+    secret={"plain": "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY"},
+    roleArn="arn:aws:iam::123456789012:role/service-role/credstore-scanner",
+    externalID="prisma-7f3c2a1e-9d4b", durationSeconds=3600, region="eu-west-1",
+    useSTSRegionalEndpoint=True, useAWSRole=False))
+body("aws-instance-role", "aws", cred(
+    "ec2-role", "aws", useAWSRole=True, accountID="", secret={"plain": ""},
+    roleArn="arn:aws-us-gov:iam::210987654321:role/reader", durationSeconds=None))
+body("aws-bad-key-id", "aws", cred("bad", "aws", accountID="akia-lowercase",
+                                   secret={"plain": "x y"}, durationSeconds=899.5))
+body("azure-sdk-auth", "azure", cred("azure-prod", "azure",
+                                     secret={"plain": fixture("azure-sdk-auth.json")}))
+az = json.loads(fixture("azure-sdk-auth.json"))
+del az["clientSecret"]
+body("azure-missing-secret", "azure", cred("azure-dev", "azure", secret={"plain": json.dumps(az)}))
+body("gcp-service-account", "gcp", cred("gcp-scanner", "gcp",
+                                        secret={"plain": fixture("gcp-service-account.json")},
+                                        apiToken={"plain": ""}))
+body("gcp-api-token", "gcp", cred("gcp-api", "gcp",
+                                  apiToken={"plain": "AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY"}))
+body("gcp-both", "gcp", cred("gcp-both", "gcp", secret={"plain": "{}"},
+                             apiToken={"plain": "AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY"}))
+body("ibm-api-key", "ibmCloud", cred("ibm-prod", "ibmCloud",
+                                     accountGUID="1a2b3c4d5e6f47a8b9c0d1e2f3a4b5c6",
+                                     secret={"plain": "Zk3vB_7q-Qm2xW9rT4yU1iO8pA6sD5fG0hJ2kL3zX4cV"}))
+body("ibm-missing-guid", "ibmCloud", cred("ibm-dev", "ibmCloud", secret={"plain": "k"}))
+for f in sorted(FIXTURES.glob("kubeconfig-*.yaml")):
+    stem = f.stem.removeprefix("kubeconfig-")
+    body(f"kubeconfig-{stem}", "kubeconfig", cred(f"kube-{stem}", "kubeconfig",
+                                                 secret={"plain": f.read_text()}))
+put("fuzz_cred_body", "not-an-object", "A[1,2,{\"secret\":{\"plain\":null}}]")
+put("fuzz_cred_body", "deep", "B" + "[" * 33 + "]" * 33)
+
+# ----------------------------------------------------------- fuzz_kubeconfig
+for f in sorted(FIXTURES.glob("kubeconfig-*.yaml")):
+    put("fuzz_kubeconfig", f.stem, f.read_text())
+put("fuzz_kubeconfig", "minimal-flow", """\
+{apiVersion: v1, kind: Config, current-context: c,
+ clusters: [{name: k, cluster: {server: "https://127.0.0.1:6443"}}],
+ users: [{name: u, user: {token: abc}}],
+ contexts: [{name: c, context: {cluster: k, user: u}}]}
+""")
+put("fuzz_kubeconfig", "anchors", """\
+clusters:
+- &c {name: k, cluster: {server: https://k:6443}}
+users:
+- name: u
+  user: {client-certificate-data: 'LS0t', client-key-data: "LS0t\\x00"}
+contexts:
+- *c
+current-context: ~
+""")
+put("fuzz_kubeconfig", "multi-doc-tags", """\
+%YAML 1.1
+---
+!!map
+clusters: !!seq [ ]
+users: null
+current-context: 'x'
+...
+--- |
+  second document
+""")
+
+# -------------------------------------------------------------- fuzz_sts_xml
+TOKEN = ("IQoJb3JpZ2luX2VjEOr//////////wEaCXVzLWVhc3QtMSJHMEUCIQDkQ3l7v8H9c2QeH8wYp1k"
+         "Ksq0fZ4oA1nJ9cXmZbLx0HwIgWm3qf+7yK5ePBd1G2r9sYFf0aNqO3hTgU8jv4xZcR6Mq9AIIs"
+         "///////////ARAAGgw0MjE2NTU0OTg4NzMiDJqQ2uX8Ykn1b7Vj1SrNAlWm3Ee0EXAMPLE=")
+put("fuzz_sts_xml", "assume-role", f"""\
+<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleResult>
+    <SourceIdentity>credstore</SourceIdentity>
+    <AssumedRoleUser>
+      <AssumedRoleId>AROA3XFRBF535PLBIFPI4:credstore-prod-aws-audit</AssumedRoleId>
+      <Arn>arn:aws:sts::123456789012:assumed-role/credstore-scanner/credstore-prod-aws-audit</Arn>
+    </AssumedRoleUser>
+    <Credentials>
+      <AccessKeyId>ASIA3XFRBF53EXAMPLE7</AccessKeyId>
+      <SecretAccessKey>9drTJvcXLB89EXAMPLELB8923FB892xMFI/4pRz+X</SecretAccessKey>
+      <SessionToken>{TOKEN}</SessionToken>
+      <Expiration>2025-11-22T16:46:40Z</Expiration>
+    </Credentials>
+    <PackedPolicySize>6</PackedPolicySize>
+  </AssumeRoleResult>
+  <ResponseMetadata>
+    <RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId>
+  </ResponseMetadata>
+</AssumeRoleResponse>
+""")
+put("fuzz_sts_xml", "access-denied", """\
+<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <Error>
+    <Type>Sender</Type>
+    <Code>AccessDenied</Code>
+    <Message>User: arn:aws:iam::123456789012:user/credstore is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::123456789012:role/credstore-scanner</Message>
+  </Error>
+  <RequestId>4a2a6d0e-8b7c-4a5e-9c3f-2f1e0d9c8b7a</RequestId>
+</ErrorResponse>
+""")
+put("fuzz_sts_xml", "throttling", """\
+<?xml version="1.0" encoding="UTF-8"?>
+<!-- STS under load -->
+<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>\
+<Code>Throttling</Code><Message>Rate exceeded &amp; retry &#x2014; later &lt;soon&gt;</Message>\
+</Error><RequestId>f00d</RequestId></ErrorResponse>""")
+put("fuzz_sts_xml", "query-api-error", """\
+<Response><Errors><Error><Code>InvalidClientTokenId</Code>\
+<Message><![CDATA[The security token included in the request is invalid.]]></Message>\
+</Error></Errors><RequestID>x</RequestID></Response>""")
+put("fuzz_sts_xml", "prefixed-attrs", f"""\
+<sts:AssumeRoleResponse xmlns:sts='https://sts.amazonaws.com/doc/2011-06-15/'>\
+<sts:AssumeRoleResult><sts:Credentials a="1" b='2'>\
+<sts:AccessKeyId>ASIA3XFRBF53EXAMPLE7</sts:AccessKeyId>\
+<sts:SecretAccessKey>&#57;drTJvcXLB89EXAMPLE</sts:SecretAccessKey>\
+<sts:SessionToken>{TOKEN[:64]}</sts:SessionToken>\
+<sts:Expiration>2025-11-22T16:46:40.123+01:00</sts:Expiration>\
+<Extra/></sts:Credentials></sts:AssumeRoleResult></sts:AssumeRoleResponse>""")
+put("fuzz_sts_xml", "doctype", """\
+<!DOCTYPE lolz [<!ENTITY lol "lol">]><ErrorResponse><Error><Code>&lol;</Code></Error></ErrorResponse>""")
+
+# ------------------------------------------------------------ fuzz_imds_json
+put("fuzz_imds_json", "success", json.dumps({
+    "Code": "Success", "LastUpdated": "2025-11-22T15:20:01Z", "Type": "AWS-HMAC",
+    "AccessKeyId": "ASIA5EXAMPLEIMDSKEY1",
+    "SecretAccessKey": "Jk8+u2EXAMPLEimdsSecretKeyQy0z/7bXw3Lr9aT",
+    "Token": TOKEN, "Expiration": "2025-11-22T21:45:12Z"}, indent=2))
+put("fuzz_imds_json", "not-success", json.dumps({
+    "Code": "AssumeRoleUnauthorizedAccess", "LastUpdated": "2025-11-22T15:20:01Z",
+    "Message": "EC2 cannot assume the role credstore-scanner. Please see documentation."}))
+put("fuzz_imds_json", "odd-types", '{"Code":"Success","AccessKeyId":1,"SecretAccessKey":null,'
+                                    '"Token":["x"],"Expiration":"2025-02-30T00:00:00Z"}')
+
+# ---------------------------------------------------------------- fuzz_basic
+def b64(s):
+    return base64.b64encode(s.encode()).decode()
+
+
+put("fuzz_basic", "key-secret", "Basic " + b64("ak_3f9c2e7a1b04d5e6c7a8:"
+                                               "9b1e4f0c2d7a6e5b8c3f1a0d9e2b7c4f6a8d0e1b3c5f7a9"))
+put("fuzz_basic", "lowercase-spaces", "basic    " + b64("ak_1:s3cr3t"))
+put("fuzz_basic", "no-colon", "Basic " + b64("justanid"))
+put("fuzz_basic", "nul-inside", "Basic " + base64.b64encode(b"ak_1\0:x").decode())
+put("fuzz_basic", "bad-padding", "Basic YWtfMTpz=")
+put("fuzz_basic", "bare", b64("id:" + "s" * 140))
+
+# ---------------------------------------------------------------- fuzz_query
+QUERIES = {
+    "list": "offset=10&limit=50&type=aws&search=prod&sort=_id&reverse=true",
+    "list-encoded": "search=prod%20eu%2Bwest&type=ibmCloud&sort=lastModified&reverse=0&limit=500",
+    "audit": "since=18446744073709551614&limit=1000&credential=prod-aws-billing",
+    "events": "since=0&wait=60&credential=kube.prod_eu-1",
+    "overflow": "offset=99999999999999999999&limit=0&since=-1&wait=61",
+    "expires": "expiresAt=2026-11-22T15:42:10Z&expiresAt=2024-02-29T23:59:60.5%2B05:30",
+    "if-match": "If-Match=%22007%22&If-Match=3&credential=",
+    "odd": "&&=&offset&limit=+1&type=gcp%00x&credential=" + "a" * 129,
+}
+for name, q in QUERIES.items():
+    put("fuzz_query", name, q)
