@@ -301,3 +301,16 @@ def test_brute_force_gets_429_then_cools_off():
     finally:
         assert dd.stop() == 0
         dd.close()
+
+
+def test_swapped_id_and_secret_never_reach_log_or_audit(d):
+    # A client that puts the secret in the id field must not get it recorded.
+    assert_error(login(d, d.admin["secret"], d.admin["id"]), 401, "invalid_credentials")
+    r = d.get("/api/v1/version", headers={"Authorization": basic(d.admin["secret"], "x")})
+    assert_error(r, 401)
+    fails = d.wait_log(lambda l: l["msg"] == "authentication failure")
+    assert len(fails) >= 2 and fails[-1]["actor"] == "(not a key id)"
+    audit = d.get("/api/v1/audit?limit=1000", headers={"Authorization": d.admin_auth}).json()
+    assert any(e["action"] == "auth" and e["result"] == "failure" for e in audit)
+    assert d.admin["secret"] not in json.dumps(audit)
+    assert d.admin["secret"] not in d.log()
