@@ -109,6 +109,14 @@ void cs_log_fields(enum cs_log_level level, const char *json_members, const char
     __attribute__((format(printf, 3, 4)));
 /** Parse "debug"|"info"|"warn"|"error"|"off". @return CS_ERR_INVALID if unknown. */
 enum cs_err cs_log_parse_level(const char *s, enum cs_log_level *out) CS_WUR;
+/**
+ * Buffer stderr (64 KiB) and flush it from a thread every 100 ms; warn and
+ * error lines are flushed at once. For serve's access log. Lines of the
+ * last ~100 ms are lost if the process is killed.
+ */
+void cs_log_buffer_start(void);
+/** Flush and go back to unbuffered stderr. */
+void cs_log_buffer_stop(void);
 /** Set the calling thread's request id (copied, max 31 chars); NULL clears. */
 void cs_log_set_request_id(const char *rid);
 /** @return the calling thread's request id, or "" when none. */

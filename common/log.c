@@ -1,12 +1,16 @@
 #include "common.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/time.h>
 
 enum cs_log_level cs_log_min_level = CS_LOG_INFO;
 
 static _Thread_local char request_id[32];
+static atomic_bool buffered; /* stderr is fully buffered, flushed by a thread */
 
 static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
 
@@ -61,6 +65,52 @@ static void log_v(enum cs_log_level level, const char *members, const char *fmt,
   line[b.len++] = '}';
   line[b.len++] = '\n';
   fwrite(line, 1, b.len, stderr);
+  /* Buffered (serve): warnings and errors still leave at once. */
+  if (buffered && level >= CS_LOG_WARN)
+    fflush(stderr);
+}
+
+/* ------------------------------------------------------------- buffering */
+
+/* One unbuffered write(2) per access-log line was the largest single cost
+ * of a request; serve buffers stderr and a thread flushes it often. */
+static char stderr_buf[64 * 1024];
+static atomic_bool flusher_stop;
+static pthread_t flusher;
+
+static void *flusher_main(void *arg)
+{
+  while (!atomic_load(&flusher_stop)) {
+    usleep(100 * 1000);
+    fflush(stderr);
+  }
+  return NULL;
+}
+
+void cs_log_buffer_start(void)
+{
+  if (atomic_load(&buffered))
+    return;
+  fflush(stderr);
+  if (setvbuf(stderr, stderr_buf, _IOFBF, sizeof stderr_buf) != 0)
+    return;
+  atomic_store(&flusher_stop, false);
+  if (pthread_create(&flusher, NULL, flusher_main, NULL) != 0) {
+    setvbuf(stderr, NULL, _IONBF, 0);
+    return;
+  }
+  atomic_store(&buffered, true);
+}
+
+void cs_log_buffer_stop(void)
+{
+  if (!atomic_load(&buffered))
+    return;
+  atomic_store(&flusher_stop, true);
+  pthread_join(flusher, NULL);
+  fflush(stderr);
+  setvbuf(stderr, NULL, _IONBF, 0);
+  atomic_store(&buffered, false);
 }
 
 void cs_log_write(enum cs_log_level level, const char *fmt, ...)

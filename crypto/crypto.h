@@ -135,6 +135,9 @@ void cs_digest(const void *data, size_t len, uint8_t out[CS_HASH_BYTES]);
 void cs_hmac_sha256_hex(const void *key, size_t key_len, const void *msg, size_t len,
                         char out[65]);
 
+/** Constant-time equality of @p len bytes. */
+bool cs_bytes_equal(const void *a, const void *b, size_t len);
+
 /** Constant-time equality of two hashes. */
 bool cs_hash_equal(const uint8_t a[CS_HASH_BYTES], const uint8_t b[CS_HASH_BYTES]);
 

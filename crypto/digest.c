@@ -13,3 +13,8 @@ void cs_hmac_sha256_hex(const void *key, size_t key_len, const void *msg, size_t
   cs_hex(mac, sizeof mac, out);
   sodium_memzero(mac, sizeof mac);
 }
+
+bool cs_bytes_equal(const void *a, const void *b, size_t len)
+{
+  return sodium_memcmp(a, b, len) == 0;
+}

@@ -99,7 +99,7 @@ enum cs_err cs_h_keys_create(struct cs_req *req, struct cs_resp *resp)
     if (!cJSON_AddStringToObject(out, "expiresAt", when))
       goto out;
   }
-  e = cs_resp_json(resp, 201, out);
+  e = cs_resp_json_secret(resp, 201, out);
   out = NULL;
 out:
   cJSON_Delete(out);

@@ -54,7 +54,7 @@ enum cs_err cs_h_aws_container(struct cs_req *req, struct cs_resp *resp)
       cJSON_AddStringToObject(o, "SecretAccessKey", sk->valuestring) &&
       cJSON_AddStringToObject(o, "Token", cJSON_IsString(tok) ? tok->valuestring : "") &&
       cJSON_AddStringToObject(o, "Expiration", when)) {
-    e = cs_resp_json(resp, 200, o);
+    e = cs_resp_json_secret(resp, 200, o);
     o = NULL;
   }
   cs_json_wipe_delete(o);

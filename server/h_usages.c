@@ -50,7 +50,7 @@ enum cs_err cs_h_usages_create(struct cs_req *req, struct cs_resp *resp)
   else if ((e = cs_usages_create(req->app, &a, &in, &out)) == CS_ERR_NOT_FOUND)
     e = cs_fail(resp, e, "no credential %s", in.cred_id);
   else if (!e)
-    e = cs_resp_json(resp, 201, out);
+    e = cs_resp_json_secret(resp, 201, out);
   cJSON_Delete(body);
   return e;
 }
@@ -120,7 +120,7 @@ enum cs_err cs_h_resolve(struct cs_req *req, struct cs_resp *resp)
     if ((resp->err_extra = cJSON_CreateObject()))
       cJSON_AddStringToObject(resp->err_extra, "upstreamCode", up.code[0] ? up.code : "unknown");
   } else if (!e) {
-    e = cs_resp_json(resp, 200, m); /* the tree is freed, its text lives in resp */
+    e = cs_resp_json_secret(resp, 200, m);
     m = NULL;
   }
 out:

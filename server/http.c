@@ -164,10 +164,25 @@ static enum cs_err render_error(enum cs_err e, struct cs_resp *resp)
   return CS_OK;
 }
 
+enum cs_err cs_resp_json_secret(struct cs_resp *resp, int status, cJSON *j)
+{
+  char *text = j ? cs_json_print(j) : NULL;
+  cs_json_wipe_delete(j);
+  if (!text)
+    return CS_ERR_NOMEM;
+  free(resp->body);
+  resp->body = text;
+  resp->len = strlen(text);
+  resp->status = status;
+  resp->content_type = "application/json";
+  resp->secret = true;
+  return CS_OK;
+}
+
 enum cs_err cs_resp_json(struct cs_resp *resp, int status, cJSON *j)
 {
   char *text = j ? cs_json_print(j) : NULL;
-  cs_json_wipe_delete(j); /* resolve material passes through here */
+  cJSON_Delete(j);
   if (!text)
     return CS_ERR_NOMEM;
   free(resp->body);
@@ -311,7 +326,7 @@ static struct cs_req *req_new(struct cs_app *app, struct MHD_Connection *conn, c
   return req;
 }
 
-/* Response bodies may carry resolved secrets: wipe before freeing. */
+/* Bodies with resolved secrets are wiped before they are freed. */
 static void wipe_free(void *p)
 {
   if (p)
@@ -324,8 +339,10 @@ static enum MHD_Result queue(struct cs_req *req, struct cs_resp *resp)
   struct MHD_Response *r;
   enum MHD_Result ret;
 
-  r = MHD_create_response_from_buffer_with_free_callback_cls(resp->len, resp->body, wipe_free,
-                                                              resp->body);
+  r = resp->secret ? MHD_create_response_from_buffer_with_free_callback_cls(
+                         resp->len, resp->body, wipe_free, resp->body)
+                   : MHD_create_response_from_buffer(resp->len, resp->body,
+                                                     MHD_RESPMEM_MUST_FREE);
   if (!r) {
     free(resp->body);
     return MHD_NO;

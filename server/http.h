@@ -66,6 +66,7 @@ struct cs_resp {
   char err_msg[CS_ERR_MSG_MAX]; /* overrides the registry's message */
   cJSON *err_extra;             /* members merged into the error body; owned */
   bool suspended;               /* the handler parked the request (long-poll) */
+  bool secret;                  /* the body holds secrets: wiped when freed */
 };
 
 /**
@@ -119,6 +120,8 @@ enum cs_err cs_req_cred_id(struct cs_req *req, struct cs_resp *resp, const char 
 
 /* ----------------------------------------------------- response helpers */
 
+/** Like cs_resp_json for secret material: the tree and later the body are wiped. */
+enum cs_err cs_resp_json_secret(struct cs_resp *resp, int status, cJSON *j) CS_WUR;
 /** Render @p j as the body with @p status; deletes @p j. @return CS_ERR_NOMEM. */
 enum cs_err cs_resp_json(struct cs_resp *resp, int status, cJSON *j) CS_WUR;
 /** An empty response (204). @return CS_ERR_NOMEM. */

@@ -59,6 +59,7 @@ int cs_cmd_serve(const struct cs_config *cfg)
     goto out;
   }
   atomic_store(&app.ready, true);
+  cs_log_buffer_start();
   while (sigwait(&set, &sig) != 0)
     ;
   CS_LOG(CS_LOG_INFO, "received %s, finishing in-flight requests",
@@ -78,5 +79,6 @@ out:
   cs_data_unlock(lock_fd);
   if (rc == 0)
     CS_LOG(CS_LOG_INFO, "stopped");
+  cs_log_buffer_stop();
   return rc;
 }
