@@ -613,7 +613,13 @@ enum cs_err cs_http_start(struct cs_app *app, struct MHD_Daemon **out)
   socklen_t sslen;
   bool loopback;
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-  unsigned threads = cfg->threads ? (unsigned)cfg->threads : (unsigned)(ncpu > 1 ? ncpu : 1);
+  /* Writes wait for their group commit on the calling thread, so the pool
+   * size bounds how many changes share one fsync: more threads than cores. */
+  unsigned threads = CS_DEFAULT_THREADS;
+  if (ncpu > CS_DEFAULT_THREADS / 8)
+    threads = (unsigned)(ncpu * 8 > 256 ? 256 : ncpu * 8);
+  if (cfg->threads)
+    threads = (unsigned)cfg->threads;
   const char *listen = cfg->listen ? cfg->listen : CS_DEFAULT_LISTEN;
 
   cs_random_hex(rid_prefix, 4);
@@ -666,7 +672,9 @@ enum cs_err cs_http_start(struct cs_app *app, struct MHD_Daemon **out)
     tls_free();
     return CS_ERR_IO;
   }
-  header_timeout_ms = 1000 * (cfg->conn_timeout ? cfg->conn_timeout : 30);
+  /* One second of grace past MHD's own idle timeout, which still closes
+   * silent connections: the reaper only has to catch the trickling ones. */
+  header_timeout_ms = 1000 * ((cfg->conn_timeout ? cfg->conn_timeout : 30) + 1);
   atomic_store(&reaper_stop, false);
   if (pthread_create(&reaper, NULL, reaper_main, NULL)) {
     MHD_stop_daemon(d);

@@ -18,6 +18,7 @@
 #define CS_BODY_MAX (1024u * 1024u) /* API.md §6: bodies over 1 MiB get 413 */
 #define CS_DEFAULT_LISTEN "127.0.0.1:8200"
 #define CS_DEFAULT_TOKEN_TTL 600
+#define CS_DEFAULT_THREADS 32 /* at least; 8 per core on bigger machines */
 
 /* ------------------------------------------------------------------ config */
 
