@@ -33,7 +33,7 @@ struct cs_kdf_params {
   uint64_t memlimit;
 };
 
-/** Fill @p p with a fresh random salt and the default (moderate) cost. */
+/** Fill @p p with a fresh random salt and the default cost (Argon2id, 3 passes, 64 MiB). */
 void cs_kdf_params_new(struct cs_kdf_params *p);
 
 /**

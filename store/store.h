@@ -96,7 +96,10 @@ struct cs_store_op {
 
 /**
  * Run @p fn in a write transaction and commit durably.
- * @return fn's error (nothing written), CS_ERR_STORE, CS_ERR_IO.
+ * @return fn's error (nothing written), CS_ERR_STORE_FULL (the map could
+ *         not grow further, or a read snapshot held for over 2 s blocked
+ *         the growth — never hold one while waiting for a write),
+ *         CS_ERR_STORE, CS_ERR_IO.
  */
 enum cs_err cs_store_write(struct cs_store *st, cs_store_write_fn fn, void *ctx) CS_WUR;
 
@@ -110,7 +113,8 @@ enum cs_err cs_store_write_batch(struct cs_store *st, struct cs_store_op *ops, s
 
 /* ------------------------------------------------- records (any txn kind) */
 
-/** @return CS_ERR_NOT_FOUND, CS_ERR_STORE. *out borrowed until txn end. */
+/** @return CS_ERR_NOT_FOUND, CS_ERR_INVALID (empty or oversize key),
+ *  CS_ERR_STORE. *out borrowed until txn end. */
 enum cs_err cs_txn_get(struct cs_txn *txn, enum cs_table t, const void *key, size_t klen,
                        struct cs_val *out) CS_WUR;
 
@@ -120,7 +124,8 @@ enum cs_err cs_txn_get(struct cs_txn *txn, enum cs_table t, const void *key, siz
 enum cs_err cs_txn_put(struct cs_txn *txn, enum cs_table t, const void *key, size_t klen,
                        const void *val, size_t vlen, unsigned flags) CS_WUR;
 
-/** Write access only. @return CS_ERR_NOT_FOUND, CS_ERR_STORE. */
+/** Write access only. @return CS_ERR_NOT_FOUND, CS_ERR_INVALID (key),
+ *  CS_ERR_INTERNAL (read txn), CS_ERR_STORE. */
 enum cs_err cs_txn_del(struct cs_txn *txn, enum cs_table t, const void *key, size_t klen) CS_WUR;
 
 /** Number of records in @p t. @return CS_ERR_STORE. */
@@ -144,7 +149,8 @@ enum cs_err cs_cursor_open(struct cs_txn *txn, enum cs_table t, struct cs_cursor
 
 /**
  * Position at the first key >= @p key (the first record when key is NULL)
- * and return it. @return CS_ERR_NOT_FOUND past the end, CS_ERR_STORE.
+ * and return it. @return CS_ERR_NOT_FOUND past the end, CS_ERR_INVALID (oversize
+ *         key), CS_ERR_STORE.
  */
 enum cs_err cs_cursor_seek(struct cs_cursor *c, const void *key, size_t klen, struct cs_val *k,
                            struct cs_val *v) CS_WUR;
@@ -156,7 +162,7 @@ enum cs_err cs_cursor_last(struct cs_cursor *c, struct cs_val *k, struct cs_val 
 enum cs_err cs_cursor_next(struct cs_cursor *c, struct cs_val *k, struct cs_val *v) CS_WUR;
 enum cs_err cs_cursor_prev(struct cs_cursor *c, struct cs_val *k, struct cs_val *v) CS_WUR;
 
-/** Delete the record under the cursor (write txn only). @return CS_ERR_STORE. */
+/** Delete the record under the cursor. @return CS_ERR_INTERNAL (read txn), CS_ERR_STORE. */
 enum cs_err cs_cursor_del(struct cs_cursor *c) CS_WUR;
 
 /** NULL ok. */
