@@ -157,6 +157,8 @@ void cs_free_secret_str(char *s);
 int64_t cs_now(void);
 /** @return monotonic milliseconds. */
 int64_t cs_mono_ms(void);
+/** The CLOCK_REALTIME time @p ms milliseconds from now, for pthread_cond_timedwait. */
+void cs_deadline_in_ms(int64_t ms, struct timespec *out);
 /** Format @p t as RFC 3339 UTC ("2026-11-22T15:42:10Z") into @p out[21+]. */
 void cs_time_format(int64_t t, char out[static 32]);
 /** Parse RFC 3339 ("…Z" or "…±hh:mm", optional fraction). @return CS_ERR_INVALID. */

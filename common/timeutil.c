@@ -17,6 +17,17 @@ int64_t cs_mono_ms(void)
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void cs_deadline_in_ms(int64_t ms, struct timespec *out)
+{
+  clock_gettime(CLOCK_REALTIME, out);
+  out->tv_sec += ms / 1000;
+  out->tv_nsec += (ms % 1000) * 1000000;
+  if (out->tv_nsec >= 1000000000) {
+    out->tv_sec++;
+    out->tv_nsec -= 1000000000;
+  }
+}
+
 void cs_time_format(int64_t t, char out[static 32])
 {
   struct tm tm;

@@ -80,14 +80,7 @@ static void *notifier_main(void *arg)
     if (ev->stop)
       break;
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t ms = next - now;
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000;
-    }
+    cs_deadline_in_ms(next - now, &ts);
     pthread_cond_timedwait(&ev->cv, &ev->mu, &ts);
   }
   pthread_mutex_unlock(&ev->mu);

@@ -164,10 +164,13 @@ static enum cs_err render_error(enum cs_err e, struct cs_resp *resp)
   return CS_OK;
 }
 
-enum cs_err cs_resp_json_secret(struct cs_resp *resp, int status, cJSON *j)
+static enum cs_err resp_json(struct cs_resp *resp, int status, cJSON *j, bool secret)
 {
   char *text = j ? cs_json_print(j) : NULL;
-  cs_json_wipe_delete(j);
+  if (secret)
+    cs_json_wipe_delete(j);
+  else
+    cJSON_Delete(j);
   if (!text)
     return CS_ERR_NOMEM;
   free(resp->body);
@@ -175,22 +178,18 @@ enum cs_err cs_resp_json_secret(struct cs_resp *resp, int status, cJSON *j)
   resp->len = strlen(text);
   resp->status = status;
   resp->content_type = "application/json";
-  resp->secret = true;
+  resp->secret = secret;
   return CS_OK;
+}
+
+enum cs_err cs_resp_json_secret(struct cs_resp *resp, int status, cJSON *j)
+{
+  return resp_json(resp, status, j, true);
 }
 
 enum cs_err cs_resp_json(struct cs_resp *resp, int status, cJSON *j)
 {
-  char *text = j ? cs_json_print(j) : NULL;
-  cJSON_Delete(j);
-  if (!text)
-    return CS_ERR_NOMEM;
-  free(resp->body);
-  resp->body = text;
-  resp->len = strlen(text);
-  resp->status = status;
-  resp->content_type = "application/json";
-  return CS_OK;
+  return resp_json(resp, status, j, false);
 }
 
 enum cs_err cs_resp_empty(struct cs_resp *resp, int status)

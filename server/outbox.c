@@ -191,13 +191,7 @@ static void *outbox_main(void *arg)
       if (ms > 1000)
         ms = 1000;
       struct timespec ts;
-      clock_gettime(CLOCK_REALTIME, &ts);
-      ts.tv_sec += ms / 1000;
-      ts.tv_nsec += (ms % 1000) * 1000000;
-      if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-      }
+      cs_deadline_in_ms(ms, &ts);
       pthread_cond_timedwait(&ob->cv, &ob->mu, &ts);
     }
     ob->kicked = false;
