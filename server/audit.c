@@ -202,61 +202,56 @@ enum cs_err cs_audit_verify(struct cs_txn *txn, uint64_t *count, uint64_t *bad_s
   return CS_OK;
 }
 
+struct audit_page {
+  const char *cred;
+  uint64_t limit;
+  cJSON *arr;
+};
+
+static enum cs_err collect_entry(uint64_t seq, const struct cs_val *v, void *arg, bool *stop)
+{
+  struct audit_page *p = arg;
+  const uint8_t *hash;
+  const char *json;
+  size_t len;
+  cJSON *j;
+  char hex[2 * CS_HASH_BYTES + 1];
+
+  if (entry_parts(v, &hash, &json, &len) || cs_json_parse(json, len, CS_JSON_MAX_DEPTH, &j))
+    return CS_ERR_STORE;
+  const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "target");
+  if (p->cred && !(cJSON_IsString(t) && strcmp(t->valuestring, p->cred) == 0)) {
+    cJSON_Delete(j);
+    return CS_OK;
+  }
+  cs_hex(hash, CS_HASH_BYTES, hex);
+  cJSON_AddStringToObject(j, "hash", hex);
+  cJSON_AddItemToArray(p->arr, j);
+  *stop = (uint64_t)cJSON_GetArraySize(p->arr) >= p->limit;
+  return CS_OK;
+}
+
 /* GET /api/v1/audit?since&limit&credential */
 enum cs_err cs_h_audit(struct cs_req *req, struct cs_resp *resp)
 {
-  uint64_t since = 0, limit = 100;
-  const char *v, *cred = cs_req_query(req, "credential");
-  struct cs_txn *txn = NULL;
-  struct cs_cursor *c = NULL;
-  struct cs_val k, val;
-  uint8_t key[8];
-  cJSON *arr;
+  struct audit_page p = {cs_req_query(req, "credential"), 100, NULL};
+  uint64_t since = 0;
+  const char *v;
   enum cs_err e;
 
   if ((v = cs_req_query(req, "since")) && cs_parse_u64(v, UINT64_MAX - 1, &since))
     return cs_fail(resp, CS_ERR_BAD_QUERY, "since must be a sequence number");
-  if ((v = cs_req_query(req, "limit")) && (cs_parse_u64(v, LIST_MAX, &limit) || limit == 0))
+  if ((v = cs_req_query(req, "limit")) && (cs_parse_u64(v, LIST_MAX, &p.limit) || p.limit == 0))
     return cs_fail(resp, CS_ERR_BAD_QUERY, "limit must be an integer from 1 to %d", LIST_MAX);
-  if (cred && !cs_id_valid(cred, strlen(cred)))
+  if (p.cred && !cs_id_valid(p.cred, strlen(p.cred)))
     return cs_fail(resp, CS_ERR_BAD_QUERY, "credential must be a credential id");
-  if (!(arr = cJSON_CreateArray()))
+  if (!(p.arr = cJSON_CreateArray()))
     return CS_ERR_NOMEM;
-  if ((e = cs_store_read_begin(req->app->store, &txn)) ||
-      (e = cs_cursor_open(txn, CS_TBL_AUDIT, &c)))
-    goto out;
-  cs_store_seq_key(since + 1, key);
-  for (e = cs_cursor_seek(c, key, 8, &k, &val);
-       e == CS_OK && (uint64_t)cJSON_GetArraySize(arr) < limit; e = cs_cursor_next(c, &k, &val)) {
-    const uint8_t *hash;
-    const char *json;
-    size_t len;
-    cJSON *j;
-    char hex[2 * CS_HASH_BYTES + 1];
-    if (entry_parts(&val, &hash, &json, &len) ||
-        cs_json_parse(json, len, CS_JSON_MAX_DEPTH, &j)) {
-      e = CS_ERR_STORE;
-      break;
-    }
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "target");
-    if (cred && !(cJSON_IsString(t) && strcmp(t->valuestring, cred) == 0)) {
-      cJSON_Delete(j);
-      continue;
-    }
-    cs_hex(hash, CS_HASH_BYTES, hex);
-    cJSON_AddStringToObject(j, "hash", hex);
-    cJSON_AddItemToArray(arr, j);
-  }
-  if (e == CS_ERR_NOT_FOUND)
-    e = CS_OK;
-out:
-  cs_cursor_close(c);
-  cs_store_read_end(txn);
-  if (e) {
-    cJSON_Delete(arr);
+  if ((e = cs_seq_each(req->app->store, CS_TBL_AUDIT, since + 1, collect_entry, &p))) {
+    cJSON_Delete(p.arr);
     return e;
   }
-  return cs_resp_json(resp, 200, arr);
+  return cs_resp_json(resp, 200, p.arr);
 }
 
 /* credstore audit-verify --data DIR: needs no key, only the store. */

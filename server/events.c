@@ -136,41 +136,37 @@ void cs_events_free(struct cs_app *app)
   app->events = NULL;
 }
 
+struct event_page {
+  const char *cred;
+  cJSON *arr;
+  uint64_t *next;
+};
+
+static enum cs_err collect_event(uint64_t seq, const struct cs_val *v, void *arg, bool *stop)
+{
+  struct event_page *p = arg;
+  cJSON *j;
+
+  *p->next = seq;
+  if (cs_json_parse(v->data, v->len, 4, &j))
+    return CS_ERR_STORE;
+  const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "credentialId");
+  if (p->cred && !(cJSON_IsString(id) && strcmp(id->valuestring, p->cred) == 0)) {
+    cJSON_Delete(j);
+    return CS_OK;
+  }
+  cJSON_AddItemToArray(p->arr, j);
+  *stop = cJSON_GetArraySize(p->arr) >= EVENTS_PAGE;
+  return CS_OK;
+}
+
 /* Events after @p since (optionally of one credential). */
 static enum cs_err read_events(struct cs_app *app, uint64_t since, const char *cred, cJSON *arr,
                                uint64_t *next)
 {
-  struct cs_txn *txn = NULL;
-  struct cs_cursor *c = NULL;
-  struct cs_val k, v;
-  uint8_t key[8];
-  enum cs_err e;
-
+  struct event_page p = {cred, arr, next};
   *next = since;
-  if ((e = cs_store_read_begin(app->store, &txn)) || (e = cs_cursor_open(txn, CS_TBL_EVENTS, &c)))
-    goto out;
-  cs_store_seq_key(since + 1, key);
-  for (e = cs_cursor_seek(c, key, 8, &k, &v); e == CS_OK && cJSON_GetArraySize(arr) < EVENTS_PAGE;
-       e = cs_cursor_next(c, &k, &v)) {
-    cJSON *j;
-    *next = cs_store_seq_from_key(k.data, k.len);
-    if (cs_json_parse(v.data, v.len, 4, &j)) {
-      e = CS_ERR_STORE;
-      break;
-    }
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "credentialId");
-    if (cred && !(cJSON_IsString(id) && strcmp(id->valuestring, cred) == 0)) {
-      cJSON_Delete(j);
-      continue;
-    }
-    cJSON_AddItemToArray(arr, j);
-  }
-  if (e == CS_ERR_NOT_FOUND)
-    e = CS_OK;
-out:
-  cs_cursor_close(c);
-  cs_store_read_end(txn);
-  return e;
+  return cs_seq_each(app->store, CS_TBL_EVENTS, since + 1, collect_event, &p);
 }
 
 enum cs_err cs_h_events(struct cs_req *req, struct cs_resp *resp)

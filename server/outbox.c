@@ -39,37 +39,42 @@ static int64_t wall_ms(void)
   return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
+struct due_scan {
+  struct delivery *out;
+  size_t n;
+  int64_t now;
+  int64_t *next_due;
+};
+
+static enum cs_err collect_due(uint64_t seq, const struct cs_val *v, void *arg, bool *stop)
+{
+  struct due_scan *d = arg;
+  cJSON *j;
+
+  if (cs_json_parse(v->data, v->len, 4, &j))
+    return CS_OK; /* an unreadable entry is skipped, not fatal to the others */
+  const cJSON *at = cJSON_GetObjectItemCaseSensitive(j, "nextAt");
+  int64_t due = cJSON_IsNumber(at) ? (int64_t)at->valuedouble : 0;
+  if (due > d->now) {
+    if (due < *d->next_due)
+      *d->next_due = due;
+    cJSON_Delete(j);
+    return CS_OK;
+  }
+  d->out[d->n].seq = seq;
+  d->out[d->n++].entry = j;
+  *stop = d->n == SCAN_MAX;
+  return CS_OK;
+}
+
 /* Up to SCAN_MAX due entries; *next_due = the earliest not-yet-due time. */
 static size_t scan(struct cs_app *app, struct delivery *out, int64_t now, int64_t *next_due)
 {
-  struct cs_txn *txn = NULL;
-  struct cs_cursor *c = NULL;
-  struct cs_val k, v;
-  size_t n = 0;
-
+  struct due_scan d = {out, 0, now, next_due};
   *next_due = now + 60000;
-  if (cs_store_read_begin(app->store, &txn) || cs_cursor_open(txn, CS_TBL_OUTBOX, &c))
-    goto out;
-  for (enum cs_err e = cs_cursor_seek(c, NULL, 0, &k, &v); e == CS_OK && n < SCAN_MAX;
-       e = cs_cursor_next(c, &k, &v)) {
-    cJSON *j;
-    if (cs_json_parse(v.data, v.len, 4, &j))
-      continue;
-    const cJSON *at = cJSON_GetObjectItemCaseSensitive(j, "nextAt");
-    int64_t due = cJSON_IsNumber(at) ? (int64_t)at->valuedouble : 0;
-    if (due > now) {
-      if (due < *next_due)
-        *next_due = due;
-      cJSON_Delete(j);
-      continue;
-    }
-    out[n].seq = cs_store_seq_from_key(k.data, k.len);
-    out[n++].entry = j;
-  }
-out:
-  cs_cursor_close(c);
-  cs_store_read_end(txn);
-  return n;
+  if (cs_seq_each(app->store, CS_TBL_OUTBOX, 0, collect_due, &d))
+    CS_LOG(CS_LOG_ERROR, "cannot read the webhook outbox");
+  return d.n;
 }
 
 struct settle_ctx {

@@ -140,6 +140,21 @@ enum cs_err cs_audit_record(struct cs_app *app, const struct cs_actor *a, const 
  */
 enum cs_err cs_audit_verify(struct cs_txn *txn, uint64_t *count, uint64_t *bad_seq) CS_WUR;
 
+/* ------------------------------------------------------ sequence tables */
+
+/**
+ * Visit one record of a sequence-keyed table. Set *stop to end the walk;
+ * a non-CS_OK return ends it with that error.
+ */
+typedef enum cs_err (*cs_seq_fn)(uint64_t seq, const struct cs_val *v, void *arg, bool *stop);
+
+/**
+ * Walk @p t from sequence @p from upwards in one read snapshot (audit,
+ * events, outbox). @return fn's error, CS_ERR_STORE.
+ */
+enum cs_err cs_seq_each(struct cs_store *st, enum cs_table t, uint64_t from, cs_seq_fn fn,
+                        void *arg) CS_WUR;
+
 /* ----------------------------------------------------------------- events */
 
 /** Append an event inside @p txn (write). */

@@ -5,6 +5,7 @@ Environment:
   CREDSTORE_BIN           path to the built binary (set by ctest)
   CREDSTORE_TEST_WRAPPER  command prefix for `serve` (e.g. valgrind ...)
 """
+import base64
 import json
 import os
 import re
@@ -136,6 +137,36 @@ class Daemon:
 
     def delete(self, path, **kw):
         return self.request("DELETE", path, **kw)
+
+
+def basic(key_id, secret):
+    """An Authorization: Basic value for an access key."""
+    return "Basic " + base64.b64encode(("%s:%s" % (key_id, secret)).encode()).decode()
+
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def sanitizer_lines(d):
+    """Lines of the daemon's log where ASan/LSan/UBSan reported something."""
+    return [l for l in d.log().splitlines() if any(m in l for m in SANITIZER_MARKS)]
+
+
+def start(*serve_args):
+    """A started daemon with d.auth = Basic auth of its bootstrap admin key."""
+    d = Daemon(serve_args=list(serve_args)).start()
+    d.auth = {"Authorization": basic(d.admin["id"], d.admin["secret"])}
+    return d
+
+
+def finish(d):
+    """SIGTERM, clean exit, no sanitizer report in the log."""
+    try:
+        rc = d.stop()
+        assert rc == 0, "serve did not exit cleanly: %r\n%s" % (rc, d.log()[-3000:])
+        assert not sanitizer_lines(d), sanitizer_lines(d)[:10]
+    finally:
+        d.close()
 
 
 def assert_error(resp, status, code=None):

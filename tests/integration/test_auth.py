@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from harness import Daemon, assert_error
+from harness import Daemon, assert_error, basic
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 
@@ -48,8 +48,6 @@ def route_table():
     return rows
 
 
-def basic(key_id, secret):
-    return "Basic " + base64.b64encode(("%s:%s" % (key_id, secret)).encode()).decode()
 
 
 def login(d, key_id, secret):

@@ -2,7 +2,6 @@
 and IMDSv2 against loopback doubles that verify what they receive (SigV4 via
 botocore), caching and single-flight, and the AWS CLI / botocore as clients
 of the container-credentials endpoint and of credential_process."""
-import base64
 import json
 import os
 import subprocess
@@ -11,7 +10,7 @@ import threading
 import pytest
 import requests
 
-from aws_doubles import IMDSDouble, STSDouble, new_access_key_id, new_secret
+from aws_doubles import IMDSDouble, STSDouble
 from harness import BIN, Daemon, assert_error
 from test_auth import basic
 

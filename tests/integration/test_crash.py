@@ -10,8 +10,7 @@ import time
 
 import requests
 
-from harness import SLOW, Daemon, run_cli
-from test_auth import basic
+from harness import SLOW, Daemon, basic, run_cli, sanitizer_lines
 from test_credentials import fixture
 
 ROUNDS = 5
@@ -19,7 +18,6 @@ WRITERS = 4
 OPS_PER_ROUND = 400  # per writer; the kill normally comes first
 SEED = int(os.environ.get("CREDSTORE_CRASH_SEED", "20261122"))
 GUID = "0123456789abcdef0123456789abcdef"
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 KINDS = ["ibm", "aws", "gcp-token", "azure", "kube"]
 
 
@@ -144,8 +142,6 @@ class Writer(threading.Thread):
         return True
 
 
-def sanitizer_lines(d):
-    return [l for l in d.log().splitlines() if any(m in l for m in SANITIZER_MARKS)]
 
 
 def get(d, path, auth, **kw):

@@ -5,8 +5,11 @@ import os
 import signal
 import socket
 import stat
+import subprocess
+import time
 
 import pytest
+import requests
 
 from harness import BIN, Daemon, assert_error, run_cli
 
@@ -169,22 +172,30 @@ def test_clean_exit_on_signal(sig):
         d.close()
 
 
-def test_environment_variables_configure_serve(tmp_path):
+def test_environment_variables_configure_serve():
     d = Daemon()
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
     try:
-        d.env["CREDSTORE_DATA"] = d.data
-        d.env["CREDSTORE_LOG_LEVEL"] = "warn"
-        d.data_arg = None
-        # --data and --log-level come from the environment; only --listen is given.
-        import subprocess, re, time
-        log = open(d.log_path, "wb")
-        p = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0"], stderr=log,
-                             env=d.env)
-        time.sleep(0.5)
-        assert p.poll() is None
-        p.send_signal(signal.SIGTERM)
-        assert p.wait(timeout=30) == 0
-        log.close()
+        # No flags at all: --data, --listen and --log-level come from the environment.
+        env = dict(d.env, CREDSTORE_DATA=d.data, CREDSTORE_LISTEN="127.0.0.1:%d" % port,
+                   CREDSTORE_LOG_LEVEL="warn")
+        with open(d.log_path, "wb") as log:
+            p = subprocess.Popen([BIN, "serve"], stderr=log, env=env)
+            try:
+                ready = None
+                for _ in range(200):
+                    try:
+                        ready = requests.get("http://127.0.0.1:%d/readyz" % port, timeout=2)
+                        break
+                    except requests.ConnectionError:
+                        time.sleep(0.05)
+                assert ready is not None and ready.status_code == 200
+            finally:
+                p.send_signal(signal.SIGTERM)
+                assert p.wait(timeout=30) == 0
         # warn level: the info "listening" line is suppressed.
         assert "listening" not in d.log()
     finally:

@@ -12,31 +12,10 @@ import time
 import pytest
 import requests
 
-from harness import SLOW, Daemon
-from test_auth import basic
+from harness import SLOW, finish, sanitizer_lines, start
 
 GUID = "0123456789abcdef0123456789abcdef"
 CONN_TIMEOUT = 2  # --conn-timeout of the shared daemon
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
-
-
-def sanitizer_lines(d):
-    return [l for l in d.log().splitlines() if any(m in l for m in SANITIZER_MARKS)]
-
-
-def start(*serve_args):
-    d = Daemon(serve_args=list(serve_args)).start()
-    d.auth = {"Authorization": basic(d.admin["id"], d.admin["secret"])}
-    return d
-
-
-def finish(d):
-    try:
-        rc = d.stop()
-        assert rc == 0, "serve did not exit cleanly: %r\n%s" % (rc, d.log()[-3000:])
-        assert not sanitizer_lines(d), sanitizer_lines(d)[:10]
-    finally:
-        d.close()
 
 
 def api(d, method, path, **kw):

@@ -3,10 +3,8 @@ import hashlib
 import hmac
 import http.server
 import json
-import os
 import shutil
 import socket
-import subprocess
 import threading
 import time
 

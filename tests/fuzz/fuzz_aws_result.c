@@ -1,0 +1,36 @@
+#include "fuzz_aws_result.h"
+
+#include "fuzz_common.h"
+
+static void check_token(const char *what, const char *s, size_t cap)
+{
+  cs_fuzz_check_terminated(what, s, cap);
+  if (!*s)
+    cs_fuzz_fail("%s is empty on success", what);
+  for (; *s; s++)
+    if (*s < 0x21 || *s > 0x7e)
+      cs_fuzz_fail("%s holds a byte outside printable ASCII", what);
+}
+
+void cs_fuzz_check_aws_result(const char *parser, enum cs_err e, const struct cs_aws_creds *out,
+                              const struct cs_aws_error *err)
+{
+  switch (e) {
+  case CS_OK:
+    check_token("AccessKeyId", out->access_key_id, sizeof out->access_key_id);
+    check_token("SecretAccessKey", out->secret_access_key, sizeof out->secret_access_key);
+    check_token("SessionToken", out->session_token, sizeof out->session_token);
+    if (out->expiration <= 0)
+      cs_fuzz_fail("Expiration %lld accepted", (long long)out->expiration);
+    break;
+  case CS_ERR_UPSTREAM:
+  case CS_ERR_INVALID:
+    cs_fuzz_check_terminated("err.code", err->code, sizeof err->code);
+    cs_fuzz_check_terminated("err.message", err->message, sizeof err->message);
+    if (!err->code[0])
+      cs_fuzz_fail("failure without an error code");
+    break;
+  default:
+    cs_fuzz_fail("%s returned %s", parser, cs_err_code(e));
+  }
+}
