@@ -80,8 +80,8 @@ enum cs_err cs_data_lock(const char *dir, bool exclusive, int *fd_out)
       fprintf(stderr, "credstore: %s is in use by a running credstore serve (or another "
                       "rotate-key); stop credstore serve first\n", dir);
     else
-      fprintf(stderr, "credstore: %s is locked by a running credstore rotate-key; start "
-                      "serve when it has finished\n", dir);
+      fprintf(stderr, "credstore: %s is locked by a running credstore rotate-key; try "
+                      "again when it has finished\n", dir);
     return CS_ERR_UNAVAILABLE;
   }
   *fd_out = fd;

@@ -194,7 +194,7 @@ static enum cs_err rec_decode(const cJSON *j, struct cs_key_rec *k)
 {
   const char *role = NULL, *hash = NULL;
   int64_t created = 0, expires = 0;
-  const cJSON *scope = cJSON_GetObjectItemCaseSensitive(j, "scope");
+  cJSON *scope = cJSON_GetObjectItemCaseSensitive(j, "scope");
 
   if (cs_json_opt_string(j, "role", 16, &role) || !role || cs_role_parse(role, &k->role) ||
       cs_json_opt_string(j, "hash", 64, &hash) || !unhex(hash, k->hash, sizeof k->hash) ||
@@ -204,7 +204,7 @@ static enum cs_err rec_decode(const cJSON *j, struct cs_key_rec *k)
     return CS_ERR_STORE;
   k->created_at = created;
   k->expires_at = expires;
-  k->scope = (cJSON *)scope;
+  k->scope = scope;
   return CS_OK;
 }
 
@@ -254,8 +254,8 @@ cJSON *cs_keys_public_json(const cJSON *rec)
   return o;
 }
 
-/* A record's bounds when it decodes; an unreadable record has none. */
-static bool rec_bounds(const struct cs_val *v, cJSON **j, struct cs_key_rec *k)
+/* Parse and decode a record (k->scope borrowed from *j); false when unreadable. */
+static bool rec_read(const struct cs_val *v, cJSON **j, struct cs_key_rec *k)
 {
   if (parse_rec(v, j))
     return false;
@@ -280,7 +280,7 @@ enum cs_err cs_keys_list(struct cs_txn *txn, const struct cs_key_bounds *by, cJS
   for (e = cs_cursor_seek(c, NULL, 0, &k, &v); e == CS_OK; e = cs_cursor_next(c, &k, &v)) {
     struct cs_key_rec kr = {0};
     cJSON *rec = NULL, *pub;
-    if (!rec_bounds(&v, &rec, &kr)) {
+    if (!rec_read(&v, &rec, &kr)) {
       e = CS_ERR_STORE;
       goto out;
     }
@@ -333,7 +333,7 @@ static enum cs_err other_full_admin(struct cs_txn *txn, const char *id, int64_t 
        e = cs_cursor_next(c, &k, &v)) {
     struct cs_key_rec kr = {0};
     cJSON *rec = NULL;
-    if ((k.len == idlen && memcmp(k.data, id, idlen) == 0) || !rec_bounds(&v, &rec, &kr))
+    if ((k.len == idlen && memcmp(k.data, id, idlen) == 0) || !rec_read(&v, &rec, &kr))
       continue;
     *found = full_admin(&kr, now);
     cJSON_Delete(rec);
