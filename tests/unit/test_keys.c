@@ -145,6 +145,7 @@ static void test_scope_within(void **state)
   assert_false(cs_scope_within(star, aws));
   /* A stored pattern that is not a string is never taken as narrow. */
   assert_false(cs_scope_within(junk, aws));
+  assert_true(cs_scope_within(junk, NULL)); /* an unscoped key still reaches it */
   cJSON *mixed = scope("[1,\"aws-*\"]");
   assert_true(cs_scope_within(aws, mixed));
   cJSON_Delete(mixed);
