@@ -169,6 +169,12 @@ void cs_app_close(struct cs_app *app)
 
 /* ------------------------------------------------------------------- init */
 
+int cs_print_admin_key(const struct cs_new_key *k)
+{
+  printf("{\"id\":\"%s\",\"secret\":\"%s\",\"role\":\"admin\"}\n", k->id, k->secret);
+  return fflush(stdout) == 0 ? 0 : 1;
+}
+
 struct init_ctx {
   const struct cs_keyring *kr;
   const uint8_t *keyring_blob;
@@ -262,9 +268,7 @@ int cs_cmd_init(const struct cs_config *cfg)
     fprintf(stderr, "credstore init: cannot write the keyring: %s\n", cs_err_message(e));
     goto out;
   }
-  printf("{\"id\":\"%s\",\"secret\":\"%s\",\"role\":\"admin\"}\n", ctx.key.id, ctx.key.secret);
-  fflush(stdout);
-  rc = 0;
+  rc = cs_print_admin_key(&ctx.key);
 out:
   cs_memzero(&ctx.key, sizeof ctx.key);
   free(blob);

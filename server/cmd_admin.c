@@ -1,6 +1,6 @@
 /*
  * Offline administration of a data dir: `credstore backup`, `credstore
- * restore` and `credstore rotate-key` (API.md §1).
+ * restore`, `credstore rotate-key` and `credstore admin-key` (API.md §1).
  *
  * backup copies sealed bytes only, so it needs no master key; the copy holds
  * the wrapped keyring, so opening a restored copy needs the same master key.
@@ -18,6 +18,14 @@
  * whatever an older version sealed. A credential keeps its version, times and
  * fingerprint (secret.encrypted): the secret itself is unchanged, so a
  * client's stored secret.encrypted stays valid and no usage turns stale.
+ *
+ * admin-key is the way back in when no usable admin key is left (all
+ * expired, or their secrets lost): whoever holds the master key mints a new
+ * unscoped admin key, audited. It may run beside `serve`: LMDB serialises
+ * writers across processes, the audit head is read inside each write, and
+ * serve reads key records from the store on every request, so the new key
+ * works at once. It takes serve.lock shared, so it waits for no server but
+ * refuses while rotate-key changes the keyring.
  */
 #include "svc.h"
 
@@ -39,7 +47,7 @@
 #define COPY_CHUNK (64u * 1024u)
 
 /* The actor of audit entries written from the command line. */
-static const struct cs_actor cli_actor = {"", "", "cli"};
+static const struct cs_actor cli_actor = {"cli", "", "cli"};
 
 /* ------------------------------------------------------------------- lock */
 
@@ -72,8 +80,8 @@ enum cs_err cs_data_lock(const char *dir, bool exclusive, int *fd_out)
       fprintf(stderr, "credstore: %s is in use by a running credstore serve (or another "
                       "rotate-key); stop credstore serve first\n", dir);
     else
-      fprintf(stderr, "credstore: %s is locked by a running credstore rotate-key; start "
-                      "serve when it has finished\n", dir);
+      fprintf(stderr, "credstore: %s is locked by a running credstore rotate-key; try "
+                      "again when it has finished\n", dir);
     return CS_ERR_UNAVAILABLE;
   }
   *fd_out = fd;
@@ -736,6 +744,55 @@ int cs_cmd_rotate_key(const struct cs_config *cfg)
          (unsigned long long)usages);
   rc = fflush(stdout) == 0 && failed_c + failed_u == 0 ? 0 : 1;
 out:
+  cs_app_close(&app);
+  cs_data_unlock(lock_fd);
+  return rc;
+}
+
+/* -------------------------------------------------------------- admin-key */
+
+struct admin_key {
+  const struct cs_keyring *kr;
+  const char *name;
+  struct cs_new_key key;
+};
+
+static enum cs_err admin_key_txn(struct cs_txn *txn, void *arg)
+{
+  struct admin_key *a = arg;
+  struct cs_key_spec spec = {.name = a->name, .role = CS_ROLE_ADMIN};
+  enum cs_err e = cs_keys_create(txn, a->kr, &spec, &a->key);
+  return e ? e : cs_audit_append(txn, &cli_actor, "access_key_recover", a->key.id, "success");
+}
+
+int cs_cmd_admin_key(const struct cs_config *cfg)
+{
+  struct cs_app app = {0};
+  struct admin_key a = {.name = cfg->name ? cfg->name : "recovery-admin"};
+  int lock_fd = -1, rc = 1;
+  enum cs_err e;
+
+  if (!cfg->data_dir) {
+    fprintf(stderr, "credstore admin-key: --data DIR is required\n");
+    return 2;
+  }
+  if (strlen(a.name) > CS_KEY_NAME_MAX) {
+    fprintf(stderr, "credstore admin-key: --name must be 1-%d characters\n", CS_KEY_NAME_MAX);
+    return 2;
+  }
+  app.cfg = *cfg;
+  if (cs_data_lock(cfg->data_dir, false, &lock_fd) || cs_app_open(&app, 0))
+    goto out;
+  a.kr = app.keyring;
+  if ((e = cs_store_write(app.store, admin_key_txn, &a))) {
+    fprintf(stderr, "credstore admin-key: cannot store the new key: %s\n", cs_err_message(e));
+    goto out;
+  }
+  fprintf(stderr, "credstore admin-key: minted admin key %s (%s); the secret is shown once\n",
+          a.key.id, a.name);
+  rc = cs_print_admin_key(&a.key);
+out:
+  cs_memzero(&a.key, sizeof a.key);
   cs_app_close(&app);
   cs_data_unlock(lock_fd);
   return rc;

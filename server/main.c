@@ -22,6 +22,8 @@ static void usage(FILE *f)
         "  backup   --data DIR --out FILE\n"
         "  restore  --from FILE --data NEWDIR [--master-key-file F | --passphrase-env VAR]\n"
         "  rotate-key --data DIR [--master-key-file F | --passphrase-env VAR]\n"
+        "  admin-key --data DIR [--master-key-file F | --passphrase-env VAR] [--name NAME]\n"
+        "           mints a new unscoped admin key (recovery; audited; may run beside serve)\n"
         "  credential-process --url URL --credential ID --usage UID\n"
         "           (access key from CREDSTORE_ACCESS_KEY_ID / CREDSTORE_ACCESS_KEY_SECRET)\n"
         "  version\n"
@@ -65,6 +67,8 @@ int main(int argc, char **argv)
     return cs_cmd_restore(&cfg);
   if (strcmp(cmd, "rotate-key") == 0)
     return cs_cmd_rotate_key(&cfg);
+  if (strcmp(cmd, "admin-key") == 0)
+    return cs_cmd_admin_key(&cfg);
   if (strcmp(cmd, "credential-process") == 0)
     return cs_cmd_credential_process(&cfg);
   fprintf(stderr, "credstore: unknown command '%s'\n", cmd);

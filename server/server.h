@@ -38,6 +38,7 @@ struct cs_config {
   const char *url;        /* credential-process --url */
   const char *credential; /* credential-process --credential */
   const char *usage;      /* credential-process --usage */
+  const char *name;       /* admin-key --name */
   int64_t token_ttl;
   int64_t threads;
   int64_t max_connections;
@@ -117,6 +118,12 @@ struct cs_app {
 #define CS_SCOPE_MAX 64      /* patterns per key */
 #define CS_PATTERN_MAX 128   /* chars per pattern */
 
+/** What a key may reach: the limits that "broader" compares. */
+struct cs_key_bounds {
+  const cJSON *scope; /* borrowed; NULL = every credential */
+  int64_t expires_at; /* 0 = never */
+};
+
 /** What a new access key should be. */
 struct cs_key_spec {
   const char *name;
@@ -145,7 +152,9 @@ struct cs_key_rec {
 
 /**
  * Create an access key record inside @p txn (write): random id and secret,
- * only the keyed hash stored. Caller wipes @p out->secret after showing it.
+ * only the keyed hash stored. An API caller bounds @p spec first
+ * (cs_key_spec_bound); the command line holds the master key and is
+ * unbounded. Caller wipes @p out->secret after showing it.
  * @return CS_ERR_NOMEM, CS_ERR_STORE*.
  */
 enum cs_err cs_keys_create(struct cs_txn *txn, const struct cs_keyring *kr,
@@ -157,20 +166,60 @@ enum cs_err cs_keys_create(struct cs_txn *txn, const struct cs_keyring *kr,
  */
 enum cs_err cs_keys_load(struct cs_txn *txn, const char *id, struct cs_key_rec *out) CS_WUR;
 
-/** Public view of every key (no hashes), as a JSON array. @return CS_ERR_NOMEM, CS_ERR_STORE. */
-enum cs_err cs_keys_list(struct cs_txn *txn, cJSON **out) CS_WUR;
+/**
+ * Public view (no hashes), as a JSON array, of every key within @p by
+ * (cs_key_within); the caller itself is among them.
+ * @return CS_ERR_NOMEM, CS_ERR_STORE.
+ */
+enum cs_err cs_keys_list(struct cs_txn *txn, const struct cs_key_bounds *by, cJSON **out) CS_WUR;
 
 /**
- * Delete key @p id. Refuses to delete the last admin key.
+ * Delete key @p id on behalf of a key bounded by @p by. A key not within
+ * @p by is not found, exactly like a missing one. Refuses to delete the
+ * last full admin: a live (unexpired) admin key whose scope covers every
+ * credential; scoped admins do not count, since they cannot recover the rest.
  * @return CS_ERR_NOT_FOUND, CS_ERR_LAST_ADMIN, CS_ERR_STORE.
  */
-enum cs_err cs_keys_delete(struct cs_txn *txn, const char *id) CS_WUR;
+enum cs_err cs_keys_delete(struct cs_txn *txn, const struct cs_key_bounds *by,
+                           const char *id) CS_WUR;
 
 /** Render a stored key record (no hash) for output. @return NULL on OOM. */
 cJSON *cs_keys_public_json(const cJSON *rec);
 
 /** @return true if @p scope (array of globs, or NULL) admits credential @p id. */
 bool cs_scope_allows(const cJSON *scope, const char *id);
+
+/**
+ * Does pattern @p p match every credential id that pattern @p q matches?
+ * Sound, not complete: true when p == q, when q has no glob metacharacter
+ * (`*?[\\`) and fnmatch(p, q) matches, or when p is a literal prefix and one
+ * trailing `*` and q starts with that prefix; false otherwise, even for some
+ * equivalent globs (`[a]ws-*` is not taken as within `aws-*`).
+ */
+bool cs_pattern_covers(const char *p, const char *q);
+
+/**
+ * Does scope @p k admit every id that scope @p j admits? NULL is every
+ * credential (the single pattern `*`), `[]` is none; every pattern of @p j
+ * must be covered (cs_pattern_covers) by some pattern of @p k.
+ */
+bool cs_scope_within(const cJSON *j, const cJSON *k);
+
+/**
+ * Is key @p j within key @p k: its scope within k's (cs_scope_within) and,
+ * when k expires, j expires too and no later? The one test of "broader"
+ * that creating, listing and deleting keys apply.
+ */
+bool cs_key_within(const struct cs_key_bounds *j, const struct cs_key_bounds *k);
+
+/**
+ * Bound a new key's @p spec by its creator @p by: an omitted scope or
+ * expiresAt (NULL / 0) becomes the creator's, and the result must be within
+ * @p by (cs_key_within). spec->scope may then borrow by->scope.
+ * @return CS_ERR_FORBIDDEN with *field = "scope" or "expiresAt".
+ */
+enum cs_err cs_key_spec_bound(struct cs_key_spec *spec, const struct cs_key_bounds *by,
+                              const char **field) CS_WUR;
 
 /* ---------------------------------------------------------- group commit */
 
@@ -198,6 +247,15 @@ int cs_cmd_audit_verify(const struct cs_config *cfg);
 int cs_cmd_backup(const struct cs_config *cfg);
 int cs_cmd_restore(const struct cs_config *cfg);
 int cs_cmd_rotate_key(const struct cs_config *cfg);
+/** `credstore admin-key`: mint an unscoped admin key offline (recovery). */
+int cs_cmd_admin_key(const struct cs_config *cfg);
+
+/**
+ * Print a new admin key as init and admin-key do: one JSON line
+ * {"id","secret","role":"admin"} on stdout.
+ * @return 0, or 1 when stdout cannot be written.
+ */
+int cs_print_admin_key(const struct cs_new_key *k);
 
 /**
  * Take DIR/serve.lock with flock, non-blocking: shared for serve (several

@@ -38,6 +38,80 @@ bool cs_scope_allows(const cJSON *scope, const char *id)
   return false;
 }
 
+/* fnmatch(3) metacharacters (without FNM_NOESCAPE). A stored pattern never
+ * holds '\\' (the create handler's alphabet), but it is listed so an escape
+ * is never mistaken for a plain character. */
+#define GLOB_META "*?[\\"
+
+bool cs_pattern_covers(const char *p, const char *q)
+{
+  size_t n = strlen(p);
+
+  if (strcmp(p, q) == 0)
+    return true;
+  /* A literal q matches exactly itself, so fnmatch decides. */
+  if (!strpbrk(q, GLOB_META))
+    return fnmatch(p, q, 0) == 0;
+  /* p = literal prefix + '*': q's first n-1 characters are that literal
+   * prefix, so every id q matches starts with it, and p matches it. Any
+   * other shape is refused: deciding glob inclusion in general is not
+   * worth the risk of a wrong yes (fnmatch(p, q) is one: "a?" matches the
+   * text "a*", yet "a*" matches "abc"). */
+  if (n > 0 && p[n - 1] == '*' && strcspn(p, GLOB_META) == n - 1)
+    return strncmp(p, q, n - 1) == 0;
+  return false;
+}
+
+/* Is pattern @p q covered by some pattern of scope @p k (not NULL)? */
+static bool scope_covers(const cJSON *k, const char *q)
+{
+  const cJSON *p;
+
+  cJSON_ArrayForEach(p, k)
+  {
+    if (cJSON_IsString(p) && cs_pattern_covers(p->valuestring, q))
+      return true;
+  }
+  return false;
+}
+
+bool cs_scope_within(const cJSON *j, const cJSON *k)
+{
+  const cJSON *q;
+
+  if (!k)
+    return true; /* every credential: even a record we cannot read is within */
+  if (!j)
+    return scope_covers(k, "*"); /* every credential, as the pattern "*" */
+  cJSON_ArrayForEach(q, j)
+  {
+    /* A pattern we cannot read is never assumed narrow. */
+    if (!cJSON_IsString(q) || !scope_covers(k, q->valuestring))
+      return false;
+  }
+  return true;
+}
+
+bool cs_key_within(const struct cs_key_bounds *j, const struct cs_key_bounds *k)
+{
+  if (k->expires_at && (!j->expires_at || j->expires_at > k->expires_at))
+    return false;
+  return cs_scope_within(j->scope, k->scope);
+}
+
+enum cs_err cs_key_spec_bound(struct cs_key_spec *spec, const struct cs_key_bounds *by,
+                              const char **field)
+{
+  if (!spec->scope)
+    spec->scope = by->scope;
+  if (!spec->expires_at)
+    spec->expires_at = by->expires_at;
+  if (cs_key_within(&(struct cs_key_bounds){spec->scope, spec->expires_at}, by))
+    return CS_OK;
+  *field = cs_scope_within(spec->scope, by->scope) ? "expiresAt" : "scope";
+  return CS_ERR_FORBIDDEN;
+}
+
 enum cs_err cs_keys_create(struct cs_txn *txn, const struct cs_keyring *kr,
                            const struct cs_key_spec *spec, struct cs_new_key *out)
 {
@@ -114,13 +188,32 @@ static bool unhex(const char *s, uint8_t *out, size_t n)
   return true;
 }
 
+/* Decode a parsed record into @p k, exactly: the role by name, the hash,
+ * the times and the scope (borrowed from @p j; NULL when absent). */
+static enum cs_err rec_decode(const cJSON *j, struct cs_key_rec *k)
+{
+  const char *role = NULL, *hash = NULL;
+  int64_t created = 0, expires = 0;
+  cJSON *scope = cJSON_GetObjectItemCaseSensitive(j, "scope");
+
+  if (cs_json_opt_string(j, "role", 16, &role) || !role || cs_role_parse(role, &k->role) ||
+      cs_json_opt_string(j, "hash", 64, &hash) || !unhex(hash, k->hash, sizeof k->hash) ||
+      cs_json_opt_int(j, "createdAt", 0, INT64_MAX / 2, &created) ||
+      cs_json_opt_int(j, "expiresAt", 0, INT64_MAX / 2, &expires) ||
+      (scope && !cJSON_IsArray(scope)))
+    return CS_ERR_STORE;
+  k->created_at = created;
+  k->expires_at = expires;
+  k->scope = scope;
+  return CS_OK;
+}
+
 enum cs_err cs_keys_load(struct cs_txn *txn, const char *id, struct cs_key_rec *out)
 {
   struct cs_val v;
   struct cs_key_rec k = {0};
   cJSON *j = NULL;
   enum cs_err e;
-  int64_t n = 0;
 
   if (strlen(id) > CS_KEY_ID_MAX)
     return CS_ERR_NOT_FOUND;
@@ -128,27 +221,11 @@ enum cs_err cs_keys_load(struct cs_txn *txn, const char *id, struct cs_key_rec *
     return e;
   if ((e = parse_rec(&v, &j)))
     return e;
-  e = CS_ERR_STORE;
-  const char *role = NULL, *hash = NULL;
-  if (cs_json_opt_string(j, "role", 16, &role) || !role || cs_role_parse(role, &k.role) ||
-      cs_json_opt_string(j, "hash", 64, &hash) || !unhex(hash, k.hash, sizeof k.hash) ||
-      cs_json_opt_int(j, "createdAt", 0, INT64_MAX / 2, &n))
-    goto out;
-  k.created_at = n;
-  n = 0;
-  if (cs_json_opt_int(j, "expiresAt", 0, INT64_MAX / 2, &n))
-    goto out;
-  k.expires_at = n;
-  cJSON *scope = cJSON_DetachItemFromObjectCaseSensitive(j, "scope");
-  if (scope && !cJSON_IsArray(scope)) {
-    cJSON_Delete(scope);
-    goto out;
+  if (!(e = rec_decode(j, &k))) {
+    k.scope = cJSON_DetachItemFromObjectCaseSensitive(j, "scope");
+    memcpy(k.id, id, strlen(id) + 1);
+    *out = k;
   }
-  k.scope = scope;
-  memcpy(k.id, id, strlen(id) + 1);
-  *out = k;
-  e = CS_OK;
-out:
   cJSON_Delete(j);
   return e;
 }
@@ -177,7 +254,7 @@ cJSON *cs_keys_public_json(const cJSON *rec)
   return o;
 }
 
-enum cs_err cs_keys_list(struct cs_txn *txn, cJSON **out)
+enum cs_err cs_keys_list(struct cs_txn *txn, const struct cs_key_bounds *by, cJSON **out)
 {
   struct cs_cursor *c = NULL;
   struct cs_val k, v;
@@ -189,9 +266,19 @@ enum cs_err cs_keys_list(struct cs_txn *txn, cJSON **out)
   if ((e = cs_cursor_open(txn, CS_TBL_KEYS, &c)))
     goto out;
   for (e = cs_cursor_seek(c, NULL, 0, &k, &v); e == CS_OK; e = cs_cursor_next(c, &k, &v)) {
+    struct cs_key_rec kr = {0};
     cJSON *rec = NULL, *pub;
     if ((e = parse_rec(&v, &rec)))
       goto out;
+    /* A record that does not decode has no bounds to trust: only an
+     * unbounded caller sees it. */
+    bool seen = rec_decode(rec, &kr) == CS_OK
+                    ? cs_key_within(&(struct cs_key_bounds){kr.scope, kr.expires_at}, by)
+                    : !by->scope && !by->expires_at;
+    if (!seen) {
+      cJSON_Delete(rec);
+      continue;
+    }
     pub = cs_keys_public_json(rec);
     cJSON_Delete(rec);
     if (!pub) {
@@ -212,32 +299,58 @@ out:
   return CS_OK;
 }
 
-enum cs_err cs_keys_delete(struct cs_txn *txn, const char *id)
+/* A key that can recover everything: a live admin whose scope covers every
+ * credential. Scoped admins cannot mint unscoped keys, so they do not count. */
+static bool full_admin(const struct cs_key_rec *k, int64_t now)
 {
-  struct cs_key_rec victim;
+  return k->role == CS_ROLE_ADMIN && (!k->expires_at || k->expires_at > now) &&
+         cs_scope_within(NULL, k->scope);
+}
+
+/* Is there a full admin other than @p id? Unreadable records cannot log in,
+ * so they do not count. */
+static enum cs_err other_full_admin(struct cs_txn *txn, const char *id, int64_t now,
+                                    bool *found)
+{
   struct cs_cursor *c = NULL;
   struct cs_val k, v;
+  size_t idlen = strlen(id);
   enum cs_err e;
-  int admins = 0;
+
+  *found = false;
+  if ((e = cs_cursor_open(txn, CS_TBL_KEYS, &c)))
+    return e;
+  for (e = cs_cursor_seek(c, NULL, 0, &k, &v); e == CS_OK && !*found;
+       e = cs_cursor_next(c, &k, &v)) {
+    struct cs_key_rec kr = {0};
+    cJSON *rec = NULL;
+    if ((k.len == idlen && memcmp(k.data, id, idlen) == 0) || parse_rec(&v, &rec))
+      continue;
+    *found = rec_decode(rec, &kr) == CS_OK && full_admin(&kr, now);
+    cJSON_Delete(rec);
+  }
+  cs_cursor_close(c);
+  return e == CS_ERR_NOT_FOUND || e == CS_OK ? CS_OK : e;
+}
+
+enum cs_err cs_keys_delete(struct cs_txn *txn, const struct cs_key_bounds *by, const char *id)
+{
+  struct cs_key_rec victim;
+  int64_t now = cs_now();
+  bool within, guarded, other = false;
+  enum cs_err e;
 
   if ((e = cs_keys_load(txn, id, &victim)))
     return e;
+  within = cs_key_within(&(struct cs_key_bounds){victim.scope, victim.expires_at}, by);
+  guarded = full_admin(&victim, now);
   cJSON_Delete(victim.scope);
-  if (victim.role == CS_ROLE_ADMIN) {
-    if ((e = cs_cursor_open(txn, CS_TBL_KEYS, &c)))
-      return e;
-    for (e = cs_cursor_seek(c, NULL, 0, &k, &v); e == CS_OK && admins < 2;
-         e = cs_cursor_next(c, &k, &v)) {
-      /* Role strings are short and fixed: a substring test on the record
-       * is exact enough here and avoids parsing every key. */
-      if (memmem(v.data, v.len, "\"role\":\"admin\"", 14))
-        admins++;
-    }
-    cs_cursor_close(c);
-    if (e != CS_OK && e != CS_ERR_NOT_FOUND)
-      return e;
-    if (admins < 2)
-      return CS_ERR_LAST_ADMIN;
-  }
+  /* A key outside the caller's bounds answers like one that does not exist. */
+  if (!within)
+    return CS_ERR_NOT_FOUND;
+  if (guarded && (e = other_full_admin(txn, id, now, &other)))
+    return e;
+  if (guarded && !other)
+    return CS_ERR_LAST_ADMIN;
   return cs_txn_del(txn, CS_TBL_KEYS, id, strlen(id));
 }

@@ -1,4 +1,5 @@
-"""Issue 6: backup, restore, rotate-key; passphrase and key-file master keys."""
+"""Issue 6: backup, restore, rotate-key; passphrase and key-file master keys.
+Issue 11: admin-key, the offline recovery of an admin key."""
 import fcntl
 import hashlib
 import json
@@ -514,6 +515,125 @@ def test_rotate_key_and_serve_exclude_each_other(tmp_path):
             d2.close()
         assert d.stop() == 0
         assert rotate(d.data)["keyVersion"] == 3
+    finally:
+        d.stop()
+        d.close()
+
+
+# -------------------------------------------------------------- admin-key
+
+def admin_key(data, *args, env=None):
+    """Run admin-key; its stdout must be exactly one JSON line with the new key."""
+    r = run_cli("admin-key", "--data", data, *args, env=env)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 1 and r.stdout == lines[0] + "\n", r.stdout
+    k = json.loads(lines[0])
+    assert set(k) == {"id", "secret", "role"} and k["role"] == "admin", k
+    assert k["secret"] not in r.stderr
+    return k
+
+
+def admin_key_fails(data, *args, env=None):
+    r = run_cli("admin-key", "--data", data, *args, env=env)
+    assert r.returncode != 0 and r.stdout == "", (r.returncode, r.stdout)
+    return r.stderr
+
+
+def as_key(k):
+    return {"Authorization": basic(k["id"], k["secret"])}
+
+
+def test_admin_key_recovers_a_store_whose_admins_all_expired(tmp_path):
+    d = start(Daemon())
+    try:
+        until = int(time.time()) + 3
+        exp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until))
+        r = d.post("/api/v1/access_keys", json={"name": "temp", "role": "admin", "expiresAt": exp},
+                   headers=d.auth)
+        assert r.status_code == 201, r.text
+        temp = r.json()
+        # While temp lives, the bootstrap key may go; then temp expires: no admin is left.
+        assert d.delete("/api/v1/access_keys/" + d.admin["id"], headers=d.auth).status_code == 204
+        time.sleep(max(0, until - time.time()) + 1.1)
+        assert d.get("/api/v1/access_keys", headers=as_key(temp)).status_code == 401
+        # Minted while serve runs, it works at once: login, list, delete the dead key.
+        k = admin_key(d.data, "--name", "break-glass")
+        r = d.post("/api/v1/login", json={"username": k["id"], "password": k["secret"]})
+        assert r.status_code == 200, r.text
+        tok = {"x-redlock-auth": r.json()["token"]}
+        keys = {x["id"]: x for x in d.get("/api/v1/access_keys", headers=tok).json()}
+        assert keys[k["id"]]["name"] == "break-glass" and keys[k["id"]]["role"] == "admin"
+        assert "scope" not in keys[k["id"]] and "expiresAt" not in keys[k["id"]]
+        assert "owner" not in keys[k["id"]]
+        assert d.delete("/api/v1/access_keys/" + temp["id"], headers=tok).status_code == 204
+        # It is the only live unscoped admin, so the guard keeps it.
+        r = d.delete("/api/v1/access_keys/" + k["id"], headers=tok)
+        assert r.status_code == 409 and r.json()["code"] == "last_admin_key"
+        # Audited, with no secret; the chain still verifies.
+        audit = d.get("/api/v1/audit?limit=1000", headers=tok).json()
+        rec = [e for e in audit if e["action"] == "access_key_recover"]
+        assert len(rec) == 1 and rec[0]["target"] == k["id"] and rec[0]["actor"] == "cli"
+        assert rec[0]["result"] == "success" and k["secret"] not in json.dumps(audit)
+        seqs = [e["seq"] for e in audit]
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+        # The default name, and a second key does not disturb the first.
+        k2 = admin_key(d.data)
+        names = {x["id"]: x["name"] for x in d.get("/api/v1/access_keys", headers=tok).json()}
+        assert names[k2["id"]] == "recovery-admin" and k["id"] in names
+        assert d.stop() == 0
+        r = run_cli("audit-verify", "--data", d.data)
+        assert r.returncode == 0 and json.loads(r.stdout)["intact"] is True, r.stdout
+    finally:
+        d.stop()
+        d.close()
+
+
+def test_admin_key_refusals(tmp_path):
+    r = run_cli("admin-key")
+    assert r.returncode == 2 and r.stdout == "" and "--data" in r.stderr
+    r = run_cli("--help")
+    assert r.returncode == 0 and "admin-key --data DIR" in r.stdout and "--name NAME" in r.stdout
+    assert "not initialised" in admin_key_fails(str(tmp_path / "none"))
+    os.mkdir(tmp_path / "empty")
+    assert "not initialised" in admin_key_fails(str(tmp_path / "empty"))
+    assert not os.listdir(tmp_path / "empty")
+    d = Daemon()
+    try:
+        assert "--name" in admin_key_fails(d.data, "--name", "n" * 129)
+        # A wrong key file, a passphrase for a key-file store.
+        wrong = write_key(tmp_path / "wrong.key")
+        assert "master key does not open" in admin_key_fails(d.data, "--master-key-file", wrong)
+        err = admin_key_fails(d.data, "--passphrase-env", PASS_VAR, env={PASS_VAR: PASSPHRASE})
+        assert "master key file, not a passphrase" in err, err
+        # A rotate-key in progress (its lock held) keeps admin-key out.
+        fd = os.open(os.path.join(d.data, "serve.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            assert "rotate-key" in admin_key_fails(d.data)
+        finally:
+            os.close(fd)
+        # Nothing was minted by any of these: only the bootstrap key is there.
+        start(d)
+        ids = [x["id"] for x in d.get("/api/v1/access_keys", headers=d.auth).json()]
+        assert ids == [d.admin["id"]]
+    finally:
+        d.stop()
+        d.close()
+
+
+def test_admin_key_with_a_passphrase_sealed_store(tmp_path):
+    env = {PASS_VAR: PASSPHRASE}
+    d = start(Daemon(init_args=["--passphrase-env", PASS_VAR],
+                     serve_args=["--passphrase-env", PASS_VAR], env=env))
+    try:
+        assert "--passphrase-env" in admin_key_fails(d.data)
+        err = admin_key_fails(d.data, "--passphrase-env", PASS_VAR,
+                              env={PASS_VAR: "wrong passphrase"})
+        assert "master key does not open" in err, err
+        k = admin_key(d.data, "--passphrase-env", PASS_VAR, env=env)
+        ids = [x["id"] for x in d.get("/api/v1/access_keys", headers=as_key(k)).json()]
+        assert sorted(ids) == sorted([d.admin["id"], k["id"]])
     finally:
         d.stop()
         d.close()

@@ -236,6 +236,10 @@ def fill(pattern):
 def test_role_route_matrix(d):
     keys = {role: new_key(d, d.admin_auth, role) for role in ALL}
     auths = {role: {"x-redlock-auth": token_for(d, keys[role])} for role in ALL}
+    # Scoped rows: a scope narrows what a key reaches, never its role's routes.
+    for role in ALL:
+        k = new_key(d, d.admin_auth, role, scope=["aws-*"])
+        auths["scoped " + role] = {"Authorization": basic(k["id"], k["secret"])}
     rows = route_table()
     names = {r[3] for r in rows}
     missing = names - set(EXPECTED_ROLES)
@@ -250,10 +254,11 @@ def test_role_route_matrix(d):
             continue
         r = d.request(method, path, data=b"{}")
         assert_error(r, 401)
-        for role in ALL:
-            r = d.request(method, path, data=b"{}", headers=auths[role])
+        for who, h in auths.items():
+            role = who.split()[-1]
+            r = d.request(method, path, data=b"{}", headers=h)
             if role in expected:
-                assert r.status_code not in (401, 403), (name, role, r.status_code, r.text)
+                assert r.status_code not in (401, 403), (name, who, r.status_code, r.text)
             else:
                 body = assert_error(r, 403, "forbidden")
                 assert role in body["err"]
@@ -312,3 +317,182 @@ def test_swapped_id_and_secret_never_reach_log_or_audit(d):
     assert any(e["action"] == "auth" and e["result"] == "failure" for e in audit)
     assert d.admin["secret"] not in json.dumps(audit)
     assert d.admin["secret"] not in d.log()
+
+
+# ------------------------------------------------- scoped admins (issue 11)
+
+def ibm(cid):
+    return {"_id": cid, "type": "ibmCloud", "accountGUID": "0123456789abcdef0123456789abcdef",
+            "secret": {"plain": "ibm-api-key-" + cid}}
+
+
+def keys_seen(d, auth):
+    r = d.get("/api/v1/access_keys", headers={"Authorization": auth})
+    assert r.status_code == 200, r.text
+    return {k["id"]: k for k in r.json()}
+
+
+def in_hours(h):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + h * 3600))
+
+
+def test_scoped_admin_on_the_access_keys_routes(d):
+    """The route table lets every admin manage keys; scope bounds what it reaches."""
+    sa = new_key(d, d.admin_auth, "admin", scope=["aws-*"])
+    auths = {"Authorization": basic(sa["id"], sa["secret"])}, \
+        {"x-redlock-auth": token_for(d, sa)}
+    rows = [r for r in route_table() if r[3].startswith("access_keys_")]
+    assert {r[3] for r in rows} == {"access_keys_create", "access_keys_list",
+                                    "access_keys_delete"}
+    expect = {"access_keys_create": (400, "invalid_field"), "access_keys_list": (200, None),
+              "access_keys_delete": (404, "not_found")}
+    for method, pattern, macro, name in rows:
+        assert macro == "CS_R_ADMIN", name
+        for h in auths:
+            r = d.request(method, fill(pattern), data=b"{}", headers=h)
+            status, code = expect[name]
+            assert r.status_code == status, (name, r.status_code, r.text)
+            if code:
+                assert_error(r, status, code)
+
+
+def test_scoped_admin_cannot_create_a_broader_key(d):
+    for cid in ["aws-prod", "aws-dev", "gcp-prod"]:
+        assert d.post("/api/v1/credentials", json=ibm(cid),
+                      headers={"Authorization": d.admin_auth}).status_code == 201
+    sa = new_key(d, d.admin_auth, "admin", scope=["aws-*"])
+    sa_auth = basic(sa["id"], sa["secret"])
+    before = keys_seen(d, d.admin_auth)
+    broader = [["*"], ["aws*"], ["a?s-*"], ["[a]ws-*"], ["?ws-*"], ["aws-*", "gcp-*"],
+               ["gcp-prod"], ["*-prod"], ["aws-prod", "*"], ["[!x]*"], ["aws"]]
+    for role in ALL:
+        for scope in broader:
+            body = {"name": "esc", "role": role, "scope": scope}
+            r = d.post("/api/v1/access_keys", json=body, headers={"Authorization": sa_auth})
+            err = assert_error(r, 403, "forbidden")
+            assert err["field"] == "scope", err
+    # An empty scope is refused for everyone: it would see nothing.
+    for auth in (sa_auth, d.admin_auth):
+        r = d.post("/api/v1/access_keys", json={"name": "e", "role": "ci", "scope": []},
+                   headers={"Authorization": auth})
+        assert assert_error(r, 400, "invalid_field")["field"] == "scope"
+    assert keys_seen(d, d.admin_auth).keys() == before.keys(), "a refused create made a key"
+    # Leaving scope out, or null, gives the creator's scope, never every credential.
+    for extra in [{}, {"scope": None}]:
+        child = new_key(d, sa_auth, "admin", **extra)
+        assert child["scope"] == ["aws-*"], child
+        h = {"Authorization": basic(child["id"], child["secret"])}
+        ids = {c["_id"] for c in d.get("/api/v1/credentials", headers=h).json()}
+        assert ids == {"aws-prod", "aws-dev"}
+        assert_error(d.get("/api/v1/credentials/gcp-prod", headers=h), 404)
+        # And the child is bounded in turn.
+        r = d.post("/api/v1/access_keys", json={"name": "g", "role": "ci", "scope": ["*"]},
+                   headers=h)
+        assert_error(r, 403, "forbidden")
+        assert keys_seen(d, d.admin_auth)[child["id"]]["scope"] == ["aws-*"]
+    # Narrower scopes, any role.
+    for role, scope in [("ci", ["aws-prod"]), ("operator", ["aws-[!x]*"]),
+                        ("admin", ["aws-*"]), ("auditor", ["aws-dev-*", "aws-prod"]),
+                        ("ci", ["aws-?rod"])]:
+        k = new_key(d, sa_auth, role, scope=scope)
+        assert k["scope"] == scope and k["role"] == role and k["owner"] == sa["id"]
+
+
+def test_key_cannot_outlive_its_creator(d):
+    exp = in_hours(1)
+    ta = new_key(d, d.admin_auth, "admin", expiresAt=exp)
+    ta_auth = basic(ta["id"], ta["secret"])
+    # Left out: the creator's expiry.
+    k = new_key(d, ta_auth, "operator")
+    assert k["expiresAt"] == exp
+    # Later is refused, earlier is kept.
+    r = d.post("/api/v1/access_keys", json={"name": "l", "role": "ci", "expiresAt": in_hours(2)},
+               headers={"Authorization": ta_auth})
+    assert assert_error(r, 403, "forbidden")["field"] == "expiresAt"
+    early = in_hours(0.5)
+    assert new_key(d, ta_auth, "ci", expiresAt=early)["expiresAt"] == early
+    # A scoped, expiring admin: both limits apply.
+    st = new_key(d, d.admin_auth, "admin", scope=["aws-*"], expiresAt=exp)
+    st_auth = basic(st["id"], st["secret"])
+    for body, field in [({"scope": ["*"]}, "scope"), ({"expiresAt": in_hours(3)}, "expiresAt")]:
+        r = d.post("/api/v1/access_keys", json=dict(body, name="x", role="ci"),
+                   headers={"Authorization": st_auth})
+        assert assert_error(r, 403, "forbidden")["field"] == field
+    k = new_key(d, st_auth, "ci")
+    assert k["scope"] == ["aws-*"] and k["expiresAt"] == exp
+    # A key that never expires is broader than one that does: not seen, not deletable.
+    seen = keys_seen(d, ta_auth)
+    assert d.admin["id"] not in seen and ta["id"] in seen
+    assert all("expiresAt" in x and x["expiresAt"] <= exp for x in seen.values())
+    assert_error(d.delete("/api/v1/access_keys/" + d.admin["id"],
+                          headers={"Authorization": ta_auth}), 404, "not_found")
+    assert d.admin["id"] in keys_seen(d, d.admin_auth)
+
+
+def test_scoped_admin_lists_and_deletes_only_keys_within(d):
+    sa = new_key(d, d.admin_auth, "admin", scope=["aws-*"])
+    sa_auth = basic(sa["id"], sa["secret"])
+    inside = [new_key(d, d.admin_auth, "ci", scope=["aws-prod"]),
+              new_key(d, d.admin_auth, "operator", scope=["aws-*"]),
+              new_key(d, sa_auth, "auditor")]
+    outside = [new_key(d, d.admin_auth, "admin"),                       # unscoped admin
+               new_key(d, d.admin_auth, "ci"),                          # unscoped ci
+               new_key(d, d.admin_auth, "admin", scope=["gcp-*"]),      # a sibling scope
+               new_key(d, d.admin_auth, "ci", scope=["aws-*", "gcp-*"]),
+               new_key(d, d.admin_auth, "ci", scope=["a?s-*"]),
+               new_key(d, d.admin_auth, "ci", scope=["*"])]
+    seen = keys_seen(d, sa_auth)
+    assert set(seen) == {sa["id"]} | {k["id"] for k in inside}, seen
+    for k in seen.values():
+        assert k["scope"] and all(p.startswith("aws-") for p in k["scope"]), k
+    tok = {"x-redlock-auth": token_for(d, sa)}
+    assert set(x["id"] for x in d.get("/api/v1/access_keys", headers=tok).json()) == set(seen)
+    # Deleting outside answers exactly like a key that does not exist.
+    missing = d.delete("/api/v1/access_keys/ak-000000000000000000000000",
+                       headers={"Authorization": sa_auth})
+    assert_error(missing, 404, "not_found")
+    for victim in [d.admin] + outside:
+        for h in ({"Authorization": sa_auth}, tok):
+            r = d.delete("/api/v1/access_keys/" + victim["id"], headers=h)
+            body = assert_error(r, 404, "not_found")
+            assert set(body) == set(missing.json())
+            assert body["err"] == missing.json()["err"].replace(
+                "ak-000000000000000000000000", victim["id"])
+    everything = keys_seen(d, d.admin_auth)
+    assert all(k["id"] in everything for k in [d.admin] + outside + inside)
+    # Inside is deletable.
+    for k in inside:
+        assert d.delete("/api/v1/access_keys/" + k["id"],
+                        headers={"Authorization": sa_auth}).status_code == 204
+    assert set(keys_seen(d, d.admin_auth)) == set(everything) - {k["id"] for k in inside}
+    # The audit trail records the refusals as nothing: only the three deletes.
+    audit = d.get("/api/v1/audit?limit=1000", headers={"Authorization": d.admin_auth}).json()
+    dels = [e for e in audit if e["action"] == "access_key_delete"]
+    assert {e["target"] for e in dels} == {k["id"] for k in inside}
+    assert all(e["actor"] == sa["id"] for e in dels)
+
+
+def test_last_admin_guard_counts_live_unscoped_admins(d):
+    until = int(time.time()) + 3
+    exp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until))
+    temp = new_key(d, d.admin_auth, "admin", expiresAt=exp)
+    scoped = new_key(d, d.admin_auth, "admin", scope=["aws-*"])
+    time.sleep(max(0, until - time.time()) + 1.1)
+    assert_error(login(d, temp["id"], temp["secret"]), 401, "invalid_credentials")
+    # The expired admin and the scoped admin do not count.
+    assert_error(d.delete("/api/v1/access_keys/" + d.admin["id"],
+                          headers={"Authorization": d.admin_auth}), 409, "last_admin_key")
+    assert d.admin["id"] in keys_seen(d, d.admin_auth)
+    # Expired and scoped admins can themselves go.
+    for k in (temp, scoped):
+        assert d.delete("/api/v1/access_keys/" + k["id"],
+                        headers={"Authorization": d.admin_auth}).status_code == 204
+    # A live admin scoped ["*"] reaches every credential and every key: it counts.
+    star = new_key(d, d.admin_auth, "admin", scope=["*"])
+    star_auth = basic(star["id"], star["secret"])
+    assert d.admin["id"] in keys_seen(d, star_auth)
+    assert d.delete("/api/v1/access_keys/" + d.admin["id"],
+                    headers={"Authorization": star_auth}).status_code == 204
+    assert_error(d.delete("/api/v1/access_keys/" + star["id"],
+                          headers={"Authorization": star_auth}), 409, "last_admin_key")
+    assert list(keys_seen(d, star_auth)) == [star["id"]]
