@@ -136,7 +136,7 @@ static bool normalize_name(const char *s, size_t n, char out[HOST_MAX + 1])
 {
   if (n && s[n - 1] == '.')
     n--;
-  if (!n || n > HOST_MAX)
+  if (!n || n > HOST_MAX || s[n - 1] == '.')
     return false;
   for (size_t i = 0; i < n; i++) {
     char ch = (char)tolower((unsigned char)s[i]);
@@ -261,9 +261,8 @@ static enum verdict name_verdict(const struct cs_http_policy *p, const char *hos
   return v;
 }
 
-/* A URL host that is an address literal: IPv6, or IPv4 in any form
- * inet_aton accepts (decimal, octal, hex, short forms) should libcurl ever
- * pass one through unnormalised. */
+/* A URL host (as parse_url leaves it: IPv4 already in dotted-quad form)
+ * that is an address literal. */
 static bool host_literal(const char *host, uint8_t out[16])
 {
   struct in_addr a4;
@@ -272,7 +271,7 @@ static bool host_literal(const char *host, uint8_t out[16])
     from_v6(&a6, out);
     return true;
   }
-  if (inet_aton(host, &a4)) {
+  if (inet_pton(AF_INET, host, &a4) == 1) {
     from_v4(&a4, out);
     return true;
   }
@@ -307,7 +306,9 @@ struct url_parts {
 static bool url_chars_ok(const char *url)
 {
   size_t n = strnlen(url, URL_MAX + 1);
-  if (n == 0 || n > URL_MAX)
+  const char *sep = strstr(url, "://");
+  /* libcurl reads "http:///x" as host x; an empty authority is a mistake. */
+  if (n == 0 || n > URL_MAX || !sep || sep[3] == '/')
     return false;
   for (const char *p = url; *p; p++)
     if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
@@ -346,12 +347,24 @@ static enum cs_err parse_url(const char *url, struct url_parts *out, const char 
   size_t hl = strlen(host);
   out->v6 = hl > 2 && host[0] == '[' && host[hl - 1] == ']';
   if (out->v6) {
-    if (hl - 2 > HOST_MAX)
+    /* Canonical text, so one address is one target however it is written. */
+    struct in6_addr a6;
+    char lit[INET6_ADDRSTRLEN];
+    if (hl - 2 >= sizeof lit)
       goto out;
-    memcpy(out->host, host + 1, hl - 2);
-    out->host[hl - 2] = '\0';
+    memcpy(lit, host + 1, hl - 2);
+    lit[hl - 2] = '\0';
+    if (inet_pton(AF_INET6, lit, &a6) != 1 || !inet_ntop(AF_INET6, &a6, out->host, HOST_MAX))
+      goto out;
   } else if (!normalize_name(host, hl, out->host)) {
     goto out;
+  } else {
+    /* libcurl normalises "0xa9fea9fe" but not "0xa9fea9fe.": every spelling
+     * inet_aton accepts (decimal, octal, hex, short forms) is judged, and
+     * keyed, as the address it names. */
+    struct in_addr a4;
+    if (inet_aton(out->host, &a4) && !inet_ntop(AF_INET, &a4, out->host, HOST_MAX))
+      goto out;
   }
   out->https = scheme[4] == 's';
   out->port = strtol(port, NULL, 10);
