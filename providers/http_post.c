@@ -151,7 +151,7 @@ static void result_of(struct transfer *t, CURLcode cc, struct cs_http_result *r)
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &r->status);
   } else if (t->refused[0] && !t->tried) {
     r->e = CS_ERR_FORBIDDEN;
-    snprintf(r->error, sizeof r->error, "refused to connect to %s: not a permitted target",
+    snprintf(r->error, sizeof r->error, "refused: %s is not a permitted webhook target",
              t->refused);
   } else {
     r->e = CS_ERR_UPSTREAM;

@@ -301,9 +301,9 @@ static void finished(void *tag, const struct cs_http_result *r, void *arg)
   else
     snprintf(error, sizeof error, "%s", r->error);
   cs_metrics_webhook(ok);
-  CS_LOG(ok ? CS_LOG_INFO : CS_LOG_WARN, "webhook for usage %s of %s to %s: %s%s",
+  CS_LOG(ok ? CS_LOG_INFO : CS_LOG_WARN, "webhook for usage %s of %s to %s: %s",
          entry_str(job->entry, "usageId"), entry_str(job->entry, "credentialId"), job->target,
-         r->e == CS_ERR_FORBIDDEN ? "refused: " : "", error);
+         error);
   settle(ob, job->seq, job->entry, ok ? NULL : error);
   job->entry = NULL;
   job->busy = false; /* only now: the settle has committed */

@@ -275,7 +275,8 @@ def test_delivery_time_check_refuses_a_name_that_resolves_to_a_denied_address():
         env.close()
         dd.start()
         assert len(entries) == 1 and entries[0]["attempts"] >= 2, entries
-        assert "refused to connect" in entries[0]["lastError"], entries
+        assert "refused: " in entries[0]["lastError"], entries
+        assert "not a permitted webhook target" in entries[0]["lastError"], entries
     finally:
         rx.close()
         finish(dd)
