@@ -68,12 +68,11 @@ static void from_v4(const struct in_addr *a, uint8_t out[16])
   memcpy(out + 12, &a->s_addr, 4);
 }
 
-/* A parsed address, as a rule sees it: NAT64 carries an IPv4 address. */
-static void from_v6(const struct in6_addr *a, uint8_t out[16])
+/* NAT64 (64:ff9b::/96) carries an IPv4 address: judge it as that one. */
+static void unwrap_nat64(uint8_t a[16])
 {
-  memcpy(out, a->s6_addr, 16);
-  if (memcmp(out, nat64, 12) == 0)
-    memcpy(out, v4_mapped, 12);
+  if (memcmp(a, nat64, 12) == 0)
+    memcpy(a, v4_mapped, 12);
 }
 
 /* "a.b.c.d" or an IPv6 address, strictly (inet_pton), for list entries.
@@ -262,20 +261,14 @@ static enum verdict name_verdict(const struct cs_http_policy *p, const char *hos
 }
 
 /* A URL host (as parse_url leaves it: IPv4 already in dotted-quad form)
- * that is an address literal. */
+ * that is an address literal, as a rule sees it. */
 static bool host_literal(const char *host, uint8_t out[16])
 {
-  struct in_addr a4;
-  struct in6_addr a6;
-  if (inet_pton(AF_INET6, host, &a6) == 1) {
-    from_v6(&a6, out);
-    return true;
-  }
-  if (inet_pton(AF_INET, host, &a4) == 1) {
-    from_v4(&a4, out);
-    return true;
-  }
-  return false;
+  unsigned max;
+  if (!parse_addr(host, out, &max))
+    return false;
+  unwrap_nat64(out);
+  return true;
 }
 
 bool cs_http_policy_allows_addr(const struct cs_http_policy *p, const char *host,
@@ -288,9 +281,10 @@ bool cs_http_policy_allows_addr(const struct cs_http_policy *p, const char *host
     return v == ALLOWED;
   if (sa->sa_family == AF_INET)
     from_v4(&((const struct sockaddr_in *)(const void *)sa)->sin_addr, a);
-  else if (sa->sa_family == AF_INET6)
-    from_v6(&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, a);
-  else
+  else if (sa->sa_family == AF_INET6) {
+    memcpy(a, ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr, 16);
+    unwrap_nat64(a);
+  } else
     return false;
   return addr_allowed(p, a);
 }
