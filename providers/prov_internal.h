@@ -88,4 +88,16 @@ enum cs_err cs_prov_add_secret(cJSON *obj, const char *name, const char *secret,
 /** Add @p item to @p obj, deleting (wiped) @p item if that fails. @return CS_ERR_NOMEM. */
 enum cs_err cs_prov_add_item(cJSON *obj, const char *name, cJSON *item) CS_WUR;
 
+/** Longest URL host (a DNS name; IPv6 literals are shorter). */
+#define CS_HTTP_HOST_MAX 253
+
+/**
+ * cs_http_check_url(), also giving the URL's normalised host (lower case,
+ * no trailing dot, IPv6 without brackets) for the connect-time check.
+ * @return as cs_http_check_url.
+ */
+enum cs_err cs_http_check_url_host(const struct cs_http_policy *p, const char *url,
+                                   char target[CS_HTTP_TARGET_MAX],
+                                   char host[CS_HTTP_HOST_MAX + 1], const char **why) CS_WUR;
+
 #endif /* CS_PROV_INTERNAL_H */

@@ -15,6 +15,8 @@
 #include "common.h"
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <sys/socket.h>
 
 /** Longest field path named in a validation error ("secret.plain.clientId"). */
 #define CS_FIELD_MAX 64
@@ -119,17 +121,133 @@ enum cs_err cs_kubeconfig_describe(const char *yaml, size_t len, cJSON **meta,
 
 /* ------------------------------------------------------------- HTTP client */
 
+/*
+ * One libcurl client for JSON POSTs: credential-process and webhook
+ * delivery. Every call: http and https only, no redirects, TLS verified.
+ * Webhook calls also carry a target policy (below) that is enforced on the
+ * address libcurl is about to connect to, so DNS rebinding and every
+ * spelling of an address (decimal, octal, IPv4-mapped, names) are judged by
+ * where the connection really goes, and never through a proxy.
+ */
+
+/** Longest target key "scheme://host:port" (host names are at most 253). */
+#define CS_HTTP_TARGET_MAX 280
+
 /**
- * POST @p body (application/json) to an http(s) @p url with extra header
- * lines (NULL-terminated array, may be NULL); no redirects. *status is the
- * HTTP status; the response body goes to @p resp (bounded by its max) or is
- * discarded when @p resp is NULL.
+ * Which hosts and addresses webhooks may reach: built-in denied ranges
+ * (link-local 169.254.0.0/16 and fe80::/10, cloud metadata addresses,
+ * unspecified, multicast, broadcast and reserved), plus the operator's
+ * --webhook-allow and --webhook-deny lists of CIDRs and host names.
+ * Precedence: a host-name entry decides first (deny over allow); otherwise
+ * the most specific matching CIDR decides, and at equal prefix length an
+ * operator deny beats an operator allow, which beats a built-in deny;
+ * nothing matching means allowed (loopback and private ranges included).
+ */
+struct cs_http_policy;
+
+/**
+ * Build a policy from comma-separated @p allow and @p deny lists (NULL or
+ * empty: none). Items are CIDRs ("10.0.0.0/8", "fd00::/8"), single
+ * addresses ("169.254.169.254"), host names ("hooks.example.com") or
+ * wildcards ("*.example.com": subdomains, not the name itself). Caller
+ * frees *out with cs_http_policy_free().
+ * @return CS_ERR_INVALID with a message naming the bad item in @p err,
+ *         CS_ERR_NOMEM.
+ */
+enum cs_err cs_http_policy_create(const char *allow, const char *deny,
+                                  struct cs_http_policy **out, char *err, size_t errlen) CS_WUR;
+/** Free a policy. NULL ok. */
+void cs_http_policy_free(struct cs_http_policy *p);
+
+/**
+ * Check @p url without resolving anything: an http or https URL of at most
+ * 2048 printable ASCII characters with a host, no user name or password,
+ * and, when @p p is given, a host that is not a denied literal address (in
+ * any spelling libc or libcurl accepts) nor a denied name. On success the
+ * target key ("http://host:port", host lower-cased, default port filled
+ * in) goes to @p target (NULL ok), the unit of per-target limits.
+ * @return CS_ERR_INVALID (not such a URL, or userinfo) or CS_ERR_FORBIDDEN
+ *         (the policy refuses the host), with a static message in *why.
+ */
+enum cs_err cs_http_check_url(const struct cs_http_policy *p, const char *url,
+                              char target[CS_HTTP_TARGET_MAX], const char **why) CS_WUR;
+
+/**
+ * May a connection for URL host @p host (as cs_http_check_url sees it)
+ * go to @p sa (AF_INET or AF_INET6)? What the client asks of every address
+ * it is about to connect to.
+ */
+bool cs_http_policy_allows_addr(const struct cs_http_policy *p, const char *host,
+                                const struct sockaddr *sa);
+
+/** One POST. Strings are borrowed for the call that takes it. */
+struct cs_http_post {
+  const char *url;
+  const char *const *headers; /* NULL-terminated "Name: value" lines; NULL ok */
+  const char *body;           /* application/json */
+  size_t len;
+  long timeout_ms; /* connect and whole transfer */
+};
+
+/** How a POST ended. */
+struct cs_http_result {
+  enum cs_err e; /* CS_OK: an HTTP answer in status; CS_ERR_FORBIDDEN: every
+                    address was refused by the policy; CS_ERR_UPSTREAM: transport */
+  long status;
+  char error[256]; /* what went wrong, no secrets; "" on CS_OK */
+};
+
+/**
+ * POST @p req and wait for the answer, through any proxy the environment
+ * names (credential-process). The response body goes to @p resp (bounded
+ * by its max) or is discarded when @p resp is NULL.
  * @return CS_ERR_UPSTREAM (transport failure, timeout, response too large),
- *         CS_ERR_INVALID (url).
+ *         CS_ERR_INVALID (url), CS_ERR_NOMEM. *status is written on CS_OK.
  */
 enum cs_err cs_http_post_json(const char *url, const char *const *headers, const char *body,
                               size_t len, long timeout_ms, long *status,
                               struct cs_buf *resp) CS_WUR;
+
+/**
+ * Many POSTs in flight at once, driven from one thread with libcurl's multi
+ * interface (webhook delivery). Every transfer obeys the batch's policy,
+ * never uses a proxy, and discards response bodies.
+ */
+struct cs_http_batch;
+
+/**
+ * Create a batch enforcing @p policy (borrowed; it must outlive the batch).
+ * Free with cs_http_batch_free().
+ * @return CS_ERR_NOMEM, CS_ERR_INTERNAL (libcurl would not start).
+ */
+enum cs_err cs_http_batch_create(const struct cs_http_policy *policy,
+                                 struct cs_http_batch **out) CS_WUR;
+
+/**
+ * Start @p req (copied); @p tag comes back to the done callback of
+ * cs_http_batch_run() when it ends.
+ * @return CS_ERR_INVALID or CS_ERR_FORBIDDEN as cs_http_check_url (with
+ *         *why), CS_ERR_NOMEM, CS_ERR_INTERNAL. Nothing was started then.
+ */
+enum cs_err cs_http_batch_add(struct cs_http_batch *b, const struct cs_http_post *req, void *tag,
+                              const char **why) CS_WUR;
+
+/** Called once per finished transfer, on the thread running the batch. */
+typedef void (*cs_http_done_fn)(void *tag, const struct cs_http_result *r, void *arg);
+
+/**
+ * Move every transfer on, waiting up to @p wait_ms for activity, a finished
+ * transfer or cs_http_batch_wakeup(); then report finished transfers to
+ * @p done. @return CS_ERR_INTERNAL (libcurl failed; nothing is lost).
+ */
+enum cs_err cs_http_batch_run(struct cs_http_batch *b, long wait_ms, cs_http_done_fn done,
+                              void *arg) CS_WUR;
+
+/** Make a waiting cs_http_batch_run() return now. Safe from any thread. */
+void cs_http_batch_wakeup(struct cs_http_batch *b);
+
+/** Abort what is in flight (done is not called) and free. NULL ok. */
+void cs_http_batch_free(struct cs_http_batch *b);
 
 /* ------------------------------------------------------------------- AWS */
 

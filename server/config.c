@@ -33,6 +33,8 @@ static const struct opt opts[] = {
     O_STR("credential", credential),
     O_STR("usage", usage),
     O_STR("name", name),
+    O_STR("webhook-allow", webhook_allow),
+    O_STR("webhook-deny", webhook_deny),
     O_INT("token-ttl", token_ttl, 1, 86400),
     O_INT("threads", threads, 1, 256),
     O_INT("max-connections", max_connections, 1, 100000),

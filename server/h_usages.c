@@ -14,25 +14,12 @@ static enum cs_err field_error(struct cs_resp *resp, enum cs_err e, const char *
   return e;
 }
 
-static bool url_ok(const char *u)
-{
-  size_t n = strlen(u);
-  if (n > CS_URL_MAX)
-    return false;
-  size_t skip = strncmp(u, "http://", 7) == 0 ? 7 : strncmp(u, "https://", 8) == 0 ? 8 : 0;
-  if (!skip || n == skip || u[skip] == '/')
-    return false;
-  for (const char *p = u; *p; p++)
-    if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
-      return false;
-  return true;
-}
-
 enum cs_err cs_h_usages_create(struct cs_req *req, struct cs_resp *resp)
 {
   struct cs_usage_new in = {0};
   struct cs_actor a = cs_actor_of(req);
   cJSON *body = NULL, *out = NULL;
+  const char *why = "";
   enum cs_err e;
 
   if ((e = cs_req_cred_id(req, resp, &in.cred_id)) || (e = cs_req_json(req, &body)))
@@ -43,10 +30,11 @@ enum cs_err cs_h_usages_create(struct cs_req *req, struct cs_resp *resp)
   else if (cs_json_opt_string(body, "description", DESCRIPTION_MAX, &in.description))
     e = field_error(resp, CS_ERR_INVALID, "description",
                     "description must be a string of at most 1024 characters");
-  else if (cs_json_opt_string(body, "callbackUrl", CS_URL_MAX, &in.callback_url) ||
-           (in.callback_url && !url_ok(in.callback_url)))
+  else if (cs_json_opt_string(body, "callbackUrl", CS_URL_MAX, &in.callback_url))
     e = field_error(resp, CS_ERR_INVALID, "callbackUrl",
-                    "callbackUrl must be an http:// or https:// URL");
+                    "callbackUrl must be an http:// or https:// URL of at most 2048 characters");
+  else if (in.callback_url && cs_outbox_check_url(req->app, in.callback_url, &why))
+    e = field_error(resp, CS_ERR_INVALID, "callbackUrl", why);
   else if ((e = cs_usages_create(req->app, &a, &in, &out)) == CS_ERR_NOT_FOUND)
     e = cs_fail(resp, e, "no credential %s", in.cred_id);
   else if (!e)

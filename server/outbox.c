@@ -4,32 +4,54 @@
  * usage's callback secret (X-Credstore-Signature: sha256=<hex HMAC>) and
  * retries with exponential backoff until a 2xx, across restarts.
  *
- * Entry: u64 BE seq → {"usageId","credentialId","version","attempts","nextAt"}
- * with nextAt in epoch milliseconds (wall clock, so it survives restarts). */
+ * Entry: u64 BE seq → {"usageId","credentialId","version","attempts","nextAt",
+ * "target"?,"lastError"?} with nextAt in epoch milliseconds (wall clock, so
+ * it survives restarts), target the "scheme://host:port" of the usage's URL
+ * (a hint for the scan; absent in entries written before it existed) and
+ * lastError why the last attempt failed.
+ *
+ * One thread drives every delivery through one libcurl multi handle, so a
+ * target that hangs holds only its own slots: at most PER_TARGET_MAX
+ * deliveries per target and IN_FLIGHT_MAX in all are in flight. A cycle is
+ * scan (due entries not in flight, whose target has room) → start →
+ * finish (settle: delete on a 2xx, else reschedule). An entry is in flight
+ * in one job at a time, and its job ends only after its settle committed,
+ * so no scan can start it twice. */
 #include "svc.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
-#define SCAN_MAX 64
+#define IN_FLIGHT_MAX 32
+#define PER_TARGET_MAX 2
 #define BACKOFF_MAX_MS (5 * 60 * 1000)
 #define DELIVERY_TIMEOUT_MS 5000
+#define IDLE_WAIT_MS 1000 /* also how soon a stop or a clock jump is seen */
+
+/* One delivery in flight. */
+struct job {
+  bool busy;
+  uint64_t seq;
+  cJSON *entry; /* as stored; rewritten on failure */
+  char target[CS_HTTP_TARGET_MAX];
+};
 
 struct cs_outbox {
   struct cs_app *app;
+  struct cs_http_policy *policy;
+  struct cs_http_batch *batch;
   pthread_t thread;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  bool stop;
-  bool kicked;
-};
-
-struct delivery {
-  uint64_t seq;
-  cJSON *entry;
+  atomic_bool stop;
+  atomic_bool kicked;
+  bool blocked;     /* the last scan left due entries waiting for a slot */
+  int64_t next_due; /* earliest nextAt of the entries not in flight */
+  unsigned finished;
+  struct job jobs[IN_FLIGHT_MAX];
 };
 
 static int64_t wall_ms(void)
@@ -39,43 +61,29 @@ static int64_t wall_ms(void)
   return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-struct due_scan {
-  struct delivery *out;
-  size_t n;
-  int64_t now;
-  int64_t *next_due;
-};
-
-static enum cs_err collect_due(uint64_t seq, const struct cs_val *v, void *arg, bool *stop)
+static const char *entry_str(const cJSON *entry, const char *name)
 {
-  struct due_scan *d = arg;
-  cJSON *j;
-
-  if (cs_json_parse(v->data, v->len, 4, &j))
-    return CS_OK; /* an unreadable entry is skipped, not fatal to the others */
-  const cJSON *at = cJSON_GetObjectItemCaseSensitive(j, "nextAt");
-  int64_t due = cJSON_IsNumber(at) ? (int64_t)at->valuedouble : 0;
-  if (due > d->now) {
-    if (due < *d->next_due)
-      *d->next_due = due;
-    cJSON_Delete(j);
-    return CS_OK;
-  }
-  d->out[d->n].seq = seq;
-  d->out[d->n++].entry = j;
-  *stop = d->n == SCAN_MAX;
-  return CS_OK;
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(entry, name);
+  return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-/* Up to SCAN_MAX due entries; *next_due = the earliest not-yet-due time. */
-static size_t scan(struct cs_app *app, struct delivery *out, int64_t now, int64_t *next_due)
+static size_t in_flight_to(const struct cs_outbox *ob, const char *target)
 {
-  struct due_scan d = {out, 0, now, next_due};
-  *next_due = now + 60000;
-  if (cs_seq_each(app->store, CS_TBL_OUTBOX, 0, collect_due, &d))
-    CS_LOG(CS_LOG_ERROR, "cannot read the webhook outbox");
-  return d.n;
+  size_t n = 0;
+  for (size_t i = 0; i < IN_FLIGHT_MAX; i++)
+    n += ob->jobs[i].busy && strcmp(ob->jobs[i].target, target) == 0;
+  return n;
 }
+
+static bool in_flight(const struct cs_outbox *ob, uint64_t seq)
+{
+  for (size_t i = 0; i < IN_FLIGHT_MAX; i++)
+    if (ob->jobs[i].busy && ob->jobs[i].seq == seq)
+      return true;
+  return false;
+}
+
+/* ---------------------------------------------------------------- settle */
 
 struct settle_ctx {
   uint64_t seq;
@@ -94,134 +102,270 @@ static enum cs_err settle_txn(struct cs_txn *txn, void *arg)
   return cs_txn_put(txn, CS_TBL_OUTBOX, key, 8, s->replacement, strlen(s->replacement), 0);
 }
 
-/* POST one delivery. @return true on a 2xx. */
-static bool deliver(struct cs_app *app, const cJSON *entry, bool *gone)
+static void set_field(cJSON *entry, const char *name, cJSON *v)
 {
-  const cJSON *uid = cJSON_GetObjectItemCaseSensitive(entry, "usageId");
-  const cJSON *cid = cJSON_GetObjectItemCaseSensitive(entry, "credentialId");
-  const cJSON *ver = cJSON_GetObjectItemCaseSensitive(entry, "version");
-  struct cs_txn *txn = NULL;
-  char *url = NULL, *secret = NULL, *body = NULL;
-  char mac[65], header[96];
-  long status = 0;
-  bool ok = false;
-
-  *gone = false;
-  if (!cJSON_IsString(uid) || !cJSON_IsString(cid) || !cJSON_IsNumber(ver)) {
-    *gone = true;
-    return false;
-  }
-  if (cs_store_read_begin(app->store, &txn))
-    return false;
-  enum cs_err e = cs_usage_callback(app, txn, uid->valuestring, &url, &secret);
-  cs_store_read_end(txn);
-  if (e == CS_ERR_NOT_FOUND) {
-    *gone = true; /* the usage was removed: nobody to tell */
-    return false;
-  }
-  if (e)
-    return false;
-  cJSON *b = cJSON_CreateObject();
-  if (b && cJSON_AddStringToObject(b, "type", "updated") &&
-      cJSON_AddStringToObject(b, "credentialId", cid->valuestring) &&
-      cJSON_AddNumberToObject(b, "version", ver->valuedouble) &&
-      cJSON_AddStringToObject(b, "usageId", uid->valuestring))
-    body = cs_json_print(b);
-  cJSON_Delete(b);
-  if (body) {
-    cs_hmac_sha256_hex(secret, strlen(secret), body, strlen(body), mac);
-    snprintf(header, sizeof header, "X-Credstore-Signature: sha256=%s", mac);
-    const char *headers[] = {header, NULL};
-    e = cs_http_post_json(url, headers, body, strlen(body), DELIVERY_TIMEOUT_MS, &status, NULL);
-    ok = e == CS_OK && status >= 200 && status < 300;
-    cs_metrics_webhook(ok);
-    CS_LOG(ok ? CS_LOG_INFO : CS_LOG_WARN, "webhook for usage %s of %s: %s %ld",
-           uid->valuestring, cid->valuestring, e ? "transport error" : "HTTP", status);
-  }
-  free(body);
-  free(url);
-  cs_free_secret_str(secret);
-  return ok;
+  if (!v)
+    return;
+  if (cJSON_HasObjectItem(entry, name))
+    cJSON_ReplaceItemInObjectCaseSensitive(entry, name, v);
+  else
+    cJSON_AddItemToObject(entry, name, v);
 }
 
-static void process(struct cs_outbox *ob, struct delivery *d)
+/* Delete the entry (done, or nobody left to tell: @p error NULL) or
+ * schedule its next attempt with exponential backoff. Takes @p entry. */
+static void settle(struct cs_outbox *ob, uint64_t seq, cJSON *entry, const char *error)
 {
-  struct settle_ctx s = {d->seq, NULL};
-  bool gone = false;
+  struct settle_ctx s = {seq, NULL};
   char *text = NULL;
 
-  if (!deliver(ob->app, d->entry, &gone) && !gone) {
-    cJSON *a = cJSON_GetObjectItemCaseSensitive(d->entry, "attempts");
+  if (error) {
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(entry, "attempts");
     double attempts = cJSON_IsNumber(a) ? a->valuedouble + 1 : 1;
-    int64_t delay = ob->app->cfg.webhook_retry_ms;
+    int64_t delay = ob->app->cfg.webhook_retry_ms, next;
     for (int i = 1; i < (int)attempts && delay < BACKOFF_MAX_MS; i++)
       delay *= 2;
     if (delay > BACKOFF_MAX_MS)
       delay = BACKOFF_MAX_MS;
-    cJSON_ReplaceItemInObjectCaseSensitive(d->entry, "attempts", cJSON_CreateNumber(attempts));
-    cJSON_ReplaceItemInObjectCaseSensitive(d->entry, "nextAt",
-                                           cJSON_CreateNumber((double)(wall_ms() + delay)));
-    if (!(text = cs_json_print(d->entry)))
-      return;
+    next = wall_ms() + delay;
+    set_field(entry, "attempts", cJSON_CreateNumber(attempts));
+    set_field(entry, "nextAt", cJSON_CreateNumber((double)next));
+    set_field(entry, "lastError", cJSON_CreateString(error));
+    if (!(text = cs_json_print(entry)))
+      goto out;
     s.replacement = text;
+    if (next < ob->next_due)
+      ob->next_due = next;
   }
   if (cs_writer_submit(ob->app->writer, settle_txn, &s))
-    CS_LOG(CS_LOG_ERROR, "could not update outbox entry %llu", (unsigned long long)d->seq);
+    CS_LOG(CS_LOG_ERROR, "could not update outbox entry %llu", (unsigned long long)seq);
+out:
   free(text);
+  cJSON_Delete(entry);
+}
+
+/* ----------------------------------------------------------------- start */
+
+/* The signed body for @p entry, or NULL (OOM). */
+static char *signed_body(const cJSON *entry, const char *secret, char header[96])
+{
+  const cJSON *ver = cJSON_GetObjectItemCaseSensitive(entry, "version");
+  char mac[65];
+  char *body = NULL;
+  cJSON *b = cJSON_CreateObject();
+
+  if (b && cJSON_AddStringToObject(b, "type", "updated") &&
+      cJSON_AddStringToObject(b, "credentialId", entry_str(entry, "credentialId")) &&
+      cJSON_AddNumberToObject(b, "version", ver->valuedouble) &&
+      cJSON_AddStringToObject(b, "usageId", entry_str(entry, "usageId")))
+    body = cs_json_print(b);
+  cJSON_Delete(b);
+  if (body) {
+    cs_hmac_sha256_hex(secret, strlen(secret), body, strlen(body), mac);
+    snprintf(header, 96, "X-Credstore-Signature: sha256=%s", mac);
+  }
+  return body;
+}
+
+static void log_refused(const cJSON *entry, const char *why)
+{
+  CS_LOG(CS_LOG_WARN, "webhook for usage %s of %s refused: %s", entry_str(entry, "usageId"),
+         entry_str(entry, "credentialId"), why);
+}
+
+/* Start @p job (seq and entry set), or settle or drop its entry at once. */
+static void start(struct cs_outbox *ob, struct job *job)
+{
+  const char *uid = entry_str(job->entry, "usageId"), *why = "";
+  char *url = NULL, *secret = NULL, *body = NULL, header[96];
+  const char *headers[] = {header, NULL};
+  struct cs_http_post req = {NULL, headers, NULL, 0, DELIVERY_TIMEOUT_MS};
+  struct cs_txn *txn = NULL;
+  enum cs_err e = CS_ERR_NOT_FOUND;
+
+  if (uid && entry_str(job->entry, "credentialId") &&
+      cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(job->entry, "version")) &&
+      (e = cs_store_read_begin(ob->app->store, &txn)) == CS_OK) {
+    e = cs_usage_callback(ob->app, txn, uid, &url, &secret);
+    cs_store_read_end(txn);
+  }
+  if (e == CS_ERR_NOT_FOUND) {
+    settle(ob, job->seq, job->entry, NULL); /* usage removed, or unreadable: nobody to tell */
+  } else if (e) {
+    settle(ob, job->seq, job->entry, "cannot read the usage's callback");
+  } else if (cs_http_check_url(ob->policy, url, job->target, &why)) {
+    /* Checked again here: a record may predate the policy or its options. */
+    log_refused(job->entry, why);
+    settle(ob, job->seq, job->entry, why);
+  } else if (in_flight_to(ob, job->target) >= PER_TARGET_MAX) {
+    ob->blocked = true; /* an entry without a target hint; a later scan takes it */
+    cJSON_Delete(job->entry);
+  } else if (!(req.body = body = signed_body(job->entry, secret, header))) {
+    cJSON_Delete(job->entry);
+  } else {
+    req.url = url;
+    req.len = strlen(body);
+    if ((e = cs_http_batch_add(ob->batch, &req, job, &why)))
+      settle(ob, job->seq, job->entry, why[0] ? why : cs_err_message(e));
+    else
+      job->busy = true;
+  }
+  if (!job->busy)
+    job->entry = NULL;
+  free(body);
+  free(url);
+  cs_free_secret_str(secret);
+}
+
+/* ------------------------------------------------------------------ scan */
+
+struct scan_ctx {
+  struct cs_outbox *ob;
+  int64_t now;
+  struct job *picked[IN_FLIGHT_MAX];
+  size_t n;
+};
+
+static struct job *free_job(struct cs_outbox *ob, const struct scan_ctx *s)
+{
+  for (size_t i = 0; i < IN_FLIGHT_MAX; i++) {
+    struct job *j = &ob->jobs[i];
+    bool taken = j->busy;
+    for (size_t k = 0; k < s->n && !taken; k++)
+      taken = s->picked[k] == j;
+    if (!taken)
+      return j;
+  }
+  return NULL;
+}
+
+static enum cs_err pick_due(uint64_t seq, const struct cs_val *v, void *arg, bool *stop)
+{
+  struct scan_ctx *s = arg;
+  struct cs_outbox *ob = s->ob;
+  cJSON *j;
+
+  if (in_flight(ob, seq) || cs_json_parse(v->data, v->len, 4, &j))
+    return CS_OK; /* an unreadable entry is skipped, not fatal to the others */
+  const cJSON *at = cJSON_GetObjectItemCaseSensitive(j, "nextAt");
+  int64_t due = cJSON_IsNumber(at) ? (int64_t)at->valuedouble : 0;
+  const char *target = entry_str(j, "target");
+  size_t to_target = 0;
+  for (size_t k = 0; target && k < s->n; k++)
+    to_target += strcmp(s->picked[k]->target, target) == 0;
+  struct job *job = NULL;
+  if (due > s->now) {
+    if (due < ob->next_due)
+      ob->next_due = due;
+  } else if (target && to_target + in_flight_to(ob, target) >= PER_TARGET_MAX) {
+    ob->blocked = true;
+  } else if (!(job = free_job(ob, s))) {
+    ob->blocked = true;
+    *stop = true;
+  }
+  if (!job) {
+    cJSON_Delete(j);
+    return CS_OK;
+  }
+  job->seq = seq;
+  job->entry = j;
+  snprintf(job->target, sizeof job->target, "%s", target ? target : "");
+  s->picked[s->n++] = job;
+  return CS_OK;
+}
+
+/* Start what is due and has room; sets next_due and blocked. */
+static void scan_and_start(struct cs_outbox *ob)
+{
+  struct scan_ctx s = {ob, wall_ms(), {NULL}, 0};
+
+  ob->blocked = false;
+  ob->next_due = s.now + 60000;
+  if (cs_seq_each(ob->app->store, CS_TBL_OUTBOX, 0, pick_due, &s))
+    CS_LOG(CS_LOG_ERROR, "cannot read the webhook outbox");
+  for (size_t i = 0; i < s.n; i++)
+    start(ob, s.picked[i]);
+}
+
+/* ---------------------------------------------------------------- finish */
+
+static void finished(void *tag, const struct cs_http_result *r, void *arg)
+{
+  struct cs_outbox *ob = arg;
+  struct job *job = tag;
+  bool ok = r->e == CS_OK && r->status >= 200 && r->status < 300;
+  char error[300];
+
+  if (r->e == CS_OK)
+    snprintf(error, sizeof error, "HTTP %ld", r->status);
+  else
+    snprintf(error, sizeof error, "%s", r->error);
+  cs_metrics_webhook(ok);
+  CS_LOG(ok ? CS_LOG_INFO : CS_LOG_WARN, "webhook for usage %s of %s to %s: %s",
+         entry_str(job->entry, "usageId"), entry_str(job->entry, "credentialId"), job->target,
+         error);
+  settle(ob, job->seq, job->entry, ok ? NULL : error);
+  job->entry = NULL;
+  job->busy = false; /* only now: the settle has committed */
+  ob->finished++;
 }
 
 static void *outbox_main(void *arg)
 {
   struct cs_outbox *ob = arg;
-  struct delivery batch[SCAN_MAX];
+  bool rescan = true;
 
-  for (;;) {
-    int64_t next_due;
-    size_t n = scan(ob->app, batch, wall_ms(), &next_due);
-    for (size_t i = 0; i < n; i++) {
-      pthread_mutex_lock(&ob->mu);
-      bool stop = ob->stop;
-      pthread_mutex_unlock(&ob->mu);
-      if (!stop)
-        process(ob, &batch[i]);
-      cJSON_Delete(batch[i].entry);
+  while (!atomic_load(&ob->stop)) {
+    if (atomic_exchange(&ob->kicked, false) || rescan || wall_ms() >= ob->next_due)
+      scan_and_start(ob);
+    int64_t wait = ob->next_due - wall_ms();
+    wait = wait < 0 ? 0 : wait > IDLE_WAIT_MS ? IDLE_WAIT_MS : wait;
+    unsigned before = ob->finished;
+    if (cs_http_batch_run(ob->batch, (long)wait, finished, ob)) {
+      CS_LOG(CS_LOG_ERROR, "webhook delivery: libcurl failed; retrying");
+      struct timespec ts = {0, 100 * 1000 * 1000};
+      nanosleep(&ts, NULL);
     }
-    pthread_mutex_lock(&ob->mu);
-    if (n == SCAN_MAX)
-      ob->kicked = true; /* more may be due */
-    if (!ob->kicked && !ob->stop) {
-      int64_t ms = next_due - wall_ms();
-      if (ms < 10)
-        ms = 10;
-      if (ms > 1000)
-        ms = 1000;
-      struct timespec ts;
-      cs_deadline_in_ms(ms, &ts);
-      pthread_cond_timedwait(&ob->cv, &ob->mu, &ts);
-    }
-    ob->kicked = false;
-    bool stop = ob->stop;
-    pthread_mutex_unlock(&ob->mu);
-    if (stop)
-      break;
+    /* A freed slot may let a waiting entry go. */
+    rescan = ob->finished != before && ob->blocked;
   }
   return NULL;
 }
 
+/* ------------------------------------------------------------- lifecycle */
+
 enum cs_err cs_outbox_start(struct cs_app *app)
 {
   struct cs_outbox *ob = calloc(1, sizeof *ob);
+  char err[256] = "";
+  enum cs_err e;
+
   if (!ob)
     return CS_ERR_NOMEM;
   ob->app = app;
-  pthread_mutex_init(&ob->mu, NULL);
-  pthread_cond_init(&ob->cv, NULL);
-  if (pthread_create(&ob->thread, NULL, outbox_main, ob)) {
-    free(ob);
-    return CS_ERR_INTERNAL;
+  if ((e = cs_http_policy_create(app->cfg.webhook_allow, app->cfg.webhook_deny, &ob->policy, err,
+                                 sizeof err))) {
+    if (err[0])
+      fprintf(stderr, "credstore serve: %s\n", err);
+    goto fail;
   }
+  if ((e = cs_http_batch_create(ob->policy, &ob->batch)))
+    goto fail;
+  e = CS_ERR_INTERNAL;
+  if (pthread_create(&ob->thread, NULL, outbox_main, ob))
+    goto fail;
   app->outbox = ob;
   return CS_OK;
+fail:
+  cs_http_batch_free(ob->batch);
+  cs_http_policy_free(ob->policy);
+  free(ob);
+  return e;
+}
+
+enum cs_err cs_outbox_check_url(struct cs_app *app, const char *url, const char **why)
+{
+  return cs_http_check_url(app->outbox ? app->outbox->policy : NULL, url, NULL, why);
 }
 
 void cs_outbox_kick(struct cs_app *app)
@@ -229,10 +373,8 @@ void cs_outbox_kick(struct cs_app *app)
   struct cs_outbox *ob = app->outbox;
   if (!ob)
     return;
-  pthread_mutex_lock(&ob->mu);
-  ob->kicked = true;
-  pthread_cond_signal(&ob->cv);
-  pthread_mutex_unlock(&ob->mu);
+  atomic_store(&ob->kicked, true);
+  cs_http_batch_wakeup(ob->batch);
 }
 
 void cs_outbox_stop(struct cs_app *app)
@@ -240,13 +382,14 @@ void cs_outbox_stop(struct cs_app *app)
   struct cs_outbox *ob = app->outbox;
   if (!ob)
     return;
-  pthread_mutex_lock(&ob->mu);
-  ob->stop = true;
-  pthread_cond_signal(&ob->cv);
-  pthread_mutex_unlock(&ob->mu);
+  atomic_store(&ob->stop, true);
+  cs_http_batch_wakeup(ob->batch);
   pthread_join(ob->thread, NULL);
-  pthread_mutex_destroy(&ob->mu);
-  pthread_cond_destroy(&ob->cv);
+  /* What was in flight stays in the store and is delivered after a restart. */
+  cs_http_batch_free(ob->batch);
+  for (size_t i = 0; i < IN_FLIGHT_MAX; i++)
+    cJSON_Delete(ob->jobs[i].entry);
+  cs_http_policy_free(ob->policy);
   free(ob);
   app->outbox = NULL;
 }

@@ -8,7 +8,7 @@
 const struct cs_route cs_routes[] = {
     {CS_GET, "/healthz", cs_h_healthz, CS_PUBLIC, "healthz"},
     {CS_GET, "/readyz", cs_h_readyz, CS_PUBLIC, "readyz"},
-    {CS_GET, "/metrics", cs_h_metrics, CS_R_ANY, "metrics"},
+    {CS_GET, "/metrics", cs_h_metrics, CS_R_READ, "metrics"},
     {CS_GET, "/api/v1/version", cs_h_version, CS_R_ANY, "version"},
     {CS_POST, "/api/v1/login", cs_h_login, CS_PUBLIC, "login"},
     {CS_GET, "/api/v1/auth_token/extend", cs_h_extend, CS_R_ANY, "auth_token_extend"},

@@ -39,6 +39,8 @@ struct cs_config {
   const char *credential; /* credential-process --credential */
   const char *usage;      /* credential-process --usage */
   const char *name;       /* admin-key --name */
+  const char *webhook_allow; /* CIDRs and host names webhooks may reach despite a deny */
+  const char *webhook_deny;  /* CIDRs and host names webhooks may not reach */
   int64_t token_ttl;
   int64_t threads;
   int64_t max_connections;

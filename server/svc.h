@@ -245,9 +245,18 @@ enum cs_err cs_resolve(struct cs_app *app, const struct cs_actor *a,
 
 /* ----------------------------------------------------------------- outbox */
 
-/** Start the webhook delivery worker. */
+/** Start the webhook delivery worker. @return CS_ERR_INVALID (bad --webhook-allow or
+ *  --webhook-deny, said on stderr), CS_ERR_NOMEM, CS_ERR_INTERNAL. */
 enum cs_err cs_outbox_start(struct cs_app *app) CS_WUR;
-/** Wake the worker (after a commit). */
+/**
+ * Check a callbackUrl being registered against the webhook target policy
+ * (--webhook-allow, --webhook-deny and the built-in denied ranges), without
+ * resolving names: those are judged again at delivery.
+ * @return CS_ERR_INVALID (not an http(s) URL with a host, or userinfo) or
+ *         CS_ERR_FORBIDDEN (a denied target), with a static message in *why.
+ */
+enum cs_err cs_outbox_check_url(struct cs_app *app, const char *url, const char **why) CS_WUR;
+/** Wake the worker (after a commit). Safe from any thread. */
 void cs_outbox_kick(struct cs_app *app);
 /** Stop the worker (pending deliveries stay in the store). */
 void cs_outbox_stop(struct cs_app *app);

@@ -323,19 +323,23 @@ static enum cs_err queue_one(cJSON *rec, void *arg)
   const cJSON *uid = cJSON_GetObjectItemCaseSensitive(rec, "id");
   uint64_t seq;
   uint8_t key[8];
-  char *text = NULL;
+  char *text = NULL, target[CS_HTTP_TARGET_MAX];
+  const char *why;
   enum cs_err e;
 
   if (!cJSON_IsString(url) || !cJSON_IsString(uid))
     return CS_OK;
   if ((e = cs_txn_last_seq(o->txn, CS_TBL_OUTBOX, &seq)))
     return e;
+  /* The target lets the delivery scan pass over a busy target's entries
+   * without opening their usages; delivery checks the URL itself. */
+  bool hint = cs_http_check_url(NULL, url->valuestring, target, &why) == CS_OK;
   cJSON *j = cJSON_CreateObject();
   if (!j || !cJSON_AddStringToObject(j, "usageId", uid->valuestring) ||
       !cJSON_AddStringToObject(j, "credentialId", o->cred_id) ||
       !cJSON_AddNumberToObject(j, "version", (double)o->version) ||
       !cJSON_AddNumberToObject(j, "attempts", 0) || !cJSON_AddNumberToObject(j, "nextAt", 0) ||
-      !(text = cs_json_print(j))) {
+      (hint && !cJSON_AddStringToObject(j, "target", target)) || !(text = cs_json_print(j))) {
     cJSON_Delete(j);
     return CS_ERR_NOMEM;
   }
