@@ -40,12 +40,19 @@ EXPECTED_ROLES = {
 }
 
 
+def route_table_flags():
+    """(method, pattern, roles-macro, name, flags) for every row of the route table."""
+    src = open(os.path.join(ROOT, "server", "routes.c")).read()
+    rows = re.findall(r'\{CS_(GET|POST|PUT|DELETE), "([^"]+)", \w+, (\w+), "(\w+)", (\w+)\}',
+                      src)
+    assert len(rows) >= 8, "could not read the route table"
+    assert len(rows) == src.count("{CS_"), "a route table row did not parse"
+    return rows
+
+
 def route_table():
     """(method, pattern, roles-macro, name) for every row of the route table."""
-    src = open(os.path.join(ROOT, "server", "routes.c")).read()
-    rows = re.findall(r'\{CS_(GET|POST|PUT|DELETE), "([^"]+)", \w+, (\w+), "(\w+)"\}', src)
-    assert len(rows) >= 8, "could not read the route table"
-    return rows
+    return [r[:4] for r in route_table_flags()]
 
 
 

@@ -72,8 +72,8 @@ def route_table():
     src = open(os.path.join(ROOT, "server", "routes.c")).read()
     table = src[src.index("cs_routes[] = {"):]
     table = table[:table.index("};")]
-    rows = re.findall(r'\{CS_(GET|POST|PUT|DELETE),\s*"([^"]+)",\s*\w+,\s*(\w+),\s*"(\w+)"\}',
-                      table)
+    rows = re.findall(r'\{CS_(GET|POST|PUT|DELETE),\s*"([^"]+)",\s*\w+,\s*(\w+),\s*"(\w+)",'
+                      r'\s*\w+\}', table)
     assert len(rows) >= 8, "could not read the route table"
     assert len(rows) == table.count("{CS_"), "a route table row did not parse"
     return rows
