@@ -315,8 +315,8 @@ static void key_hint(const struct cs_config *cfg, enum cs_err e)
   else if ((e == CS_ERR_IO || e == CS_ERR_INVALID) && !cfg->master_key_file &&
            !cfg->passphrase_env)
     fprintf(stderr, "credstore audit-verify: the audit chain is keyed with a key derived from "
-                    "the master key: give --master-key-file F or --passphrase-env VAR "
-                    "(without either, %s/master.key, the development key, is tried)\n",
+                    "the master key: give the key option serve uses (--master-key-file F or "
+                    "--passphrase-env VAR; %s/master.key serves only a development data dir)\n",
             cfg->data_dir);
 }
 

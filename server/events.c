@@ -146,7 +146,7 @@ struct event_page {
   const cJSON *scope; /* the caller's scope, NULL = everything */
   cJSON *arr;
   uint64_t next;    /* the last seq examined */
-  uint64_t scanned; /* reached SCAN_MAX: more may follow */
+  uint64_t scanned; /* events examined; at SCAN_MAX more may follow */
 };
 
 static enum cs_err collect_event(uint64_t seq, const struct cs_val *v, void *arg, bool *stop)

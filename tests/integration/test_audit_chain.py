@@ -177,6 +177,14 @@ def test_audit_verify_with_a_key_file(tmp_path):
         d.close()
 
 
+def test_help_and_readme_name_the_key_options():
+    r = run_cli("--help")
+    want = "audit-verify --data DIR [--master-key-file F | --passphrase-env VAR]"
+    assert r.returncode == 0 and want in r.stdout, r.stdout
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
+    assert "credstore " + want in readme
+
+
 def test_audit_verify_with_a_passphrase(tmp_path):
     env = {PASS_VAR: "correct horse battery staple"}
     d = store_with_entries(tmp_path, ["--passphrase-env", PASS_VAR], ["--passphrase-env", PASS_VAR],
