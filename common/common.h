@@ -34,6 +34,8 @@
   X(CS_ERR_STORE_FULL, 500, "store_full", "store map is full")                  \
   X(CS_ERR_SCHEMA_NEWER, 500, "schema_too_new",                                 \
     "the data dir was written by a newer credstore (unknown schema version)")  \
+  X(CS_ERR_SCHEMA_OLD, 500, "schema_too_old",                                  \
+    "the data dir was written by a pre-release credstore this build cannot read") \
   X(CS_ERR_NOT_INITIALIZED, 500, "not_initialized",                             \
     "the data dir is not initialised (run credstore init)")                    \
   X(CS_ERR_ALREADY_INITIALIZED, 409, "already_initialized",                     \

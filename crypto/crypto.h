@@ -2,7 +2,7 @@
  * @file crypto.h
  * @brief Keys and sealing: master key, keyring of versioned data keys,
  *        seal/open (XChaCha20-Poly1305), access-key secret hashing (keyed
- *        BLAKE2b), HS256 JWTs, random ids and the audit hash chain.
+ *        BLAKE2b), HS256 JWTs, random ids and the keyed audit hash chain.
  *
  * Only this module touches key bytes. Keys live in sodium_malloc memory.
  * Call cs_crypto_init() once before anything else.
@@ -142,11 +142,14 @@ bool cs_bytes_equal(const void *a, const void *b, size_t len);
 bool cs_hash_equal(const uint8_t a[CS_HASH_BYTES], const uint8_t b[CS_HASH_BYTES]);
 
 /**
- * Audit chain link: BLAKE2b-256(prev || entry). @p prev may be all zeros
+ * Audit chain link: keyed BLAKE2b-256(prev || entry) under the keyring's
+ * audit-chain key (derived from the root secret, so stable across data-key
+ * rotations and restores). Without the master key nobody can recompute a
+ * link, so a store writer cannot rewrite history. @p prev may be all zeros
  * for the first entry.
  */
-void cs_chain_hash(const uint8_t prev[CS_HASH_BYTES], const void *entry, size_t len,
-                   uint8_t out[CS_HASH_BYTES]);
+void cs_chain_hash(const struct cs_keyring *kr, const uint8_t prev[CS_HASH_BYTES],
+                   const void *entry, size_t len, uint8_t out[CS_HASH_BYTES]);
 
 /** Write @p nbytes random bytes as lowercase hex plus NUL into out[2*nbytes+1]. */
 void cs_random_hex(char *out, size_t nbytes);

@@ -22,6 +22,7 @@
 #define CS_KDF_ROOT_CONTEXT "csrootk1"
 #define CS_KDF_ID_HASH_KEY 1u
 #define CS_KDF_ID_JWT_KEY 2u
+#define CS_KDF_ID_AUDIT_KEY 3u
 
 /** @return the 32-byte data key for @p version, or NULL if the keyring has none. */
 const uint8_t *cs_kr_data_key(const struct cs_keyring *kr, uint32_t version);
@@ -29,6 +30,8 @@ const uint8_t *cs_kr_data_key(const struct cs_keyring *kr, uint32_t version);
 const uint8_t *cs_kr_hash_key(const struct cs_keyring *kr);
 /** @return the 32-byte HS256 key for JWTs. */
 const uint8_t *cs_kr_jwt_key(const struct cs_keyring *kr);
+/** @return the 32-byte keyed-BLAKE2b key of the audit hash chain. */
+const uint8_t *cs_kr_audit_key(const struct cs_keyring *kr);
 
 /** HMAC-SHA256 of @p msg under a key of any length (RFC 2104). */
 void cs_hmac_sha256(const uint8_t *key, size_t key_len, const void *msg, size_t len,

@@ -20,9 +20,9 @@
  * entry that fails to authenticate means a wrong master key or tampering
  * (CS_ERR_MASTER_KEY).
  *
- * The access-key hash key and the JWT key are derived from the root secret
- * (crypto_kdf, context "csrootk1"), so rotating data keys never changes
- * them. The keyring keeps a copy of the master key so it can re-export
+ * The access-key hash key, the JWT key and the audit-chain key are derived
+ * from the root secret (crypto_kdf, context "csrootk1", subkey ids 1, 2, 3),
+ * so rotating data keys never changes them and a backup restores them. The keyring keeps a copy of the master key so it can re-export
  * itself after cs_keyring_rotate().
  */
 #include "crypto_internal.h"
@@ -68,6 +68,7 @@ struct kr_secrets {
   uint8_t root[CS_KEY_BYTES];
   uint8_t hash_key[CS_KEY_BYTES];
   uint8_t jwt_key[CS_KEY_BYTES];
+  uint8_t audit_key[CS_KEY_BYTES];
 };
 
 struct cs_keyring {
@@ -266,6 +267,8 @@ const uint8_t *cs_kr_hash_key(const struct cs_keyring *kr) { return kr->s->hash_
 
 const uint8_t *cs_kr_jwt_key(const struct cs_keyring *kr) { return kr->s->jwt_key; }
 
+const uint8_t *cs_kr_audit_key(const struct cs_keyring *kr) { return kr->s->audit_key; }
+
 uint32_t cs_keyring_current_version(const struct cs_keyring *kr)
 {
   return kr ? kr->count : 0;
@@ -307,6 +310,8 @@ static void kr_finish(struct cs_keyring *kr)
   crypto_kdf_derive_from_key(kr->s->hash_key, CS_KEY_BYTES, CS_KDF_ID_HASH_KEY,
                              CS_KDF_ROOT_CONTEXT, kr->s->root);
   crypto_kdf_derive_from_key(kr->s->jwt_key, CS_KEY_BYTES, CS_KDF_ID_JWT_KEY,
+                             CS_KDF_ROOT_CONTEXT, kr->s->root);
+  crypto_kdf_derive_from_key(kr->s->audit_key, CS_KEY_BYTES, CS_KDF_ID_AUDIT_KEY,
                              CS_KDF_ROOT_CONTEXT, kr->s->root);
   sodium_mprotect_readonly(kr->s);
   sodium_mprotect_readonly(kr->data_keys);

@@ -159,12 +159,12 @@ bool cs_hash_equal(const uint8_t a[CS_HASH_BYTES], const uint8_t b[CS_HASH_BYTES
   return sodium_memcmp(a, b, CS_HASH_BYTES) == 0;
 }
 
-void cs_chain_hash(const uint8_t prev[CS_HASH_BYTES], const void *entry, size_t len,
-                   uint8_t out[CS_HASH_BYTES])
+void cs_chain_hash(const struct cs_keyring *kr, const uint8_t prev[CS_HASH_BYTES],
+                   const void *entry, size_t len, uint8_t out[CS_HASH_BYTES])
 {
   crypto_generichash_state st;
 
-  crypto_generichash_init(&st, NULL, 0, CS_HASH_BYTES);
+  crypto_generichash_init(&st, cs_kr_audit_key(kr), CS_KEY_BYTES, CS_HASH_BYTES);
   crypto_generichash_update(&st, prev, CS_HASH_BYTES);
   if (entry && len)
     crypto_generichash_update(&st, entry, len);

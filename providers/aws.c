@@ -86,16 +86,31 @@ static bool external_id_ok(const char *s)
   return true;
 }
 
-static bool region_ok(const char *s)
+/* AWS region names as botocore's partitions spell them: 2-4 letters, one or
+ * more "-word" groups, then "-" and 1-2 digits (us-east-1, us-gov-west-1,
+ * us-isob-east-1, eusc-de-east-1). Strict because the name becomes the host
+ * sts.<region>.amazonaws.com and the SigV4 scope: no dots, slashes, '@',
+ * '#', uppercase or anything else that could steer a URL. */
+bool cs_aws_region_valid(const char *s)
 {
-  size_t n = strlen(s);
+  size_t n = s ? strlen(s) : 0, i = 0, groups = 0, digits = 0;
 
-  if (n == 0 || n > AWS_REGION_MAX || s[0] == '-' || s[n - 1] == '-')
+  if (n == 0 || n > AWS_REGION_MAX)
     return false;
-  for (size_t i = 0; i < n; i++)
-    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
-      return false;
-  return true;
+  while (i < n && s[i] >= 'a' && s[i] <= 'z')
+    i++;
+  if (i < 2 || i > 4)
+    return false;
+  while (i + 1 < n && s[i] == '-' && s[i + 1] >= 'a' && s[i + 1] <= 'z') {
+    for (i++; i < n && s[i] >= 'a' && s[i] <= 'z'; i++)
+      ;
+    groups++;
+  }
+  if (groups == 0 || i >= n || s[i++] != '-')
+    return false;
+  for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+    digits++;
+  return i == n && digits >= 1 && digits <= 2;
 }
 
 struct aws_input {
@@ -183,7 +198,7 @@ static enum cs_err read_options(const cJSON *body, struct aws_input *in,
 
   if ((e = cs_prov_opt_str(body, "region", CS_PROV_PLAIN_MAX, &in->region, err)) != CS_OK)
     return e;
-  if (in->region && !region_ok(in->region))
+  if (in->region && !cs_aws_region_valid(in->region))
     return cs_prov_fail(err, CS_ERR_INVALID, "region",
                         "region must be an AWS region name like us-east-1");
 

@@ -251,6 +251,16 @@ void cs_http_batch_free(struct cs_http_batch *b);
 
 /* ------------------------------------------------------------------- AWS */
 
+/** STS DurationSeconds when the credential stores none. */
+#define CS_AWS_DEFAULT_DURATION 3600
+
+/**
+ * @return true if @p s is an AWS region name (us-east-1, us-gov-west-1, ...):
+ *         2-4 lowercase letters, "-word" groups, "-" and 1-2 digits, at most
+ *         32 characters. The one check for stored and requested regions.
+ */
+bool cs_aws_region_valid(const char *s);
+
 /** Where AWS lives; tests point both at loopback doubles. */
 struct cs_aws_config {
   const char *sts_endpoint;  /* NULL: global/regional amazonaws.com endpoints */
@@ -268,7 +278,7 @@ struct cs_aws_request {
   const char *role_arn;        /* NULL: no AssumeRole */
   const char *external_id;     /* NULL: none */
   const char *session_name;    /* RoleSessionName; NULL: "credstore" */
-  int64_t duration_seconds;    /* 0: 3600 */
+  int64_t duration_seconds;    /* 0: CS_AWS_DEFAULT_DURATION */
   const char *region;          /* signing region with regional endpoint */
   bool regional_endpoint;      /* sts.<region>.amazonaws.com, signed for region */
 };

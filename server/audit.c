@@ -4,11 +4,18 @@
  * CS_TBL_AUDIT: u64 BE seq → hash[32] | entry JSON
  * entry JSON:   {"seq","at","actor","role","action","target","result",
  *                "remote","prevHash"}
- * hash:         BLAKE2b-256(prevHash || entry JSON)
+ * hash:         keyed BLAKE2b-256(prevHash || entry JSON), keyed with the
+ *               keyring's audit-chain key (cs_chain_hash): a store writer
+ *               without the master key cannot recompute the chain.
  * META "audit_head": u64 BE seq | hash[32] of the last entry, so removing
- * the newest entries is detected too. */
+ * the newest entries is detected too.
+ *
+ * Readers with a scope see only entries about credentials their scope
+ * allows; entries about access keys, logins and the keyring are about no
+ * credential and are hidden from them. */
 #include "svc.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +23,9 @@
 #define HEAD_KEY "audit_head"
 #define HEAD_LEN (8 + CS_HASH_BYTES)
 #define LIST_MAX 1000
+/* Entries one listing examines at most, whatever its filter: a reader whose
+ * scope matches little must not walk the whole trail per request. */
+#define SCAN_MAX 10000
 
 struct cs_actor cs_actor_of(const struct cs_req *req)
 {
@@ -42,8 +52,9 @@ static enum cs_err read_head(struct cs_txn *txn, uint64_t *seq, uint8_t hash[CS_
   return CS_OK;
 }
 
-enum cs_err cs_audit_append(struct cs_txn *txn, const struct cs_actor *a, const char *action,
-                            const char *target, const char *result)
+enum cs_err cs_audit_append(struct cs_txn *txn, const struct cs_keyring *kr,
+                            const struct cs_actor *a, const char *action, const char *target,
+                            const char *result)
 {
   uint8_t prev[CS_HASH_BYTES], hash[CS_HASH_BYTES], key[8], head[HEAD_LEN];
   char prev_hex[2 * CS_HASH_BYTES + 1], when[32];
@@ -71,7 +82,7 @@ enum cs_err cs_audit_append(struct cs_txn *txn, const struct cs_actor *a, const 
       !cJSON_AddStringToObject(j, "prevHash", prev_hex) || !(text = cs_json_print(j)))
     goto out;
   size_t len = strlen(text);
-  cs_chain_hash(prev, text, len, hash);
+  cs_chain_hash(kr, prev, text, len, hash);
   if (!(val = malloc(CS_HASH_BYTES + len)))
     goto out;
   memcpy(val, hash, CS_HASH_BYTES);
@@ -90,6 +101,7 @@ out:
 }
 
 struct record_ctx {
+  const struct cs_keyring *kr;
   const struct cs_actor *a;
   const char *action, *target, *result;
 };
@@ -97,13 +109,13 @@ struct record_ctx {
 static enum cs_err record_txn(struct cs_txn *txn, void *arg)
 {
   struct record_ctx *c = arg;
-  return cs_audit_append(txn, c->a, c->action, c->target, c->result);
+  return cs_audit_append(txn, c->kr, c->a, c->action, c->target, c->result);
 }
 
 enum cs_err cs_audit_record(struct cs_app *app, const struct cs_actor *a, const char *action,
                             const char *target, const char *result)
 {
-  struct record_ctx c = {a, action, target, result};
+  struct record_ctx c = {app->keyring, a, action, target, result};
   return cs_writer_submit(app->writer, record_txn, &c);
 }
 
@@ -150,7 +162,8 @@ static enum cs_err entry_parts(const struct cs_val *v, const uint8_t **hash, con
   return CS_OK;
 }
 
-enum cs_err cs_audit_verify(struct cs_txn *txn, uint64_t *count, uint64_t *bad_seq)
+enum cs_err cs_audit_verify(struct cs_txn *txn, const struct cs_keyring *kr, uint64_t *count,
+                            uint64_t *bad_seq)
 {
   uint8_t prev[CS_HASH_BYTES] = {0}, calc[CS_HASH_BYTES], head_hash[CS_HASH_BYTES];
   uint64_t expect = 1, head_seq;
@@ -171,7 +184,7 @@ enum cs_err cs_audit_verify(struct cs_txn *txn, uint64_t *count, uint64_t *bad_s
     bool ok = cs_store_seq_from_key(k.data, k.len) == expect &&
               entry_parts(&v, &hash, &json, &len) == CS_OK;
     if (ok) {
-      cs_chain_hash(prev, json, len, calc);
+      cs_chain_hash(kr, prev, json, len, calc);
       cs_hex(prev, sizeof prev, prev_hex);
       const cJSON *p, *s;
       ok = cs_hash_equal(calc, hash) &&
@@ -202,11 +215,39 @@ enum cs_err cs_audit_verify(struct cs_txn *txn, uint64_t *count, uint64_t *bad_s
   return CS_OK;
 }
 
+/* Actions whose target is a credential id; anything else (access keys,
+ * logins, the keyring, actions added later) is about no credential. */
+static bool about_credential(const char *action)
+{
+  static const char *const actions[] = {"create",       "update",       "delete",
+                                        "usage_create", "usage_delete", "resolve"};
+  for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++)
+    if (strcmp(action, actions[i]) == 0)
+      return true;
+  return false;
+}
+
 struct audit_page {
-  const char *cred;
+  const char *cred;   /* ?credential=, or NULL */
+  const cJSON *scope; /* the caller's scope, NULL = everything */
   uint64_t limit;
+  uint64_t scanned;
+  uint64_t next; /* the last seq examined: where the next page starts */
   cJSON *arr;
 };
+
+static bool entry_visible(const struct audit_page *p, const cJSON *j)
+{
+  if (!p->cred && !p->scope)
+    return true;
+  const cJSON *action = cJSON_GetObjectItemCaseSensitive(j, "action");
+  const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "target");
+  if (!cJSON_IsString(action) || !cJSON_IsString(t) || !about_credential(action->valuestring))
+    return false;
+  if (p->cred && strcmp(t->valuestring, p->cred) != 0)
+    return false;
+  return cs_scope_allows(p->scope, t->valuestring);
+}
 
 static enum cs_err collect_entry(uint64_t seq, const struct cs_val *v, void *arg, bool *stop)
 {
@@ -217,24 +258,32 @@ static enum cs_err collect_entry(uint64_t seq, const struct cs_val *v, void *arg
   cJSON *j;
   char hex[2 * CS_HASH_BYTES + 1];
 
+  p->next = seq;
+  *stop = ++p->scanned >= SCAN_MAX;
   if (entry_parts(v, &hash, &json, &len) || cs_json_parse(json, len, CS_JSON_MAX_DEPTH, &j))
     return CS_ERR_STORE;
-  const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "target");
-  if (p->cred && !(cJSON_IsString(t) && strcmp(t->valuestring, p->cred) == 0)) {
+  if (!entry_visible(p, j)) {
     cJSON_Delete(j);
     return CS_OK;
   }
   cs_hex(hash, CS_HASH_BYTES, hex);
-  cJSON_AddStringToObject(j, "hash", hex);
+  if (!cJSON_AddStringToObject(j, "hash", hex)) {
+    cJSON_Delete(j);
+    return CS_ERR_NOMEM;
+  }
   cJSON_AddItemToArray(p->arr, j);
-  *stop = (uint64_t)cJSON_GetArraySize(p->arr) >= p->limit;
+  *stop = *stop || (uint64_t)cJSON_GetArraySize(p->arr) >= p->limit;
   return CS_OK;
 }
 
-/* GET /api/v1/audit?since&limit&credential */
+/* GET /api/v1/audit?since&limit&credential: up to limit entries the caller
+ * may see, after examining at most SCAN_MAX. Next-Since names the last
+ * entry examined, so a caller pages on with since=Next-Since until it stops
+ * moving. A credential outside the caller's scope filters like one without
+ * entries: the same empty page, no oracle. */
 enum cs_err cs_h_audit(struct cs_req *req, struct cs_resp *resp)
 {
-  struct audit_page p = {cs_req_query(req, "credential"), 100, NULL};
+  struct audit_page p = {cs_req_query(req, "credential"), req->who.scope, 100, 0, 0, NULL};
   uint64_t since = 0;
   const char *v;
   enum cs_err e;
@@ -247,17 +296,35 @@ enum cs_err cs_h_audit(struct cs_req *req, struct cs_resp *resp)
     return cs_fail(resp, CS_ERR_BAD_QUERY, "credential must be a credential id");
   if (!(p.arr = cJSON_CreateArray()))
     return CS_ERR_NOMEM;
+  p.next = since;
   if ((e = cs_seq_each(req->app->store, CS_TBL_AUDIT, since + 1, collect_entry, &p))) {
     cJSON_Delete(p.arr);
     return e;
   }
+  cs_resp_header(resp, "Next-Since", "%" PRIu64, p.next);
   return cs_resp_json(resp, 200, p.arr);
 }
 
-/* credstore audit-verify --data DIR: needs no key, only the store. */
+/* What audit-verify says when the data dir could not be opened with a key
+ * (cs_app_open has said why). */
+static void key_hint(const struct cs_config *cfg, enum cs_err e)
+{
+  if (e == CS_ERR_MASTER_KEY)
+    fprintf(stderr, "credstore audit-verify: wrong master key: the audit chain is keyed with "
+                    "a key derived from this data dir's master key; give that key\n");
+  else if ((e == CS_ERR_IO || e == CS_ERR_INVALID) && !cfg->master_key_file &&
+           !cfg->passphrase_env)
+    fprintf(stderr, "credstore audit-verify: the audit chain is keyed with a key derived from "
+                    "the master key: give the key option serve uses (--master-key-file F or "
+                    "--passphrase-env VAR; %s/master.key serves only a development data dir)\n",
+            cfg->data_dir);
+}
+
+/* credstore audit-verify --data DIR [--master-key-file F | --passphrase-env VAR]:
+ * the chain is keyed, so verifying it needs the master key. */
 int cs_cmd_audit_verify(const struct cs_config *cfg)
 {
-  struct cs_store *st = NULL;
+  struct cs_app app = {0};
   struct cs_txn *txn = NULL;
   uint64_t count = 0, bad = 0;
   enum cs_err e;
@@ -266,19 +333,20 @@ int cs_cmd_audit_verify(const struct cs_config *cfg)
     fprintf(stderr, "credstore audit-verify: --data DIR is required\n");
     return 2;
   }
-  if ((e = cs_store_open(cfg->data_dir, CS_STORE_READONLY, &st))) {
-    fprintf(stderr, "credstore audit-verify: cannot open %s: %s\n", cfg->data_dir,
-            cs_err_message(e));
+  app.cfg = *cfg;
+  if ((e = cs_app_open(&app, CS_STORE_READONLY))) {
+    key_hint(cfg, e);
     return 1;
   }
-  if (!(e = cs_store_read_begin(st, &txn))) {
-    e = cs_audit_verify(txn, &count, &bad);
+  if (!(e = cs_store_read_begin(app.store, &txn))) {
+    e = cs_audit_verify(txn, app.keyring, &count, &bad);
     cs_store_read_end(txn);
   }
-  cs_store_close(st);
+  cs_app_close(&app);
   if (e == CS_ERR_CRYPTO) {
     fprintf(stderr, "credstore audit-verify: the audit chain is broken at entry %llu "
-                    "(modified or removed)\n", (unsigned long long)bad);
+                    "(modified, removed, or rehashed without the key)\n",
+            (unsigned long long)bad);
     return 1;
   }
   if (e) {

@@ -185,6 +185,9 @@ enum cs_err cs_auth_request(struct cs_req *req, struct cs_resp *resp)
   if (!(req->route->roles & CS_R(req->who.role)))
     return cs_fail(resp, CS_ERR_FORBIDDEN, "role %s may not call %s",
                    cs_role_name(req->who.role), req->route->name);
+  if ((req->route->flags & CS_ROUTE_UNSCOPED) && req->who.scope)
+    return cs_fail(resp, CS_ERR_FORBIDDEN, "a key with a scope may not call %s: it spans every "
+                   "credential", req->route->name);
   return CS_OK;
 }
 

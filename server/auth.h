@@ -9,7 +9,8 @@
 #include "http.h"
 
 /**
- * Authenticate @p req from its headers and check its route's roles column.
+ * Authenticate @p req from its headers and check its route's roles column
+ * and flags (CS_ROUTE_UNSCOPED: a key with a scope gets CS_ERR_FORBIDDEN).
  * Fills req->who on success.
  * @return CS_ERR_UNAUTHORIZED (no credentials), CS_ERR_BAD_TOKEN,
  *         CS_ERR_BAD_CREDENTIALS, CS_ERR_RATE_LIMITED, CS_ERR_FORBIDDEN,

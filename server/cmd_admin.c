@@ -401,6 +401,7 @@ struct keyring_write {
   const uint8_t *blob; /* the rotated keyring */
   size_t len;
   char target[32];
+  const struct cs_keyring *kr; /* keys the audit entry (the chain key survives rotation) */
 };
 
 static enum cs_err keyring_write_txn(struct cs_txn *txn, void *arg)
@@ -417,7 +418,7 @@ static enum cs_err keyring_write_txn(struct cs_txn *txn, void *arg)
   if ((e = cs_txn_put(txn, CS_TBL_META, CS_META_KEYRING, strlen(CS_META_KEYRING), k->blob,
                       k->len, 0)))
     return e;
-  return cs_audit_append(txn, &cli_actor, "keyring_rotate", k->target, "success");
+  return cs_audit_append(txn, k->kr, &cli_actor, "keyring_rotate", k->target, "success");
 }
 
 /* A copy of the stored keyring blob. Caller frees *out. */
@@ -681,9 +682,15 @@ static enum cs_err rewrap_table(struct cs_store *st, const struct cs_keyring *kr
   return e;
 }
 
+struct rewrap_audit {
+  const struct cs_keyring *kr;
+  const char *result;
+};
+
 static enum cs_err audit_rewrap_txn(struct cs_txn *txn, void *arg)
 {
-  return cs_audit_append(txn, &cli_actor, "keyring_rewrap", "keyring", arg);
+  const struct rewrap_audit *r = arg;
+  return cs_audit_append(txn, r->kr, &cli_actor, "keyring_rewrap", "keyring", r->result);
 }
 
 /* Rotate the loaded keyring and commit it (first, on its own). */
@@ -698,6 +705,7 @@ static enum cs_err rotate_commit(struct cs_app *app)
     goto out;
   k.old = old;
   k.blob = blob;
+  k.kr = app->keyring;
   snprintf(k.target, sizeof k.target, "data key v%u",
            (unsigned)cs_keyring_current_version(app->keyring));
   e = cs_store_write(app->store, keyring_write_txn, &k);
@@ -731,7 +739,8 @@ int cs_cmd_rotate_key(const struct cs_config *cfg)
   if (!e)
     e = rewrap_table(app.store, app.keyring, CS_TBL_USAGES, &usages, &failed_u);
   const char *result = e ? "failure" : failed_c + failed_u ? "partial" : "success";
-  if (cs_store_write(app.store, audit_rewrap_txn, (void *)result) && !e)
+  struct rewrap_audit ra = {app.keyring, result};
+  if (cs_store_write(app.store, audit_rewrap_txn, &ra) && !e)
     e = CS_ERR_STORE;
   if (e) {
     fprintf(stderr, "credstore rotate-key: the new key version is in place, but the rewrap "
@@ -762,7 +771,8 @@ static enum cs_err admin_key_txn(struct cs_txn *txn, void *arg)
   struct admin_key *a = arg;
   struct cs_key_spec spec = {.name = a->name, .role = CS_ROLE_ADMIN};
   enum cs_err e = cs_keys_create(txn, a->kr, &spec, &a->key);
-  return e ? e : cs_audit_append(txn, &cli_actor, "access_key_recover", a->key.id, "success");
+  return e ? e : cs_audit_append(txn, a->kr, &cli_actor, "access_key_recover", a->key.id,
+                                 "success");
 }
 
 int cs_cmd_admin_key(const struct cs_config *cfg)

@@ -1,7 +1,9 @@
 /* The event feed (API.md §4): every change appends an event in its own
  * transaction; GET /api/v1/events long-polls by parking the connection
  * (MHD suspend) so a waiting client holds no thread, and a notifier thread
- * resumes it when a commit lands or its wait runs out. */
+ * resumes it when a commit lands or its wait runs out. A resumed poll that
+ * finds only events outside its view (scope, ?credential=) parks again:
+ * only an event the caller may see, or the end of the wait, answers it. */
 #include "svc.h"
 
 #include <pthread.h>
@@ -10,6 +12,9 @@
 
 #define EVENTS_PAGE 1000
 #define WAIT_MAX 60
+/* Events one read examines at most: a caller whose view matches little
+ * must not walk the whole feed per request (nor per wake-up). */
+#define SCAN_MAX 10000
 
 struct waiter {
   struct MHD_Connection *conn;
@@ -137,9 +142,11 @@ void cs_events_free(struct cs_app *app)
 }
 
 struct event_page {
-  const char *cred;
+  const char *cred;   /* ?credential=, or NULL */
+  const cJSON *scope; /* the caller's scope, NULL = everything */
   cJSON *arr;
-  uint64_t *next;
+  uint64_t next;    /* the last seq examined */
+  uint64_t scanned; /* events examined; at SCAN_MAX more may follow */
 };
 
 static enum cs_err collect_event(uint64_t seq, const struct cs_val *v, void *arg, bool *stop)
@@ -147,93 +154,100 @@ static enum cs_err collect_event(uint64_t seq, const struct cs_val *v, void *arg
   struct event_page *p = arg;
   cJSON *j;
 
-  *p->next = seq;
+  p->next = seq;
+  *stop = ++p->scanned >= SCAN_MAX;
   if (cs_json_parse(v->data, v->len, 4, &j))
     return CS_ERR_STORE;
   const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "credentialId");
-  if (p->cred && !(cJSON_IsString(id) && strcmp(id->valuestring, p->cred) == 0)) {
+  if (!cJSON_IsString(id) || (p->cred && strcmp(id->valuestring, p->cred) != 0) ||
+      !cs_scope_allows(p->scope, id->valuestring)) {
     cJSON_Delete(j);
     return CS_OK;
   }
   cJSON_AddItemToArray(p->arr, j);
-  *stop = cJSON_GetArraySize(p->arr) >= EVENTS_PAGE;
+  *stop = *stop || cJSON_GetArraySize(p->arr) >= EVENTS_PAGE;
   return CS_OK;
 }
 
-/* Events after @p since (optionally of one credential). */
-static enum cs_err read_events(struct cs_app *app, uint64_t since, const char *cred, cJSON *arr,
-                               uint64_t *next)
+static enum cs_err answer(struct cs_resp *resp, cJSON *arr, uint64_t next)
 {
-  struct event_page p = {cred, arr, next};
-  *next = since;
-  return cs_seq_each(app->store, CS_TBL_EVENTS, since + 1, collect_event, &p);
+  cJSON *o = cJSON_CreateObject();
+  if (!o) {
+    cJSON_Delete(arr);
+    return CS_ERR_NOMEM;
+  }
+  cJSON_AddItemToObject(o, "events", arr);
+  cJSON_AddNumberToObject(o, "next", (double)next);
+  return cs_resp_json(resp, 200, o);
+}
+
+/* Park the request until the next commit or its deadline, unless a commit
+ * landed since @p gen was read. @return false when it must read again. */
+static bool park(struct cs_events *ev, struct cs_req *req, struct waiter *w, uint64_t gen)
+{
+  pthread_mutex_lock(&ev->mu);
+  if (ev->gen != gen || ev->stop) {
+    pthread_mutex_unlock(&ev->mu);
+    return false;
+  }
+  w->conn = req->conn;
+  w->deadline_ms = req->wait_deadline_ms;
+  w->gen = gen;
+  w->next = ev->list;
+  ev->list = w;
+  MHD_suspend_connection(req->conn);
+  pthread_cond_signal(&ev->cv);
+  pthread_mutex_unlock(&ev->mu);
+  return true;
 }
 
 enum cs_err cs_h_events(struct cs_req *req, struct cs_resp *resp)
 {
   struct cs_events *ev = req->app->events;
-  const char *v, *cred = cs_req_query(req, "credential");
-  uint64_t since = 0, wait = 0, next;
+  struct event_page p = {cs_req_query(req, "credential"), req->who.scope, NULL, 0, 0};
+  const char *v;
+  uint64_t since = 0, wait = 0;
   enum cs_err e;
 
   if ((v = cs_req_query(req, "since")) && cs_parse_u64(v, UINT64_MAX - 1, &since))
     return cs_fail(resp, CS_ERR_BAD_QUERY, "since must be a sequence number");
   if ((v = cs_req_query(req, "wait")) && cs_parse_u64(v, WAIT_MAX, &wait))
     return cs_fail(resp, CS_ERR_BAD_QUERY, "wait must be 0 to %d seconds", WAIT_MAX);
-  if (cred && (!cs_id_valid(cred, strlen(cred)) || !cs_scope_allows(req->who.scope, cred)))
+  if (p.cred && (!cs_id_valid(p.cred, strlen(p.cred)) || !cs_scope_allows(p.scope, p.cred)))
     return cs_fail(resp, CS_ERR_BAD_QUERY, "credential must be a credential id in scope");
   if (!req->wait_deadline_ms)
     req->wait_deadline_ms = cs_mono_ms() + (int64_t)wait * 1000;
+  /* A resumed poll goes on from where it read up to, past events it may not see. */
+  if (req->wait_cursor < since)
+    req->wait_cursor = since;
 
   for (;;) {
-    cJSON *arr = cJSON_CreateArray();
-    if (!arr)
+    if (!(p.arr = cJSON_CreateArray()))
       return CS_ERR_NOMEM;
     pthread_mutex_lock(&ev->mu);
     uint64_t gen = ev->gen;
     pthread_mutex_unlock(&ev->mu);
-    if ((e = read_events(req->app, since, cred, arr, &next))) {
-      cJSON_Delete(arr);
+    p.next = req->wait_cursor;
+    p.scanned = 0;
+    if ((e = cs_seq_each(req->app->store, CS_TBL_EVENTS, p.next + 1, collect_event, &p))) {
+      cJSON_Delete(p.arr);
       return e;
     }
-    /* Events out of the caller's scope are dropped from the page. */
-    for (cJSON *it = arr->child, *nx; it; it = nx) {
-      nx = it->next;
-      const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "credentialId");
-      if (!cJSON_IsString(id) || !cs_scope_allows(req->who.scope, id->valuestring))
-        cJSON_Delete(cJSON_DetachItemViaPointer(arr, it));
-    }
-    if (cJSON_GetArraySize(arr) > 0 || next != since || cs_mono_ms() >= req->wait_deadline_ms ||
-        !atomic_load(&req->app->ready)) {
-      cJSON *o = cJSON_CreateObject();
-      if (!o) {
-        cJSON_Delete(arr);
-        return CS_ERR_NOMEM;
-      }
-      cJSON_AddItemToObject(o, "events", arr);
-      cJSON_AddNumberToObject(o, "next", (double)next);
-      return cs_resp_json(resp, 200, o);
-    }
-    cJSON_Delete(arr);
-    /* Nothing new: park unless a commit landed while we read. */
+    /* Answer with what the caller may see; an empty page only once the wait
+     * is over, or when the scan budget ran out (the caller asks again at
+     * once, from next). */
+    if (cJSON_GetArraySize(p.arr) > 0 || p.scanned >= SCAN_MAX ||
+        cs_mono_ms() >= req->wait_deadline_ms || !atomic_load(&req->app->ready))
+      return answer(resp, p.arr, p.next);
+    cJSON_Delete(p.arr);
+    req->wait_cursor = p.next;
     struct waiter *w = malloc(sizeof *w);
     if (!w)
       return CS_ERR_NOMEM;
-    pthread_mutex_lock(&ev->mu);
-    if (ev->gen != gen || ev->stop) {
-      pthread_mutex_unlock(&ev->mu);
-      free(w);
-      continue;
+    if (park(ev, req, w, gen)) {
+      resp->suspended = true;
+      return CS_OK;
     }
-    w->conn = req->conn;
-    w->deadline_ms = req->wait_deadline_ms;
-    w->gen = gen;
-    w->next = ev->list;
-    ev->list = w;
-    MHD_suspend_connection(req->conn);
-    pthread_cond_signal(&ev->cv);
-    pthread_mutex_unlock(&ev->mu);
-    resp->suspended = true;
-    return CS_OK;
+    free(w);
   }
 }

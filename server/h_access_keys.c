@@ -16,7 +16,8 @@ static enum cs_err create_txn(struct cs_txn *txn, void *arg)
 {
   struct key_create *c = arg;
   enum cs_err e = cs_keys_create(txn, c->kr, &c->spec, &c->key);
-  return e ? e : cs_audit_append(txn, &c->actor, "access_key_create", c->key.id, "success");
+  return e ? e : cs_audit_append(txn, c->kr, &c->actor, "access_key_create", c->key.id,
+                                 "success");
 }
 
 static bool pattern_ok(const char *p)
@@ -170,19 +171,21 @@ struct key_delete {
   const char *id;
   struct cs_key_bounds by;
   struct cs_actor actor;
+  const struct cs_keyring *kr;
 };
 
 static enum cs_err delete_txn(struct cs_txn *txn, void *arg)
 {
   struct key_delete *d = arg;
   enum cs_err e = cs_keys_delete(txn, &d->by, d->id);
-  return e ? e : cs_audit_append(txn, &d->actor, "access_key_delete", d->id, "success");
+  return e ? e : cs_audit_append(txn, d->kr, &d->actor, "access_key_delete", d->id, "success");
 }
 
 enum cs_err cs_h_keys_delete(struct cs_req *req, struct cs_resp *resp)
 {
   const char *id = req->params[0];
-  struct key_delete d = {id, {req->who.scope, req->who.expires_at}, cs_actor_of(req)};
+  struct key_delete d = {id, {req->who.scope, req->who.expires_at}, cs_actor_of(req),
+                          req->app->keyring};
   enum cs_err e = cs_writer_submit(req->app->writer, delete_txn, &d);
   if (e == CS_ERR_NOT_FOUND)
     return cs_fail(resp, e, "no access key %.64s", id);

@@ -14,9 +14,10 @@
 
 enum cs_err cs_h_aws_container(struct cs_req *req, struct cs_resp *resp)
 {
-  struct cs_resolve_req in = {0};
+  /* The type is checked before anything is resolved or recorded. */
+  struct cs_resolve_req in = {.require_type = "aws"};
   struct cs_actor a = cs_actor_of(req);
-  struct cs_aws_error up = {{0}, {0}};
+  struct cs_resolve_fail fail;
   cJSON *m = NULL, *o = NULL;
   char when[32];
   enum cs_err e;
@@ -25,21 +26,19 @@ enum cs_err cs_h_aws_container(struct cs_req *req, struct cs_resp *resp)
     return e;
   if (!(in.usage_id = cs_req_query(req, "usage")) || !in.usage_id[0])
     return cs_fail(resp, CS_ERR_MISSING, "the usage query parameter is required (?usage=UID)");
-  e = cs_resolve(req->app, &a, &in, &m, &up);
+  e = cs_resolve(req->app, &a, &in, &m, &fail);
   if (e == CS_ERR_NOT_FOUND)
     return cs_fail(resp, e, "no credential %s", in.cred_id);
-  if (e == CS_ERR_INVALID)
+  if (e == CS_ERR_INVALID && fail.field && strcmp(fail.field, "usageId") == 0)
     return cs_fail(resp, e, "usage is not a usage of this credential");
+  if (e == CS_ERR_INVALID)
+    return cs_fail(resp, e, "%s", fail.message);
   if (e == CS_ERR_UPSTREAM)
-    return cs_fail(resp, e, "%s: %s", up.code[0] ? up.code : "upstream",
-                   up.message[0] ? up.message : "AWS STS request failed");
+    return cs_fail(resp, e, "%s: %s", fail.upstream.code[0] ? fail.upstream.code : "upstream",
+                   fail.upstream.message[0] ? fail.upstream.message
+                                            : "AWS STS request failed");
   if (e)
     return e;
-  const cJSON *type = cJSON_GetObjectItemCaseSensitive(m, "type");
-  if (!cJSON_IsString(type) || strcmp(type->valuestring, "aws") != 0) {
-    cs_json_wipe_delete(m);
-    return cs_fail(resp, CS_ERR_INVALID, "credential %s is not of type aws", in.cred_id);
-  }
   const cJSON *ak = cJSON_GetObjectItemCaseSensitive(m, "AccessKeyId");
   const cJSON *sk = cJSON_GetObjectItemCaseSensitive(m, "SecretAccessKey");
   const cJSON *tok = cJSON_GetObjectItemCaseSensitive(m, "SessionToken");

@@ -47,6 +47,7 @@ struct cs_req {
   char remote[64];
   char allow[40]; /* methods the matched path allows, for 405 */
   int64_t wait_deadline_ms; /* long-poll: when to answer even without news */
+  uint64_t wait_cursor;     /* long-poll: the feed was read up to here (out of view) */
   bool close;               /* answer with Connection: close */
   bool raw_nul;             /* the request line held a NUL byte */
   void *track;              /* the connection's header-deadline tracker */
@@ -76,12 +77,16 @@ struct cs_resp {
  */
 typedef enum cs_err (*cs_handler)(struct cs_req *req, struct cs_resp *resp);
 
+/** Route flags. */
+#define CS_ROUTE_UNSCOPED 0x1u /* answers about every credential: a key with a scope gets 403 */
+
 struct cs_route {
   enum cs_method method;
   const char *pattern; /* "/api/v1/credentials/{}/usages/{}" */
   cs_handler fn;
   unsigned roles; /* CS_PUBLIC or a CS_R_* mask: enforced in one place */
   const char *name; /* label for logs and metrics */
+  unsigned flags;   /* CS_ROUTE_*: enforced with the roles, in cs_auth_request */
 };
 
 extern const struct cs_route cs_routes[];

@@ -1,32 +1,34 @@
-/* The static route table: method, path pattern, handler, who may call it.
- * The roles column is the only place authorization is decided. */
+/* The static route table: method, path pattern, handler, who may call it,
+ * name, flags. The roles column is the only place roles are decided; the
+ * flags column says which routes a key with a scope may not call at all
+ * (their answers span every credential). */
 #include "http.h"
 
 #include <stdio.h>
 #include <string.h>
 
 const struct cs_route cs_routes[] = {
-    {CS_GET, "/healthz", cs_h_healthz, CS_PUBLIC, "healthz"},
-    {CS_GET, "/readyz", cs_h_readyz, CS_PUBLIC, "readyz"},
-    {CS_GET, "/metrics", cs_h_metrics, CS_R_READ, "metrics"},
-    {CS_GET, "/api/v1/version", cs_h_version, CS_R_ANY, "version"},
-    {CS_POST, "/api/v1/login", cs_h_login, CS_PUBLIC, "login"},
-    {CS_GET, "/api/v1/auth_token/extend", cs_h_extend, CS_R_ANY, "auth_token_extend"},
-    {CS_POST, "/api/v1/access_keys", cs_h_keys_create, CS_R_ADMIN, "access_keys_create"},
-    {CS_GET, "/api/v1/access_keys", cs_h_keys_list, CS_R_ADMIN, "access_keys_list"},
-    {CS_DELETE, "/api/v1/access_keys/{}", cs_h_keys_delete, CS_R_ADMIN, "access_keys_delete"},
-    {CS_GET, "/api/v1/credentials", cs_h_creds_list, CS_R_READ, "credentials_list"},
-    {CS_POST, "/api/v1/credentials", cs_h_creds_upsert, CS_R_WRITE, "credentials_upsert"},
-    {CS_GET, "/api/v1/credentials/{}", cs_h_creds_get, CS_R_READ, "credentials_get"},
-    {CS_PUT, "/api/v1/credentials/{}", cs_h_creds_update, CS_R_WRITE, "credentials_update"},
-    {CS_DELETE, "/api/v1/credentials/{}", cs_h_creds_delete, CS_R_WRITE, "credentials_delete"},
-    {CS_GET, "/api/v1/credentials/{}/usages", cs_h_usages_list, CS_R_READ, "usages_list"},
-    {CS_POST, "/api/v1/credentials/{}/usages", cs_h_usages_create, CS_R_USE, "usages_create"},
-    {CS_DELETE, "/api/v1/credentials/{}/usages/{}", cs_h_usages_delete, CS_R_USE, "usages_delete"},
-    {CS_POST, "/api/v1/credentials/{}/resolve", cs_h_resolve, CS_R_USE, "resolve"},
-    {CS_GET, "/api/v1/events", cs_h_events, CS_R_READ, "events"},
-    {CS_GET, "/api/v1/audit", cs_h_audit, CS_R_AUDIT, "audit"},
-    {CS_GET, "/api/v1/aws/container-credentials/{}", cs_h_aws_container, CS_R_USE, "aws_container_credentials"},
+    {CS_GET, "/healthz", cs_h_healthz, CS_PUBLIC, "healthz", 0},
+    {CS_GET, "/readyz", cs_h_readyz, CS_PUBLIC, "readyz", 0},
+    {CS_GET, "/metrics", cs_h_metrics, CS_R_READ, "metrics", CS_ROUTE_UNSCOPED},
+    {CS_GET, "/api/v1/version", cs_h_version, CS_R_ANY, "version", 0},
+    {CS_POST, "/api/v1/login", cs_h_login, CS_PUBLIC, "login", 0},
+    {CS_GET, "/api/v1/auth_token/extend", cs_h_extend, CS_R_ANY, "auth_token_extend", 0},
+    {CS_POST, "/api/v1/access_keys", cs_h_keys_create, CS_R_ADMIN, "access_keys_create", 0},
+    {CS_GET, "/api/v1/access_keys", cs_h_keys_list, CS_R_ADMIN, "access_keys_list", 0},
+    {CS_DELETE, "/api/v1/access_keys/{}", cs_h_keys_delete, CS_R_ADMIN, "access_keys_delete", 0},
+    {CS_GET, "/api/v1/credentials", cs_h_creds_list, CS_R_READ, "credentials_list", 0},
+    {CS_POST, "/api/v1/credentials", cs_h_creds_upsert, CS_R_WRITE, "credentials_upsert", 0},
+    {CS_GET, "/api/v1/credentials/{}", cs_h_creds_get, CS_R_READ, "credentials_get", 0},
+    {CS_PUT, "/api/v1/credentials/{}", cs_h_creds_update, CS_R_WRITE, "credentials_update", 0},
+    {CS_DELETE, "/api/v1/credentials/{}", cs_h_creds_delete, CS_R_WRITE, "credentials_delete", 0},
+    {CS_GET, "/api/v1/credentials/{}/usages", cs_h_usages_list, CS_R_READ, "usages_list", 0},
+    {CS_POST, "/api/v1/credentials/{}/usages", cs_h_usages_create, CS_R_USE, "usages_create", 0},
+    {CS_DELETE, "/api/v1/credentials/{}/usages/{}", cs_h_usages_delete, CS_R_USE, "usages_delete", 0},
+    {CS_POST, "/api/v1/credentials/{}/resolve", cs_h_resolve, CS_R_USE, "resolve", 0},
+    {CS_GET, "/api/v1/events", cs_h_events, CS_R_READ, "events", 0},
+    {CS_GET, "/api/v1/audit", cs_h_audit, CS_R_AUDIT, "audit", 0},
+    {CS_GET, "/api/v1/aws/container-credentials/{}", cs_h_aws_container, CS_R_USE, "aws_container_credentials", 0},
 };
 const size_t cs_routes_count = sizeof cs_routes / sizeof cs_routes[0];
 

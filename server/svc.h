@@ -121,24 +121,29 @@ struct cs_actor cs_actor_of(const struct cs_req *req);
 
 /**
  * Append a hash-chained audit entry inside @p txn (write). Entries name
- * actors and targets, never values.
+ * actors and targets, never values. The link is keyed with @p kr's
+ * audit-chain key (cs_chain_hash).
  * Stored: CS_TBL_AUDIT seq → hash[32] | entry JSON (with prevHash), and
  * META "audit_head" → u64 seq | hash[32].
  * @return CS_ERR_NOMEM, CS_ERR_STORE*.
  */
-enum cs_err cs_audit_append(struct cs_txn *txn, const struct cs_actor *a, const char *action,
-                            const char *target, const char *result) CS_WUR;
+enum cs_err cs_audit_append(struct cs_txn *txn, const struct cs_keyring *kr,
+                            const struct cs_actor *a, const char *action, const char *target,
+                            const char *result) CS_WUR;
 
 /** Record one audit entry in its own durable write. */
 enum cs_err cs_audit_record(struct cs_app *app, const struct cs_actor *a, const char *action,
                             const char *target, const char *result) CS_WUR;
 
 /**
- * Check the whole chain: consecutive seqs from 1, each hash over its entry
- * and the previous hash, prevHash fields matching, and the head record.
- * @return CS_OK, or CS_ERR_CRYPTO with the first bad seq in *bad_seq.
+ * Check the whole chain: consecutive seqs from 1, each hash the keyed link
+ * (@p kr) over its entry and the previous hash, prevHash fields matching,
+ * and the head record.
+ * @return CS_OK, or CS_ERR_CRYPTO with the first bad seq in *bad_seq (also
+ *         when @p kr is another data dir's keyring), CS_ERR_STORE*.
  */
-enum cs_err cs_audit_verify(struct cs_txn *txn, uint64_t *count, uint64_t *bad_seq) CS_WUR;
+enum cs_err cs_audit_verify(struct cs_txn *txn, const struct cs_keyring *kr, uint64_t *count,
+                            uint64_t *bad_seq) CS_WUR;
 
 /* ------------------------------------------------------ sequence tables */
 
@@ -229,19 +234,37 @@ enum cs_err cs_outbox_queue_update(struct cs_txn *txn, const char *cred_id,
 struct cs_resolve_req {
   const char *cred_id;
   const char *usage_id;
+  const char *require_type; /* refuse any other type (NULL: any type) */
+  /**
+   * Options may only narrow what the credential allows: duration_seconds
+   * at most the stored durationSeconds (CS_AWS_DEFAULT_DURATION when none
+   * is stored); session_name, when given, must be the one derived from the
+   * usage ("credstore-<usageId>"); region must be an AWS region name.
+   */
   struct cs_resolve_opts opts;
+};
+
+/** Why a resolve was refused or failed. */
+struct cs_resolve_fail {
+  const char *field;            /* CS_ERR_INVALID: the request field at fault, or NULL */
+  char message[256];            /* CS_ERR_INVALID: what to tell the caller */
+  struct cs_aws_error upstream; /* CS_ERR_UPSTREAM: what STS or IMDS answered */
 };
 
 /**
  * Resolve the material of a credential for one of its usages, and record
- * seenVersion/lastResolvedAt/resolveCount and an audit entry durably.
- * @return CS_ERR_NOT_FOUND (credential), CS_ERR_INVALID (usage_id is not a
- *         usage of it; *msg set), CS_ERR_UPSTREAM (aws: *upstream set),
+ * seenVersion/lastResolvedAt/resolveCount and an audit entry durably. A
+ * request refused for its own fault (unknown credential, not a usage of
+ * it, another type than require_type, an option beyond the credential)
+ * records nothing; a resolve attempted and failed is audited as a failure.
+ * @return CS_ERR_NOT_FOUND (credential), CS_ERR_INVALID (*fail says which
+ *         field, or fail->field NULL: wrong type, unusable stored fields),
+ *         CS_ERR_UPSTREAM (aws: fail->upstream set), CS_ERR_UNAVAILABLE,
  *         CS_ERR_CRYPTO, CS_ERR_NOMEM, CS_ERR_STORE*.
  */
 enum cs_err cs_resolve(struct cs_app *app, const struct cs_actor *a,
                        const struct cs_resolve_req *in, cJSON **material,
-                       struct cs_aws_error *upstream) CS_WUR;
+                       struct cs_resolve_fail *fail) CS_WUR;
 
 /* ----------------------------------------------------------------- outbox */
 

@@ -303,6 +303,7 @@ static enum cs_err resolve_secret_input(cJSON *work, struct existing *x,
 
 /* The validated, sealed record ready for the write transaction. */
 struct put_txn {
+  const struct cs_keyring *kr;
   const char *id;
   const struct cs_cred_put *in;
   uint64_t expect_version; /* version seen when preparing (0 = absent) */
@@ -355,7 +356,7 @@ static enum cs_err put_write(struct cs_txn *txn, void *arg)
   if (!e && cur)
     e = cs_outbox_queue_update(txn, t->id, t->new_version);
   if (!e)
-    e = cs_audit_append(txn, t->in->actor, cur ? "update" : "create", t->id, "success");
+    e = cs_audit_append(txn, t->kr, t->in->actor, cur ? "update" : "create", t->id, "success");
   return e;
 }
 
@@ -373,7 +374,7 @@ static enum cs_err put_once(struct cs_app *app, const struct cs_cred_put *in,
 {
   struct existing x;
   struct cs_prov_result pr = {0};
-  struct put_txn t = {.id = in->id, .in = in};
+  struct put_txn t = {.kr = app->keyring, .id = in->id, .in = in};
   const char *type = NULL, *description = NULL;
   cJSON *work = NULL;
   uint8_t *sealed = NULL;
@@ -514,6 +515,7 @@ enum cs_err cs_creds_get(struct cs_app *app, const char *id, cJSON **out)
 }
 
 struct delete_ctx {
+  const struct cs_keyring *kr;
   const struct cs_actor *a;
   const char *id;
   cJSON *usages; /* out, when in use */
@@ -541,13 +543,13 @@ static enum cs_err delete_write(struct cs_txn *txn, void *arg)
   if ((e = cs_txn_del(txn, CS_TBL_CREDS, d->id, strlen(d->id))) ||
       (e = cs_event_append(txn, "deleted", d->id, version)))
     return e;
-  return cs_audit_append(txn, d->a, "delete", d->id, "success");
+  return cs_audit_append(txn, d->kr, d->a, "delete", d->id, "success");
 }
 
 enum cs_err cs_creds_delete(struct cs_app *app, const struct cs_actor *a, const char *id,
                             cJSON **usages)
 {
-  struct delete_ctx d = {a, id, NULL};
+  struct delete_ctx d = {app->keyring, a, id, NULL};
   enum cs_err e = cs_writer_submit(app->writer, delete_write, &d);
   *usages = NULL;
   if (e == CS_ERR_IN_USE)

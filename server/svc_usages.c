@@ -164,6 +164,7 @@ static enum cs_err cred_version(struct cs_txn *txn, const char *cred_id, uint64_
 /* ---------------------------------------------------------------- create */
 
 struct create_ctx {
+  const struct cs_keyring *kr;
   const struct cs_actor *a;
   const struct cs_usage_new *in;
   cJSON *rec;
@@ -186,7 +187,7 @@ static enum cs_err create_txn(struct cs_txn *txn, void *arg)
       (e = cs_txn_put(txn, CS_TBL_USAGES_BY_CRED, ikey, klen, "", 0, 0)) ||
       (e = cs_event_append(txn, "usage_added", c->in->cred_id, c->version)))
     return e;
-  return cs_audit_append(txn, c->a, "usage_create", c->in->cred_id, "success");
+  return cs_audit_append(txn, c->kr, c->a, "usage_create", c->in->cred_id, "success");
 }
 
 enum cs_err cs_usages_create(struct cs_app *app, const struct cs_actor *a,
@@ -196,7 +197,7 @@ enum cs_err cs_usages_create(struct cs_app *app, const struct cs_actor *a,
   uint8_t *sealed = NULL;
   size_t sealed_len = 0;
   char *sealed_hex = NULL;
-  struct create_ctx c = {a, in, NULL, 0};
+  struct create_ctx c = {app->keyring, a, in, NULL, 0};
   cJSON *rendered = NULL;
   enum cs_err e = CS_ERR_NOMEM;
 
@@ -269,6 +270,7 @@ enum cs_err cs_usages_list(struct cs_app *app, const char *cred_id, cJSON **out)
 }
 
 struct delete_ctx {
+  const struct cs_keyring *kr;
   const struct cs_actor *a;
   const char *cred_id, *usage_id;
 };
@@ -296,13 +298,13 @@ static enum cs_err delete_txn(struct cs_txn *txn, void *arg)
     return e;
   if ((e = cs_event_append(txn, "usage_removed", c->cred_id, version)))
     return e;
-  return cs_audit_append(txn, c->a, "usage_delete", c->cred_id, "success");
+  return cs_audit_append(txn, c->kr, c->a, "usage_delete", c->cred_id, "success");
 }
 
 enum cs_err cs_usages_delete(struct cs_app *app, const struct cs_actor *a, const char *cred_id,
                              const char *usage_id)
 {
-  struct delete_ctx c = {a, cred_id, usage_id};
+  struct delete_ctx c = {app->keyring, a, cred_id, usage_id};
   if (!cs_id_valid(usage_id, strlen(usage_id)))
     return CS_ERR_NOT_FOUND;
   return cs_writer_submit(app->writer, delete_txn, &c);
@@ -359,6 +361,7 @@ enum cs_err cs_outbox_queue_update(struct cs_txn *txn, const char *cred_id, uint
 /* ------------------------------------------------------------ resolve stats */
 
 struct seen_ctx {
+  const struct cs_keyring *kr;
   const struct cs_actor *a;
   const char *cred_id, *usage_id;
   uint64_t version;
@@ -392,14 +395,14 @@ static enum cs_err seen_txn(struct cs_txn *txn, void *arg)
   } else if (s->usage_id && e != CS_ERR_NOT_FOUND) {
     return e; /* a usage removed meanwhile keeps no stats, but is still audited */
   }
-  return cs_audit_append(txn, s->a, "resolve", s->cred_id, s->result);
+  return cs_audit_append(txn, s->kr, s->a, "resolve", s->cred_id, s->result);
 }
 
 enum cs_err cs_usage_record_resolve(struct cs_app *app, const struct cs_actor *a,
                                     const char *cred_id, const char *usage_id, uint64_t version,
                                     const char *result)
 {
-  struct seen_ctx s = {a, cred_id, usage_id, version, result};
+  struct seen_ctx s = {app->keyring, a, cred_id, usage_id, version, result};
   return cs_writer_submit(app->writer, seen_txn, &s);
 }
 

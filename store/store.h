@@ -21,8 +21,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/** Schema version this build writes and reads. */
-#define CS_STORE_SCHEMA_VERSION 1u
+/**
+ * Schema version this build writes and reads. 2: the audit chain is keyed
+ * (crypto.h cs_chain_hash). Version 1 stores (pre-release, unkeyed chain)
+ * are refused rather than migrated: any path that accepts an unkeyed chain
+ * would let a store writer downgrade a store to "version 1", rewrite its
+ * history unkeyed and have it accepted (or re-keyed) as genuine.
+ */
+#define CS_STORE_SCHEMA_VERSION 2u
 
 enum cs_table {
   CS_TBL_META,           /* "schema", "keyring", "kdf", ... */
@@ -60,7 +66,9 @@ struct cs_val {
  * @return CS_ERR_NOT_INITIALIZED (no store in dir, without CREATE),
  *         CS_ERR_ALREADY_INITIALIZED (store exists, with CREATE),
  *         CS_ERR_SCHEMA_NEWER (written by a newer build: refused, logged
- *         with both versions), CS_ERR_IO, CS_ERR_STORE, CS_ERR_NOMEM.
+ *         with both versions), CS_ERR_SCHEMA_OLD (an older schema this
+ *         build has no migration for: refused, logged), CS_ERR_IO,
+ *         CS_ERR_STORE, CS_ERR_NOMEM.
  *         Caller closes *out with cs_store_close().
  */
 enum cs_err cs_store_open(const char *dir, unsigned flags, struct cs_store **out) CS_WUR;

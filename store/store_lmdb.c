@@ -323,6 +323,14 @@ static enum cs_err schema_check(struct cs_store *st, MDB_txn *txn)
            ver, CS_STORE_SCHEMA_VERSION);
     return CS_ERR_SCHEMA_NEWER;
   }
+  if (ver < CS_STORE_SCHEMA_VERSION) {
+    CS_LOG(CS_LOG_ERROR,
+           "store: the data dir has schema version %" PRIu32
+           " (a pre-release build with an unkeyed audit chain); this build reads only "
+           "version %u and has no migration for it: initialise a new data dir",
+           ver, CS_STORE_SCHEMA_VERSION);
+    return CS_ERR_SCHEMA_OLD;
+  }
   return CS_OK;
 }
 

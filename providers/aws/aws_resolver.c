@@ -15,7 +15,7 @@
 #define NBUCKETS 4096 /* power of two */
 #define KEY_MAX 8192
 #define ENDPOINT_MAX 400
-#define DEFAULT_DURATION 3600
+#define DEFAULT_DURATION CS_AWS_DEFAULT_DURATION
 #define DEFAULT_SESSION_NAME "credstore"
 #define GLOBAL_REGION "us-east-1"
 
@@ -356,7 +356,7 @@ static enum cs_err check_request(const struct cs_aws_request *req, struct cs_aws
   a->regional = req->regional_endpoint;
   a->region = GLOBAL_REGION;
   if (a->regional) {
-    if (!opt(req->region) || !chars_ok(req->region, 1, 32, "-"))
+    if (!opt(req->region) || !cs_aws_region_valid(req->region))
       return invalid(err, "a valid region is required with useSTSRegionalEndpoint");
     a->region = req->region;
   }

@@ -246,3 +246,158 @@ def test_credential_process_with_aws_cli_and_botocore(env, tmp_path):
                         "--credential", "proc", "--usage", uid], env=ev, capture_output=True,
                        text=True, timeout=60)
     assert r.returncode != 0 and "cannot reach" in r.stderr
+
+
+# ---------------------- review issue 11: resolve options only narrow (finding 11)
+
+BAD_REGIONS = ["us-east-1.evil.example", "evil.example/x", "us-east-1/", "us-east-1/../x",
+               "us-east-1#", "us-east-1#frag", "us-east-1?x=1", "a@b", "user@us-east-1",
+               "us-east-1:443", "us-east-1%2eevil", "US-EAST-1", "Us-east-1", "us-East-1",
+               "us-east-1" + "-x" * 12, "us-" + "e" * 40 + "-1", "", "us-east", "us-east-",
+               "-us-east-1", "useast1", "us_east_1", " us-east-1", "us-east-1 ", "us east 1",
+               "us-east-1a", "us-east-123", "\u00fcs-east-1", "us-east-1\n"]
+
+
+def audit_of(env, cid):
+    r = env.d.get("/api/v1/audit", params={"credential": cid, "limit": 1000}, headers=env.auth)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def usage_of(env, cid, uid):
+    r = env.d.get("/api/v1/credentials/%s/usages" % cid, headers=env.auth)
+    assert r.status_code == 200, r.text
+    return [u for u in r.json() if u["id"] == uid][0]
+
+
+def refused(resp, field):
+    err = assert_error(resp, 400)
+    assert err.get("field") == field, err
+    return err
+
+
+def test_ci_key_cannot_widen_sts_parameters(env):
+    from test_auth import new_key
+    ci = new_key(env.d, env.auth["Authorization"], "ci")
+    ci_h = {"Authorization": basic(ci["id"], ci["secret"])}
+    uid = env.cred("narrow", **keys(roleArn=ROLE, durationSeconds=1800))
+    other = env.cred("narrow-other", **keys(roleArn=ROLE))
+
+    def res(**kw):
+        return env.d.post("/api/v1/credentials/narrow/resolve", json=dict(kw, usageId=uid),
+                          headers=ci_h)
+
+    before = (env.sts.calls, audit_of(env, "narrow"), usage_of(env, "narrow", uid))
+    for dur in [1801, 3600, 43200]:
+        assert "1800" in refused(res(durationSeconds=dur), "durationSeconds")["err"]
+    for dur in [899, 43201, 0, -1, "900", 1800.5, True, [900]]:
+        refused(res(durationSeconds=dur), "durationSeconds")
+    for name in ["credstore-" + other, "credstore-u-00000000000000000000", "admin",
+                 "AWSReservedSSO_Admin", "xx", "credstore-" + uid + "x", "a" * 64, "a" * 65, 5]:
+        refused(res(sessionName=name), "sessionName")
+    for region in BAD_REGIONS + [5, ["us-east-1"]]:
+        refused(res(region=region), "region")
+    # Nothing reached STS, nothing was recorded.
+    assert env.sts.calls == before[0]
+    assert audit_of(env, "narrow") == before[1]
+    assert usage_of(env, "narrow", uid) == before[2]
+
+    # Narrower is fine; the session name is always the usage's.
+    r = res(durationSeconds=900, sessionName="credstore-" + uid)
+    assert r.status_code == 200, r.text
+    assert env.sts.issued[-1]["DurationSeconds"] == 900
+    assert env.sts.issued[-1]["RoleSessionName"] == "credstore-" + uid
+    r = res()
+    assert r.status_code == 200 and env.sts.issued[-1]["DurationSeconds"] == 1800
+    assert r.json()["AccessKeyId"] == env.sts.issued[-1]["AccessKeyId"]
+    assert all(i["RoleSessionName"] == "credstore-" + uid for i in env.sts.issued)
+    assert res(durationSeconds=1800).json()["AccessKeyId"] == r.json()["AccessKeyId"], "cached"
+    assert usage_of(env, "narrow", uid)["resolveCount"] == 3
+
+    # No stored duration: the bound is the default, 3600.
+    r = env.d.post("/api/v1/credentials/narrow-other/resolve",
+                   json={"usageId": other, "durationSeconds": 3601}, headers=ci_h)
+    assert "3600" in refused(r, "durationSeconds")["err"]
+    r = env.d.post("/api/v1/credentials/narrow-other/resolve",
+                   json={"usageId": other, "durationSeconds": 3600}, headers=ci_h)
+    assert r.status_code == 200 and env.sts.issued[-1]["DurationSeconds"] == 3600
+    assert env.sts.issued[-1]["RoleSessionName"] == "credstore-" + other
+    # Static keys (no STS) follow the same rules.
+    st = env.cred("narrow-static", **keys())
+    r = env.d.post("/api/v1/credentials/narrow-static/resolve",
+                   json={"usageId": st, "durationSeconds": 7200}, headers=ci_h)
+    refused(r, "durationSeconds")
+    r = env.d.post("/api/v1/credentials/narrow-static/resolve",
+                   json={"usageId": st, "sessionName": "someone-else"}, headers=ci_h)
+    refused(r, "sessionName")
+
+
+def test_requested_region_is_a_region_name_and_only_signs():
+    e = Env(sts_region="eu-west-1")
+    try:
+        uid = e.cred("reg", **keys(roleArn=ROLE, useSTSRegionalEndpoint=True,
+                                   region="eu-central-1"))
+        for region in BAD_REGIONS:
+            refused(e.resolve("reg", uid, region=region), "region")
+        assert e.sts.calls == 0
+        assert [a["action"] for a in audit_of(e, "reg")] == ["create", "usage_create"]
+        # A real region name picks the regional endpoint and signing region.
+        r = e.resolve("reg", uid, region="eu-west-1")
+        assert r.status_code == 200, r.text
+        assert e.sts.ok_requests()[-1]["scope_region"] == "eu-west-1"
+        # The stored region is used otherwise (this double wants eu-west-1: refused upstream).
+        err = assert_error(e.resolve("reg", uid), 502)
+        assert "eu-central-1" in json.dumps(e.sts.requests[-1]["headers"]), err
+        # A stored region with a dot or uppercase is refused on write.
+        for region in ["eu-west-1.evil.example", "EU-WEST-1", "eu-west-1/"]:
+            r = e.d.post("/api/v1/credentials", json=dict(keys(roleArn=ROLE, region=region),
+                                                          _id="reg-bad", type="aws"),
+                         headers=e.auth)
+            assert assert_error(r, 400)["field"] == "region"
+    finally:
+        e.close()
+
+
+# ----------- review issue 11, finding 12: container credentials check the type first
+
+def test_container_credentials_refuse_other_types_before_recording(env):
+    from test_auth import new_key
+    from test_credentials import valid_bodies
+    ci = new_key(env.d, env.auth["Authorization"], "ci")
+    ci_h = {"Authorization": basic(ci["id"], ci["secret"])}
+    ids = {}
+    for cid, src in [("cc-ibm", "ibm-1"), ("cc-azure", "azure-sp"), ("cc-kube", "kube-token")]:
+        r = env.d.post("/api/v1/credentials", json=dict(valid_bodies()[src], _id=cid),
+                       headers=env.auth)
+        assert r.status_code == 201, r.text
+        ids[cid] = env.d.post("/api/v1/credentials/%s/usages" % cid, json={"type": "Cloud Scan"},
+                              headers=env.auth).json()["id"]
+
+    def trail():
+        r = env.d.get("/api/v1/audit", params={"limit": 1000}, headers=env.auth)
+        return r.json()
+
+    before = trail()
+    for cid, uid in ids.items():
+        for h in (env.auth, ci_h):
+            for usage in (uid, ids["cc-ibm"] if cid != "cc-ibm" else ids["cc-kube"], "u-nope"):
+                r = env.d.get("/api/v1/aws/container-credentials/%s?usage=%s" % (cid, usage),
+                              headers=h)
+                err = assert_error(r, 400)
+                assert "not aws" in err["err"] and cid in err["err"], err
+                assert "Secret" not in r.text and "AccessKeyId" not in r.text
+    assert trail() == before, "nothing recorded"
+    for cid, uid in ids.items():
+        u = usage_of(env, cid, uid)
+        assert u["resolveCount"] == 0 and u["lastResolvedAt"] is None and u["seenVersion"] == 0
+    assert env.sts.calls == 0
+    # The same usage resolves through the generic endpoint, and that is recorded.
+    r = env.d.post("/api/v1/credentials/cc-ibm/resolve", json={"usageId": ids["cc-ibm"]},
+                   headers=ci_h)
+    assert r.status_code == 200, r.text
+    assert usage_of(env, "cc-ibm", ids["cc-ibm"])["resolveCount"] == 1
+    assert [(a["action"], a["target"]) for a in trail()[len(before):]] == [("resolve", "cc-ibm")]
+    # An aws credential still answers there.
+    uid = env.cred("cc-aws", **keys())
+    r = env.d.get("/api/v1/aws/container-credentials/cc-aws?usage=" + uid, headers=ci_h)
+    assert r.status_code == 200 and r.json()["AccessKeyId"] == AKID

@@ -67,16 +67,21 @@ NOT_OVER_HTTP = {
 }
 
 
-def route_table():
-    """(method, pattern, roles-macro, name) for every row of server/routes.c."""
+def route_table_flags():
+    """(method, pattern, roles-macro, name, flags) for every row of server/routes.c."""
     src = open(os.path.join(ROOT, "server", "routes.c")).read()
     table = src[src.index("cs_routes[] = {"):]
     table = table[:table.index("};")]
-    rows = re.findall(r'\{CS_(GET|POST|PUT|DELETE),\s*"([^"]+)",\s*\w+,\s*(\w+),\s*"(\w+)"\}',
-                      table)
+    rows = re.findall(r'\{CS_(GET|POST|PUT|DELETE),\s*"([^"]+)",\s*\w+,\s*(\w+),\s*"(\w+)",'
+                      r'\s*(\w+)\}', table)
     assert len(rows) >= 8, "could not read the route table"
     assert len(rows) == table.count("{CS_"), "a route table row did not parse"
     return rows
+
+
+def route_table():
+    """(method, pattern, roles-macro, name) for every row of server/routes.c."""
+    return [r[:4] for r in route_table_flags()]
 
 
 def normalize(template):
@@ -162,8 +167,9 @@ def test_every_operation_follows_the_house_rules():
             assert "security" not in op, name + ": authenticated operations use the global security"
             assert roles and set(roles) <= ALL_ROLES, name
             assert {"401", "429"} <= set(responses), name
-            # 403 exactly when some role may not call it.
-            assert ("403" in responses) == (set(roles) != ALL_ROLES), name
+            # 403 exactly when some role may not call it, or a key with a scope.
+            assert ("403" in responses) == (set(roles) != ALL_ROLES or
+                                            op.get("x-credstore-unscoped") is True), name
         assert {"413", "500"} <= set(responses), name
         if "{" in template:
             assert "404" in responses, name
@@ -232,6 +238,15 @@ def test_every_server_route_is_in_the_spec_with_its_roles():
             assert set(op["x-credstore-roles"]) == roles, \
                 "%s: routes.c allows %s (%s), the spec %s" % (
                     name, sorted(roles), macro, sorted(op["x-credstore-roles"]))
+
+
+def test_unscoped_routes_are_marked_in_the_spec():
+    index = spec_index()
+    for method, pattern, _, name, flags in route_table_flags():
+        _, op = index[(method, normalize(pattern))]
+        assert ("CS_ROUTE_UNSCOPED" in flags) == (op.get("x-credstore-unscoped") is True), \
+            "%s: routes.c flags %s, the spec's x-credstore-unscoped %r" % (
+                name, flags, op.get("x-credstore-unscoped"))
 
 
 def find_api_md():

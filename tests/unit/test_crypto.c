@@ -215,37 +215,83 @@ static void test_digest_kat(void **state)
   assert_memory_equal(out, want, 32);
 }
 
+/* Python: hashlib.blake2b(prev + entry, digest_size=32, key=audit_key), with
+ * audit_key = blake2b(key=root, salt=LE64(3), person="csrootk1") of the fixed root. */
+static const char FIX_AUDIT_KEY_HEX[] =
+    "073b89afe76da5d4a16f14d1d9b18dc2292f178274917e662eadec34de38beb9";
+
 static void test_chain_hash_kat(void **state)
 {
-  uint8_t zero[32] = {0}, prev[32], out[32], want[32], oneshot[64 + 32];
+  struct cs_keyring *kr = fixed_keyring(), *other = new_keyring(NULL);
+  uint8_t zero[32] = {0}, prev[32], out[32], want[32], key[32], oneshot[64 + 32];
   static const char entry[] = "{\"actor\":\"admin\",\"action\":\"create\"}";
   (void)state;
 
-  cs_chain_hash(zero, "", 0, out);
-  from_hex("89eb0d6a8a691dae2cd15ed0369931ce0a949ecafa5c3f93f8121833646e15c3", want, 32);
+  from_hex(FIX_AUDIT_KEY_HEX, key, 32);
+  assert_memory_equal(cs_kr_audit_key(kr), key, 32);
+  /* Separate from the other derived keys. */
+  assert_memory_not_equal(cs_kr_audit_key(kr), cs_kr_hash_key(kr), 32);
+  assert_memory_not_equal(cs_kr_audit_key(kr), cs_kr_jwt_key(kr), 32);
+
+  cs_chain_hash(kr, zero, "", 0, out);
+  from_hex("caa98e1fa349ef091e58b0ee60f024d7b317cbddcb52d6564a98e00bdbf41715", want, 32);
   assert_memory_equal(out, want, 32);
-  cs_chain_hash(zero, NULL, 0, out);
+  cs_chain_hash(kr, zero, NULL, 0, out);
   assert_memory_equal(out, want, 32);
 
-  cs_chain_hash(zero, "abc", 3, out);
-  from_hex("5db827e5e925e6b933a86596a0446c345c0d74d77f55a751ade5d7c7162eead8", want, 32);
+  cs_chain_hash(kr, zero, "abc", 3, out);
+  from_hex("7bd28ec7b5b0b1f5a9dc18fb99f726f4e8a261df61b9373fcd584c7037af95e2", want, 32);
   assert_memory_equal(out, want, 32);
 
   for (int i = 0; i < 32; i++)
     prev[i] = (uint8_t)i;
-  cs_chain_hash(prev, entry, strlen(entry), out);
-  from_hex("2a31659393cf9965b7726f54a408791286f910c91ed011bce25c30a83a6d55fa", want, 32);
+  cs_chain_hash(kr, prev, entry, strlen(entry), out);
+  from_hex("a53f7ca27c6646fbeef61abda266b0d767f71f770063fe9ecb60973b3bac2191", want, 32);
   assert_memory_equal(out, want, 32);
 
-  /* Streaming equals one-shot BLAKE2b-256 over prev || entry. */
+  /* Streaming equals one-shot keyed BLAKE2b-256 over prev || entry. */
   memcpy(oneshot, prev, 32);
   memcpy(oneshot + 32, entry, strlen(entry));
-  crypto_generichash(want, 32, oneshot, 32 + strlen(entry), NULL, 0);
+  crypto_generichash(want, 32, oneshot, 32 + strlen(entry), key, 32);
   assert_memory_equal(out, want, 32);
-  /* The link depends on prev. */
-  prev[31] ^= 1;
-  cs_chain_hash(prev, entry, strlen(entry), want);
+  /* Not the unkeyed hash a store writer could recompute (the v1 chain). */
+  from_hex("2a31659393cf9965b7726f54a408791286f910c91ed011bce25c30a83a6d55fa", want, 32);
   assert_memory_not_equal(out, want, 32);
+  /* Another keyring (another root) gives another link. */
+  cs_chain_hash(other, prev, entry, strlen(entry), want);
+  assert_memory_not_equal(out, want, 32);
+  /* The link depends on prev and on every entry byte. */
+  prev[31] ^= 1;
+  cs_chain_hash(kr, prev, entry, strlen(entry), want);
+  assert_memory_not_equal(out, want, 32);
+  prev[31] ^= 1;
+  cs_chain_hash(kr, prev, entry, strlen(entry) - 1, want);
+  assert_memory_not_equal(out, want, 32);
+  cs_keyring_free(kr);
+  cs_keyring_free(other);
+}
+
+/* The chain key survives a rotation and a reload: old links still verify. */
+static void test_chain_key_stable_across_rotate_and_reload(void **state)
+{
+  struct cs_master_key *mk = NULL;
+  struct cs_keyring *kr = new_keyring(&mk), *back = NULL;
+  uint8_t zero[32] = {0}, before[32], after[32], *blob = NULL;
+  size_t len = 0;
+  (void)state;
+
+  cs_chain_hash(kr, zero, "entry", 5, before);
+  assert_int_equal(cs_keyring_rotate(kr), CS_OK);
+  cs_chain_hash(kr, zero, "entry", 5, after);
+  assert_memory_equal(before, after, 32);
+  assert_int_equal(cs_keyring_export(kr, &blob, &len), CS_OK);
+  assert_int_equal(cs_keyring_load(mk, blob, len, &back), CS_OK);
+  cs_chain_hash(back, zero, "entry", 5, after);
+  assert_memory_equal(before, after, 32);
+  free(blob);
+  cs_keyring_free(back);
+  cs_keyring_free(kr);
+  cs_master_key_free(mk);
 }
 
 static void test_secret_hash(void **state)
@@ -1393,6 +1439,7 @@ int main(void)
       cmocka_unit_test(test_hmac_rfc4231),
       cmocka_unit_test(test_digest_kat),
       cmocka_unit_test(test_chain_hash_kat),
+      cmocka_unit_test(test_chain_key_stable_across_rotate_and_reload),
       cmocka_unit_test(test_secret_hash),
       cmocka_unit_test(test_base64_vectors),
       cmocka_unit_test(test_base64_rejects),

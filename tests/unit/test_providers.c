@@ -470,6 +470,36 @@ static void test_aws_numbers_and_flags(void **state)
   cs_prov_result_free(&r);
 }
 
+/* The one region check (stored regions, requested regions, the STS resolver):
+ * the name becomes the host sts.<region>.amazonaws.com and the SigV4 scope. */
+static void test_aws_region_names(void **state)
+{
+  static const char *const good[] = {
+      "us-east-1", "eu-west-3", "ap-southeast-4", "me-central-1", "il-central-1",
+      "us-gov-west-1", "cn-north-1", "us-iso-east-1", "us-isob-east-1", "eu-isoe-west-1",
+      "eusc-de-east-1", "ca-west-1", "ap-south-22"};
+  static const char *const bad[] = {
+      "", "us", "us-east", "us-east-", "-us-east-1", "us-east-1-", "useast1", "us_east_1",
+      "US-EAST-1", "Us-east-1", "us-East-1", "us-east-1a", "us-east-123", "u-east-1",
+      "abcde-east-1", "us--east-1", "us-east--1", "us-1", "us-east-1.evil.example",
+      "evil.example/us-east-1", "us-east-1/", "us-east-1#", "us-east-1?", "us-east-1@x",
+      "x@us-east-1", "us-east-1:443", "us-east-1%2e", "us east 1", " us-east-1",
+      "us-east-1 ", "us-east-1\n", "\xc3\xbcs-east-1", "us-southeast-southwest-northeast-1"};
+  (void)state;
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+    assert_true(cs_aws_region_valid(good[i]));
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    if (cs_aws_region_valid(bad[i]))
+      fail_msg("accepted region \"%s\"", bad[i]);
+  }
+  assert_false(cs_aws_region_valid(NULL));
+  /* Validation on write uses it: a stored region with a dot is refused. */
+  expect_fail("aws",
+              json("{\"accountID\":\"" KEY_ID "\",\"secret\":{\"plain\":\"k\"},"
+                   "\"region\":\"us-east-1.evil.example\"}"),
+              CS_ERR_INVALID, "region");
+}
+
 static void test_aws_resolve_corrupt(void **state)
 {
   static const char embedded_nul[] = "abc\0de";
@@ -1564,6 +1594,7 @@ int main(void)
       cmocka_unit_test(test_aws_bad_secret),
       cmocka_unit_test(test_aws_role_arn),
       cmocka_unit_test(test_aws_numbers_and_flags),
+      cmocka_unit_test(test_aws_region_names),
       cmocka_unit_test(test_aws_resolve_corrupt),
       cmocka_unit_test(test_azure_valid),
       cmocka_unit_test(test_azure_invalid),

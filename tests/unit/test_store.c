@@ -273,18 +273,42 @@ static enum cs_err open_logged(const char *dir, struct cs_store **st, char *log,
 static void test_schema_newer(void **state)
 {
   struct fx *f = *state;
-  const uint8_t v2[4] = {0, 0, 0, 2};
+  const uint8_t newer[4] = {0, 0, 0, CS_STORE_SCHEMA_VERSION + 1};
   struct cs_store *st = NULL;
-  char log[4096];
+  char log[4096], want[64];
 
   cs_store_close(f->st);
   f->st = NULL;
-  raw_schema(f->dir, v2, sizeof v2);
+  raw_schema(f->dir, newer, sizeof newer);
   assert_int_equal(open_logged(f->dir, &st, log, sizeof log), CS_ERR_SCHEMA_NEWER);
   assert_null(st);
   assert_non_null(strstr(log, "\"level\":\"error\""));
-  assert_non_null(strstr(log, "schema version 2"));
-  assert_non_null(strstr(log, "version 1 this build supports"));
+  snprintf(want, sizeof want, "schema version %u", CS_STORE_SCHEMA_VERSION + 1);
+  assert_non_null(strstr(log, want));
+  snprintf(want, sizeof want, "version %u this build supports", CS_STORE_SCHEMA_VERSION);
+  assert_non_null(strstr(log, want));
+}
+
+/* A version 1 store (unkeyed audit chain) is refused, read-only too. */
+static void test_schema_older(void **state)
+{
+  struct fx *f = *state;
+  const uint8_t v1[4] = {0, 0, 0, 1};
+  struct cs_store *st = NULL;
+  char log[4096];
+
+  assert_int_equal(CS_STORE_SCHEMA_VERSION, 2);
+  cs_store_close(f->st);
+  f->st = NULL;
+  raw_schema(f->dir, v1, sizeof v1);
+  assert_int_equal(open_logged(f->dir, &st, log, sizeof log), CS_ERR_SCHEMA_OLD);
+  assert_null(st);
+  assert_non_null(strstr(log, "\"level\":\"error\""));
+  assert_non_null(strstr(log, "schema version 1"));
+  assert_non_null(strstr(log, "unkeyed audit chain"));
+  assert_int_equal(cs_store_open(f->dir, CS_STORE_READONLY, &st), CS_ERR_SCHEMA_OLD);
+  assert_null(st);
+  assert_true(cs_store_exists(f->dir));
 }
 
 static void test_schema_garbled(void **state)
@@ -1060,6 +1084,7 @@ int main(int argc, char **argv)
       cmocka_unit_test_setup_teardown(test_open_not_initialized, dir_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_create_twice, dir_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_schema_newer, fx_setup, fx_teardown),
+      cmocka_unit_test_setup_teardown(test_schema_older, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_schema_garbled, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_get_missing, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_put_no_overwrite_twice, fx_setup, fx_teardown),
