@@ -6,6 +6,7 @@
 #include "etcd.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +101,9 @@ static int apply_kv(struct cs_etcd *e, MDB_txn *txn, const cJSON *kv, bool del)
 
   if (mod <= 0 || cs_etcd_unb64(cJSON_GetObjectItemCaseSensitive(kv, "key"), &key, &klen))
     goto out;
+  if (klen == e->prefix_len + e->node_len && memcmp(key, e->prefix, e->prefix_len) == 0 &&
+      memcmp(key + e->prefix_len, e->node, e->node_len) == 0)
+    e->node_mod = del ? 0 : mod; /* write_mu: the appliers hold it */
   t = cs_etcd_split_key(e, key, klen, &rk, &rlen);
   if (t < 0 || rlen > e->st->max_key) {
     rc = 0; /* not a record: the backend's own keys, or another build's */
@@ -362,7 +366,8 @@ static enum cs_err etcd_alloc(struct cs_store *st, const struct cs_store_url *u,
   st->etcd = e;
   e->st = st;
   if (pthread_mutex_init(&e->mu, NULL) || pthread_cond_init(&e->cv, NULL) ||
-      pthread_mutex_init(&e->cb_mu, NULL))
+      pthread_mutex_init(&e->cb_mu, NULL) || pthread_mutex_init(&e->txn_mu, NULL) ||
+      sodium_init() < 0)
     return CS_ERR_INTERNAL;
   e->prefix_len = strlen(u->prefix);
   memcpy(e->prefix, u->prefix, e->prefix_len + 1);
@@ -376,6 +381,61 @@ static enum cs_err etcd_alloc(struct cs_store *st, const struct cs_store_url *u,
     e->tpre_len[t] = n - 1;
   }
   return cs_etcd_client_init(&e->cli, u, o);
+}
+
+/* A writable handle's node key (see etcd.h), put before the load so the
+ * copy knows its revision: never absent while the handle writes, so a
+ * fenced Txn cannot pass its compare again after a delete. */
+static enum cs_err node_init(struct cs_etcd *e)
+{
+  uint8_t id[8];
+  char hex[17];
+  struct cs_buf b;
+  cJSON *j = NULL;
+  enum cs_err r;
+
+  randombytes_buf(id, sizeof id);
+  sodium_bin2hex(hex, sizeof hex, id, sizeof id);
+  e->node_len = (size_t)snprintf(e->node, sizeof e->node, "_sys/node/%s", hex);
+  cs_buf_init(&b, 4096);
+  r = CS_BUF_LIT(&b, "{\"key\":\"");
+  if (r == CS_OK)
+    r = cs_etcd_key_b64(&b, e, -1, e->node, e->node_len);
+  if (r == CS_OK)
+    r = CS_BUF_LIT(&b, "\",\"value\":\"b3Blbg==\"}"); /* "open" */
+  if (r == CS_OK)
+    r = post(e, "/v3/kv/put", &b, true, false, &j);
+  e->node_live = r == CS_OK;
+  cJSON_Delete(j);
+  cs_buf_free(&b);
+  return r;
+}
+
+/* Delete the node key of a handle being closed (best effort, bounded). */
+void cs_etcd_retire(struct cs_etcd *e)
+{
+  struct cs_etcd_call r = {.path = "/v3/kv/deleterange", .idempotent = true, .ep = -1,
+                           .timeout_ms = 1000};
+  struct cs_buf b;
+  cJSON *j = NULL;
+  CURL *h;
+
+  if (!e->node_live)
+    return;
+  e->node_live = false;
+  h = cs_etcd_handle_get(&e->cli);
+  cs_buf_init(&b, 4096);
+  if (h && CS_BUF_LIT(&b, "{\"key\":\"") == CS_OK &&
+      cs_etcd_key_b64(&b, e, -1, e->node, e->node_len) == CS_OK && CS_BUF_LIT(&b, "\"}") == CS_OK) {
+    r.body = b.data;
+    r.len = b.len;
+    if (cs_etcd_post(&e->cli, h, &r, &j) != CS_OK)
+      CS_LOG(CS_LOG_WARN, "store: could not delete this node's key %s%s from etcd", e->prefix,
+             e->node);
+  }
+  cJSON_Delete(j);
+  cs_buf_free(&b);
+  cs_etcd_handle_put(&e->cli, h);
 }
 
 enum cs_err cs_etcd_open(const struct cs_store_url *u, const struct cs_store_opts *o,
@@ -398,6 +458,8 @@ enum cs_err cs_etcd_open(const struct cs_store_url *u, const struct cs_store_opt
     r = copy_open(st->etcd);
   if (r == CS_OK && create)
     r = init_prefix(st->etcd);
+  if (r == CS_OK && !readonly)
+    r = node_init(st->etcd);
   if (r == CS_OK)
     r = cs_etcd_load(st->etcd);
   if (r == CS_OK)
@@ -437,6 +499,7 @@ void cs_etcd_free(struct cs_etcd *e)
   pthread_mutex_destroy(&e->mu);
   pthread_cond_destroy(&e->cv);
   pthread_mutex_destroy(&e->cb_mu);
+  pthread_mutex_destroy(&e->txn_mu);
   free(e);
 }
 

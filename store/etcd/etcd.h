@@ -12,8 +12,9 @@
  * binary; sequence tables use 8-byte big-endian keys, so byte order is
  * numeric order, as in LMDB). PREFIX + "_sys/" holds the backend's own
  * keys: "_sys/gen/<table>" (bumped by every Txn that deletes from the
- * table) and "_sys/sync" (put by a Txn's failure branch). Values are the
- * caller's bytes, unchanged: sealed above the store, as in LMDB.
+ * table) and "_sys/node/<random id>", one per open store handle (deleted at
+ * close). Values are the caller's bytes, unchanged: sealed above the
+ * store, as in LMDB.
  *
  * Local copy. Each table is an LMDB table as in the LMDB backend (same
  * names), so every read path is LMDB's own; a side table "_rev/<table>"
@@ -37,15 +38,23 @@
  * by lease expiry do not bump gen: see cs_txn_put_lease().
  * A batch packs ops while the plan fits (also ~1.25 MiB of keys and
  * values, under etcd's 1.5 MiB request limit) and commits them in one Txn;
- * the rest re-run afterwards on the state it left. A failed compare means
- * the copy was stale: the Txn's failure branch puts _sys/sync, so once the
- * watch applied that revision the copy holds whatever broke the compare;
- * then the same ops re-run. After a commit at revision C the write returns
- * once the copy applied C (reads your writes).
+ * the rest re-run afterwards on the state it left. After a commit at
+ * revision C the write returns once the copy applied C (reads your writes).
+ *
+ * Exactly once. Every Txn also compares the handle's node key's
+ * mod_revision with the copy's and puts the attempt's id into it, so of
+ * several sends of one Txn (libcurl re-sends a POST whose reused connection
+ * died; this backend re-sends one whose answer was lost) at most one
+ * commits. The failure branch reads the node key, then puts it: if it holds
+ * this attempt's id, an earlier send committed (success); else the copy was
+ * stale, and once the watch applied the failure branch's revision the copy
+ * holds whatever broke the compare: the same ops re-run. That put also
+ * fences off any send of the old attempt still in flight.
  *
  * Failures. Connection refused or not sent → next endpoint (each once);
- * a request that timed out or failed after it was sent is not re-sent
- * unless idempotent (it may have committed) → CS_ERR_STORE_UNAVAILABLE.
+ * a request that timed out or failed after it was sent is re-sent only if
+ * idempotent (reads; Txns, thanks to the node key), else
+ * CS_ERR_STORE_UNAVAILABLE; a write that may have committed says so.
  * A write gives up after 3x the request timeout. Reads keep serving the
  * copy. The health thread makes one linearizable range a second, on the
  * watch's endpoint first; if another endpoint answers instead the watch
@@ -71,6 +80,8 @@
 
 /* etcd's defaults, which a production cluster keeps. */
 #define CS_ETCD_MAX_OPS 128
+/* Compares and success ops left for records: the node key takes one each. */
+#define CS_ETCD_REC_OPS (CS_ETCD_MAX_OPS - 1)
 #define CS_ETCD_TXN_BYTES ((size_t)1280 << 10)
 
 /* Append a string literal to a cs_buf. */
@@ -175,6 +186,13 @@ struct cs_etcd {
   cs_store_change_fn cb;
   void *cb_arg;
 
+  char node[48]; /* "_sys/node/<16 hex>" under PREFIX: this handle's key */
+  size_t node_len;
+  int64_t node_mod;        /* its mod_revision in the copy (write_mu) */
+  bool node_live;          /* put at open: delete at close */
+  pthread_mutex_t txn_mu;  /* one write at a time through this handle */
+  uint64_t attempts;       /* txn_mu */
+
   atomic_uint_fast64_t txns, conflicts, reloads;
 };
 
@@ -185,6 +203,8 @@ enum cs_err cs_etcd_open(const struct cs_store_url *u, const struct cs_store_opt
 enum cs_err cs_etcd_start(struct cs_etcd *e) CS_WUR;
 /** Stop the threads (NULL-safe: st->etcd may be NULL). */
 void cs_etcd_stop(struct cs_store *st);
+/** Delete the handle's node key from etcd (a store being closed). */
+void cs_etcd_retire(struct cs_etcd *e);
 /** Free the backend and remove the local copy's dir. NULL ok. */
 void cs_etcd_free(struct cs_etcd *e);
 enum cs_err cs_etcd_probe(const struct cs_store_url *u, const struct cs_store_opts *o,
@@ -237,7 +257,9 @@ struct cs_rec_range {
 
 struct cs_etcd_rec {
   struct cs_etcd *e;
-  int64_t base; /* R */
+  int64_t base;     /* R */
+  int64_t node_mod; /* the node key's mod_revision at R */
+  uint64_t attempt; /* this attempt's id, put into the node key */
   uint8_t *arena;
   size_t alen, acap;
   struct cs_rec_item *items;

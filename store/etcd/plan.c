@@ -1,8 +1,8 @@
 /*
  * etcd backend: turning one write attempt's record into a Txn — compares
  * that fail if anything read changed since R, the deduplicated puts and
- * deletes, and the failure branch's sync put — within etcd's limits. The
- * levels of compare per table are described in etcd.h.
+ * deletes, the node key's compare, put and failure branch — within etcd's
+ * limits. The levels of compare per table are described in etcd.h.
  */
 #include "etcd.h"
 
@@ -174,7 +174,7 @@ static void choose_levels(struct plan *p)
     cost[t] = table_cost(p, t, p->level[t]);
     p->ncmp += cost[t];
   }
-  while (p->ncmp > CS_ETCD_MAX_OPS) {
+  while (p->ncmp > CS_ETCD_REC_OPS) {
     int best = -1;
     size_t save = 0;
 
@@ -373,12 +373,45 @@ static enum cs_err close_list(struct cs_buf *b, const char *close)
   return cs_buf_append(b, close, strlen(close));
 }
 
+/* The node key: put this attempt's id (success); read it, then fence it
+ * (failure). Leaves the last object open. */
+static enum cs_err node_ops(struct cs_buf *b, const struct plan *p)
+{
+  const struct cs_etcd *e = p->r->e;
+  char id[32];
+  enum cs_err r;
+
+  snprintf(id, sizeof id, "a%llu", (unsigned long long)p->r->attempt);
+  r = CS_BUF_LIT(b, "{\"request_put\":{");
+  if (r == CS_OK)
+    r = key_b64(b, p, "key", -1, (const uint8_t *)e->node, e->node_len);
+  if (r == CS_OK)
+    r = CS_BUF_LIT(b, ",\"value\":\"");
+  if (r == CS_OK)
+    r = cs_etcd_b64(b, id, strlen(id));
+  if (r == CS_OK)
+    r = CS_BUF_LIT(b, "\"}}],\"failure\":[{\"request_range\":{");
+  if (r == CS_OK)
+    r = key_b64(b, p, "key", -1, (const uint8_t *)e->node, e->node_len);
+  if (r == CS_OK)
+    r = CS_BUF_LIT(b, "}},{\"request_put\":{");
+  return r == CS_OK ? key_b64(b, p, "key", -1, (const uint8_t *)e->node, e->node_len) : r;
+}
+
 static enum cs_err emit(struct cs_buf *b, const struct plan *p)
 {
+  const struct cs_etcd *ed = p->r->e;
   enum cs_err e = CS_BUF_LIT(b, "{\"compare\":[");
 
   for (int t = 0; t < CS_TBL__COUNT && e == CS_OK; t++)
     e = emit_table(b, p, t);
+  if (e == CS_OK)
+    e = CS_BUF_LIT(b, "{");
+  if (e == CS_OK)
+    e = key_b64(b, p, "key", -1, (const uint8_t *)ed->node, ed->node_len);
+  if (e == CS_OK)
+    e = cs_buf_printf(b, ",\"target\":\"MOD\",\"result\":\"EQUAL\",\"mod_revision\":\"%lld\"}",
+                      (long long)p->r->node_mod);
   if (e == CS_OK)
     e = close_list(b, "],\"success\":[");
   for (size_t i = 0; i < p->nw && e == CS_OK; i++)
@@ -396,9 +429,7 @@ static enum cs_err emit(struct cs_buf *b, const struct plan *p)
       e = CS_BUF_LIT(b, "}},");
   }
   if (e == CS_OK)
-    e = close_list(b, "],\"failure\":[{\"request_put\":{");
-  if (e == CS_OK)
-    e = key_b64(b, p, "key", -1, (const uint8_t *)"_sys/sync", 9);
+    e = node_ops(b, p);
   return e == CS_OK ? CS_BUF_LIT(b, "}}]}") : e;
 }
 
@@ -407,7 +438,7 @@ enum cs_err cs_etcd_plan(const struct cs_etcd_rec *r, struct cs_buf *body, bool 
   struct plan p;
   enum cs_err e = plan_build(r, &p);
 
-  if (e == CS_OK && (p.ncmp > CS_ETCD_MAX_OPS || p.nops > CS_ETCD_MAX_OPS ||
+  if (e == CS_OK && (p.ncmp > CS_ETCD_REC_OPS || p.nops > CS_ETCD_REC_OPS ||
                      p.bytes > CS_ETCD_TXN_BYTES))
     e = CS_ERR_TOO_LARGE;
   if (e == CS_OK)

@@ -32,8 +32,8 @@ static bool fits(const struct cs_etcd_rec *r)
     writes += it->kind != CS_REC_READ;
     bytes += CS_ETCD_KEY_MAX + it->vlen + 32;
   }
-  if (reads + r->n_ranges + 2 * CS_TBL__COUNT <= CS_ETCD_MAX_OPS &&
-      writes + CS_TBL__COUNT <= CS_ETCD_MAX_OPS &&
+  if (reads + r->n_ranges + 2 * CS_TBL__COUNT <= CS_ETCD_REC_OPS &&
+      writes + CS_TBL__COUNT <= CS_ETCD_REC_OPS &&
       bytes + r->n_ranges * 2 * CS_ETCD_KEY_MAX <= CS_ETCD_TXN_BYTES)
     return true;
   return cs_etcd_plan(r, NULL, &hw) == CS_OK;
@@ -82,6 +82,8 @@ static enum cs_err pack_once(struct cs_store *st, struct cs_store_op *ops, size_
   if (rc)
     return cs_lmdb_fail(rc, "write begin");
   cs_etcd_rec_init(&g->rec, st->etcd, cs_etcd_applied(st->etcd));
+  g->rec.node_mod = st->etcd->node_mod;
+  g->rec.attempt = ++st->etcd->attempts; /* txn_mu */
   for (k = begin; k < n && !top.full; k++) {
     bool fit;
 
@@ -94,7 +96,7 @@ static enum cs_err pack_once(struct cs_store *st, struct cs_store_op *ops, size_
       break; /* the next Txn takes it */
     CS_LOG(CS_LOG_ERROR, "store: one change needs more than one etcd Txn holds "
                          "(%d puts and deletes, %zu KiB)",
-           CS_ETCD_MAX_OPS - 1, CS_ETCD_TXN_BYTES >> 10);
+           CS_ETCD_REC_OPS, CS_ETCD_TXN_BYTES >> 10);
     ops[k].result = CS_ERR_TOO_LARGE;
   }
   mdb_txn_abort(top.txn);
@@ -135,20 +137,48 @@ static enum cs_err pack(struct cs_store *st, struct cs_store_op *ops, size_t beg
   return e;
 }
 
-/* Send the group's Txn. Sets *ok (compares held) and *rev (its revision:
- * of the commit, or of the failure branch's sync put). */
+/* Did an earlier send of this attempt commit? The failure branch read the
+ * node key before fencing it: our id there means yes, at its mod_revision. */
+static int64_t committed_before(const cJSON *reply, uint64_t attempt)
+{
+  const cJSON *rr = cJSON_GetObjectItemCaseSensitive(
+      cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(reply, "responses"), 0),
+      "response_range");
+  const cJSON *kv = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(rr, "kvs"), 0);
+  char want[32];
+  uint8_t *v = NULL;
+  size_t vlen = 0;
+  int64_t rev = 0;
+
+  snprintf(want, sizeof want, "a%llu", (unsigned long long)attempt);
+  if (kv && cs_etcd_unb64(cJSON_GetObjectItemCaseSensitive(kv, "value"), &v, &vlen) == CS_OK &&
+      vlen == strlen(want) && memcmp(v, want, vlen) == 0)
+    rev = cs_etcd_int(kv, "mod_revision");
+  free(v);
+  return rev;
+}
+
+/* Send the group's Txn; re-sending it is safe (see etcd.h). Sets *ok (it
+ * committed, by this send or an earlier one) and *rev: the commit's
+ * revision, or the failure branch's. */
 static enum cs_err commit(struct cs_etcd *e, CURL *h, struct group *g, bool *ok, int64_t *rev)
 {
   struct cs_etcd_call r = {.path = "/v3/kv/txn", .body = g->body.data, .len = g->body.len,
-                           .ep = -1};
+                           .idempotent = true, .ep = -1};
   cJSON *j = NULL;
   enum cs_err err;
+  int64_t before;
 
   atomic_fetch_add(&e->txns, 1);
   err = cs_etcd_post(&e->cli, h, &r, &j);
   if (err == CS_OK) {
     *ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "succeeded"));
     *rev = cs_etcd_int(cJSON_GetObjectItemCaseSensitive(j, "header"), "revision");
+    before = *ok ? 0 : committed_before(j, g->rec.attempt);
+    if (before > 0) {
+      *ok = true;
+      *rev = before;
+    }
     if (*rev <= 0)
       err = CS_ERR_STORE;
   }
@@ -170,6 +200,7 @@ enum cs_err cs_etcd_write_batch(struct cs_store *st, struct cs_store_op *ops, si
   enum cs_err r = h ? CS_OK : CS_ERR_NOMEM;
   size_t begin = 0;
 
+  pthread_mutex_lock(&e->txn_mu);
   while (r == CS_OK && begin < n) {
     struct group g;
     bool ok = false;
@@ -201,6 +232,7 @@ enum cs_err cs_etcd_write_batch(struct cs_store *st, struct cs_store_op *ops, si
       r = CS_ERR_STORE_UNAVAILABLE;
     }
   }
+  pthread_mutex_unlock(&e->txn_mu);
   cs_etcd_handle_put(&e->cli, h);
   if (r != CS_OK)
     fail_from(ops, begin, n, r);

@@ -382,7 +382,10 @@ void cs_etcd_stop(struct cs_store *st)
 {
   struct cs_etcd *e = st->etcd;
 
-  if (!e || !e->threads)
+  if (!e)
+    return;
+  cs_etcd_retire(e);
+  if (!e->threads)
     return;
   pthread_mutex_lock(&e->mu);
   atomic_store(&e->stop, true);
