@@ -73,7 +73,8 @@ enum cs_err cs_etcd_store_range(struct cs_buf *b, const struct cs_etcd *e, const
 static enum cs_err post(struct cs_etcd *e, const char *path, struct cs_buf *body, bool idempotent,
                         bool bg, cJSON **out)
 {
-  struct cs_etcd_call r = {.path = path, .idempotent = idempotent, .background = bg, .ep = -1};
+  struct cs_etcd_call r = {.path = path, .idempotent = idempotent, .background = bg, .ep = -1,
+                           .abort = &e->stop};
   CURL *h = cs_etcd_handle_get(&e->cli);
   enum cs_err err;
 

@@ -113,6 +113,16 @@ void cs_etcd_handle_put(struct cs_etcd_client *c, CURL *h)
   curl_easy_cleanup(h);
 }
 
+/* libcurl calls this at least once a second during a transfer. */
+static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+  (void)dt;
+  (void)dn;
+  (void)ut;
+  (void)un;
+  return atomic_load((const atomic_bool *)arg) ? 1 : 0;
+}
+
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
 {
   return cs_buf_append(arg, p, size * n) == CS_OK ? size * n : 0;
@@ -176,23 +186,33 @@ struct attempt {
 static void post_once(struct cs_etcd_client *c, CURL *h, const struct cs_etcd_call *r, size_t i,
                       struct attempt *a)
 {
+  long timeout = r->timeout_ms ? r->timeout_ms : c->timeout_ms;
   struct curl_slist *hdrs = NULL;
   struct cs_buf url;
   curl_off_t pre = 0;
 
+  /* Within the caller's deadline: a write must not outlast it by one
+   * request timeout per endpoint. */
+  if (r->deadline_ms && r->deadline_ms - cs_mono_ms() < timeout)
+    timeout = r->deadline_ms - cs_mono_ms() > 1 ? (long)(r->deadline_ms - cs_mono_ms()) : 1;
   cs_buf_init(&url, 1024);
   a->http = 0;
   a->sent = false;
   a->rc = CURLE_OUT_OF_MEMORY;
   cs_buf_init(&a->body, CS_ETCD_REPLY_MAX);
   if (cs_buf_printf(&url, "%s%s", c->ep[i], r->path) != CS_OK ||
-      cs_etcd_handle_setup(c, h, &hdrs, r->timeout_ms ? r->timeout_ms : c->timeout_ms) != CS_OK)
+      cs_etcd_handle_setup(c, h, &hdrs, timeout) != CS_OK)
     goto out;
   curl_easy_setopt(h, CURLOPT_URL, url.data);
   curl_easy_setopt(h, CURLOPT_POSTFIELDS, r->body);
   curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->len);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &a->body);
+  if (r->abort) {
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)r->abort);
+  }
   a->rc = curl_easy_perform(h);
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &a->http);
   curl_easy_getinfo(h, CURLINFO_PRETRANSFER_TIME_T, &pre);
@@ -313,10 +333,12 @@ enum cs_err cs_etcd_post(struct cs_etcd_client *c, CURL *h, struct cs_etcd_call 
     if (e != CS_OK)
       return e;
   }
-  /* Each endpoint once, in turn from the first. */
+  /* Each endpoint once, in turn from the first, within the deadline. */
   for (size_t left = c->n_ep; left > 0;) {
     struct attempt a;
 
+    if ((r->deadline_ms && cs_mono_ms() >= r->deadline_ms) || (r->abort && atomic_load(r->abort)))
+      break;
     r->ep_used = (int)i;
     r->grpc_code = 0;
     post_once(c, h, r, i, &a);
@@ -331,8 +353,9 @@ enum cs_err cs_etcd_post(struct cs_etcd_client *c, CURL *h, struct cs_etcd_call 
       left--;
     }
   }
-  CS_LOG(CS_LOG_WARN, "store: etcd %s failed on every endpoint (no quorum or unreachable)",
-         r->path);
+  if (!r->abort || !atomic_load(r->abort)) /* else the store is closing */
+    CS_LOG(CS_LOG_WARN, "store: etcd %s failed on every endpoint (no quorum or unreachable)",
+           r->path);
   return e;
 }
 

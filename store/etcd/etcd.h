@@ -124,6 +124,8 @@ struct cs_etcd_call {
   bool background; /* counted as the watch/health threads' */
   int ep;          /* endpoint to try first; -1: the preferred one */
   long timeout_ms; /* 0: the client's */
+  int64_t deadline_ms; /* monotonic; no attempt starts or runs past it (0: none) */
+  const atomic_bool *abort; /* set: give up at once (a store closing), or NULL */
   int ep_used;     /* out: endpoint that answered */
   int grpc_code;   /* out: etcd's error code (0: none) */
 };

@@ -161,10 +161,11 @@ static int64_t committed_before(const cJSON *reply, uint64_t attempt)
 /* Send the group's Txn; re-sending it is safe (see etcd.h). Sets *ok (it
  * committed, by this send or an earlier one) and *rev: the commit's
  * revision, or the failure branch's. */
-static enum cs_err commit(struct cs_etcd *e, CURL *h, struct group *g, bool *ok, int64_t *rev)
+static enum cs_err commit(struct cs_etcd *e, CURL *h, struct group *g, int64_t deadline, bool *ok,
+                          int64_t *rev)
 {
   struct cs_etcd_call r = {.path = "/v3/kv/txn", .body = g->body.data, .len = g->body.len,
-                           .idempotent = true, .ep = -1};
+                           .idempotent = true, .ep = -1, .deadline_ms = deadline};
   cJSON *j = NULL;
   enum cs_err err;
   int64_t before;
@@ -208,7 +209,7 @@ enum cs_err cs_etcd_write_batch(struct cs_store *st, struct cs_store_op *ops, si
 
     r = pack(st, ops, begin, n, &g);
     if (r == CS_OK && g.has_writes)
-      r = commit(e, h, &g, &ok, &rev);
+      r = commit(e, h, &g, deadline, &ok, &rev);
     group_free(&g);
     if (r != CS_OK)
       break;

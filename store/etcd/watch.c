@@ -11,7 +11,8 @@
 
 #define CS_ETCD_LINE_MAX ((size_t)512 << 20) /* one watch reply: up to 1000 revisions */
 #define CS_ETCD_HEALTH_EVERY_MS 1000
-#define CS_ETCD_HEALTH_TIMEOUT_MS 2000
+#define CS_ETCD_HEALTH_TIMEOUT_MS 1000 /* per endpoint */
+#define CS_ETCD_HEALTH_DEADLINE_MS 2500 /* for one check, over every endpoint */
 #define CS_ETCD_HEALTHY_MS 3000 /* a success this recent counts as healthy */
 #define CS_ETCD_STALL_MS 2000   /* a writer waiting this long moves the watch */
 #define CS_ETCD_BACKOFF_MAX_MS 1000
@@ -314,7 +315,8 @@ static void *watch_main(void *arg)
 static void health_check(struct cs_etcd *e, CURL *h)
 {
   struct cs_etcd_call r = {.path = "/v3/kv/range", .idempotent = true, .background = true,
-                           .timeout_ms = CS_ETCD_HEALTH_TIMEOUT_MS};
+                           .timeout_ms = CS_ETCD_HEALTH_TIMEOUT_MS, .abort = &e->stop,
+                           .deadline_ms = cs_mono_ms() + CS_ETCD_HEALTH_DEADLINE_MS};
   bool watching = atomic_load(&e->watch_ok);
   int wep = atomic_load(&e->watch_ep);
   struct cs_buf b;

@@ -5,13 +5,17 @@ their own data dirs and free ports, torn down by PID.
 As a module (later pytest suites):
     c = EtcdCluster("/tmp/x"); c.start(); c.url("/p/"); c.kill(c.leader()); c.restart(i); c.stop()
 As a CLI (shell and ctest fixtures):
-    etcd_cluster.py start DIR [--size N]   start, wait healthy, write DIR/cluster.json, DIR/url
+    etcd_cluster.py start DIR [--size N] [--tls] [--auth USER:PASSWORD] [--etcd-arg=--flag=value ...]
+                                           start, wait healthy, write DIR/cluster.json, DIR/url
+                                           (--tls: client URLs over TLS with client certificates;
+                                           DIR/tls/{ca,client}.pem and client.key for clients)
     etcd_cluster.py stop DIR               kill every member by PID, wait, remove data dirs
     etcd_cluster.py kill DIR I [--signal TERM|KILL|STOP|CONT]
     etcd_cluster.py restart DIR I          start member I again on its data dir and ports
     etcd_cluster.py leader DIR             print the leader's index
     etcd_cluster.py wait DIR               wait until every running member is healthy
-    etcd_cluster.py url DIR                print etcd://127.0.0.1:P1,...
+    etcd_cluster.py url DIR                print etcd://127.0.0.1:P1,... (etcds:// with --tls)
+    etcd_cluster.py auth DIR USER PASSWORD add USER (role root) and enable etcd authentication
 
 Members use test timings (--heartbeat-interval 50 --election-timeout 500) and
 etcd's default --max-txn-ops (128) and --max-request-bytes (1.5 MiB), so code
@@ -26,6 +30,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -48,32 +53,55 @@ def _free_ports(n):
     return ports
 
 
-def _post(port, path, body, timeout=1.0):
-    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path),
-                                 data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as r:
-        return json.loads(r.read())
+def _tls_files(d):
+    """A CA, a server certificate for 127.0.0.1 and a client certificate. The server's is
+    also a client certificate: etcd's JSON gateway dials its own gRPC port with it."""
+    os.makedirs(d, exist_ok=True)
+
+    def run(*a):
+        subprocess.run(["openssl", *a], check=True, capture_output=True, timeout=60)
+    ca, srv, cli = (os.path.join(d, n) for n in ("ca", "server", "client"))
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", ca + ".key", "-out", ca + ".pem", "-days", "2", "-subj", "/CN=cs-test-ca")
+    for name, ext in ((srv, "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth"),
+                      (cli, "extendedKeyUsage=clientAuth")):
+        with open(name + ".ext", "w") as f:
+            f.write(ext + "\n")
+        # No CommonName on the client's: with authentication on, etcd 3.4's JSON
+        # gateway refuses a client certificate that has one.
+        subj = "/CN=127.0.0.1" if name == srv else "/O=credstore-test"
+        run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", name + ".key", "-out", name + ".csr", "-subj", subj)
+        run("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key",
+            "-CAcreateserial", "-out", name + ".pem", "-days", "2", "-extfile", name + ".ext")
+    for f in os.listdir(d):
+        os.chmod(os.path.join(d, f), 0o600)
 
 
 class EtcdCluster:
-    def __init__(self, base, size=3, max_lifetime=1800):
+    def __init__(self, base, size=3, max_lifetime=1800, tls=False, etcd_args=()):
         self.base = os.path.abspath(base)
         self.size = size
         self.max_lifetime = max_lifetime
+        self.tls = tls
+        self.etcd_args = list(etcd_args)
         self.members = []
+        self.tls_dir = os.path.join(self.base, "tls")
         path = os.path.join(self.base, STATE)
         if os.path.exists(path):
             with open(path) as f:
                 st = json.load(f)
             self.members = st["members"]
             self.size = len(self.members)
+            self.tls = st.get("tls", False)
+            self.etcd_args = st.get("etcd_args", [])
 
     # ------------------------------------------------------------ state
     def _save(self):
         tmp = os.path.join(self.base, STATE + ".tmp")
         with open(tmp, "w") as f:
-            json.dump({"members": self.members}, f, indent=1)
+            json.dump({"members": self.members, "tls": self.tls, "etcd_args": self.etcd_args},
+                      f, indent=1)
         os.replace(tmp, os.path.join(self.base, STATE))
         with open(os.path.join(self.base, "url"), "w") as f:
             f.write(self.url() + "\n")
@@ -82,8 +110,29 @@ class EtcdCluster:
         return ["127.0.0.1:%d" % m["client_port"] for m in self.members]
 
     def url(self, prefix=None):
-        u = "etcd://" + ",".join(self.endpoints())
+        u = ("etcds://" if self.tls else "etcd://") + ",".join(self.endpoints())
         return u + (prefix or "")
+
+    def _client(self, i):
+        return "%s://127.0.0.1:%d" % ("https" if self.tls else "http",
+                                      self.members[i]["client_port"])
+
+    def _ssl(self):
+        if not self.tls:
+            return None
+        ctx = ssl.create_default_context(cafile=os.path.join(self.tls_dir, "ca.pem"))
+        ctx.load_cert_chain(os.path.join(self.tls_dir, "client.pem"),
+                            os.path.join(self.tls_dir, "client.key"))
+        return ctx
+
+    def post(self, i, path, body, timeout=1.0, token=None):
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = token
+        req = urllib.request.Request(self._client(i) + path, data=json.dumps(body).encode(),
+                                     headers=headers)
+        with urllib.request.urlopen(req, timeout=timeout, context=self._ssl()) as r:
+            return json.loads(r.read())
 
     # ------------------------------------------------------------ processes
     def _ours(self, pid):
@@ -100,10 +149,16 @@ class EtcdCluster:
         m = self.members[i]
         cluster = ",".join("%s=http://127.0.0.1:%d" % (o["name"], o["peer_port"])
                            for o in self.members)
+        tls = []
+        if self.tls:
+            tls = ["--cert-file", os.path.join(self.tls_dir, "server.pem"),
+                   "--key-file", os.path.join(self.tls_dir, "server.key"),
+                   "--trusted-ca-file", os.path.join(self.tls_dir, "ca.pem"),
+                   "--client-cert-auth"]
         return ["timeout", "-s", "KILL", str(self.max_lifetime), ETCD,
                 "--name", m["name"], "--data-dir", m["data_dir"],
-                "--listen-client-urls", "http://127.0.0.1:%d" % m["client_port"],
-                "--advertise-client-urls", "http://127.0.0.1:%d" % m["client_port"],
+                "--listen-client-urls", self._client(i),
+                "--advertise-client-urls", self._client(i), *tls, *self.etcd_args,
                 "--listen-peer-urls", "http://127.0.0.1:%d" % m["peer_port"],
                 "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % m["peer_port"],
                 "--initial-cluster", cluster, "--initial-cluster-token", "cs-test",
@@ -137,6 +192,8 @@ class EtcdCluster:
     def start(self, timeout=30):
         os.makedirs(self.base, exist_ok=True)
         self.stop()
+        if self.tls:
+            _tls_files(self.tls_dir)
         ports = _free_ports(2 * self.size)
         self.members = []
         for i in range(self.size):
@@ -195,11 +252,22 @@ class EtcdCluster:
     # ------------------------------------------------------------ queries
     def healthy(self, i):
         try:
-            with urllib.request.urlopen("http://127.0.0.1:%d/health" %
-                                        self.members[i]["client_port"], timeout=1) as r:
+            with urllib.request.urlopen(self._client(i) + "/health", timeout=1,
+                                        context=self._ssl()) as r:
                 return json.loads(r.read()).get("health") == "true"
         except (OSError, ValueError, urllib.error.URLError):
             return False
+
+    def enable_auth(self, user, password):
+        """Add @user with etcd's root role, then turn authentication on."""
+        i = next(i for i in range(self.size) if self.alive(i))
+        self.post(i, "/v3/auth/role/add", {"name": "root"}, timeout=5)
+        self.post(i, "/v3/auth/user/add", {"name": user, "password": password}, timeout=5)
+        self.post(i, "/v3/auth/user/grant", {"user": user, "role": "root"}, timeout=5)
+        if user != "root":
+            self.post(i, "/v3/auth/user/add", {"name": "root", "password": password}, timeout=5)
+            self.post(i, "/v3/auth/user/grant", {"user": "root", "role": "root"}, timeout=5)
+        self.post(i, "/v3/auth/enable", {}, timeout=5)
 
     def wait_healthy(self, timeout=30):
         deadline = time.time() + timeout
@@ -217,7 +285,7 @@ class EtcdCluster:
                 if not self.alive(i):
                     continue
                 try:
-                    st = _post(m["client_port"], "/v3/maintenance/status", {})
+                    st = self.post(i, "/v3/maintenance/status", {})
                 except (OSError, ValueError, urllib.error.URLError):
                     continue
                 if st.get("leader") and st["leader"] == st["header"]["member_id"]:
@@ -228,18 +296,33 @@ class EtcdCluster:
 
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("cmd", choices=["start", "stop", "kill", "restart", "leader", "wait", "url"])
+    ap.add_argument("cmd", choices=["start", "stop", "kill", "restart", "leader", "wait", "url",
+                                    "auth"])
     ap.add_argument("dir")
-    ap.add_argument("index", nargs="?", type=int)
+    ap.add_argument("index", nargs="?", help="member index (kill, restart) or user (auth)")
+    ap.add_argument("password", nargs="?")
     ap.add_argument("--size", type=int, default=3)
+    ap.add_argument("--tls", action="store_true")
+    ap.add_argument("--etcd-arg", action="append", default=[])
+    ap.add_argument("--auth", help="USER:PASSWORD: start with etcd authentication on")
     ap.add_argument("--signal", default="KILL")
     ap.add_argument("--max-lifetime", type=int, default=1800)
     a = ap.parse_args(argv)
-    c = EtcdCluster(a.dir, a.size, a.max_lifetime)
-    if a.cmd in ("kill", "restart") and (a.index is None or not 0 <= a.index < c.size):
-        ap.error("%s needs a member index in [0, %d)" % (a.cmd, c.size))
+    c = EtcdCluster(a.dir, a.size, a.max_lifetime, a.tls, a.etcd_arg)
+    if a.cmd in ("kill", "restart"):
+        if a.index is None or not a.index.isdigit() or not 0 <= int(a.index) < c.size:
+            ap.error("%s needs a member index in [0, %d)" % (a.cmd, c.size))
+        a.index = int(a.index)
+    if a.cmd == "auth" and (not a.index or not a.password):
+        ap.error("auth needs a user and a password")
     if a.cmd == "start":
         c.start()
+        if a.auth:
+            try:
+                c.enable_auth(*a.auth.split(":", 1))
+            except Exception:
+                c.stop()
+                raise
         print(c.url())
     elif a.cmd == "stop":
         c.stop()
@@ -253,6 +336,8 @@ def main(argv):
         c.wait_healthy()
     elif a.cmd == "url":
         print(c.url())
+    elif a.cmd == "auth":
+        c.enable_auth(a.index, a.password)
     return 0
 
 

@@ -1138,6 +1138,75 @@ static void test_compacted_resume_reloads(void **state)
   cs_store_close(b);
 }
 
+/* --------------------------------------------- etcds:// and etcd's own auth */
+
+/* With CS_TEST_ETCD_TLS=DIR: a 1-member cluster with TLS client certificates
+ * and authentication (user credstore, password s3cret, tokens that live 2 s). */
+static char tls_file[3][600];
+
+void tls_opts(struct cs_store_opts *o, const char *dir)
+{
+  static const char *const names[3] = {"ca.pem", "client.pem", "client.key"};
+
+  for (int i = 0; i < 3; i++)
+    snprintf(tls_file[i], sizeof tls_file[i], "%s/tls/%s", dir, names[i]);
+  o->etcd_cacert = tls_file[0];
+  o->etcd_cert = tls_file[1];
+  o->etcd_key = tls_file[2];
+  o->etcd_user = "credstore";
+  o->etcd_password = "s3cret";
+}
+
+static void test_tls_and_auth(void **state)
+{
+  struct fx *f = *state;
+  struct cs_store *b = node(f);
+  uint8_t want[8];
+
+  assert_int_equal(put_s(f->st, CS_TBL_CREDS, "t1", "v1"), CS_OK);
+  assert_true(wait_rec(b, CS_TBL_CREDS, "t1", true, 1000) >= 0);
+  /* Past the token's life: the next requests authenticate again. */
+  sleep_ms(3000);
+  assert_int_equal(cs_store_write(b, incr_cb, NULL), CS_OK);
+  assert_int_equal(cs_store_write(f->st, incr_cb, NULL), CS_OK);
+  sync_nodes(b, f->st);
+  cs_store_seq_key(2, want);
+  assert_rec(b, CS_TBL_CREDS, "ctr", 3, want, 8);
+  assert_true(cs_store_healthy(f->st));
+  cs_store_close(b);
+}
+
+static void test_tls_and_auth_refusals(void **state)
+{
+  struct fx *f = *state;
+  struct cs_store_opts o = store_opts;
+  struct cs_store *st = NULL;
+  char plain[700];
+
+  o.etcd_password = "wrong";
+  assert_int_equal(cs_store_open_url(f->url, &o, 0, &st), CS_ERR_STORE);
+  o = store_opts;
+  o.etcd_user = o.etcd_password = NULL; /* the certificate alone names no user */
+  assert_int_equal(cs_store_open_url(f->url, &o, 0, &st), CS_ERR_STORE);
+  o = store_opts;
+  o.etcd_cert = o.etcd_key = NULL; /* etcd wants a client certificate */
+  assert_int_equal(cs_store_open_url(f->url, &o, 0, &st), CS_ERR_STORE_UNAVAILABLE);
+  o = store_opts;
+  o.etcd_cacert = NULL; /* the system CAs do not know the test CA */
+  assert_int_equal(cs_store_open_url(f->url, &o, 0, &st), CS_ERR_STORE_UNAVAILABLE);
+  snprintf(plain, sizeof plain, "etcd://%s", f->url + 8); /* plain HTTP to a TLS port */
+  assert_int_equal(cs_store_open_url(plain, &store_opts, 0, &st), CS_ERR_STORE_UNAVAILABLE);
+  assert_null(st);
+  assert_int_equal(fx_open(f, 0, &st), CS_OK);
+  cs_store_close(st);
+}
+
+const struct CMUnitTest tls_tests[] = {
+    cmocka_unit_test_setup_teardown(test_tls_and_auth, fx_setup, fx_teardown),
+    cmocka_unit_test_setup_teardown(test_tls_and_auth_refusals, fx_setup, fx_teardown),
+};
+const size_t n_tls_tests = sizeof tls_tests / sizeof tls_tests[0];
+
 const struct CMUnitTest cluster_tests[] = {
     cmocka_unit_test_setup_teardown(test_two_nodes_see_each_other, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_counter_increments_serialize, fx_setup, fx_teardown),

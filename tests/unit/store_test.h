@@ -7,7 +7,8 @@
  * same cases against that etcd; CS_TEST_ETCD_CLUSTER=DIR (set by ctest) uses
  * the cluster tests/cluster/etcd_cluster.py started in DIR, which also
  * enables the cases that kill and restart members (CS_TEST_ETCD_HELPER
- * names the script).
+ * names the script). CS_TEST_ETCD_TLS=DIR runs the TLS and authentication
+ * cases against the 1-member cluster started with --tls --auth in DIR.
  */
 #ifndef CS_STORE_TEST_H
 #define CS_STORE_TEST_H
@@ -62,8 +63,13 @@ struct cs_store_stat stat_of(struct cs_store *st);
 void make_dir(char out[64]);
 void rm_tree(const char *dir);
 
-/* store_cluster.c: etcd's own cases. */
+/* store_cluster.c: etcd's own cases; with CS_TEST_ETCD_TLS=DIR, the cases
+ * of etcds:// with client certificates and etcd authentication. */
 extern const struct CMUnitTest cluster_tests[];
 extern const size_t n_cluster_tests;
+extern const struct CMUnitTest tls_tests[];
+extern const size_t n_tls_tests;
+/** Options for the TLS cluster in @p dir (its certificates, user, password). */
+void tls_opts(struct cs_store_opts *o, const char *dir);
 
 #endif

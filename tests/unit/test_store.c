@@ -1078,6 +1078,95 @@ static void test_other_process_grows_map(void **state)
   assert_int_equal(count(f->st, CS_TBL_CREDS), 82);
 }
 
+/* ------------------------------------------------------------- store URLs */
+
+static void test_store_urls(void **state)
+{
+  static const char *const bad[] = {
+      "", "etcd://", "etcds://", "etcd:///p", "etcd://h:0", "etcd://h:70000", "etcd://h:12x",
+      "etcd://a,,b", "etcd://a,", "etcd://,a", "ftp://x/y", "etcd://h:1/bad prefix",
+      "etcd://h:1/a//b", "etcd://h o:1", "etcd://h:1/p%2f", "lmdb:", "http://127.0.0.1:2379",
+  };
+  struct fx *f = *state;
+  struct cs_store_opts half_auth = {.etcd_user = "root"}, half_tls = {.etcd_cert = "c.pem"};
+  struct cs_store *st = NULL;
+  char url[128];
+  bool exists = true;
+  int64_t t0;
+
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    assert_int_equal(cs_store_open_url(bad[i], &store_opts, CS_STORE_CREATE, &st), CS_ERR_INVALID);
+    assert_int_equal(cs_store_probe(bad[i], &store_opts, &exists), CS_ERR_INVALID);
+    assert_false(cs_store_exists(bad[i]));
+  }
+  assert_null(st);
+  assert_true(exists); /* untouched on error */
+  assert_int_equal(cs_store_open_url("etcd://127.0.0.1:1", &half_auth, 0, &st), CS_ERR_INVALID);
+  assert_int_equal(cs_store_open_url("etcd://127.0.0.1:1", &half_tls, 0, &st), CS_ERR_INVALID);
+  /* Nothing listens: refused on every endpoint, quickly. */
+  t0 = (int64_t)time(NULL);
+  assert_int_equal(cs_store_open_url("etcd://127.0.0.1:1,[::1]:1/p", &store_opts, 0, &st),
+                   CS_ERR_STORE_UNAVAILABLE);
+  assert_int_equal(cs_store_probe("etcd://127.0.0.1:1", &store_opts, &exists),
+                   CS_ERR_STORE_UNAVAILABLE);
+  assert_false(cs_store_exists("etcd://127.0.0.1:1"));
+  assert_true((int64_t)time(NULL) - t0 <= 3);
+  assert_null(st);
+  /* lmdb:DIR is DIR. */
+  assert_true(snprintf(url, sizeof url, "lmdb:%s/x", f->dir) < (int)sizeof url);
+  assert_int_equal(cs_store_open_url(url, &store_opts, CS_STORE_CREATE, &st), CS_OK);
+  assert_int_equal(put_s(st, CS_TBL_CREDS, "c1", "v1"), CS_OK);
+  cs_store_close(st);
+  assert_true(cs_store_exists(url));
+  assert_true(cs_store_exists(url + 5));
+  assert_int_equal(cs_store_open(url + 5, 0, &st), CS_OK);
+  assert_rec(st, CS_TBL_CREDS, "c1", 2, "v1", 2);
+  cs_store_close(st);
+}
+
+static int changes_seen;
+
+static void count_change(void *arg, enum cs_table t, const void *key, size_t klen)
+{
+  (void)arg;
+  (void)t;
+  (void)key;
+  (void)klen;
+  changes_seen++;
+}
+
+static enum cs_err lease_put_cb(struct cs_txn *txn, void *ctx)
+{
+  return cs_txn_put_lease(txn, CS_TBL_OUTBOX, "claim", 5, "me", 2, 0, *(int64_t *)ctx);
+}
+
+/* LMDB's cluster hooks are trivial, as documented: always healthy, no
+ * change callbacks, leases that never expire and delete nothing. */
+static void test_lmdb_cluster_hooks(void **state)
+{
+  struct fx *f = *state;
+  int64_t a = 0, b = 0;
+
+  assert_true(cs_store_healthy(f->st));
+  cs_store_on_change(f->st, count_change, NULL);
+  assert_int_equal(cs_store_lease_grant(f->st, 0, &a), CS_ERR_INVALID);
+  assert_int_equal(cs_store_lease_grant(f->st, 86401, &a), CS_ERR_INVALID);
+  assert_int_equal(cs_store_lease_grant(f->st, 10, &a), CS_OK);
+  assert_int_equal(cs_store_lease_grant(f->st, 10, &b), CS_OK);
+  assert_true(a > 0 && b > 0 && a != b);
+  assert_int_equal(cs_store_write(f->st, lease_put_cb, &a), CS_OK);
+  assert_rec(f->st, CS_TBL_OUTBOX, "claim", 5, "me", 2);
+  assert_int_equal(cs_store_lease_keepalive(f->st, a), CS_OK);
+  assert_int_equal(cs_store_lease_revoke(f->st, a), CS_OK);
+  assert_int_equal(cs_store_lease_keepalive(f->st, 0), CS_ERR_NOT_FOUND);
+  assert_rec(f->st, CS_TBL_OUTBOX, "claim", 5, "me", 2);
+  assert_int_equal(changes_seen, 0);
+  cs_store_on_change(f->st, NULL, NULL);
+  assert_int_equal(cs_store_stat(f->st, &(struct cs_store_stat){0}), CS_OK);
+  assert_int_equal(stat_of(f->st).etcd_requests, 0);
+  assert_int_equal(stat_of(f->st).revision, 0);
+}
+
 /* Every backend. */
 static const struct CMUnitTest common_tests[] = {
     cmocka_unit_test_setup_teardown(test_open_not_initialized, dir_setup, fx_teardown),
@@ -1099,6 +1188,7 @@ static const struct CMUnitTest common_tests[] = {
     cmocka_unit_test_setup_teardown(test_readonly, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_read_pool_overflow, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_concurrency, fx_setup, fx_teardown),
+    cmocka_unit_test_setup_teardown(test_store_urls, dir_setup, fx_teardown),
 };
 
 /* LMDB's map, data file and schema record. */
@@ -1109,6 +1199,7 @@ static const struct CMUnitTest lmdb_tests[] = {
     cmocka_unit_test_setup_teardown(test_batch_grows, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_grow_blocked_by_snapshot, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_other_process_grows_map, fx_setup, fx_teardown),
+    cmocka_unit_test_setup_teardown(test_lmdb_cluster_hooks, fx_setup, fx_teardown),
 };
 
 /* CS_TEST_STORE_URL (an etcd URL), else CS_TEST_ETCD_CLUSTER/url, else NULL. */
@@ -1150,6 +1241,13 @@ int main(int argc, char **argv)
   cs_log_min_level = getenv("CS_TEST_LOG") ? CS_LOG_DEBUG : CS_LOG_OFF;
   if (getenv("CS_TEST_FILTER")) /* e.g. "test_cursor*" */
     cmocka_set_test_filter(getenv("CS_TEST_FILTER"));
+  if (getenv("CS_TEST_ETCD_TLS")) {
+    setenv("CS_TEST_ETCD_CLUSTER", getenv("CS_TEST_ETCD_TLS"), 1);
+    store_etcd = etcd_from_env(url, sizeof url);
+    tls_opts(&store_opts, getenv("CS_TEST_ETCD_TLS"));
+    unsetenv("CS_TEST_ETCD_CLUSTER"); /* no member kills here */
+    return _cmocka_run_group_tests("etcd tls+auth", tls_tests, n_tls_tests, NULL, NULL);
+  }
   store_etcd = etcd_from_env(url, sizeof url);
   if (!store_etcd) {
     failed = cmocka_run_group_tests_name("store (lmdb)", common_tests, NULL, NULL);
