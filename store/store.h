@@ -95,8 +95,9 @@ enum cs_err cs_store_open(const char *dir, unsigned flags, struct cs_store **out
  * in turn (connection refused or timed out → the next, each once per
  * request). PREFIX defaults to `/credstore/`; a trailing `/` is added.
  * Opening an etcd store loads the whole prefix into a local copy (an LMDB
- * environment in a private 0700 dir under opts->cache_dir, removed at
- * close) and starts its watch and health threads. With CS_STORE_CREATE the
+ * environment without fsync in a private 0700 dir under opts->cache_dir,
+ * whose files are unlinked as soon as they are open, so nothing stays on
+ * disk after close or a crash) and starts its watch and health threads. With CS_STORE_CREATE the
  * prefix must hold no key at all.
  * @return as cs_store_open, plus CS_ERR_INVALID (malformed URL or options),
  *         CS_ERR_STORE_UNAVAILABLE (no endpoint answered, or no quorum).

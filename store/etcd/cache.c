@@ -334,6 +334,24 @@ static enum cs_err copy_dir(struct cs_etcd *e, const struct cs_store_opts *o)
   return CS_OK; /* mkdtemp made it 0700 */
 }
 
+/* The copy's files are unlinked as soon as LMDB holds them open: it never
+ * opens them by name again, and a process that dies leaves nothing behind. */
+static void remove_copy_dir(struct cs_etcd *e)
+{
+  char p[PATH_MAX + 16];
+
+  if (!e->dir[0])
+    return;
+  if (snprintf(p, sizeof p, "%s/data.mdb", e->dir) < (int)sizeof p)
+    unlink(p);
+  if (snprintf(p, sizeof p, "%s/lock.mdb", e->dir) < (int)sizeof p)
+    unlink(p);
+  if (rmdir(e->dir) != 0)
+    CS_LOG(CS_LOG_WARN, "store: cannot remove the local copy's dir %s: %s", e->dir,
+           strerror(errno));
+  e->dir[0] = '\0';
+}
+
 /* The copy: an LMDB env with the store's tables and the revision tables. */
 static enum cs_err copy_open(struct cs_etcd *e)
 {
@@ -344,6 +362,7 @@ static enum cs_err copy_open(struct cs_etcd *e)
 
   if (r == CS_OK)
     r = cs_lmdb_tables_open(e->st, CS_SCHEMA_NONE);
+  remove_copy_dir(e);
   if (r != CS_OK)
     return r;
   rc = mdb_txn_begin(e->st->env, NULL, 0, &txn);
@@ -439,15 +458,12 @@ void cs_etcd_retire(struct cs_etcd *e)
   cs_etcd_handle_put(&e->cli, h);
 }
 
-enum cs_err cs_etcd_open(const struct cs_store_url *u, const struct cs_store_opts *o,
-                         unsigned flags, struct cs_store **out)
+enum cs_err cs_etcd_open_local(const struct cs_store_url *u, const struct cs_store_opts *o,
+                               struct cs_store **out)
 {
-  bool create = flags & CS_STORE_CREATE, readonly = flags & CS_STORE_READONLY;
   struct cs_store *st = NULL;
   enum cs_err r;
 
-  if (create && readonly)
-    return CS_ERR_INTERNAL;
   /* The copy is written by the watch even when the store is read-only. */
   r = cs_lmdb_alloc(false, &st);
   if (r != CS_OK)
@@ -457,7 +473,27 @@ enum cs_err cs_etcd_open(const struct cs_store_url *u, const struct cs_store_opt
     r = copy_dir(st->etcd, o);
   if (r == CS_OK)
     r = copy_open(st->etcd);
-  if (r == CS_OK && create)
+  if (r != CS_OK) {
+    cs_store_close(st);
+    return r;
+  }
+  *out = st;
+  return CS_OK;
+}
+
+enum cs_err cs_etcd_open(const struct cs_store_url *u, const struct cs_store_opts *o,
+                         unsigned flags, struct cs_store **out)
+{
+  bool create = flags & CS_STORE_CREATE, readonly = flags & CS_STORE_READONLY;
+  struct cs_store *st = NULL;
+  enum cs_err r;
+
+  if (create && readonly)
+    return CS_ERR_INTERNAL;
+  r = cs_etcd_open_local(u, o, &st);
+  if (r != CS_OK)
+    return r;
+  if (create)
     r = init_prefix(st->etcd);
   if (r == CS_OK && !readonly)
     r = node_init(st->etcd);
@@ -478,8 +514,6 @@ enum cs_err cs_etcd_open(const struct cs_store_url *u, const struct cs_store_opt
 
 void cs_etcd_free(struct cs_etcd *e)
 {
-  char p[PATH_MAX + 16];
-
   if (!e)
     return;
   cs_etcd_client_free(&e->cli);
@@ -487,16 +521,7 @@ void cs_etcd_free(struct cs_etcd *e)
     curl_multi_cleanup(e->multi);
   for (int t = 0; t < CS_TBL__COUNT; t++)
     free(e->tpre[t]);
-  if (e->dir[0]) {
-    /* A cache of ciphertext: remove it, but it is no secret if it stays. */
-    if (snprintf(p, sizeof p, "%s/data.mdb", e->dir) < (int)sizeof p)
-      unlink(p);
-    if (snprintf(p, sizeof p, "%s/lock.mdb", e->dir) < (int)sizeof p)
-      unlink(p);
-    if (rmdir(e->dir) != 0)
-      CS_LOG(CS_LOG_WARN, "store: cannot remove the local copy's dir %s: %s", e->dir,
-             strerror(errno));
-  }
+  remove_copy_dir(e);
   pthread_mutex_destroy(&e->mu);
   pthread_cond_destroy(&e->cv);
   pthread_mutex_destroy(&e->cb_mu);

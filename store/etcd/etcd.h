@@ -3,7 +3,7 @@
  *
  * Data flow.
  *   etcd ──range at R, then one watch from R+1──▶ local copy (LMDB env,
- *   no fsync, private 0700 dir) ──read snapshots, cursors, counts──▶ callers
+ *   no fsync, its files unlinked once open) ──snapshots, cursors, counts──▶ callers
  *   callers ──write callbacks run on the local copy, every read and write
  *   recorded, the LMDB txn aborted──▶ one Txn: compares (what was read is
  *   unchanged since R) + puts/deletes ──▶ etcd ──watch──▶ local copy
@@ -201,6 +201,10 @@ struct cs_etcd {
 /** Open or create the etcd store @p u names. */
 enum cs_err cs_etcd_open(const struct cs_store_url *u, const struct cs_store_opts *o,
                          unsigned flags, struct cs_store **out) CS_WUR;
+/** The store with its empty local copy, before any request (cs_etcd_open's
+ *  first half; fuzz_etcd feeds replies to it). Close with cs_store_close(). */
+enum cs_err cs_etcd_open_local(const struct cs_store_url *u, const struct cs_store_opts *o,
+                               struct cs_store **out) CS_WUR;
 /** Start the watch and health threads. */
 enum cs_err cs_etcd_start(struct cs_etcd *e) CS_WUR;
 /** Stop the threads (NULL-safe: st->etcd may be NULL). */
