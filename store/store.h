@@ -158,15 +158,19 @@ struct cs_store_op {
 
 /**
  * Run @p fn in a write transaction and commit durably (etcd: to a quorum).
- * When it returns, reads through this handle see the write.
+ * When it returns, reads through this handle see the write. etcd: a write
+ * whose callback changes nothing commits nothing (no round trip; its result
+ * is as of the local copy, like a read); writes through one handle run one
+ * at a time (the group committer batches them).
  * @return fn's error (nothing written), CS_ERR_STORE_FULL (the map could
  *         not grow further, or a read snapshot held for over 2 s blocked
  *         the growth — never hold one while waiting for a write),
  *         CS_ERR_STORE, CS_ERR_IO; etcd also CS_ERR_STORE_UNAVAILABLE (no
- *         quorum or endpoint within the bounded time; a request that timed
- *         out after it was sent may still have committed), CS_ERR_TOO_LARGE
- *         (the change needs more than one etcd Txn holds: 127 puts and
- *         deletes, ~1.25 MiB of keys and values).
+ *         quorum or endpoint answered within 3x the request timeout; if a
+ *         request went out it may still commit, exactly once),
+ *         CS_ERR_TOO_LARGE (the change needs more than one etcd Txn holds:
+ *         127 puts and deletes, fewer when it deletes from several tables,
+ *         and ~1.25 MiB of keys and values).
  */
 enum cs_err cs_store_write(struct cs_store *st, cs_store_write_fn fn, void *ctx) CS_WUR;
 
@@ -294,7 +298,8 @@ typedef void (*cs_store_change_fn)(void *arg, enum cs_table t, const void *key, 
  * the watch thread after the local copy applied a change made by any node,
  * this one included, once per changed record, in revision order; it must
  * be quick and must not wait for a write (the write waits for this
- * thread). Once this returns, the old callback is not running nor called.
+ * thread), nor call cs_store_on_change(). Once this returns, the old
+ * callback is not running nor called.
  * LMDB: never called (one process: the writer knows what it changed).
  */
 void cs_store_on_change(struct cs_store *st, cs_store_change_fn fn, void *arg);

@@ -172,8 +172,12 @@ static bool on_message(struct wstream *w, const char *s, size_t len)
            cJSON_IsString(m) ? m->valuestring : "no reason given");
     goto out;
   }
-  if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "created")))
+  if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "created"))) {
+    pthread_mutex_lock(&e->mu);
     atomic_store(&e->watch_ok, true);
+    pthread_cond_broadcast(&e->cv); /* cs_etcd_start waits for it */
+    pthread_mutex_unlock(&e->mu);
+  }
   events = cJSON_GetObjectItemCaseSensitive(res, "events");
   go_on = !cJSON_IsArray(events) || apply_events(e, events) == CS_OK;
 out:
@@ -362,6 +366,20 @@ bool cs_etcd_healthy(struct cs_etcd *e)
 
 /* ----------------------------------------------------------- lifecycle */
 
+/* A store just opened is healthy once its watch runs: wait for that a
+ * little, so callers do not see a moment of "unavailable" (not fatal: the
+ * watch keeps trying by itself). */
+static void wait_watching(struct cs_etcd *e)
+{
+  struct timespec ts;
+
+  cs_deadline_in_ms(e->cli.timeout_ms, &ts);
+  pthread_mutex_lock(&e->mu);
+  while (!atomic_load(&e->watch_ok) && pthread_cond_timedwait(&e->cv, &e->mu, &ts) == 0)
+    ;
+  pthread_mutex_unlock(&e->mu);
+}
+
 enum cs_err cs_etcd_start(struct cs_etcd *e)
 {
   e->multi = curl_multi_init();
@@ -377,6 +395,7 @@ enum cs_err cs_etcd_start(struct cs_etcd *e)
     return CS_ERR_INTERNAL;
   }
   e->threads = true;
+  wait_watching(e);
   return CS_OK;
 }
 

@@ -771,6 +771,99 @@ static void test_batches_split_at_max_txn_ops(void **state)
           (unsigned long long)one, (unsigned long long)split);
 }
 
+/* What a resolve does (credstore's hottest write): read the credential and
+ * the usage, append an audit entry after the last one, bump the usage. */
+static enum cs_err resolve_like_cb(struct cs_txn *txn, void *ctx)
+{
+  struct cs_val v;
+  uint8_t key[8];
+  uint64_t last;
+  enum cs_err e;
+
+  (void)ctx;
+  e = cs_txn_get(txn, CS_TBL_CREDS, "cred", 4, &v);
+  if (e == CS_OK)
+    e = cs_txn_get(txn, CS_TBL_USAGES, "use", 3, &v);
+  if (e == CS_OK)
+    e = cs_txn_last_seq(txn, CS_TBL_AUDIT, &last);
+  if (e != CS_OK)
+    return e;
+  cs_store_seq_key(last + 1, key);
+  e = cs_txn_put(txn, CS_TBL_AUDIT, key, 8, "resolved: sealed entry", 22, CS_PUT_NO_OVERWRITE);
+  return e == CS_OK ? cs_txn_put(txn, CS_TBL_USAGES, "use", 3, key, 8, 0) : e;
+}
+
+static void test_group_commit_of_resolves(void **state)
+{
+  struct fx *f = *state;
+  struct cs_store_op ops[100];
+  struct cs_store_stat s0, s1;
+  int64_t t0, ms;
+  uint64_t last;
+  enum cs_err e;
+  struct cs_txn *txn;
+
+  assert_int_equal(put_s(f->st, CS_TBL_CREDS, "cred", "sealed"), CS_OK);
+  assert_int_equal(put_s(f->st, CS_TBL_USAGES, "use", "u"), CS_OK);
+  for (int i = 0; i < 100; i++)
+    ops[i] = (struct cs_store_op){resolve_like_cb, NULL, CS_ERR_IO};
+  s0 = stat_of(f->st);
+  t0 = now_ms();
+  assert_int_equal(cs_store_write_batch(f->st, ops, 100), CS_OK);
+  ms = now_ms() - t0;
+  s1 = stat_of(f->st);
+  for (int i = 0; i < 100; i++)
+    assert_int_equal(ops[i].result, CS_OK);
+  /* 100 appends read 3 keys and a range each: one Txn, one round trip. */
+  assert_int_equal(s1.etcd_txns - s0.etcd_txns, 1);
+  assert_int_equal(s1.etcd_requests - s0.etcd_requests, 1);
+  assert_int_equal(cs_store_read_begin(f->st, &txn), CS_OK);
+  e = cs_txn_last_seq(txn, CS_TBL_AUDIT, &last);
+  cs_store_read_end(txn);
+  assert_int_equal(e, CS_OK);
+  assert_int_equal(last, 100);
+  fprintf(stderr, "[ info     ] a group commit of 100 resolve-like ops: %llu Txn, %lld ms\n",
+          (unsigned long long)(s1.etcd_txns - s0.etcd_txns), (long long)ms);
+}
+
+/* etcd's request limit (1.5 MiB): a batch splits by bytes too. */
+static void test_batches_split_at_request_bytes(void **state)
+{
+  struct fx *f = *state;
+  struct cs_store *b = node(f);
+  static uint8_t big[2 << 20];
+  struct kv kv[3];
+  struct cs_store_op ops[3];
+  struct cs_store_stat s0, s1;
+  const char *keys[3] = {"big0", "big1", "big2"};
+
+  for (size_t i = 0; i < sizeof big; i++)
+    big[i] = (uint8_t)(i * 31 + 7);
+  /* 1 MiB fits one Txn and reaches the other node whole; 2 MiB never fits. */
+  assert_int_equal(put(f->st, CS_TBL_CREDS, "onemib", big, 1 << 20), CS_OK);
+  assert_true(wait_rec(b, CS_TBL_CREDS, "onemib", true, 2000) >= 0);
+  assert_rec(b, CS_TBL_CREDS, "onemib", 6, big, 1 << 20);
+  assert_int_equal(put(f->st, CS_TBL_CREDS, "twomib", big, 2 << 20), CS_ERR_TOO_LARGE);
+  /* Two of 500 KiB share a Txn; three of 700 KiB need one each. */
+  for (int round = 0; round < 2; round++) {
+    size_t len = round == 0 ? 500 << 10 : 700 << 10, n = round == 0 ? 2 : 3;
+
+    for (size_t i = 0; i < n; i++) {
+      kv[i] = (struct kv){CS_TBL_USAGES, keys[i], 4, big + i, len, 0, 0, CS_OK};
+      ops[i] = (struct cs_store_op){put_cb, &kv[i], CS_ERR_IO};
+    }
+    s0 = stat_of(f->st);
+    assert_int_equal(cs_store_write_batch(f->st, ops, n), CS_OK);
+    s1 = stat_of(f->st);
+    for (size_t i = 0; i < n; i++) {
+      assert_int_equal(ops[i].result, CS_OK);
+      assert_rec(f->st, CS_TBL_USAGES, keys[i], 4, big + i, len);
+    }
+    assert_int_equal(s1.etcd_txns - s0.etcd_txns, round == 0 ? 1 : 3);
+  }
+  cs_store_close(b);
+}
+
 /* Reads are served by the local copy: not one round trip. */
 static void test_reads_make_no_round_trips(void **state)
 {
@@ -1215,6 +1308,8 @@ const struct CMUnitTest cluster_tests[] = {
     cmocka_unit_test_setup_teardown(test_compares_catch_every_change, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_lost_reply_commits_once, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_batches_split_at_max_txn_ops, fx_setup, fx_teardown),
+    cmocka_unit_test_setup_teardown(test_batches_split_at_request_bytes, fx_setup, fx_teardown),
+    cmocka_unit_test_setup_teardown(test_group_commit_of_resolves, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_reads_make_no_round_trips, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_etcd_holds_bytes_exact_under_prefix, fx_setup,
                                     fx_teardown),
