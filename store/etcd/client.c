@@ -13,7 +13,6 @@
 /* A reply bigger than this is refused rather than buffered (a range page
  * holds at most 100 records of at most ~1.5 MiB each, base64-encoded). */
 #define CS_ETCD_REPLY_MAX ((size_t)256 << 20)
-#define CS_ETCD_CONNECT_MS 1000
 
 /* gRPC status codes etcd puts in an error body's "code". */
 enum {
@@ -159,8 +158,11 @@ enum cs_err cs_etcd_handle_setup(struct cs_etcd_client *c, CURL *h, struct curl_
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, l);
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  /* Half the request's time to connect (TLS handshake included): a host
+   * that drops packets leaves time for the next endpoint. */
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                   timeout_ms && timeout_ms < CS_ETCD_CONNECT_MS ? timeout_ms : CS_ETCD_CONNECT_MS);
+                   timeout_ms ? (timeout_ms > 400 ? timeout_ms / 2 : timeout_ms)
+                              : c->timeout_ms / 2);
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, 10L);

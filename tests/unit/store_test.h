@@ -9,6 +9,7 @@
  * enables the cases that kill and restart members (CS_TEST_ETCD_HELPER
  * names the script). CS_TEST_ETCD_TLS=DIR runs the TLS and authentication
  * cases against the 1-member cluster started with --tls --auth in DIR.
+ * CS_TEST_ETCD_TIMEOUT_MS overrides the etcd request timeout (2000 ms).
  */
 #ifndef CS_STORE_TEST_H
 #define CS_STORE_TEST_H

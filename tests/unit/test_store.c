@@ -91,10 +91,17 @@ int dir_setup(void **state)
 int fx_setup(void **state)
 {
   struct fx *f;
+  enum cs_err e;
 
   dir_setup(state);
   f = *state;
-  assert_int_equal(fx_open(f, CS_STORE_CREATE, &f->st), CS_OK);
+  e = fx_open(f, CS_STORE_CREATE, &f->st);
+  if (e != CS_OK) { /* cmocka runs no teardown after a failed setup */
+    rm_tree(f->dir);
+    free(f);
+    *state = NULL;
+  }
+  assert_int_equal(e, CS_OK);
   return 0;
 }
 
@@ -1241,6 +1248,9 @@ int main(int argc, char **argv)
   cs_log_min_level = getenv("CS_TEST_LOG") ? CS_LOG_DEBUG : CS_LOG_OFF;
   if (getenv("CS_TEST_FILTER")) /* e.g. "test_cursor*" */
     cmocka_set_test_filter(getenv("CS_TEST_FILTER"));
+  /* Slow runs (valgrind) give etcd requests longer. */
+  if (getenv("CS_TEST_ETCD_TIMEOUT_MS"))
+    store_opts.etcd_timeout_ms = (unsigned)strtoul(getenv("CS_TEST_ETCD_TIMEOUT_MS"), NULL, 10);
   if (getenv("CS_TEST_ETCD_TLS")) {
     setenv("CS_TEST_ETCD_CLUSTER", getenv("CS_TEST_ETCD_TLS"), 1);
     store_etcd = etcd_from_env(url, sizeof url);
