@@ -69,7 +69,9 @@
   X(CS_ERR_RATE_LIMITED, 429, "too_many_attempts",                              \
     "too many failed attempts; try again later")                               \
   X(CS_ERR_UPSTREAM, 502, "upstream_error", "upstream service failed")          \
-  X(CS_ERR_UNAVAILABLE, 503, "unavailable", "service unavailable")
+  X(CS_ERR_UNAVAILABLE, 503, "unavailable", "service unavailable")            \
+  X(CS_ERR_STORE_UNAVAILABLE, 503, "store_unavailable",                         \
+    "the store is unavailable (no etcd quorum or no reachable endpoint)")
 
 enum cs_err {
 #define CS_ERR_ENUM(name, status, code, msg) name,

@@ -4,7 +4,7 @@ CS_BUILD_PKGS="cmake make gcc pkg-config libsodium-dev libmicrohttpd-dev libcjso
   liblmdb-dev libcurl4-openssl-dev libyaml-dev"
 CS_TEST_PKGS="libcmocka-dev clang libclang-rt-14-dev valgrind lmdb-utils openssl wrk curl
   python3 python3-pytest python3-requests python3-lmdb python3-botocore python3-boto3 awscli
-  nodejs python3-yaml python3-jsonschema systemd strace shellcheck"
+  nodejs python3-yaml python3-jsonschema systemd strace shellcheck etcd-server etcd-client"
 
 cs_ensure_packages() {
   local missing=() p

@@ -3,15 +3,24 @@
  * @brief Persistence behind a backend-neutral API. Records are opaque bytes
  *        in named tables; every multi-record rule runs as one transaction.
  *
- * No backend type appears here, so a distributed backend can replace LMDB
- * without touching the layers above. The LMDB backend (store_lmdb.c) keeps
- * one environment with one named database per table, commits durably, and
- * grows the map on demand.
+ * No backend type appears here. Two backends implement it:
+ *
+ * - LMDB (store_lmdb.c, `DIR` or `lmdb:DIR`): one environment with one named
+ *   database per table, durable commits, map growth on demand.
+ * - etcd v3 (store/etcd/, `etcd://H:P[,H:P...][/PREFIX]`, `etcds://` for
+ *   TLS): cluster mode. Records live under PREFIX (default `/credstore/`),
+ *   one sub-prefix per table. Reads are served from a local copy of the
+ *   keyspace fed by one watch stream (zero etcd round trips, consistent
+ *   snapshots); a write runs its callbacks against that copy, records what
+ *   they read, and commits one etcd Txn whose compares fail if any of it
+ *   changed, then re-runs them (optimistic, serializable). Details in
+ *   store/etcd/etcd.h.
  *
  * Threading: any thread may read or write. Reads are short snapshots
  * (begin, get/iterate, end). Writes go through cs_store_write*() which may
- * run the callback more than once (after growing a full map), so a callback
- * must not have effects outside the transaction.
+ * run the callback more than once (after growing a full map; on etcd after
+ * a conflicting write by anyone), so a callback must not have effects
+ * outside the transaction.
  */
 #ifndef CS_STORE_H
 #define CS_STORE_H
@@ -49,6 +58,20 @@ enum cs_table {
 /** Put flags. */
 #define CS_PUT_NO_OVERWRITE 0x1u /* fail with CS_ERR_EXISTS if the key exists */
 
+/**
+ * Options for cs_store_open_url() and cs_store_probe(); every member may be
+ * 0/NULL. Strings are copied; the caller keeps ownership of its own.
+ */
+struct cs_store_opts {
+  const char *etcd_cacert;   /* etcds://: PEM CA bundle to verify etcd (NULL: system CAs) */
+  const char *etcd_cert;     /* etcds://: client certificate (PEM), with etcd_key */
+  const char *etcd_key;      /* etcds://: client private key (PEM) */
+  const char *etcd_user;     /* etcd authentication (CREDSTORE_ETCD_USER), with password */
+  const char *etcd_password; /* CREDSTORE_ETCD_PASSWORD; wiped from the copy at close */
+  unsigned etcd_timeout_ms;  /* per etcd request; 0: 5000. A write gives up after 3x this */
+  const char *cache_dir;     /* parent of the private local-copy dir; NULL: $TMPDIR or /tmp */
+};
+
 struct cs_store;
 struct cs_txn;
 struct cs_cursor;
@@ -60,7 +83,8 @@ struct cs_val {
 };
 
 /**
- * Open the store in directory @p dir.
+ * Open the store in directory @p dir (or any URL cs_store_open_url()
+ * takes, with default options).
  * With CS_STORE_CREATE: the dir must not hold a store yet; it is created
  * (mode 0700) and the schema version recorded.
  * @return CS_ERR_NOT_INITIALIZED (no store in dir, without CREATE),
@@ -73,11 +97,49 @@ struct cs_val {
  */
 enum cs_err cs_store_open(const char *dir, unsigned flags, struct cs_store **out) CS_WUR;
 
+/**
+ * Open the store a URL names: `DIR` or `lmdb:DIR` (LMDB, as cs_store_open),
+ * `etcd://H:P[,H:P...][/PREFIX]` or `etcds://...` (TLS). Endpoints are tried
+ * in turn (connection refused or timed out → the next, each once per
+ * request). PREFIX defaults to `/credstore/`; a trailing `/` is added.
+ * Opening an etcd store loads the whole prefix into a local copy (an LMDB
+ * environment without fsync in a private 0700 dir under opts->cache_dir,
+ * whose files are unlinked as soon as they are open, so nothing stays on
+ * disk after close or a crash) and starts its watch and health threads. With CS_STORE_CREATE the
+ * prefix must hold no key at all.
+ * @return as cs_store_open, plus CS_ERR_INVALID (malformed URL or options),
+ *         CS_ERR_STORE_UNAVAILABLE (no endpoint answered, or no quorum).
+ *         Caller closes *out with cs_store_close().
+ */
+enum cs_err cs_store_open_url(const char *url, const struct cs_store_opts *opts, unsigned flags,
+                              struct cs_store **out) CS_WUR;
+
 /** Close the store. All transactions must have ended. NULL ok. */
 void cs_store_close(struct cs_store *st);
 
-/** @return true if @p dir already holds a store (data file present). */
+/**
+ * @return true if @p dir (or a store URL, then probed with no options)
+ *         already holds a store: the data file is present, or the etcd
+ *         prefix holds a schema record. False also when etcd is unreachable;
+ *         use cs_store_probe() to tell the two apart.
+ */
 bool cs_store_exists(const char *dir);
+
+/**
+ * Whether the store @p url names is initialised, without opening it.
+ * @return CS_ERR_INVALID (malformed URL), CS_ERR_STORE_UNAVAILABLE, CS_ERR_IO.
+ */
+enum cs_err cs_store_probe(const char *url, const struct cs_store_opts *opts, bool *exists) CS_WUR;
+
+/**
+ * Whether the store can commit writes now. LMDB: always true. etcd: the
+ * last periodic linearizable request (one a second, on the watch's
+ * endpoint first) succeeded within the last 3 s and the watch stream is
+ * established; false without a quorum. Reads keep serving the local copy
+ * either way; it turns true again by itself when the quorum returns.
+ * Lock-free, cheap enough for every request.
+ */
+bool cs_store_healthy(struct cs_store *st);
 
 /* --------------------------------------------------------------- reading */
 
@@ -103,19 +165,33 @@ struct cs_store_op {
 };
 
 /**
- * Run @p fn in a write transaction and commit durably.
+ * Run @p fn in a write transaction and commit durably (etcd: to a quorum).
+ * When it returns, reads through this handle see the write. etcd: a write
+ * whose callback changes nothing commits nothing (no round trip; its result
+ * is as of the local copy, like a read); writes through one handle run one
+ * at a time (the group committer batches them).
  * @return fn's error (nothing written), CS_ERR_STORE_FULL (the map could
  *         not grow further, or a read snapshot held for over 2 s blocked
  *         the growth — never hold one while waiting for a write),
- *         CS_ERR_STORE, CS_ERR_IO.
+ *         CS_ERR_STORE, CS_ERR_IO; etcd also CS_ERR_STORE_UNAVAILABLE (no
+ *         quorum or endpoint answered within 3x the request timeout; if a
+ *         request went out it may still commit, exactly once),
+ *         CS_ERR_TOO_LARGE (the change needs more than one etcd Txn holds:
+ *         127 puts and deletes, fewer when it deletes from several tables,
+ *         and ~1.25 MiB of keys and values).
  */
 enum cs_err cs_store_write(struct cs_store *st, cs_store_write_fn fn, void *ctx) CS_WUR;
 
 /**
  * Group commit: run every op in one durable transaction, each in a nested
  * transaction so a failing op rolls back alone. Sets each op's result.
+ * etcd: one Txn when the ops fit etcd's limits, else as few as fit (never
+ * splitting one op); a later Txn re-runs its ops on the state the earlier
+ * one left.
  * @return CS_OK if the commit succeeded (individual ops may still have
- *         failed), else the commit's error, which is also every op's result.
+ *         failed), else the commit's error, which is also every op's result
+ *         (etcd: of every op not already committed by an earlier Txn of the
+ *         same batch; those keep their own results).
  */
 enum cs_err cs_store_write_batch(struct cs_store *st, struct cs_store_op *ops, size_t n) CS_WUR;
 
@@ -131,6 +207,18 @@ enum cs_err cs_txn_get(struct cs_txn *txn, enum cs_table t, const void *key, siz
  *  cs_store_write*), CS_ERR_STORE. */
 enum cs_err cs_txn_put(struct cs_txn *txn, enum cs_table t, const void *key, size_t klen,
                        const void *val, size_t vlen, unsigned flags) CS_WUR;
+
+/**
+ * cs_txn_put() bound to lease @p lease (from cs_store_lease_grant()): etcd
+ * deletes the record when the lease expires or is revoked, and every node
+ * sees the delete through its watch. Such deletes bypass the per-table
+ * delete marker cursors rely on (see store/etcd/etcd.h): a callback whose
+ * decision depends on a lease-bound record existing must cs_txn_get() it.
+ * LMDB: a plain put (leases are not tracked; see cs_store_lease_grant()).
+ * @return as cs_txn_put().
+ */
+enum cs_err cs_txn_put_lease(struct cs_txn *txn, enum cs_table t, const void *key, size_t klen,
+                             const void *val, size_t vlen, unsigned flags, int64_t lease) CS_WUR;
 
 /** Write access only. @return CS_ERR_NOT_FOUND, CS_ERR_INVALID (key),
  *  CS_ERR_INTERNAL (read txn), CS_ERR_STORE. */
@@ -179,9 +267,16 @@ void cs_cursor_close(struct cs_cursor *c);
 /* ------------------------------------------------------------- operations */
 
 struct cs_store_stat {
-  uint64_t map_size;   /* bytes reserved */
+  uint64_t map_size;   /* bytes reserved (etcd: of the local copy) */
   uint64_t used_bytes; /* pages in use * page size */
   uint64_t records[CS_TBL__COUNT];
+  /* etcd only (all 0 on LMDB). Counters count since open. */
+  uint64_t revision;        /* etcd revision the local copy has applied */
+  uint64_t etcd_requests;   /* round trips made by API calls (writes, leases) */
+  uint64_t etcd_txns;       /* of which Txns */
+  uint64_t etcd_conflicts;  /* Txns whose compares failed (callbacks re-ran) */
+  uint64_t etcd_background; /* round trips of the watch and health threads */
+  uint64_t etcd_reloads;    /* full loads of the local copy (open, compaction) */
 };
 
 /** @return CS_ERR_STORE. */
@@ -189,9 +284,47 @@ enum cs_err cs_store_stat(struct cs_store *st, struct cs_store_stat *out) CS_WUR
 
 /**
  * Write a consistent, compacted copy of the store to the file @p path
- * (created 0600, must not exist), safe while others read and write.
+ * (created 0600, must not exist), safe while others read and write. The
+ * file is an LMDB data.mdb on both backends (etcd: of the local copy at its
+ * applied revision, with its revision side tables, which LMDB ignores), so
+ * it restores into an LMDB dir either way.
  * @return CS_ERR_EXISTS, CS_ERR_IO, CS_ERR_STORE.
  */
 enum cs_err cs_store_backup(struct cs_store *st, const char *path) CS_WUR;
+
+/* ------------------------------------------------------ cluster hooks */
+
+/**
+ * Change callback: @p key / @p klen name one record of table @p t that was
+ * put or deleted; @p key NULL means any record of @p t may have changed (the
+ * local copy was reloaded after a compaction). Keys are borrowed for the call.
+ */
+typedef void (*cs_store_change_fn)(void *arg, enum cs_table t, const void *key, size_t klen);
+
+/**
+ * Register @p fn (NULL: none), replacing any earlier one. etcd: called on
+ * the watch thread after the local copy applied a change made by any node,
+ * this one included, once per changed record, in revision order; it must
+ * be quick and must not wait for a write (the write waits for this
+ * thread), nor call cs_store_on_change(). Once this returns, the old
+ * callback is not running nor called.
+ * LMDB: never called (one process: the writer knows what it changed).
+ */
+void cs_store_on_change(struct cs_store *st, cs_store_change_fn fn, void *arg);
+
+/**
+ * Leases, for records that must vanish when their writer dies (outbox
+ * claims): grant one with a TTL, keep it alive well within the TTL, bind
+ * records to it with cs_txn_put_lease(), revoke it to delete them at once.
+ * etcd: /v3/lease/grant, keepalive, revoke. LMDB (one process): ids are
+ * handed out, nothing expires and revoke deletes nothing.
+ * @return CS_ERR_INVALID (ttl 0 or over a day), CS_ERR_STORE_UNAVAILABLE,
+ *         CS_ERR_STORE.
+ */
+enum cs_err cs_store_lease_grant(struct cs_store *st, unsigned ttl_s, int64_t *out) CS_WUR;
+/** @return CS_ERR_NOT_FOUND (expired or revoked), CS_ERR_STORE_UNAVAILABLE, CS_ERR_STORE. */
+enum cs_err cs_store_lease_keepalive(struct cs_store *st, int64_t lease) CS_WUR;
+/** @return CS_ERR_NOT_FOUND, CS_ERR_STORE_UNAVAILABLE, CS_ERR_STORE. */
+enum cs_err cs_store_lease_revoke(struct cs_store *st, int64_t lease) CS_WUR;
 
 #endif /* CS_STORE_H */

@@ -20,6 +20,7 @@
  * which the write fails with CS_ERR_STORE_FULL rather than deadlocking.
  */
 #include "store_lmdb_priv.h"
+#include "etcd/etcd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -57,7 +58,7 @@ static const char schema_key[] = "schema";
 
 /* Log an unexpected LMDB failure and classify it: positive codes are errno
  * values from the OS, negative ones LMDB's own. */
-static enum cs_err lmdb_fail(int rc, const char *what)
+enum cs_err cs_lmdb_fail(int rc, const char *what)
 {
   CS_LOG(CS_LOG_ERROR, "store: %s failed: %s", what, mdb_strerror(rc));
   if (rc == ENOMEM)
@@ -126,7 +127,7 @@ static enum cs_err remap_locked(struct cs_store *st, size_t size)
            CS_REMAP_WAIT_MS, blocked);
     return CS_ERR_STORE_FULL;
   }
-  return rc ? lmdb_fail(rc, "map resize") : CS_OK;
+  return rc ? cs_lmdb_fail(rc, "map resize") : CS_OK;
 }
 
 /* Adopt the larger map another process recorded (MDB_MAP_RESIZED). */
@@ -140,7 +141,7 @@ static enum cs_err adopt_mapsize(struct cs_store *st)
   return e;
 }
 
-static enum cs_err grow_locked(struct cs_store *st)
+enum cs_err cs_lmdb_grow_locked(struct cs_store *st)
 {
   MDB_envinfo info;
   size_t next;
@@ -197,7 +198,7 @@ static enum cs_err prepare_dir(const char *dir, const char *data)
   return e == CS_ERR_NOT_FOUND ? CS_OK : e;
 }
 
-static enum cs_err store_alloc(bool readonly, struct cs_store **out)
+enum cs_err cs_lmdb_alloc(bool readonly, struct cs_store **out)
 {
   struct cs_store *st = calloc(1, sizeof *st);
   pthread_condattr_t ca;
@@ -251,25 +252,28 @@ static enum cs_err check_complete(struct cs_store *st)
   return CS_OK;
 }
 
-static enum cs_err env_open(struct cs_store *st, const char *dir, bool create)
+/* The local copy of an etcd store is rebuilt at every open, so its commits
+ * need no fsync; it holds a revision side table per table besides. */
+enum cs_err cs_lmdb_env_open(struct cs_store *st, const char *dir, bool create, bool cache)
 {
+  unsigned flags = MDB_NOTLS | (st->readonly ? MDB_RDONLY : 0) | (cache ? MDB_NOSYNC : 0);
   MDB_envinfo info;
   int dead, rc;
 
   rc = mdb_env_create(&st->env);
   if (rc) {
     st->env = NULL;
-    return lmdb_fail(rc, "env create");
+    return cs_lmdb_fail(rc, "env create");
   }
-  rc = mdb_env_set_maxdbs(st->env, CS_TBL__COUNT + 1);
+  rc = mdb_env_set_maxdbs(st->env, (cache ? 2 : 1) * CS_TBL__COUNT + 1);
   if (!rc)
     rc = mdb_env_set_maxreaders(st->env, CS_MAX_READERS);
   /* An existing store keeps the (possibly grown) size its meta page records. */
   if (!rc && create)
     rc = mdb_env_set_mapsize(st->env, CS_MAP_INITIAL);
   if (!rc)
-    rc = mdb_env_open(st->env, dir, MDB_NOTLS | (st->readonly ? MDB_RDONLY : 0), 0600);
-  if (!rc && !st->readonly) {
+    rc = mdb_env_open(st->env, dir, flags, 0600);
+  if (!rc && !(flags & MDB_RDONLY)) {
     mdb_env_info(st->env, &info);
     if (info.me_mapsize < CS_MAP_INITIAL)
       rc = mdb_env_set_mapsize(st->env, CS_MAP_INITIAL);
@@ -281,7 +285,7 @@ static enum cs_err env_open(struct cs_store *st, const char *dir, bool create)
   if (rc == ENOENT)
     return CS_ERR_NOT_INITIALIZED;
   if (rc)
-    return lmdb_fail(rc, "env open");
+    return cs_lmdb_fail(rc, "env open");
   st->max_key = (size_t)mdb_env_get_maxkeysize(st->env);
   return create ? CS_OK : check_complete(st);
 }
@@ -296,17 +300,17 @@ static enum cs_err schema_write(struct cs_store *st, MDB_txn *txn)
   /* Another process initialised the same dir between our check and now. */
   if (rc == MDB_KEYEXIST)
     return CS_ERR_ALREADY_INITIALIZED;
-  return rc ? lmdb_fail(rc, "schema write") : CS_OK;
+  return rc ? cs_lmdb_fail(rc, "schema write") : CS_OK;
 }
 
-static enum cs_err schema_check(struct cs_store *st, MDB_txn *txn)
+enum cs_err cs_lmdb_schema_check(struct cs_store *st, MDB_txn *txn)
 {
   MDB_val k = {sizeof schema_key - 1, (void *)schema_key}, v;
   uint32_t ver = 0;
   int rc = mdb_get(txn, st->dbi[CS_TBL_META], &k, &v);
 
   if (rc && rc != MDB_NOTFOUND)
-    return lmdb_fail(rc, "schema read");
+    return cs_lmdb_fail(rc, "schema read");
   if (rc == MDB_SUCCESS && v.mv_size == 4) {
     const uint8_t *p = v.mv_data;
 
@@ -337,8 +341,9 @@ static enum cs_err schema_check(struct cs_store *st, MDB_txn *txn)
 /* Check or write the schema, then open every table once for the env's life.
  * The schema comes first so a newer store is refused before anything is
  * created in it. */
-static enum cs_err tables_open(struct cs_store *st, bool create)
+enum cs_err cs_lmdb_tables_open(struct cs_store *st, enum cs_lmdb_schema how)
 {
+  bool create = how != CS_SCHEMA_CHECK;
   unsigned dflags = st->readonly ? 0 : MDB_CREATE;
   MDB_txn *txn = NULL;
   enum cs_err e;
@@ -347,7 +352,7 @@ static enum cs_err tables_open(struct cs_store *st, bool create)
   rc = mdb_txn_begin(st->env, NULL, st->readonly ? MDB_RDONLY : 0, &txn);
   if (rc) {
     txn = NULL;
-    e = lmdb_fail(rc, "open txn");
+    e = cs_lmdb_fail(rc, "open txn");
     goto out;
   }
   for (int t = 0; t < CS_TBL__COUNT; t++) {
@@ -362,11 +367,11 @@ static enum cs_err tables_open(struct cs_store *st, bool create)
       goto out;
     }
     if (rc) {
-      e = lmdb_fail(rc, "table open");
+      e = cs_lmdb_fail(rc, "table open");
       goto out;
     }
-    if (t == CS_TBL_META) {
-      e = create ? schema_write(st, txn) : schema_check(st, txn);
+    if (t == CS_TBL_META && how != CS_SCHEMA_NONE) {
+      e = create ? schema_write(st, txn) : cs_lmdb_schema_check(st, txn);
       if (e != CS_OK)
         goto out;
     }
@@ -374,7 +379,7 @@ static enum cs_err tables_open(struct cs_store *st, bool create)
   /* Committing keeps the table handles, also for a read-only txn. */
   rc = mdb_txn_commit(txn);
   txn = NULL;
-  e = rc ? lmdb_fail(rc, "open commit") : CS_OK;
+  e = rc ? cs_lmdb_fail(rc, "open commit") : CS_OK;
 out:
   if (txn)
     mdb_txn_abort(txn);
@@ -392,7 +397,7 @@ static void remove_new_store(const char *dir)
     unlink(p);
 }
 
-enum cs_err cs_store_open(const char *dir, unsigned flags, struct cs_store **out)
+enum cs_err cs_lmdb_open(const char *dir, unsigned flags, struct cs_store **out)
 {
   bool create = flags & CS_STORE_CREATE, readonly = flags & CS_STORE_READONLY;
   struct cs_store *st = NULL;
@@ -413,12 +418,12 @@ enum cs_err cs_store_open(const char *dir, unsigned flags, struct cs_store **out
   }
   if (e != CS_OK)
     return e;
-  e = store_alloc(readonly, &st);
+  e = cs_lmdb_alloc(readonly, &st);
   if (e != CS_OK)
     return e;
-  e = env_open(st, dir, create);
+  e = cs_lmdb_env_open(st, dir, create, false);
   if (e == CS_OK)
-    e = tables_open(st, create);
+    e = cs_lmdb_tables_open(st, create ? CS_SCHEMA_WRITE : CS_SCHEMA_CHECK);
   if (e != CS_OK)
     goto out;
   *out = st;
@@ -434,6 +439,7 @@ void cs_store_close(struct cs_store *st)
 {
   if (!st)
     return;
+  cs_etcd_stop(st); /* its threads use env */
   for (size_t i = 0; i < CS_READ_POOL; i++)
     if (st->pool[i].txn)
       mdb_txn_abort(st->pool[i].txn);
@@ -443,10 +449,11 @@ void cs_store_close(struct cs_store *st)
   pthread_cond_destroy(&st->remapped);
   pthread_mutex_destroy(&st->mu);
   pthread_mutex_destroy(&st->write_mu);
+  cs_etcd_free(st->etcd); /* removes the local copy's dir */
   free(st);
 }
 
-bool cs_store_exists(const char *dir)
+bool cs_lmdb_exists(const char *dir)
 {
   char data[PATH_MAX];
 
@@ -530,7 +537,7 @@ enum cs_err cs_store_read_begin(struct cs_store *st, struct cs_txn **out)
     }
     read_release(t);
     if (rc != MDB_MAP_RESIZED || attempt == CS_RESIZED_RETRIES)
-      return lmdb_fail(rc, "read begin");
+      return cs_lmdb_fail(rc, "read begin");
     e = adopt_mapsize(st);
     if (e != CS_OK)
       return e;
@@ -561,7 +568,7 @@ static enum cs_err write_begin(struct cs_store *st, MDB_txn **out)
     if (rc == MDB_SUCCESS)
       return CS_OK;
     if (rc != MDB_MAP_RESIZED || attempt == CS_RESIZED_RETRIES)
-      return lmdb_fail(rc, "write begin");
+      return cs_lmdb_fail(rc, "write begin");
     e = remap_locked(st, 0);
     if (e != CS_OK)
       return e;
@@ -577,7 +584,7 @@ static enum cs_err run_nested(struct cs_txn *top, struct cs_store_op *op)
 
   rc = mdb_txn_begin(top->st->env, top->txn, 0, &child.txn);
   if (rc)
-    return lmdb_fail(rc, "nested txn begin");
+    return cs_lmdb_fail(rc, "nested txn begin");
   e = op->fn(&child, op->ctx);
   if (e != CS_OK || child.full) {
     mdb_txn_abort(child.txn);
@@ -589,7 +596,7 @@ static enum cs_err run_nested(struct cs_txn *top, struct cs_store_op *op)
     top->full = true;
     return CS_ERR_STORE_FULL;
   }
-  return rc ? lmdb_fail(rc, "nested txn commit") : CS_OK;
+  return rc ? cs_lmdb_fail(rc, "nested txn commit") : CS_OK;
 }
 
 /* One attempt at a batch. Sets *full when the map must grow and the whole
@@ -620,7 +627,7 @@ static enum cs_err batch_once(struct cs_store *st, struct cs_store_op *ops, size
     *full = true;
     return CS_ERR_STORE_FULL;
   }
-  return rc ? lmdb_fail(rc, "commit") : CS_OK;
+  return rc ? cs_lmdb_fail(rc, "commit") : CS_OK;
 }
 
 enum cs_err cs_store_write_batch(struct cs_store *st, struct cs_store_op *ops, size_t n)
@@ -629,6 +636,8 @@ enum cs_err cs_store_write_batch(struct cs_store *st, struct cs_store_op *ops, s
 
   if (n == 0)
     return CS_OK;
+  if (st->etcd && !st->readonly)
+    return cs_etcd_write_batch(st, ops, n);
   if (st->readonly) {
     CS_LOG(CS_LOG_ERROR, "store: write refused: the store is open read-only");
     e = CS_ERR_STORE;
@@ -641,7 +650,7 @@ enum cs_err cs_store_write_batch(struct cs_store *st, struct cs_store_op *ops, s
     e = batch_once(st, ops, n, &full);
     if (!full)
       break;
-    e = grow_locked(st);
+    e = cs_lmdb_grow_locked(st);
     if (e != CS_OK)
       break;
   }
@@ -680,7 +689,7 @@ enum cs_err cs_store_stat(struct cs_store *st, struct cs_store_stat *out)
   if (!rc)
     rc = mdb_env_stat(st->env, &ms);
   if (rc) {
-    e = lmdb_fail(rc, "env stat");
+    e = cs_lmdb_fail(rc, "env stat");
     goto out;
   }
   s.map_size = info.me_mapsize;
@@ -690,6 +699,7 @@ enum cs_err cs_store_stat(struct cs_store *st, struct cs_store_stat *out)
     if (e != CS_OK)
       goto out;
   }
+  cs_etcd_stat(st, &s);
   *out = s;
 out:
   cs_store_read_end(txn);
@@ -736,7 +746,7 @@ enum cs_err cs_store_backup(struct cs_store *st, const char *path)
   }
   rc = copy_to_fd(st, fd);
   if (rc) {
-    e = lmdb_fail(rc, "backup copy");
+    e = cs_lmdb_fail(rc, "backup copy");
     goto fail;
   }
   rc = fsync(fd) != 0 ? errno : 0;

@@ -1,8 +1,12 @@
 /*
  * LMDB backend of store.h: records, cursors and sequence keys, valid in any
- * transaction the environment side (store_lmdb.c) hands out.
+ * transaction the environment side (store_lmdb.c) hands out. They also
+ * serve the etcd backend, whose local copy is an LMDB environment: in its
+ * write attempts (txn->rec set) each call also records what it read or
+ * wrote (store/etcd/rec.c).
  */
 #include "store_lmdb_priv.h"
+#include "etcd/etcd.h"
 
 #include <stdlib.h>
 
@@ -75,13 +79,16 @@ enum cs_err cs_txn_get(struct cs_txn *txn, enum cs_table t, const void *key, siz
   e = rec_result(txn, mdb_get(txn->txn, txn->st->dbi[t], &k, &v), "get", t);
   if (e == CS_OK)
     val_out(&v, out);
+  if (txn->rec && (e == CS_OK || e == CS_ERR_NOT_FOUND))
+    cs_etcd_rec_read(txn, t, key, klen);
   return e;
 }
 
-enum cs_err cs_txn_put(struct cs_txn *txn, enum cs_table t, const void *key, size_t klen,
-                       const void *val, size_t vlen, unsigned flags)
+enum cs_err cs_txn_put_lease(struct cs_txn *txn, enum cs_table t, const void *key, size_t klen,
+                             const void *val, size_t vlen, unsigned flags, int64_t lease)
 {
   MDB_val k = {klen, (void *)key}, v = {vlen, (void *)(val ? val : empty_val)};
+  bool once = flags & CS_PUT_NO_OVERWRITE;
   enum cs_err e;
 
   if (!table_ok(t))
@@ -91,10 +98,22 @@ enum cs_err cs_txn_put(struct cs_txn *txn, enum cs_table t, const void *key, siz
     e = check_key(txn, key, klen);
   if (e != CS_OK)
     return e;
-  return rec_result(
-      txn,
-      mdb_put(txn->txn, txn->st->dbi[t], &k, &v, flags & CS_PUT_NO_OVERWRITE ? MDB_NOOVERWRITE : 0),
-      "put", t);
+  e = rec_result(txn, mdb_put(txn->txn, txn->st->dbi[t], &k, &v, once ? MDB_NOOVERWRITE : 0),
+                 "put", t);
+  if (!txn->rec)
+    return e;
+  /* A no-overwrite put learns whether the key exists: a read. */
+  if (once && (e == CS_OK || e == CS_ERR_EXISTS))
+    cs_etcd_rec_read(txn, t, key, klen);
+  if (e == CS_OK)
+    cs_etcd_rec_write(txn, t, key, klen, v.mv_data, vlen, false, lease);
+  return e;
+}
+
+enum cs_err cs_txn_put(struct cs_txn *txn, enum cs_table t, const void *key, size_t klen,
+                       const void *val, size_t vlen, unsigned flags)
+{
+  return cs_txn_put_lease(txn, t, key, klen, val, vlen, flags, 0);
 }
 
 enum cs_err cs_txn_del(struct cs_txn *txn, enum cs_table t, const void *key, size_t klen)
@@ -109,7 +128,13 @@ enum cs_err cs_txn_del(struct cs_txn *txn, enum cs_table t, const void *key, siz
     e = check_key(txn, key, klen);
   if (e != CS_OK)
     return e;
-  return rec_result(txn, mdb_del(txn->txn, txn->st->dbi[t], &k, NULL), "del", t);
+  e = rec_result(txn, mdb_del(txn->txn, txn->st->dbi[t], &k, NULL), "del", t);
+  /* Success or not, the caller learns whether the key existed. */
+  if (txn->rec && (e == CS_OK || e == CS_ERR_NOT_FOUND))
+    cs_etcd_rec_read(txn, t, key, klen);
+  if (txn->rec && e == CS_OK)
+    cs_etcd_rec_write(txn, t, key, klen, NULL, 0, true, 0);
+  return e;
 }
 
 enum cs_err cs_txn_count(struct cs_txn *txn, enum cs_table t, uint64_t *out)
@@ -122,6 +147,8 @@ enum cs_err cs_txn_count(struct cs_txn *txn, enum cs_table t, uint64_t *out)
   e = rec_result(txn, mdb_stat(txn->txn, txn->st->dbi[t], &ms), "count", t);
   if (e == CS_OK)
     *out = ms.ms_entries;
+  if (e == CS_OK && txn->rec)
+    cs_etcd_rec_table(txn, t);
   return e;
 }
 
@@ -191,11 +218,16 @@ enum cs_err cs_cursor_open(struct cs_txn *txn, enum cs_table t, struct cs_cursor
   }
   c->txn = txn;
   c->t = t;
+  c->has_pos = false;
+  c->pos_len = 0;
+  c->piece = 0;
   *out = c;
   return CS_OK;
 }
 
+/* @p seek: the key a seek started from (NULL: the first), for recording. */
 static enum cs_err cursor_get(struct cs_cursor *c, MDB_val *k, MDB_cursor_op op,
+                              enum cs_cursor_step step, const void *seek, size_t slen,
                               struct cs_val *kout, struct cs_val *vout)
 {
   MDB_val v;
@@ -205,6 +237,8 @@ static enum cs_err cursor_get(struct cs_cursor *c, MDB_val *k, MDB_cursor_op op,
     val_out(k, kout);
     val_out(&v, vout);
   }
+  if (c->txn->rec)
+    cs_etcd_rec_cursor(c, step, seek, slen, e, k);
   return e;
 }
 
@@ -215,31 +249,31 @@ enum cs_err cs_cursor_seek(struct cs_cursor *c, const void *key, size_t klen, st
 
   /* Every key is >= the empty key, so that seek is a seek to the first. */
   if (!key || klen == 0)
-    return cursor_get(c, &mk, MDB_FIRST, k, v);
+    return cursor_get(c, &mk, MDB_FIRST, CS_STEP_SEEK, NULL, 0, k, v);
   if (klen > c->txn->st->max_key)
     return CS_ERR_INVALID;
-  return cursor_get(c, &mk, MDB_SET_RANGE, k, v);
+  return cursor_get(c, &mk, MDB_SET_RANGE, CS_STEP_SEEK, key, klen, k, v);
 }
 
 enum cs_err cs_cursor_last(struct cs_cursor *c, struct cs_val *k, struct cs_val *v)
 {
   MDB_val mk;
 
-  return cursor_get(c, &mk, MDB_LAST, k, v);
+  return cursor_get(c, &mk, MDB_LAST, CS_STEP_LAST, NULL, 0, k, v);
 }
 
 enum cs_err cs_cursor_next(struct cs_cursor *c, struct cs_val *k, struct cs_val *v)
 {
   MDB_val mk;
 
-  return cursor_get(c, &mk, MDB_NEXT, k, v);
+  return cursor_get(c, &mk, MDB_NEXT, CS_STEP_NEXT, NULL, 0, k, v);
 }
 
 enum cs_err cs_cursor_prev(struct cs_cursor *c, struct cs_val *k, struct cs_val *v)
 {
   MDB_val mk;
 
-  return cursor_get(c, &mk, MDB_PREV, k, v);
+  return cursor_get(c, &mk, MDB_PREV, CS_STEP_PREV, NULL, 0, k, v);
 }
 
 enum cs_err cs_cursor_del(struct cs_cursor *c)
@@ -248,7 +282,10 @@ enum cs_err cs_cursor_del(struct cs_cursor *c)
 
   if (e != CS_OK)
     return e;
-  return rec_result(c->txn, mdb_cursor_del(c->cur, 0), "cursor del", c->t);
+  e = rec_result(c->txn, mdb_cursor_del(c->cur, 0), "cursor del", c->t);
+  if (e == CS_OK && c->txn->rec)
+    cs_etcd_rec_cursor_del(c);
+  return e;
 }
 
 void cs_cursor_close(struct cs_cursor *c)
