@@ -970,8 +970,11 @@ static void test_etcd_holds_bytes_exact_under_prefix(void **state)
 static void test_schema_newer_refused(void **state)
 {
   struct fx *f = *state;
-  const uint8_t v2[4] = {0, 0, 0, 2}, bad[3] = {0, 0, 1};
-  struct kv kv = {CS_TBL_META, "schema", 6, v2, sizeof v2, 0, 0, CS_OK};
+  const uint32_t newer = CS_STORE_SCHEMA_VERSION + 1;
+  const uint8_t ver[4] = {(uint8_t)(newer >> 24), (uint8_t)(newer >> 16), (uint8_t)(newer >> 8),
+                         (uint8_t)newer};
+  const uint8_t bad[3] = {0, 0, 1};
+  struct kv kv = {CS_TBL_META, "schema", 6, ver, sizeof ver, 0, 0, CS_OK};
   struct cs_store *st = NULL;
 
   assert_int_equal(cs_store_write(f->st, put_cb, &kv), CS_OK);
