@@ -623,6 +623,8 @@ def test_slowloris_is_cut_off_and_others_are_served(h):
 
 
 def test_many_idle_connections(h):
+    """300 idle connections, from three addresses (each below the default
+    per-address limit of 128), while the prober on 127.0.0.1 is served."""
     n = 300
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < n + 200:
@@ -630,8 +632,9 @@ def test_many_idle_connections(h):
     socks = []
     try:
         t0 = time.monotonic()
-        for _ in range(n):
-            socks.append(socket.create_connection(("127.0.0.1", h.port), timeout=3 * SLOW))
+        for i in range(n):
+            socks.append(socket.create_connection(("127.0.0.1", h.port), timeout=3 * SLOW,
+                                                  source_address=("127.0.0.%d" % (2 + i % 3), 0)))
         probe = Prober(h)
         probe.start()
         time.sleep(1.2)
