@@ -8,7 +8,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define BASIC_MAX 512 /* decoded "id:secret" */
 #define SECRET_MAX 128
 
 /* Load a key that must exist and not be expired. */
@@ -60,7 +59,6 @@ void cs_auth_record(struct cs_req *req, const char *presented_id, const char *re
   struct cs_buf b = {fields, 0, sizeof fields, sizeof fields};
   struct cs_actor a = {id, req->authenticated ? cs_role_name(req->who.role) : "", req->remote};
 
-  cs_metrics_auth(result);
   if (strcmp(result, "success") != 0 &&
       !cs_buf_printf(&b, "\"audit\":\"login\",\"result\":\"%s\",\"remote\":\"%s\",\"actor\":\"",
                      result, req->remote) &&
@@ -104,44 +102,60 @@ enum cs_err cs_auth_key_secret(struct cs_req *req, const char *id, const char *s
    * key it names (a key's secret is 256 random bits). */
   enum cs_rl_verdict v = cs_rl_begin(rl, &group, now);
   if (v != CS_RL_GO) {
-    /* The first refusal of a cool-off is audited; the rest are logged. */
+    /* Every refusal is counted and logged; only the first of a cool-off
+     * is audited, so a flood cannot grow the trail. */
+    cs_metrics_auth("rate_limited");
     cs_auth_record(req, id, "rate_limited", v == CS_RL_COOLING_FIRST);
     return CS_ERR_RATE_LIMITED;
   }
   enum cs_err e = check_key(req, id, secret, &k);
   cs_rl_end(rl, &group, e == CS_ERR_BAD_CREDENTIALS, now);
-  if (e == CS_ERR_BAD_CREDENTIALS)
+  if (e == CS_ERR_BAD_CREDENTIALS) {
+    cs_metrics_auth("failure");
     cs_auth_record(req, id, "failure", true);
+  }
   if (e)
     return e;
+  cs_metrics_auth("success");
   fill_principal(who, &k);
   return CS_OK;
 }
 
-static enum cs_err auth_basic(struct cs_req *req, const char *b64, struct cs_principal *who)
+enum cs_err cs_auth_basic_split(const char *b64, char buf[CS_BASIC_MAX + 1], const char **id,
+                                const char **secret)
 {
-  char buf[BASIC_MAX + 1];
   uint8_t *raw = NULL;
   size_t len = 0, n;
-  const char *id = NULL, *secret = "";
-  enum cs_err e;
+  enum cs_err e = CS_ERR_BAD_CREDENTIALS;
 
   while (*b64 == ' ')
     b64++;
   n = strlen(b64);
-  /* Anything but "id:secret" is a wrong credential and counts as one. */
-  if (n <= BASIC_MAX * 4 / 3 + 4 && !cs_base64_decode(b64, n, &raw, &len)) {
-    char *colon = len <= BASIC_MAX ? memchr(raw, ':', len) : NULL;
-    if (colon && !memchr(raw, '\0', len)) {
-      memcpy(buf, raw, len);
-      buf[len] = '\0';
-      buf[colon - (char *)raw] = '\0';
-      id = buf;
-      secret = buf + (colon - (char *)raw) + 1;
-    }
-    cs_open_free(raw, len);
+  if (n > CS_BASIC_MAX * 4 / 3 + 4 || cs_base64_decode(b64, n, &raw, &len))
+    return e;
+  const uint8_t *colon = len <= CS_BASIC_MAX ? memchr(raw, ':', len) : NULL;
+  if (colon && !memchr(raw, '\0', len)) {
+    size_t at = (size_t)(colon - raw);
+    memcpy(buf, raw, len);
+    buf[len] = '\0';
+    buf[at] = '\0';
+    *id = buf;
+    *secret = buf + at + 1;
+    e = CS_OK;
   }
-  e = cs_auth_key_secret(req, id, secret, who);
+  cs_open_free(raw, len);
+  return e;
+}
+
+static enum cs_err auth_basic(struct cs_req *req, const char *b64, struct cs_principal *who)
+{
+  char buf[CS_BASIC_MAX + 1];
+  const char *id = NULL, *secret = "";
+
+  /* Anything but "id:secret" is a wrong credential, and counts as one. */
+  if (cs_auth_basic_split(b64, buf, &id, &secret))
+    id = NULL, secret = "";
+  enum cs_err e = cs_auth_key_secret(req, id, secret, who);
   cs_memzero(buf, sizeof buf);
   return e;
 }

@@ -218,19 +218,34 @@ static bool is_token(const char *s)
   return true;
 }
 
+/* Is @p key the framing header @p name, or a mangled spelling of it? */
+static bool framing_name(const char *key, const char *name, bool *exact)
+{
+  size_t n = strlen(name);
+  *exact = strcasecmp(key, name) == 0;
+  return strncasecmp(key, name, n) == 0;
+}
+
+/* libmicrohttpd 0.9.75 keeps "Transfer-Encoding : chunked" as a header
+ * named "Transfer-Encoding " (it looks for blanks before the colon only when
+ * *less* strict), and glues a folded line ("Content-Length:\r\n 40") onto
+ * the name ("Content-Length40"). Either way it frames the body as if the
+ * header were absent, where a proxy may honour it. So a name must be a
+ * token (RFC 9112 §5.1: refuse with 400), and a framing header counts
+ * however it is spelled: anything else that starts with its name is
+ * refused too. */
 static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                    const char *value)
 {
   struct head_scan *f = cls;
-  /* "Transfer-Encoding : chunked" reaches us named "Transfer-Encoding ":
-   * libmicrohttpd 0.9.75 checks for blanks before the colon only when
-   * *less* strict, and frames such a request as if the header were absent,
-   * where a proxy may honour it (RFC 9112 §5.1: refuse with 400). */
-  if (!is_token(key))
+  bool exact;
+  if (!is_token(key)) {
     f->bad_name = true;
-  else if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH))
+  } else if (framing_name(key, MHD_HTTP_HEADER_CONTENT_LENGTH, &exact)) {
+    f->bad_name |= !exact;
     f->content_length++;
-  else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+  } else if (framing_name(key, MHD_HTTP_HEADER_TRANSFER_ENCODING, &exact)) {
+    f->bad_name |= !exact;
     f->transfer_encoding++;
     /* MHD decodes exactly "chunked"; anything else it would read to EOF. */
     f->bad_encoding |= !value || strcasecmp(value, "chunked") != 0;
@@ -256,8 +271,8 @@ static void check_head(struct cs_req *req, const struct head_scan *f)
   if (req->raw_nul)
     refuse_framing(req, "NUL byte in the request line");
   else if (f->bad_name)
-    refuse_framing(req, "malformed header field name (blank or other character that is not "
-                        "allowed in a field name)");
+    refuse_framing(req, "malformed header field name (a blank or another character that is "
+                        "not allowed in a field name, or a folded line)");
   else if (f->content_length > 1 || f->transfer_encoding > 1 ||
            (f->content_length && f->transfer_encoding))
     refuse_framing(req, "ambiguous message framing: several Content-Length headers, or "
@@ -425,8 +440,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!req)
       return MHD_NO;
     *con_cls = req;
-    if (answer_at_once(req))
+    if (answer_at_once(req)) {
+      req->close = true; /* MHD will not read the body: say so */
       ret = answer(req);
+    }
     cs_log_set_request_id(NULL);
     return ret;
   }
@@ -618,8 +635,12 @@ static enum cs_err guards_start(struct cs_app *app)
   if (!per_address) /* no one address takes every slot, unless there are few */
     per_address = max_conns < CS_DEFAULT_CONNS_PER_ADDRESS ? max_conns
                                                            : CS_DEFAULT_CONNS_PER_ADDRESS;
-  if (cfg->trusted_proxies && (e = cs_cidr_list_parse(cfg->trusted_proxies, &app->trusted)))
+  if (cfg->trusted_proxies && (e = cs_cidr_list_parse(cfg->trusted_proxies, &app->trusted))) {
+    fprintf(stderr, "credstore: --trusted-proxies %s: expected IP addresses or CIDRs "
+                    "separated by commas (e.g. 10.0.0.0/8,192.0.2.7,fd00::/8)\n",
+            cfg->trusted_proxies);
     return e;
+  }
   if ((e = cs_rl_create(CS_RL_CAPACITY, cfg->auth_max_failures, cfg->auth_cooloff, &app->rl)) ||
       (e = cs_conn_start(cfg->conn_timeout ? cfg->conn_timeout : CS_DEFAULT_CONN_TIMEOUT,
                          max_conns, per_address, app->trusted))) {

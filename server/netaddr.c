@@ -5,7 +5,6 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sodium.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -211,8 +210,6 @@ enum cs_err cs_cidr_list_parse(const char *spec, struct cs_cidr_list **out)
     while (len && is_blank(p[len - 1]))
       len--;
     if (!parse_cidr(p, len, &l->v[l->n])) {
-      fprintf(stderr, "credstore: --trusted-proxies: '%.*s' is not an IP address or "
-                      "CIDR (e.g. 10.0.0.0/8, 192.0.2.7, fd00::/8)\n", (int)len, p);
       free(l);
       return CS_ERR_INVALID;
     }

@@ -63,8 +63,8 @@ uint64_t cs_addr_hash(const struct cs_addr *a);
 
 /**
  * Parse "CIDR[,CIDR...]" (e.g. "10.0.0.0/8,::1/128,192.0.2.7"; a bare
- * address is a /32 or /128). Prints a clear message on stderr when invalid.
- * Caller frees *out with cs_cidr_list_free().
+ * address is a /32 or /128; blanks around items are allowed). Caller frees
+ * *out with cs_cidr_list_free().
  * @return CS_ERR_INVALID, CS_ERR_NOMEM.
  */
 enum cs_err cs_cidr_list_parse(const char *spec, struct cs_cidr_list **out) CS_WUR;
