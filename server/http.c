@@ -293,7 +293,8 @@ static size_t drain_max(const struct cs_req *req)
  * read only for a request that will be served. */
 static void check_body_and_caller(struct cs_req *req, const struct head_scan *f)
 {
-  bool public_route = !req->route || req->route->roles == CS_PUBLIC;
+  /* No route: 1 MiB decides 413 against 404/405, but nothing is read. */
+  bool public_route = req->route && req->route->roles == CS_PUBLIC;
   size_t cap = public_route ? CS_PUBLIC_BODY_MAX : CS_BODY_MAX;
   const char *cl = cs_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
   uint64_t n = 0;
@@ -302,12 +303,13 @@ static void check_body_and_caller(struct cs_req *req, const struct head_scan *f)
   if (cl && cs_parse_u64(cl, UINT64_MAX, &n))
     n = UINT64_MAX; /* MHD refuses such a request before it gets here */
   req->declared = f->transfer_encoding ? UINT64_MAX : n; /* chunked: not known */
-  if (!req->early_err && !f->transfer_encoding && n > cap)
+  /* A declared oversize body is refused before routing errors too. */
+  if (!req->close && !f->transfer_encoding && n > cap)
     req->early_err = CS_ERR_TOO_LARGE;
   /* Authentication and the roles column of the route table, in one place.
    * An oversize body to an authenticated route is still refused for its
    * size, but an authenticated sender has it drained, not cut off. */
-  if ((!req->early_err || req->early_err == CS_ERR_TOO_LARGE) && !public_route) {
+  if ((!req->early_err || req->early_err == CS_ERR_TOO_LARGE) && req->route && !public_route) {
     enum cs_err e = cs_auth_request(req, &req->early);
     if (!req->early_err)
       req->early_err = e;
