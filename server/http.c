@@ -190,7 +190,6 @@ static void client_addr(struct cs_req *req, const char *const *xff, size_t nxff)
   if (!ci || cs_addr_from_sockaddr(ci->client_addr, &peer))
     return;
   req->client = cs_client_addr(req->app->trusted, &peer, xff, nxff);
-  req->has_client = true;
   cs_addr_format(&req->client, req->remote);
 }
 

@@ -66,8 +66,7 @@ struct cs_req {
   char rid[24];
   int64_t t0_us;
   int status; /* status sent, for the access log */
-  struct cs_addr client;  /* netaddr.h: the peer, or its X-Forwarded-For client */
-  bool has_client;
+  struct cs_addr client;  /* netaddr.h: the peer, or its X-Forwarded-For client (:: if unknown) */
   char remote[CS_ADDR_STR_MAX]; /* client, as text: access log, audit, rate limiting */
   char allow[40]; /* methods the matched path allows, for 405 */
   int64_t wait_deadline_ms; /* long-poll: when to answer even without news */
