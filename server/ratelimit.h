@@ -12,7 +12,7 @@
 
 #include "netaddr.h"
 
-#define CS_RL_CAPACITY 65536 /* subjects counted at once (~2.5 MB) */
+#define CS_RL_CAPACITY 65536 /* subjects counted at once (48 bytes each) */
 #define CS_RL_WINDOW 300     /* seconds over which failures add up */
 
 struct cs_ratelimit;

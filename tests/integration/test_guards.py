@@ -519,3 +519,23 @@ def test_refused_attempts_do_not_grow_the_audit_trail():
         assert len(limited) == 37 and {l["remote"] for l in limited} == {"127.0.0.2"}
     finally:
         finish(d)
+
+
+def test_bad_guard_options_are_refused():
+    from harness import Daemon
+    d = Daemon()
+    try:
+        for args, word in [(["--trusted-proxies", "10.0.0.0/33"], "--trusted-proxies"),
+                           (["--trusted-proxies", "10.0.0.1,"], "--trusted-proxies"),
+                           (["--trusted-proxies", "proxy.example"], "--trusted-proxies"),
+                           (["--max-connections-per-address", "0"],
+                            "--max-connections-per-address")]:
+            try:
+                d.start(args)
+            except RuntimeError as e:
+                assert word in str(e), e
+            else:
+                d.stop()
+                raise AssertionError("serve started with %r" % args)
+    finally:
+        d.close()
