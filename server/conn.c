@@ -132,7 +132,8 @@ static void refused_log(const struct conn_track *t, int64_t now)
 
 static struct conn_track *track_new(struct MHD_Connection *c)
 {
-  const union MHD_ConnectionInfo *fd = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+  const union MHD_ConnectionInfo *fd =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
   const union MHD_ConnectionInfo *ca =
       MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
   struct cs_addr peer;

@@ -45,7 +45,8 @@ static void test_addr_parse_forms(void **state)
   assert_text(&m, "192.0.2.1");
   struct cs_addr p = addr(" 192.0.2.1:8080\t");
   assert_true(cs_addr_equal(&a, &p));
-  struct cs_addr b = addr("[2001:db8::1]:443"), c = addr("2001:DB8:0::1"), d = addr("[2001:db8::1]");
+  struct cs_addr b = addr("[2001:db8::1]:443"), c = addr("2001:DB8:0::1");
+  struct cs_addr d = addr("[2001:db8::1]");
   assert_true(cs_addr_equal(&b, &c) && cs_addr_equal(&b, &d));
   assert_false(cs_addr_is_v4(&b));
   assert_text(&b, "2001:db8::1");
