@@ -119,37 +119,6 @@ enum cs_err cs_audit_record(struct cs_app *app, const struct cs_actor *a, const 
   return cs_writer_submit(app->writer, record_txn, &c);
 }
 
-/* What a client presents as a key id is recorded only if it has the shape
- * of one: a client that swapped id and secret must not get its secret
- * written to the log and the audit trail. */
-static const char *loggable_key_id(const char *id)
-{
-  size_t n = strlen(id);
-  if (n != 3 + 2 * CS_KEY_ID_HEX || strncmp(id, "ak-", 3) != 0)
-    return "(not a key id)";
-  for (size_t i = 3; i < n; i++)
-    if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
-      return "(not a key id)";
-  return id;
-}
-
-void cs_audit_auth(struct cs_req *req, const char *key_id, const char *result)
-{
-  char fields[256];
-  key_id = loggable_key_id(key_id);
-  struct cs_buf b = {fields, 0, sizeof fields, sizeof fields};
-  struct cs_actor a = {key_id, req->authenticated ? cs_role_name(req->who.role) : "",
-                       req->remote};
-
-  if (strcmp(result, "failure") == 0 &&
-      !cs_buf_printf(&b, "\"audit\":\"login\",\"result\":\"%s\",\"remote\":\"%s\",\"actor\":\"",
-                     result, req->remote) &&
-      !cs_buf_json_escape(&b, key_id, strnlen(key_id, 64)) && !cs_buf_append(&b, "\"", 1))
-    cs_log_fields(CS_LOG_WARN, fields, "authentication %s", result);
-  if (req->app->writer && cs_audit_record(req->app, &a, "auth", key_id, result))
-    CS_LOG(CS_LOG_ERROR, "could not record an audit entry");
-}
-
 /* Decode one stored entry: its hash and JSON. */
 static enum cs_err entry_parts(const struct cs_val *v, const uint8_t **hash, const char **json,
                                size_t *len)

@@ -1,12 +1,13 @@
 /* Who is calling, and may they call this route (API.md §2). */
 #include "auth.h"
+#include "ratelimit.h"
+#include "svc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#define BASIC_MAX 512 /* decoded "id:secret" */
 #define SECRET_MAX 128
 
 /* Load a key that must exist and not be expired. */
@@ -36,66 +37,125 @@ static void fill_principal(struct cs_principal *who, struct cs_key_rec *k)
   k->scope = NULL;
 }
 
+/* What of a presented access-key id may be recorded: only something with
+ * the shape of an id. A client that swapped id and secret, or sent its
+ * secret where the id goes, must not get the secret written down. */
+static const char *loggable_key_id(const char *id)
+{
+  size_t n = id ? strlen(id) : 0;
+  if (n != 3 + 2 * CS_KEY_ID_HEX || strncmp(id, "ak-", 3) != 0)
+    return "(not a key id)";
+  for (size_t i = 3; i < n; i++)
+    if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+      return "(not a key id)";
+  return id;
+}
+
+void cs_auth_record(struct cs_req *req, const char *presented_id, const char *result,
+                    bool audit)
+{
+  char fields[256];
+  const char *id = loggable_key_id(presented_id);
+  struct cs_buf b = {fields, 0, sizeof fields, sizeof fields};
+  struct cs_actor a = {id, req->authenticated ? cs_role_name(req->who.role) : "", req->remote};
+
+  if (strcmp(result, "success") != 0 &&
+      !cs_buf_printf(&b, "\"audit\":\"login\",\"result\":\"%s\",\"remote\":\"%s\",\"actor\":\"",
+                     result, req->remote) &&
+      !cs_buf_json_escape(&b, id, strlen(id)) && !cs_buf_append(&b, "\"", 1))
+    cs_log_fields(CS_LOG_WARN, fields, "authentication %s", result);
+  if (audit && req->app->writer && cs_audit_record(req->app, &a, "auth", id, result))
+    CS_LOG(CS_LOG_ERROR, "could not record an audit entry");
+}
+
+/* Does @p secret open the live key @p id? Malformed, empty and oversize
+ * ids are simply wrong: they cost a hash like any other attempt. */
+static enum cs_err check_key(struct cs_req *req, const char *id, const char *secret,
+                             struct cs_key_rec *k)
+{
+  uint8_t h[CS_HASH_BYTES];
+  size_t slen = strlen(secret), idlen = id ? strlen(id) : 0;
+  enum cs_err e = CS_ERR_NOT_FOUND;
+
+  /* Hash even for unknown ids so timing does not tell which ids exist. */
+  cs_secret_hash(req->app->keyring, secret, slen > SECRET_MAX ? SECRET_MAX : slen, h);
+  if (idlen && idlen <= CS_KEY_ID_MAX && slen <= SECRET_MAX)
+    e = load_live_key(req, id, k);
+  if (e == CS_OK && !cs_hash_equal(h, k->hash)) {
+    cJSON_Delete(k->scope);
+    k->scope = NULL;
+    e = CS_ERR_NOT_FOUND;
+  }
+  cs_memzero(h, sizeof h);
+  return e == CS_ERR_NOT_FOUND ? CS_ERR_BAD_CREDENTIALS : e;
+}
+
 enum cs_err cs_auth_key_secret(struct cs_req *req, const char *id, const char *secret,
                                struct cs_principal *who)
 {
-  const struct cs_config *cfg = &req->app->cfg;
+  struct cs_ratelimit *rl = req->app->rl;
+  struct cs_addr group = cs_addr_group(&req->client);
   struct cs_key_rec k = {0};
-  uint8_t h[CS_HASH_BYTES];
   int64_t now = cs_now();
-  enum cs_err e;
 
-  if (cs_rl_blocked('a', req->remote, now) || cs_rl_blocked('k', id, now)) {
-    CS_LOG(CS_LOG_WARN, "authentication refused while cooling off: key %.64s from %s", id,
-           req->remote);
+  /* Per client address only: an attacker can slow down itself, never the
+   * key it names (a key's secret is 256 random bits). */
+  enum cs_rl_verdict v = cs_rl_begin(rl, &group, now);
+  if (v != CS_RL_GO) {
+    /* Every refusal is counted and logged; only the first of a cool-off
+     * is audited, so a flood cannot grow the trail. */
+    cs_metrics_auth("rate_limited");
+    cs_auth_record(req, id, "rate_limited", v == CS_RL_COOLING_FIRST);
     return CS_ERR_RATE_LIMITED;
   }
-  size_t slen = strlen(secret);
-  /* Hash even for unknown ids so timing does not tell which ids exist. */
-  cs_secret_hash(req->app->keyring, secret, slen > SECRET_MAX ? SECRET_MAX : slen, h);
-  e = strlen(id) > CS_KEY_ID_MAX || slen > SECRET_MAX ? CS_ERR_NOT_FOUND
-                                                        : load_live_key(req, id, &k);
-  if (e == CS_OK && !cs_hash_equal(h, k.hash))
-    e = CS_ERR_NOT_FOUND;
-  cs_memzero(h, sizeof h);
-  if (e == CS_ERR_NOT_FOUND) {
-    cJSON_Delete(k.scope);
-    cs_rl_fail('a', req->remote, now, cfg->auth_max_failures, cfg->auth_cooloff);
-    cs_rl_fail('k', id, now, cfg->auth_max_failures, cfg->auth_cooloff);
-    cs_audit_auth(req, id, "failure");
-    return CS_ERR_BAD_CREDENTIALS;
+  enum cs_err e = check_key(req, id, secret, &k);
+  cs_rl_end(rl, &group, e == CS_ERR_BAD_CREDENTIALS, now);
+  if (e == CS_ERR_BAD_CREDENTIALS) {
+    cs_metrics_auth("failure");
+    cs_auth_record(req, id, "failure", true);
   }
   if (e)
     return e;
-  cs_rl_success('a', req->remote);
-  cs_rl_success('k', id);
+  cs_metrics_auth("success");
   fill_principal(who, &k);
   return CS_OK;
 }
 
-static enum cs_err auth_basic(struct cs_req *req, const char *b64, struct cs_principal *who)
+enum cs_err cs_auth_basic_split(const char *b64, char buf[CS_BASIC_MAX + 1], const char **id,
+                                const char **secret)
 {
-  char buf[BASIC_MAX + 1];
   uint8_t *raw = NULL;
-  size_t len = 0;
+  size_t len = 0, n;
   enum cs_err e = CS_ERR_BAD_CREDENTIALS;
 
   while (*b64 == ' ')
     b64++;
-  if (strlen(b64) > BASIC_MAX * 4 / 3 + 4 || cs_base64_decode(b64, strlen(b64), &raw, &len))
-    return CS_ERR_BAD_CREDENTIALS;
-  if (len <= BASIC_MAX) {
+  n = strlen(b64);
+  if (n > CS_BASIC_MAX * 4 / 3 + 4 || cs_base64_decode(b64, n, &raw, &len))
+    return e;
+  const uint8_t *colon = len <= CS_BASIC_MAX ? memchr(raw, ':', len) : NULL;
+  if (colon && !memchr(raw, '\0', len)) {
+    size_t at = (size_t)(colon - raw);
     memcpy(buf, raw, len);
     buf[len] = '\0';
+    buf[at] = '\0';
+    *id = buf;
+    *secret = buf + at + 1;
+    e = CS_OK;
   }
   cs_open_free(raw, len);
-  if (len > BASIC_MAX)
-    return e;
-  char *colon = strchr(buf, ':');
-  if (colon && strlen(buf) == len) {
-    *colon = '\0';
-    e = cs_auth_key_secret(req, buf, colon + 1, who);
-  }
+  return e;
+}
+
+static enum cs_err auth_basic(struct cs_req *req, const char *b64, struct cs_principal *who)
+{
+  char buf[CS_BASIC_MAX + 1];
+  const char *id = NULL, *secret = "";
+
+  /* Anything but "id:secret" is a wrong credential, and counts as one. */
+  if (cs_auth_basic_split(b64, buf, &id, &secret))
+    id = NULL, secret = "";
+  enum cs_err e = cs_auth_key_secret(req, id, secret, who);
   cs_memzero(buf, sizeof buf);
   return e;
 }

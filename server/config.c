@@ -42,6 +42,8 @@ static const struct opt opts[] = {
     O_INT("auth-max-failures", auth_max_failures, 1, 1000000),
     O_INT("auth-cooloff", auth_cooloff, 1, 86400),
     O_INT("webhook-retry-ms", webhook_retry_ms, 1, 3600000),
+    O_INT("max-connections-per-address", max_conns_per_address, 1, 100000),
+    O_STR("trusted-proxies", trusted_proxies),
     {"log-level", OPT_LEVEL, offsetof(struct cs_config, log_level), 0, 0},
     {"insecure-http", OPT_BOOL, offsetof(struct cs_config, insecure_http), 0, 0},
 };

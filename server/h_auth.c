@@ -3,8 +3,6 @@
 
 #include <string.h>
 
-#define CRED_FIELD_MAX 256
-
 enum cs_err cs_h_login(struct cs_req *req, struct cs_resp *resp)
 {
   struct cs_principal who = {0};
@@ -14,11 +12,13 @@ enum cs_err cs_h_login(struct cs_req *req, struct cs_resp *resp)
 
   if ((e = cs_req_json(req, &body)))
     return e;
-  if ((e = cs_json_req_string(body, "username", CRED_FIELD_MAX, &user))) {
+  /* Any string is an attempt, even empty or oversize (the body cap bounds
+   * it): it fails, and counts, like any wrong credential. */
+  if ((e = cs_json_req_string(body, "username", CS_PUBLIC_BODY_MAX, &user))) {
     e = cs_fail(resp, e, "username must be a string (the access key id)");
     goto out;
   }
-  if ((e = cs_json_req_string(body, "password", CRED_FIELD_MAX, &pass))) {
+  if ((e = cs_json_req_string(body, "password", CS_PUBLIC_BODY_MAX, &pass))) {
     e = cs_fail(resp, e, "password must be a string (the access key secret)");
     goto out;
   }
@@ -26,7 +26,7 @@ enum cs_err cs_h_login(struct cs_req *req, struct cs_resp *resp)
   if (e == CS_ERR_RATE_LIMITED)
     cs_resp_header(resp, "Retry-After", "%lld", (long long)req->app->cfg.auth_cooloff);
   if (!e) {
-    cs_audit_auth(req, who.key_id, "success");
+    cs_auth_record(req, who.key_id, "success", true);
     e = cs_auth_token_response(req, &who, resp);
   }
 out:

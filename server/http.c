@@ -1,6 +1,8 @@
 /* libmicrohttpd glue: request lifecycle, body cap, dispatch, the one error
  * renderer, the access log. */
 #include "auth.h"
+#include "conn.h"
+#include "ratelimit.h"
 
 #include <arpa/inet.h>
 #include <pthread.h>
@@ -14,23 +16,6 @@
 #include <unistd.h>
 
 static char rid_prefix[9];
-
-/* Slowloris: MHD's --conn-timeout counts idle time, so a client trickling
- * one header byte at a time never times out. Each connection is tracked
- * from the moment it waits for a request's headers; a reaper thread shuts
- * down connections that have not delivered them within the timeout. */
-struct conn_track {
-  int fd;
-  atomic_int_fast64_t waiting_since_ms; /* 0 while a request is being served */
-  bool shut;
-  struct conn_track *prev, *next;
-};
-
-static pthread_mutex_t track_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct conn_track track_list = {-1, 0, false, &track_list, &track_list};
-static pthread_t reaper;
-static atomic_bool reaper_stop;
-static int64_t header_timeout_ms;
 static atomic_uint_fast64_t rid_counter;
 
 static int64_t now_us(void)
@@ -38,63 +23,6 @@ static int64_t now_us(void)
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
-                          enum MHD_ConnectionNotificationCode toe)
-{
-  struct conn_track *t = *socket_context;
-  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (!ci || !(t = calloc(1, sizeof *t)))
-      return;
-    t->fd = ci->connect_fd;
-    atomic_store(&t->waiting_since_ms, cs_mono_ms());
-    pthread_mutex_lock(&track_mu);
-    t->next = &track_list;
-    t->prev = track_list.prev;
-    track_list.prev->next = t;
-    track_list.prev = t;
-    pthread_mutex_unlock(&track_mu);
-    *socket_context = t;
-  } else if (t) {
-    pthread_mutex_lock(&track_mu);
-    t->prev->next = t->next;
-    t->next->prev = t->prev;
-    pthread_mutex_unlock(&track_mu);
-    free(t);
-    *socket_context = NULL;
-  }
-}
-
-static void *reaper_main(void *arg)
-{
-  while (!atomic_load(&reaper_stop)) {
-    usleep(200 * 1000);
-    int64_t now = cs_mono_ms();
-    pthread_mutex_lock(&track_mu);
-    for (struct conn_track *t = track_list.next; t != &track_list; t = t->next) {
-      int64_t since = atomic_load(&t->waiting_since_ms);
-      if (since && !t->shut && now - since > header_timeout_ms) {
-        shutdown(t->fd, SHUT_RDWR); /* MHD sees the end and closes it */
-        t->shut = true;
-      }
-    }
-    pthread_mutex_unlock(&track_mu);
-  }
-  return NULL;
-}
-
-/* The connection's tracker, stopped for the request that now runs. */
-static struct conn_track *track_request_start(struct MHD_Connection *conn)
-{
-  const union MHD_ConnectionInfo *ci =
-      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-  struct conn_track *t = ci ? ci->socket_context : NULL;
-  if (t)
-    atomic_store(&t->waiting_since_ms, 0);
-  return t;
 }
 
 /* A NUL byte inside the request line would cut the URL short in every
@@ -251,76 +179,165 @@ enum cs_err cs_req_json(struct cs_req *req, cJSON **out)
   return CS_OK;
 }
 
-static void remote_addr(struct cs_req *req)
+/* The client as the rate limiter, the access log and the audit trail all
+ * see it: the peer, or behind a trusted proxy the X-Forwarded-For client. */
+static void client_addr(struct cs_req *req, const char *const *xff, size_t nxff)
 {
   const union MHD_ConnectionInfo *ci =
       MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  struct cs_addr peer;
   req->remote[0] = '\0';
-  if (!ci || !ci->client_addr)
+  if (!ci || cs_addr_from_sockaddr(ci->client_addr, &peer))
     return;
-  const struct sockaddr *sa = ci->client_addr;
-  if (sa->sa_family == AF_INET)
-    inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, req->remote,
-              sizeof req->remote);
-  else if (sa->sa_family == AF_INET6)
-    inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
-              req->remote, sizeof req->remote);
+  req->client = cs_client_addr(req->app->trusted, &peer, xff, nxff);
+  cs_addr_format(&req->client, req->remote);
 }
 
-struct framing {
+#define XFF_HEADERS 8 /* the last ones count: the nearest proxy appends */
+
+/* What the header block says about framing, and whether it is well formed. */
+struct head_scan {
   int content_length;
   int transfer_encoding;
+  bool bad_name;     /* a field name that is not an RFC 9110 token */
+  bool bad_encoding; /* a Transfer-Encoding other than "chunked" */
+  const char *xff[XFF_HEADERS];
+  size_t nxff;
 };
 
-static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
-                                     const char *value)
+static bool is_token(const char *s)
 {
-  struct framing *f = cls;
-  if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH))
+  static const char tchar[] = "!#$%&'*+-.^_`|~";
+  if (!*s)
+    return false;
+  for (; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+          strchr(tchar, *s)))
+      return false;
+  return true;
+}
+
+/* Is @p key the framing header @p name, or a mangled spelling of it? */
+static bool framing_name(const char *key, const char *name, bool *exact)
+{
+  size_t n = strlen(name);
+  *exact = strcasecmp(key, name) == 0;
+  return strncasecmp(key, name, n) == 0;
+}
+
+/* libmicrohttpd 0.9.75 keeps "Transfer-Encoding : chunked" as a header
+ * named "Transfer-Encoding " (it looks for blanks before the colon only when
+ * *less* strict), and glues a folded line ("Content-Length:\r\n 40") onto
+ * the name ("Content-Length40"). Either way it frames the body as if the
+ * header were absent, where a proxy may honour it. So a name must be a
+ * token (RFC 9112 §5.1: refuse with 400), and a framing header counts
+ * however it is spelled: anything else that starts with its name is
+ * refused too. */
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+  struct head_scan *f = cls;
+  bool exact;
+  if (!is_token(key)) {
+    f->bad_name = true;
+  } else if (framing_name(key, MHD_HTTP_HEADER_CONTENT_LENGTH, &exact)) {
+    f->bad_name |= !exact;
     f->content_length++;
-  else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+  } else if (framing_name(key, MHD_HTTP_HEADER_TRANSFER_ENCODING, &exact)) {
+    f->bad_name |= !exact;
     f->transfer_encoding++;
+    /* MHD decodes exactly "chunked"; anything else it would read to EOF. */
+    f->bad_encoding |= !value || strcasecmp(value, "chunked") != 0;
+  } else if (!strcasecmp(key, "X-Forwarded-For") && value) {
+    if (f->nxff == XFF_HEADERS)
+      memmove(f->xff, f->xff + 1, --f->nxff * sizeof f->xff[0]);
+    f->xff[f->nxff++] = value;
+  }
   return MHD_YES;
 }
 
-/* First callback of a request: route it and check the declared size. MHD
- * gets MHD_YES here; the response is queued on a later call, which keeps
- * the connection alive (DESIGN.md, performance rules). */
+/* A refusal of the framing: answered with Connection: close, so bytes after
+ * the headers are never read as another request. */
+static void refuse_framing(struct cs_req *req, const char *why)
+{
+  req->early_err = CS_ERR_INVALID;
+  req->close = true;
+  cs_fail(&req->early, CS_ERR_INVALID, "%s", why);
+}
+
+static void check_head(struct cs_req *req, const struct head_scan *f)
+{
+  if (req->raw_nul)
+    refuse_framing(req, "NUL byte in the request line");
+  else if (f->bad_name)
+    refuse_framing(req, "malformed header field name (a blank or another character that is "
+                        "not allowed in a field name, or a folded line)");
+  else if (f->content_length > 1 || f->transfer_encoding > 1 ||
+           (f->content_length && f->transfer_encoding))
+    refuse_framing(req, "ambiguous message framing: several Content-Length headers, or "
+                        "Content-Length with Transfer-Encoding");
+  else if (f->bad_encoding)
+    refuse_framing(req, "unsupported Transfer-Encoding; only chunked is accepted");
+}
+
+/* How many bytes of a refused body are read and dropped so that a client
+ * still sending gets to read the answer instead of a reset. An
+ * unauthenticated client gets little: it is answered at once instead. */
+static size_t drain_max(const struct cs_req *req)
+{
+  return req->authenticated ? CS_DRAIN_MAX : CS_UNAUTH_DRAIN_MAX;
+}
+
+/* Body size, then who is calling, both from the headers alone: a body is
+ * read only for a request that will be served. */
+static void check_body_and_caller(struct cs_req *req, const struct head_scan *f)
+{
+  /* No route: 1 MiB decides 413 against 404/405, but nothing is read. */
+  bool public_route = req->route && req->route->roles == CS_PUBLIC;
+  size_t cap = public_route ? CS_PUBLIC_BODY_MAX : CS_BODY_MAX;
+  const char *cl = cs_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  uint64_t n = 0;
+
+  cs_buf_init(&req->body, cap);
+  if (cl && cs_parse_u64(cl, UINT64_MAX, &n))
+    n = UINT64_MAX; /* MHD refuses such a request before it gets here */
+  req->declared = f->transfer_encoding ? UINT64_MAX : n; /* chunked: not known */
+  /* A declared oversize body is refused before routing errors too. */
+  if (!req->close && !f->transfer_encoding && n > cap)
+    req->early_err = CS_ERR_TOO_LARGE;
+  /* Authentication and the roles column of the route table, in one place.
+   * An oversize body to an authenticated route is still refused for its
+   * size, but an authenticated sender has it drained, not cut off. */
+  if ((!req->early_err || req->early_err == CS_ERR_TOO_LARGE) && req->route && !public_route) {
+    enum cs_err e = cs_auth_request(req, &req->early);
+    if (!req->early_err)
+      req->early_err = e;
+  }
+}
+
+/* First callback of a request: the headers are in. Route it, check its
+ * framing, its declared size and its caller. */
 static struct cs_req *req_new(struct cs_app *app, struct MHD_Connection *conn, const char *url,
-                              const char *method)
+                              const char *method, bool raw_nul)
 {
   struct cs_req *req = calloc(1, sizeof *req);
+  struct head_scan f = {0};
   if (!req)
     return NULL;
   req->app = app;
   req->conn = conn;
-  req->track = track_request_start(conn);
+  req->track = cs_conn_tracker(conn);
   req->t0_us = now_us();
   req->method = parse_method(method);
-  cs_buf_init(&req->body, CS_BODY_MAX);
+  req->raw_nul = raw_nul;
   snprintf(req->rid, sizeof req->rid, "%s%08llx", rid_prefix,
            (unsigned long long)(atomic_fetch_add(&rid_counter, 1) & 0xffffffffu));
-  req->early_err = cs_route_match(req, url);
-
-  /* Two Content-Lengths, or one with Transfer-Encoding, frame the body
-   * ambiguously (request smuggling): refuse, and close the connection so
-   * bytes after it are never read as another request. */
-  struct framing f = {0, 0};
-  MHD_get_connection_values(conn, MHD_HEADER_KIND, count_framing, &f);
-  if (f.content_length > 1 || f.transfer_encoding > 1 ||
-      (f.content_length && f.transfer_encoding)) {
-    req->early_err = CS_ERR_INVALID;
-    req->close = true;
-    return req;
-  }
-  /* A declared oversize body is refused before anything else is decided. */
-  const char *cl = cs_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-  uint64_t n;
-  if (cl && cs_parse_u64(cl, CS_BODY_MAX, &n)) {
-    req->early_err = CS_ERR_TOO_LARGE;
-    if (cs_parse_u64(cl, CS_DRAIN_MAX, &n))
-      req->dropped = CS_DRAIN_MAX; /* too big to drain: answer at once */
-  }
+  cs_log_set_request_id(req->rid);
+  MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_header, &f);
+  client_addr(req, f.xff, f.nxff);
+  req->early_err = raw_nul ? CS_ERR_INVALID : cs_route_match(req, url);
+  check_head(req, &f);
+  check_body_and_caller(req, &f);
   atomic_fetch_add(&app->in_flight, 1);
   return req;
 }
@@ -364,21 +381,12 @@ static void dispatch(struct cs_req *req, struct cs_resp *resp)
 {
   enum cs_err e = req->early_err;
 
-  remote_addr(req);
-  /* Authentication and the roles column of the route table, in one place. */
-  if (!e && req->route->roles != CS_PUBLIC)
-    e = cs_auth_request(req, resp);
   if (!e)
     e = req->route->fn(req, resp);
   if (e == CS_OK && resp->suspended)
     return;
   if (e == CS_OK && !resp->body)
     e = CS_ERR_INTERNAL;
-  if (req->raw_nul)
-    cs_fail(resp, e, "NUL byte in the request line");
-  else if (e == CS_ERR_INVALID && req->close && !resp->err_msg[0])
-    cs_fail(resp, e, "ambiguous message framing: several Content-Length headers, or "
-                     "Content-Length with Transfer-Encoding");
   if (e) {
     if (!cs_err_is_client(e))
       CS_LOG(CS_LOG_ERROR, "%s failed: %s", req->route ? req->route->name : "-",
@@ -395,29 +403,50 @@ static void dispatch(struct cs_req *req, struct cs_resp *resp)
   }
 }
 
+/* The whole request is in (or refused): stop its deadline, run it, queue
+ * the answer. Queued on the first call, MHD reads none of the body and
+ * closes the connection after the answer. */
+static enum MHD_Result answer(struct cs_req *req)
+{
+  struct cs_resp resp = req->early; /* what authentication or a refusal set */
+  enum MHD_Result ret;
+
+  cs_conn_request_in(req->track);
+  dispatch(req, &resp);
+  if (resp.suspended)
+    return MHD_YES; /* parked; MHD calls again once resumed */
+  ret = queue(req, &resp);
+  cJSON_Delete(resp.err_extra);
+  free(resp.body);
+  return ret;
+}
+
+/* A refused request with a body is answered before any of it is read,
+ * unless it is small enough to drain (the connection then stays open). */
+static bool answer_at_once(const struct cs_req *req)
+{
+  return req->early_err && (req->close || req->declared > drain_max(req));
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
 {
-  struct cs_app *app = cls;
   struct cs_req *req = *con_cls;
-  struct cs_resp resp = {0};
-  enum MHD_Result ret;
+  enum MHD_Result ret = MHD_YES;
 
   if (!req || req == (void *)&raw_nul_marker) {
-    bool raw_nul = req != NULL;
-    req = req_new(app, conn, url, method);
+    req = req_new(cls, conn, url, method, req != NULL);
     if (!req)
       return MHD_NO;
-    if (raw_nul) {
-      req->early_err = CS_ERR_INVALID;
-      req->route = NULL;
-      req->close = true;
-      req->raw_nul = true;
-    }
     *con_cls = req;
-    return MHD_YES;
+    if (answer_at_once(req)) {
+      req->close = true; /* MHD will not read the body: say so */
+      ret = answer(req);
+    }
+    cs_log_set_request_id(NULL);
+    return ret;
   }
   cs_log_set_request_id(req->rid);
   if (*upload_data_size) {
@@ -428,23 +457,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
       if (e)
         req->early_err = e;
     }
-    /* A refused body is read and dropped, so the client, still sending,
-     * gets to read the answer instead of a reset; past a bound we answer at
-     * once and MHD closes the connection. */
+    /* A refused body is read and dropped up to a bound; past it the
+     * connection is closed (MHD takes no answer in the middle of a body). */
     req->dropped += n;
-    if (req->early_err != CS_ERR_TOO_LARGE || req->dropped < CS_DRAIN_MAX)
-      return MHD_YES;
+    if (req->early_err && req->dropped > drain_max(req))
+      ret = MHD_NO;
+  } else if (!req->status) {
+    ret = answer(req);
   }
-  if (req->status)
-    return MHD_YES;
-  dispatch(req, &resp);
-  if (resp.suspended) {
-    cs_log_set_request_id(NULL);
-    return MHD_YES; /* parked; MHD calls again once resumed */
-  }
-  ret = queue(req, &resp);
-  cJSON_Delete(resp.err_extra);
-  free(resp.body);
   cs_log_set_request_id(NULL);
   return ret;
 }
@@ -470,8 +490,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     cs_log_fields(CS_LOG_INFO, fields, "request");
     cs_log_set_request_id(NULL);
   }
-  if (req->track) /* waiting for the next request's headers from now on */
-    atomic_store(&((struct conn_track *)req->track)->waiting_since_ms, cs_mono_ms());
+  cs_conn_request_done(req->track);
   cs_buf_wipe(&req->body); /* bodies may carry secrets */
   cJSON_Delete(req->who.scope);
   free(req);
@@ -605,6 +624,46 @@ static enum cs_err parse_listen(const char *listen, struct sockaddr_storage *ss,
   return CS_OK;
 }
 
+/* What stands between clients and the handlers: trusted proxies, the
+ * brute-force table, connection tracking. Prints a clear message. */
+static enum cs_err guards_start(struct cs_app *app)
+{
+  const struct cs_config *cfg = &app->cfg;
+  int64_t max_conns = cfg->max_connections ? cfg->max_connections : CS_DEFAULT_MAX_CONNECTIONS;
+  int64_t per_address = cfg->max_conns_per_address;
+  enum cs_err e;
+
+  if (!per_address) /* no one address takes every slot, unless there are few */
+    per_address = max_conns < CS_DEFAULT_CONNS_PER_ADDRESS ? max_conns
+                                                           : CS_DEFAULT_CONNS_PER_ADDRESS;
+  if (cfg->trusted_proxies && (e = cs_cidr_list_parse(cfg->trusted_proxies, &app->trusted))) {
+    fprintf(stderr, "credstore: --trusted-proxies %s: expected IP addresses or CIDRs "
+                    "separated by commas (e.g. 10.0.0.0/8,192.0.2.7,fd00::/8)\n",
+            cfg->trusted_proxies);
+    return e;
+  }
+  if ((e = cs_rl_create(CS_RL_CAPACITY, cfg->auth_max_failures, cfg->auth_cooloff, &app->rl)) ||
+      (e = cs_conn_start(cfg->conn_timeout ? cfg->conn_timeout : CS_DEFAULT_CONN_TIMEOUT,
+                         max_conns, per_address, app->trusted))) {
+    fprintf(stderr, "credstore: cannot set up connection tracking: %s\n", cs_err_message(e));
+    cs_rl_destroy(app->rl);
+    cs_cidr_list_free(app->trusted);
+    app->rl = NULL;
+    app->trusted = NULL;
+    return e;
+  }
+  return CS_OK;
+}
+
+static void guards_stop(struct cs_app *app)
+{
+  cs_conn_stop();
+  cs_rl_destroy(app->rl);
+  cs_cidr_list_free(app->trusted);
+  app->rl = NULL;
+  app->trusted = NULL;
+}
+
 enum cs_err cs_http_start(struct cs_app *app, struct MHD_Daemon **out)
 {
   const struct cs_config *cfg = &app->cfg;
@@ -653,30 +712,27 @@ enum cs_err cs_http_start(struct cs_app *app, struct MHD_Daemon **out)
     tls[2] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
                                      (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"};
   }
+  if (guards_start(app)) {
+    tls_free();
+    return CS_ERR_INVALID;
+  }
   struct MHD_Daemon *d = MHD_start_daemon(
       flags, 0, NULL, NULL, on_request, app, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, app, MHD_OPTION_CONNECTION_LIMIT,
-      (unsigned)(cfg->max_connections ? cfg->max_connections : 1024),
-      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(cfg->conn_timeout ? cfg->conn_timeout : 30),
+      (unsigned)(cfg->max_connections ? cfg->max_connections : CS_DEFAULT_MAX_CONNECTIONS),
+      MHD_OPTION_CONNECTION_TIMEOUT,
+      (unsigned)(cfg->conn_timeout ? cfg->conn_timeout : CS_DEFAULT_CONN_TIMEOUT),
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
-      (unsigned)1024, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
+      (unsigned)1024, MHD_OPTION_NOTIFY_CONNECTION, cs_conn_notify, NULL,
       MHD_OPTION_URI_LOG_CALLBACK, uri_check, NULL, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
       MHD_OPTION_STRICT_FOR_CLIENT, (int)1, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
   if (!d) {
     fprintf(stderr, "credstore: cannot listen on %s (address in use, not permitted, or a "
                     "bad TLS certificate/key)\n", listen);
+    guards_stop(app);
     tls_free();
     return CS_ERR_IO;
-  }
-  /* One second of grace past MHD's own idle timeout, which still closes
-   * silent connections: the reaper only has to catch the trickling ones. */
-  header_timeout_ms = 1000 * ((cfg->conn_timeout ? cfg->conn_timeout : 30) + 1);
-  atomic_store(&reaper_stop, false);
-  if (pthread_create(&reaper, NULL, reaper_main, NULL)) {
-    MHD_stop_daemon(d);
-    tls_free();
-    return CS_ERR_INTERNAL;
   }
   const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
   CS_LOG(CS_LOG_INFO, "listening on %s port %u with %u threads%s", listen,
@@ -694,7 +750,6 @@ void cs_http_stop(struct cs_app *app, struct MHD_Daemon *d)
   for (int i = 0; i < 1000 && atomic_load(&app->in_flight) > 0; i++)
     usleep(10 * 1000);
   MHD_stop_daemon(d);
-  atomic_store(&reaper_stop, true);
-  pthread_join(reaper, NULL);
+  guards_stop(app);
   tls_free();
 }

@@ -7,6 +7,7 @@
 #ifndef CS_HTTP_H
 #define CS_HTTP_H
 
+#include "netaddr.h"
 #include "server.h"
 
 #include <microhttpd.h>
@@ -16,7 +17,9 @@ enum cs_method { CS_GET, CS_POST, CS_PUT, CS_DELETE, CS_METHOD_OTHER };
 #define CS_MAX_PARAMS 3
 #define CS_MAX_HEADERS 4
 #define CS_ERR_MSG_MAX 256
-#define CS_DRAIN_MAX (16u * 1024u * 1024u) /* oversize bodies read and dropped */
+#define CS_PUBLIC_BODY_MAX 4096u /* bodies of routes without authentication (login) */
+#define CS_DRAIN_MAX (16u * 1024u * 1024u) /* refused bodies read and dropped... */
+#define CS_UNAUTH_DRAIN_MAX (64u * 1024u)  /* ...or this, for unauthenticated senders */
 
 /** Who is calling, once authenticated. */
 struct cs_principal {
@@ -24,33 +27,6 @@ struct cs_principal {
   enum cs_role role;
   cJSON *scope; /* array of glob strings, or NULL for everything; owned */
   int64_t expires_at;
-};
-
-struct cs_route;
-
-/** One request; lives from MHD's first callback until completion. */
-struct cs_req {
-  struct cs_app *app;
-  struct MHD_Connection *conn;
-  const struct cs_route *route;
-  enum cs_method method;
-  const char *params[CS_MAX_PARAMS]; /* path parameters, into path_buf */
-  char path_buf[512];
-  struct cs_buf body;
-  enum cs_err early_err; /* routing or body-size failure found before dispatch */
-  size_t dropped;        /* body bytes seen, for draining refused bodies */
-  bool authenticated;
-  struct cs_principal who;
-  char rid[24];
-  int64_t t0_us;
-  int status; /* status sent, for the access log */
-  char remote[64];
-  char allow[40]; /* methods the matched path allows, for 405 */
-  int64_t wait_deadline_ms; /* long-poll: when to answer even without news */
-  uint64_t wait_cursor;     /* long-poll: the feed was read up to here (out of view) */
-  bool close;               /* answer with Connection: close */
-  bool raw_nul;             /* the request line held a NUL byte */
-  void *track;              /* the connection's header-deadline tracker */
 };
 
 /** What a handler produces. */
@@ -69,6 +45,37 @@ struct cs_resp {
   bool suspended;               /* the handler parked the request (long-poll) */
   bool secret;                  /* the body holds secrets: wiped when freed */
 };
+
+struct cs_route;
+
+/** One request; lives from MHD's first callback until completion. */
+struct cs_req {
+  struct cs_app *app;
+  struct MHD_Connection *conn;
+  const struct cs_route *route;
+  enum cs_method method;
+  const char *params[CS_MAX_PARAMS]; /* path parameters, into path_buf */
+  char path_buf[512];
+  struct cs_buf body;
+  enum cs_err early_err; /* refusal decided from the headers, before the body */
+  struct cs_resp early;  /* its message and headers (no body) */
+  uint64_t declared;     /* Content-Length; UINT64_MAX when chunked */
+  size_t dropped;        /* body bytes seen, for draining refused bodies */
+  bool authenticated;
+  struct cs_principal who;
+  char rid[24];
+  int64_t t0_us;
+  int status; /* status sent, for the access log */
+  struct cs_addr client;  /* netaddr.h: the peer, or its X-Forwarded-For client (:: if unknown) */
+  char remote[CS_ADDR_STR_MAX]; /* client, as text: access log, audit, rate limiting */
+  char allow[40]; /* methods the matched path allows, for 405 */
+  int64_t wait_deadline_ms; /* long-poll: when to answer even without news */
+  uint64_t wait_cursor;     /* long-poll: the feed was read up to here (out of view) */
+  bool close;               /* answer with Connection: close */
+  bool raw_nul;             /* the request line held a NUL byte */
+  void *track;              /* the connection's tracker (conn.h) */
+};
+
 
 /**
  * A handler: parse the request into a C struct, call the service layer,
@@ -138,14 +145,6 @@ void cs_resp_header(struct cs_resp *resp, const char *name, const char *fmt, ...
 enum cs_err cs_fail(struct cs_resp *resp, enum cs_err e, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* ---------------------------------------------------------------- audit */
-
-/**
- * Record an authentication event for @p key_id ("success"/"failure").
- * Never given the presented secret.
- */
-void cs_audit_auth(struct cs_req *req, const char *key_id, const char *result);
-
 /* ------------------------------------------------------------- handlers */
 
 enum cs_err cs_h_healthz(struct cs_req *req, struct cs_resp *resp);
@@ -176,5 +175,9 @@ enum cs_err cs_h_aws_container(struct cs_req *req, struct cs_resp *resp);
 void cs_metrics_observe(const struct cs_route *route, int status, int64_t us);
 /** Count one webhook attempt. */
 void cs_metrics_webhook(bool ok);
+/** Count one access-key attempt: "success", "failure" or "rate_limited". */
+void cs_metrics_auth(const char *result);
+/** Count one connection refused by --max-connections-per-address. */
+void cs_metrics_connection_refused(void);
 
 #endif /* CS_HTTP_H */

@@ -18,6 +18,9 @@ static atomic_uint_fast64_t requests[MAX_ROUTES + 1][NSTATUS];
 static atomic_uint_fast64_t hist[MAX_ROUTES + 1][NBUCKET + 1];
 static atomic_uint_fast64_t lat_sum_us[MAX_ROUTES + 1];
 static atomic_uint_fast64_t webhook_failures, webhook_deliveries;
+static const char *const auth_results[] = {"success", "failure", "rate_limited"};
+#define NAUTH (sizeof auth_results / sizeof auth_results[0])
+static atomic_uint_fast64_t auth_attempts[NAUTH], conns_refused;
 
 static size_t route_slot(const struct cs_route *r)
 {
@@ -45,6 +48,37 @@ void cs_metrics_webhook(bool ok)
 {
   atomic_fetch_add_explicit(ok ? &webhook_deliveries : &webhook_failures, 1,
                             memory_order_relaxed);
+}
+
+void cs_metrics_auth(const char *result)
+{
+  for (size_t i = 0; i < NAUTH; i++)
+    if (!strcmp(result, auth_results[i]))
+      atomic_fetch_add_explicit(&auth_attempts[i], 1, memory_order_relaxed);
+}
+
+void cs_metrics_connection_refused(void)
+{
+  atomic_fetch_add_explicit(&conns_refused, 1, memory_order_relaxed);
+}
+
+/* Every access-key attempt is counted here, audited or not (the audit
+ * trail keeps only the first refusal of each cool-off). */
+static enum cs_err render_guards(struct cs_buf *b)
+{
+  enum cs_err e = cs_buf_printf(
+      b, "# HELP credstore_auth_attempts_total Access-key attempts (login, Basic) by result.\n"
+         "# TYPE credstore_auth_attempts_total counter\n");
+  for (size_t i = 0; i < NAUTH && !e; i++)
+    e = cs_buf_printf(b, "credstore_auth_attempts_total{result=\"%s\"} %llu\n", auth_results[i],
+                      (unsigned long long)atomic_load(&auth_attempts[i]));
+  if (!e)
+    e = cs_buf_printf(b, "# HELP credstore_connections_refused_total Connections refused by "
+                         "--max-connections-per-address.\n"
+                         "# TYPE credstore_connections_refused_total counter\n"
+                         "credstore_connections_refused_total %llu\n",
+                      (unsigned long long)atomic_load(&conns_refused));
+  return e;
 }
 
 static const char *route_name(size_t r)
@@ -156,7 +190,7 @@ enum cs_err cs_h_metrics(struct cs_req *req, struct cs_resp *resp)
   enum cs_err e;
 
   cs_buf_init(&b, 4 * 1024 * 1024);
-  if ((e = render_requests(&b)) || (e = render_state(req->app, &b))) {
+  if ((e = render_requests(&b)) || (e = render_guards(&b)) || (e = render_state(req->app, &b))) {
     cs_buf_free(&b);
     return e;
   }

@@ -1,78 +1,161 @@
-/* Brute-force protection: failed logins and Basic attempts are counted per
- * client address and per access key id; past the limit within a window, the
- * subject gets 429 for a cooling-off period. A fixed table, no allocation. */
-#include "auth.h"
+/* Brute-force limiting (ratelimit.h). Open addressing with bounded linear
+ * probing from a SipHash-keyed home bucket: an insert takes the first slot
+ * in its probe window that is unused or holds an expired subject, so a live
+ * counter is never given away, whatever ids or addresses arrive. */
+#include "ratelimit.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
-#define RL_SLOTS 4096
-#define RL_WINDOW 300 /* seconds over which failures add up */
+#define PROBE 32     /* slots a subject may live in, from its home bucket */
+#define WAIT_MS 1000 /* longest wait for attempts in flight to finish */
 
-struct rl_slot {
-  uint64_t h;
-  int64_t window_start;
-  int64_t blocked_until;
+struct slot {
+  struct cs_addr key;
+  int64_t window_start;  /* 0: never used (ends every probe chain) */
+  int64_t blocked_until; /* 0: not cooling off */
   uint32_t failures;
+  uint32_t inflight;
+  bool refused; /* a refusal of this cool-off was reported */
 };
 
-static struct rl_slot slots[RL_SLOTS];
-static pthread_mutex_t rl_mu = PTHREAD_MUTEX_INITIALIZER;
+struct cs_ratelimit {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  size_t mask;
+  int64_t max_failures, cooloff;
+  unsigned waiters;
+  struct slot slots[];
+};
 
-static uint64_t subject_hash(char kind, const char *subject)
+enum cs_err cs_rl_create(size_t capacity, int64_t max_failures, int64_t cooloff,
+                         struct cs_ratelimit **out)
 {
-  uint64_t h = 1469598103934665603ULL ^ (uint64_t)(unsigned char)kind;
-  for (const char *p = subject; *p; p++) {
-    h ^= (unsigned char)*p;
-    h *= 1099511628211ULL;
+  size_t n = 1;
+  if (!capacity || max_failures <= 0 || cooloff <= 0)
+    return CS_ERR_INVALID;
+  while (n < capacity)
+    n <<= 1;
+  struct cs_ratelimit *rl = calloc(1, sizeof *rl + n * sizeof rl->slots[0]);
+  if (!rl)
+    return CS_ERR_NOMEM;
+  pthread_mutex_init(&rl->mu, NULL);
+  pthread_cond_init(&rl->cv, NULL);
+  rl->mask = n - 1;
+  rl->max_failures = max_failures;
+  rl->cooloff = cooloff;
+  *out = rl;
+  return CS_OK;
+}
+
+void cs_rl_destroy(struct cs_ratelimit *rl)
+{
+  if (!rl)
+    return;
+  pthread_cond_destroy(&rl->cv);
+  pthread_mutex_destroy(&rl->mu);
+  free(rl);
+}
+
+/* Nothing worth keeping: no attempt running, and no failures, or only
+ * failures of a finished window or cool-off. */
+static bool spent(const struct slot *s, int64_t now)
+{
+  if (s->inflight)
+    return false;
+  if (s->blocked_until)
+    return s->blocked_until <= now;
+  return s->failures == 0 || now - s->window_start >= CS_RL_WINDOW;
+}
+
+static void claim(struct slot *s, const struct cs_addr *key, int64_t now)
+{
+  memset(s, 0, sizeof *s);
+  s->key = *key;
+  s->window_start = now;
+}
+
+/* The subject's slot, starting afresh if its last window is spent; with
+ * @p create a new one when it has none. NULL: none, and no room. */
+static struct slot *find(struct cs_ratelimit *rl, const struct cs_addr *key, int64_t now,
+                         bool create)
+{
+  uint64_t h = cs_addr_hash(key);
+  struct slot *room = NULL;
+  for (size_t i = 0; i < PROBE; i++) {
+    struct slot *s = &rl->slots[(h + i) & rl->mask];
+    if (s->window_start == 0) {
+      room = room ? room : s;
+      break;
+    }
+    if (cs_addr_equal(&s->key, key)) {
+      if (spent(s, now))
+        claim(s, key, now);
+      return s;
+    }
+    if (!room && spent(s, now))
+      room = s;
   }
-  return h ? h : 1;
+  if (!create || !room)
+    return NULL;
+  claim(room, key, now);
+  return room;
 }
 
-static struct rl_slot *slot_for(uint64_t h)
+enum cs_rl_verdict cs_rl_begin(struct cs_ratelimit *rl, const struct cs_addr *subject,
+                               int64_t now)
 {
-  return &slots[h % RL_SLOTS];
-}
-
-bool cs_rl_blocked(char kind, const char *subject, int64_t now)
-{
-  uint64_t h = subject_hash(kind, subject);
-  bool blocked;
-  pthread_mutex_lock(&rl_mu);
-  struct rl_slot *s = slot_for(h);
-  blocked = s->h == h && s->blocked_until > now;
-  pthread_mutex_unlock(&rl_mu);
-  return blocked;
-}
-
-void cs_rl_fail(char kind, const char *subject, int64_t now, int64_t max_failures,
-                int64_t cooloff)
-{
-  uint64_t h = subject_hash(kind, subject);
-  pthread_mutex_lock(&rl_mu);
-  struct rl_slot *s = slot_for(h);
-  if (s->h != h || now - s->window_start > RL_WINDOW) {
-    /* A new subject (or an old window) takes the slot over. */
-    if (s->h != h || s->blocked_until <= now) {
-      s->h = h;
-      s->window_start = now;
-      s->failures = 0;
-      s->blocked_until = 0;
+  enum cs_rl_verdict v;
+  struct timespec until;
+  cs_deadline_in_ms(WAIT_MS, &until);
+  pthread_mutex_lock(&rl->mu);
+  for (;;) {
+    struct slot *s = find(rl, subject, now, true);
+    if (!s) {
+      v = CS_RL_FULL;
+      break;
+    }
+    if (s->blocked_until > now || s->failures >= rl->max_failures) {
+      v = s->refused ? CS_RL_COOLING : CS_RL_COOLING_FIRST;
+      s->refused = true;
+      break;
+    }
+    if (s->failures + s->inflight < rl->max_failures) {
+      s->inflight++;
+      v = CS_RL_GO;
+      break;
+    }
+    /* The rest of the budget is held by attempts still running. */
+    rl->waiters++;
+    int rc = pthread_cond_timedwait(&rl->cv, &rl->mu, &until);
+    rl->waiters--;
+    if (rc) {
+      v = CS_RL_COOLING;
+      break;
     }
   }
-  if (s->failures < UINT32_MAX)
-    s->failures++;
-  if ((int64_t)s->failures >= max_failures)
-    s->blocked_until = now + cooloff;
-  pthread_mutex_unlock(&rl_mu);
+  pthread_mutex_unlock(&rl->mu);
+  return v;
 }
 
-void cs_rl_success(char kind, const char *subject)
+bool cs_rl_end(struct cs_ratelimit *rl, const struct cs_addr *subject, bool failed, int64_t now)
 {
-  uint64_t h = subject_hash(kind, subject);
-  pthread_mutex_lock(&rl_mu);
-  struct rl_slot *s = slot_for(h);
-  if (s->h == h && s->blocked_until == 0)
-    memset(s, 0, sizeof *s);
-  pthread_mutex_unlock(&rl_mu);
+  bool started = false;
+  pthread_mutex_lock(&rl->mu);
+  struct slot *s = find(rl, subject, now, failed);
+  if (s && s->inflight)
+    s->inflight--;
+  if (s && failed) {
+    if (s->failures < UINT32_MAX)
+      s->failures++;
+    if (s->failures >= rl->max_failures && !s->blocked_until) {
+      s->blocked_until = now + rl->cooloff;
+      started = true;
+    }
+  }
+  if (rl->waiters)
+    pthread_cond_broadcast(&rl->cv);
+  pthread_mutex_unlock(&rl->mu);
+  return started;
 }

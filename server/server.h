@@ -19,6 +19,9 @@
 #define CS_DEFAULT_LISTEN "127.0.0.1:8200"
 #define CS_DEFAULT_TOKEN_TTL 600
 #define CS_DEFAULT_THREADS 32 /* at least; 8 per core on bigger machines */
+#define CS_DEFAULT_MAX_CONNECTIONS 1024
+#define CS_DEFAULT_CONNS_PER_ADDRESS 128 /* or --max-connections, if fewer */
+#define CS_DEFAULT_CONN_TIMEOUT 30       /* seconds a whole request may take to arrive */
 
 /* ------------------------------------------------------------------ config */
 
@@ -49,6 +52,8 @@ struct cs_config {
   int64_t auth_max_failures; /* failed attempts before 429 (default 10) */
   int64_t auth_cooloff;      /* seconds of 429 after that (default 60) */
   int64_t webhook_retry_ms;  /* first webhook retry delay (default 1000) */
+  int64_t max_conns_per_address; /* 0: min(128, max connections) */
+  const char *trusted_proxies;   /* CIDR[,CIDR...] whose X-Forwarded-For is honoured */
   bool insecure_http;
 };
 
@@ -96,6 +101,8 @@ struct cs_writer;
 struct cs_events;
 struct cs_outbox;
 struct cs_aws_resolver;
+struct cs_ratelimit;
+struct cs_cidr_list;
 
 /** Everything a handler may use; one per serve process. */
 struct cs_app {
@@ -106,6 +113,8 @@ struct cs_app {
   struct cs_events *events;       /* long-poll waiters */
   struct cs_outbox *outbox;       /* webhook delivery worker */
   struct cs_aws_resolver *aws;    /* STS/IMDS with cache */
+  struct cs_ratelimit *rl;        /* failed access-key attempts per client */
+  struct cs_cidr_list *trusted;   /* --trusted-proxies, or NULL */
   int64_t started_at;
   atomic_bool ready;
   atomic_int in_flight;

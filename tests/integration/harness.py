@@ -12,6 +12,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -178,3 +179,82 @@ def assert_error(resp, status, code=None):
     if code is not None:
         assert body["code"] == code, body
     return body
+
+
+# ------------------------------------------------------------- raw socket
+
+class Raw:
+    """A raw client connection with a tiny HTTP/1.1 response reader."""
+
+    def __init__(self, d, timeout=3, src=None):
+        self.s = socket.create_connection(("127.0.0.1", d.port), timeout=timeout * SLOW,
+                                          source_address=(src, 0) if src else None)
+        self.buf = b""
+        self.eof = False
+
+    def send(self, data):
+        self.s.sendall(data)
+
+    def close(self):
+        self.s.close()
+
+    def _fill(self, deadline):
+        left = deadline - time.monotonic()
+        if left <= 0 or self.eof:
+            return False
+        self.s.settimeout(left)
+        try:
+            b = self.s.recv(65536)
+        except socket.timeout:
+            return False
+        except (ConnectionResetError, BrokenPipeError):
+            self.eof = True
+            return False
+        if not b:
+            self.eof = True
+            return False
+        self.buf += b
+        return True
+
+    def response(self, timeout=3):
+        """(status, headers, body) of the next response; None if the
+        connection closed or stayed silent first."""
+        deadline = time.monotonic() + timeout * SLOW
+        while b"\r\n\r\n" not in self.buf:
+            if not self._fill(deadline):
+                return None
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ")[1])
+        headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        n = int(headers.get("content-length", "0"))
+        while len(self.buf) < n:
+            if not self._fill(deadline):
+                break
+        body, self.buf = self.buf[:n], self.buf[n:]
+        return status, headers, body
+
+    def closed_within(self, timeout):
+        """Seconds until the server closed the connection (data read and
+        dropped meanwhile), or None if it is still open after @timeout."""
+        t0 = time.monotonic()
+        deadline = t0 + timeout
+        while not self.eof:
+            self.buf = b""
+            if not self._fill(deadline) and not self.eof:
+                return None
+        return time.monotonic() - t0
+
+
+def req(method, path, headers=(), body=b"", auth=None, host=True):
+    lines = ["%s %s HTTP/1.1" % (method, path)]
+    if host:
+        lines.append("Host: 127.0.0.1")
+    if auth:
+        lines.append("Authorization: " + auth)
+    lines += list(headers)
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head + body

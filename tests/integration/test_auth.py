@@ -323,8 +323,9 @@ def test_brute_force_gets_429_then_cools_off():
         # Basic from the same address is blocked too.
         r = dd.get("/api/v1/version", headers={"Authorization": basic(other["id"], other["secret"])})
         assert r.status_code == 429
-        # Another address: the key id is still cooling off, another key is not.
-        assert post_login(dd.port, "127.0.0.2", dd.admin["id"], dd.admin["secret"])[0] == 429
+        # Another address is not held back: only the failing address cools off,
+        # never the key it named (else anyone could lock out any key).
+        assert post_login(dd.port, "127.0.0.2", dd.admin["id"], dd.admin["secret"])[0] == 200
         assert post_login(dd.port, "127.0.0.2", other["id"], other["secret"])[0] == 200
         time.sleep(2.2)
         assert post_login(dd.port, "127.0.0.1", dd.admin["id"], dd.admin["secret"])[0] == 200
@@ -528,3 +529,71 @@ def test_last_admin_guard_counts_live_unscoped_admins(d):
     assert_error(d.delete("/api/v1/access_keys/" + star["id"],
                           headers={"Authorization": star_auth}), 409, "last_admin_key")
     assert list(keys_seen(d, star_auth)) == [star["id"]]
+
+def test_swapped_credentials_never_reach_log_or_audit_in_any_path():
+    """The secret where the id goes, in every way a credential is presented
+    (login, Basic, Bearer, x-redlock-auth), before and while the address is
+    cooling off: the log and the audit trail name "(not a key id)", never
+    the secret."""
+    dd = Daemon(serve_args=["--auth-max-failures", "3", "--auth-cooloff", "60"]).start()
+    try:
+        aid, sec = dd.admin["id"], dd.admin["secret"]
+        # The auditor reads the trail from another address, never limited.
+        aud = new_key(dd, basic(aid, sec), "auditor")
+        attempts = [
+            lambda: post_login(dd.port, "127.0.0.2", sec, aid)[0],
+            lambda: post_login(dd.port, "127.0.0.2", sec, "")[0],
+            lambda: get_from(dd.port, "127.0.0.2", {"Authorization": basic(sec, aid)}),
+            lambda: get_from(dd.port, "127.0.0.2", {"Authorization": basic(sec, sec)}),
+            lambda: get_from(dd.port, "127.0.0.2", {"Authorization": "Bearer " + sec}),
+            lambda: get_from(dd.port, "127.0.0.2", {"x-redlock-auth": sec}),
+            lambda: get_from(dd.port, "127.0.0.2",
+                             {"Authorization": "Basic " + base64.b64encode(sec.encode()).decode()}),
+        ]
+        statuses = [a() for a in attempts] + [a() for a in attempts]  # the 2nd round cools off
+        assert 429 in statuses and set(statuses) <= {401, 429}, statuses
+        r = dd.get("/api/v1/audit?limit=1000",
+                   headers={"Authorization": basic(aud["id"], aud["secret"])})
+        assert r.status_code == 200
+        auth_entries = [e for e in r.json() if e["action"] == "auth" and e["result"] != "success"]
+        assert {e["result"] for e in auth_entries} == {"failure", "rate_limited"}
+        assert {e["actor"] for e in auth_entries} == {"(not a key id)"}
+        limited = dd.wait_log(lambda l: l["msg"] == "authentication rate_limited")
+        assert limited and {l["actor"] for l in limited} == {"(not a key id)"}
+        assert sec not in r.text
+        assert sec not in dd.log()
+    finally:
+        assert dd.stop() == 0
+        dd.close()
+
+
+def get_from(port, src, headers):
+    c = conn_from(port, src)
+    c.request("GET", "/api/v1/version", headers=headers)
+    r = c.getresponse()
+    r.read()
+    c.close()
+    return r.status
+
+
+def test_empty_and_oversize_ids_count_and_are_audited():
+    """An empty id (Basic ":secret", Basic ":", login "") or an oversize one
+    is a failed attempt like any other: 401, counted toward the limit, and
+    audited."""
+    dd = Daemon(serve_args=["--auth-max-failures", "5", "--auth-cooloff", "60"]).start()
+    try:
+        b64 = lambda s: "Basic " + base64.b64encode(s.encode()).decode()
+        got = [get_from(dd.port, "127.0.0.2", {"Authorization": b64(":" + "f" * 64)}),
+               get_from(dd.port, "127.0.0.2", {"Authorization": b64(":")}),
+               post_login(dd.port, "127.0.0.2", "", "f" * 64)[0],
+               post_login(dd.port, "127.0.0.2", "", "")[0],
+               post_login(dd.port, "127.0.0.2", "a" * 2000, "f" * 64)[0],
+               post_login(dd.port, "127.0.0.2", dd.admin["id"], dd.admin["secret"])[0]]
+        assert got == [401] * 5 + [429], got
+        r = dd.get("/api/v1/audit?limit=1000",
+                   headers={"Authorization": basic(dd.admin["id"], dd.admin["secret"])})
+        fails = [e for e in r.json() if e["action"] == "auth" and e["remote"] == "127.0.0.2"]
+        assert [e["result"] for e in fails] == ["failure"] * 5 + ["rate_limited"], fails
+    finally:
+        assert dd.stop() == 0
+        dd.close()

@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from harness import SLOW, finish, sanitizer_lines, start
+from harness import SLOW, Raw, finish, req, sanitizer_lines, start
 
 GUID = "0123456789abcdef0123456789abcdef"
 CONN_TIMEOUT = 2  # --conn-timeout of the shared daemon
@@ -55,84 +55,6 @@ def credential(cid, **extra):
             "secret": {"plain": "ibm-key-" + cid}, "description": "seed " + cid}
     body.update(extra)
     return body
-
-
-# ------------------------------------------------------------- raw socket
-
-class Raw:
-    """A raw client connection with a tiny HTTP/1.1 response reader."""
-
-    def __init__(self, d, timeout=3):
-        self.s = socket.create_connection(("127.0.0.1", d.port), timeout=timeout * SLOW)
-        self.buf = b""
-        self.eof = False
-
-    def send(self, data):
-        self.s.sendall(data)
-
-    def close(self):
-        self.s.close()
-
-    def _fill(self, deadline):
-        left = deadline - time.monotonic()
-        if left <= 0 or self.eof:
-            return False
-        self.s.settimeout(left)
-        try:
-            b = self.s.recv(65536)
-        except socket.timeout:
-            return False
-        except (ConnectionResetError, BrokenPipeError):
-            self.eof = True
-            return False
-        if not b:
-            self.eof = True
-            return False
-        self.buf += b
-        return True
-
-    def response(self, timeout=3):
-        """(status, headers, body) of the next response; None if the
-        connection closed or stayed silent first."""
-        deadline = time.monotonic() + timeout * SLOW
-        while b"\r\n\r\n" not in self.buf:
-            if not self._fill(deadline):
-                return None
-        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ")[1])
-        headers = {}
-        for line in lines[1:]:
-            k, _, v = line.partition(":")
-            headers[k.strip().lower()] = v.strip()
-        n = int(headers.get("content-length", "0"))
-        while len(self.buf) < n:
-            if not self._fill(deadline):
-                break
-        body, self.buf = self.buf[:n], self.buf[n:]
-        return status, headers, body
-
-    def closed_within(self, timeout):
-        """Seconds until the server closed the connection (data read and
-        dropped meanwhile), or None if it is still open after @timeout."""
-        t0 = time.monotonic()
-        deadline = t0 + timeout
-        while not self.eof:
-            self.buf = b""
-            if not self._fill(deadline) and not self.eof:
-                return None
-        return time.monotonic() - t0
-
-
-def req(method, path, headers=(), body=b"", auth=None, host=True):
-    lines = ["%s %s HTTP/1.1" % (method, path)]
-    if host:
-        lines.append("Host: 127.0.0.1")
-    if auth:
-        lines.append("Authorization: " + auth)
-    lines += list(headers)
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    return head + body
 
 
 # ------------------------------------------------------------------ fixtures
@@ -347,6 +269,61 @@ def test_transfer_encoding_with_content_length_closes(h):
     assert second is None and not stored["te-cl-2"], \
         "the smuggled request after a TE+CL request was executed: %r, stored %r" % (
             second and second[:2], stored)
+
+
+def test_malformed_field_names_and_encodings_are_refused_and_close(h):
+    """RFC 9112 §5.1: no blank between a field name and its colon, and a
+    name is a token. libmicrohttpd 0.9.75 keeps "Transfer-Encoding " as a
+    name, glues folded lines onto the name, and frames the body as if there
+    were no such header, where a proxy may honour it: each request here
+    carries a smuggled create behind it. The answer is 400 with Connection: close, nothing is stored, and the
+    bytes after it are never read as a request."""
+    body = json.dumps(credential("fn-1")).encode()
+    smuggled = create_req(h, "fn-2")
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    cl = "Content-Length: %d" % len(body)
+    cases = {
+        "space before colon, TE": (["Transfer-Encoding : chunked"], chunked),
+        "tab before colon, TE": (["Transfer-Encoding\t: chunked"], chunked),
+        "two spaces before colon, TE": (["Transfer-Encoding  : chunked"], chunked),
+        "space before colon, CL": (["Content-Length : %d" % len(body)], body),
+        "tab before colon, CL": (["Content-Length\t: %d" % len(body)], body),
+        "CL, and TE with a blank": ([cl, "Transfer-Encoding : chunked"], body),
+        "TE, and CL with a blank": (["Transfer-Encoding: chunked",
+                                     "Content-Length : %d" % len(body)], chunked),
+        "space inside a name": ([cl, "X Forwarded: a"], body),
+        "separator in a name": ([cl, "X(a): b"], body),
+        "slash in a name": ([cl, "X/Y: b"], body),
+        "control byte in a name": ([cl, "X-\x01A: b"], body),
+        "non-ASCII name": ([cl, "X-\xe9: b"], body),
+        "folded CL": (["Content-Length:", " %d" % len(body)], body),
+        "folded TE": (["Transfer-Encoding:", "\tchunked"], chunked),
+        "CL name with a suffix": (["Content-Lengthx: %d" % len(body)], body),
+        "leading blank on the first field": ([" Content-Length: %d" % len(body)], body),
+        "TE gzip": (["Transfer-Encoding: gzip"], chunked),
+        "TE gzip, chunked": (["Transfer-Encoding: gzip, chunked"], chunked),
+        "TE chunked, identity": (["Transfer-Encoding: chunked, identity"], chunked),
+        "TE identity": (["Transfer-Encoding: identity"], body),
+        "TE twice": (["Transfer-Encoding: chunked", "Transfer-Encoding: chunked"], chunked),
+    }
+    problems = []
+    for name, (hdrs, payload) in cases.items():
+        c = Raw(h)
+        c.send(req("POST", "/api/v1/credentials", auth=auth_of(h),
+                   headers=["Content-Type: application/json"] + hdrs, body=payload + smuggled))
+        first = c.response()
+        second = c.response(timeout=1) if first is not None else None
+        closed = c.closed_within(2 * SLOW) if second is None else None
+        c.close()
+        if first is None or first[0] != 400 or second is not None or closed is None:
+            problems.append("%s: %r then %r, closed %r" % (
+                name, first and first[:2], second and second[:2], closed))
+        elif first[1].get("connection", "").lower() != "close":
+            problems.append("%s: 400 without Connection: close" % name)
+        elif json.loads(first[2])["code"] != "invalid_field":
+            problems.append("%s: %r" % (name, first[2][:100]))
+    assert_absent(h, "fn-1", "fn-2")
+    assert not problems, "\n".join(problems)
 
 
 def test_bad_chunked_bodies(h):
@@ -623,6 +600,8 @@ def test_slowloris_is_cut_off_and_others_are_served(h):
 
 
 def test_many_idle_connections(h):
+    """300 idle connections, from three addresses (each below the default
+    per-address limit of 128), while the prober on 127.0.0.1 is served."""
     n = 300
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < n + 200:
@@ -630,8 +609,9 @@ def test_many_idle_connections(h):
     socks = []
     try:
         t0 = time.monotonic()
-        for _ in range(n):
-            socks.append(socket.create_connection(("127.0.0.1", h.port), timeout=3 * SLOW))
+        for i in range(n):
+            socks.append(socket.create_connection(("127.0.0.1", h.port), timeout=3 * SLOW,
+                                                  source_address=("127.0.0.%d" % (2 + i % 3), 0)))
         probe = Prober(h)
         probe.start()
         time.sleep(1.2)
