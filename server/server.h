@@ -97,7 +97,6 @@ enum cs_err cs_role_parse(const char *s, enum cs_role *out) CS_WUR;
 
 /* ------------------------------------------------------------- application */
 
-struct cs_writer;
 struct cs_events;
 struct cs_outbox;
 struct cs_aws_resolver;
@@ -231,24 +230,6 @@ bool cs_key_within(const struct cs_key_bounds *j, const struct cs_key_bounds *k)
  */
 enum cs_err cs_key_spec_bound(struct cs_key_spec *spec, const struct cs_key_bounds *by,
                               const char **field) CS_WUR;
-
-/* ---------------------------------------------------------- group commit */
-
-/**
- * Start the writer thread for @p st; @p after_commit (may be NULL) runs on
- * the writer thread after each batch commits.
- * @return CS_ERR_NOMEM, CS_ERR_INTERNAL. Stop with cs_writer_stop().
- */
-enum cs_err cs_writer_start(struct cs_store *st, void (*after_commit)(void *), void *arg,
-                            struct cs_writer **out) CS_WUR;
-/**
- * Run @p fn in the next group commit and wait until it is durable.
- * Like cs_store_write, @p fn may run more than once (map growth).
- * @return fn's result, or the commit's error; CS_ERR_UNAVAILABLE once stopping.
- */
-enum cs_err cs_writer_submit(struct cs_writer *w, cs_store_write_fn fn, void *ctx) CS_WUR;
-/** Finish queued work and stop. NULL ok. */
-void cs_writer_stop(struct cs_writer *w);
 
 /* ---------------------------------------------------------------- commands */
 

@@ -1,8 +1,7 @@
-/* Group commit: one writer thread takes every queued change and commits
- * them in one durable transaction (each in a nested transaction, so one
- * failing change rolls back alone), then wakes the waiting requests. Writes
- * stay durable before the reply without costing one fsync each. */
-#include "server.h"
+/* Group commit (store.h): one writer thread takes every queued change,
+ * commits them with cs_store_write_batch() (one failing change rolls back
+ * alone), then wakes the waiting submitters. */
+#include "store.h"
 
 #include <pthread.h>
 #include <stdlib.h>
