@@ -1,8 +1,11 @@
 /* aws: static access keys, or the instance role (useAWSRole), optionally
- * assuming roleArn through STS. Only static keys without a role resolve
- * here; everything that needs STS or IMDS is providers/aws/'s job. */
+ * assuming roleArn through STS. Resolve decides here which it is: static
+ * keys without a role are handed out as stored; a role or the instance
+ * identity goes through the context's AWS resolver (providers/aws/: STS,
+ * IMDSv2, cache). */
 #include "prov_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -267,30 +270,42 @@ out:
   return e;
 }
 
-static enum cs_err aws_resolve(const cJSON *meta, const char *secret, size_t secret_len,
-                               const struct cs_resolve_opts *opts, cJSON **out)
+static const char *meta_str(const cJSON *meta, const char *name)
 {
-  const cJSON *role = cJSON_GetObjectItemCaseSensitive(meta, "roleArn");
-  const cJSON *id = cJSON_GetObjectItemCaseSensitive(meta, "accountID");
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, name);
+  return cJSON_IsString(v) && v->valuestring && v->valuestring[0] ? v->valuestring : NULL;
+}
+
+static bool meta_bool(const cJSON *meta, const char *name)
+{
+  return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(meta, name));
+}
+
+/* A role or the instance identity needs STS or IMDS. */
+static bool aws_network(const cJSON *meta)
+{
+  return meta_bool(meta, "useAWSRole") || meta_str(meta, "roleArn");
+}
+
+static enum cs_err aws_static(const struct cs_prov_ctx *ctx, cJSON **out)
+{
+  const char *id = meta_str(ctx->meta, "accountID");
   cJSON *r = NULL;
   enum cs_err e;
 
-  if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(meta, "useAWSRole")) ||
-      (cJSON_IsString(role) && role->valuestring && role->valuestring[0]))
-    return CS_ERR_UNAVAILABLE; /* needs IMDS or STS: providers/aws/ */
-  if (!cJSON_IsString(id) || !id->valuestring || !id->valuestring[0])
+  if (!id)
     return CS_ERR_INTERNAL;
-  if ((e = cs_prov_payload_ok(secret, secret_len)) != CS_OK)
+  if ((e = cs_prov_payload_ok(ctx->secret, ctx->secret_len)) != CS_OK)
     return e;
-  if (secret_len == 0)
+  if (ctx->secret_len == 0)
     return CS_ERR_CRYPTO;
 
   e = CS_ERR_NOMEM;
   if (!(r = cJSON_CreateObject()))
     goto out;
   if ((e = cs_prov_add_str(r, "type", "aws")) != CS_OK ||
-      (e = cs_prov_add_str(r, "AccessKeyId", id->valuestring)) != CS_OK ||
-      (e = cs_prov_add_secret(r, "SecretAccessKey", secret, secret_len)) != CS_OK)
+      (e = cs_prov_add_str(r, "AccessKeyId", id)) != CS_OK ||
+      (e = cs_prov_add_secret(r, "SecretAccessKey", ctx->secret, ctx->secret_len)) != CS_OK)
     goto out;
   *out = r;
   r = NULL;
@@ -299,8 +314,82 @@ out:
   return e;
 }
 
+/* The STS/IMDS request for @p ctx: stored fields, narrowed by the options. */
+static struct cs_aws_request aws_request(const struct cs_prov_ctx *ctx)
+{
+  static const struct cs_resolve_opts none = {0};
+  const struct cs_resolve_opts *o = ctx->opts ? ctx->opts : &none;
+  const cJSON *dur = cJSON_GetObjectItemCaseSensitive(ctx->meta, "durationSeconds");
+  struct cs_aws_request r = {
+      .cred_id = ctx->cred_id,
+      .version = ctx->version,
+      .use_instance_role = meta_bool(ctx->meta, "useAWSRole"),
+      .role_arn = meta_str(ctx->meta, "roleArn"),
+      .external_id = meta_str(ctx->meta, "externalID"),
+      .session_name = o->session_name,
+      .region = o->region ? o->region : meta_str(ctx->meta, "region"),
+      .regional_endpoint = meta_bool(ctx->meta, "useSTSRegionalEndpoint"),
+      .duration_seconds = o->duration_seconds ? o->duration_seconds
+                          : cJSON_IsNumber(dur) ? (int64_t)dur->valuedouble
+                                                : 0,
+  };
+  if (!r.use_instance_role) {
+    r.access_key_id = meta_str(ctx->meta, "accountID");
+    r.secret_key = ctx->secret;
+  }
+  return r;
+}
+
+static enum cs_err render_creds(const struct cs_aws_creds *c, cJSON **out)
+{
+  char when[32];
+  cJSON *m = cJSON_CreateObject();
+  enum cs_err e = CS_ERR_NOMEM;
+
+  if (!m || (e = cs_prov_add_str(m, "type", "aws")) ||
+      (e = cs_prov_add_str(m, "AccessKeyId", c->access_key_id)) ||
+      (e = cs_prov_add_str(m, "SecretAccessKey", c->secret_access_key)))
+    goto out;
+  if (c->session_token[0] && (e = cs_prov_add_str(m, "SessionToken", c->session_token)))
+    goto out;
+  if (c->expiration) {
+    cs_time_format(c->expiration, when);
+    if ((e = cs_prov_add_str(m, "Expiration", when)))
+      goto out;
+  }
+  *out = m;
+  m = NULL;
+out:
+  cs_prov_json_free_secret(m);
+  return e;
+}
+
+static enum cs_err aws_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
+                               struct cs_net_error *err)
+{
+  struct cs_aws_request req;
+  struct cs_aws_creds c;
+  struct cs_aws_error ae = {"", ""};
+  enum cs_err e;
+
+  if (!aws_network(ctx->meta))
+    return aws_static(ctx, out);
+  req = aws_request(ctx);
+  if (!ctx->net)
+    return CS_ERR_UNAVAILABLE;
+  if ((e = cs_aws_resolve(ctx->net->aws, &req, &c, &ae))) {
+    snprintf(err->code, sizeof err->code, "%s", ae.code);
+    snprintf(err->message, sizeof err->message, "%s", ae.message);
+    return e;
+  }
+  e = render_creds(&c, out);
+  cs_aws_creds_wipe(&c);
+  return e;
+}
+
 const struct cs_provider cs_provider_aws = {
     .type = "aws",
     .validate = aws_validate,
     .resolve = aws_resolve,
+    .test = cs_prov_test_unimplemented,
 };

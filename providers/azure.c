@@ -102,9 +102,11 @@ out:
   return e;
 }
 
-static enum cs_err az_resolve(const cJSON *meta, const char *secret, size_t secret_len,
-                              const struct cs_resolve_opts *opts, cJSON **out)
+static enum cs_err az_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
+                              struct cs_net_error *err)
 {
+  const char *secret = ctx->secret;
+  size_t secret_len = ctx->secret_len;
   cJSON *sk = NULL, *r = NULL;
   struct az_key k = {0};
   enum cs_err e;
@@ -144,4 +146,5 @@ const struct cs_provider cs_provider_azure = {
     .type = "azure",
     .validate = az_validate,
     .resolve = az_resolve,
+    .test = cs_prov_test_unimplemented,
 };

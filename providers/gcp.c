@@ -215,9 +215,12 @@ out:
   return e;
 }
 
-static enum cs_err gcp_resolve(const cJSON *meta, const char *secret, size_t secret_len,
-                               const struct cs_resolve_opts *opts, cJSON **out)
+static enum cs_err gcp_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
+                               struct cs_net_error *err)
 {
+  const cJSON *meta = ctx->meta;
+  const char *secret = ctx->secret;
+  size_t secret_len = ctx->secret_len;
   const cJSON *auth = cJSON_GetObjectItemCaseSensitive(meta, "authType");
   bool is_token = cJSON_IsString(auth) && auth->valuestring &&
                   strcmp(auth->valuestring, "apiToken") == 0;
@@ -261,4 +264,5 @@ const struct cs_provider cs_provider_gcp = {
     .type = "gcp",
     .validate = gcp_validate,
     .resolve = gcp_resolve,
+    .test = cs_prov_test_unimplemented,
 };

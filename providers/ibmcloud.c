@@ -67,9 +67,12 @@ out:
   return e;
 }
 
-static enum cs_err ibm_resolve(const cJSON *meta, const char *secret, size_t secret_len,
-                               const struct cs_resolve_opts *opts, cJSON **out)
+static enum cs_err ibm_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
+                               struct cs_net_error *err)
 {
+  const cJSON *meta = ctx->meta;
+  const char *secret = ctx->secret;
+  size_t secret_len = ctx->secret_len;
   const cJSON *guid = cJSON_GetObjectItemCaseSensitive(meta, "accountGUID");
   cJSON *r = NULL;
   enum cs_err e;
@@ -98,4 +101,5 @@ const struct cs_provider cs_provider_ibmcloud = {
     .type = "ibmCloud",
     .validate = ibm_validate,
     .resolve = ibm_resolve,
+    .test = cs_prov_test_unimplemented,
 };

@@ -817,9 +817,11 @@ out:
   return e;
 }
 
-static enum cs_err kube_resolve(const cJSON *meta, const char *secret, size_t secret_len,
-                                const struct cs_resolve_opts *opts, cJSON **out)
+static enum cs_err kube_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
+                                struct cs_net_error *err)
 {
+  const char *secret = ctx->secret;
+  size_t secret_len = ctx->secret_len;
   cJSON *r = NULL;
   enum cs_err e;
 
@@ -844,4 +846,5 @@ const struct cs_provider cs_provider_kubeconfig = {
     .type = "kubeconfig",
     .validate = kube_validate,
     .resolve = kube_resolve,
+    .test = cs_prov_test_unimplemented,
 };

@@ -20,6 +20,15 @@ extern const struct cs_provider cs_provider_gcp;
 extern const struct cs_provider cs_provider_ibmcloud;
 extern const struct cs_provider cs_provider_kubeconfig;
 
+/** The process's network state (providers.h); aws.c reads it. */
+struct cs_prov_net {
+  struct cs_aws_resolver *aws; /* STS and IMDS with their cache */
+};
+
+/** Every provider's test until the broker issue: CS_ERR_UNAVAILABLE, "NotImplemented". */
+enum cs_err cs_prov_test_unimplemented(const struct cs_prov_ctx *ctx,
+                                       struct cs_test_result *out) CS_WUR;
+
 /** Largest secret.plain any provider accepts (the request body cap). */
 #define CS_PROV_PLAIN_MAX ((size_t)1 << 20)
 

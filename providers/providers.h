@@ -5,9 +5,14 @@
  *        gets sealed, and turn an opened payload back into the material a
  *        consumer receives on resolve.
  *
- * Providers never see keys or the store. The service layer opens a kept
- * secret and puts it back into the body as secret.plain (or apiToken.plain)
- * before calling validate, so validation always sees the full input.
+ * Providers never see keys or the store. The core (server/core/) opens a
+ * kept secret and puts it back into the body as secret.plain (or
+ * apiToken.plain) before calling validate, so validation always sees the
+ * full input. Every resolve, the network ones (STS, IMDS) included, is the
+ * provider's: the core hands it a context (struct cs_prov_ctx) with the
+ * stored fields, the opened secret and the process's network state
+ * (struct cs_prov_net: outbound calls, caches, endpoints), and never names
+ * a type itself.
  */
 #ifndef CS_PROVIDERS_H
 #define CS_PROVIDERS_H
@@ -53,6 +58,72 @@ struct cs_resolve_opts {
   const char *session_name; /* NULL = derived by the caller */
 };
 
+/* ------------------------------------------------------ resolve context */
+
+/**
+ * The process's network state for resolves and tests: today the AWS
+ * resolver (STS and IMDS with its cache and endpoints); the outbound
+ * client and the token caches of the other clouds join it. Opaque;
+ * thread-safe. Create with cs_prov_net_create(), free with
+ * cs_prov_net_free().
+ */
+struct cs_prov_net;
+
+/** Where the network resolves go; every member optional (NULL/0: defaults). */
+struct cs_prov_net_config {
+  const char *sts_endpoint;  /* --sts-endpoint; NULL: global/regional amazonaws.com */
+  const char *imds_endpoint; /* --imds-endpoint; NULL: http://169.254.169.254 */
+  long timeout_ms;           /* per HTTP call; 0 = 5000 */
+};
+
+/** Counters of the network resolves, for /metrics. */
+struct cs_prov_net_stats {
+  uint64_t sts_calls;
+  uint64_t imds_calls;
+  uint64_t cache_hits;
+  uint64_t cache_misses;
+};
+
+/**
+ * @return CS_ERR_INVALID (an endpoint that is not an http(s) URL of at most
+ *         400 characters), CS_ERR_NOMEM, CS_ERR_INTERNAL (libcurl init).
+ */
+enum cs_err cs_prov_net_create(const struct cs_prov_net_config *cfg,
+                               struct cs_prov_net **out) CS_WUR;
+/** Wipe every cached secret and free. No resolve may be running. NULL ok. */
+void cs_prov_net_free(struct cs_prov_net *n);
+/** Drop every cached entry of @p cred_id (after an edit or delete). NULL @p n ok. */
+void cs_prov_net_invalidate(struct cs_prov_net *n, const char *cred_id);
+/** Snapshot the counters; zeros for a NULL @p n. */
+void cs_prov_net_get_stats(struct cs_prov_net *n, struct cs_prov_net_stats *out);
+
+/** Everything a resolve or a test reads; all borrowed for the call. */
+struct cs_prov_ctx {
+  struct cs_prov_net *net; /* NULL: network resolves answer CS_ERR_UNAVAILABLE */
+  const char *cred_id;     /* cache key part, and what an edit invalidates */
+  uint64_t version;        /* cache key part */
+  const cJSON *meta;       /* the stored non-secret fields (cs_prov_result.meta) */
+  const char *secret;      /* the opened payload, NUL-terminated as cs_open() leaves it */
+  size_t secret_len;
+  const struct cs_resolve_opts *opts; /* NULL: all defaults */
+};
+
+/** Why a resolve failed: the field at fault, or what upstream answered. */
+struct cs_net_error {
+  char field[CS_FIELD_MAX]; /* CS_ERR_INVALID: the request field at fault; or "" */
+  char code[64];            /* CS_ERR_UPSTREAM: upstream's code ("AccessDenied"), or "" */
+  char message[256];        /* upstream's message or ours; never a secret */
+};
+
+/** The answer of a connection test (API.md §8). */
+struct cs_test_result {
+  bool ok;
+  int64_t latency_ms; /* wall time of the whole test */
+  char code[64];      /* !ok: upstream's error code, or ours */
+  char message[512];  /* what was proven, or what failed; never a secret */
+  char identity[512]; /* who the credential is ("arn:aws:...", client id, email); "" */
+};
+
 struct cs_provider {
   const char *type; /* "aws", "azure", "gcp", "ibmCloud", "kubeconfig" */
 
@@ -66,15 +137,37 @@ struct cs_provider {
                           struct cs_prov_error *err);
 
   /**
-   * Build the material a consumer receives, from the stored metadata and
-   * the opened secret. Types whose material needs network calls (aws with a
-   * role or instance identity) are resolved elsewhere (providers/aws/).
-   * Caller frees *out with cJSON_Delete (and must treat it as secret).
-   * @return CS_ERR_CRYPTO if the payload no longer parses, CS_ERR_NOMEM.
+   * Build the material a consumer receives for @p ctx: from the stored
+   * metadata and the opened secret, or through the network (aws with a
+   * role or the instance identity: STS, IMDS, cached in ctx->net). The
+   * core adds "version". Caller frees *out with cs_json_wipe_delete().
+   * @return CS_ERR_CRYPTO if the payload no longer parses, CS_ERR_UNAVAILABLE
+   *         (network needed and ctx->net NULL), CS_ERR_UPSTREAM (@p err: what
+   *         upstream answered), CS_ERR_INVALID (stored fields the resolver
+   *         will not use; @p err->message says why), CS_ERR_INTERNAL,
+   *         CS_ERR_NOMEM. *out written only on success.
    */
-  enum cs_err (*resolve)(const cJSON *meta, const char *secret, size_t secret_len,
-                         const struct cs_resolve_opts *opts, cJSON **out);
+  enum cs_err (*resolve)(const struct cs_prov_ctx *ctx, cJSON **out, struct cs_net_error *err);
+
+  /**
+   * Prove the credential works (never cached). Not implemented yet by any
+   * provider (the broker issue does it), and called by no route.
+   * @return CS_ERR_UNAVAILABLE with @p out->code "NotImplemented" and a
+   *         message saying so.
+   */
+  enum cs_err (*test)(const struct cs_prov_ctx *ctx, struct cs_test_result *out);
 };
+
+/**
+ * Check a resolve's options against the stored fields @p meta: options may
+ * narrow what the credential allows, never widen it. durationSeconds at
+ * most the stored one (CS_AWS_DEFAULT_DURATION when none is stored), a
+ * sessionName only if it is @p session_name (the one the caller derives),
+ * a region only if it is an AWS region name.
+ * @return CS_ERR_INVALID with @p err's field and message.
+ */
+enum cs_err cs_resolve_opts_check(const cJSON *meta, const struct cs_resolve_opts *opts,
+                                  const char *session_name, struct cs_net_error *err) CS_WUR;
 
 /** @return the provider for @p type, or NULL if the type is unknown. */
 const struct cs_provider *cs_provider_find(const char *type);

@@ -17,7 +17,7 @@ enum cs_err cs_h_aws_container(struct cs_req *req, struct cs_resp *resp)
   /* The type is checked before anything is resolved or recorded. */
   struct cs_resolve_req in = {.require_type = "aws"};
   struct cs_actor a = cs_actor_of(req);
-  struct cs_resolve_fail fail;
+  struct cs_net_error fail;
   cJSON *m = NULL, *o = NULL;
   char when[32];
   enum cs_err e;
@@ -29,13 +29,13 @@ enum cs_err cs_h_aws_container(struct cs_req *req, struct cs_resp *resp)
   e = cs_resolve(req->app, &a, &in, &m, &fail);
   if (e == CS_ERR_NOT_FOUND)
     return cs_fail(resp, e, "no credential %s", in.cred_id);
-  if (e == CS_ERR_INVALID && fail.field && strcmp(fail.field, "usageId") == 0)
+  if (e == CS_ERR_INVALID && fail.field[0] && strcmp(fail.field, "usageId") == 0)
     return cs_fail(resp, e, "usage is not a usage of this credential");
   if (e == CS_ERR_INVALID)
     return cs_fail(resp, e, "%s", fail.message);
   if (e == CS_ERR_UPSTREAM)
-    return cs_fail(resp, e, "%s: %s", fail.upstream.code[0] ? fail.upstream.code : "upstream",
-                   fail.upstream.message[0] ? fail.upstream.message
+    return cs_fail(resp, e, "%s: %s", fail.code[0] ? fail.code : "upstream",
+                   fail.message[0] ? fail.message
                                             : "AWS STS request failed");
   if (e)
     return e;

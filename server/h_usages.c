@@ -97,7 +97,7 @@ enum cs_err cs_h_resolve(struct cs_req *req, struct cs_resp *resp)
 {
   struct cs_resolve_req in = {0};
   struct cs_actor a = cs_actor_of(req);
-  struct cs_resolve_fail fail;
+  struct cs_net_error fail;
   cJSON *body = NULL, *m = NULL;
   enum cs_err e;
 
@@ -108,7 +108,7 @@ enum cs_err cs_h_resolve(struct cs_req *req, struct cs_resp *resp)
   e = cs_resolve(req->app, &a, &in, &m, &fail);
   if (e == CS_ERR_NOT_FOUND)
     e = cs_fail(resp, e, "no credential %s", in.cred_id);
-  else if (e == CS_ERR_INVALID && fail.field)
+  else if (e == CS_ERR_INVALID && fail.field[0])
     e = field_error(resp, e, fail.field,
                     strcmp(fail.field, "usageId") == 0
                         ? "usageId is not a usage of this credential"
@@ -116,11 +116,11 @@ enum cs_err cs_h_resolve(struct cs_req *req, struct cs_resp *resp)
   else if (e == CS_ERR_INVALID)
     e = cs_fail(resp, e, "%s", fail.message);
   else if (e == CS_ERR_UPSTREAM) {
-    cs_fail(resp, e, "%s", fail.upstream.message[0] ? fail.upstream.message
+    cs_fail(resp, e, "%s", fail.message[0] ? fail.message
                                                     : "AWS STS request failed");
     if ((resp->err_extra = cJSON_CreateObject()))
       cJSON_AddStringToObject(resp->err_extra, "upstreamCode",
-                              fail.upstream.code[0] ? fail.upstream.code : "unknown");
+                              fail.code[0] ? fail.code : "unknown");
   } else if (!e) {
     e = cs_resp_json_secret(resp, 200, m);
     m = NULL;

@@ -134,15 +134,14 @@ static enum cs_err render_requests(struct cs_buf *b)
 
 static enum cs_err render_state(struct cs_app *app, struct cs_buf *b)
 {
-  struct cs_aws_stats aws = {0};
+  struct cs_prov_net_stats aws;
   struct cs_store_stat st;
   static const char *const tables[CS_TBL__COUNT] = {
       "meta", "credentials", "usages", "usages_by_credential", "access_keys", "audit", "events",
       "outbox"};
   enum cs_err e;
 
-  if (app->aws)
-    cs_aws_get_stats(app->aws, &aws);
+  cs_prov_net_get_stats(app->net, &aws);
   if ((e = cs_store_stat(app->store, &st)))
     return e;
   e = cs_buf_printf(

@@ -50,9 +50,9 @@ int cs_cmd_serve(const struct cs_config *cfg)
     return 1;
   }
   app.started_at = cs_now();
-  struct cs_aws_config aws = {app.cfg.sts_endpoint, app.cfg.imds_endpoint, 0};
+  struct cs_prov_net_config net = {app.cfg.sts_endpoint, app.cfg.imds_endpoint, 0};
   int rc = 1;
-  if (cs_aws_resolver_create(&aws, &app.aws) || cs_events_start(&app) ||
+  if (cs_prov_net_create(&net, &app.net) || cs_events_start(&app) ||
       cs_writer_start(app.store, after_commit, &app, &app.writer) || cs_outbox_start(&app) ||
       cs_http_start(&app, &d)) {
     fprintf(stderr, "credstore serve: cannot start\n");
@@ -74,7 +74,7 @@ out:
   cs_events_free(&app);
   cs_outbox_stop(&app);
   cs_writer_stop(app.writer);
-  cs_aws_resolver_free(app.aws);
+  cs_prov_net_free(app.net);
   cs_app_close(&app);
   cs_data_unlock(lock_fd);
   if (rc == 0)

@@ -99,7 +99,7 @@ enum cs_err cs_role_parse(const char *s, enum cs_role *out) CS_WUR;
 
 struct cs_events;
 struct cs_outbox;
-struct cs_aws_resolver;
+struct cs_prov_net;
 struct cs_ratelimit;
 struct cs_cidr_list;
 
@@ -111,7 +111,7 @@ struct cs_app {
   struct cs_writer *writer;       /* group commit of every change */
   struct cs_events *events;       /* long-poll waiters */
   struct cs_outbox *outbox;       /* webhook delivery worker */
-  struct cs_aws_resolver *aws;    /* STS/IMDS with cache */
+  struct cs_prov_net *net;       /* providers' network state: STS/IMDS with cache */
   struct cs_ratelimit *rl;        /* failed access-key attempts per client */
   struct cs_cidr_list *trusted;   /* --trusted-proxies, or NULL */
   int64_t started_at;

@@ -244,27 +244,21 @@ struct cs_resolve_req {
   struct cs_resolve_opts opts;
 };
 
-/** Why a resolve was refused or failed. */
-struct cs_resolve_fail {
-  const char *field;            /* CS_ERR_INVALID: the request field at fault, or NULL */
-  char message[256];            /* CS_ERR_INVALID: what to tell the caller */
-  struct cs_aws_error upstream; /* CS_ERR_UPSTREAM: what STS or IMDS answered */
-};
-
 /**
  * Resolve the material of a credential for one of its usages, and record
  * seenVersion/lastResolvedAt/resolveCount and an audit entry durably. A
  * request refused for its own fault (unknown credential, not a usage of
  * it, another type than require_type, an option beyond the credential)
  * records nothing; a resolve attempted and failed is audited as a failure.
- * @return CS_ERR_NOT_FOUND (credential), CS_ERR_INVALID (*fail says which
- *         field, or fail->field NULL: wrong type, unusable stored fields),
- *         CS_ERR_UPSTREAM (aws: fail->upstream set), CS_ERR_UNAVAILABLE,
+ * @return CS_ERR_NOT_FOUND (credential), CS_ERR_INVALID (fail->field names
+ *         the request field at fault, or is "": wrong type, unusable stored
+ *         fields; fail->message says why), CS_ERR_UPSTREAM (fail->code and
+ *         message: what upstream answered), CS_ERR_UNAVAILABLE,
  *         CS_ERR_CRYPTO, CS_ERR_NOMEM, CS_ERR_STORE*.
  */
 enum cs_err cs_resolve(struct cs_app *app, const struct cs_actor *a,
                        const struct cs_resolve_req *in, cJSON **material,
-                       struct cs_resolve_fail *fail) CS_WUR;
+                       struct cs_net_error *fail) CS_WUR;
 
 /* ----------------------------------------------------------------- outbox */
 

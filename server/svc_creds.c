@@ -458,8 +458,8 @@ static enum cs_err put_once(struct cs_app *app, const struct cs_cred_put *in,
   }
   if (e)
     goto out;
-  if (x.found && app->aws)
-    cs_aws_invalidate(app->aws, in->id); /* cached STS results of the old version */
+  if (x.found)
+    cs_prov_net_invalidate(app->net, in->id); /* cached STS results of the old version */
   struct cs_cred_view view = {.id = in->id, .prov = t.prov, .version = t.new_version,
                               .created = t.created, .modified = t.modified, .meta = meta,
                               .meta_len = strlen(meta), .fp = fp, .fp_len = strlen(fp),
@@ -556,8 +556,8 @@ enum cs_err cs_creds_delete(struct cs_app *app, const struct cs_actor *a, const 
     *usages = d.usages;
   else
     cJSON_Delete(d.usages);
-  if (!e && app->aws)
-    cs_aws_invalidate(app->aws, id);
+  if (!e)
+    cs_prov_net_invalidate(app->net, id);
   return e;
 }
 

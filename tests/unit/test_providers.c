@@ -95,6 +95,15 @@ static const struct cs_provider *prov(const char *type)
   return p;
 }
 
+/* A resolve without network state, as every case here needs none. */
+static enum cs_err resolve(const struct cs_provider *p, const cJSON *meta, const char *secret,
+                           size_t len, const struct cs_resolve_opts *opts, cJSON **out)
+{
+  struct cs_prov_ctx ctx = {NULL, "test-cred", 1, meta, secret, len, opts};
+  struct cs_net_error err = {"", "", ""};
+  return p->resolve(&ctx, out, &err);
+}
+
 /* Validate @p body (consumed) and expect success. */
 static void expect_ok(const char *type, cJSON *body, struct cs_prov_result *res)
 {
@@ -204,6 +213,65 @@ static void test_registry(void **state)
   assert_null(cs_provider_find(NULL));
 }
 
+/* Until the broker issue, every provider's test says so, and no more. */
+static void test_test_not_implemented(void **state)
+{
+  (void)state;
+  for (size_t i = 0; cs_providers[i]; i++) {
+    struct cs_prov_ctx ctx = {NULL, "id", 1, NULL, "", 0, NULL};
+    struct cs_test_result r;
+    memset(&r, 0x5a, sizeof r);
+    assert_non_null(cs_providers[i]->test);
+    assert_int_equal(cs_providers[i]->test(&ctx, &r), CS_ERR_UNAVAILABLE);
+    assert_false(r.ok);
+    assert_string_equal(r.code, "NotImplemented");
+    assert_non_null(strstr(r.message, "not implemented"));
+    assert_string_equal(r.identity, "");
+  }
+}
+
+/* Resolve options narrow, never widen: each refusal names its field. */
+static void test_resolve_opts_check(void **state)
+{
+  cJSON *stored = json("{\"durationSeconds\":1800}"), *none = json("{}");
+  struct cs_net_error err;
+  struct {
+    const cJSON *meta;
+    struct cs_resolve_opts o;
+    const char *field; /* NULL: accepted */
+  } cases[] = {
+      {none, {0, NULL, NULL}, NULL},
+      {none, {3600, "eu-west-1", "credstore-u-1"}, NULL},
+      {none, {3601, NULL, NULL}, "durationSeconds"},
+      {stored, {1800, NULL, NULL}, NULL},
+      {stored, {1801, NULL, NULL}, "durationSeconds"},
+      {none, {0, NULL, "credstore-u-2"}, "sessionName"},
+      {none, {0, NULL, ""}, "sessionName"},
+      {none, {0, "EU-WEST-1", NULL}, "region"},
+      {none, {0, "eu-west-1.evil.example", NULL}, "region"},
+      {none, {0, "", NULL}, "region"},
+      /* The first fault is named. */
+      {stored, {7200, "bad", "other"}, "durationSeconds"},
+      {none, {0, "bad", "other"}, "sessionName"},
+  };
+
+  (void)state;
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    memset(&err, 0, sizeof err);
+    enum cs_err e = cs_resolve_opts_check(cases[i].meta, &cases[i].o, "credstore-u-1", &err);
+    if (!cases[i].field) {
+      assert_int_equal(e, CS_OK);
+      assert_string_equal(err.field, "");
+    } else {
+      assert_int_equal(e, CS_ERR_INVALID);
+      assert_string_equal(err.field, cases[i].field);
+      assert_non_null(strstr(err.message, cases[i].field));
+    }
+  }
+  cJSON_Delete(stored);
+  cJSON_Delete(none);
+}
+
 static void test_result_free(void **state)
 {
   struct cs_prov_result r = {0};
@@ -241,7 +309,7 @@ static void test_aws_static_keys(void **state)
   assert_int_equal(r.secret_len, strlen(KEY_SECRET));
   assert_not_in_json(r.meta, KEY_SECRET);
 
-  assert_int_equal(prov("aws")->resolve(r.meta, r.secret, r.secret_len, NULL, &out), CS_OK);
+  assert_int_equal(resolve(prov("aws"), r.meta, r.secret, r.secret_len, NULL, &out), CS_OK);
   assert_str_member(out, "type", "aws");
   assert_str_member(out, "AccessKeyId", KEY_ID);
   assert_str_member(out, "SecretAccessKey", KEY_SECRET);
@@ -272,7 +340,7 @@ static void test_aws_role_options(void **state)
   assert_int_equal(member_count(r.meta), 7);
   assert_not_in_json(r.meta, KEY_SECRET);
   /* A role needs STS: not resolvable here, and *out stays untouched. */
-  assert_int_equal(prov("aws")->resolve(r.meta, r.secret, r.secret_len, NULL, &out),
+  assert_int_equal(resolve(prov("aws"), r.meta, r.secret, r.secret_len, NULL, &out),
                    CS_ERR_UNAVAILABLE);
   assert_ptr_equal(out, (cJSON *)&sentinel_meta);
   cs_prov_result_free(&r);
@@ -289,7 +357,7 @@ static void test_aws_instance_role(void **state)
   assert_no_member(r.meta, "accountID");
   assert_int_equal(r.secret_len, 0);
   assert_string_equal(r.secret, "");
-  assert_int_equal(prov("aws")->resolve(r.meta, r.secret, r.secret_len, NULL, &out),
+  assert_int_equal(resolve(prov("aws"), r.meta, r.secret, r.secret_len, NULL, &out),
                    CS_ERR_UNAVAILABLE);
   assert_null(out);
   cs_prov_result_free(&r);
@@ -507,10 +575,10 @@ static void test_aws_resolve_corrupt(void **state)
   cJSON *out = NULL;
 
   (void)state;
-  assert_int_equal(prov("aws")->resolve(meta, embedded_nul, sizeof embedded_nul - 1, NULL, &out),
+  assert_int_equal(resolve(prov("aws"), meta, embedded_nul, sizeof embedded_nul - 1, NULL, &out),
                    CS_ERR_CRYPTO);
-  assert_int_equal(prov("aws")->resolve(meta, "", 0, NULL, &out), CS_ERR_CRYPTO);
-  assert_int_equal(prov("aws")->resolve(meta, NULL, 0, NULL, &out), CS_ERR_CRYPTO);
+  assert_int_equal(resolve(prov("aws"), meta, "", 0, NULL, &out), CS_ERR_CRYPTO);
+  assert_int_equal(resolve(prov("aws"), meta, NULL, 0, NULL, &out), CS_ERR_CRYPTO);
   assert_null(out);
   cJSON_Delete(meta);
 }
@@ -540,7 +608,7 @@ static void test_azure_valid(void **state)
   assert_int_equal(r.secret_len, len);
   assert_memory_equal(r.secret, sk_text, len);
 
-  assert_int_equal(prov("azure")->resolve(r.meta, r.secret, r.secret_len, NULL, &out), CS_OK);
+  assert_int_equal(resolve(prov("azure"), r.meta, r.secret, r.secret_len, NULL, &out), CS_OK);
   assert_str_member(out, "type", "azure");
   assert_str_member(out, "clientId", cJSON_GetObjectItem(sk, "clientId")->valuestring);
   assert_str_member(out, "clientSecret", client_secret);
@@ -621,7 +689,7 @@ static void test_azure_resolve_corrupt(void **state)
   (void)state;
   for (size_t i = 0; i < sizeof payloads / sizeof payloads[0]; i++)
     assert_int_equal(
-        prov("azure")->resolve(meta, payloads[i], strlen(payloads[i]), NULL, &out),
+        resolve(prov("azure"), meta, payloads[i], strlen(payloads[i]), NULL, &out),
         CS_ERR_CRYPTO);
   assert_null(out);
   cJSON_Delete(meta);
@@ -652,7 +720,7 @@ static void test_gcp_service_account(void **state)
   assert_not_in_json(r.meta, body_of_key);
   assert_not_in_json(r.meta, cJSON_GetObjectItem(sa, "private_key_id")->valuestring);
 
-  assert_int_equal(prov("gcp")->resolve(r.meta, r.secret, r.secret_len, NULL, &out), CS_OK);
+  assert_int_equal(resolve(prov("gcp"), r.meta, r.secret, r.secret_len, NULL, &out), CS_OK);
   assert_str_member(out, "type", "gcp");
   assert_true(cJSON_Compare(cJSON_GetObjectItem(out, "serviceAccount"), sa, true));
   assert_no_member(out, "apiToken");
@@ -675,7 +743,7 @@ static void test_gcp_api_token(void **state)
   assert_int_equal(member_count(r.meta), 1);
   assert_string_equal(r.secret, token);
   assert_not_in_json(r.meta, token);
-  assert_int_equal(prov("gcp")->resolve(r.meta, r.secret, r.secret_len, NULL, &out), CS_OK);
+  assert_int_equal(resolve(prov("gcp"), r.meta, r.secret, r.secret_len, NULL, &out), CS_OK);
   assert_str_member(out, "type", "gcp");
   assert_str_member(out, "apiToken", token);
   assert_no_member(out, "serviceAccount");
@@ -787,12 +855,12 @@ static void test_gcp_resolve_corrupt(void **state)
   cJSON *meta = json("{\"authType\":\"serviceAccount\"}"), *out = NULL;
 
   (void)state;
-  assert_int_equal(prov("gcp")->resolve(meta, "{\"type\":\"x\"}", 12, NULL, &out),
+  assert_int_equal(resolve(prov("gcp"), meta, "{\"type\":\"x\"}", 12, NULL, &out),
                    CS_ERR_CRYPTO);
-  assert_int_equal(prov("gcp")->resolve(meta, "AIzaSy", 6, NULL, &out), CS_ERR_CRYPTO);
+  assert_int_equal(resolve(prov("gcp"), meta, "AIzaSy", 6, NULL, &out), CS_ERR_CRYPTO);
   cJSON_Delete(meta);
   meta = json("{\"authType\":\"apiToken\"}");
-  assert_int_equal(prov("gcp")->resolve(meta, "", 0, NULL, &out), CS_ERR_CRYPTO);
+  assert_int_equal(resolve(prov("gcp"), meta, "", 0, NULL, &out), CS_ERR_CRYPTO);
   assert_null(out);
   cJSON_Delete(meta);
 }
@@ -815,7 +883,7 @@ static void test_ibm(void **state)
   assert_int_equal(member_count(r.meta), 1);
   assert_string_equal(r.secret, key);
   assert_not_in_json(r.meta, key);
-  assert_int_equal(prov("ibmCloud")->resolve(r.meta, r.secret, r.secret_len, NULL, &out), CS_OK);
+  assert_int_equal(resolve(prov("ibmCloud"), r.meta, r.secret, r.secret_len, NULL, &out), CS_OK);
   assert_str_member(out, "type", "ibmCloud");
   assert_str_member(out, "accountGUID", guid);
   assert_str_member(out, "apiKey", key);
@@ -893,7 +961,7 @@ static void test_kube_token(void **state)
   assert_not_in_json(r.meta, token);
   assert_not_in_json(r.meta, ca);
 
-  assert_int_equal(prov("kubeconfig")->resolve(r.meta, r.secret, r.secret_len, NULL, &out),
+  assert_int_equal(resolve(prov("kubeconfig"), r.meta, r.secret, r.secret_len, NULL, &out),
                    CS_OK);
   assert_str_member(out, "type", "kubeconfig");
   assert_str_member(out, "kubeconfig", text);
@@ -1502,9 +1570,9 @@ static void test_kube_resolve_corrupt(void **state)
   cJSON *out = NULL;
 
   (void)state;
-  assert_int_equal(prov("kubeconfig")->resolve(NULL, nul, sizeof nul - 1, NULL, &out),
+  assert_int_equal(resolve(prov("kubeconfig"), NULL, nul, sizeof nul - 1, NULL, &out),
                    CS_ERR_CRYPTO);
-  assert_int_equal(prov("kubeconfig")->resolve(NULL, "", 0, NULL, &out), CS_ERR_CRYPTO);
+  assert_int_equal(resolve(prov("kubeconfig"), NULL, "", 0, NULL, &out), CS_ERR_CRYPTO);
   assert_null(out);
 }
 
@@ -1542,11 +1610,11 @@ static void test_resolve_reads_only_len(void **state)
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     meta = json(cases[i].meta);
     p = unterminated(cases[i].payload, &len);
-    assert_int_equal(prov(cases[i].type)->resolve(meta, p, len, NULL, &out), CS_OK);
+    assert_int_equal(resolve(prov(cases[i].type), meta, p, len, NULL, &out), CS_OK);
     assert_str_member(out, cases[i].member, cases[i].payload);
     /* a shorter len is honoured, not the bytes after it */
     cJSON_Delete(out);
-    assert_int_equal(prov(cases[i].type)->resolve(meta, p, len - 1, NULL, &out), CS_OK);
+    assert_int_equal(resolve(prov(cases[i].type), meta, p, len - 1, NULL, &out), CS_OK);
     assert_int_equal(strlen(cJSON_GetObjectItem(out, cases[i].member)->valuestring), len - 1);
     cJSON_Delete(out);
     out = NULL;
@@ -1555,7 +1623,7 @@ static void test_resolve_reads_only_len(void **state)
   }
   meta = json("{}");
   p = unterminated(sk_text, &len);
-  assert_int_equal(prov("azure")->resolve(meta, p, len, NULL, &out), CS_OK);
+  assert_int_equal(resolve(prov("azure"), meta, p, len, NULL, &out), CS_OK);
   assert_true(cJSON_IsObject(cJSON_GetObjectItem(out, "serviceKey")));
   cJSON_Delete(out);
   free(p);
@@ -1585,6 +1653,8 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_registry),
+      cmocka_unit_test(test_test_not_implemented),
+      cmocka_unit_test(test_resolve_opts_check),
       cmocka_unit_test(test_result_free),
       cmocka_unit_test(test_aws_static_keys),
       cmocka_unit_test(test_aws_role_options),
