@@ -119,6 +119,15 @@ enum cs_err cs_open(const struct cs_keyring *kr, const char *record_id, const ui
 /** @return the key version a sealed blob names, or 0 if too short. */
 uint32_t cs_sealed_version(const uint8_t *sealed, size_t len);
 
+/**
+ * Reseal a blob from cs_seal() with the current data key, for the same
+ * @p record_id (key rotation). Caller frees *out with free().
+ * @return CS_ERR_NOT_FOUND (it already uses the current version),
+ *         CS_ERR_CRYPTO (too short, tampered, wrong record), CS_ERR_NOMEM.
+ */
+enum cs_err cs_reseal(const struct cs_keyring *kr, const char *record_id, const uint8_t *sealed,
+                      size_t len, uint8_t **out, size_t *out_len) CS_WUR;
+
 /** Wipe @p len bytes of @p plain and free it. NULL ok. */
 void cs_open_free(uint8_t *plain, size_t len);
 
@@ -156,6 +165,16 @@ void cs_random_hex(char *out, size_t nbytes);
 
 /** Lowercase hex of @p len bytes into out[2*len+1]. */
 void cs_hex(const uint8_t *in, size_t len, char *out);
+
+/**
+ * Decode exactly @p hexlen hex digits (either case, nothing else) into
+ * @p out, which holds @p max bytes; the one hex decoder (sodium_hex2bin).
+ * @return CS_ERR_INVALID (odd length, a non-hex character, more than
+ *         @p max bytes; @p out may then hold part of it). *len written
+ *         only on success.
+ */
+enum cs_err cs_unhex(const char *hex, size_t hexlen, uint8_t *out, size_t max,
+                     size_t *len) CS_WUR;
 
 /** Fill @p buf with random bytes. */
 void cs_random_bytes(void *buf, size_t len);

@@ -1,5 +1,5 @@
 /*
- * Client addresses behind proxies (server/netaddr.c). Input lines: 1, a
+ * Client addresses behind proxies (server/api/netaddr.c). Input lines: 1, a
  * --trusted-proxies list (empty: none); 2, the peer's address; the rest,
  * X-Forwarded-For header values in order. Promises checked: a list that
  * fails to parse is not returned; every address that parses formats back

@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "server.h"
+#include "core.h"
 
 #include <fnmatch.h>
 #include <stdio.h>
