@@ -62,31 +62,12 @@ static void fail_transport(struct cs_aws_http_resp *resp, const char *what, cons
       goto setopt_failed;                                                       \
   } while (0)
 
-enum cs_err cs_aws_http(const struct cs_aws_http_req *req, struct cs_aws_http_resp *resp)
+/* Every option of @p req on @p h. @return CS_ERR_INTERNAL (libcurl refused one). */
+static enum cs_err set_options(CURL *h, const struct cs_aws_http_req *req,
+                               struct curl_slist *headers, struct sink *sink, char *errbuf)
 {
-  char errbuf[CURL_ERROR_SIZE] = "";
-  struct sink sink = {0};
-  struct curl_slist *headers = NULL, *tmp;
-  CURL *h = NULL;
-  CURLcode cc;
   long timeout = req->timeout_ms > 0 ? req->timeout_ms : 5000;
-  enum cs_err e = CS_ERR_NOMEM;
 
-  memset(resp, 0, sizeof *resp);
-  if (!(sink.data = malloc(CS_AWS_BODY_MAX + 1)))
-    goto out;
-  sink.data[0] = '\0';
-  for (const char *const *hl = req->headers; hl && *hl; hl++) {
-    if (!(tmp = curl_slist_append(headers, *hl)))
-      goto out;
-    headers = tmp;
-  }
-  if (!(h = curl_easy_init())) {
-    e = CS_ERR_INTERNAL;
-    goto out;
-  }
-
-  e = CS_ERR_INTERNAL;
   SETOPT(h, CURLOPT_URL, req->url);
   SETOPT(h, CURLOPT_NOSIGNAL, 1L);
   SETOPT(h, CURLOPT_TIMEOUT_MS, timeout);
@@ -96,7 +77,7 @@ enum cs_err cs_aws_http(const struct cs_aws_http_req *req, struct cs_aws_http_re
   SETOPT(h, CURLOPT_ERRORBUFFER, errbuf);
   SETOPT(h, CURLOPT_USERAGENT, "credstore");
   SETOPT(h, CURLOPT_WRITEFUNCTION, on_data);
-  SETOPT(h, CURLOPT_WRITEDATA, &sink);
+  SETOPT(h, CURLOPT_WRITEDATA, sink);
   if (req->direct)
     SETOPT(h, CURLOPT_PROXY, "");
   if (headers)
@@ -112,16 +93,51 @@ enum cs_err cs_aws_http(const struct cs_aws_http_req *req, struct cs_aws_http_re
     SETOPT(h, CURLOPT_USERNAME, req->user);
     SETOPT(h, CURLOPT_PASSWORD, req->password);
   }
+  return CS_OK;
+setopt_failed:
+  return CS_ERR_INTERNAL;
+}
 
-  cc = curl_easy_perform(h);
-  if (cc != CURLE_OK) {
-    if (sink.too_big)
-      fail_transport(resp, "response body larger than 64 KiB", "");
-    else
-      fail_transport(resp, errbuf[0] ? errbuf : curl_easy_strerror(cc), "");
-    resp->permanent = cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ||
-                      cc == CURLE_URL_MALFORMAT || cc == CURLE_UNSUPPORTED_PROTOCOL ||
-                      cc == CURLE_SSL_CERTPROBLEM || cc == CURLE_SSL_CONNECT_ERROR;
+/* A failed transfer: what went wrong, and whether retrying could help. */
+static void transfer_failed(struct cs_aws_http_resp *resp, CURLcode cc, const struct sink *sink,
+                            const char *errbuf)
+{
+  if (sink->too_big)
+    fail_transport(resp, "response body larger than 64 KiB", "");
+  else
+    fail_transport(resp, errbuf[0] ? errbuf : curl_easy_strerror(cc), "");
+  resp->permanent = cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ||
+                    cc == CURLE_URL_MALFORMAT || cc == CURLE_UNSUPPORTED_PROTOCOL ||
+                    cc == CURLE_SSL_CERTPROBLEM || cc == CURLE_SSL_CONNECT_ERROR;
+}
+
+enum cs_err cs_aws_http(const struct cs_aws_http_req *req, struct cs_aws_http_resp *resp)
+{
+  char errbuf[CURL_ERROR_SIZE] = "";
+  struct sink sink = {0};
+  struct curl_slist *headers = NULL, *tmp;
+  CURL *h = NULL;
+  CURLcode cc;
+  enum cs_err e = CS_ERR_NOMEM;
+
+  memset(resp, 0, sizeof *resp);
+  if (!(sink.data = malloc(CS_AWS_BODY_MAX + 1)))
+    goto out;
+  sink.data[0] = '\0';
+  for (const char *const *hl = req->headers; hl && *hl; hl++) {
+    if (!(tmp = curl_slist_append(headers, *hl)))
+      goto out;
+    headers = tmp;
+  }
+  e = CS_ERR_INTERNAL;
+  if (!(h = curl_easy_init()))
+    goto out;
+  if (set_options(h, req, headers, &sink, errbuf)) {
+    fail_transport(resp, "libcurl refused an option", "");
+    goto out;
+  }
+  if ((cc = curl_easy_perform(h)) != CURLE_OK) {
+    transfer_failed(resp, cc, &sink, errbuf);
     e = CS_ERR_UPSTREAM;
     goto out;
   }
@@ -131,10 +147,6 @@ enum cs_err cs_aws_http(const struct cs_aws_http_req *req, struct cs_aws_http_re
   resp->len = sink.len;
   sink.data = NULL;
   e = CS_OK;
-  goto out;
-
-setopt_failed:
-  fail_transport(resp, "libcurl refused an option", "");
 out:
   if (sink.data) {
     cs_memzero(sink.data, sink.len);

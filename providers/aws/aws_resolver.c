@@ -207,6 +207,54 @@ out:
   return e;
 }
 
+/* Under r->lock: wait for @p e (found in the table) and copy its outcome. */
+static enum cs_err join(struct cs_aws_resolver *r, struct cs_aws_entry *e,
+                        struct cs_aws_creds *out, struct cs_aws_error *err)
+{
+  enum cs_err rc;
+
+  e->refs++;
+  while (e->state == ENTRY_PENDING)
+    pthread_cond_wait(&e->done, &r->lock);
+  rc = e->rc;
+  if (rc == CS_OK) {
+    *out = e->creds;
+    if (e->in_table) {
+      lru_unlink(r, e);
+      lru_push(r, e);
+    }
+  } else if (err) {
+    *err = e->err;
+  }
+  e->refs--;
+  release(e);
+  return rc;
+}
+
+/* Under r->lock: record the outcome of the fetch of @p e and wake its waiters. */
+static void settle(struct cs_aws_resolver *r, struct cs_aws_entry *e, enum cs_err rc,
+                   const struct cs_aws_creds *c, const struct cs_aws_error *ce,
+                   struct cs_aws_creds *out, struct cs_aws_error *err)
+{
+  e->rc = rc;
+  e->state = ENTRY_READY;
+  if (rc == CS_OK) {
+    e->creds = *c;
+    e->valid_until = c->expiration - CS_AWS_EXPIRY_MARGIN;
+    *out = *c;
+    if (cs_now() >= e->valid_until)
+      unlink_entry(r, e); /* already too close to expiry to serve again */
+  } else {
+    e->err = *ce;
+    if (err)
+      *err = *ce;
+    unlink_entry(r, e); /* errors are shared with waiters, never cached */
+  }
+  pthread_cond_broadcast(&e->done);
+  e->refs--;
+  release(e);
+}
+
 /* Cached credentials for @p key, or fetch them once for all concurrent
  * callers. @p count: this lookup is a resolve (stats), not a nested one. */
 static enum cs_err lookup(struct cs_aws_resolver *r, const char *key, size_t key_len,
@@ -228,25 +276,10 @@ static enum cs_err lookup(struct cs_aws_resolver *r, const char *key, size_t key
   if (e) {
     if (count)
       atomic_fetch_add(&r->cache_hits, 1);
-    e->refs++;
-    while (e->state == ENTRY_PENDING)
-      pthread_cond_wait(&e->done, &r->lock);
-    rc = e->rc;
-    if (rc == CS_OK) {
-      *out = e->creds;
-      if (e->in_table) {
-        lru_unlink(r, e);
-        lru_push(r, e);
-      }
-    } else if (err) {
-      *err = e->err;
-    }
-    e->refs--;
-    release(e);
+    rc = join(r, e, out, err);
     pthread_mutex_unlock(&r->lock);
     return rc;
   }
-
   if (count)
     atomic_fetch_add(&r->cache_misses, 1);
   if (!(e = entry_new(h, key, key_len, cred_id))) {
@@ -262,27 +295,9 @@ static enum cs_err lookup(struct cs_aws_resolver *r, const char *key, size_t key
     r->count++;
   }
   pthread_mutex_unlock(&r->lock);
-
   rc = run_job(r, job, &c, &ce);
-
   pthread_mutex_lock(&r->lock);
-  e->rc = rc;
-  e->state = ENTRY_READY;
-  if (rc == CS_OK) {
-    e->creds = c;
-    e->valid_until = c.expiration - CS_AWS_EXPIRY_MARGIN;
-    *out = c;
-    if (cs_now() >= e->valid_until)
-      unlink_entry(r, e); /* already too close to expiry to serve again */
-  } else {
-    e->err = ce;
-    if (err)
-      *err = ce;
-    unlink_entry(r, e); /* errors are shared with waiters, never cached */
-  }
-  pthread_cond_broadcast(&e->done);
-  e->refs--;
-  release(e);
+  settle(r, e, rc, &c, &ce, out, err);
   pthread_mutex_unlock(&r->lock);
   cs_aws_creds_wipe(&c);
   return rc;

@@ -122,6 +122,37 @@ static enum cs_err interpret(const struct cs_aws_http_resp *resp, const char *ro
                      "STS answered HTTP %ld", resp->status);
 }
 
+/* Send @p req up to STS_ATTEMPTS times while another attempt may help.
+ * @return CS_OK (@p out filled), CS_ERR_UPSTREAM (@p last says why), or a
+ *         local failure (out of memory, libcurl) that retrying won't help. */
+static enum cs_err send_with_retries(struct cs_aws_resolver *r, const struct cs_aws_http_req *req,
+                                     const char *role_arn, struct cs_aws_creds *out,
+                                     struct cs_aws_error *last)
+{
+  struct cs_aws_http_resp resp = {0};
+  enum cs_err e;
+
+  for (int attempt = 1;; attempt++) {
+    bool retry = true;
+
+    atomic_fetch_add(&r->sts_calls, 1);
+    e = cs_aws_http(req, &resp);
+    if (e == CS_OK) {
+      e = interpret(&resp, role_arn, out, last, &retry);
+    } else if (e == CS_ERR_UPSTREAM) {
+      CS_LOG(CS_LOG_WARN, "sts AssumeRole %s: %s", role_arn, resp.error);
+      cs_aws_fail(last, e, "STSUnreachable", "STS request failed: %s", resp.error);
+      retry = !resp.permanent;
+    }
+    cs_aws_http_resp_wipe(&resp);
+    if (e != CS_ERR_UPSTREAM)
+      return e;
+    if (!retry || attempt == STS_ATTEMPTS)
+      return CS_ERR_UPSTREAM;
+    backoff(attempt);
+  }
+}
+
 enum cs_err cs_aws_sts_assume_role(struct cs_aws_resolver *r, const struct cs_aws_creds *base,
                                    const struct cs_aws_assume *a, struct cs_aws_creds *out,
                                    struct cs_aws_error *err)
@@ -132,7 +163,6 @@ enum cs_err cs_aws_sts_assume_role(struct cs_aws_resolver *r, const struct cs_aw
   const char *headers[3] = {"Content-Type: application/x-www-form-urlencoded; charset=utf-8",
                             NULL, NULL};
   struct cs_aws_http_req req = {0};
-  struct cs_aws_http_resp resp = {0};
   struct cs_aws_creds c = {0};
   struct cs_aws_error e_last = {0};
   enum cs_err e;
@@ -156,44 +186,15 @@ enum cs_err cs_aws_sts_assume_role(struct cs_aws_resolver *r, const struct cs_aw
     snprintf(token_hdr, sizeof token_hdr, "x-amz-security-token: %s", base->session_token);
     headers[1] = token_hdr;
   }
-
-  req.method = "POST";
-  req.url = url;
-  req.headers = headers;
-  req.body = form.data;
-  req.body_len = form.len;
-  req.sigv4 = sigv4;
-  req.user = base->access_key_id;
-  req.password = base->secret_access_key;
-  req.timeout_ms = r->timeout_ms;
-  for (int attempt = 1;; attempt++) {
-    bool retry = true;
-
-    atomic_fetch_add(&r->sts_calls, 1);
-    e = cs_aws_http(&req, &resp);
-    if (e == CS_OK) {
-      e = interpret(&resp, a->role_arn, &c, &e_last, &retry);
-    } else if (e == CS_ERR_UPSTREAM) {
-      CS_LOG(CS_LOG_WARN, "sts AssumeRole %s: %s", a->role_arn, resp.error);
-      cs_aws_fail(&e_last, e, "STSUnreachable", "STS request failed: %s", resp.error);
-      retry = !resp.permanent;
-    } else {
-      goto out; /* out of memory or a libcurl failure: retrying won't help */
-    }
-    cs_aws_http_resp_wipe(&resp);
-    if (e == CS_OK) {
-      *out = c;
-      goto out;
-    }
-    if (!retry || attempt == STS_ATTEMPTS)
-      break;
-    backoff(attempt);
-  }
-  if (err)
+  req = (struct cs_aws_http_req){"POST", url, headers, form.data, form.len, sigv4,
+                                 base->access_key_id, base->secret_access_key, r->timeout_ms,
+                                 false};
+  e = send_with_retries(r, &req, a->role_arn, &c, &e_last);
+  if (e == CS_OK)
+    *out = c;
+  else if (e == CS_ERR_UPSTREAM && err)
     *err = e_last;
-  e = CS_ERR_UPSTREAM;
 out:
-  cs_aws_http_resp_wipe(&resp);
   cs_aws_creds_wipe(&c);
   cs_memzero(token_hdr, sizeof token_hdr);
   cs_buf_free(&form);

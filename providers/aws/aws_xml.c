@@ -285,26 +285,22 @@ static struct xml_field *match(struct xml *x)
   return NULL;
 }
 
-static bool open_tag(struct xml *x)
+/* Past a start tag's attributes, to its '>' or "/>" (@p empty). They are
+ * skipped, but their quoting must hold. */
+static bool skip_attributes(struct xml *x, bool *empty)
 {
-  struct xml_name name;
-  bool empty = false;
-
-  x->i++; /* '<' */
-  if (!read_name(x, &name))
-    return false;
-  for (;;) { /* attributes: skipped, but their quoting must hold */
+  for (;;) {
     skip_space(x);
     if (x->i >= x->len)
       return fail(x, "truncated document");
     if (x->s[x->i] == '>') {
       x->i++;
-      break;
+      return true;
     }
     if (starts(x, "/>")) {
       x->i += 2;
-      empty = true;
-      break;
+      *empty = true;
+      return true;
     }
     struct xml_name attr;
     if (!read_name(x, &attr))
@@ -323,7 +319,16 @@ static bool open_tag(struct xml *x)
       return fail(x, "bad attribute");
     x->i = (size_t)(q - x->s) + 1;
   }
+}
 
+static bool open_tag(struct xml *x)
+{
+  struct xml_name name;
+  bool empty = false;
+
+  x->i++; /* '<' */
+  if (!read_name(x, &name) || !skip_attributes(x, &empty))
+    return false;
   if (x->root_closed)
     return fail(x, "more than one root element");
   if (x->cur)
@@ -441,6 +446,17 @@ static bool token_ok(const char *s)
   return true;
 }
 
+/* An STS error document: its Code must be a token. */
+static enum cs_err error_document(const struct cs_aws_error *e, struct cs_aws_error *err)
+{
+  if (!token_ok(e->code))
+    return cs_aws_fail(err, CS_ERR_INVALID, "MalformedResponse",
+                       "STS error document without a Code");
+  if (err)
+    *err = *e;
+  return CS_ERR_UPSTREAM;
+}
+
 enum cs_err cs_aws_parse_sts_response(const char *body, size_t len, struct cs_aws_creds *out,
                                       struct cs_aws_error *err)
 {
@@ -475,13 +491,7 @@ enum cs_err cs_aws_parse_sts_response(const char *body, size_t len, struct cs_aw
     trim(fields[k].dst);
 
   if (name_is(x.root, "ErrorResponse") || name_is(x.root, "Response")) {
-    if (!token_ok(e.code)) {
-      cs_aws_fail(err, CS_ERR_INVALID, "MalformedResponse", "STS error document without a Code");
-      goto out;
-    }
-    if (err)
-      *err = e;
-    rc = CS_ERR_UPSTREAM;
+    rc = error_document(&e, err);
     goto out;
   }
   if (!name_is(x.root, "AssumeRoleResponse")) {
