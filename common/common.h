@@ -21,7 +21,8 @@
 /**
  * Every fallible function returns one of these. The registry in err.c maps
  * each to an HTTP status, a stable snake_case code and a default message;
- * rendering an error body happens in exactly one place (server/http.c).
+ * rendering an error body happens in exactly one place
+ * (server/api/response.c, cs_resp_error).
  *
  * X(name, http_status, "stable_code", "default human message")
  */
@@ -183,7 +184,6 @@ enum cs_err cs_json_parse(const char *buf, size_t len, int max_depth, cJSON **ou
 /**
  * Read an optional string member. Absent or null → *out = NULL, CS_OK.
  * @return CS_ERR_INVALID if present but not a string, or longer than max_len.
- *         On error the offending member name is copied to @p err_field if non-NULL.
  */
 enum cs_err cs_json_opt_string(const cJSON *obj, const char *name, size_t max_len,
                                const char **out) CS_WUR;
@@ -199,7 +199,9 @@ enum cs_err cs_json_opt_bool(const cJSON *obj, const char *name, bool *out) CS_W
 /** @return true if @p len bytes are strict UTF-8 (no overlongs, surrogates, > U+10FFFF). */
 bool cs_utf8_valid(const char *s, size_t len);
 
-/** Wipe every string (values and names) in @p j, then delete it. NULL ok. */
+/** Wipe every string of @p j (values, and the names of its members) in place. NULL ok. */
+void cs_json_wipe(cJSON *j);
+/** cs_json_wipe(), then delete @p j: the one way a tree that held secrets is freed. NULL ok. */
 void cs_json_wipe_delete(cJSON *j);
 
 /** Render @p j compactly into a malloc'd string. @return NULL on OOM. */

@@ -154,23 +154,32 @@ enum cs_err cs_json_opt_bool(const cJSON *obj, const char *name, bool *out)
 
 char *cs_json_print(const cJSON *j) { return cJSON_PrintUnformatted(j); }
 
-static void wipe_tree(cJSON *j)
+/* cJSON_Delete frees without clearing, so secrets parsed out of a payload
+ * or built for a response would linger in freed heap: every value and
+ * member name is wiped first. Referenced items belong to another tree and
+ * constant names are not ours to write. Recursion depth is the tree's,
+ * which every parser here caps. */
+static void wipe_node(cJSON *j)
 {
-  for (; j; j = j->next) {
-    if (j->valuestring)
-      cs_memzero(j->valuestring, strlen(j->valuestring));
-    if (j->child)
-      wipe_tree(j->child);
-  }
+  if (j->type & cJSON_IsReference)
+    return;
+  if (j->valuestring)
+    cs_memzero(j->valuestring, strlen(j->valuestring));
+  if (j->string && !(j->type & cJSON_StringIsConst))
+    cs_memzero(j->string, strlen(j->string));
+  for (cJSON *c = j->child; c; c = c->next)
+    wipe_node(c);
+}
+
+void cs_json_wipe(cJSON *j)
+{
+  if (j)
+    wipe_node(j);
 }
 
 void cs_json_wipe_delete(cJSON *j)
 {
-  if (!j)
-    return;
-  wipe_tree(j->child);
-  if (j->valuestring)
-    cs_memzero(j->valuestring, strlen(j->valuestring));
+  cs_json_wipe(j);
   cJSON_Delete(j);
 }
 

@@ -310,7 +310,7 @@ static enum cs_err aws_static(const struct cs_prov_ctx *ctx, cJSON **out)
   *out = r;
   r = NULL;
 out:
-  cs_prov_json_free_secret(r);
+  cs_json_wipe_delete(r);
   return e;
 }
 
@@ -360,7 +360,7 @@ static enum cs_err render_creds(const struct cs_aws_creds *c, cJSON **out)
   *out = m;
   m = NULL;
 out:
-  cs_prov_json_free_secret(m);
+  cs_json_wipe_delete(m);
   return e;
 }
 

@@ -98,7 +98,7 @@ static enum cs_err az_validate(const cJSON *body, struct cs_prov_result *out,
   meta = NULL;
 out:
   cJSON_Delete(meta);
-  cs_prov_json_free_secret(sk);
+  cs_json_wipe_delete(sk);
   return e;
 }
 
@@ -137,8 +137,8 @@ static enum cs_err az_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
   *out = r;
   r = NULL;
 out:
-  cs_prov_json_free_secret(sk);
-  cs_prov_json_free_secret(r);
+  cs_json_wipe_delete(sk);
+  cs_json_wipe_delete(r);
   return e;
 }
 

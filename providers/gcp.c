@@ -155,7 +155,7 @@ static enum cs_err validate_sa(const char *plain, cJSON **meta, struct cs_prov_e
     goto out;
   e = sa_meta(&k, meta);
 out:
-  cs_prov_json_free_secret(sa);
+  cs_json_wipe_delete(sa);
   return e;
 }
 
@@ -255,8 +255,8 @@ static enum cs_err gcp_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
   *out = r;
   r = NULL;
 out:
-  cs_prov_json_free_secret(sa);
-  cs_prov_json_free_secret(r);
+  cs_json_wipe_delete(sa);
+  cs_json_wipe_delete(r);
   return e;
 }
 

@@ -93,7 +93,7 @@ static enum cs_err ibm_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
   *out = r;
   r = NULL;
 out:
-  cs_prov_json_free_secret(r);
+  cs_json_wipe_delete(r);
   return e;
 }
 

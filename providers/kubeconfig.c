@@ -183,30 +183,30 @@ static enum cs_err attach(struct loader *l, cJSON *node, bool container)
   if (!node)
     return CS_ERR_NOMEM;
   if (++l->nodes > KUBE_MAX_NODES) {
-    cs_prov_json_free_secret(node);
+    cs_json_wipe_delete(node);
     return bad(l->err, "the document has more than %d nodes", KUBE_MAX_NODES);
   }
   if (container && l->depth == KUBE_MAX_DEPTH) {
-    cs_prov_json_free_secret(node);
+    cs_json_wipe_delete(node);
     return bad(l->err, "the document is nested more than %d levels deep", KUBE_MAX_DEPTH);
   }
   if (!parent) {
     l->root = node;
   } else if (cJSON_IsArray(parent)) {
     if (!cJSON_AddItemToArray(parent, node)) {
-      cs_prov_json_free_secret(node);
+      cs_json_wipe_delete(node);
       return CS_ERR_NOMEM;
     }
   } else {
     if (!l->key) {
-      cs_prov_json_free_secret(node);
+      cs_json_wipe_delete(node);
       return bad(l->err, "mapping keys must be plain strings");
     }
     ok = cJSON_AddItemToObject(parent, l->key, node);
     cs_free_secret_str(l->key);
     l->key = NULL;
     if (!ok) {
-      cs_prov_json_free_secret(node);
+      cs_json_wipe_delete(node);
       return CS_ERR_NOMEM;
     }
   }
@@ -311,7 +311,7 @@ static enum cs_err load(const char *yaml, size_t len, cJSON **out, struct cs_pro
     l.root = NULL;
   }
   cs_free_secret_str(l.key);
-  cs_prov_json_free_secret(l.root);
+  cs_json_wipe_delete(l.root);
   parser_wipe_delete(&l.parser);
   return e;
 }
@@ -773,7 +773,7 @@ enum cs_err cs_kubeconfig_describe(const char *yaml, size_t len, cJSON **meta,
   m = NULL;
 out:
   cJSON_Delete(m);
-  cs_prov_json_free_secret(root);
+  cs_json_wipe_delete(root);
   return e;
 }
 
@@ -838,7 +838,7 @@ static enum cs_err kube_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
   *out = r;
   r = NULL;
 out:
-  cs_prov_json_free_secret(r);
+  cs_json_wipe_delete(r);
   return e;
 }
 

@@ -5,7 +5,7 @@
  * Conventions every provider follows:
  * - An empty string and JSON null mean "not set", because clients that edit a
  *   credential (Prisma's UI among them) send "" for fields they leave blank,
- *   and the service layer hands back a useAWSRole credential's empty payload
+ *   and the core hands back a useAWSRole credential's empty payload
  *   as secret.plain = "".
  * - Error messages name the field and the rule, never the offending value.
  */
@@ -80,11 +80,6 @@ enum cs_err cs_prov_dup_secret(const char *s, size_t len, char **out) CS_WUR;
  * embedded NUL. Reads only @p len bytes. @return CS_ERR_CRYPTO otherwise.
  */
 enum cs_err cs_prov_payload_ok(const char *secret, size_t len) CS_WUR;
-
-/** Wipe every string (values and keys) of @p j in place. NULL ok. */
-void cs_prov_json_wipe(cJSON *j);
-/** Wipe @p j (see cs_prov_json_wipe) and delete it. NULL ok. */
-void cs_prov_json_free_secret(cJSON *j);
 
 /** Add a string member; @return CS_ERR_NOMEM. */
 enum cs_err cs_prov_add_str(cJSON *obj, const char *name, const char *val) CS_WUR;

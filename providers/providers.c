@@ -242,40 +242,6 @@ enum cs_err cs_prov_add_secret(cJSON *obj, const char *name, const char *secret,
   return e;
 }
 
-static void wipe_one(cJSON *j);
-
-static void wipe_list(cJSON *first)
-{
-  for (cJSON *c = first; c; c = c->next)
-    wipe_one(c);
-}
-
-/* cJSON_Delete frees without clearing, so secrets parsed out of a payload
- * (clientSecret, private_key, tokens) would linger in freed heap. Recursion
- * depth is the tree's, which every parser here caps. */
-static void wipe_one(cJSON *j)
-{
-  if (j->type & cJSON_IsReference)
-    return;
-  if (j->valuestring)
-    cs_memzero(j->valuestring, strlen(j->valuestring));
-  if (j->string && !(j->type & cJSON_StringIsConst))
-    cs_memzero(j->string, strlen(j->string));
-  wipe_list(j->child);
-}
-
-void cs_prov_json_wipe(cJSON *j)
-{
-  if (j)
-    wipe_one(j);
-}
-
-void cs_prov_json_free_secret(cJSON *j)
-{
-  cs_prov_json_wipe(j);
-  cJSON_Delete(j);
-}
-
 enum cs_err cs_prov_add_str(cJSON *obj, const char *name, const char *val)
 {
   return cJSON_AddStringToObject(obj, name, val) ? CS_OK : CS_ERR_NOMEM;
@@ -286,7 +252,7 @@ enum cs_err cs_prov_add_item(cJSON *obj, const char *name, cJSON *item)
   if (!item)
     return CS_ERR_NOMEM;
   if (!cJSON_AddItemToObject(obj, name, item)) {
-    cs_prov_json_free_secret(item);
+    cs_json_wipe_delete(item);
     return CS_ERR_NOMEM;
   }
   return CS_OK;

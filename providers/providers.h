@@ -43,7 +43,7 @@ struct cs_prov_result {
    * useSTSRegionalEndpoint, region, durationSeconds, ...) plus derived ones
    * (azureSPInfo, gcp accountID/projectID, kubeconfig{currentContext,clusters}).
    * Never contains secret bytes. Common fields (_id, type, description,
-   * version, created, lastModified, owner) are the service layer's, not here.
+   * version, created, lastModified, owner) are the core's, not here.
    */
   cJSON *meta;
   /** Plaintext to seal, malloc'd, NUL-terminated; caller wipes and frees. */

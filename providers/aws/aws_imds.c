@@ -91,7 +91,7 @@ enum cs_err cs_aws_parse_imds_credentials(const char *body, size_t len, struct c
   *out = c;
   e = CS_OK;
 out:
-  cs_prov_json_free_secret(j);
+  cs_json_wipe_delete(j);
   cs_aws_creds_wipe(&c);
   return e;
 }

@@ -4,7 +4,9 @@
  *        the STS and IMDS clients, and the two response parsers (exposed so
  *        the unit tests and fuzz harnesses can call them directly).
  *
- * Only this directory includes curl.h (through aws_http.c and aws_sts.c).
+ * In this directory only aws_http.c includes curl.h: the STS and IMDS
+ * clients speak HTTP through cs_aws_http() (the rest of providers/ uses
+ * libcurl in http_post.c and http_policy.c).
  */
 #ifndef CS_AWS_INTERNAL_H
 #define CS_AWS_INTERNAL_H

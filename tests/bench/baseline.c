@@ -1,5 +1,5 @@
 /* The HTTP layer's ceiling for tests/bench/run.sh: a bare libmicrohttpd
- * server with the daemon flags and options of server/http.c, answering
+ * server with the daemon flags and options of server/api/daemon.c, answering
  * every request (any method, any path) with one fixed ~150-byte JSON body.
  *
  * Like credstore it returns MHD_YES on the first access-handler call and
@@ -92,7 +92,7 @@ int main(int argc, char **argv)
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-  /* Flags and options as in server/http.c (cs_http_start), without TLS. */
+  /* Flags and options as in server/api/daemon.c (listen_start), without TLS. */
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
                    MHD_USE_ITC | MHD_USE_SUSPEND_RESUME;
   struct MHD_Daemon *d = MHD_start_daemon(

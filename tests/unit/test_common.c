@@ -149,6 +149,38 @@ static void test_json_fields(void **state)
   cJSON_Delete(j);
 }
 
+/* The one JSON wiper: every value and member name, nested, but not what a
+ * reference points to (another tree's) nor constant names. */
+static void test_json_wipe(void **state)
+{
+  cJSON *j = cJSON_Parse("{\"secret\":\"s3cr3t\",\"nested\":{\"token\":\"t0k\","
+                         "\"list\":[\"a1\",{\"k\":\"v\"}]}}");
+  cJSON *other = cJSON_CreateString("kept-elsewhere");
+  (void)state;
+  assert_non_null(j);
+  assert_non_null(other);
+  cJSON_AddItemReferenceToObject(j, "ref", other);
+  cJSON *nested = cJSON_GetObjectItem(j, "nested");
+  cJSON *sec = cJSON_GetObjectItem(j, "secret");
+  cJSON *tok = cJSON_GetObjectItem(nested, "token");
+  cJSON *list = cJSON_GetObjectItem(nested, "list");
+  cJSON *a1 = cJSON_GetArrayItem(list, 0), *kv = cJSON_GetArrayItem(list, 1)->child;
+  cs_json_wipe(j);
+  assert_int_equal(sec->valuestring[0], 0);
+  assert_int_equal(sec->string[0], 0);
+  assert_int_equal(tok->valuestring[0], 0);
+  assert_int_equal(tok->string[0], 0);
+  assert_int_equal(nested->string[0], 0);
+  assert_int_equal(a1->valuestring[0], 0);
+  assert_int_equal(kv->valuestring[0], 0);
+  assert_int_equal(kv->string[0], 0);
+  assert_string_equal(other->valuestring, "kept-elsewhere");
+  cJSON_Delete(j);
+  cs_json_wipe(NULL);
+  cs_json_wipe_delete(NULL);
+  cs_json_wipe_delete(other);
+}
+
 static void test_time(void **state)
 {
   char out[32];
@@ -214,7 +246,8 @@ int main(void)
       cmocka_unit_test(test_err_registry), cmocka_unit_test(test_buf_cap),
       cmocka_unit_test(test_json_escape),  cmocka_unit_test(test_json_parse),
       cmocka_unit_test(test_json_nul_and_utf8),
-      cmocka_unit_test(test_json_fields),  cmocka_unit_test(test_time),
+      cmocka_unit_test(test_json_fields),  cmocka_unit_test(test_json_wipe),
+      cmocka_unit_test(test_time),
       cmocka_unit_test(test_ids_and_numbers), cmocka_unit_test(test_log_level),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
