@@ -19,11 +19,6 @@ void cs_core_init(struct cs_core *c, struct cs_store *st, struct cs_keyring *kr,
   c->started_at = cs_now();
 }
 
-enum cs_err cs_core_write(struct cs_core *c, cs_store_write_fn fn, void *ctx)
-{
-  return c->writer ? cs_writer_submit(c->writer, fn, ctx) : cs_store_write(c->store, fn, ctx);
-}
-
 /* After each group commit: wake long-polls and the webhook worker. */
 static void after_commit(void *arg)
 {

@@ -9,7 +9,7 @@
 
 #include "core.h"
 
-/** Run @p fn in the next group commit, or on its own without a writer. */
+/** Run @p fn in the next group commit, or on its own without a writer (txn.c). */
 enum cs_err cs_core_write(struct cs_core *c, cs_store_write_fn fn, void *ctx) CS_WUR;
 
 /* ------------------------------------------- credential record (cred_rec.c) */

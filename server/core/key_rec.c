@@ -1,11 +1,29 @@
-/* The access-key record (layout in core_internal.h): the codec, the one
- * place that knows its JSON members. */
+/* The access-key record (layout in core_internal.h): the codec and the role
+ * names it stores, the one place that knows its JSON members. */
 #include "core_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define KEY_JSON_DEPTH 8
+
+static const char *const role_names[CS_ROLE__COUNT] = {"admin", "operator", "auditor", "ci"};
+
+const char *cs_role_name(enum cs_role r)
+{
+  return (unsigned)r < CS_ROLE__COUNT ? role_names[r] : "none";
+}
+
+enum cs_err cs_role_parse(const char *s, enum cs_role *out)
+{
+  for (int i = 0; i < CS_ROLE__COUNT; i++) {
+    if (strcmp(s, role_names[i]) == 0) {
+      *out = (enum cs_role)i;
+      return CS_OK;
+    }
+  }
+  return CS_ERR_INVALID;
+}
 
 enum cs_err cs_key_encode(const char *id, const struct cs_key_spec *spec, int64_t created_at,
                           const uint8_t hash[CS_HASH_BYTES], char **out)

@@ -1,5 +1,5 @@
 /*
- * What "broader" means between access keys (server/core/keys.c). The input is
+ * What "broader" means between access keys (server/core/scope.c). The input is
  * NUL-separated: pattern p, pattern q, then candidate ids. Whenever
  * cs_pattern_covers(p, q) says yes, every candidate q matches must match p,
  * including ids made from q itself (each '*' read as "", "a" or "-", each '?'

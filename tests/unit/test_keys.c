@@ -1,4 +1,4 @@
-/* Unit tests of what "broader" means between access keys (server/core/keys.c):
+/* Unit tests of what "broader" means between access keys (server/core/scope.c):
  * cs_pattern_covers, cs_scope_within, cs_key_within, cs_key_spec_bound. */
 #include <setjmp.h>
 #include <stdarg.h>

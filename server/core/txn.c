@@ -1,5 +1,7 @@
-/* Walking a table keyed by 8-byte big-endian sequence numbers (audit,
- * events, outbox) in one short read snapshot. */
+/* The core's two store primitives: committing a change (through the group
+ * committer when serving, on its own otherwise), and walking a table keyed
+ * by 8-byte big-endian sequence numbers (audit, events, outbox) in one
+ * short read snapshot. */
 #include "core_internal.h"
 
 enum cs_err cs_seq_each(struct cs_store *st, enum cs_table t, uint64_t from, cs_seq_fn fn,
@@ -24,4 +26,9 @@ out:
   cs_cursor_close(c);
   cs_store_read_end(txn);
   return e;
+}
+
+enum cs_err cs_core_write(struct cs_core *c, cs_store_write_fn fn, void *ctx)
+{
+  return c->writer ? cs_writer_submit(c->writer, fn, ctx) : cs_store_write(c->store, fn, ctx);
 }
