@@ -237,16 +237,27 @@ static void attempt_free(struct attempt *a)
   free(a->meta);
 }
 
+/* "aws, azure, ..." from the provider registry, for the refusal of a type. */
+static void type_list(char *out, size_t n)
+{
+  size_t len = 0;
+  out[0] = '\0';
+  for (size_t i = 0; cs_providers[i] && len < n; i++)
+    len += (size_t)snprintf(out + len, n - len, "%s%s", i ? ", " : "", cs_providers[i]->type);
+}
+
 /* The body's type and description, and what the stored record allows. */
 static enum cs_err check_request(struct cs_core *c, const struct cs_cred_put *in,
                                  struct attempt *a, struct cs_cred_put_result *out)
 {
   const char *type = NULL;
+  char types[128];
   enum cs_err e;
 
-  if (cs_json_req_string(in->body, "type", 32, &type) || !(a->prov = cs_provider_find(type)))
-    return fail_field(out, CS_ERR_INVALID, "type", "%s",
-                      "type must be one of aws, azure, gcp, ibmCloud, kubeconfig");
+  if (cs_json_req_string(in->body, "type", 32, &type) || !(a->prov = cs_provider_find(type))) {
+    type_list(types, sizeof types);
+    return fail_field(out, CS_ERR_INVALID, "type", "type must be one of %s", types);
+  }
   if (cs_json_opt_string(in->body, "description", DESCRIPTION_MAX, &a->description))
     return fail_field(out, CS_ERR_INVALID, "description", "%s",
                       "description must be a string of at most 1024 characters");

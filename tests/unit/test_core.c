@@ -293,6 +293,7 @@ static void test_put_refusals_name_fields(void **state)
   assert_non_null(strstr(r.perr.msg, "ibmCloud"));
   assert_int_equal(put_full(f, "t-2", "{\"type\":\"ftp\"}", false, NULL, &r), CS_ERR_INVALID);
   assert_string_equal(r.perr.field, "type");
+  assert_string_equal(r.perr.msg, "type must be one of aws, azure, gcp, ibmCloud, kubeconfig");
   memset(x, 'x', sizeof x - 1);
   x[sizeof x - 1] = '\0';
   snprintf(long_desc, sizeof long_desc, "{\"type\":\"ibmCloud\",\"description\":\"%s\"}", x);
