@@ -446,6 +446,24 @@ static bool token_ok(const char *s)
   return true;
 }
 
+/* An AssumeRoleResponse: every credential field present, and a valid
+ * Expiration into c->expiration. */
+static enum cs_err credentials(const struct xml *x, struct cs_aws_creds *c, const char *expiration,
+                               struct cs_aws_error *err)
+{
+  if (!name_is(x->root, "AssumeRoleResponse"))
+    return cs_aws_fail(err, CS_ERR_INVALID, "MalformedResponse",
+                       "STS response is neither AssumeRoleResponse nor ErrorResponse");
+  if (!token_ok(c->access_key_id) || !token_ok(c->secret_access_key) ||
+      !token_ok(c->session_token))
+    return cs_aws_fail(err, CS_ERR_INVALID, "MalformedResponse",
+                       "STS response lacks AccessKeyId, SecretAccessKey or SessionToken");
+  if (cs_time_parse(expiration, &c->expiration) != CS_OK || c->expiration <= 0)
+    return cs_aws_fail(err, CS_ERR_INVALID, "MalformedResponse",
+                       "STS response has no valid Expiration");
+  return CS_OK;
+}
+
 /* An STS error document: its Code must be a token. */
 static enum cs_err error_document(const struct cs_aws_error *e, struct cs_aws_error *err)
 {
@@ -494,24 +512,8 @@ enum cs_err cs_aws_parse_sts_response(const char *body, size_t len, struct cs_aw
     rc = error_document(&e, err);
     goto out;
   }
-  if (!name_is(x.root, "AssumeRoleResponse")) {
-    cs_aws_fail(err, CS_ERR_INVALID, "MalformedResponse",
-                "STS response is neither AssumeRoleResponse nor ErrorResponse");
-    goto out;
-  }
-  if (!token_ok(c.access_key_id) || !token_ok(c.secret_access_key) ||
-      !token_ok(c.session_token)) {
-    cs_aws_fail(err, CS_ERR_INVALID, "MalformedResponse",
-                "STS response lacks AccessKeyId, SecretAccessKey or SessionToken");
-    goto out;
-  }
-  if (cs_time_parse(expiration, &c.expiration) != CS_OK || c.expiration <= 0) {
-    cs_aws_fail(err, CS_ERR_INVALID, "MalformedResponse",
-                "STS response has no valid Expiration");
-    goto out;
-  }
-  *out = c;
-  rc = CS_OK;
+  if ((rc = credentials(&x, &c, expiration, err)) == CS_OK)
+    *out = c;
 out:
   cs_aws_creds_wipe(&c);
   return rc;
