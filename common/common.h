@@ -74,12 +74,14 @@
   X(CS_ERR_STORE_UNAVAILABLE, 503, "store_unavailable",                         \
     "the store is unavailable (no etcd quorum or no reachable endpoint)")
 
+/* clang-format off: the X-macro expansion is not a statement to indent. */
 enum cs_err {
 #define CS_ERR_ENUM(name, status, code, msg) name,
   CS_ERR_LIST(CS_ERR_ENUM)
 #undef CS_ERR_ENUM
   CS_ERR__COUNT
 };
+/* clang-format on */
 
 /** @return the HTTP status for @p e (500 for unknown values). */
 int cs_err_http_status(enum cs_err e);
