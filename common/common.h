@@ -74,7 +74,8 @@
   X(CS_ERR_STORE_UNAVAILABLE, 503, "store_unavailable",                         \
     "the store is unavailable (no etcd quorum or no reachable endpoint)")
 
-/* clang-format off: the X-macro expansion is not a statement to indent. */
+/* The X-macro expansion is not a statement for clang-format to indent. */
+/* clang-format off */
 enum cs_err {
 #define CS_ERR_ENUM(name, status, code, msg) name,
   CS_ERR_LIST(CS_ERR_ENUM)
