@@ -16,8 +16,10 @@ struct opt {
   int64_t min, max;
 };
 
+/* clang-format off */
 #define O_STR(n, f) {n, OPT_STR, offsetof(struct cs_config, f), 0, 0}
 #define O_INT(n, f, lo, hi) {n, OPT_INT, offsetof(struct cs_config, f), lo, hi}
+/* clang-format on */
 
 static const struct opt opts[] = {
     O_STR("data", data_dir),
