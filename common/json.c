@@ -99,8 +99,7 @@ enum cs_err cs_json_parse(const char *buf, size_t len, int max_depth, cJSON **ou
   return CS_OK;
 }
 
-enum cs_err cs_json_opt_string(const cJSON *obj, const char *name, size_t max_len,
-                               const char **out)
+enum cs_err cs_json_opt_string(const cJSON *obj, const char *name, size_t max_len, const char **out)
 {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
   if (!v || cJSON_IsNull(v)) {
@@ -113,8 +112,7 @@ enum cs_err cs_json_opt_string(const cJSON *obj, const char *name, size_t max_le
   return CS_OK;
 }
 
-enum cs_err cs_json_req_string(const cJSON *obj, const char *name, size_t max_len,
-                               const char **out)
+enum cs_err cs_json_req_string(const cJSON *obj, const char *name, size_t max_len, const char **out)
 {
   const char *s = NULL;
   enum cs_err e = cs_json_opt_string(obj, name, max_len, &s);
@@ -189,8 +187,8 @@ bool cs_id_valid(const char *s, size_t len)
     return false;
   for (size_t i = 0; i < len; i++) {
     char c = s[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '.' || c == '_' || c == '-'))
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+          c == '_' || c == '-'))
       return false;
   }
   return true;

@@ -87,7 +87,8 @@ enum cs_err cs_keyring_export(const struct cs_keyring *kr, uint8_t **blob, size_
 enum cs_err cs_keyring_load(const struct cs_master_key *mk, const uint8_t *blob, size_t len,
                             struct cs_keyring **out) CS_WUR;
 
-/** Add a new data-key version; new seals use it. @return CS_ERR_NOMEM, CS_ERR_INVALID (too many). */
+/** Add a new data-key version; new seals use it. @return CS_ERR_NOMEM, CS_ERR_INVALID (too many).
+ */
 enum cs_err cs_keyring_rotate(struct cs_keyring *kr) CS_WUR;
 
 /** @return the data-key version new seals use. */
@@ -141,8 +142,7 @@ void cs_secret_hash(const struct cs_keyring *kr, const char *secret, size_t len,
 void cs_digest(const void *data, size_t len, uint8_t out[CS_HASH_BYTES]);
 
 /** Lowercase hex HMAC-SHA256 of @p msg keyed with @p key (any length) into out[65]. */
-void cs_hmac_sha256_hex(const void *key, size_t key_len, const void *msg, size_t len,
-                        char out[65]);
+void cs_hmac_sha256_hex(const void *key, size_t key_len, const void *msg, size_t len, char out[65]);
 
 /** Constant-time equality of @p len bytes. */
 bool cs_bytes_equal(const void *a, const void *b, size_t len);
@@ -173,8 +173,7 @@ void cs_hex(const uint8_t *in, size_t len, char *out);
  *         @p max bytes; @p out may then hold part of it). *len written
  *         only on success.
  */
-enum cs_err cs_unhex(const char *hex, size_t hexlen, uint8_t *out, size_t max,
-                     size_t *len) CS_WUR;
+enum cs_err cs_unhex(const char *hex, size_t hexlen, uint8_t *out, size_t max, size_t *len) CS_WUR;
 
 /** Fill @p buf with random bytes. */
 void cs_random_bytes(void *buf, size_t len);
@@ -219,7 +218,7 @@ enum cs_err cs_jwt_mint(const struct cs_keyring *kr, const struct cs_jwt_claims 
  * and exp > now.
  * @return CS_ERR_BAD_TOKEN for any failure. *out written only on success.
  */
-enum cs_err cs_jwt_verify(const struct cs_keyring *kr, const char *token, size_t len,
-                          int64_t now, struct cs_jwt_claims *out) CS_WUR;
+enum cs_err cs_jwt_verify(const struct cs_keyring *kr, const char *token, size_t len, int64_t now,
+                          struct cs_jwt_claims *out) CS_WUR;
 
 #endif /* CS_CRYPTO_H */

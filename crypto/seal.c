@@ -65,8 +65,8 @@ enum cs_err cs_seal(const struct cs_keyring *kr, const char *record_id, const ui
   }
   cs_put_be32(buf, version);
   randombytes_buf(buf + 4, SEAL_NONCE_BYTES);
-  crypto_aead_xchacha20poly1305_ietf_encrypt(buf + 4 + SEAL_NONCE_BYTES, &clen, plain,
-                                             plain_len, ad, ad_len, NULL, buf + 4, key);
+  crypto_aead_xchacha20poly1305_ietf_encrypt(buf + 4 + SEAL_NONCE_BYTES, &clen, plain, plain_len,
+                                             ad, ad_len, NULL, buf + 4, key);
   free(ad);
   *out = buf;
   *out_len = n;

@@ -101,7 +101,7 @@ char *cs_b64url_encode(const uint8_t *in, size_t len)
  * rejects bad padding and non-canonical trailing bits.
  */
 bool cs_b64_decode_into(const char *in, size_t len, int variant, uint8_t *out, size_t cap,
-                            size_t *out_len)
+                        size_t *out_len)
 {
   const char *end = NULL;
   size_t n = 0;
@@ -121,8 +121,7 @@ bool cs_b64_decode_into(const char *in, size_t len, int variant, uint8_t *out, s
   return true;
 }
 
-enum cs_err cs_b64url_decode(const char *in, size_t len, uint8_t *out, size_t cap,
-                             size_t *out_len)
+enum cs_err cs_b64url_decode(const char *in, size_t len, uint8_t *out, size_t cap, size_t *out_len)
 {
   size_t n = 0;
 

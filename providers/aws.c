@@ -132,8 +132,7 @@ static enum cs_err read_bool(const cJSON *body, const char *name, bool *out,
 }
 
 /* Identity: exactly one of static keys or the instance role. */
-static enum cs_err read_identity(const cJSON *body, struct aws_input *in,
-                                 struct cs_prov_error *err)
+static enum cs_err read_identity(const cJSON *body, struct aws_input *in, struct cs_prov_error *err)
 {
   enum cs_err e;
 
@@ -172,8 +171,7 @@ static enum cs_err read_identity(const cJSON *body, struct aws_input *in,
   return CS_OK;
 }
 
-static enum cs_err read_options(const cJSON *body, struct aws_input *in,
-                                struct cs_prov_error *err)
+static enum cs_err read_options(const cJSON *body, struct aws_input *in, struct cs_prov_error *err)
 {
   const cJSON *d;
   enum cs_err e;
@@ -329,7 +327,7 @@ static struct cs_aws_request aws_request(const struct cs_prov_ctx *ctx)
       .session_name = o->session_name,
       .region = o->region ? o->region : meta_str(ctx->meta, "region"),
       .regional_endpoint = meta_bool(ctx->meta, "useSTSRegionalEndpoint"),
-      .duration_seconds = o->duration_seconds ? o->duration_seconds
+      .duration_seconds = o->duration_seconds   ? o->duration_seconds
                           : cJSON_IsNumber(dur) ? (int64_t)dur->valuedouble
                                                 : 0,
   };
@@ -364,8 +362,7 @@ out:
   return e;
 }
 
-static enum cs_err aws_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
-                               struct cs_net_error *err)
+static enum cs_err aws_resolve(const struct cs_prov_ctx *ctx, cJSON **out, struct cs_net_error *err)
 {
   struct cs_aws_request req;
   struct cs_aws_creds c;

@@ -26,11 +26,9 @@ static enum cs_err az_fields(const cJSON *sk, const char *prefix, struct az_key 
                         "--sdk-auth",
                         prefix);
   if ((e = cs_prov_req_member(sk, prefix, "clientId", AZ_ID_MAX, &k->client_id, err)) ||
-      (e = cs_prov_req_member(sk, prefix, "clientSecret", AZ_SECRET_MAX, &k->client_secret,
-                              err)) ||
+      (e = cs_prov_req_member(sk, prefix, "clientSecret", AZ_SECRET_MAX, &k->client_secret, err)) ||
       (e = cs_prov_req_member(sk, prefix, "tenantId", AZ_ID_MAX, &k->tenant_id, err)) ||
-      (e = cs_prov_req_member(sk, prefix, "subscriptionId", AZ_ID_MAX, &k->subscription_id,
-                              err)))
+      (e = cs_prov_req_member(sk, prefix, "subscriptionId", AZ_ID_MAX, &k->subscription_id, err)))
     return e;
   return CS_OK;
 }
@@ -102,8 +100,7 @@ out:
   return e;
 }
 
-static enum cs_err az_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
-                              struct cs_net_error *err)
+static enum cs_err az_resolve(const struct cs_prov_ctx *ctx, cJSON **out, struct cs_net_error *err)
 {
   const char *secret = ctx->secret;
   size_t secret_len = ctx->secret_len;

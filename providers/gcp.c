@@ -14,8 +14,8 @@ static const char *const pem_labels[] = {"PRIVATE KEY", "RSA PRIVATE KEY", NULL}
 
 static bool is_b64(char c)
 {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '+' || c == '/';
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+         c == '/';
 }
 
 /* Base64 body of a PEM block: lines of [A-Za-z0-9+/], '=' padding only at
@@ -91,8 +91,8 @@ static enum cs_err sa_fields(const cJSON *sa, const char *prefix, struct gcp_sa 
   enum cs_err e;
 
   if (!cJSON_IsObject(sa))
-    return cs_prov_fail(err, CS_ERR_INVALID, prefix,
-                        "%s must be a service-account key JSON object", prefix);
+    return cs_prov_fail(err, CS_ERR_INVALID, prefix, "%s must be a service-account key JSON object",
+                        prefix);
   if ((e = cs_prov_req_member(sa, prefix, "type", GCP_FIELD_MAX, &type, err)) != CS_OK)
     return e;
   if (strcmp(type, "service_account") != 0) {
@@ -215,15 +215,14 @@ out:
   return e;
 }
 
-static enum cs_err gcp_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
-                               struct cs_net_error *err)
+static enum cs_err gcp_resolve(const struct cs_prov_ctx *ctx, cJSON **out, struct cs_net_error *err)
 {
   const cJSON *meta = ctx->meta;
   const char *secret = ctx->secret;
   size_t secret_len = ctx->secret_len;
   const cJSON *auth = cJSON_GetObjectItemCaseSensitive(meta, "authType");
-  bool is_token = cJSON_IsString(auth) && auth->valuestring &&
-                  strcmp(auth->valuestring, "apiToken") == 0;
+  bool is_token =
+      cJSON_IsString(auth) && auth->valuestring && strcmp(auth->valuestring, "apiToken") == 0;
   cJSON *sa = NULL, *r = NULL;
   struct gcp_sa k = {0};
   enum cs_err e;

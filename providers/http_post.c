@@ -79,10 +79,10 @@ static enum cs_err add_header(struct transfer *t, const char *line)
   return CS_OK;
 }
 
-#define SETOPT(opt, val)                                                                      \
-  do {                                                                                        \
-    if (curl_easy_setopt(c, (opt), (val)) != CURLE_OK)                                        \
-      goto out;                                                                               \
+#define SETOPT(opt, val)                                                                           \
+  do {                                                                                             \
+    if (curl_easy_setopt(c, (opt), (val)) != CURLE_OK)                                             \
+      goto out;                                                                                    \
   } while (0)
 
 static enum cs_err configure(struct transfer *t, const struct cs_http_post *req)
@@ -113,9 +113,8 @@ out:
   return CS_ERR_INTERNAL;
 }
 
-static enum cs_err transfer_new(const struct cs_http_policy *policy,
-                                const struct cs_http_post *req, struct cs_buf *resp,
-                                struct transfer **out, const char **why)
+static enum cs_err transfer_new(const struct cs_http_policy *policy, const struct cs_http_post *req,
+                                struct cs_buf *resp, struct transfer **out, const char **why)
 {
   struct transfer *t = NULL;
   enum cs_err e;

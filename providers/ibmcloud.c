@@ -67,8 +67,7 @@ out:
   return e;
 }
 
-static enum cs_err ibm_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
-                               struct cs_net_error *err)
+static enum cs_err ibm_resolve(const struct cs_prov_ctx *ctx, cJSON **out, struct cs_net_error *err)
 {
   const cJSON *meta = ctx->meta;
   const char *secret = ctx->secret;

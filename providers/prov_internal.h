@@ -53,8 +53,8 @@ enum cs_err cs_prov_plain(const cJSON *body, const char *holder, const char **ou
  * @return CS_ERR_INVALID naming @p name if it is not a string or is longer
  *         than @p max_len.
  */
-enum cs_err cs_prov_opt_str(const cJSON *obj, const char *name, size_t max_len,
-                            const char **out, struct cs_prov_error *err) CS_WUR;
+enum cs_err cs_prov_opt_str(const cJSON *obj, const char *name, size_t max_len, const char **out,
+                            struct cs_prov_error *err) CS_WUR;
 
 /**
  * Read a required, non-empty string member of a parsed secret document;
@@ -63,8 +63,7 @@ enum cs_err cs_prov_opt_str(const cJSON *obj, const char *name, size_t max_len,
  *         string, empty, or longer than @p max_len.
  */
 enum cs_err cs_prov_req_member(const cJSON *obj, const char *prefix, const char *name,
-                               size_t max_len, const char **out,
-                               struct cs_prov_error *err) CS_WUR;
+                               size_t max_len, const char **out, struct cs_prov_error *err) CS_WUR;
 
 /** @return true if @p s is @p min..@p max printable ASCII chars without spaces. */
 bool cs_prov_token_ok(const char *s, size_t min, size_t max);
@@ -87,8 +86,7 @@ enum cs_err cs_prov_add_str(cJSON *obj, const char *name, const char *val) CS_WU
  * Add the @p len bytes of @p secret (not necessarily NUL-terminated) as a
  * string member, through a terminated copy that is wiped. @return CS_ERR_NOMEM.
  */
-enum cs_err cs_prov_add_secret(cJSON *obj, const char *name, const char *secret,
-                               size_t len) CS_WUR;
+enum cs_err cs_prov_add_secret(cJSON *obj, const char *name, const char *secret, size_t len) CS_WUR;
 /** Add @p item to @p obj, deleting (wiped) @p item if that fails. @return CS_ERR_NOMEM. */
 enum cs_err cs_prov_add_item(cJSON *obj, const char *name, cJSON *item) CS_WUR;
 
@@ -101,7 +99,7 @@ enum cs_err cs_prov_add_item(cJSON *obj, const char *name, cJSON *item) CS_WUR;
  * @return as cs_http_check_url.
  */
 enum cs_err cs_http_check_url_host(const struct cs_http_policy *p, const char *url,
-                                   char target[CS_HTTP_TARGET_MAX],
-                                   char host[CS_HTTP_HOST_MAX + 1], const char **why) CS_WUR;
+                                   char target[CS_HTTP_TARGET_MAX], char host[CS_HTTP_HOST_MAX + 1],
+                                   const char **why) CS_WUR;
 
 #endif /* CS_PROV_INTERNAL_H */

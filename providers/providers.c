@@ -5,8 +5,8 @@
 #include <string.h>
 
 const struct cs_provider *const cs_providers[] = {
-    &cs_provider_aws,       &cs_provider_azure,      &cs_provider_gcp,
-    &cs_provider_ibmcloud,  &cs_provider_kubeconfig, NULL,
+    &cs_provider_aws,      &cs_provider_azure,      &cs_provider_gcp,
+    &cs_provider_ibmcloud, &cs_provider_kubeconfig, NULL,
 };
 
 const struct cs_provider *cs_provider_find(const char *type)
@@ -144,8 +144,8 @@ enum cs_err cs_prov_plain(const cJSON *body, const char *holder, const char **ou
     return CS_OK;
   }
   if (!cJSON_IsObject(h))
-    return cs_prov_fail(err, CS_ERR_INVALID, holder, "%s must be an object like {\"plain\": \"...\"}",
-                        holder);
+    return cs_prov_fail(err, CS_ERR_INVALID, holder,
+                        "%s must be an object like {\"plain\": \"...\"}", holder);
   p = cJSON_GetObjectItemCaseSensitive(h, "plain");
   if (!p || cJSON_IsNull(p)) {
     *out = NULL;
@@ -159,8 +159,8 @@ enum cs_err cs_prov_plain(const cJSON *body, const char *holder, const char **ou
   return CS_OK;
 }
 
-enum cs_err cs_prov_opt_str(const cJSON *obj, const char *name, size_t max_len,
-                            const char **out, struct cs_prov_error *err)
+enum cs_err cs_prov_opt_str(const cJSON *obj, const char *name, size_t max_len, const char **out,
+                            struct cs_prov_error *err)
 {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
 

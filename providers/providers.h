@@ -133,8 +133,7 @@ struct cs_provider {
    * @return CS_ERR_INVALID / CS_ERR_MISSING with @p err filled (field path
    *         and message), CS_ERR_NOMEM. Outputs written only on success.
    */
-  enum cs_err (*validate)(const cJSON *body, struct cs_prov_result *out,
-                          struct cs_prov_error *err);
+  enum cs_err (*validate)(const cJSON *body, struct cs_prov_result *out, struct cs_prov_error *err);
 
   /**
    * Build the material a consumer receives for @p ctx: from the stored
@@ -247,8 +246,8 @@ struct cs_http_policy;
  * @return CS_ERR_INVALID with a message naming the bad item in @p err,
  *         CS_ERR_NOMEM.
  */
-enum cs_err cs_http_policy_create(const char *allow, const char *deny,
-                                  struct cs_http_policy **out, char *err, size_t errlen) CS_WUR;
+enum cs_err cs_http_policy_create(const char *allow, const char *deny, struct cs_http_policy **out,
+                                  char *err, size_t errlen) CS_WUR;
 /** Free a policy. NULL ok. */
 void cs_http_policy_free(struct cs_http_policy *p);
 
@@ -363,17 +362,17 @@ struct cs_aws_config {
 
 /** One resolve of an aws credential. Strings are borrowed for the call. */
 struct cs_aws_request {
-  const char *cred_id;         /* cache key part */
-  uint64_t version;            /* cache key part: an edit invalidates */
-  const char *access_key_id;   /* stored keys; NULL with use_instance_role */
-  const char *secret_key;      /* stored secret; NULL with use_instance_role */
-  bool use_instance_role;      /* base identity from IMDSv2 */
-  const char *role_arn;        /* NULL: no AssumeRole */
-  const char *external_id;     /* NULL: none */
-  const char *session_name;    /* RoleSessionName; NULL: "credstore" */
-  int64_t duration_seconds;    /* 0: CS_AWS_DEFAULT_DURATION */
-  const char *region;          /* signing region with regional endpoint */
-  bool regional_endpoint;      /* sts.<region>.amazonaws.com, signed for region */
+  const char *cred_id;       /* cache key part */
+  uint64_t version;          /* cache key part: an edit invalidates */
+  const char *access_key_id; /* stored keys; NULL with use_instance_role */
+  const char *secret_key;    /* stored secret; NULL with use_instance_role */
+  bool use_instance_role;    /* base identity from IMDSv2 */
+  const char *role_arn;      /* NULL: no AssumeRole */
+  const char *external_id;   /* NULL: none */
+  const char *session_name;  /* RoleSessionName; NULL: "credstore" */
+  int64_t duration_seconds;  /* 0: CS_AWS_DEFAULT_DURATION */
+  const char *region;        /* signing region with regional endpoint */
+  bool regional_endpoint;    /* sts.<region>.amazonaws.com, signed for region */
 };
 
 /** Temporary (or static) credentials. Wipe with cs_aws_creds_wipe(). */

@@ -56,10 +56,10 @@ static void fail_transport(struct cs_aws_http_resp *resp, const char *what, cons
   snprintf(resp->error, sizeof resp->error, "%s%s%s", what, detail[0] ? ": " : "", detail);
 }
 
-#define SETOPT(h, opt, val)                                                     \
-  do {                                                                          \
-    if (curl_easy_setopt((h), (opt), (val)) != CURLE_OK)                        \
-      goto setopt_failed;                                                       \
+#define SETOPT(h, opt, val)                                                                        \
+  do {                                                                                             \
+    if (curl_easy_setopt((h), (opt), (val)) != CURLE_OK)                                           \
+      goto setopt_failed;                                                                          \
   } while (0)
 
 /* Every option of @p req on @p h. @return CS_ERR_INTERNAL (libcurl refused one). */

@@ -57,16 +57,16 @@ struct cs_aws_resolver {
 
 /** One HTTP exchange with an AWS endpoint. */
 struct cs_aws_http_req {
-  const char *method;         /* "GET", "PUT" or "POST" */
+  const char *method; /* "GET", "PUT" or "POST" */
   const char *url;
   const char *const *headers; /* NULL-terminated "Name: value" lines; NULL ok */
   const char *body;           /* request body (POST/PUT); NULL: none */
   size_t body_len;
-  const char *sigv4;          /* CURLOPT_AWS_SIGV4 ("aws:amz:<region>:sts"); NULL: unsigned */
-  const char *user;           /* access key id, with sigv4 */
-  const char *password;       /* secret access key, with sigv4 */
+  const char *sigv4;    /* CURLOPT_AWS_SIGV4 ("aws:amz:<region>:sts"); NULL: unsigned */
+  const char *user;     /* access key id, with sigv4 */
+  const char *password; /* secret access key, with sigv4 */
   long timeout_ms;
-  bool direct;                /* never through a proxy (IMDS is link-local) */
+  bool direct; /* never through a proxy (IMDS is link-local) */
 };
 
 /** What came back. The body may hold secrets: release with cs_aws_http_resp_wipe(). */
@@ -118,8 +118,8 @@ enum cs_err cs_aws_parse_imds_credentials(const char *body, size_t len, struct c
 /* ---------------------------------------------------------------- clients */
 
 /** Fill @p err (NULL ok) with @p code and a printf-formatted message. @return @p e. */
-enum cs_err cs_aws_fail(struct cs_aws_error *err, enum cs_err e, const char *code,
-                        const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+enum cs_err cs_aws_fail(struct cs_aws_error *err, enum cs_err e, const char *code, const char *fmt,
+                        ...) __attribute__((format(printf, 4, 5)));
 
 /**
  * Fetch the instance role's credentials through IMDSv2 (token, role name,
@@ -135,8 +135,8 @@ struct cs_aws_assume {
   const char *external_id;  /* NULL: none */
   const char *session_name; /* validated */
   int64_t duration_seconds;
-  const char *region;       /* signing region (us-east-1 on the global endpoint) */
-  bool regional;            /* sts.<region>.amazonaws.com unless --sts-endpoint */
+  const char *region; /* signing region (us-east-1 on the global endpoint) */
+  bool regional;      /* sts.<region>.amazonaws.com unless --sts-endpoint */
 };
 
 /**

@@ -40,7 +40,7 @@ struct cs_aws_entry {
 
 /* What a cold key needs fetched. */
 struct job {
-  bool instance_only;              /* the instance role's own credentials */
+  bool instance_only;               /* the instance role's own credentials */
   const struct cs_aws_request *req; /* else: base identity of req, then AssumeRole */
   struct cs_aws_assume assume;
 };
@@ -69,8 +69,7 @@ static struct cs_aws_entry **bucket(struct cs_aws_resolver *r, uint64_t h)
   return &r->buckets[h & (r->nbuckets - 1)];
 }
 
-static struct cs_aws_entry *find(struct cs_aws_resolver *r, uint64_t h, const char *key,
-                                 size_t len)
+static struct cs_aws_entry *find(struct cs_aws_resolver *r, uint64_t h, const char *key, size_t len)
 {
   for (struct cs_aws_entry *e = *bucket(r, h); e; e = e->hnext)
     if (e->hash == h && e->key_len == len && memcmp(e->key, key, len) == 0)
@@ -208,8 +207,8 @@ out:
 }
 
 /* Under r->lock: wait for @p e (found in the table) and copy its outcome. */
-static enum cs_err join(struct cs_aws_resolver *r, struct cs_aws_entry *e,
-                        struct cs_aws_creds *out, struct cs_aws_error *err)
+static enum cs_err join(struct cs_aws_resolver *r, struct cs_aws_entry *e, struct cs_aws_creds *out,
+                        struct cs_aws_error *err)
 {
   enum cs_err rc;
 
@@ -349,9 +348,9 @@ static enum cs_err check_request(const struct cs_aws_request *req, struct cs_aws
     if (akid || secret)
       return invalid(err, "stored keys and the instance role are exclusive");
   } else {
-    if (!akid || !printable(akid, sizeof ((struct cs_aws_creds *)0)->access_key_id - 1))
+    if (!akid || !printable(akid, sizeof((struct cs_aws_creds *)0)->access_key_id - 1))
       return invalid(err, "access key id missing or malformed");
-    if (!secret || !printable(secret, sizeof ((struct cs_aws_creds *)0)->secret_access_key - 1))
+    if (!secret || !printable(secret, sizeof((struct cs_aws_creds *)0)->secret_access_key - 1))
       return invalid(err, "secret access key missing or malformed");
   }
   /* The rest only matters to AssumeRole. */
@@ -387,13 +386,11 @@ static enum cs_err build_key(const struct cs_aws_request *req, const struct cs_a
   const char *akid = req->use_instance_role ? "" : req->access_key_id;
   const char *ext = a->external_id ? a->external_id : "";
 
-  return cs_buf_printf(key,
-                       "%c\n%zu:%s\n%" PRIu64 "\n%zu:%s\n%zu:%s\n%zu:%s\n%zu:%s\n%" PRId64
-                       "\n%zu:%s\n%d",
-                       req->use_instance_role ? 'i' : 's', strlen(cred_id), cred_id,
-                       req->version, strlen(akid), akid, strlen(a->role_arn), a->role_arn,
-                       strlen(ext), ext, strlen(a->session_name), a->session_name,
-                       a->duration_seconds, strlen(a->region), a->region, a->regional ? 1 : 0);
+  return cs_buf_printf(
+      key, "%c\n%zu:%s\n%" PRIu64 "\n%zu:%s\n%zu:%s\n%zu:%s\n%zu:%s\n%" PRId64 "\n%zu:%s\n%d",
+      req->use_instance_role ? 'i' : 's', strlen(cred_id), cred_id, req->version, strlen(akid),
+      akid, strlen(a->role_arn), a->role_arn, strlen(ext), ext, strlen(a->session_name),
+      a->session_name, a->duration_seconds, strlen(a->region), a->region, a->regional ? 1 : 0);
 }
 
 /* ------------------------------------------------------------- the API */

@@ -16,8 +16,8 @@
 #define STS_BACKOFF_MS 100
 #define STS_FORM_MAX 8192
 
-enum cs_err cs_aws_fail(struct cs_aws_error *err, enum cs_err e, const char *code,
-                        const char *fmt, ...)
+enum cs_err cs_aws_fail(struct cs_aws_error *err, enum cs_err e, const char *code, const char *fmt,
+                        ...)
 {
   va_list ap;
 
@@ -60,8 +60,8 @@ static enum cs_err build_form(const struct cs_aws_assume *a, struct cs_buf *form
       (e = cs_aws_form_escape(form, a->session_name)) ||
       (e = cs_buf_printf(form, "&DurationSeconds=%" PRId64, a->duration_seconds)))
     return e;
-  if (a->external_id && ((e = cs_buf_printf(form, "&ExternalId=")) ||
-                         (e = cs_aws_form_escape(form, a->external_id))))
+  if (a->external_id &&
+      ((e = cs_buf_printf(form, "&ExternalId=")) || (e = cs_aws_form_escape(form, a->external_id))))
     return e;
   return CS_OK;
 }
@@ -106,8 +106,8 @@ static enum cs_err interpret(const struct cs_aws_http_resp *resp, const char *ro
   if (pe == CS_ERR_UPSTREAM) {
     *err = perr;
     *retry = throttled(perr.code) || resp->status >= 500;
-    CS_LOG(CS_LOG_WARN, "sts AssumeRole %s: HTTP %ld, %s: %s", role_arn, resp->status,
-           perr.code, perr.message);
+    CS_LOG(CS_LOG_WARN, "sts AssumeRole %s: HTTP %ld, %s: %s", role_arn, resp->status, perr.code,
+           perr.message);
     return CS_ERR_UPSTREAM;
   }
   if (resp->status == 200) {
@@ -160,8 +160,8 @@ enum cs_err cs_aws_sts_assume_role(struct cs_aws_resolver *r, const struct cs_aw
   char url[512], sigv4[128];
   char token_hdr[sizeof base->session_token + 32];
   struct cs_buf form;
-  const char *headers[3] = {"Content-Type: application/x-www-form-urlencoded; charset=utf-8",
-                            NULL, NULL};
+  const char *headers[3] = {"Content-Type: application/x-www-form-urlencoded; charset=utf-8", NULL,
+                            NULL};
   struct cs_aws_http_req req = {0};
   struct cs_aws_creds c = {0};
   struct cs_aws_error e_last = {0};
@@ -177,8 +177,9 @@ enum cs_err cs_aws_sts_assume_role(struct cs_aws_resolver *r, const struct cs_aw
   snprintf(sigv4, sizeof sigv4, "aws:amz:%s:sts", a->region);
 
   if ((e = build_form(a, &form)) != CS_OK) {
-    e = e == CS_ERR_NOMEM ? e : cs_aws_fail(err, CS_ERR_INVALID, "InvalidRequest",
-                                            "AssumeRole parameters are too long");
+    e = e == CS_ERR_NOMEM ? e
+                          : cs_aws_fail(err, CS_ERR_INVALID, "InvalidRequest",
+                                        "AssumeRole parameters are too long");
     goto out;
   }
   /* A base identity from the instance role signs with its session token. */
@@ -186,8 +187,15 @@ enum cs_err cs_aws_sts_assume_role(struct cs_aws_resolver *r, const struct cs_aw
     snprintf(token_hdr, sizeof token_hdr, "x-amz-security-token: %s", base->session_token);
     headers[1] = token_hdr;
   }
-  req = (struct cs_aws_http_req){"POST", url, headers, form.data, form.len, sigv4,
-                                 base->access_key_id, base->secret_access_key, r->timeout_ms,
+  req = (struct cs_aws_http_req){"POST",
+                                 url,
+                                 headers,
+                                 form.data,
+                                 form.len,
+                                 sigv4,
+                                 base->access_key_id,
+                                 base->secret_access_key,
+                                 r->timeout_ms,
                                  false};
   e = send_with_retries(r, &req, a->role_arn, &c, &e_last);
   if (e == CS_OK)

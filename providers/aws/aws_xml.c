@@ -23,8 +23,8 @@ struct xml_name {
 struct xml_field {
   const char *path[5];
   char *dst;
-  size_t cap;         /* bytes of dst, including the NUL */
-  bool truncate_ok;   /* error text may be cut; credentials may not */
+  size_t cap;       /* bytes of dst, including the NUL */
+  bool truncate_ok; /* error text may be cut; credentials may not */
   size_t len;
   bool seen, full;
 };
@@ -51,10 +51,7 @@ static bool fail(struct xml *x, const char *why)
 
 static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
-static bool is_name_char(char c)
-{
-  return !is_space(c) && !strchr("/><=\"'&!?", c) && c != '\0';
-}
+static bool is_name_char(char c) { return !is_space(c) && !strchr("/><=\"'&!?", c) && c != '\0'; }
 
 static bool starts(const struct xml *x, const char *lit)
 {
@@ -454,8 +451,7 @@ static enum cs_err credentials(const struct xml *x, struct cs_aws_creds *c, cons
   if (!name_is(x->root, "AssumeRoleResponse"))
     return cs_aws_fail(err, CS_ERR_INVALID, "MalformedResponse",
                        "STS response is neither AssumeRoleResponse nor ErrorResponse");
-  if (!token_ok(c->access_key_id) || !token_ok(c->secret_access_key) ||
-      !token_ok(c->session_token))
+  if (!token_ok(c->access_key_id) || !token_ok(c->secret_access_key) || !token_ok(c->session_token))
     return cs_aws_fail(err, CS_ERR_INVALID, "MalformedResponse",
                        "STS response lacks AccessKeyId, SecretAccessKey or SessionToken");
   if (cs_time_parse(expiration, &c->expiration) != CS_OK || c->expiration <= 0)
@@ -484,19 +480,31 @@ enum cs_err cs_aws_parse_sts_response(const char *body, size_t len, struct cs_aw
 #define CREDS "AssumeRoleResponse", "AssumeRoleResult", "Credentials"
   struct xml_field fields[] = {
       {{CREDS, "AccessKeyId", NULL}, c.access_key_id, sizeof c.access_key_id, false, 0, 0, 0},
-      {{CREDS, "SecretAccessKey", NULL}, c.secret_access_key, sizeof c.secret_access_key, false,
-       0, 0, 0},
+      {{CREDS, "SecretAccessKey", NULL},
+       c.secret_access_key,
+       sizeof c.secret_access_key,
+       false,
+       0,
+       0,
+       0},
       {{CREDS, "SessionToken", NULL}, c.session_token, sizeof c.session_token, false, 0, 0, 0},
       {{CREDS, "Expiration", NULL}, expiration, sizeof expiration, false, 0, 0, 0},
       {{"ErrorResponse", "Error", "Code", NULL}, e.code, sizeof e.code, true, 0, 0, 0},
       {{"ErrorResponse", "Error", "Message", NULL}, e.message, sizeof e.message, true, 0, 0, 0},
       /* The older query-API shape, seen from some STS-compatible services. */
       {{"Response", "Errors", "Error", "Code", NULL}, e.code, sizeof e.code, true, 0, 0, 0},
-      {{"Response", "Errors", "Error", "Message", NULL}, e.message, sizeof e.message, true, 0, 0,
+      {{"Response", "Errors", "Error", "Message", NULL},
+       e.message,
+       sizeof e.message,
+       true,
+       0,
+       0,
        0},
   };
 #undef CREDS
-  struct xml x = {.s = body ? body : "", .len = body ? len : 0, .fields = fields,
+  struct xml x = {.s = body ? body : "",
+                  .len = body ? len : 0,
+                  .fields = fields,
                   .nfields = sizeof fields / sizeof fields[0]};
   enum cs_err rc = CS_ERR_INVALID;
 

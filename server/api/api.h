@@ -24,14 +24,14 @@ struct cs_api_opts {
   const char *listen;   /* HOST:PORT or [V6]:PORT; NULL: CS_DEFAULT_LISTEN */
   const char *tls_cert; /* PEM files; both or neither */
   const char *tls_key;
-  bool insecure_http;          /* allow a non-loopback address without TLS */
-  int64_t threads;             /* 0: CS_DEFAULT_THREADS, or 8 per core */
-  int64_t max_connections;     /* 0: CS_DEFAULT_MAX_CONNECTIONS */
-  int64_t conn_timeout;        /* seconds; 0: CS_DEFAULT_CONN_TIMEOUT */
+  bool insecure_http;            /* allow a non-loopback address without TLS */
+  int64_t threads;               /* 0: CS_DEFAULT_THREADS, or 8 per core */
+  int64_t max_connections;       /* 0: CS_DEFAULT_MAX_CONNECTIONS */
+  int64_t conn_timeout;          /* seconds; 0: CS_DEFAULT_CONN_TIMEOUT */
   int64_t max_conns_per_address; /* 0: min(CS_DEFAULT_CONNS_PER_ADDRESS, max_connections) */
-  const char *trusted_proxies; /* CIDR[,CIDR...] whose X-Forwarded-For is honoured */
-  int64_t auth_max_failures;   /* failed attempts per address before 429 */
-  int64_t auth_cooloff;        /* seconds of 429 after that */
+  const char *trusted_proxies;   /* CIDR[,CIDR...] whose X-Forwarded-For is honoured */
+  int64_t auth_max_failures;     /* failed attempts per address before 429 */
+  int64_t auth_cooloff;          /* seconds of 429 after that */
 };
 
 struct cs_api;

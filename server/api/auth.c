@@ -7,7 +7,6 @@
 #include <string.h>
 #include <strings.h>
 
-
 /* What of a presented access-key id may be recorded: only something with
  * the shape of an id. A client that swapped id and secret, or sent its
  * secret where the id goes, must not get the secret written down. */
@@ -22,8 +21,7 @@ static const char *loggable_key_id(const char *id)
   return id;
 }
 
-void cs_auth_record(struct cs_req *req, const char *presented_id, const char *result,
-                    bool audit)
+void cs_auth_record(struct cs_req *req, const char *presented_id, const char *result, bool audit)
 {
   char fields[256];
   const char *id = loggable_key_id(presented_id);
@@ -128,11 +126,13 @@ enum cs_err cs_auth_request(struct cs_req *req, struct cs_resp *resp)
     return e;
   req->authenticated = true;
   if (!(req->route->roles & CS_R(req->who.role)))
-    return cs_fail(resp, CS_ERR_FORBIDDEN, "role %s may not call %s",
-                   cs_role_name(req->who.role), req->route->name);
+    return cs_fail(resp, CS_ERR_FORBIDDEN, "role %s may not call %s", cs_role_name(req->who.role),
+                   req->route->name);
   if ((req->route->flags & CS_ROUTE_UNSCOPED) && req->who.scope)
-    return cs_fail(resp, CS_ERR_FORBIDDEN, "a key with a scope may not call %s: it spans every "
-                   "credential", req->route->name);
+    return cs_fail(resp, CS_ERR_FORBIDDEN,
+                   "a key with a scope may not call %s: it spans every "
+                   "credential",
+                   req->route->name);
   return CS_OK;
 }
 

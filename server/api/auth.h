@@ -56,7 +56,6 @@ enum cs_err cs_auth_token_response(struct cs_req *req, const struct cs_principal
  * refusals get a log line, and an audit entry when @p audit. Counting in
  * /metrics is done where the attempt is decided (cs_auth_key_secret).
  */
-void cs_auth_record(struct cs_req *req, const char *presented_id, const char *result,
-                    bool audit);
+void cs_auth_record(struct cs_req *req, const char *presented_id, const char *result, bool audit);
 
 #endif /* CS_AUTH_H */

@@ -126,8 +126,10 @@ static void refused_log(const struct conn_track *t, int64_t now)
     return;
   refused_logged_ms = now;
   cs_addr_format(&t->group, a);
-  CS_LOG(CS_LOG_WARN, "connection refused: %s already holds %lld connections "
-                      "(--max-connections-per-address)", a, (long long)per_address_max);
+  CS_LOG(CS_LOG_WARN,
+         "connection refused: %s already holds %lld connections "
+         "(--max-connections-per-address)",
+         a, (long long)per_address_max);
 }
 
 static struct conn_track *track_new(struct MHD_Connection *c)

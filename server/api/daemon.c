@@ -12,8 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-__attribute__((format(printf, 2, 0)))
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
   char msg[512];
   vsnprintf(msg, sizeof msg, fmt, ap);
@@ -64,8 +63,8 @@ static enum cs_err read_pem(const char *path, char **out)
 }
 
 /* Parse HOST:PORT or [V6]:PORT into @p ss. */
-static enum cs_err parse_listen(const char *listen, struct sockaddr_storage *ss,
-                                socklen_t *sslen, bool *loopback)
+static enum cs_err parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *sslen,
+                                bool *loopback)
 {
   char host[256];
   const char *colon, *port;
@@ -116,9 +115,8 @@ static enum cs_err guards_start(struct cs_api *api)
   enum cs_err e;
 
   if (!per_address) /* no one address takes every slot, unless there are few */
-    per_address = o->max_connections < CS_DEFAULT_CONNS_PER_ADDRESS
-                      ? o->max_connections
-                      : CS_DEFAULT_CONNS_PER_ADDRESS;
+    per_address = o->max_connections < CS_DEFAULT_CONNS_PER_ADDRESS ? o->max_connections
+                                                                    : CS_DEFAULT_CONNS_PER_ADDRESS;
   if (o->trusted_proxies && (e = cs_cidr_list_parse(o->trusted_proxies, &api->trusted))) {
     fprintf(stderr,
             "credstore: --trusted-proxies %s: expected IP addresses or CIDRs "
@@ -269,8 +267,7 @@ static enum cs_err listen_start(struct cs_api *api)
   return CS_OK;
 }
 
-enum cs_err cs_api_start(struct cs_core *core, const struct cs_api_opts *opts,
-                         struct cs_api **out)
+enum cs_err cs_api_start(struct cs_core *core, const struct cs_api_opts *opts, struct cs_api **out)
 {
   struct cs_api *api = calloc(1, sizeof *api);
   enum cs_err e;

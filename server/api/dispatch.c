@@ -229,10 +229,9 @@ static enum MHD_Result queue(struct cs_req *req, struct cs_resp *resp)
   struct MHD_Response *r;
   enum MHD_Result ret;
 
-  r = resp->secret ? MHD_create_response_from_buffer_with_free_callback_cls(
-                         resp->len, resp->body, wipe_free, resp->body)
-                   : MHD_create_response_from_buffer(resp->len, resp->body,
-                                                     MHD_RESPMEM_MUST_FREE);
+  r = resp->secret ? MHD_create_response_from_buffer_with_free_callback_cls(resp->len, resp->body,
+                                                                            wipe_free, resp->body)
+                   : MHD_create_response_from_buffer(resp->len, resp->body, MHD_RESPMEM_MUST_FREE);
   if (!r) {
     free(resp->body);
     return MHD_NO;
@@ -263,8 +262,7 @@ static void dispatch(struct cs_req *req, struct cs_resp *resp)
     e = CS_ERR_INTERNAL;
   if (e) {
     if (!cs_err_is_client(e))
-      CS_LOG(CS_LOG_ERROR, "%s failed: %s", req->route ? req->route->name : "-",
-             cs_err_code(e));
+      CS_LOG(CS_LOG_ERROR, "%s failed: %s", req->route ? req->route->name : "-", cs_err_code(e));
     if (e == CS_ERR_METHOD)
       cs_resp_header(resp, "Allow", "%s", req->allow);
     if (cs_err_http_status(e) == 401)

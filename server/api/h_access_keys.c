@@ -15,8 +15,7 @@ static bool pattern_ok(const char *p)
   return true;
 }
 
-static enum cs_err parse_scope(const cJSON *scope, struct cs_key_spec *spec,
-                               struct cs_resp *resp)
+static enum cs_err parse_scope(const cJSON *scope, struct cs_key_spec *spec, struct cs_resp *resp)
 {
   const cJSON *p;
   int n = 0;
@@ -30,14 +29,15 @@ static enum cs_err parse_scope(const cJSON *scope, struct cs_key_spec *spec,
    * request for every credential (that is leaving scope out). */
   if (!cJSON_GetArraySize(scope))
     return cs_fail_field(resp, CS_ERR_INVALID, "scope",
-                     "scope must hold at least one pattern; leave it out for the creating "
-                     "key's scope");
+                         "scope must hold at least one pattern; leave it out for the creating "
+                         "key's scope");
   cJSON_ArrayForEach(p, scope)
   {
     if (++n > CS_SCOPE_MAX || !cJSON_IsString(p) || !pattern_ok(p->valuestring))
       return cs_fail_field(resp, CS_ERR_INVALID, "scope",
-                       "scope must hold at most %d patterns of 1-%d characters of "
-                       "[A-Za-z0-9._-*?[]!]", CS_SCOPE_MAX, CS_PATTERN_MAX);
+                           "scope must hold at most %d patterns of 1-%d characters of "
+                           "[A-Za-z0-9._-*?[]!]",
+                           CS_SCOPE_MAX, CS_PATTERN_MAX);
   }
   spec->scope = scope;
   return CS_OK;
@@ -51,9 +51,10 @@ static enum cs_err parse_spec(const cJSON *body, struct cs_key_spec *spec, struc
 
   if (cs_json_req_string(body, "name", CS_KEY_NAME_MAX, &name) || !name[0])
     return cs_fail_field(resp, CS_ERR_INVALID, "name", "name must be a string of 1-%d characters",
-                     CS_KEY_NAME_MAX);
+                         CS_KEY_NAME_MAX);
   if (cs_json_req_string(body, "role", 16, &role) || cs_role_parse(role, &spec->role))
-    return cs_fail_field(resp, CS_ERR_INVALID, "role", "role must be admin, operator, auditor or ci");
+    return cs_fail_field(resp, CS_ERR_INVALID, "role",
+                         "role must be admin, operator, auditor or ci");
   if ((e = parse_scope(cJSON_GetObjectItemCaseSensitive(body, "scope"), spec, resp)))
     return e;
   if (cs_json_opt_string(body, "expiresAt", 64, &exp) ||
@@ -74,11 +75,11 @@ static enum cs_err bound_spec(struct cs_req *req, struct cs_key_spec *spec, stru
   if (!cs_key_spec_bound(spec, &by, &field))
     return CS_OK;
   return cs_fail_field(resp, CS_ERR_FORBIDDEN, field, "%s",
-                   strcmp(field, "scope") == 0
-                       ? "scope is broader than this access key's scope; a key may only "
-                         "create keys within its own scope"
-                       : "expiresAt is later than this access key's; a key may not create "
-                         "a key that outlives it");
+                       strcmp(field, "scope") == 0
+                           ? "scope is broader than this access key's scope; a key may only "
+                             "create keys within its own scope"
+                           : "expiresAt is later than this access key's; a key may not create "
+                             "a key that outlives it");
 }
 
 /* The new key as shown once, secret included. */

@@ -35,8 +35,7 @@ enum cs_err cs_h_aws_container(struct cs_req *req, struct cs_resp *resp)
     return cs_fail(resp, e, "%s", fail.message);
   if (e == CS_ERR_UPSTREAM)
     return cs_fail(resp, e, "%s: %s", fail.code[0] ? fail.code : "upstream",
-                   fail.message[0] ? fail.message
-                                            : "AWS STS request failed");
+                   fail.message[0] ? fail.message : "AWS STS request failed");
   if (e)
     return e;
   const cJSON *ak = cJSON_GetObjectItemCaseSensitive(m, "AccessKeyId");

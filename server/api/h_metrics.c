@@ -8,8 +8,8 @@ static enum cs_err render_state(struct cs_core *c, struct cs_buf *b)
 {
   struct cs_core_stats cs;
   static const char *const tables[CS_TBL__COUNT] = {
-      "meta", "credentials", "usages", "usages_by_credential", "access_keys", "audit", "events",
-      "outbox"};
+      "meta",        "credentials", "usages", "usages_by_credential",
+      "access_keys", "audit",       "events", "outbox"};
   enum cs_err e;
 
   if ((e = cs_core_stats(c, &cs)))
@@ -46,9 +46,11 @@ static enum cs_err render_state(struct cs_core *c, struct cs_buf *b)
     e = cs_buf_printf(b, "credstore_store_records{table=\"%s\"} %llu\n", tables[t],
                       (unsigned long long)cs.store.records[t]);
   if (!e)
-    e = cs_buf_printf(b, "# HELP credstore_start_time_seconds Start time.\n"
-                         "# TYPE credstore_start_time_seconds gauge\n"
-                         "credstore_start_time_seconds %lld\n", (long long)cs.started_at);
+    e = cs_buf_printf(b,
+                      "# HELP credstore_start_time_seconds Start time.\n"
+                      "# TYPE credstore_start_time_seconds gauge\n"
+                      "credstore_start_time_seconds %lld\n",
+                      (long long)cs.started_at);
   return e;
 }
 

@@ -11,16 +11,16 @@ static enum cs_err resolve_request(struct cs_resp *resp, const cJSON *body,
 {
   if (cs_json_req_string(body, "usageId", CS_ID_MAX, &in->usage_id))
     return cs_fail_field(resp, CS_ERR_MISSING, "usageId",
-                       "usageId is required: the id of a usage of this credential");
+                         "usageId is required: the id of a usage of this credential");
   if (cs_json_opt_int(body, "durationSeconds", 900, 43200, &in->opts.duration_seconds))
     return cs_fail_field(resp, CS_ERR_INVALID, "durationSeconds",
-                       "durationSeconds must be an integer from 900 to 43200");
+                         "durationSeconds must be an integer from 900 to 43200");
   if (cs_json_opt_string(body, "region", 32, &in->opts.region))
     return cs_fail_field(resp, CS_ERR_INVALID, "region",
-                       "region must be an AWS region name such as us-east-1");
+                         "region must be an AWS region name such as us-east-1");
   if (cs_json_opt_string(body, "sessionName", 64, &in->opts.session_name))
     return cs_fail_field(resp, CS_ERR_INVALID, "sessionName",
-                       "sessionName is derived from the usage and cannot be chosen");
+                         "sessionName is derived from the usage and cannot be chosen");
   return CS_OK;
 }
 
@@ -47,8 +47,7 @@ enum cs_err cs_h_resolve(struct cs_req *req, struct cs_resp *resp)
   else if (e == CS_ERR_INVALID)
     e = cs_fail(resp, e, "%s", fail.message);
   else if (e == CS_ERR_UPSTREAM) {
-    cs_fail(resp, e, "%s", fail.message[0] ? fail.message
-                                                    : "AWS STS request failed");
+    cs_fail(resp, e, "%s", fail.message[0] ? fail.message : "AWS STS request failed");
     if ((resp->err_extra = cJSON_CreateObject()))
       cJSON_AddStringToObject(resp->err_extra, "upstreamCode",
                               fail.code[0] ? fail.code : "unknown");

@@ -17,13 +17,13 @@ enum cs_err cs_h_usages_create(struct cs_req *req, struct cs_resp *resp)
     return e;
   if (cs_json_req_string(body, "type", CS_USAGE_TYPE_MAX, &in.type) || !in.type[0])
     e = cs_fail_field(resp, CS_ERR_INVALID, "type",
-                    "type is required: free text such as \"Registry Scan\" (1-128 characters)");
+                      "type is required: free text such as \"Registry Scan\" (1-128 characters)");
   else if (cs_json_opt_string(body, "description", DESCRIPTION_MAX, &in.description))
     e = cs_fail_field(resp, CS_ERR_INVALID, "description",
-                    "description must be a string of at most 1024 characters");
+                      "description must be a string of at most 1024 characters");
   else if (cs_json_opt_string(body, "callbackUrl", CS_URL_MAX, &in.callback_url))
     e = cs_fail_field(resp, CS_ERR_INVALID, "callbackUrl",
-                    "callbackUrl must be an http:// or https:// URL of at most 2048 characters");
+                      "callbackUrl must be an http:// or https:// URL of at most 2048 characters");
   else if (in.callback_url && cs_webhook_check_url(req->api->core, in.callback_url, &why))
     e = cs_fail_field(resp, CS_ERR_INVALID, "callbackUrl", "%s", why);
   else if ((e = cs_usages_create(req->api->core, &a, &in, &out)) == CS_ERR_NOT_FOUND)
@@ -63,4 +63,3 @@ enum cs_err cs_h_usages_delete(struct cs_req *req, struct cs_resp *resp)
     return e;
   return cs_resp_empty(resp, 204);
 }
-

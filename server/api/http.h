@@ -13,8 +13,8 @@
 #include <microhttpd.h>
 #include <stdatomic.h>
 
-#define CS_BODY_MAX (1024u * 1024u) /* API.md §6: bodies over 1 MiB get 413 */
-#define CS_PUBLIC_BODY_MAX 4096u    /* bodies of routes without authentication (login) */
+#define CS_BODY_MAX (1024u * 1024u)        /* API.md §6: bodies over 1 MiB get 413 */
+#define CS_PUBLIC_BODY_MAX 4096u           /* bodies of routes without authentication (login) */
 #define CS_DRAIN_MAX (16u * 1024u * 1024u) /* refused bodies read and dropped... */
 #define CS_UNAUTH_DRAIN_MAX (64u * 1024u)  /* ...or this, for unauthenticated senders */
 
@@ -199,8 +199,8 @@ void cs_resp_header(struct cs_resp *resp, const char *name, const char *fmt, ...
 enum cs_err cs_fail(struct cs_resp *resp, enum cs_err e, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /** cs_fail() for a fault of one field: the error body also says "field": @p field. */
-enum cs_err cs_fail_field(struct cs_resp *resp, enum cs_err e, const char *field,
-                          const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+enum cs_err cs_fail_field(struct cs_resp *resp, enum cs_err e, const char *field, const char *fmt,
+                          ...) __attribute__((format(printf, 4, 5)));
 /**
  * Render error @p e into @p resp: {"err","code"} plus resp->err_extra's
  * members, the one place an error body is made; takes err_extra.
@@ -224,9 +224,9 @@ enum cs_err cs_parse_cred_query(const struct cs_params *p, struct cs_cred_query 
 /** A feed read: since, limit (audit) or wait (events), credential. */
 struct cs_feed_query {
   uint64_t since;
-  uint64_t limit;      /* audit: 1..CS_AUDIT_LIST_MAX (default 100) */
-  uint64_t wait;       /* events: seconds, 0..CS_EVENTS_WAIT_MAX */
-  const char *cred;    /* a valid credential id, or NULL */
+  uint64_t limit;   /* audit: 1..CS_AUDIT_LIST_MAX (default 100) */
+  uint64_t wait;    /* events: seconds, 0..CS_EVENTS_WAIT_MAX */
+  const char *cred; /* a valid credential id, or NULL */
 };
 
 /** GET /audit: since, limit, credential. */

@@ -77,18 +77,16 @@ static enum cs_err render_guards(struct cs_buf *b)
     e = cs_buf_printf(b, "credstore_auth_attempts_total{result=\"%s\"} %llu\n", auth_results[i],
                       (unsigned long long)atomic_load(&auth_attempts[i]));
   if (!e)
-    e = cs_buf_printf(b, "# HELP credstore_connections_refused_total Connections refused by "
-                         "--max-connections-per-address.\n"
-                         "# TYPE credstore_connections_refused_total counter\n"
-                         "credstore_connections_refused_total %llu\n",
+    e = cs_buf_printf(b,
+                      "# HELP credstore_connections_refused_total Connections refused by "
+                      "--max-connections-per-address.\n"
+                      "# TYPE credstore_connections_refused_total counter\n"
+                      "credstore_connections_refused_total %llu\n",
                       (unsigned long long)atomic_load(&conns_refused));
   return e;
 }
 
-static const char *route_name(size_t r)
-{
-  return r < nroutes ? routes[r].name : "none";
-}
+static const char *route_name(size_t r) { return r < nroutes ? routes[r].name : "none"; }
 
 static enum cs_err render_requests(struct cs_buf *b)
 {
@@ -119,16 +117,20 @@ static enum cs_err render_requests(struct cs_buf *b)
     for (size_t i = 0; i <= NBUCKET && !e; i++) {
       cum += atomic_load_explicit(&hist[r][i], memory_order_relaxed);
       if (i < NBUCKET)
-        e = cs_buf_printf(b, "credstore_http_request_duration_seconds_bucket{route=\"%s\","
-                             "le=\"%g\"} %llu\n", route_name(r), buckets[i],
-                          (unsigned long long)cum);
+        e = cs_buf_printf(b,
+                          "credstore_http_request_duration_seconds_bucket{route=\"%s\","
+                          "le=\"%g\"} %llu\n",
+                          route_name(r), buckets[i], (unsigned long long)cum);
       else
-        e = cs_buf_printf(b, "credstore_http_request_duration_seconds_bucket{route=\"%s\","
-                             "le=\"+Inf\"} %llu\n", route_name(r), (unsigned long long)cum);
+        e = cs_buf_printf(b,
+                          "credstore_http_request_duration_seconds_bucket{route=\"%s\","
+                          "le=\"+Inf\"} %llu\n",
+                          route_name(r), (unsigned long long)cum);
     }
     if (!e)
-      e = cs_buf_printf(b, "credstore_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n"
-                           "credstore_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
+      e = cs_buf_printf(b,
+                        "credstore_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n"
+                        "credstore_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
                         route_name(r),
                         (double)atomic_load_explicit(&lat_sum_us[r], memory_order_relaxed) / 1e6,
                         route_name(r), (unsigned long long)cum);

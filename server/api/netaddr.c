@@ -44,10 +44,7 @@ enum cs_err cs_addr_from_sockaddr(const struct sockaddr *sa, struct cs_addr *out
   return CS_ERR_INVALID;
 }
 
-static bool is_blank(char c)
-{
-  return c == ' ' || c == '\t';
-}
+static bool is_blank(char c) { return c == ' ' || c == '\t'; }
 
 /* A port after an address: ":" and 1-5 digits up to 65535. */
 static bool port_ok(const char *p, size_t len)
@@ -222,10 +219,7 @@ enum cs_err cs_cidr_list_parse(const char *spec, struct cs_cidr_list **out)
   return CS_OK;
 }
 
-void cs_cidr_list_free(struct cs_cidr_list *l)
-{
-  free(l);
-}
+void cs_cidr_list_free(struct cs_cidr_list *l) { free(l); }
 
 bool cs_cidr_list_match(const struct cs_cidr_list *l, const struct cs_addr *a)
 {

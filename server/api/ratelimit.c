@@ -103,8 +103,7 @@ static struct slot *find(struct cs_ratelimit *rl, const struct cs_addr *key, int
   return room;
 }
 
-enum cs_rl_verdict cs_rl_begin(struct cs_ratelimit *rl, const struct cs_addr *subject,
-                               int64_t now)
+enum cs_rl_verdict cs_rl_begin(struct cs_ratelimit *rl, const struct cs_addr *subject, int64_t now)
 {
   enum cs_rl_verdict v;
   struct timespec until;

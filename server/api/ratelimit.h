@@ -43,8 +43,7 @@ void cs_rl_destroy(struct cs_ratelimit *rl);
  * cannot overrun the limit: once failures plus attempts in flight reach it,
  * the next attempt waits (at most a second) for one of them to finish.
  */
-enum cs_rl_verdict cs_rl_begin(struct cs_ratelimit *rl, const struct cs_addr *subject,
-                               int64_t now);
+enum cs_rl_verdict cs_rl_begin(struct cs_ratelimit *rl, const struct cs_addr *subject, int64_t now);
 
 /**
  * The outcome of an attempt cs_rl_begin() let through: a success takes

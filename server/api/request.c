@@ -41,10 +41,7 @@ const char *cs_req_query(struct cs_req *req, const char *name)
 
 static const char *query_get(void *arg, const char *name) { return cs_req_query(arg, name); }
 
-struct cs_params cs_req_params(struct cs_req *req)
-{
-  return (struct cs_params){query_get, req};
-}
+struct cs_params cs_req_params(struct cs_req *req) { return (struct cs_params){query_get, req}; }
 
 const char *cs_req_header(struct cs_req *req, const char *name)
 {

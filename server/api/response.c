@@ -106,8 +106,8 @@ enum cs_err cs_fail(struct cs_resp *resp, enum cs_err e, const char *fmt, ...)
   return e;
 }
 
-enum cs_err cs_fail_field(struct cs_resp *resp, enum cs_err e, const char *field,
-                          const char *fmt, ...)
+enum cs_err cs_fail_field(struct cs_resp *resp, enum cs_err e, const char *field, const char *fmt,
+                          ...)
 {
   va_list ap;
   va_start(ap, fmt);

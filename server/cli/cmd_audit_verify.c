@@ -12,11 +12,11 @@ static void key_hint(const struct cs_config *cfg, enum cs_err e)
   if (e == CS_ERR_MASTER_KEY)
     fprintf(stderr, "credstore audit-verify: wrong master key: the audit chain is keyed with "
                     "a key derived from this data dir's master key; give that key\n");
-  else if ((e == CS_ERR_IO || e == CS_ERR_INVALID) && !cfg->master_key_file &&
-           !cfg->passphrase_env)
-    fprintf(stderr, "credstore audit-verify: the audit chain is keyed with a key derived from "
-                    "the master key: give the key option serve uses (--master-key-file F or "
-                    "--passphrase-env VAR; %s/master.key serves only a development data dir)\n",
+  else if ((e == CS_ERR_IO || e == CS_ERR_INVALID) && !cfg->master_key_file && !cfg->passphrase_env)
+    fprintf(stderr,
+            "credstore audit-verify: the audit chain is keyed with a key derived from "
+            "the master key: give the key option serve uses (--master-key-file F or "
+            "--passphrase-env VAR; %s/master.key serves only a development data dir)\n",
             cfg->data_dir);
 }
 
@@ -41,8 +41,9 @@ int cs_cmd_audit_verify(const struct cs_config *cfg)
   e = cs_audit_verify(&core, &count, &bad);
   cs_data_close(&data);
   if (e == CS_ERR_CRYPTO) {
-    fprintf(stderr, "credstore audit-verify: the audit chain is broken at entry %llu "
-                    "(modified, removed, or rehashed without the key)\n",
+    fprintf(stderr,
+            "credstore audit-verify: the audit chain is broken at entry %llu "
+            "(modified, removed, or rehashed without the key)\n",
             (unsigned long long)bad);
     return 1;
   }

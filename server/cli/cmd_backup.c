@@ -21,8 +21,7 @@ int cs_cmd_backup(const struct cs_config *cfg)
     return 2;
   }
   if (lstat(cfg->out, &sb) == 0) {
-    fprintf(stderr, "credstore backup: %s already exists; refusing to overwrite it\n",
-            cfg->out);
+    fprintf(stderr, "credstore backup: %s already exists; refusing to overwrite it\n", cfg->out);
     return 1;
   }
   /* Read-only: a backup never writes to the store it copies. */
@@ -36,8 +35,7 @@ int cs_cmd_backup(const struct cs_config *cfg)
   cs_store_close(st);
   if (e) {
     fprintf(stderr, "credstore backup: cannot write %s: %s\n", cfg->out,
-            e == CS_ERR_EXISTS ? "it already exists; refusing to overwrite it"
-                               : cs_err_message(e));
+            e == CS_ERR_EXISTS ? "it already exists; refusing to overwrite it" : cs_err_message(e));
     return 1;
   }
   if (cs_fsync_parent(cfg->out) != 0 || stat(cfg->out, &sb) != 0) {

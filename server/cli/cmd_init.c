@@ -55,8 +55,7 @@ static int write_store(const char *dir, const struct cs_keyring *kr,
   enum cs_err e = cs_store_open(dir, CS_STORE_CREATE, &st);
 
   if (e) {
-    fprintf(stderr, "credstore init: cannot create the store in %s: %s\n", dir,
-            cs_err_message(e));
+    fprintf(stderr, "credstore init: cannot create the store in %s: %s\n", dir, cs_err_message(e));
     return 1;
   }
   if ((e = cs_meta_init(st, kr, kdf, &key)))

@@ -125,19 +125,25 @@ static enum cs_err verify_master_key(const struct cs_config *cfg)
 static void restore_note(const char *dir, const struct restored *r, bool verified)
 {
   if (verified) {
-    fprintf(stderr, "credstore restore: the given master key opens the restored keyring; "
-                    "serve %s with the same option.\n", dir);
+    fprintf(stderr,
+            "credstore restore: the given master key opens the restored keyring; "
+            "serve %s with the same option.\n",
+            dir);
     return;
   }
   if (r->passphrase) {
-    fprintf(stderr, "credstore restore: note: this store is sealed with a passphrase; serve "
-                    "%s with --passphrase-env VAR holding the same passphrase.\n", dir);
+    fprintf(stderr,
+            "credstore restore: note: this store is sealed with a passphrase; serve "
+            "%s with --passphrase-env VAR holding the same passphrase.\n",
+            dir);
     return;
   }
-  fprintf(stderr, "credstore restore: note: the master key was not copied; serve %s with "
-                  "the same master key as the original: --master-key-file F, or, if the "
-                  "original used the development key DIR/master.key, copy that file to "
-                  "%s/master.key (mode 0600).\n", dir, dir);
+  fprintf(stderr,
+          "credstore restore: note: the master key was not copied; serve %s with "
+          "the same master key as the original: --master-key-file F, or, if the "
+          "original used the development key DIR/master.key, copy that file to "
+          "%s/master.key (mode 0600).\n",
+          dir, dir);
 }
 
 static enum cs_err restore_prepare_dir(const char *dir, bool *made)
@@ -145,8 +151,7 @@ static enum cs_err restore_prepare_dir(const char *dir, bool *made)
   struct stat sb;
 
   if (cs_store_exists(dir)) {
-    fprintf(stderr, "credstore restore: %s already holds a store; refusing to touch it\n",
-            dir);
+    fprintf(stderr, "credstore restore: %s already holds a store; refusing to touch it\n", dir);
     return CS_ERR_ALREADY_INITIALIZED;
   }
   if (mkdir(dir, 0700) == 0) {
@@ -192,14 +197,16 @@ int cs_cmd_restore(const struct cs_config *cfg)
   /* Copy under another name, then rename: a torn copy never looks like a store. */
   e = copy_file(cfg->from, partial, &bytes);
   if (e || rename(partial, data) != 0 || cs_fsync_parent(data) != 0) {
-    fprintf(stderr, "credstore restore: cannot copy %s into %s: %s\n", cfg->from,
-            cfg->data_dir, e ? cs_err_message(e) : strerror(errno));
+    fprintf(stderr, "credstore restore: cannot copy %s into %s: %s\n", cfg->from, cfg->data_dir,
+            e ? cs_err_message(e) : strerror(errno));
     restore_undo(cfg->data_dir, made);
     return 1;
   }
   if ((e = validate_restored(cfg->data_dir, &r))) {
-    fprintf(stderr, "credstore restore: %s is not a usable credstore backup: %s; nothing "
-                    "restored\n", cfg->from, cs_err_message(e));
+    fprintf(stderr,
+            "credstore restore: %s is not a usable credstore backup: %s; nothing "
+            "restored\n",
+            cfg->from, cs_err_message(e));
     restore_undo(cfg->data_dir, made);
     return 1;
   }

@@ -67,8 +67,8 @@ static enum cs_err set_opt(struct cs_config *cfg, const struct opt *o, const cha
     return CS_OK;
   case OPT_INT:
     if (cs_parse_u64(val, (uint64_t)o->max, &v) || (int64_t)v < o->min) {
-      fprintf(stderr, "credstore: %s: --%s must be an integer from %lld to %lld\n", from,
-              o->name, (long long)o->min, (long long)o->max);
+      fprintf(stderr, "credstore: %s: --%s must be an integer from %lld to %lld\n", from, o->name,
+              (long long)o->min, (long long)o->max);
       return CS_ERR_INVALID;
     }
     *(int64_t *)field = (int64_t)v;

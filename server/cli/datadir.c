@@ -54,8 +54,7 @@ enum cs_err cs_master_key_for(const struct cs_config *cfg, const struct cs_kdf_p
   e = cs_master_key_from_file(file, out);
   if (e)
     fprintf(stderr, "credstore: cannot read master key file %s: %s\n", file,
-            e == CS_ERR_INVALID ? "it must hold 32 bytes (raw, hex or base64)"
-                                : strerror(errno));
+            e == CS_ERR_INVALID ? "it must hold 32 bytes (raw, hex or base64)" : strerror(errno));
   return e;
 }
 
@@ -129,11 +128,15 @@ enum cs_err cs_data_lock(const char *dir, bool exclusive, int *fd_out)
       return CS_ERR_IO;
     }
     if (exclusive)
-      fprintf(stderr, "credstore: %s is in use by a running credstore serve (or another "
-                      "rotate-key); stop credstore serve first\n", dir);
+      fprintf(stderr,
+              "credstore: %s is in use by a running credstore serve (or another "
+              "rotate-key); stop credstore serve first\n",
+              dir);
     else
-      fprintf(stderr, "credstore: %s is locked by a running credstore rotate-key; try "
-                      "again when it has finished\n", dir);
+      fprintf(stderr,
+              "credstore: %s is locked by a running credstore rotate-key; try "
+              "again when it has finished\n",
+              dir);
     return CS_ERR_UNAVAILABLE;
   }
   *fd_out = fd;

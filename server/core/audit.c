@@ -123,8 +123,8 @@ static enum cs_err entry_parts(const struct cs_val *v, const uint8_t **hash, con
   return CS_OK;
 }
 
-static enum cs_err verify_chain(struct cs_txn *txn, const struct cs_keyring *kr,
-                               uint64_t *count, uint64_t *bad_seq)
+static enum cs_err verify_chain(struct cs_txn *txn, const struct cs_keyring *kr, uint64_t *count,
+                                uint64_t *bad_seq)
 {
   uint8_t prev[CS_HASH_BYTES] = {0}, calc[CS_HASH_BYTES], head_hash[CS_HASH_BYTES];
   uint64_t expect = 1, head_seq;
@@ -148,8 +148,7 @@ static enum cs_err verify_chain(struct cs_txn *txn, const struct cs_keyring *kr,
       cs_chain_hash(kr, prev, json, len, calc);
       cs_hex(prev, sizeof prev, prev_hex);
       const cJSON *p, *s;
-      ok = cs_hash_equal(calc, hash) &&
-           cs_json_parse(json, len, CS_JSON_MAX_DEPTH, &j) == CS_OK &&
+      ok = cs_hash_equal(calc, hash) && cs_json_parse(json, len, CS_JSON_MAX_DEPTH, &j) == CS_OK &&
            cJSON_IsString(p = cJSON_GetObjectItemCaseSensitive(j, "prevHash")) &&
            strcmp(p->valuestring, prev_hex) == 0 &&
            cJSON_IsNumber(s = cJSON_GetObjectItemCaseSensitive(j, "seq")) &&

@@ -33,7 +33,8 @@ enum cs_err cs_core_start(struct cs_core *c, char *err, size_t errlen)
 
   err[0] = '\0';
   c->started_at = cs_now();
-  if ((e = cs_prov_net_create(&c->opts.net, &c->net)) || (e = cs_events_start(c)) || (e = cs_writer_start(c->store, after_commit, c, &c->writer)) ||
+  if ((e = cs_prov_net_create(&c->opts.net, &c->net)) || (e = cs_events_start(c)) ||
+      (e = cs_writer_start(c->store, after_commit, c, &c->writer)) ||
       (e = cs_outbox_start(c, err, errlen))) {
     cs_core_stop(c);
     return e;

@@ -22,7 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define CS_DEFAULT_TOKEN_TTL 600      /* seconds a login token lives */
+#define CS_DEFAULT_TOKEN_TTL 600 /* seconds a login token lives */
 #define CS_DEFAULT_WEBHOOK_RETRY_MS 1000
 
 /* ------------------------------------------------------------------ roles */
@@ -59,10 +59,10 @@ struct cs_core {
   struct cs_core_opts opts;
   struct cs_store *store;
   struct cs_keyring *keyring;
-  struct cs_writer *writer;  /* group commit; NULL: each change commits alone */
-  struct cs_prov_net *net;   /* outbound calls, caches; NULL before start */
-  struct cs_events *events;  /* long-poll waiters; NULL before start */
-  struct cs_outbox *outbox;  /* webhook delivery; NULL before start */
+  struct cs_writer *writer; /* group commit; NULL: each change commits alone */
+  struct cs_prov_net *net;  /* outbound calls, caches; NULL before start */
+  struct cs_events *events; /* long-poll waiters; NULL before start */
+  struct cs_outbox *outbox; /* webhook delivery; NULL before start */
   int64_t started_at;
 };
 
@@ -259,8 +259,7 @@ enum cs_err cs_key_spec_bound(struct cs_key_spec *spec, const struct cs_key_boun
  * key's own expiry. Caller frees *token.
  * @return CS_ERR_NOMEM, CS_ERR_CRYPTO.
  */
-enum cs_err cs_token_issue(struct cs_core *c, const struct cs_principal *who,
-                           char **token) CS_WUR;
+enum cs_err cs_token_issue(struct cs_core *c, const struct cs_principal *who, char **token) CS_WUR;
 
 /**
  * Check @p token (leading blanks skipped) and that its key still exists and
@@ -268,8 +267,7 @@ enum cs_err cs_token_issue(struct cs_core *c, const struct cs_principal *who,
  * thread remembers the last few tokens it verified. Fills @p who.
  * @return CS_ERR_BAD_TOKEN, CS_ERR_STORE.
  */
-enum cs_err cs_token_check(struct cs_core *c, const char *token,
-                           struct cs_principal *who) CS_WUR;
+enum cs_err cs_token_check(struct cs_core *c, const char *token, struct cs_principal *who) CS_WUR;
 
 /* ------------------------------------------------------------- credentials */
 
@@ -395,9 +393,8 @@ struct cs_resolve_req {
  *         message: what upstream answered), CS_ERR_UNAVAILABLE,
  *         CS_ERR_CRYPTO, CS_ERR_NOMEM, CS_ERR_STORE*.
  */
-enum cs_err cs_resolve(struct cs_core *c, const struct cs_actor *a,
-                       const struct cs_resolve_req *in, cJSON **material,
-                       struct cs_net_error *fail) CS_WUR;
+enum cs_err cs_resolve(struct cs_core *c, const struct cs_actor *a, const struct cs_resolve_req *in,
+                       cJSON **material, struct cs_net_error *fail) CS_WUR;
 
 /* ---------------------------------------------------- audit trail, events */
 
@@ -454,8 +451,7 @@ enum cs_err cs_events_read(struct cs_core *c, const struct cs_view *v, uint64_t 
  * cs_core_start(), before the first cs_events_park(); until then nothing
  * parks.
  */
-void cs_events_set_waker(struct cs_core *c, void (*park)(void *waiter),
-                         void (*wake)(void *waiter));
+void cs_events_set_waker(struct cs_core *c, void (*park)(void *waiter), void (*wake)(void *waiter));
 
 /** The notifier's generation: bumped after every commit. 0 before start. */
 uint64_t cs_events_generation(struct cs_core *c);
@@ -500,7 +496,7 @@ struct cs_rewrap_result {
  *         rewrapped stays readable, and running it again finishes it.
  */
 enum cs_err cs_rewrap_all(struct cs_core *c, const struct cs_actor *a,
-                          void (*on_fail)(void *arg, const char *kind, const char *id),
-                          void *arg, struct cs_rewrap_result *out) CS_WUR;
+                          void (*on_fail)(void *arg, const char *kind, const char *id), void *arg,
+                          struct cs_rewrap_result *out) CS_WUR;
 
 #endif /* CS_CORE_H */

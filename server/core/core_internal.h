@@ -98,15 +98,15 @@ enum cs_err cs_usage_index(struct cs_txn *txn, const char *cred_id, const char *
 enum cs_err cs_usage_each(struct cs_txn *txn, const char *cred_id,
                           enum cs_err (*fn)(cJSON *rec, void *arg), void *arg) CS_WUR;
 /** Seal a callback secret for usage @p id into @p rec ("callbackSecretSealed"). */
-enum cs_err cs_usage_seal_callback(const struct cs_keyring *kr, const char *id,
-                                   const char *secret, cJSON *rec) CS_WUR;
+enum cs_err cs_usage_seal_callback(const struct cs_keyring *kr, const char *id, const char *secret,
+                                   cJSON *rec) CS_WUR;
 /**
  * Open the callback secret of @p rec (usage @p id). Caller wipes and frees
  * *secret (cs_free_secret_str).
  * @return CS_ERR_NOT_FOUND (no callback), CS_ERR_STORE (corrupt), CS_ERR_CRYPTO.
  */
-enum cs_err cs_usage_open_callback(const struct cs_keyring *kr, const char *id,
-                                   const cJSON *rec, char **secret) CS_WUR;
+enum cs_err cs_usage_open_callback(const struct cs_keyring *kr, const char *id, const cJSON *rec,
+                                   char **secret) CS_WUR;
 /**
  * Reseal the callback secret of @p rec (usage @p id) under the current data
  * key, in place. @return CS_ERR_NOT_FOUND (no secret, or already current),
@@ -130,8 +130,8 @@ enum cs_err cs_usage_record_resolve(struct cs_core *c, const struct cs_actor *a,
  * Caller frees *url and wipes *secret (cs_free_secret_str).
  * @return CS_ERR_NOT_FOUND (usage gone or no callback), CS_ERR_CRYPTO, ...
  */
-enum cs_err cs_usage_callback(const struct cs_keyring *kr, struct cs_txn *txn,
-                              const char *usage_id, char **url, char **secret) CS_WUR;
+enum cs_err cs_usage_callback(const struct cs_keyring *kr, struct cs_txn *txn, const char *usage_id,
+                              char **url, char **secret) CS_WUR;
 
 /* ----------------------------------------------- key record (key_rec.c) */
 

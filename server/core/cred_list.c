@@ -150,8 +150,7 @@ static enum cs_err list_filtered(struct cs_txn *txn, const struct cs_cred_query 
     if (n > 1)
       qsort_r(items, n, sizeof *items, cmp_items, &sort);
     *total = n;
-    for (uint64_t i = q->offset; i < n && (uint64_t)cJSON_GetArraySize(page) < q->limit && !e;
-         i++)
+    for (uint64_t i = q->offset; i < n && (uint64_t)cJSON_GetArraySize(page) < q->limit && !e; i++)
       e = render_into(page, &items[q->reverse ? n - 1 - i : i]);
   }
   free(items);

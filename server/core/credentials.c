@@ -101,8 +101,8 @@ static void wipe_plain(cJSON *body)
 /* One secret field: a new plain value, or a sent-back encrypted value that
  * must be this credential's current one (it becomes the stored plaintext,
  * so a blob can't move between records). Sets *any when present. */
-static enum cs_err secret_field_input(cJSON *work, const char *name, struct existing *x,
-                                      bool *any, struct cs_cred_put_result *out)
+static enum cs_err secret_field_input(cJSON *work, const char *name, struct existing *x, bool *any,
+                                      struct cs_cred_put_result *out)
 {
   cJSON *s = cJSON_GetObjectItemCaseSensitive(work, name);
   char field[32];
@@ -169,9 +169,9 @@ static enum cs_err resolve_secret_input(cJSON *work, struct existing *x,
 struct put_txn {
   const struct cs_keyring *kr;
   const struct cs_cred_put *in;
-  uint64_t expect_version;   /* version seen when preparing (0 = absent) */
-  bool conflict;             /* out: someone else wrote in between */
-  struct cs_cred_view rec;   /* version is set by the write */
+  uint64_t expect_version; /* version seen when preparing (0 = absent) */
+  bool conflict;           /* out: someone else wrote in between */
+  struct cs_cred_view rec; /* version is set by the write */
 };
 
 static enum cs_err put_write(struct cs_txn *txn, void *arg)
@@ -206,8 +206,7 @@ static enum cs_err put_write(struct cs_txn *txn, void *arg)
   if (!e && cur)
     e = cs_outbox_queue_update(txn, t->in->id, t->rec.version);
   if (!e)
-    e = cs_audit_append(txn, t->kr, t->in->actor, cur ? "update" : "create", t->in->id,
-                        "success");
+    e = cs_audit_append(txn, t->kr, t->in->actor, cur ? "update" : "create", t->in->id, "success");
   return e;
 }
 
@@ -247,8 +246,8 @@ static void type_list(char *out, size_t n)
 }
 
 /* The body's type and description, and what the stored record allows. */
-static enum cs_err check_request(struct cs_core *c, const struct cs_cred_put *in,
-                                 struct attempt *a, struct cs_cred_put_result *out)
+static enum cs_err check_request(struct cs_core *c, const struct cs_cred_put *in, struct attempt *a,
+                                 struct cs_cred_put_result *out)
 {
   const char *type = NULL;
   char types[128];
@@ -292,8 +291,8 @@ static enum cs_err seal_or_keep(struct cs_core *c, const char *id, struct attemp
   }
   if (pr->secret_len == 0)
     return CS_OK; /* aws with useAWSRole stores no secret */
-  return cs_cred_seal_secret(c->keyring, id, pr->secret, pr->secret_len, &a->sealed,
-                             &a->sealed_len, a->fp);
+  return cs_cred_seal_secret(c->keyring, id, pr->secret, pr->secret_len, &a->sealed, &a->sealed_len,
+                             a->fp);
 }
 
 /* The stored meta: provider fields, description, and the owner, who is

@@ -144,8 +144,7 @@ static void *notifier_main(void *arg)
   return NULL;
 }
 
-void cs_events_set_waker(struct cs_core *c, void (*park)(void *waiter),
-                         void (*wake)(void *waiter))
+void cs_events_set_waker(struct cs_core *c, void (*park)(void *waiter), void (*wake)(void *waiter))
 {
   struct cs_events *ev = c->events;
   if (!ev)

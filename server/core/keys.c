@@ -21,8 +21,7 @@ enum cs_err cs_keys_create_txn(struct cs_txn *txn, const struct cs_keyring *kr,
   k.created_at = cs_now();
   cs_secret_hash(kr, k.secret, strlen(k.secret), hash);
   if (!(e = cs_key_encode(k.id, spec, k.created_at, hash, &text)))
-    e = cs_txn_put(txn, CS_TBL_KEYS, k.id, strlen(k.id), text, strlen(text),
-                   CS_PUT_NO_OVERWRITE);
+    e = cs_txn_put(txn, CS_TBL_KEYS, k.id, strlen(k.id), text, strlen(text), CS_PUT_NO_OVERWRITE);
   if (!e)
     *out = k;
   cs_memzero(&k, sizeof k);
@@ -110,8 +109,7 @@ static bool full_admin(const struct cs_key_rec *k, int64_t now)
 
 /* Is there a full admin other than @p id? Unreadable records cannot log in,
  * so they do not count. */
-static enum cs_err other_full_admin(struct cs_txn *txn, const char *id, int64_t now,
-                                    bool *found)
+static enum cs_err other_full_admin(struct cs_txn *txn, const char *id, int64_t now, bool *found)
 {
   struct cs_cursor *c = NULL;
   struct cs_val k, v;

@@ -85,8 +85,7 @@ static void session_name(const char *usage_id, char out[65])
 }
 
 enum cs_err cs_resolve(struct cs_core *core, const struct cs_actor *a,
-                       const struct cs_resolve_req *in, cJSON **material,
-                       struct cs_net_error *fail)
+                       const struct cs_resolve_req *in, cJSON **material, struct cs_net_error *fail)
 {
   struct snapshot s;
   struct cs_resolve_opts opts = in->opts;
@@ -104,12 +103,12 @@ enum cs_err cs_resolve(struct cs_core *core, const struct cs_actor *a,
     return e;
   }
   opts.session_name = sess;
-  struct cs_prov_ctx ctx = {core->net, in->cred_id, s.version, s.meta, (const char *)s.plain,
+  struct cs_prov_ctx ctx = {core->net,   in->cred_id, s.version, s.meta, (const char *)s.plain,
                             s.plain_len, &opts};
   e = s.prov->resolve(&ctx, &m, fail);
   if (e == CS_ERR_INVALID) /* stored fields the resolver will not use */
-    refuse(fail, NULL, "%s", fail->message[0] ? fail->message
-                                                  : "the stored credential is unusable");
+    refuse(fail, NULL, "%s",
+           fail->message[0] ? fail->message : "the stored credential is unusable");
   if (!e && !cJSON_AddNumberToObject(m, "version", (double)s.version))
     e = CS_ERR_NOMEM;
   enum cs_err rec = cs_usage_record_resolve(core, a, in->cred_id, in->usage_id, s.version,

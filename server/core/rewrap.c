@@ -99,7 +99,7 @@ static enum cs_err collect_keys(struct cs_txn *txn, struct rewrap *r, char (*key
 static enum cs_err rewrap_txn(struct cs_txn *txn, void *arg)
 {
   struct rewrap *r = arg;
-  char (*keys)[KEY_MAX + 1] = malloc(REWRAP_BATCH * sizeof *keys);
+  char(*keys)[KEY_MAX + 1] = malloc(REWRAP_BATCH * sizeof *keys);
   size_t n = 0;
   enum cs_err e = CS_ERR_NOMEM;
 
@@ -163,8 +163,8 @@ static enum cs_err rewrap_table(struct cs_core *c, enum cs_table tbl,
 }
 
 enum cs_err cs_rewrap_all(struct cs_core *c, const struct cs_actor *a,
-                          void (*on_fail)(void *arg, const char *kind, const char *id),
-                          void *arg, struct cs_rewrap_result *out)
+                          void (*on_fail)(void *arg, const char *kind, const char *id), void *arg,
+                          struct cs_rewrap_result *out)
 {
   struct cs_rewrap_result r = {0};
   enum cs_err e = rewrap_table(c, CS_TBL_CREDS, on_fail, arg, &r.credentials, &r.failed);

@@ -53,8 +53,7 @@ enum cs_err cs_usage_save(struct cs_txn *txn, const cJSON *rec, unsigned flags)
   return e;
 }
 
-enum cs_err cs_usage_index(struct cs_txn *txn, const char *cred_id, const char *usage_id,
-                           bool put)
+enum cs_err cs_usage_index(struct cs_txn *txn, const char *cred_id, const char *usage_id, bool put)
 {
   char ikey[2 * CS_ID_MAX + 2];
   size_t klen = index_key(cred_id, usage_id, ikey, sizeof ikey);
@@ -107,9 +106,9 @@ static enum cs_err put_sealed(cJSON *rec, const uint8_t *sealed, size_t len)
   free(hex);
   if (!item)
     return CS_ERR_NOMEM;
-  if (cJSON_HasObjectItem(rec, SEALED_KEY) ? cJSON_ReplaceItemInObjectCaseSensitive(rec, SEALED_KEY,
-                                                                                   item)
-                                           : cJSON_AddItemToObject(rec, SEALED_KEY, item))
+  if (cJSON_HasObjectItem(rec, SEALED_KEY)
+          ? cJSON_ReplaceItemInObjectCaseSensitive(rec, SEALED_KEY, item)
+          : cJSON_AddItemToObject(rec, SEALED_KEY, item))
     return CS_OK;
   cJSON_Delete(item);
   return CS_ERR_NOMEM;
@@ -134,8 +133,8 @@ static enum cs_err get_sealed(const cJSON *rec, uint8_t **out, size_t *len)
   return CS_OK;
 }
 
-enum cs_err cs_usage_seal_callback(const struct cs_keyring *kr, const char *id,
-                                   const char *secret, cJSON *rec)
+enum cs_err cs_usage_seal_callback(const struct cs_keyring *kr, const char *id, const char *secret,
+                                   cJSON *rec)
 {
   char rid[CS_ID_MAX + 8];
   uint8_t *sealed = NULL;
@@ -150,8 +149,8 @@ enum cs_err cs_usage_seal_callback(const struct cs_keyring *kr, const char *id,
   return e;
 }
 
-enum cs_err cs_usage_open_callback(const struct cs_keyring *kr, const char *id,
-                                   const cJSON *rec, char **secret)
+enum cs_err cs_usage_open_callback(const struct cs_keyring *kr, const char *id, const cJSON *rec,
+                                   char **secret)
 {
   char rid[CS_ID_MAX + 8];
   uint8_t *sealed = NULL, *plain = NULL;

@@ -239,8 +239,7 @@ enum cs_err cs_usage_check(struct cs_txn *txn, const char *cred_id, const char *
   if ((e = cs_usage_load(txn, usage_id, &rec)))
     return e;
   const cJSON *owner = cJSON_GetObjectItemCaseSensitive(rec, "credentialId");
-  e = cJSON_IsString(owner) && strcmp(owner->valuestring, cred_id) == 0 ? CS_OK
-                                                                         : CS_ERR_NOT_FOUND;
+  e = cJSON_IsString(owner) && strcmp(owner->valuestring, cred_id) == 0 ? CS_OK : CS_ERR_NOT_FOUND;
   cJSON_Delete(rec);
   return e;
 }
@@ -265,7 +264,8 @@ static enum cs_err bump_stats(cJSON *rec, uint64_t version)
 
   if (!cJSON_ReplaceItemInObjectCaseSensitive(rec, "resolveCount", cJSON_CreateNumber(n)) ||
       !cJSON_ReplaceItemInObjectCaseSensitive(
-          rec, "seenVersion", cJSON_CreateNumber((double)version > prev ? (double)version : prev)) ||
+          rec, "seenVersion",
+          cJSON_CreateNumber((double)version > prev ? (double)version : prev)) ||
       !cJSON_ReplaceItemInObjectCaseSensitive(rec, "lastResolvedAt",
                                               cJSON_CreateNumber((double)cs_now())))
     return CS_ERR_NOMEM;
@@ -298,8 +298,8 @@ enum cs_err cs_usage_record_resolve(struct cs_core *c, const struct cs_actor *a,
   return cs_core_write(c, seen_txn, &s);
 }
 
-enum cs_err cs_usage_callback(const struct cs_keyring *kr, struct cs_txn *txn,
-                              const char *usage_id, char **url, char **secret)
+enum cs_err cs_usage_callback(const struct cs_keyring *kr, struct cs_txn *txn, const char *usage_id,
+                              char **url, char **secret)
 {
   cJSON *rec = NULL;
   char *s = NULL;

@@ -26,17 +26,15 @@
 #include <unistd.h>
 
 /* 150 bytes, shaped like a credential's metadata. */
-static const char BODY[] =
-    "{\"_id\":\"bench-aws\",\"type\":\"aws\",\"description\":\"baseline\","
-    "\"accountID\":\"AKIAIOSFODNN7EXAMPLE\",\"version\":1,"
-    "\"created\":\"2024-01-01T00:00:00Z\",\"owner\":\"ak-0\"}";
+static const char BODY[] = "{\"_id\":\"bench-aws\",\"type\":\"aws\",\"description\":\"baseline\","
+                           "\"accountID\":\"AKIAIOSFODNN7EXAMPLE\",\"version\":1,"
+                           "\"created\":\"2024-01-01T00:00:00Z\",\"owner\":\"ak-0\"}";
 
 static int marker; /* *con_cls after the first call */
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
   (void)cls, (void)url, (void)method, (void)version, (void)upload_data;
   if (!*con_cls) {
@@ -106,8 +104,7 @@ int main(int argc, char **argv)
     return 1;
   }
   const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-  fprintf(stderr, "listening on port %u with %u threads\n", di ? (unsigned)di->port : 0u,
-          threads);
+  fprintf(stderr, "listening on port %u with %u threads\n", di ? (unsigned)di->port : 0u, threads);
 
   sigwait(&set, &sig);
   MHD_stop_daemon(d);

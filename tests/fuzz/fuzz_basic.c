@@ -1,8 +1,8 @@
 /*
  * An Authorization: Basic header value, through the server's own parser
  * (cs_auth_basic_split in server/api/auth.c), then the hash the core's
- * cs_keys_check_secret takes of the secret (capped at CS_KEY_SECRET_MAX). Promises checked: outputs are written only on
- * success, and then id and secret lie inside the buffer, hold no NUL, and
+ * cs_keys_check_secret takes of the secret (capped at CS_KEY_SECRET_MAX). Promises checked: outputs
+ * are written only on success, and then id and secret lie inside the buffer, hold no NUL, and
  * "id:secret" encodes back to exactly the input (the decoder is strict).
  */
 #include "auth.h"

@@ -48,9 +48,9 @@ static void check_group(const struct cs_addr *a)
 {
   struct cs_addr g = cs_addr_group(a), gg = cs_addr_group(&g);
   static const uint8_t zero[8];
-  if (!cs_addr_equal(&g, &gg) || (cs_addr_is_v4(a) ? !cs_addr_equal(&g, a)
-                                                   : memcmp(g.b + 8, zero, 8) != 0 ||
-                                                         memcmp(g.b, a->b, 8) != 0))
+  if (!cs_addr_equal(&g, &gg) ||
+      (cs_addr_is_v4(a) ? !cs_addr_equal(&g, a)
+                        : memcmp(g.b + 8, zero, 8) != 0 || memcmp(g.b, a->b, 8) != 0))
     cs_fuzz_fail("bad group");
 }
 

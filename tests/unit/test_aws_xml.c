@@ -76,8 +76,7 @@ static enum cs_err parse_str(const char *doc, struct cs_aws_creds *out, struct c
 /* An AssumeRoleResponse whose credentials block is @p creds. */
 static char *wrap_creds(const char *creds)
 {
-  static const char head[] =
-      "<AssumeRoleResponse><AssumeRoleResult><Credentials>";
+  static const char head[] = "<AssumeRoleResponse><AssumeRoleResult><Credentials>";
   static const char tail[] = "</Credentials></AssumeRoleResult></AssumeRoleResponse>";
   size_t n = strlen(head) + strlen(creds) + strlen(tail) + 1;
   char *s = malloc(n);
@@ -135,13 +134,13 @@ static void test_error_response(void **state)
   assert_string_equal(err.message, "Rate exceeded");
 
   /* No message is fine; no code is not. */
-  assert_int_equal(parse_str("<ErrorResponse><Error><Code>X</Code></Error></ErrorResponse>", &c,
-                             &err),
-                   CS_ERR_UPSTREAM);
+  assert_int_equal(
+      parse_str("<ErrorResponse><Error><Code>X</Code></Error></ErrorResponse>", &c, &err),
+      CS_ERR_UPSTREAM);
   assert_string_equal(err.message, "");
-  assert_int_equal(parse_str("<ErrorResponse><Error><Message>m</Message></Error></ErrorResponse>",
-                             &c, &err),
-                   CS_ERR_INVALID);
+  assert_int_equal(
+      parse_str("<ErrorResponse><Error><Message>m</Message></Error></ErrorResponse>", &c, &err),
+      CS_ERR_INVALID);
   assert_string_equal(err.code, "MalformedResponse");
 }
 
@@ -396,8 +395,9 @@ static void test_oversize(void **state)
   for (int i = 0; i < 400; i++)
     memcpy(v + 3 * i, "\xE2\x82\xAC", 3); /* € */
   v[1200] = '\0';
-  snprintf(buf, sizeof buf, "<ErrorResponse><Error><Code>%s</Code><Message>%s</Message></Error>"
-                            "</ErrorResponse>",
+  snprintf(buf, sizeof buf,
+           "<ErrorResponse><Error><Code>%s</Code><Message>%s</Message></Error>"
+           "</ErrorResponse>",
            "VeryLongCodeVeryLongCodeVeryLongCodeVeryLongCodeVeryLongCodeVeryLongCode", v);
   assert_int_equal(parse_str(buf, &c, &err), CS_ERR_UPSTREAM);
   assert_int_equal(strlen(err.code), sizeof err.code - 1);
@@ -430,12 +430,13 @@ static void test_imds_json(void **state)
   char buf[4096];
   char *v;
 
-  assert_int_equal(imds("{\n  \"Code\" : \"Success\",\n  \"LastUpdated\" : \"2026-11-22T11:00:00Z\",\n"
-                        "  \"Type\" : \"AWS-HMAC\",\n  \"AccessKeyId\" : \"ASIAIMDSEXAMPLE1\",\n"
-                        "  \"SecretAccessKey\" : \"imds/secret+key\",\n  \"Token\" : \"IQoJb3Jp==\",\n"
-                        "  \"Expiration\" : \"2026-11-22T17:00:00Z\"\n}",
-                        &c, &err),
-                   CS_OK);
+  assert_int_equal(
+      imds("{\n  \"Code\" : \"Success\",\n  \"LastUpdated\" : \"2026-11-22T11:00:00Z\",\n"
+           "  \"Type\" : \"AWS-HMAC\",\n  \"AccessKeyId\" : \"ASIAIMDSEXAMPLE1\",\n"
+           "  \"SecretAccessKey\" : \"imds/secret+key\",\n  \"Token\" : \"IQoJb3Jp==\",\n"
+           "  \"Expiration\" : \"2026-11-22T17:00:00Z\"\n}",
+           &c, &err),
+      CS_OK);
   assert_string_equal(c.access_key_id, "ASIAIMDSEXAMPLE1");
   assert_string_equal(c.secret_access_key, "imds/secret+key");
   assert_string_equal(c.session_token, "IQoJb3Jp==");
@@ -524,8 +525,8 @@ static struct cs_aws_request base_req(void)
 
 static void test_resolver_static_and_checks(void **state)
 {
-  struct cs_aws_config cfg = {.sts_endpoint = "http://127.0.0.1:1/", .imds_endpoint =
-                                                                         "http://127.0.0.1:1",
+  struct cs_aws_config cfg = {.sts_endpoint = "http://127.0.0.1:1/",
+                              .imds_endpoint = "http://127.0.0.1:1",
                               .timeout_ms = 2000};
   struct cs_aws_resolver *r;
   struct cs_aws_request req = base_req();
@@ -549,18 +550,43 @@ static void test_resolver_static_and_checks(void **state)
     req = base_req();
     req.role_arn = "arn:aws:iam::123456789012:role/demo";
     switch (i) {
-    case 0: req.session_name = "x"; break;                       /* too short */
-    case 1: req.session_name = "has space"; break;
-    case 2: req.session_name = "a123456789012345678901234567890123456789012345678901234567890123456"; break;
-    case 3: req.duration_seconds = 899; break;
-    case 4: req.duration_seconds = 43201; break;
-    case 5: req.regional_endpoint = true; break;                 /* no region */
-    case 6: req.regional_endpoint = true; req.region = "eu west"; break;
-    case 7: req.external_id = "x"; break;
-    case 8: req.external_id = "bad id"; break;
-    case 9: req.use_instance_role = true; break;                 /* keys too */
-    case 10: req.access_key_id = NULL; break;
-    case 11: req.secret_key = "with space"; break;
+    case 0:
+      req.session_name = "x";
+      break; /* too short */
+    case 1:
+      req.session_name = "has space";
+      break;
+    case 2:
+      req.session_name = "a123456789012345678901234567890123456789012345678901234567890123456";
+      break;
+    case 3:
+      req.duration_seconds = 899;
+      break;
+    case 4:
+      req.duration_seconds = 43201;
+      break;
+    case 5:
+      req.regional_endpoint = true;
+      break; /* no region */
+    case 6:
+      req.regional_endpoint = true;
+      req.region = "eu west";
+      break;
+    case 7:
+      req.external_id = "x";
+      break;
+    case 8:
+      req.external_id = "bad id";
+      break;
+    case 9:
+      req.use_instance_role = true;
+      break; /* keys too */
+    case 10:
+      req.access_key_id = NULL;
+      break;
+    case 11:
+      req.secret_key = "with space";
+      break;
     }
     memset(&c, 'S', sizeof c);
     if (cs_aws_resolve(r, &req, &c, &err) != CS_ERR_INVALID)

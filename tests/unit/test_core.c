@@ -89,8 +89,8 @@ static enum cs_err put_full(struct fx *f, const char *id, const char *body, bool
                             const uint64_t *if_match, struct cs_cred_put_result *r)
 {
   cJSON *b = json(body);
-  struct cs_cred_put in = {id, b, must_exist, if_match != NULL, if_match ? *if_match : 0,
-                           &f->who, &f->actor};
+  struct cs_cred_put in = {
+      id, b, must_exist, if_match != NULL, if_match ? *if_match : 0, &f->who, &f->actor};
   enum cs_err e = cs_creds_put(&f->core, &in, r);
   cJSON_Delete(b);
   return e;
@@ -302,9 +302,9 @@ static void test_put_refusals_name_fields(void **state)
   assert_int_equal(put_full(f, "bad id", ibm_body("s"), false, NULL, &r), CS_ERR_BAD_ID);
   assert_string_equal(r.perr.field, "_id");
   /* A provider's own refusal names its field. */
-  assert_int_equal(put_full(f, "t-3", "{\"type\":\"ibmCloud\",\"secret\":{\"plain\":\"k\"}}",
-                            false, NULL, &r),
-                   CS_ERR_MISSING);
+  assert_int_equal(
+      put_full(f, "t-3", "{\"type\":\"ibmCloud\",\"secret\":{\"plain\":\"k\"}}", false, NULL, &r),
+      CS_ERR_MISSING);
   assert_string_equal(r.perr.field, "accountGUID");
   /* Refused requests change nothing. */
   assert_int_equal(audit_count(f), before);
@@ -814,8 +814,7 @@ static void test_keys_and_tokens(void **state)
   assert_true(cJSON_IsArray(p.scope));
   assert_int_equal(cs_keys_check_secret(&f->core, k.id, "wrong", &p), CS_ERR_BAD_CREDENTIALS);
   assert_int_equal(cs_keys_check_secret(&f->core, NULL, k.secret, &p), CS_ERR_BAD_CREDENTIALS);
-  assert_int_equal(cs_keys_check_secret(&f->core, "ak-nope", k.secret, &p),
-                   CS_ERR_BAD_CREDENTIALS);
+  assert_int_equal(cs_keys_check_secret(&f->core, "ak-nope", k.secret, &p), CS_ERR_BAD_CREDENTIALS);
   /* A scoped key lists only keys within it; the admin lists both. */
   struct cs_key_bounds by = {scope, 0}, everything = {NULL, 0};
   assert_int_equal(cs_keys_list(&f->core, &by, &list), CS_OK);

