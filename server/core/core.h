@@ -488,10 +488,11 @@ struct cs_rewrap_result {
 
 /**
  * Reseal every credential and usage secret sealed with an older data-key
- * version, REWRAP_BATCH records per transaction; credentials keep their
- * version, times and fingerprint. A record that does not decode or open is
- * reported to @p on_fail ("credential" or "usage", its id) and skipped.
- * Audited as "keyring_rewrap" by @p a (success, partial or failure).
+ * version, 500 records per transaction; credentials keep their version,
+ * times and fingerprint. A record that does not decode or open is reported
+ * to @p on_fail (NULL ok; "credential" or "usage", its id) and skipped.
+ * Audited as "keyring_rewrap" by @p a (success, partial or failure). *out
+ * counts what was done, also when the pass stopped.
  * @return CS_ERR_NOMEM, CS_ERR_STORE*: the pass stopped; what is not yet
  *         rewrapped stays readable, and running it again finishes it.
  */

@@ -138,7 +138,8 @@ enum cs_err cs_usage_callback(const struct cs_keyring *kr, struct cs_txn *txn, c
 /*
  * CS_TBL_KEYS: access key id → {"id","name","role","scope"?,"createdAt",
  * "expiresAt"?,"owner"?,"hash"}; only the keyed BLAKE2b hash of the secret
- * (hex) is kept, times are epoch seconds.
+ * (lowercase hex) is kept, times are epoch seconds. A secret is checked by
+ * comparing hex, so a load (every request) decodes nothing.
  */
 
 /** A stored access key, as authentication needs it. */
@@ -146,8 +147,8 @@ struct cs_key_rec {
   char id[CS_KEY_ID_MAX + 1];
   enum cs_role role;
   int64_t created_at;
-  int64_t expires_at; /* 0 = never */
-  uint8_t hash[CS_HASH_BYTES];
+  int64_t expires_at;                   /* 0 = never */
+  char hash_hex[2 * CS_HASH_BYTES + 1]; /* as stored: lowercase hex */
   cJSON *scope; /* owned by cs_key_load's caller; borrowed from cs_key_decode's tree */
 };
 

@@ -70,12 +70,11 @@ enum cs_err cs_key_parse(const struct cs_val *v, cJSON **out)
   return CS_OK;
 }
 
-/* Exactly 2 * CS_HASH_BYTES hex digits. */
-static bool hash_decode(const char *hex, uint8_t out[CS_HASH_BYTES])
+/* Exactly 2 * CS_HASH_BYTES lowercase hex digits, as cs_hex() writes them. */
+static bool hash_ok(const char *hex)
 {
-  size_t n = 0;
   return hex && strlen(hex) == 2 * CS_HASH_BYTES &&
-         cs_unhex(hex, 2 * CS_HASH_BYTES, out, CS_HASH_BYTES, &n) == CS_OK;
+         strspn(hex, "0123456789abcdef") == 2 * CS_HASH_BYTES;
 }
 
 enum cs_err cs_key_decode(const cJSON *j, struct cs_key_rec *k)
@@ -85,13 +84,14 @@ enum cs_err cs_key_decode(const cJSON *j, struct cs_key_rec *k)
   cJSON *scope = cJSON_GetObjectItemCaseSensitive(j, "scope");
 
   if (cs_json_opt_string(j, "role", 16, &role) || !role || cs_role_parse(role, &k->role) ||
-      cs_json_opt_string(j, "hash", 64, &hash) || !hash_decode(hash, k->hash) ||
+      cs_json_opt_string(j, "hash", 64, &hash) || !hash_ok(hash) ||
       cs_json_opt_int(j, "createdAt", 0, INT64_MAX / 2, &created) ||
       cs_json_opt_int(j, "expiresAt", 0, INT64_MAX / 2, &expires) ||
       (scope && !cJSON_IsArray(scope)))
     return CS_ERR_STORE;
   k->created_at = created;
   k->expires_at = expires;
+  memcpy(k->hash_hex, hash, sizeof k->hash_hex);
   k->scope = scope;
   return CS_OK;
 }

@@ -217,20 +217,23 @@ enum cs_err cs_keys_check_secret(struct cs_core *c, const char *id, const char *
                                  struct cs_principal *who)
 {
   uint8_t h[CS_HASH_BYTES];
+  char hex[2 * CS_HASH_BYTES + 1];
   size_t slen = strlen(secret), idlen = id ? strlen(id) : 0;
   struct cs_key_rec k = {0};
   enum cs_err e = CS_ERR_NOT_FOUND;
 
   /* Hash even for unknown ids so timing does not tell which ids exist. */
   cs_secret_hash(c->keyring, secret, slen > CS_KEY_SECRET_MAX ? CS_KEY_SECRET_MAX : slen, h);
+  cs_hex(h, sizeof h, hex);
   if (idlen && idlen <= CS_KEY_ID_MAX && slen <= CS_KEY_SECRET_MAX)
     e = load_live(c, id, &k);
-  if (e == CS_OK && !cs_hash_equal(h, k.hash)) {
+  if (e == CS_OK && !cs_bytes_equal(hex, k.hash_hex, 2 * CS_HASH_BYTES)) {
     cJSON_Delete(k.scope);
     k.scope = NULL;
     e = CS_ERR_NOT_FOUND;
   }
   cs_memzero(h, sizeof h);
+  cs_memzero(hex, sizeof hex);
   if (e)
     return e == CS_ERR_NOT_FOUND ? CS_ERR_BAD_CREDENTIALS : e;
   fill_principal(who, &k);
