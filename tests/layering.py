@@ -17,7 +17,7 @@ undefined symbol to the object that defines it. It fails when
      reading a loop;
   4. an object outside the api library refers to a libmicrohttpd symbol, or
      a source file outside server/api/ (tests/bench/ aside) includes
-     microhttpd.h.
+     libmicrohttpd's header.
 
 Usage: layering.py --src SRCDIR MODULE=LIBRARY.a ...   (ctest passes the
 libraries; run with --selftest to check the checker on a made-up graph).
@@ -150,7 +150,7 @@ def check(objs):
 
 
 def includes_outside_api(src):
-    """Source files that include microhttpd.h outside server/api/ and tests/bench/."""
+    """Source files that include libmicrohttpd's header outside server/api/ and tests/bench/."""
     out = subprocess.run(["git", "-C", src, "grep", "-l", "-E", r"#\s*include\s*[<\"]microhttpd\.h"],
                          capture_output=True, text=True).stdout.split()
     return [p for p in out if not p.startswith(("server/api/", "tests/bench/"))]
@@ -195,7 +195,7 @@ def main():
     objs = read_objects(libs)
     problems = check(objs)
     if args.src:
-        problems += ["microhttpd.h included outside server/api/: " + p
+        problems += ["libmicrohttpd's header included outside server/api/: " + p
                      for p in includes_outside_api(args.src)]
     nedges = sum(1 for (a, b) in edges_of(objs) if a[0] != b[0])
     for p in problems:
