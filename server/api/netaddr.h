@@ -3,7 +3,7 @@
  * @brief Client addresses as the HTTP layer counts them: one 16-byte form
  *        for IPv4 and IPv6, the group a client is limited by (IPv4 whole,
  *        IPv6 by /64), CIDR lists, and X-Forwarded-For behind trusted
- *        proxies. No libmicrohttpd here, so unit tests link it directly.
+ *        proxies. No libmicrohttpd here: unit-tested without a daemon.
  */
 #ifndef CS_NETADDR_H
 #define CS_NETADDR_H
