@@ -137,7 +137,7 @@ void cs_audit_auth(struct cs_req *req, const char *key_id, const char *result)
 {
   char fields[256];
   key_id = loggable_key_id(key_id);
-  struct cs_buf b = {fields, 0, sizeof fields, sizeof fields};
+  struct cs_buf b = {fields, 0, sizeof fields, sizeof fields, false};
   struct cs_actor a = {key_id, req->authenticated ? cs_role_name(req->who.role) : "",
                        req->remote};
 

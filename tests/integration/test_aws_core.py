@@ -3,7 +3,7 @@ stored keys or the instance role (IMDSv2), SigV4 verified independently by
 botocore in the STS double, endpoint/region rules, STS errors, throttling
 retries, the cache and single-flight.
 
-Driven through tests/aws_probe (path in CS_AWS_PROBE, set by ctest);
+Driven through tests/provider_probe (path in CS_PROVIDER_PROBE, set by ctest);
 CREDSTORE_TEST_WRAPPER (e.g. valgrind) prefixes it when set.
 """
 import datetime
@@ -17,8 +17,8 @@ import pytest
 
 from aws_doubles import IMDSDouble, STSDouble
 
-PROBE = os.environ.get("CS_AWS_PROBE") or os.path.join(
-    os.path.dirname(__file__), "..", "..", "build", "tests", "aws_probe")
+PROBE = os.environ.get("CS_PROVIDER_PROBE") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "tests", "provider_probe")
 WRAPPER = shlex.split(os.environ.get("CREDSTORE_TEST_WRAPPER", "") or "")
 SLOW = 10 if WRAPPER else 1
 
