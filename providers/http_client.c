@@ -189,6 +189,7 @@ bool cs_http_host_is_loopback(const char *host)
 struct transfer {
   CURL *easy;
   struct curl_slist *headers;
+  struct curl_slist *connect_to;
   enum cs_http_reach reach;
   const struct cs_http_policy *policy; /* judged at connect time; NULL: none */
   bool loopback_only;                  /* plain http (or unverified TLS) on an API call */
@@ -263,6 +264,7 @@ static void transfer_free(struct transfer *t)
   for (struct curl_slist *i = t->headers; i; i = i->next)
     cs_memzero(i->data, strlen(i->data));
   curl_slist_free_all(t->headers);
+  curl_slist_free_all(t->connect_to);
   if (t->body) {
     cs_memzero(t->body, t->len);
     free(t->body);
@@ -351,6 +353,11 @@ static enum cs_err configure(struct transfer *t, const struct cs_http_client *cl
   SETOPT(CURLOPT_PRIVATE, t);
   if (t->headers)
     SETOPT(CURLOPT_HTTPHEADER, t->headers);
+  if (req->connect_to) {
+    if (!(t->connect_to = curl_slist_append(NULL, req->connect_to)))
+      return CS_ERR_NOMEM;
+    SETOPT(CURLOPT_CONNECT_TO, t->connect_to);
+  }
   if ((e = set_method(c, req)) || (e = set_tls(c, client, req, loopback_host)))
     return e;
   if (req->sigv4) {
@@ -518,6 +525,40 @@ void cs_http_resp_wipe(struct cs_http_resp *r)
   }
   r->body = NULL;
   r->len = 0;
+}
+
+enum cs_err cs_http_server_name_url(const char *url, const char *name, char *out, size_t cap,
+                                    char *connect_to, size_t ct_cap)
+{
+  char target[CS_HTTP_TARGET_MAX], host[CS_HTTP_HOST_MAX + 1];
+  const char *why, *authority;
+  char *rewritten = NULL;
+  CURLU *u = NULL;
+  enum cs_err e = CS_ERR_INVALID;
+
+  for (const char *p = name; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+          *p == '-' || *p == '.'))
+      return CS_ERR_INVALID;
+  if (!name[0] || strlen(name) > CS_HTTP_HOST_MAX ||
+      cs_http_check_url_host(NULL, url, target, host, &why) != CS_OK)
+    return CS_ERR_INVALID;
+  authority = strstr(target, "://") + 3; /* host:port, IPv6 in brackets */
+  if (!(u = curl_url()))
+    return CS_ERR_NOMEM;
+  if (curl_url_set(u, CURLUPART_URL, url, 0) || curl_url_set(u, CURLUPART_HOST, name, 0) ||
+      curl_url_get(u, CURLUPART_URL, &rewritten, 0))
+    goto out;
+  e = CS_ERR_TOO_LARGE;
+  if ((size_t)snprintf(out, cap, "%s", rewritten) >= cap ||
+      (size_t)snprintf(connect_to, ct_cap, "%s:%s:%s", name, strrchr(authority, ':') + 1,
+                       authority) >= ct_cap)
+    goto out;
+  e = CS_OK;
+out:
+  curl_free(rewritten);
+  curl_url_cleanup(u);
+  return e;
 }
 
 enum cs_err cs_http_post_json(const char *url, const char *const *headers, const char *body,

@@ -17,7 +17,7 @@
 
 /* The current context's cluster and user, as borrowed strings of the tree. */
 struct kube_target {
-  const char *server, *ca_b64, *token, *username, *password, *cert_b64, *key_b64;
+  const char *server, *tls_name, *ca_b64, *token, *username, *password, *cert_b64, *key_b64;
   bool insecure;
 };
 
@@ -51,6 +51,7 @@ static bool find_target(const cJSON *root, struct kube_target *t)
   if (!cluster || !(t->server = str(cluster, "server")))
     return false;
   t->ca_b64 = str(cluster, "certificate-authority-data");
+  t->tls_name = str(cluster, "tls-server-name");
   skip = str(cluster, "insecure-skip-tls-verify");
   t->insecure = skip && strcasecmp(skip, "true") == 0;
   if (user) { /* a user without fields is anonymous */
@@ -129,15 +130,37 @@ static void judge(const struct cs_http_resp *r, const char *server, struct cs_te
   cJSON_Delete(j);
 }
 
+/* The URL to GET, and with tls-server-name the CONNECT_TO line that sends
+ * the connection to the server's own address while TLS checks the name. */
+static enum cs_err version_url(const struct kube_target *t, char *url, size_t cap,
+                               char *connect_to, size_t ct_cap, struct cs_net_error *err)
+{
+  char plain[2100];
+  size_t n = strlen(t->server);
+  enum cs_err e;
+
+  while (n > 0 && t->server[n - 1] == '/')
+    n--;
+  snprintf(plain, sizeof plain, "%.*s/version", (int)(n < 2048 ? n : 2048), t->server);
+  if (!t->tls_name || strncmp(plain, "https://", 8) != 0) {
+    snprintf(url, cap, "%s", plain);
+    return CS_OK;
+  }
+  e = cs_http_server_name_url(plain, t->tls_name, url, cap, connect_to, ct_cap);
+  if (e == CS_ERR_INVALID || e == CS_ERR_TOO_LARGE)
+    return cs_net_fail(err, CS_ERR_INVALID, "InvalidKubeconfig",
+                       "tls-server-name of the current context is not a host name");
+  return e;
+}
+
 static enum cs_err call_version(const struct cs_prov_ctx *ctx, const struct kube_target *t,
                                 const struct kube_material *m, struct cs_test_result *out,
                                 int64_t t0)
 {
   struct cs_broker *b = ctx->broker;
-  char url[2100];
+  char url[2400], connect_to[600] = "";
   struct cs_buf auth;
   const char *headers[3] = {"Accept: application/json", NULL, NULL};
-  size_t n = strlen(t->server);
   struct cs_http_req req = {.method = "GET", .url = url, .reach = CS_HTTP_API,
                             .policy = b->named_urls, .headers = headers,
                             .timeout_ms = b->timeout_ms, .insecure_loopback = t->insecure};
@@ -145,10 +168,15 @@ static enum cs_err call_version(const struct cs_prov_ctx *ctx, const struct kube
   struct cs_net_error err = {0};
   enum cs_err e;
 
-  while (n > 0 && t->server[n - 1] == '/')
-    n--;
-  snprintf(url, sizeof url, "%.*s/version", (int)(n < 2048 ? n : 2048), t->server);
   cs_buf_init_secret(&auth, HEADER_MAX);
+  if ((e = version_url(t, url, sizeof url, connect_to, sizeof connect_to, &err))) {
+    if (e == CS_ERR_INVALID) {
+      cs_test_failed(out, t0, &err);
+      e = CS_OK;
+    }
+    goto out;
+  }
+  req.connect_to = connect_to[0] ? connect_to : NULL;
   if (t->token) {
     if (!cs_prov_token_ok(t->token, 1, CS_PROV_PLAIN_MAX)) {
       cs_net_fail(&err, CS_ERR_INVALID, "InvalidKubeconfig",

@@ -163,6 +163,10 @@ struct cs_http_req {
   /** Skip certificate checks: honoured only when the URL host is loopback,
    *  and then the connection must be to a loopback address. */
   bool insecure_loopback;
+  /** CURLOPT_CONNECT_TO "host:port:addr:port": the URL names the TLS server
+   *  name, the connection goes to addr (a kubeconfig's tls-server-name).
+   *  The address checks still apply to where it connects. NULL: none. */
+  const char *connect_to;
 };
 
 /** Why a call failed before an HTTP answer. */
@@ -199,6 +203,17 @@ enum cs_err cs_http_do(const struct cs_http_client *c, const struct cs_http_req 
                        struct cs_http_resp *resp) CS_WUR;
 /** Wipe and free the body of @p r. NULL ok. */
 void cs_http_resp_wipe(struct cs_http_resp *r);
+
+/**
+ * For a TLS server name other than @p url's host (a kubeconfig's
+ * tls-server-name): @p url with its host replaced by @p name into
+ * @p out, and the CURLOPT_CONNECT_TO line sending it to the original host
+ * and port into @p connect_to.
+ * @return CS_ERR_INVALID (@p name is not a host name, or @p url not an
+ *         http(s) URL), CS_ERR_TOO_LARGE (an output does not fit), CS_ERR_NOMEM.
+ */
+enum cs_err cs_http_server_name_url(const char *url, const char *name, char *out, size_t cap,
+                                    char *connect_to, size_t ct_cap) CS_WUR;
 
 /* -------------------------------------------------------- errors, forms */
 

@@ -153,7 +153,6 @@ static enum cs_err refused(const struct cs_token_client *tc, const struct cs_htt
   if (!err->code[0])
     cs_net_fail(err, CS_ERR_UPSTREAM, r->status == 429 ? "Throttling" : "UnexpectedStatus",
                 "%s answered HTTP %ld", tc->what, r->status);
-  CS_LOG(CS_LOG_WARN, "%s token: HTTP %ld, %s: %s", tc->what, r->status, err->code, err->message);
   return CS_ERR_UPSTREAM;
 }
 
@@ -179,7 +178,6 @@ static enum cs_err exchange(const struct cs_token_client *tc, const struct cs_pr
   cs_broker_count_call(ctx->broker, tc->kind);
   e = cs_http_do(ctx->broker->http, &req, &r);
   if (e == CS_ERR_UPSTREAM || e == CS_ERR_FORBIDDEN) {
-    CS_LOG(CS_LOG_WARN, "%s token: %s", tc->what, r.error);
     e = cs_net_fail_transport(err, tc->what, "Unreachable", &r);
   } else if (e == CS_OK) {
     e = r.status == 200 ? cs_token_parse(r.body, r.len, cs_now(), out, err)
@@ -189,8 +187,11 @@ static enum cs_err exchange(const struct cs_token_client *tc, const struct cs_pr
   }
   if (e == CS_ERR_UPSTREAM) {
     cs_broker_count_error(ctx->broker, tc->kind);
+    /* Before anything repeats it: the log line, the caller, the audit. */
     scrub(err->code, &secret);
     scrub(err->message, &secret);
+    CS_LOG(CS_LOG_WARN, "%s token for %s: HTTP %ld, %s: %s", tc->what,
+           ctx->cred_id ? ctx->cred_id : "", r.status, err->code, err->message);
   }
 out:
   cs_http_resp_wipe(&r);

@@ -418,8 +418,10 @@ def test_sts_tls_failure_is_not_retried(tmp):
 
 # -------------------------------------------------------------- kubeconfig
 
-def kubeconfig(server, ca_pem=None, user=None):
+def kubeconfig(server, ca_pem=None, user=None, tls_name=None):
     cluster = {"server": server}
+    if tls_name:
+        cluster["tls-server-name"] = tls_name
     if ca_pem:
         cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
     doc = {"apiVersion": "v1", "kind": "Config", "current-context": "test",
@@ -482,6 +484,27 @@ def test_kube_client_certificate_and_basic(tmp):
         assert p.first["test"]["code"] == "Unauthorized"
         p = kube(tmp, kubeconfig(k.url, pki.ca_pem))  # anonymous
         assert p.first["test"]["ok"] is False
+    finally:
+        k.close()
+
+
+def test_kube_tls_server_name(tmp):
+    # The certificate names only kube.internal: the server URL's 127.0.0.1
+    # fails verification, tls-server-name makes TLS check that name while
+    # the connection still goes to the server's address.
+    pki = Pki(tmp)
+    k = KubeDouble(pki, token="kube-token-s3cret", names=["kube.internal"])
+    try:
+        user = {"token": "kube-token-s3cret"}
+        p = kube(tmp, kubeconfig(k.url, pki.ca_pem, user))
+        assert p.first["test"]["code"] == "TLSVerificationFailed"
+        p = kube(tmp, kubeconfig(k.url + "/", pki.ca_pem, user, tls_name="kube.internal"))
+        assert p.first["test"]["ok"] is True, p.first
+        p = kube(tmp, kubeconfig(k.url, pki.ca_pem, user, tls_name="other.internal"))
+        assert p.first["test"]["code"] == "TLSVerificationFailed"
+        p = kube(tmp, kubeconfig(k.url, pki.ca_pem, user, tls_name="bad name:1"))
+        assert p.first["test"]["code"] == "InvalidKubeconfig"
+        assert k.calls == 1
     finally:
         k.close()
 

@@ -69,8 +69,9 @@ class Pki:
             f.write(data)
         return path
 
-    def issue(self, cn, server=True):
-        """@return (cert_pem, key_pem, cert_file, key_file)."""
+    def issue(self, cn, server=True, names=None):
+        """@return (cert_pem, key_pem, cert_file, key_file); a server
+        certificate names 127.0.0.1 and localhost, or only @p names."""
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         now = datetime.datetime.now(datetime.timezone.utc)
         b = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(self.cert.subject)
@@ -78,17 +79,17 @@ class Pki:
              .not_valid_before(now - datetime.timedelta(minutes=5))
              .not_valid_after(now + datetime.timedelta(days=1)))
         if server:
-            b = b.add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
-                False)
+            sans = [x509.DNSName(n) for n in names] if names else [
+                x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            b = b.add_extension(x509.SubjectAlternativeName(sans), False)
         cert = b.sign(self.key, hashes.SHA256())
         cert_pem, key_pem = cert.public_bytes(serialization.Encoding.PEM), _pem_key(key)
         tag = secrets.token_hex(4)
         return (cert_pem, key_pem, self._write("%s-%s.crt" % (cn, tag), cert_pem),
                 self._write("%s-%s.key" % (cn, tag), key_pem))
 
-    def server_tls(self, client_ca=None):
-        _, _, crt, key = self.issue("127.0.0.1")
+    def server_tls(self, client_ca=None, names=None):
+        _, _, crt, key = self.issue("server", names=names)
         return (crt, key, client_ca)
 
 
@@ -330,12 +331,12 @@ class _KubeHandler(_Handler):
 class KubeDouble(_Server):
     """An API server on https://127.0.0.1 with a certificate from @p pki."""
 
-    def __init__(self, pki, token=None, client_cn=None, basic=None, client_ca=None):
+    def __init__(self, pki, token=None, client_cn=None, basic=None, client_ca=None, names=None):
         self.token, self.client_cn, self.basic = token, client_cn, basic
         self.git_version = "v1.29.3+credstore-double"
         self.calls = 0
         self.requests = []
-        super().__init__(_KubeHandler, pki.server_tls(client_ca))
+        super().__init__(_KubeHandler, pki.server_tls(client_ca, names))
 
 
 # -------------------------------------------------------------------- hooks
