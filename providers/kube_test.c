@@ -153,6 +153,38 @@ static enum cs_err version_url(const struct kube_target *t, char *url, size_t ca
   return e;
 }
 
+/* The user's credentials and the cluster's CA into @p req; a bearer token
+ * goes into @p auth (a secret buffer) as the header line headers[1]. */
+static enum cs_err authenticate(const struct kube_target *t, const struct kube_material *m,
+                                struct cs_http_req *req, const char **headers,
+                                struct cs_buf *auth, struct cs_net_error *err)
+{
+  enum cs_err e;
+
+  if (t->token) {
+    if (!cs_prov_token_ok(t->token, 1, CS_PROV_PLAIN_MAX))
+      return cs_net_fail(err, CS_ERR_INVALID, "InvalidKubeconfig",
+                         "the current user's token holds spaces or control characters");
+    if ((e = cs_buf_printf(auth, "Authorization: Bearer %s", t->token)))
+      return e;
+    headers[1] = auth->data;
+  } else if (t->username) {
+    req->user = t->username;
+    req->password = t->password;
+  }
+  if (m->ca) {
+    req->ca_pem = (const char *)m->ca;
+    req->ca_pem_len = m->ca_len;
+  }
+  if (m->cert && m->key) {
+    req->cert_pem = (const char *)m->cert;
+    req->cert_pem_len = m->cert_len;
+    req->key_pem = (const char *)m->key;
+    req->key_pem_len = m->key_len;
+  }
+  return CS_OK;
+}
+
 static enum cs_err call_version(const struct cs_prov_ctx *ctx, const struct kube_target *t,
                                 const struct kube_material *m, struct cs_test_result *out,
                                 int64_t t0)
@@ -169,39 +201,10 @@ static enum cs_err call_version(const struct cs_prov_ctx *ctx, const struct kube
   enum cs_err e;
 
   cs_buf_init_secret(&auth, HEADER_MAX);
-  if ((e = version_url(t, url, sizeof url, connect_to, sizeof connect_to, &err))) {
-    if (e == CS_ERR_INVALID) {
-      cs_test_failed(out, t0, &err);
-      e = CS_OK;
-    }
+  if ((e = version_url(t, url, sizeof url, connect_to, sizeof connect_to, &err)) ||
+      (e = authenticate(t, m, &req, headers, &auth, &err)))
     goto out;
-  }
   req.connect_to = connect_to[0] ? connect_to : NULL;
-  if (t->token) {
-    if (!cs_prov_token_ok(t->token, 1, CS_PROV_PLAIN_MAX)) {
-      cs_net_fail(&err, CS_ERR_INVALID, "InvalidKubeconfig",
-                  "the current user's token holds spaces or control characters");
-      cs_test_failed(out, t0, &err);
-      e = CS_OK;
-      goto out;
-    }
-    if ((e = cs_buf_printf(&auth, "Authorization: Bearer %s", t->token)))
-      goto out;
-    headers[1] = auth.data;
-  } else if (t->username) {
-    req.user = t->username;
-    req.password = t->password;
-  }
-  if (m->ca) {
-    req.ca_pem = (const char *)m->ca;
-    req.ca_pem_len = m->ca_len;
-  }
-  if (m->cert && m->key) {
-    req.cert_pem = (const char *)m->cert;
-    req.cert_pem_len = m->cert_len;
-    req.key_pem = (const char *)m->key;
-    req.key_pem_len = m->key_len;
-  }
   cs_broker_count_call(b, CS_KIND_KUBE);
   e = cs_http_do(b->http, &req, &r);
   if (e == CS_OK) {
@@ -214,6 +217,10 @@ static enum cs_err call_version(const struct cs_prov_ctx *ctx, const struct kube
   if (e == CS_OK && !out->ok)
     cs_broker_count_error(b, CS_KIND_KUBE);
 out:
+  if (e == CS_ERR_INVALID) { /* the kubeconfig's fault: a result, not an error */
+    cs_test_failed(out, t0, &err);
+    e = CS_OK;
+  }
   cs_http_resp_wipe(&r);
   cs_buf_wipe(&auth);
   return e;

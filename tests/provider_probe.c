@@ -317,7 +317,14 @@ int main(int argc, char **argv)
   if (env_lvl && cs_log_parse_level(env_lvl, &lvl) == CS_OK)
     cs_log_min_level = lvl;
   if (cs_broker_create(&o.cfg, &run.b, err, sizeof err) != CS_OK) {
-    printf("{\"results\":[],\"create_error\":\"%s\"}\n", err);
+    cJSON *doc = cJSON_CreateObject();
+    char *txt;
+    cJSON_AddArrayToObject(doc, "results");
+    cJSON_AddStringToObject(doc, "create_error", err);
+    if ((txt = cJSON_PrintUnformatted(doc)))
+      puts(txt);
+    free(txt);
+    cJSON_Delete(doc);
     return 78;
   }
   if (o.type)

@@ -9,6 +9,7 @@ CREDSTORE_TEST_WRAPPER (e.g. valgrind) prefixes it when set.
 import datetime
 import json
 import os
+import re
 import shlex
 import subprocess
 import time
@@ -31,6 +32,9 @@ class Probe:
     def __init__(self, proc):
         self.rc = proc.returncode
         self.stderr = proc.stderr
+        bad = re.findall(r"^(==\d+==.*|.*(?:AddressSanitizer|LeakSanitizer|runtime error).*)$",
+                         proc.stderr, re.M)
+        assert not bad and proc.returncode != 99, "\n".join(bad[:20])  # sanitizers, valgrind
         try:
             doc = json.loads(proc.stdout)
         except ValueError:

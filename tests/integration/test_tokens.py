@@ -10,6 +10,7 @@ import base64
 import datetime
 import json
 import os
+import re
 import shlex
 import subprocess
 import tempfile
@@ -35,10 +36,18 @@ AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 ROLE = "arn:aws:iam::123456789012:role/credstore-scanner"
 
 
+def assert_clean(proc):
+    """No sanitizer or valgrind report, whatever the exit status."""
+    bad = re.findall(r"^(==\d+==.*|.*(?:AddressSanitizer|LeakSanitizer|runtime error).*)$",
+                     proc.stderr, re.M)
+    assert not bad and proc.returncode != 99, "\n".join(bad[:20])
+
+
 class Result:
     def __init__(self, proc, secrets_):
         self.rc = proc.returncode
         self.stdout, self.stderr = proc.stdout, proc.stderr
+        assert_clean(proc)
         for s in secrets_:  # never in what the probe printed or logged
             assert s not in proc.stdout and s not in proc.stderr, "a secret leaked"
         try:
