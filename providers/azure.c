@@ -241,7 +241,7 @@ static enum cs_err az_net_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
                                   struct cs_net_error *err)
 {
   struct cs_token t = {0};
-  const char *scope;
+  const char *scope = NULL;
   cJSON *m = NULL;
   enum cs_err e;
 

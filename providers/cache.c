@@ -244,6 +244,7 @@ static void settle(struct cs_cache *c, struct entry *e, enum cs_err rc, struct c
   if (rc != CS_OK && e->fallback.data && e->fallback.expires_at - now > CS_CACHE_FALLBACK_MIN) {
     CS_LOG(CS_LOG_WARN, "renewal failed (%s: %s); serving the cached material, %lld s left",
            err->code, err->message, (long long)(e->fallback.expires_at - now));
+    cs_cache_val_wipe(v);
     *v = e->fallback;
     memset(&e->fallback, 0, sizeof e->fallback);
     v->serve_until = now + CS_CACHE_RETRY_S;

@@ -25,6 +25,8 @@ static const cJSON *named(const cJSON *root, const char *list, const char *name,
 {
   const cJSON *l = cJSON_GetObjectItemCaseSensitive(root, list), *c;
 
+  if (!name)
+    return NULL;
   cJSON_ArrayForEach(c, l)
   {
     const cJSON *n = cJSON_GetObjectItemCaseSensitive(c, "name");
