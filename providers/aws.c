@@ -3,6 +3,8 @@
  * here; everything that needs STS or IMDS is providers/aws/'s job. */
 #include "prov_internal.h"
 
+#include "aws/aws_internal.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -304,3 +306,111 @@ const struct cs_provider cs_provider_aws = {
     .validate = aws_validate,
     .resolve = aws_resolve,
 };
+
+/* ------------------------------------------- network resolves and tests */
+
+static const char *meta_str(const cJSON *meta, const char *name)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, name);
+  return cJSON_IsString(v) && v->valuestring && v->valuestring[0] ? v->valuestring : NULL;
+}
+
+static bool meta_bool(const cJSON *meta, const char *name)
+{
+  return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(meta, name));
+}
+
+/* The STS/IMDS request for @p ctx: stored fields, narrowed by the options. */
+static struct cs_aws_request aws_request(const struct cs_prov_ctx *ctx)
+{
+  static const struct cs_resolve_opts none = {0};
+  const struct cs_resolve_opts *o = ctx->opts ? ctx->opts : &none;
+  const cJSON *dur = cJSON_GetObjectItemCaseSensitive(ctx->meta, "durationSeconds");
+  struct cs_aws_request r = {
+      .cred_id = ctx->cred_id,
+      .version = ctx->version,
+      .use_instance_role = meta_bool(ctx->meta, "useAWSRole"),
+      .role_arn = meta_str(ctx->meta, "roleArn"),
+      .external_id = meta_str(ctx->meta, "externalID"),
+      .session_name = o->session_name,
+      .region = o->region ? o->region : meta_str(ctx->meta, "region"),
+      .regional_endpoint = meta_bool(ctx->meta, "useSTSRegionalEndpoint"),
+      .duration_seconds = o->duration_seconds ? o->duration_seconds
+                          : cJSON_IsNumber(dur) ? (int64_t)dur->valuedouble
+                                                : 0,
+      .session = o->format == CS_FORMAT_SESSION,
+  };
+  if (!r.use_instance_role) {
+    r.access_key_id = meta_str(ctx->meta, "accountID");
+    r.secret_key = ctx->secret;
+  }
+  return r;
+}
+
+static bool aws_short_lived(const struct cs_prov_ctx *ctx)
+{
+  return meta_bool(ctx->meta, "useAWSRole") || meta_str(ctx->meta, "roleArn") ||
+         cs_prov_format(ctx) == CS_FORMAT_SESSION;
+}
+
+static enum cs_err render_creds(const struct cs_aws_creds *c, cJSON **out)
+{
+  char when[32];
+  cJSON *m = cJSON_CreateObject();
+  enum cs_err e = CS_ERR_NOMEM;
+
+  if (!m || (e = cs_prov_add_str(m, "type", "aws")) ||
+      (e = cs_prov_add_str(m, "AccessKeyId", c->access_key_id)) ||
+      (e = cs_prov_add_secret(m, "SecretAccessKey", c->secret_access_key,
+                              strlen(c->secret_access_key))))
+    goto out;
+  if (c->session_token[0] &&
+      (e = cs_prov_add_secret(m, "SessionToken", c->session_token, strlen(c->session_token))))
+    goto out;
+  if (c->expiration) {
+    cs_time_format(c->expiration, when);
+    if ((e = cs_prov_add_str(m, "Expiration", when)))
+      goto out;
+  }
+  *out = m;
+  m = NULL;
+out:
+  cs_prov_json_free_secret(m);
+  return e;
+}
+
+static enum cs_err aws_net_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
+                                   struct cs_net_error *err)
+{
+  struct cs_aws_request req;
+  struct cs_aws_creds c;
+  enum cs_err e;
+
+  if (cs_prov_format(ctx) == CS_FORMAT_TOKEN)
+    return cs_net_fail_field(err, CS_ERR_INVALID, "format",
+                             "format \"token\" is for azure, gcp and ibmCloud credentials; aws "
+                             "credentials resolve to STS credentials (or \"session\")");
+  if (!aws_short_lived(ctx))
+    return cs_prov_plain_resolve(&cs_provider_aws, ctx, out, err);
+  if ((e = cs_prov_payload_ok(ctx->secret, ctx->secret_len)) != CS_OK)
+    return e;
+  req = aws_request(ctx);
+  if ((e = cs_broker_aws(ctx->broker, &req, &c, err)) != CS_OK)
+    return e;
+  e = render_creds(&c, out);
+  cs_aws_creds_wipe(&c);
+  return e;
+}
+
+static enum cs_err aws_net_test(const struct cs_prov_ctx *ctx, struct cs_test_result *out)
+{
+  struct cs_aws_request req;
+  enum cs_err e;
+
+  if ((e = cs_prov_payload_ok(ctx->secret, ctx->secret_len)) != CS_OK)
+    return e;
+  req = aws_request(ctx);
+  return cs_aws_test(ctx->broker, &req, out);
+}
+
+const struct cs_provider_net cs_net_aws = {"aws", aws_net_resolve, aws_net_test, aws_short_lived};

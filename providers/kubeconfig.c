@@ -752,8 +752,9 @@ out:
   return e;
 }
 
-enum cs_err cs_kubeconfig_describe(const char *yaml, size_t len, cJSON **meta,
-                                   struct cs_prov_error *err)
+/* Bounds, load and every check; the tree and (NULL ok) the description. */
+static enum cs_err load_checked(const char *yaml, size_t len, cJSON **root_out, cJSON **meta,
+                                struct cs_prov_error *err)
 {
   cJSON *root = NULL, *m = NULL;
   enum cs_err e;
@@ -769,12 +770,29 @@ enum cs_err cs_kubeconfig_describe(const char *yaml, size_t len, cJSON **meta,
     goto out;
   if ((e = describe_tree(root, m, err)) != CS_OK)
     goto out;
-  *meta = m;
-  m = NULL;
+  if (meta) {
+    *meta = m;
+    m = NULL;
+  }
+  if (root_out) {
+    *root_out = root;
+    root = NULL;
+  }
 out:
   cJSON_Delete(m);
   cs_prov_json_free_secret(root);
   return e;
+}
+
+enum cs_err cs_kubeconfig_describe(const char *yaml, size_t len, cJSON **meta,
+                                   struct cs_prov_error *err)
+{
+  return load_checked(yaml, len, NULL, meta, err);
+}
+
+enum cs_err cs_kube_load(const char *yaml, size_t len, cJSON **root, struct cs_prov_error *err)
+{
+  return load_checked(yaml, len, root, NULL, err);
 }
 
 /* ---------------------------------------------------------- provider */

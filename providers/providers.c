@@ -9,6 +9,20 @@ const struct cs_provider *const cs_providers[] = {
     &cs_provider_ibmcloud,  &cs_provider_kubeconfig, NULL,
 };
 
+static const struct cs_provider_net *const nets[] = {
+    &cs_net_aws, &cs_net_azure, &cs_net_gcp, &cs_net_ibmcloud, &cs_net_kubeconfig, NULL,
+};
+
+const struct cs_provider_net *cs_provider_net_find(const char *type)
+{
+  if (!type)
+    return NULL;
+  for (size_t i = 0; nets[i]; i++)
+    if (strcmp(nets[i]->type, type) == 0)
+      return nets[i];
+  return NULL;
+}
+
 const struct cs_provider *cs_provider_find(const char *type)
 {
   if (!type)
