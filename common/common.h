@@ -21,64 +21,64 @@
 /**
  * Every fallible function returns one of these. The registry in err.c maps
  * each to an HTTP status, a stable snake_case code and a default message;
- * rendering an error body happens in exactly one place (server/http.c).
+ * rendering an error body happens in exactly one place
+ * (server/api/response.c, cs_resp_error).
  *
  * X(name, http_status, "stable_code", "default human message")
  */
-#define CS_ERR_LIST(X)                                                          \
-  X(CS_OK, 200, "ok", "ok")                                                     \
-  X(CS_ERR_NOMEM, 500, "out_of_memory", "out of memory")                        \
-  X(CS_ERR_INTERNAL, 500, "internal_error", "internal error")                   \
-  X(CS_ERR_IO, 500, "io_error", "input/output error")                           \
-  X(CS_ERR_STORE, 500, "store_error", "store error")                            \
-  X(CS_ERR_STORE_FULL, 500, "store_full", "store map is full")                  \
-  X(CS_ERR_SCHEMA_NEWER, 500, "schema_too_new",                                 \
-    "the data dir was written by a newer credstore (unknown schema version)")  \
-  X(CS_ERR_SCHEMA_OLD, 500, "schema_too_old",                                  \
-    "the data dir was written by a pre-release credstore this build cannot read") \
-  X(CS_ERR_NOT_INITIALIZED, 500, "not_initialized",                             \
-    "the data dir is not initialised (run credstore init)")                    \
-  X(CS_ERR_ALREADY_INITIALIZED, 409, "already_initialized",                     \
-    "the data dir is already initialised")                                     \
-  X(CS_ERR_CRYPTO, 500, "crypto_error", "sealed data failed to open")           \
-  X(CS_ERR_MASTER_KEY, 500, "bad_master_key",                                   \
-    "the master key does not open this data dir's keyring")                    \
-  X(CS_ERR_BAD_JSON, 400, "malformed_json", "request body is not valid JSON")   \
-  X(CS_ERR_INVALID, 400, "invalid_field", "invalid field")                      \
-  X(CS_ERR_MISSING, 400, "missing_field", "missing field")                      \
-  X(CS_ERR_BAD_ID, 400, "invalid_id", "invalid id")                             \
-  X(CS_ERR_BAD_QUERY, 400, "invalid_query", "invalid query parameter")          \
-  X(CS_ERR_TOO_DEEP, 400, "json_too_deep", "JSON nesting is too deep")          \
-  X(CS_ERR_UNAUTHORIZED, 401, "unauthorized", "authentication required")        \
-  X(CS_ERR_BAD_CREDENTIALS, 401, "invalid_credentials",                         \
-    "invalid access key id or secret")                                         \
-  X(CS_ERR_BAD_TOKEN, 401, "invalid_token", "invalid or expired token")         \
-  X(CS_ERR_FORBIDDEN, 403, "forbidden", "the access key's role may not do this") \
-  X(CS_ERR_NOT_FOUND, 404, "not_found", "not found")                            \
-  X(CS_ERR_NO_ROUTE, 404, "no_route", "no such route")                          \
-  X(CS_ERR_METHOD, 405, "method_not_allowed", "method not allowed")             \
-  X(CS_ERR_EXISTS, 409, "already_exists", "already exists")                     \
-  X(CS_ERR_IN_USE, 409, "credential_in_use", "the credential is in use")        \
-  X(CS_ERR_LAST_ADMIN, 409, "last_admin_key",                                   \
-    "the last admin access key cannot be deleted")                             \
-  X(CS_ERR_PRECONDITION, 412, "precondition_failed",                            \
-    "If-Match does not match the current version")                             \
-  X(CS_ERR_TOO_LARGE, 413, "body_too_large", "request body is too large")       \
-  X(CS_ERR_UNSUPPORTED_MEDIA, 415, "unsupported_media_type",                    \
-    "request body must be application/json")                                   \
-  X(CS_ERR_RATE_LIMITED, 429, "too_many_attempts",                              \
-    "too many failed attempts; try again later")                               \
-  X(CS_ERR_UPSTREAM, 502, "upstream_error", "upstream service failed")          \
-  X(CS_ERR_UNAVAILABLE, 503, "unavailable", "service unavailable")            \
-  X(CS_ERR_STORE_UNAVAILABLE, 503, "store_unavailable",                         \
+#define CS_ERR_LIST(X)                                                                             \
+  X(CS_OK, 200, "ok", "ok")                                                                        \
+  X(CS_ERR_NOMEM, 500, "out_of_memory", "out of memory")                                           \
+  X(CS_ERR_INTERNAL, 500, "internal_error", "internal error")                                      \
+  X(CS_ERR_IO, 500, "io_error", "input/output error")                                              \
+  X(CS_ERR_STORE, 500, "store_error", "store error")                                               \
+  X(CS_ERR_STORE_FULL, 500, "store_full", "store map is full")                                     \
+  X(CS_ERR_SCHEMA_NEWER, 500, "schema_too_new",                                                    \
+    "the data dir was written by a newer credstore (unknown schema version)")                      \
+  X(CS_ERR_SCHEMA_OLD, 500, "schema_too_old",                                                      \
+    "the data dir was written by a pre-release credstore this build cannot read")                  \
+  X(CS_ERR_NOT_INITIALIZED, 500, "not_initialized",                                                \
+    "the data dir is not initialised (run credstore init)")                                        \
+  X(CS_ERR_ALREADY_INITIALIZED, 409, "already_initialized", "the data dir is already initialised") \
+  X(CS_ERR_CRYPTO, 500, "crypto_error", "sealed data failed to open")                              \
+  X(CS_ERR_MASTER_KEY, 500, "bad_master_key",                                                      \
+    "the master key does not open this data dir's keyring")                                        \
+  X(CS_ERR_BAD_JSON, 400, "malformed_json", "request body is not valid JSON")                      \
+  X(CS_ERR_INVALID, 400, "invalid_field", "invalid field")                                         \
+  X(CS_ERR_MISSING, 400, "missing_field", "missing field")                                         \
+  X(CS_ERR_BAD_ID, 400, "invalid_id", "invalid id")                                                \
+  X(CS_ERR_BAD_QUERY, 400, "invalid_query", "invalid query parameter")                             \
+  X(CS_ERR_TOO_DEEP, 400, "json_too_deep", "JSON nesting is too deep")                             \
+  X(CS_ERR_UNAUTHORIZED, 401, "unauthorized", "authentication required")                           \
+  X(CS_ERR_BAD_CREDENTIALS, 401, "invalid_credentials", "invalid access key id or secret")         \
+  X(CS_ERR_BAD_TOKEN, 401, "invalid_token", "invalid or expired token")                            \
+  X(CS_ERR_FORBIDDEN, 403, "forbidden", "the access key's role may not do this")                   \
+  X(CS_ERR_NOT_FOUND, 404, "not_found", "not found")                                               \
+  X(CS_ERR_NO_ROUTE, 404, "no_route", "no such route")                                             \
+  X(CS_ERR_METHOD, 405, "method_not_allowed", "method not allowed")                                \
+  X(CS_ERR_EXISTS, 409, "already_exists", "already exists")                                        \
+  X(CS_ERR_IN_USE, 409, "credential_in_use", "the credential is in use")                           \
+  X(CS_ERR_LAST_ADMIN, 409, "last_admin_key", "the last admin access key cannot be deleted")       \
+  X(CS_ERR_PRECONDITION, 412, "precondition_failed",                                               \
+    "If-Match does not match the current version")                                                 \
+  X(CS_ERR_TOO_LARGE, 413, "body_too_large", "request body is too large")                          \
+  X(CS_ERR_UNSUPPORTED_MEDIA, 415, "unsupported_media_type",                                       \
+    "request body must be application/json")                                                       \
+  X(CS_ERR_RATE_LIMITED, 429, "too_many_attempts", "too many failed attempts; try again later")    \
+  X(CS_ERR_UPSTREAM, 502, "upstream_error", "upstream service failed")                             \
+  X(CS_ERR_UNAVAILABLE, 503, "unavailable", "service unavailable")                                 \
+  X(CS_ERR_STORE_UNAVAILABLE, 503, "store_unavailable",                                            \
     "the store is unavailable (no etcd quorum or no reachable endpoint)")
 
+/* The X-macro expansion is not a statement for clang-format to indent. */
+/* clang-format off */
 enum cs_err {
 #define CS_ERR_ENUM(name, status, code, msg) name,
   CS_ERR_LIST(CS_ERR_ENUM)
 #undef CS_ERR_ENUM
   CS_ERR__COUNT
 };
+/* clang-format on */
 
 /** @return the HTTP status for @p e (500 for unknown values). */
 int cs_err_http_status(enum cs_err e);
@@ -96,10 +96,10 @@ enum cs_log_level { CS_LOG_DEBUG, CS_LOG_INFO, CS_LOG_WARN, CS_LOG_ERROR, CS_LOG
 extern enum cs_log_level cs_log_min_level;
 
 /** Log one JSON line on stderr; arguments are not evaluated below the level. */
-#define CS_LOG(level, ...)                                                      \
-  do {                                                                          \
-    if ((level) >= cs_log_min_level)                                            \
-      cs_log_write((level), __VA_ARGS__);                                       \
+#define CS_LOG(level, ...)                                                                         \
+  do {                                                                                             \
+    if ((level) >= cs_log_min_level)                                                               \
+      cs_log_write((level), __VA_ARGS__);                                                          \
   } while (0)
 
 /**
@@ -191,7 +191,6 @@ enum cs_err cs_json_parse(const char *buf, size_t len, int max_depth, cJSON **ou
 /**
  * Read an optional string member. Absent or null → *out = NULL, CS_OK.
  * @return CS_ERR_INVALID if present but not a string, or longer than max_len.
- *         On error the offending member name is copied to @p err_field if non-NULL.
  */
 enum cs_err cs_json_opt_string(const cJSON *obj, const char *name, size_t max_len,
                                const char **out) CS_WUR;
@@ -207,7 +206,9 @@ enum cs_err cs_json_opt_bool(const cJSON *obj, const char *name, bool *out) CS_W
 /** @return true if @p len bytes are strict UTF-8 (no overlongs, surrogates, > U+10FFFF). */
 bool cs_utf8_valid(const char *s, size_t len);
 
-/** Wipe every string (values and names) in @p j, then delete it. NULL ok. */
+/** Wipe every string of @p j (values, and the names of its members) in place. NULL ok. */
+void cs_json_wipe(cJSON *j);
+/** cs_json_wipe(), then delete @p j: the one way a tree that held secrets is freed. NULL ok. */
 void cs_json_wipe_delete(cJSON *j);
 
 /** Render @p j compactly into a malloc'd string. @return NULL on OOM. */

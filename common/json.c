@@ -99,8 +99,7 @@ enum cs_err cs_json_parse(const char *buf, size_t len, int max_depth, cJSON **ou
   return CS_OK;
 }
 
-enum cs_err cs_json_opt_string(const cJSON *obj, const char *name, size_t max_len,
-                               const char **out)
+enum cs_err cs_json_opt_string(const cJSON *obj, const char *name, size_t max_len, const char **out)
 {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
   if (!v || cJSON_IsNull(v)) {
@@ -113,8 +112,7 @@ enum cs_err cs_json_opt_string(const cJSON *obj, const char *name, size_t max_le
   return CS_OK;
 }
 
-enum cs_err cs_json_req_string(const cJSON *obj, const char *name, size_t max_len,
-                               const char **out)
+enum cs_err cs_json_req_string(const cJSON *obj, const char *name, size_t max_len, const char **out)
 {
   const char *s = NULL;
   enum cs_err e = cs_json_opt_string(obj, name, max_len, &s);
@@ -154,23 +152,32 @@ enum cs_err cs_json_opt_bool(const cJSON *obj, const char *name, bool *out)
 
 char *cs_json_print(const cJSON *j) { return cJSON_PrintUnformatted(j); }
 
-static void wipe_tree(cJSON *j)
+/* cJSON_Delete frees without clearing, so secrets parsed out of a payload
+ * or built for a response would linger in freed heap: every value and
+ * member name is wiped first. Referenced items belong to another tree and
+ * constant names are not ours to write. Recursion depth is the tree's,
+ * which every parser here caps. */
+static void wipe_node(cJSON *j)
 {
-  for (; j; j = j->next) {
-    if (j->valuestring)
-      cs_memzero(j->valuestring, strlen(j->valuestring));
-    if (j->child)
-      wipe_tree(j->child);
-  }
+  if (j->type & cJSON_IsReference)
+    return;
+  if (j->valuestring)
+    cs_memzero(j->valuestring, strlen(j->valuestring));
+  if (j->string && !(j->type & cJSON_StringIsConst))
+    cs_memzero(j->string, strlen(j->string));
+  for (cJSON *c = j->child; c; c = c->next)
+    wipe_node(c);
+}
+
+void cs_json_wipe(cJSON *j)
+{
+  if (j)
+    wipe_node(j);
 }
 
 void cs_json_wipe_delete(cJSON *j)
 {
-  if (!j)
-    return;
-  wipe_tree(j->child);
-  if (j->valuestring)
-    cs_memzero(j->valuestring, strlen(j->valuestring));
+  cs_json_wipe(j);
   cJSON_Delete(j);
 }
 
@@ -180,8 +187,8 @@ bool cs_id_valid(const char *s, size_t len)
     return false;
   for (size_t i = 0; i < len; i++) {
     char c = s[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '.' || c == '_' || c == '-'))
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+          c == '_' || c == '-'))
       return false;
   }
   return true;

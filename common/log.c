@@ -36,8 +36,8 @@ void cs_log_set_request_id(const char *rid)
 
 const char *cs_log_request_id(void) { return request_id; }
 
-__attribute__((format(printf, 3, 0)))
-static void log_v(enum cs_log_level level, const char *members, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void
+log_v(enum cs_log_level level, const char *members, const char *fmt, va_list ap)
 {
   char msg[2048];
   char line[8192];

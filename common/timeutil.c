@@ -57,13 +57,13 @@ enum cs_err cs_time_parse(const char *s, int64_t *out)
   struct tm tm = {0};
   int off = 0;
 
-  if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') ||
-      s[13] != ':' || s[16] != ':')
+  if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' ||
+      s[16] != ':')
     return CS_ERR_INVALID;
   int y = digits(s, 4), mo = digits(s + 5, 2), d = digits(s + 8, 2);
   int h = digits(s + 11, 2), mi = digits(s + 14, 2), se = digits(s + 17, 2);
-  if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 ||
-      mi < 0 || mi > 59 || se < 0 || se > 60)
+  if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 ||
+      mi > 59 || se < 0 || se > 60)
     return CS_ERR_INVALID;
   const char *p = s + 19;
   if (*p == '.') {

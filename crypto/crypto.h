@@ -89,7 +89,8 @@ enum cs_err cs_keyring_export(const struct cs_keyring *kr, uint8_t **blob, size_
 enum cs_err cs_keyring_load(const struct cs_master_key *mk, const uint8_t *blob, size_t len,
                             struct cs_keyring **out) CS_WUR;
 
-/** Add a new data-key version; new seals use it. @return CS_ERR_NOMEM, CS_ERR_INVALID (too many). */
+/** Add a new data-key version; new seals use it. @return CS_ERR_NOMEM, CS_ERR_INVALID (too many).
+ */
 enum cs_err cs_keyring_rotate(struct cs_keyring *kr) CS_WUR;
 
 /** @return the data-key version new seals use. */
@@ -121,6 +122,15 @@ enum cs_err cs_open(const struct cs_keyring *kr, const char *record_id, const ui
 /** @return the key version a sealed blob names, or 0 if too short. */
 uint32_t cs_sealed_version(const uint8_t *sealed, size_t len);
 
+/**
+ * Reseal a blob from cs_seal() with the current data key, for the same
+ * @p record_id (key rotation). Caller frees *out with free().
+ * @return CS_ERR_NOT_FOUND (it already uses the current version),
+ *         CS_ERR_CRYPTO (too short, tampered, wrong record), CS_ERR_NOMEM.
+ */
+enum cs_err cs_reseal(const struct cs_keyring *kr, const char *record_id, const uint8_t *sealed,
+                      size_t len, uint8_t **out, size_t *out_len) CS_WUR;
+
 /** Wipe @p len bytes of @p plain and free it. NULL ok. */
 void cs_open_free(uint8_t *plain, size_t len);
 
@@ -134,8 +144,7 @@ void cs_secret_hash(const struct cs_keyring *kr, const char *secret, size_t len,
 void cs_digest(const void *data, size_t len, uint8_t out[CS_HASH_BYTES]);
 
 /** Lowercase hex HMAC-SHA256 of @p msg keyed with @p key (any length) into out[65]. */
-void cs_hmac_sha256_hex(const void *key, size_t key_len, const void *msg, size_t len,
-                        char out[65]);
+void cs_hmac_sha256_hex(const void *key, size_t key_len, const void *msg, size_t len, char out[65]);
 
 /** Constant-time equality of @p len bytes. */
 bool cs_bytes_equal(const void *a, const void *b, size_t len);
@@ -158,6 +167,15 @@ void cs_random_hex(char *out, size_t nbytes);
 
 /** Lowercase hex of @p len bytes into out[2*len+1]. */
 void cs_hex(const uint8_t *in, size_t len, char *out);
+
+/**
+ * Decode exactly @p hexlen hex digits (either case, nothing else) into
+ * @p out, which holds @p max bytes; the one hex decoder (sodium_hex2bin).
+ * @return CS_ERR_INVALID (odd length, a non-hex character, more than
+ *         @p max bytes; @p out may then hold part of it). *len written
+ *         only on success.
+ */
+enum cs_err cs_unhex(const char *hex, size_t hexlen, uint8_t *out, size_t max, size_t *len) CS_WUR;
 
 /** Fill @p buf with random bytes. */
 void cs_random_bytes(void *buf, size_t len);
@@ -204,8 +222,8 @@ enum cs_err cs_jwt_mint(const struct cs_keyring *kr, const struct cs_jwt_claims 
  * and exp > now.
  * @return CS_ERR_BAD_TOKEN for any failure. *out written only on success.
  */
-enum cs_err cs_jwt_verify(const struct cs_keyring *kr, const char *token, size_t len,
-                          int64_t now, struct cs_jwt_claims *out) CS_WUR;
+enum cs_err cs_jwt_verify(const struct cs_keyring *kr, const char *token, size_t len, int64_t now,
+                          struct cs_jwt_claims *out) CS_WUR;
 
 /* --------------------------------------------------------------------- PKI */
 
@@ -252,7 +270,7 @@ struct cs_pki_error {
 
 /** What a certificate says about itself (no secret in here). */
 struct cs_cert_info {
-  char subject[512];  /* RFC 4514 DN, cut at a UTF-8 boundary if longer */
+  char subject[512]; /* RFC 4514 DN, cut at a UTF-8 boundary if longer */
   char issuer[512];
   char not_after[32]; /* RFC 3339 UTC */
   int64_t not_after_epoch;

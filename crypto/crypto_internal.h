@@ -15,7 +15,7 @@
 #define CS_KEYRING_MAX_VERSIONS 1024u
 
 /** Bytes cs_seal() adds to the plaintext: version, nonce, tag. */
-#define CS_SEAL_OVERHEAD                                                         \
+#define CS_SEAL_OVERHEAD                                                                           \
   (4u + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + crypto_aead_xchacha20poly1305_ietf_ABYTES)
 
 /** KDF context and subkey ids for the keys derived from the root secret. */

@@ -52,8 +52,7 @@ static char *payload_json(const struct cs_jwt_claims *c, const char *jti)
     return NULL;
   if (cJSON_AddStringToObject(o, "sub", c->sub) && cJSON_AddStringToObject(o, "role", c->role) &&
       cJSON_AddNumberToObject(o, "iat", (double)c->iat) &&
-      cJSON_AddNumberToObject(o, "exp", (double)c->exp) &&
-      cJSON_AddStringToObject(o, "jti", jti))
+      cJSON_AddNumberToObject(o, "exp", (double)c->exp) && cJSON_AddStringToObject(o, "jti", jti))
     s = cs_json_print(o);
   cJSON_Delete(o);
   return s;
@@ -177,8 +176,8 @@ out:
   return ok;
 }
 
-enum cs_err cs_jwt_verify(const struct cs_keyring *kr, const char *token, size_t len,
-                          int64_t now, struct cs_jwt_claims *out)
+enum cs_err cs_jwt_verify(const struct cs_keyring *kr, const char *token, size_t len, int64_t now,
+                          struct cs_jwt_claims *out)
 {
   struct cs_jwt_claims c;
   uint8_t sig[JWT_SIG_BYTES + 3];
@@ -202,8 +201,8 @@ enum cs_err cs_jwt_verify(const struct cs_keyring *kr, const char *token, size_t
           CS_OK ||
       sig_len != JWT_SIG_BYTES)
     return CS_ERR_BAD_TOKEN;
-  if (crypto_auth_hmacsha256_verify(sig, (const unsigned char *)token,
-                                    (size_t)(dot2 - token), cs_kr_jwt_key(kr)) != 0)
+  if (crypto_auth_hmacsha256_verify(sig, (const unsigned char *)token, (size_t)(dot2 - token),
+                                    cs_kr_jwt_key(kr)) != 0)
     return CS_ERR_BAD_TOKEN;
 
   memset(&c, 0, sizeof c);

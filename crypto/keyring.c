@@ -22,8 +22,8 @@
  *
  * The access-key hash key, the JWT key and the audit-chain key are derived
  * from the root secret (crypto_kdf, context "csrootk1", subkey ids 1, 2, 3),
- * so rotating data keys never changes them and a backup restores them. The keyring keeps a copy of the master key so it can re-export
- * itself after cs_keyring_rotate().
+ * so rotating data keys never changes them and a backup restores them. The keyring keeps a copy of
+ * the master key so it can re-export itself after cs_keyring_rotate().
  */
 #include "crypto_internal.h"
 
@@ -79,15 +79,9 @@ struct cs_keyring {
 
 /* ------------------------------------------------------------- master key */
 
-static struct cs_master_key *mk_alloc(void)
-{
-  return sodium_malloc(sizeof(struct cs_master_key));
-}
+static struct cs_master_key *mk_alloc(void) { return sodium_malloc(sizeof(struct cs_master_key)); }
 
-void cs_master_key_free(struct cs_master_key *mk)
-{
-  sodium_free(mk); /* wipes; NULL ok */
-}
+void cs_master_key_free(struct cs_master_key *mk) { sodium_free(mk); /* wipes; NULL ok */ }
 
 void cs_kdf_params_new(struct cs_kdf_params *p)
 {
@@ -99,8 +93,7 @@ void cs_kdf_params_new(struct cs_kdf_params *p)
 }
 
 enum cs_err cs_master_key_from_passphrase(const char *pass, size_t len,
-                                          const struct cs_kdf_params *p,
-                                          struct cs_master_key **out)
+                                          const struct cs_kdf_params *p, struct cs_master_key **out)
 {
   struct cs_master_key *mk;
 
@@ -186,12 +179,11 @@ static enum cs_err parse_key_text(const uint8_t *buf, size_t n, uint8_t key[CS_K
   if (n > 0 && buf[n - 1] == '\n')
     n--;
   if (n == 2 * CS_KEY_BYTES) {
-    if (sodium_hex2bin(key, CS_KEY_BYTES, txt, n, NULL, &bin_len, &end) == 0 &&
-        end == txt + n && bin_len == CS_KEY_BYTES)
+    if (sodium_hex2bin(key, CS_KEY_BYTES, txt, n, NULL, &bin_len, &end) == 0 && end == txt + n &&
+        bin_len == CS_KEY_BYTES)
       return CS_OK;
   } else if (n == sodium_base64_ENCODED_LEN(CS_KEY_BYTES, sodium_base64_VARIANT_ORIGINAL) - 1) {
-    if (cs_b64_decode_into(txt, n, sodium_base64_VARIANT_ORIGINAL, key, CS_KEY_BYTES,
-                           &bin_len) &&
+    if (cs_b64_decode_into(txt, n, sodium_base64_VARIANT_ORIGINAL, key, CS_KEY_BYTES, &bin_len) &&
         bin_len == CS_KEY_BYTES)
       return CS_OK;
   }
@@ -269,10 +261,7 @@ const uint8_t *cs_kr_jwt_key(const struct cs_keyring *kr) { return kr->s->jwt_ke
 
 const uint8_t *cs_kr_audit_key(const struct cs_keyring *kr) { return kr->s->audit_key; }
 
-uint32_t cs_keyring_current_version(const struct cs_keyring *kr)
-{
-  return kr ? kr->count : 0;
-}
+uint32_t cs_keyring_current_version(const struct cs_keyring *kr) { return kr ? kr->count : 0; }
 
 void cs_keyring_free(struct cs_keyring *kr)
 {
@@ -284,8 +273,7 @@ void cs_keyring_free(struct cs_keyring *kr)
 }
 
 /* A keyring with room for @p count data keys and a copy of @p mk. */
-static enum cs_err kr_alloc(const struct cs_master_key *mk, uint32_t count,
-                            struct cs_keyring **out)
+static enum cs_err kr_alloc(const struct cs_master_key *mk, uint32_t count, struct cs_keyring **out)
 {
   struct cs_keyring *kr = calloc(1, sizeof *kr);
 
@@ -307,10 +295,10 @@ static enum cs_err kr_alloc(const struct cs_master_key *mk, uint32_t count,
  * writes it again until sodium_free (rotate swaps in a new data-key block). */
 static void kr_finish(struct cs_keyring *kr)
 {
-  crypto_kdf_derive_from_key(kr->s->hash_key, CS_KEY_BYTES, CS_KDF_ID_HASH_KEY,
-                             CS_KDF_ROOT_CONTEXT, kr->s->root);
-  crypto_kdf_derive_from_key(kr->s->jwt_key, CS_KEY_BYTES, CS_KDF_ID_JWT_KEY,
-                             CS_KDF_ROOT_CONTEXT, kr->s->root);
+  crypto_kdf_derive_from_key(kr->s->hash_key, CS_KEY_BYTES, CS_KDF_ID_HASH_KEY, CS_KDF_ROOT_CONTEXT,
+                             kr->s->root);
+  crypto_kdf_derive_from_key(kr->s->jwt_key, CS_KEY_BYTES, CS_KDF_ID_JWT_KEY, CS_KDF_ROOT_CONTEXT,
+                             kr->s->root);
   crypto_kdf_derive_from_key(kr->s->audit_key, CS_KEY_BYTES, CS_KDF_ID_AUDIT_KEY,
                              CS_KDF_ROOT_CONTEXT, kr->s->root);
   sodium_mprotect_readonly(kr->s);
@@ -348,8 +336,8 @@ enum cs_err cs_keyring_create(const struct cs_master_key *mk, struct cs_keyring 
 }
 
 /* Wrap @p key under the master key into nonce || ct+tag at @p dst. */
-static void wrap(const uint8_t mk[CS_KEY_BYTES], const uint8_t key[CS_KEY_BYTES],
-                 const char *ad, size_t ad_len, uint8_t *dst)
+static void wrap(const uint8_t mk[CS_KEY_BYTES], const uint8_t key[CS_KEY_BYTES], const char *ad,
+                 size_t ad_len, uint8_t *dst)
 {
   unsigned long long clen = 0;
 

@@ -18,8 +18,7 @@ static gnutls_datum_t view(const void *p, size_t n)
   return d;
 }
 
-static enum cs_err import_key(const char *pem, size_t len, gnutls_privkey_t *out,
-                              const char **why)
+static enum cs_err import_key(const char *pem, size_t len, gnutls_privkey_t *out, const char **why)
 {
   gnutls_privkey_t k = NULL;
   gnutls_datum_t d = view(pem, len);
@@ -112,7 +111,8 @@ static void copy_text(char *dst, size_t cap, const gnutls_datum_t *d)
 static enum cs_err dn_of(gnutls_x509_crt_t crt, bool issuer, char *dst, size_t cap)
 {
   gnutls_datum_t d = {NULL, 0};
-  int rc = issuer ? gnutls_x509_crt_get_issuer_dn3(crt, &d, 0) : gnutls_x509_crt_get_dn3(crt, &d, 0);
+  int rc =
+      issuer ? gnutls_x509_crt_get_issuer_dn3(crt, &d, 0) : gnutls_x509_crt_get_dn3(crt, &d, 0);
 
   if (rc == GNUTLS_E_MEMORY_ERROR)
     return CS_ERR_NOMEM;
@@ -123,8 +123,8 @@ static enum cs_err dn_of(gnutls_x509_crt_t crt, bool issuer, char *dst, size_t c
   return CS_OK; /* an empty DN is legal (SAN-only certificates) */
 }
 
-static enum cs_err import_certs(const char *pem, size_t len, gnutls_x509_crt_t **certs,
-                                unsigned *n, const char **why)
+static enum cs_err import_certs(const char *pem, size_t len, gnutls_x509_crt_t **certs, unsigned *n,
+                                const char **why)
 {
   gnutls_datum_t d = view(pem, len);
   int rc;

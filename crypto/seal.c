@@ -65,8 +65,8 @@ enum cs_err cs_seal(const struct cs_keyring *kr, const char *record_id, const ui
   }
   cs_put_be32(buf, version);
   randombytes_buf(buf + 4, SEAL_NONCE_BYTES);
-  crypto_aead_xchacha20poly1305_ietf_encrypt(buf + 4 + SEAL_NONCE_BYTES, &clen, plain,
-                                             plain_len, ad, ad_len, NULL, buf + 4, key);
+  crypto_aead_xchacha20poly1305_ietf_encrypt(buf + 4 + SEAL_NONCE_BYTES, &clen, plain, plain_len,
+                                             ad, ad_len, NULL, buf + 4, key);
   free(ad);
   *out = buf;
   *out_len = n;
@@ -120,6 +120,25 @@ uint32_t cs_sealed_version(const uint8_t *sealed, size_t len)
   if (!sealed || len < CS_SEAL_OVERHEAD)
     return 0;
   return cs_get_be32(sealed);
+}
+
+enum cs_err cs_reseal(const struct cs_keyring *kr, const char *record_id, const uint8_t *sealed,
+                      size_t len, uint8_t **out, size_t *out_len)
+{
+  uint32_t ver = cs_sealed_version(sealed, len);
+  uint8_t *plain = NULL;
+  size_t plain_len = 0;
+  enum cs_err e;
+
+  if (ver == 0)
+    return CS_ERR_CRYPTO;
+  if (ver >= cs_keyring_current_version(kr))
+    return CS_ERR_NOT_FOUND;
+  if ((e = cs_open(kr, record_id, sealed, len, &plain, &plain_len)))
+    return e;
+  e = cs_seal(kr, record_id, plain, plain_len, out, out_len);
+  cs_open_free(plain, plain_len);
+  return e;
 }
 
 void cs_open_free(uint8_t *plain, size_t len)

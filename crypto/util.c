@@ -35,6 +35,19 @@ void cs_hex(const uint8_t *in, size_t len, char *out)
   sodium_bin2hex(out, 2 * len + 1, in, len);
 }
 
+enum cs_err cs_unhex(const char *hex, size_t hexlen, uint8_t *out, size_t max, size_t *len)
+{
+  const char *end = NULL;
+  size_t n = 0;
+
+  if (hexlen % 2 || hexlen / 2 > max)
+    return CS_ERR_INVALID;
+  if (sodium_hex2bin(out, max, hex, hexlen, NULL, &n, &end) != 0 || end != hex + hexlen)
+    return CS_ERR_INVALID;
+  *len = n;
+  return CS_OK;
+}
+
 void cs_random_hex(char *out, size_t nbytes)
 {
   uint8_t chunk[32];
@@ -88,7 +101,7 @@ char *cs_b64url_encode(const uint8_t *in, size_t len)
  * rejects bad padding and non-canonical trailing bits.
  */
 bool cs_b64_decode_into(const char *in, size_t len, int variant, uint8_t *out, size_t cap,
-                            size_t *out_len)
+                        size_t *out_len)
 {
   const char *end = NULL;
   size_t n = 0;
@@ -108,8 +121,7 @@ bool cs_b64_decode_into(const char *in, size_t len, int variant, uint8_t *out, s
   return true;
 }
 
-enum cs_err cs_b64url_decode(const char *in, size_t len, uint8_t *out, size_t cap,
-                             size_t *out_len)
+enum cs_err cs_b64url_decode(const char *in, size_t len, uint8_t *out, size_t cap, size_t *out_len)
 {
   size_t n = 0;
 

@@ -131,8 +131,7 @@ static enum cs_err read_bool(const cJSON *body, const char *name, bool *out,
 }
 
 /* Identity: exactly one of static keys or the instance role. */
-static enum cs_err read_identity(const cJSON *body, struct aws_input *in,
-                                 struct cs_prov_error *err)
+static enum cs_err read_identity(const cJSON *body, struct aws_input *in, struct cs_prov_error *err)
 {
   enum cs_err e;
 
@@ -171,8 +170,7 @@ static enum cs_err read_identity(const cJSON *body, struct aws_input *in,
   return CS_OK;
 }
 
-static enum cs_err read_options(const cJSON *body, struct aws_input *in,
-                                struct cs_prov_error *err)
+static enum cs_err read_options(const cJSON *body, struct aws_input *in, struct cs_prov_error *err)
 {
   const cJSON *d;
   enum cs_err e;
@@ -269,44 +267,6 @@ out:
   return e;
 }
 
-static enum cs_err aws_resolve(const cJSON *meta, const char *secret, size_t secret_len,
-                               const struct cs_resolve_opts *opts, cJSON **out)
-{
-  const cJSON *role = cJSON_GetObjectItemCaseSensitive(meta, "roleArn");
-  const cJSON *id = cJSON_GetObjectItemCaseSensitive(meta, "accountID");
-  cJSON *r = NULL;
-  enum cs_err e;
-
-  if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(meta, "useAWSRole")) ||
-      (cJSON_IsString(role) && role->valuestring && role->valuestring[0]))
-    return CS_ERR_UNAVAILABLE; /* needs IMDS or STS: providers/aws/ */
-  if (!cJSON_IsString(id) || !id->valuestring || !id->valuestring[0])
-    return CS_ERR_INTERNAL;
-  if ((e = cs_prov_payload_ok(secret, secret_len)) != CS_OK)
-    return e;
-  if (secret_len == 0)
-    return CS_ERR_CRYPTO;
-
-  e = CS_ERR_NOMEM;
-  if (!(r = cJSON_CreateObject()))
-    goto out;
-  if ((e = cs_prov_add_str(r, "type", "aws")) != CS_OK ||
-      (e = cs_prov_add_str(r, "AccessKeyId", id->valuestring)) != CS_OK ||
-      (e = cs_prov_add_secret(r, "SecretAccessKey", secret, secret_len)) != CS_OK)
-    goto out;
-  *out = r;
-  r = NULL;
-out:
-  cs_prov_json_free_secret(r);
-  return e;
-}
-
-const struct cs_provider cs_provider_aws = {
-    .type = "aws",
-    .validate = aws_validate,
-    .resolve = aws_resolve,
-};
-
 /* ------------------------------------------- network resolves and tests */
 
 static const char *meta_str(const cJSON *meta, const char *name)
@@ -318,6 +278,36 @@ static const char *meta_str(const cJSON *meta, const char *name)
 static bool meta_bool(const cJSON *meta, const char *name)
 {
   return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(meta, name));
+}
+
+/* Static keys without a role: handed out as stored. */
+static enum cs_err aws_material(const struct cs_prov_ctx *ctx, cJSON **out,
+                                struct cs_net_error *err)
+{
+  const char *id = meta_str(ctx->meta, "accountID");
+  cJSON *r = NULL;
+  enum cs_err e;
+
+  (void)err;
+  if (!id)
+    return CS_ERR_INTERNAL;
+  if ((e = cs_prov_payload_ok(ctx->secret, ctx->secret_len)) != CS_OK)
+    return e;
+  if (ctx->secret_len == 0)
+    return CS_ERR_CRYPTO;
+
+  e = CS_ERR_NOMEM;
+  if (!(r = cJSON_CreateObject()))
+    goto out;
+  if ((e = cs_prov_add_str(r, "type", "aws")) != CS_OK ||
+      (e = cs_prov_add_str(r, "AccessKeyId", id)) != CS_OK ||
+      (e = cs_prov_add_secret(r, "SecretAccessKey", ctx->secret, ctx->secret_len)) != CS_OK)
+    goto out;
+  *out = r;
+  r = NULL;
+out:
+  cs_json_wipe_delete(r);
+  return e;
 }
 
 /* The STS/IMDS request for @p ctx: stored fields, narrowed by the options. */
@@ -335,7 +325,7 @@ static struct cs_aws_request aws_request(const struct cs_prov_ctx *ctx)
       .session_name = o->session_name,
       .region = o->region ? o->region : meta_str(ctx->meta, "region"),
       .regional_endpoint = meta_bool(ctx->meta, "useSTSRegionalEndpoint"),
-      .duration_seconds = o->duration_seconds ? o->duration_seconds
+      .duration_seconds = o->duration_seconds   ? o->duration_seconds
                           : cJSON_IsNumber(dur) ? (int64_t)dur->valuedouble
                                                 : 0,
       .session = o->format == CS_FORMAT_SESSION,
@@ -375,12 +365,11 @@ static enum cs_err render_creds(const struct cs_aws_creds *c, cJSON **out)
   *out = m;
   m = NULL;
 out:
-  cs_prov_json_free_secret(m);
+  cs_json_wipe_delete(m);
   return e;
 }
 
-static enum cs_err aws_net_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
-                                   struct cs_net_error *err)
+static enum cs_err aws_resolve(const struct cs_prov_ctx *ctx, cJSON **out, struct cs_net_error *err)
 {
   struct cs_aws_request req;
   struct cs_aws_creds c;
@@ -391,7 +380,7 @@ static enum cs_err aws_net_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
                              "format \"token\" is for azure, gcp and ibmCloud credentials; aws "
                              "credentials resolve to STS credentials (or \"session\")");
   if (!aws_short_lived(ctx))
-    return cs_prov_plain_resolve(&cs_provider_aws, ctx, out, err);
+    return cs_prov_plain_resolve(aws_material, "aws", ctx, out, err);
   if ((e = cs_prov_payload_ok(ctx->secret, ctx->secret_len)) != CS_OK)
     return e;
   req = aws_request(ctx);
@@ -402,7 +391,7 @@ static enum cs_err aws_net_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
   return e;
 }
 
-static enum cs_err aws_net_test(const struct cs_prov_ctx *ctx, struct cs_test_result *out)
+static enum cs_err aws_test(const struct cs_prov_ctx *ctx, struct cs_test_result *out)
 {
   struct cs_aws_request req;
   enum cs_err e;
@@ -413,4 +402,10 @@ static enum cs_err aws_net_test(const struct cs_prov_ctx *ctx, struct cs_test_re
   return cs_aws_test(ctx->broker, &req, out);
 }
 
-const struct cs_provider_net cs_net_aws = {"aws", aws_net_resolve, aws_net_test, aws_short_lived};
+const struct cs_provider cs_provider_aws = {
+    .type = "aws",
+    .validate = aws_validate,
+    .resolve = aws_resolve,
+    .test = aws_test,
+    .short_lived = aws_short_lived,
+};

@@ -27,11 +27,9 @@ static enum cs_err az_fields(const cJSON *sk, const char *prefix, struct az_key 
                         "--sdk-auth",
                         prefix);
   if ((e = cs_prov_req_member(sk, prefix, "clientId", AZ_ID_MAX, &k->client_id, err)) ||
-      (e = cs_prov_req_member(sk, prefix, "clientSecret", AZ_SECRET_MAX, &k->client_secret,
-                              err)) ||
+      (e = cs_prov_req_member(sk, prefix, "clientSecret", AZ_SECRET_MAX, &k->client_secret, err)) ||
       (e = cs_prov_req_member(sk, prefix, "tenantId", AZ_ID_MAX, &k->tenant_id, err)) ||
-      (e = cs_prov_req_member(sk, prefix, "subscriptionId", AZ_ID_MAX, &k->subscription_id,
-                              err)))
+      (e = cs_prov_req_member(sk, prefix, "subscriptionId", AZ_ID_MAX, &k->subscription_id, err)))
     return e;
   return CS_OK;
 }
@@ -99,13 +97,14 @@ static enum cs_err az_validate(const cJSON *body, struct cs_prov_result *out,
   meta = NULL;
 out:
   cJSON_Delete(meta);
-  cs_prov_json_free_secret(sk);
+  cs_json_wipe_delete(sk);
   return e;
 }
 
-static enum cs_err az_resolve(const cJSON *meta, const char *secret, size_t secret_len,
-                              const struct cs_resolve_opts *opts, cJSON **out)
+static enum cs_err az_material(const struct cs_prov_ctx *ctx, cJSON **out, struct cs_net_error *err)
 {
+  const char *secret = ctx->secret;
+  size_t secret_len = ctx->secret_len;
   cJSON *sk = NULL, *r = NULL;
   struct az_key k = {0};
   enum cs_err e;
@@ -136,16 +135,10 @@ static enum cs_err az_resolve(const cJSON *meta, const char *secret, size_t secr
   *out = r;
   r = NULL;
 out:
-  cs_prov_json_free_secret(sk);
-  cs_prov_json_free_secret(r);
+  cs_json_wipe_delete(sk);
+  cs_json_wipe_delete(r);
   return e;
 }
-
-const struct cs_provider cs_provider_azure = {
-    .type = "azure",
-    .validate = az_validate,
-    .resolve = az_resolve,
-};
 
 /* ------------------------------------------------ tokens and tests (§8) */
 
@@ -214,10 +207,11 @@ static enum cs_err az_build(struct cs_broker *b, const struct cs_prov_ctx *ctx, 
       (e = cs_buf_printf(form, "&scope=")) || (e = cs_form_escape(form, scope)) ||
       (e = cs_buf_printf(form, "&grant_type=client_credentials")) ||
       (e = cs_buf_append(scrub, secret, strlen(secret))))
-    e = e == CS_ERR_NOMEM ? e : cs_net_fail_field(err, CS_ERR_INVALID, "secret.plain",
-                                                  "the service key is too long");
+    e = e == CS_ERR_NOMEM
+            ? e
+            : cs_net_fail_field(err, CS_ERR_INVALID, "secret.plain", "the service key is too long");
 out:
-  cs_prov_json_free_secret(sk);
+  cs_json_wipe_delete(sk);
   return e;
 }
 
@@ -226,19 +220,18 @@ static const struct cs_token_client az_tokens = {CS_KIND_AZURE, "Entra", az_buil
 static enum cs_err az_scope(const struct cs_prov_ctx *ctx, const char **out,
                             struct cs_net_error *err)
 {
-  const char *s = ctx->opts && ctx->opts->scope && ctx->opts->scope[0] ? ctx->opts->scope
-                                                                       : AZ_DEFAULT_SCOPE;
+  const char *s =
+      ctx->opts && ctx->opts->scope && ctx->opts->scope[0] ? ctx->opts->scope : AZ_DEFAULT_SCOPE;
 
   if (!cs_prov_token_ok(s, 1, AZ_SCOPE_MAX))
-    return cs_net_fail_field(err, CS_ERR_INVALID, "scope",
-                             "scope must be 1-1024 printable characters without spaces, such as "
-                             AZ_DEFAULT_SCOPE);
+    return cs_net_fail_field(
+        err, CS_ERR_INVALID, "scope",
+        "scope must be 1-1024 printable characters without spaces, such as " AZ_DEFAULT_SCOPE);
   *out = s;
   return CS_OK;
 }
 
-static enum cs_err az_net_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
-                                  struct cs_net_error *err)
+static enum cs_err az_resolve(const struct cs_prov_ctx *ctx, cJSON **out, struct cs_net_error *err)
 {
   struct cs_token t = {0};
   const char *scope = NULL;
@@ -246,8 +239,9 @@ static enum cs_err az_net_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
   enum cs_err e;
 
   if (cs_prov_format(ctx) != CS_FORMAT_TOKEN)
-    return cs_prov_plain_resolve(&cs_provider_azure, ctx, out, err);
-  if ((e = az_scope(ctx, &scope, err)) || (e = cs_token_get(&az_tokens, ctx, scope, false, &t, err)))
+    return cs_prov_plain_resolve(az_material, "azure", ctx, out, err);
+  if ((e = az_scope(ctx, &scope, err)) ||
+      (e = cs_token_get(&az_tokens, ctx, scope, false, &t, err)))
     return e;
   e = CS_ERR_NOMEM;
   if (!(m = cJSON_CreateObject()) || (e = cs_prov_add_str(m, "type", "azure")) ||
@@ -257,11 +251,11 @@ static enum cs_err az_net_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
   m = NULL;
 out:
   cs_token_wipe(&t);
-  cs_prov_json_free_secret(m);
+  cs_json_wipe_delete(m);
   return e;
 }
 
-static enum cs_err az_net_test(const struct cs_prov_ctx *ctx, struct cs_test_result *out)
+static enum cs_err az_test(const struct cs_prov_ctx *ctx, struct cs_test_result *out)
 {
   const cJSON *sp = cJSON_GetObjectItemCaseSensitive(ctx->meta, "azureSPInfo");
   const cJSON *id = cJSON_GetObjectItemCaseSensitive(sp, "clientId");
@@ -287,4 +281,10 @@ static bool token_format(const struct cs_prov_ctx *ctx)
   return cs_prov_format(ctx) == CS_FORMAT_TOKEN;
 }
 
-const struct cs_provider_net cs_net_azure = {"azure", az_net_resolve, az_net_test, token_format};
+const struct cs_provider cs_provider_azure = {
+    .type = "azure",
+    .validate = az_validate,
+    .resolve = az_resolve,
+    .test = az_test,
+    .short_lived = token_format,
+};

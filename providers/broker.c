@@ -10,7 +10,8 @@
 
 #define ENDPOINT_MAX 400 /* the clients' fixed URL buffers hold this plus a path */
 
-static const char *const kind_names[CS_KIND__COUNT] = {"sts", "imds", "azure", "gcp", "ibm", "kube"};
+static const char *const kind_names[CS_KIND__COUNT] = {"sts", "imds", "azure",
+                                                       "gcp", "ibm",  "kube"};
 
 const char *cs_broker_kind_name(enum cs_broker_kind k)
 {
@@ -29,8 +30,8 @@ static void vfill(struct cs_net_error *err, const char *field, const char *code,
   vsnprintf(err->message, sizeof err->message, fmt, ap);
 }
 
-enum cs_err cs_net_fail(struct cs_net_error *err, enum cs_err e, const char *code,
-                        const char *fmt, ...)
+enum cs_err cs_net_fail(struct cs_net_error *err, enum cs_err e, const char *code, const char *fmt,
+                        ...)
 {
   va_list ap;
 
@@ -153,8 +154,7 @@ void cs_test_start(struct cs_test_result *out, int64_t *t0)
   *t0 = cs_mono_ms();
 }
 
-void cs_test_ok(struct cs_test_result *out, int64_t t0, const char *identity, const char *fmt,
-                ...)
+void cs_test_ok(struct cs_test_result *out, int64_t t0, const char *identity, const char *fmt, ...)
 {
   va_list ap;
 
@@ -194,13 +194,17 @@ static enum cs_err endpoint(const char *opt, const char *url, const char *dflt, 
   }
   n = strlen(url);
   if (n > ENDPOINT_MAX || cs_http_check_url_host(NULL, url, target, host, &why) != CS_OK) {
-    snprintf(err, errlen, "%s must be an http:// or https:// URL of at most %d characters, "
-                          "without a user name or password", opt, ENDPOINT_MAX);
+    snprintf(err, errlen,
+             "%s must be an http:// or https:// URL of at most %d characters, "
+             "without a user name or password",
+             opt, ENDPOINT_MAX);
     return CS_ERR_INVALID;
   }
   if (!any_http && strncmp(target, "http:", 5) == 0 && !cs_http_host_is_loopback(host)) {
-    snprintf(err, errlen, "%s: plain http is accepted only to a loopback address (127.0.0.0/8, "
-                          "[::1], localhost); use https", opt);
+    snprintf(err, errlen,
+             "%s: plain http is accepted only to a loopback address (127.0.0.0/8, "
+             "[::1], localhost); use https",
+             opt);
     return CS_ERR_INVALID;
   }
   while (!keep_path && n > 0 && url[n - 1] == '/')
@@ -224,8 +228,8 @@ static enum cs_err set_endpoints(struct cs_broker *b, const struct cs_broker_con
                     errlen)) ||
       (e = endpoint("--gcp-token-url", cfg->gcp_token_url, NULL, false, true, &b->gcp_token_url,
                     err, errlen)) ||
-      (e = endpoint("--ibm-iam-endpoint", cfg->ibm_iam_endpoint, "https://iam.cloud.ibm.com",
-                    false, false, &b->ibm_iam, err, errlen)))
+      (e = endpoint("--ibm-iam-endpoint", cfg->ibm_iam_endpoint, "https://iam.cloud.ibm.com", false,
+                    false, &b->ibm_iam, err, errlen)))
     return e;
   return CS_OK;
 }
@@ -282,7 +286,10 @@ void cs_broker_free(struct cs_broker *b)
   free(b);
 }
 
-const struct cs_http_client *cs_broker_http(const struct cs_broker *b) { return b ? b->http : NULL; }
+const struct cs_http_client *cs_broker_http(const struct cs_broker *b)
+{
+  return b ? b->http : NULL;
+}
 
 void cs_broker_invalidate(struct cs_broker *b, const char *cred_id)
 {

@@ -85,7 +85,10 @@ static uint64_t fnv1a(const char *s, size_t n)
   return h;
 }
 
-static struct entry **bucket(struct cs_cache *c, uint64_t h) { return &c->buckets[h & (NBUCKETS - 1)]; }
+static struct entry **bucket(struct cs_cache *c, uint64_t h)
+{
+  return &c->buckets[h & (NBUCKETS - 1)];
+}
 
 static struct entry *find(struct cs_cache *c, uint64_t h, const char *key, size_t len)
 {
@@ -271,8 +274,7 @@ static void settle(struct cs_cache *c, struct entry *e, enum cs_err rc, struct c
 }
 
 enum cs_err cs_cache_get(struct cs_cache *c, const struct cs_cache_req *req,
-                         struct cs_cache_val *out, struct cs_net_error *err,
-                         enum cs_cache_how *how)
+                         struct cs_cache_val *out, struct cs_net_error *err, enum cs_cache_how *how)
 {
   uint64_t h = fnv1a(req->key, req->key_len);
   struct cs_cache_val fallback = {0}, v = {0};

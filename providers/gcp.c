@@ -18,8 +18,8 @@ static const char *const pem_labels[] = {"PRIVATE KEY", "RSA PRIVATE KEY", NULL}
 
 static bool is_b64(char c)
 {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '+' || c == '/';
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+         c == '/';
 }
 
 /* Base64 body of a PEM block: lines of [A-Za-z0-9+/], '=' padding only at
@@ -95,8 +95,8 @@ static enum cs_err sa_fields(const cJSON *sa, const char *prefix, struct gcp_sa 
   enum cs_err e;
 
   if (!cJSON_IsObject(sa))
-    return cs_prov_fail(err, CS_ERR_INVALID, prefix,
-                        "%s must be a service-account key JSON object", prefix);
+    return cs_prov_fail(err, CS_ERR_INVALID, prefix, "%s must be a service-account key JSON object",
+                        prefix);
   if ((e = cs_prov_req_member(sa, prefix, "type", GCP_FIELD_MAX, &type, err)) != CS_OK)
     return e;
   if (strcmp(type, "service_account") != 0) {
@@ -159,7 +159,7 @@ static enum cs_err validate_sa(const char *plain, cJSON **meta, struct cs_prov_e
     goto out;
   e = sa_meta(&k, meta);
 out:
-  cs_prov_json_free_secret(sa);
+  cs_json_wipe_delete(sa);
   return e;
 }
 
@@ -219,12 +219,15 @@ out:
   return e;
 }
 
-static enum cs_err gcp_resolve(const cJSON *meta, const char *secret, size_t secret_len,
-                               const struct cs_resolve_opts *opts, cJSON **out)
+static enum cs_err gcp_material(const struct cs_prov_ctx *ctx, cJSON **out,
+                                struct cs_net_error *err)
 {
+  const cJSON *meta = ctx->meta;
+  const char *secret = ctx->secret;
+  size_t secret_len = ctx->secret_len;
   const cJSON *auth = cJSON_GetObjectItemCaseSensitive(meta, "authType");
-  bool is_token = cJSON_IsString(auth) && auth->valuestring &&
-                  strcmp(auth->valuestring, "apiToken") == 0;
+  bool is_token =
+      cJSON_IsString(auth) && auth->valuestring && strcmp(auth->valuestring, "apiToken") == 0;
   cJSON *sa = NULL, *r = NULL;
   struct gcp_sa k = {0};
   enum cs_err e;
@@ -256,16 +259,10 @@ static enum cs_err gcp_resolve(const cJSON *meta, const char *secret, size_t sec
   *out = r;
   r = NULL;
 out:
-  cs_prov_json_free_secret(sa);
-  cs_prov_json_free_secret(r);
+  cs_json_wipe_delete(sa);
+  cs_json_wipe_delete(r);
   return e;
 }
-
-const struct cs_provider cs_provider_gcp = {
-    .type = "gcp",
-    .validate = gcp_validate,
-    .resolve = gcp_resolve,
-};
 
 /* ------------------------------------------------ tokens and tests (§8) */
 
@@ -364,8 +361,10 @@ static enum cs_err assertion(const struct gcp_sa *k, const char *scope, const ch
   if (!(s64 = cs_b64url_encode(sig, sig_len)))
     goto out;
   /* A JWS is base64url and dots only: nothing in it needs form escaping. */
-  e = cs_buf_printf(form, "grant_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Agrant-type%%3Ajwt-bearer"
-                          "&assertion=%s.%s", in.data, s64);
+  e = cs_buf_printf(form,
+                    "grant_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Agrant-type%%3Ajwt-bearer"
+                    "&assertion=%s.%s",
+                    in.data, s64);
 out:
   free(sig);
   free(s64);
@@ -399,7 +398,7 @@ static enum cs_err gcp_build(struct cs_broker *b, const struct cs_prov_ctx *ctx,
   }
   e = assertion(&k, scope, aud, form, err);
 out:
-  cs_prov_json_free_secret(sa);
+  cs_json_wipe_delete(sa);
   return e;
 }
 
@@ -418,12 +417,10 @@ static enum cs_err gcp_scopes(const struct cs_prov_ctx *ctx, struct cs_buf *out,
     list = dflt;
   for (; list[n]; n++) {
     if (n == GCP_SCOPES_MAX)
-      return cs_net_fail_field(err, CS_ERR_INVALID, "scopes", "at most %d scopes",
-                               GCP_SCOPES_MAX);
+      return cs_net_fail_field(err, CS_ERR_INVALID, "scopes", "at most %d scopes", GCP_SCOPES_MAX);
     if (!cs_prov_token_ok(list[n], 1, GCP_SCOPE_MAX))
       return cs_net_fail_field(err, CS_ERR_INVALID, "scopes",
-                               "scopes[%zu] must be 1-256 printable characters without spaces",
-                               n);
+                               "scopes[%zu] must be 1-256 printable characters without spaces", n);
     if ((e = cs_buf_printf(out, "%s%s", n ? " " : "", list[n])))
       return e;
   }
@@ -452,8 +449,7 @@ static enum cs_err add_scopes(cJSON *m, const char *joined)
   return cs_prov_add_item(m, "scopes", arr);
 }
 
-static enum cs_err gcp_net_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
-                                   struct cs_net_error *err)
+static enum cs_err gcp_resolve(const struct cs_prov_ctx *ctx, cJSON **out, struct cs_net_error *err)
 {
   struct cs_token t = {0};
   struct cs_buf scopes;
@@ -461,7 +457,7 @@ static enum cs_err gcp_net_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
   enum cs_err e;
 
   if (cs_prov_format(ctx) != CS_FORMAT_TOKEN)
-    return cs_prov_plain_resolve(&cs_provider_gcp, ctx, out, err);
+    return cs_prov_plain_resolve(gcp_material, "gcp", ctx, out, err);
   if (!is_service_account(ctx))
     return cs_net_fail_field(err, CS_ERR_INVALID, "format",
                              "format \"token\" needs a service-account key; this credential "
@@ -478,12 +474,12 @@ static enum cs_err gcp_net_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
   m = NULL;
 out:
   cs_token_wipe(&t);
-  cs_prov_json_free_secret(m);
+  cs_json_wipe_delete(m);
   cs_buf_free(&scopes);
   return e;
 }
 
-static enum cs_err gcp_net_test(const struct cs_prov_ctx *ctx, struct cs_test_result *out)
+static enum cs_err gcp_test(const struct cs_prov_ctx *ctx, struct cs_test_result *out)
 {
   const cJSON *email = cJSON_GetObjectItemCaseSensitive(ctx->meta, "accountID");
   const char *who = cJSON_IsString(email) && email->valuestring ? email->valuestring : "";
@@ -511,4 +507,10 @@ static bool gcp_short_lived(const struct cs_prov_ctx *ctx)
   return cs_prov_format(ctx) == CS_FORMAT_TOKEN && is_service_account(ctx);
 }
 
-const struct cs_provider_net cs_net_gcp = {"gcp", gcp_net_resolve, gcp_net_test, gcp_short_lived};
+const struct cs_provider cs_provider_gcp = {
+    .type = "gcp",
+    .validate = gcp_validate,
+    .resolve = gcp_resolve,
+    .test = gcp_test,
+    .short_lived = gcp_short_lived,
+};

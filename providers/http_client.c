@@ -88,14 +88,18 @@ static enum cs_err build_ca_blob(struct cs_http_client *c, const char *extra_pat
     why = why[0] ? why : "not PEM certificates";
   if (e) {
     snprintf(err, errlen, "--outbound-ca-file %s: %s", extra_path,
-             e == CS_ERR_IO ? strerror(errno) : e == CS_ERR_TOO_LARGE ? "larger than 1 MiB" : why);
+             e == CS_ERR_IO          ? strerror(errno)
+             : e == CS_ERR_TOO_LARGE ? "larger than 1 MiB"
+                                     : why);
     e = e == CS_ERR_NOMEM ? e : CS_ERR_INVALID;
     goto out;
   }
   if (curl_easy_getinfo(h, CURLINFO_CAINFO, &sys_path) != CURLE_OK || !sys_path ||
       read_file(sys_path, SYSTEM_BUNDLE_MAX, &sys, &sys_len) != CS_OK)
-    CS_LOG(CS_LOG_WARN, "outbound TLS: no readable system CA bundle; trusting only the %zu "
-                        "certificate(s) of --outbound-ca-file", count);
+    CS_LOG(CS_LOG_WARN,
+           "outbound TLS: no readable system CA bundle; trusting only the %zu "
+           "certificate(s) of --outbound-ca-file",
+           count);
   e = CS_ERR_NOMEM;
   if (!(c->ca_blob = malloc(sys_len + extra_len + 2)))
     goto out;
@@ -281,10 +285,10 @@ static enum cs_err add_header(struct transfer *t, const char *line)
   return CS_OK;
 }
 
-#define SETOPT(opt, val)                                                                      \
-  do {                                                                                        \
-    if (curl_easy_setopt(c, (opt), (val)) != CURLE_OK)                                        \
-      return CS_ERR_INTERNAL;                                                                 \
+#define SETOPT(opt, val)                                                                           \
+  do {                                                                                             \
+    if (curl_easy_setopt(c, (opt), (val)) != CURLE_OK)                                             \
+      return CS_ERR_INTERNAL;                                                                      \
   } while (0)
 
 static enum cs_err set_method(CURL *c, const struct cs_http_req *req)
@@ -293,8 +297,7 @@ static enum cs_err set_method(CURL *c, const struct cs_http_req *req)
     return CS_OK;
   /* Copied: a batch outlives the caller's body; the copy is libcurl's. */
   SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-  SETOPT(req->copy_body ? CURLOPT_COPYPOSTFIELDS : CURLOPT_POSTFIELDS,
-         req->body ? req->body : "");
+  SETOPT(req->copy_body ? CURLOPT_COPYPOSTFIELDS : CURLOPT_POSTFIELDS, req->body ? req->body : "");
   if (strcmp(req->method, "POST") != 0)
     SETOPT(CURLOPT_CUSTOMREQUEST, req->method);
   return CS_OK;
@@ -337,7 +340,8 @@ static enum cs_err configure(struct transfer *t, const struct cs_http_client *cl
 {
   CURL *c = t->easy;
   long timeout = req->timeout_ms > 0 ? req->timeout_ms
-                                     : client ? client->timeout_ms : DEFAULT_TIMEOUT_MS;
+                 : client            ? client->timeout_ms
+                                     : DEFAULT_TIMEOUT_MS;
   enum cs_err e;
 
   SETOPT(CURLOPT_URL, req->url);
@@ -372,8 +376,8 @@ static enum cs_err configure(struct transfer *t, const struct cs_http_client *cl
   /* A proxy would be the address connected to, and would reach the target
    * for us: only API calls over verified https, and credential-process, may
    * use the environment's proxy. */
-  if (!(req->reach == CS_HTTP_ANY || (req->reach == CS_HTTP_API && https && !t->policy &&
-                                      !t->loopback_only)))
+  if (!(req->reach == CS_HTTP_ANY ||
+        (req->reach == CS_HTTP_API && https && !t->policy && !t->loopback_only)))
     SETOPT(CURLOPT_PROXY, "");
   if (req->reach != CS_HTTP_ANY) {
     SETOPT(CURLOPT_OPENSOCKETFUNCTION, open_checked);
@@ -565,9 +569,14 @@ enum cs_err cs_http_post_json(const char *url, const char *const *headers, const
                               size_t len, long timeout_ms, long *status, struct cs_buf *resp)
 {
   const char *lines[34] = {"Content-Type: application/json"};
-  struct cs_http_req req = {.method = "POST", .url = url, .reach = CS_HTTP_ANY,
-                            .headers = lines, .body = body, .body_len = len,
-                            .timeout_ms = timeout_ms, .discard = !resp,
+  struct cs_http_req req = {.method = "POST",
+                            .url = url,
+                            .reach = CS_HTTP_ANY,
+                            .headers = lines,
+                            .body = body,
+                            .body_len = len,
+                            .timeout_ms = timeout_ms,
+                            .discard = !resp,
                             .max_response = resp ? resp->max : 0};
   struct cs_http_resp r;
   size_t n = 1;
@@ -624,10 +633,16 @@ enum cs_err cs_http_batch_add(struct cs_http_batch *b, const struct cs_http_post
                               const char **why)
 {
   const char *lines[34] = {"Content-Type: application/json"};
-  struct cs_http_req req = {.method = "POST", .url = post->url, .reach = CS_HTTP_WEBHOOK,
-                            .policy = b->policy, .headers = lines, .body = post->body,
-                            .body_len = post->len, .copy_body = true,
-                            .timeout_ms = post->timeout_ms, .discard = true};
+  struct cs_http_req req = {.method = "POST",
+                            .url = post->url,
+                            .reach = CS_HTTP_WEBHOOK,
+                            .policy = b->policy,
+                            .headers = lines,
+                            .body = post->body,
+                            .body_len = post->len,
+                            .copy_body = true,
+                            .timeout_ms = post->timeout_ms,
+                            .discard = true};
   struct transfer *t;
   size_t n = 1;
   enum cs_err e;

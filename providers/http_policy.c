@@ -190,8 +190,7 @@ static enum cs_err add_list(struct cs_http_policy *p, const char *list, bool all
       memcpy(item, s, n);
       item[n] = '\0';
       if (add_item(p, item, allow)) {
-        snprintf(err, errlen, "%s: '%s' is neither a CIDR, an address nor a host name", opt,
-                 item);
+        snprintf(err, errlen, "%s: '%s' is neither a CIDR, an address nor a host name", opt, item);
         return CS_ERR_INVALID;
       }
     }
@@ -200,8 +199,8 @@ static enum cs_err add_list(struct cs_http_policy *p, const char *list, bool all
   return CS_OK;
 }
 
-enum cs_err cs_http_policy_create(const char *allow, const char *deny,
-                                  struct cs_http_policy **out, char *err, size_t errlen)
+enum cs_err cs_http_policy_create(const char *allow, const char *deny, struct cs_http_policy **out,
+                                  char *err, size_t errlen)
 {
   struct cs_http_policy *p = calloc(1, sizeof *p);
   enum cs_err e;
@@ -326,8 +325,7 @@ static enum cs_err parse_url(const char *url, struct url_parts *out, const char 
 
   *why = "callbackUrl must be an http:// or https:// URL with a host";
   if (!url_chars_ok(url) || !(u = curl_url()) || curl_url_set(u, CURLUPART_URL, url, 0) ||
-      curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) ||
-      curl_url_get(u, CURLUPART_HOST, &host, 0) ||
+      curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) || curl_url_get(u, CURLUPART_HOST, &host, 0) ||
       curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT))
     goto out;
   if (strcmp(scheme, "http") && strcmp(scheme, "https"))
@@ -372,8 +370,8 @@ out:
 }
 
 enum cs_err cs_http_check_url_host(const struct cs_http_policy *p, const char *url,
-                                   char target[CS_HTTP_TARGET_MAX],
-                                   char host[CS_HTTP_HOST_MAX + 1], const char **why)
+                                   char target[CS_HTTP_TARGET_MAX], char host[CS_HTTP_HOST_MAX + 1],
+                                   const char **why)
 {
   struct url_parts u;
   uint8_t a[16];

@@ -68,9 +68,12 @@ out:
   return e;
 }
 
-static enum cs_err ibm_resolve(const cJSON *meta, const char *secret, size_t secret_len,
-                               const struct cs_resolve_opts *opts, cJSON **out)
+static enum cs_err ibm_material(const struct cs_prov_ctx *ctx, cJSON **out,
+                                struct cs_net_error *err)
 {
+  const cJSON *meta = ctx->meta;
+  const char *secret = ctx->secret;
+  size_t secret_len = ctx->secret_len;
   const cJSON *guid = cJSON_GetObjectItemCaseSensitive(meta, "accountGUID");
   cJSON *r = NULL;
   enum cs_err e;
@@ -91,15 +94,9 @@ static enum cs_err ibm_resolve(const cJSON *meta, const char *secret, size_t sec
   *out = r;
   r = NULL;
 out:
-  cs_prov_json_free_secret(r);
+  cs_json_wipe_delete(r);
   return e;
 }
-
-const struct cs_provider cs_provider_ibmcloud = {
-    .type = "ibmCloud",
-    .validate = ibm_validate,
-    .resolve = ibm_resolve,
-};
 
 /* ------------------------------------------------ tokens and tests (§8) */
 
@@ -119,8 +116,9 @@ static enum cs_err ibm_build(struct cs_broker *b, const struct cs_prov_ctx *ctx,
                                "&apikey=")) ||
       (e = cs_form_escape(form, ctx->secret)) ||
       (e = cs_buf_append(scrub, ctx->secret, ctx->secret_len)))
-    return e == CS_ERR_NOMEM ? e : cs_net_fail_field(err, CS_ERR_INVALID, "secret.plain",
-                                                     "the API key is too long");
+    return e == CS_ERR_NOMEM
+               ? e
+               : cs_net_fail_field(err, CS_ERR_INVALID, "secret.plain", "the API key is too long");
   return CS_OK;
 }
 
@@ -139,15 +137,14 @@ static void ibm_error(const cJSON *j, struct cs_net_error *err)
 
 static const struct cs_token_client ibm_tokens = {CS_KIND_IBM, "IBM IAM", ibm_build, ibm_error};
 
-static enum cs_err ibm_net_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
-                                   struct cs_net_error *err)
+static enum cs_err ibm_resolve(const struct cs_prov_ctx *ctx, cJSON **out, struct cs_net_error *err)
 {
   struct cs_token t = {0};
   cJSON *m = NULL;
   enum cs_err e;
 
   if (cs_prov_format(ctx) != CS_FORMAT_TOKEN)
-    return cs_prov_plain_resolve(&cs_provider_ibmcloud, ctx, out, err);
+    return cs_prov_plain_resolve(ibm_material, "ibmCloud", ctx, out, err);
   if ((e = cs_token_get(&ibm_tokens, ctx, "", false, &t, err)))
     return e;
   e = CS_ERR_NOMEM;
@@ -158,11 +155,11 @@ static enum cs_err ibm_net_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
   m = NULL;
 out:
   cs_token_wipe(&t);
-  cs_prov_json_free_secret(m);
+  cs_json_wipe_delete(m);
   return e;
 }
 
-static enum cs_err ibm_net_test(const struct cs_prov_ctx *ctx, struct cs_test_result *out)
+static enum cs_err ibm_test(const struct cs_prov_ctx *ctx, struct cs_test_result *out)
 {
   const cJSON *guid = cJSON_GetObjectItemCaseSensitive(ctx->meta, "accountGUID");
   const char *who = cJSON_IsString(guid) && guid->valuestring ? guid->valuestring : "";
@@ -186,5 +183,10 @@ static bool ibm_short_lived(const struct cs_prov_ctx *ctx)
   return cs_prov_format(ctx) == CS_FORMAT_TOKEN;
 }
 
-const struct cs_provider_net cs_net_ibmcloud = {"ibmCloud", ibm_net_resolve, ibm_net_test,
-                                                ibm_short_lived};
+const struct cs_provider cs_provider_ibmcloud = {
+    .type = "ibmCloud",
+    .validate = ibm_validate,
+    .resolve = ibm_resolve,
+    .test = ibm_test,
+    .short_lived = ibm_short_lived,
+};

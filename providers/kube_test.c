@@ -134,8 +134,8 @@ static void judge(const struct cs_http_resp *r, const char *server, struct cs_te
 
 /* The URL to GET, and with tls-server-name the CONNECT_TO line that sends
  * the connection to the server's own address while TLS checks the name. */
-static enum cs_err version_url(const struct kube_target *t, char *url, size_t cap,
-                               char *connect_to, size_t ct_cap, struct cs_net_error *err)
+static enum cs_err version_url(const struct kube_target *t, char *url, size_t cap, char *connect_to,
+                               size_t ct_cap, struct cs_net_error *err)
 {
   char plain[2100];
   size_t n = strlen(t->server);
@@ -158,8 +158,8 @@ static enum cs_err version_url(const struct kube_target *t, char *url, size_t ca
 /* The user's credentials and the cluster's CA into @p req; a bearer token
  * goes into @p auth (a secret buffer) as the header line headers[1]. */
 static enum cs_err authenticate(const struct kube_target *t, const struct kube_material *m,
-                                struct cs_http_req *req, const char **headers,
-                                struct cs_buf *auth, struct cs_net_error *err)
+                                struct cs_http_req *req, const char **headers, struct cs_buf *auth,
+                                struct cs_net_error *err)
 {
   enum cs_err e;
 
@@ -195,9 +195,13 @@ static enum cs_err call_version(const struct cs_prov_ctx *ctx, const struct kube
   char url[2400], connect_to[600] = "";
   struct cs_buf auth;
   const char *headers[3] = {"Accept: application/json", NULL, NULL};
-  struct cs_http_req req = {.method = "GET", .url = url, .reach = CS_HTTP_API,
-                            .policy = b->named_urls, .headers = headers,
-                            .timeout_ms = b->timeout_ms, .insecure_loopback = t->insecure};
+  struct cs_http_req req = {.method = "GET",
+                            .url = url,
+                            .reach = CS_HTTP_API,
+                            .policy = b->named_urls,
+                            .headers = headers,
+                            .timeout_ms = b->timeout_ms,
+                            .insecure_loopback = t->insecure};
   struct cs_http_resp r = {0};
   struct cs_net_error err = {0};
   enum cs_err e;
@@ -228,7 +232,7 @@ out:
   return e;
 }
 
-static enum cs_err kube_net_test(const struct cs_prov_ctx *ctx, struct cs_test_result *out)
+enum cs_err cs_kube_test(const struct cs_prov_ctx *ctx, struct cs_test_result *out)
 {
   struct kube_target t = {0};
   struct kube_material m = {0};
@@ -236,6 +240,9 @@ static enum cs_err kube_net_test(const struct cs_prov_ctx *ctx, struct cs_test_r
   cJSON *root = NULL;
   int64_t t0;
   enum cs_err e;
+
+  if (!ctx->broker)
+    return CS_ERR_UNAVAILABLE;
 
   cs_test_start(out, &t0);
   if ((e = cs_prov_payload_ok(ctx->secret, ctx->secret_len)) != CS_OK)
@@ -256,21 +263,6 @@ static enum cs_err kube_net_test(const struct cs_prov_ctx *ctx, struct cs_test_r
     e = call_version(ctx, &t, &m, out, t0);
 out:
   material_free(&m);
-  cs_prov_json_free_secret(root);
+  cs_json_wipe_delete(root);
   return e;
 }
-
-static enum cs_err kube_net_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
-                                    struct cs_net_error *err)
-{
-  return cs_prov_plain_resolve(&cs_provider_kubeconfig, ctx, out, err);
-}
-
-static bool never(const struct cs_prov_ctx *ctx)
-{
-  (void)ctx;
-  return false;
-}
-
-const struct cs_provider_net cs_net_kubeconfig = {"kubeconfig", kube_net_resolve, kube_net_test,
-                                                  never};

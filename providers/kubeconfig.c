@@ -146,8 +146,8 @@ static bool scalar_is_null(const yaml_event_t *ev)
  * what a node is (!!merge makes any key a merge, !!binary turns base64 into
  * other text). A kubeconfig needs none of them, so none is accepted, core
  * tags such as !!str included. @p leaf names the node when it is a key. */
-static enum cs_err refuse_props(struct loader *l, const yaml_char_t *anchor,
-                                const yaml_char_t *tag, const char *leaf)
+static enum cs_err refuse_props(struct loader *l, const yaml_char_t *anchor, const yaml_char_t *tag,
+                                const char *leaf)
 {
   char where[KUBE_PATH_MAX];
 
@@ -155,11 +155,13 @@ static enum cs_err refuse_props(struct loader *l, const yaml_char_t *anchor,
     return CS_OK;
   load_where(l, leaf, where, sizeof where);
   if (tag)
-    return bad(l->err, "%s: YAML tags (!...) are refused: a kubeconfig needs none, and a tag "
-                       "changes what kubectl reads",
+    return bad(l->err,
+               "%s: YAML tags (!...) are refused: a kubeconfig needs none, and a tag "
+               "changes what kubectl reads",
                where);
-  return bad(l->err, "%s: YAML anchors and aliases are refused: kubectl would copy in content "
-                     "credstore never checked there",
+  return bad(l->err,
+             "%s: YAML anchors and aliases are refused: kubectl would copy in content "
+             "credstore never checked there",
              where);
 }
 
@@ -168,8 +170,9 @@ static enum cs_err refuse_merge(struct loader *l, const char *leaf)
   char where[KUBE_PATH_MAX];
 
   load_where(l, leaf, where, sizeof where);
-  return bad(l->err, "%s: YAML merge keys (<<) are refused: kubectl would merge in fields "
-                     "credstore never checked",
+  return bad(l->err,
+             "%s: YAML merge keys (<<) are refused: kubectl would merge in fields "
+             "credstore never checked",
              where);
 }
 
@@ -183,30 +186,30 @@ static enum cs_err attach(struct loader *l, cJSON *node, bool container)
   if (!node)
     return CS_ERR_NOMEM;
   if (++l->nodes > KUBE_MAX_NODES) {
-    cs_prov_json_free_secret(node);
+    cs_json_wipe_delete(node);
     return bad(l->err, "the document has more than %d nodes", KUBE_MAX_NODES);
   }
   if (container && l->depth == KUBE_MAX_DEPTH) {
-    cs_prov_json_free_secret(node);
+    cs_json_wipe_delete(node);
     return bad(l->err, "the document is nested more than %d levels deep", KUBE_MAX_DEPTH);
   }
   if (!parent) {
     l->root = node;
   } else if (cJSON_IsArray(parent)) {
     if (!cJSON_AddItemToArray(parent, node)) {
-      cs_prov_json_free_secret(node);
+      cs_json_wipe_delete(node);
       return CS_ERR_NOMEM;
     }
   } else {
     if (!l->key) {
-      cs_prov_json_free_secret(node);
+      cs_json_wipe_delete(node);
       return bad(l->err, "mapping keys must be plain strings");
     }
     ok = cJSON_AddItemToObject(parent, l->key, node);
     cs_free_secret_str(l->key);
     l->key = NULL;
     if (!ok) {
-      cs_prov_json_free_secret(node);
+      cs_json_wipe_delete(node);
       return CS_ERR_NOMEM;
     }
   }
@@ -261,13 +264,13 @@ static enum cs_err on_event(struct loader *l, const yaml_event_t *ev)
       return e;
     return on_scalar(l, ev);
   case YAML_SEQUENCE_START_EVENT:
-    if ((e = refuse_props(l, ev->data.sequence_start.anchor, ev->data.sequence_start.tag,
-                          NULL)) != CS_OK)
+    if ((e = refuse_props(l, ev->data.sequence_start.anchor, ev->data.sequence_start.tag, NULL)) !=
+        CS_OK)
       return e;
     return attach(l, cJSON_CreateArray(), true);
   case YAML_MAPPING_START_EVENT:
-    if ((e = refuse_props(l, ev->data.mapping_start.anchor, ev->data.mapping_start.tag,
-                          NULL)) != CS_OK)
+    if ((e = refuse_props(l, ev->data.mapping_start.anchor, ev->data.mapping_start.tag, NULL)) !=
+        CS_OK)
       return e;
     return attach(l, cJSON_CreateObject(), true);
   case YAML_SEQUENCE_END_EVENT:
@@ -311,7 +314,7 @@ static enum cs_err load(const char *yaml, size_t len, cJSON **out, struct cs_pro
     l.root = NULL;
   }
   cs_free_secret_str(l.key);
-  cs_prov_json_free_secret(l.root);
+  cs_json_wipe_delete(l.root);
   parser_wipe_delete(&l.parser);
   return e;
 }
@@ -337,13 +340,25 @@ struct field {
   const char *why;
 };
 
-#define FIELD(k, kind) {k, kind, NULL, NULL}
-#define NESTED(k, kind, sub) {k, kind, sub, NULL}
-#define REFUSED(k, why) {k, F_REFUSED, NULL, why}
-#define FIELDS_END {NULL, F_ANY, NULL, NULL}
+#define FIELD(k, kind)                                                                             \
+  {                                                                                                \
+    k, kind, NULL, NULL                                                                            \
+  }
+#define NESTED(k, kind, sub)                                                                       \
+  {                                                                                                \
+    k, kind, sub, NULL                                                                             \
+  }
+#define REFUSED(k, why)                                                                            \
+  {                                                                                                \
+    k, F_REFUSED, NULL, why                                                                        \
+  }
+#define FIELDS_END                                                                                 \
+  {                                                                                                \
+    NULL, F_ANY, NULL, NULL                                                                        \
+  }
 
-#define PLUGIN_WHY                                                                             \
-  "users that authenticate through exec or auth-provider (as GKE and EKS kubeconfigs do) "    \
+#define PLUGIN_WHY                                                                                 \
+  "users that authenticate through exec or auth-provider (as GKE and EKS kubeconfigs do) "         \
   "need an external binary credstore cannot run; use a token or client-certificate user"
 #define PATH_WHY(data) "names a file on the consumer's machine; put the content inline in " data
 
@@ -355,9 +370,12 @@ static const struct field extension_fields[] = {FIELD("name", F_VALUE), FIELD("e
 /* client-go clientcmd/api/v1 Cluster. tls-server-name only narrows which
  * certificate is accepted; insecure-skip-tls-verify is checked with server. */
 static const struct field cluster_fields[] = {
-    FIELD("server", F_VALUE), FIELD("tls-server-name", F_VALUE),
-    FIELD("insecure-skip-tls-verify", F_VALUE), FIELD("certificate-authority-data", F_VALUE),
-    FIELD("disable-compression", F_VALUE), NESTED("extensions", F_LIST, extension_fields),
+    FIELD("server", F_VALUE),
+    FIELD("tls-server-name", F_VALUE),
+    FIELD("insecure-skip-tls-verify", F_VALUE),
+    FIELD("certificate-authority-data", F_VALUE),
+    FIELD("disable-compression", F_VALUE),
+    NESTED("extensions", F_LIST, extension_fields),
     REFUSED("certificate-authority", PATH_WHY("certificate-authority-data")),
     REFUSED("proxy-url", "would send the cluster's traffic, credentials included, through "
                          "another host; consumers keep their own proxy settings"),
@@ -366,11 +384,18 @@ static const struct field cluster_fields[] = {
 /* AuthInfo. Impersonation (as, as-uid, as-groups, as-user-extra) only asks
  * the cluster to act as someone else, which its RBAC decides. */
 static const struct field user_fields[] = {
-    FIELD("token", F_VALUE), FIELD("username", F_VALUE), FIELD("password", F_VALUE),
-    FIELD("client-certificate-data", F_VALUE), FIELD("client-key-data", F_VALUE),
-    FIELD("as", F_VALUE), FIELD("as-uid", F_VALUE), FIELD("as-groups", F_VALUES),
-    FIELD("as-user-extra", F_EXTRA), NESTED("extensions", F_LIST, extension_fields),
-    REFUSED("exec", PLUGIN_WHY), REFUSED("auth-provider", PLUGIN_WHY),
+    FIELD("token", F_VALUE),
+    FIELD("username", F_VALUE),
+    FIELD("password", F_VALUE),
+    FIELD("client-certificate-data", F_VALUE),
+    FIELD("client-key-data", F_VALUE),
+    FIELD("as", F_VALUE),
+    FIELD("as-uid", F_VALUE),
+    FIELD("as-groups", F_VALUES),
+    FIELD("as-user-extra", F_EXTRA),
+    NESTED("extensions", F_LIST, extension_fields),
+    REFUSED("exec", PLUGIN_WHY),
+    REFUSED("auth-provider", PLUGIN_WHY),
     REFUSED("tokenFile", "reads the token from a file on the consumer's machine; put the token "
                          "itself in token"),
     REFUSED("client-certificate", PATH_WHY("client-certificate-data")),
@@ -391,12 +416,15 @@ static const struct field user_entry[] = {FIELD("name", F_VALUE),
 static const struct field context_entry[] = {FIELD("name", F_VALUE),
                                              NESTED("context", F_MAP, context_fields), FIELDS_END};
 
-static const struct field config_fields[] = {
-    FIELD("apiVersion", F_VALUE), FIELD("kind", F_VALUE),
-    NESTED("preferences", F_MAP, preference_fields), NESTED("clusters", F_LIST, cluster_entry),
-    NESTED("users", F_LIST, user_entry), NESTED("contexts", F_LIST, context_entry),
-    FIELD("current-context", F_VALUE), NESTED("extensions", F_LIST, extension_fields),
-    FIELDS_END};
+static const struct field config_fields[] = {FIELD("apiVersion", F_VALUE),
+                                             FIELD("kind", F_VALUE),
+                                             NESTED("preferences", F_MAP, preference_fields),
+                                             NESTED("clusters", F_LIST, cluster_entry),
+                                             NESTED("users", F_LIST, user_entry),
+                                             NESTED("contexts", F_LIST, context_entry),
+                                             FIELD("current-context", F_VALUE),
+                                             NESTED("extensions", F_LIST, extension_fields),
+                                             FIELDS_END};
 
 static const struct field extra_values = FIELD(NULL, F_VALUES);
 
@@ -470,8 +498,9 @@ static enum cs_err check_fields(const cJSON *map, const struct field *fields, co
       f++;
     snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", shown(c->string));
     if (!f->key)
-      return bad(err, "%s is not a kubeconfig field credstore accepts: it takes only the fields "
-                      "that cannot run programs, read local files or send credentials elsewhere",
+      return bad(err,
+                 "%s is not a kubeconfig field credstore accepts: it takes only the fields "
+                 "that cannot run programs, read local files or send credentials elsewhere",
                  sub);
     for (const cJSON *p = map->child; p != c; p = p->next)
       if (strcmp(p->string, c->string) == 0)
@@ -610,13 +639,15 @@ static enum cs_err check_server(const cJSON *cluster, const char *server, const 
     return bad(err, "%s.server must not carry a user name or password", path);
   loopback = authority_is_loopback(auth, n);
   if (!tls && !loopback)
-    return bad(err, "%s.server: plain http is accepted only to a loopback host (127.0.0.0/8, "
-                    "[::1], localhost); a token sent over http can be read on the way",
+    return bad(err,
+               "%s.server: plain http is accepted only to a loopback host (127.0.0.0/8, "
+               "[::1], localhost); a token sent over http can be read on the way",
                path);
   if (skip && !loopback && strcmp(skip->valuestring, "false") != 0 &&
       strcmp(skip->valuestring, "False") != 0 && strcmp(skip->valuestring, "FALSE") != 0)
-    return bad(err, "%s.insecure-skip-tls-verify is accepted only for a loopback server: "
-                    "without certificate checks anyone on the way can pose as the cluster",
+    return bad(err,
+               "%s.insecure-skip-tls-verify is accepted only for a loopback server: "
+               "without certificate checks anyone on the way can pose as the cluster",
                path);
   return CS_OK;
 }
@@ -713,11 +744,12 @@ static enum cs_err check_current(const cJSON *root, const cJSON *clusters, const
   cluster = cJSON_GetObjectItemCaseSensitive(ctx, "cluster")->valuestring;
   user = cJSON_GetObjectItemCaseSensitive(ctx, "user")->valuestring;
   if (!find_named(clusters, cluster, &unused))
-    return bad(err, "contexts[%d].context.cluster (the current context's) names no entry of "
-                    "clusters", i);
-  if (!find_named(users, user, &unused))
-    return bad(err, "contexts[%d].context.user (the current context's) names no entry of users",
+    return bad(err,
+               "contexts[%d].context.cluster (the current context's) names no entry of "
+               "clusters",
                i);
+  if (!find_named(users, user, &unused))
+    return bad(err, "contexts[%d].context.user (the current context's) names no entry of users", i);
   return CS_OK;
 }
 
@@ -780,7 +812,7 @@ static enum cs_err load_checked(const char *yaml, size_t len, cJSON **root_out, 
   }
 out:
   cJSON_Delete(m);
-  cs_prov_json_free_secret(root);
+  cs_json_wipe_delete(root);
   return e;
 }
 
@@ -835,9 +867,11 @@ out:
   return e;
 }
 
-static enum cs_err kube_resolve(const cJSON *meta, const char *secret, size_t secret_len,
-                                const struct cs_resolve_opts *opts, cJSON **out)
+static enum cs_err kube_material(const struct cs_prov_ctx *ctx, cJSON **out,
+                                 struct cs_net_error *err)
 {
+  const char *secret = ctx->secret;
+  size_t secret_len = ctx->secret_len;
   cJSON *r = NULL;
   enum cs_err e;
 
@@ -854,12 +888,27 @@ static enum cs_err kube_resolve(const cJSON *meta, const char *secret, size_t se
   *out = r;
   r = NULL;
 out:
-  cs_prov_json_free_secret(r);
+  cs_json_wipe_delete(r);
   return e;
+}
+
+static enum cs_err kube_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
+                                struct cs_net_error *err)
+{
+  return cs_prov_plain_resolve(kube_material, "kubeconfig", ctx, out, err);
+}
+
+/* A kubeconfig hands out its stored document, never short-lived material. */
+static bool never_short_lived(const struct cs_prov_ctx *ctx)
+{
+  (void)ctx;
+  return false;
 }
 
 const struct cs_provider cs_provider_kubeconfig = {
     .type = "kubeconfig",
     .validate = kube_validate,
     .resolve = kube_resolve,
+    .test = cs_kube_test,
+    .short_lived = never_short_lived,
 };

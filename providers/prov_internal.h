@@ -5,7 +5,7 @@
  * Conventions every provider follows:
  * - An empty string and JSON null mean "not set", because clients that edit a
  *   credential (Prisma's UI among them) send "" for fields they leave blank,
- *   and the service layer hands back a useAWSRole credential's empty payload
+ *   and the core hands back a useAWSRole credential's empty payload
  *   as secret.plain = "".
  * - Error messages name the field and the rule, never the offending value.
  */
@@ -47,8 +47,8 @@ enum cs_err cs_prov_plain(const cJSON *body, const char *holder, const char **ou
  * @return CS_ERR_INVALID naming @p name if it is not a string or is longer
  *         than @p max_len.
  */
-enum cs_err cs_prov_opt_str(const cJSON *obj, const char *name, size_t max_len,
-                            const char **out, struct cs_prov_error *err) CS_WUR;
+enum cs_err cs_prov_opt_str(const cJSON *obj, const char *name, size_t max_len, const char **out,
+                            struct cs_prov_error *err) CS_WUR;
 
 /**
  * Read a required, non-empty string member of a parsed secret document;
@@ -57,8 +57,7 @@ enum cs_err cs_prov_opt_str(const cJSON *obj, const char *name, size_t max_len,
  *         string, empty, or longer than @p max_len.
  */
 enum cs_err cs_prov_req_member(const cJSON *obj, const char *prefix, const char *name,
-                               size_t max_len, const char **out,
-                               struct cs_prov_error *err) CS_WUR;
+                               size_t max_len, const char **out, struct cs_prov_error *err) CS_WUR;
 
 /** @return true if @p s is @p min..@p max printable ASCII chars without spaces. */
 bool cs_prov_token_ok(const char *s, size_t min, size_t max);
@@ -75,19 +74,13 @@ enum cs_err cs_prov_dup_secret(const char *s, size_t len, char **out) CS_WUR;
  */
 enum cs_err cs_prov_payload_ok(const char *secret, size_t len) CS_WUR;
 
-/** Wipe every string (values and keys) of @p j in place. NULL ok. */
-void cs_prov_json_wipe(cJSON *j);
-/** Wipe @p j (see cs_prov_json_wipe) and delete it. NULL ok. */
-void cs_prov_json_free_secret(cJSON *j);
-
 /** Add a string member; @return CS_ERR_NOMEM. */
 enum cs_err cs_prov_add_str(cJSON *obj, const char *name, const char *val) CS_WUR;
 /**
  * Add the @p len bytes of @p secret (not necessarily NUL-terminated) as a
  * string member, through a terminated copy that is wiped. @return CS_ERR_NOMEM.
  */
-enum cs_err cs_prov_add_secret(cJSON *obj, const char *name, const char *secret,
-                               size_t len) CS_WUR;
+enum cs_err cs_prov_add_secret(cJSON *obj, const char *name, const char *secret, size_t len) CS_WUR;
 /** Add @p item to @p obj, deleting (wiped) @p item if that fails. @return CS_ERR_NOMEM. */
 enum cs_err cs_prov_add_item(cJSON *obj, const char *name, cJSON *item) CS_WUR;
 
@@ -100,8 +93,8 @@ enum cs_err cs_prov_add_item(cJSON *obj, const char *name, cJSON *item) CS_WUR;
  * @return as cs_http_check_url.
  */
 enum cs_err cs_http_check_url_host(const struct cs_http_policy *p, const char *url,
-                                   char target[CS_HTTP_TARGET_MAX],
-                                   char host[CS_HTTP_HOST_MAX + 1], const char **why) CS_WUR;
+                                   char target[CS_HTTP_TARGET_MAX], char host[CS_HTTP_HOST_MAX + 1],
+                                   const char **why) CS_WUR;
 
 /**
  * @return true if @p host (normalised as cs_http_check_url_host leaves it)
@@ -172,7 +165,7 @@ struct cs_http_req {
 /** Why a call failed before an HTTP answer. */
 enum cs_http_fail {
   CS_HTTP_FAIL_NONE,
-  CS_HTTP_FAIL_CONNECT,   /* name did not resolve, connection refused */
+  CS_HTTP_FAIL_CONNECT, /* name did not resolve, connection refused */
   CS_HTTP_FAIL_TIMEOUT,
   CS_HTTP_FAIL_TLS,       /* handshake or certificate verification */
   CS_HTTP_FAIL_TOO_LARGE, /* body over max_response */
@@ -218,8 +211,8 @@ enum cs_err cs_http_server_name_url(const char *url, const char *name, char *out
 /* -------------------------------------------------------- errors, forms */
 
 /** Fill @p err (NULL ok) with @p code and a printf-formatted message. @return @p e. */
-enum cs_err cs_net_fail(struct cs_net_error *err, enum cs_err e, const char *code,
-                        const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+enum cs_err cs_net_fail(struct cs_net_error *err, enum cs_err e, const char *code, const char *fmt,
+                        ...) __attribute__((format(printf, 4, 5)));
 /** As cs_net_fail, naming the request or stored @p field at fault. @return @p e. */
 enum cs_err cs_net_fail_field(struct cs_net_error *err, enum cs_err e, const char *field,
                               const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -347,8 +340,8 @@ enum cs_err cs_broker_cached(struct cs_broker *b, enum cs_broker_kind kind,
 /** Start a test: zero @p out and note the time. */
 void cs_test_start(struct cs_test_result *out, int64_t *t0);
 /** Finish a test that worked, with @p identity (NULL: none) and a message. */
-void cs_test_ok(struct cs_test_result *out, int64_t t0, const char *identity, const char *fmt,
-                ...) __attribute__((format(printf, 4, 5)));
+void cs_test_ok(struct cs_test_result *out, int64_t t0, const char *identity, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /** Finish a test that failed with @p err (code and message). */
 void cs_test_failed(struct cs_test_result *out, int64_t t0, const struct cs_net_error *err);
 
@@ -403,12 +396,17 @@ enum cs_err cs_token_get(const struct cs_token_client *tc, const struct cs_prov_
 /** Read OAuth 2.0's error, error_description (and Entra's error_codes). */
 void cs_token_oauth_error(const cJSON *j, struct cs_net_error *err);
 
+/** A type's stored material (§4) from ctx's meta and secret; no network. */
+typedef enum cs_err (*cs_prov_material_fn)(const struct cs_prov_ctx *ctx, cJSON **out,
+                                           struct cs_net_error *err);
+
 /**
- * The default-format resolve of @p p (no network): refuses any other
- * format with CS_ERR_INVALID naming "format".
+ * The default-format resolve of a @p type credential: @p material, after
+ * refusing any other format with CS_ERR_INVALID naming "format".
  */
-enum cs_err cs_prov_plain_resolve(const struct cs_provider *p, const struct cs_prov_ctx *ctx,
-                                  cJSON **out, struct cs_net_error *err) CS_WUR;
+enum cs_err cs_prov_plain_resolve(cs_prov_material_fn material, const char *type,
+                                  const struct cs_prov_ctx *ctx, cJSON **out,
+                                  struct cs_net_error *err) CS_WUR;
 
 /** The format asked for (CS_FORMAT_DEFAULT without options). */
 enum cs_resolve_format cs_prov_format(const struct cs_prov_ctx *ctx);
@@ -428,15 +426,14 @@ enum cs_err cs_token_render(cJSON *m, const struct cs_token *t, const char *expi
 enum cs_err cs_token_parse(const char *body, size_t len, int64_t now, struct cs_token *out,
                            struct cs_net_error *err) CS_WUR;
 
-
 /**
  * Load and check a kubeconfig like cs_kubeconfig_describe, keeping the
- * checked tree (secret: free with cs_prov_json_free_secret). kubeconfig.c.
+ * checked tree (secret: free with cs_json_wipe_delete). kubeconfig.c.
  */
 enum cs_err cs_kube_load(const char *yaml, size_t len, cJSON **root,
                          struct cs_prov_error *err) CS_WUR;
 
-extern const struct cs_provider_net cs_net_aws, cs_net_azure, cs_net_gcp, cs_net_ibmcloud,
-    cs_net_kubeconfig;
+/** A kubeconfig's connection test: GET /version on its current context's server. kube_test.c. */
+enum cs_err cs_kube_test(const struct cs_prov_ctx *ctx, struct cs_test_result *out) CS_WUR;
 
 #endif /* CS_PROV_INTERNAL_H */

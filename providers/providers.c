@@ -5,23 +5,9 @@
 #include <string.h>
 
 const struct cs_provider *const cs_providers[] = {
-    &cs_provider_aws,       &cs_provider_azure,      &cs_provider_gcp,
-    &cs_provider_ibmcloud,  &cs_provider_kubeconfig, NULL,
+    &cs_provider_aws,      &cs_provider_azure,      &cs_provider_gcp,
+    &cs_provider_ibmcloud, &cs_provider_kubeconfig, NULL,
 };
-
-static const struct cs_provider_net *const nets[] = {
-    &cs_net_aws, &cs_net_azure, &cs_net_gcp, &cs_net_ibmcloud, &cs_net_kubeconfig, NULL,
-};
-
-const struct cs_provider_net *cs_provider_net_find(const char *type)
-{
-  if (!type)
-    return NULL;
-  for (size_t i = 0; nets[i]; i++)
-    if (strcmp(nets[i]->type, type) == 0)
-      return nets[i];
-  return NULL;
-}
 
 const struct cs_provider *cs_provider_find(const char *type)
 {
@@ -32,6 +18,43 @@ const struct cs_provider *cs_provider_find(const char *type)
       return cs_providers[i];
   return NULL;
 }
+
+/* ------------------------------------------------------------- network */
+
+__attribute__((format(printf, 3, 4))) static enum cs_err
+opts_refuse(struct cs_net_error *err, const char *field, const char *fmt, ...)
+{
+  va_list ap;
+  memset(err, 0, sizeof *err);
+  snprintf(err->field, sizeof err->field, "%s", field);
+  va_start(ap, fmt);
+  vsnprintf(err->message, sizeof err->message, fmt, ap);
+  va_end(ap);
+  return CS_ERR_INVALID;
+}
+
+/* Refused (400 naming the field) rather than clamped, so a caller never
+ * gets other material than it asked for without being told. */
+enum cs_err cs_resolve_opts_check(const cJSON *meta, const struct cs_resolve_opts *o,
+                                  const char *session_name, struct cs_net_error *err)
+{
+  const cJSON *dur = cJSON_GetObjectItemCaseSensitive(meta, "durationSeconds");
+  int64_t max = cJSON_IsNumber(dur) ? (int64_t)dur->valuedouble : CS_AWS_DEFAULT_DURATION;
+
+  if (o->duration_seconds > max)
+    return opts_refuse(err, "durationSeconds",
+                       "durationSeconds may be at most %lld, what this credential allows",
+                       (long long)max);
+  if (o->session_name && strcmp(o->session_name, session_name) != 0)
+    return opts_refuse(err, "sessionName",
+                       "sessionName is derived from the usage (%s) and cannot be chosen",
+                       session_name);
+  if (o->region && !cs_aws_region_valid(o->region))
+    return opts_refuse(err, "region", "region must be an AWS region name such as us-east-1");
+  return CS_OK;
+}
+
+/* -------------------------------------------------------------- results */
 
 void cs_prov_result_free(struct cs_prov_result *r)
 {
@@ -74,8 +97,8 @@ enum cs_err cs_prov_plain(const cJSON *body, const char *holder, const char **ou
     return CS_OK;
   }
   if (!cJSON_IsObject(h))
-    return cs_prov_fail(err, CS_ERR_INVALID, holder, "%s must be an object like {\"plain\": \"...\"}",
-                        holder);
+    return cs_prov_fail(err, CS_ERR_INVALID, holder,
+                        "%s must be an object like {\"plain\": \"...\"}", holder);
   p = cJSON_GetObjectItemCaseSensitive(h, "plain");
   if (!p || cJSON_IsNull(p)) {
     *out = NULL;
@@ -89,8 +112,8 @@ enum cs_err cs_prov_plain(const cJSON *body, const char *holder, const char **ou
   return CS_OK;
 }
 
-enum cs_err cs_prov_opt_str(const cJSON *obj, const char *name, size_t max_len,
-                            const char **out, struct cs_prov_error *err)
+enum cs_err cs_prov_opt_str(const cJSON *obj, const char *name, size_t max_len, const char **out,
+                            struct cs_prov_error *err)
 {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
 
@@ -172,40 +195,6 @@ enum cs_err cs_prov_add_secret(cJSON *obj, const char *name, const char *secret,
   return e;
 }
 
-static void wipe_one(cJSON *j);
-
-static void wipe_list(cJSON *first)
-{
-  for (cJSON *c = first; c; c = c->next)
-    wipe_one(c);
-}
-
-/* cJSON_Delete frees without clearing, so secrets parsed out of a payload
- * (clientSecret, private_key, tokens) would linger in freed heap. Recursion
- * depth is the tree's, which every parser here caps. */
-static void wipe_one(cJSON *j)
-{
-  if (j->type & cJSON_IsReference)
-    return;
-  if (j->valuestring)
-    cs_memzero(j->valuestring, strlen(j->valuestring));
-  if (j->string && !(j->type & cJSON_StringIsConst))
-    cs_memzero(j->string, strlen(j->string));
-  wipe_list(j->child);
-}
-
-void cs_prov_json_wipe(cJSON *j)
-{
-  if (j)
-    wipe_one(j);
-}
-
-void cs_prov_json_free_secret(cJSON *j)
-{
-  cs_prov_json_wipe(j);
-  cJSON_Delete(j);
-}
-
 enum cs_err cs_prov_add_str(cJSON *obj, const char *name, const char *val)
 {
   return cJSON_AddStringToObject(obj, name, val) ? CS_OK : CS_ERR_NOMEM;
@@ -216,7 +205,7 @@ enum cs_err cs_prov_add_item(cJSON *obj, const char *name, cJSON *item)
   if (!item)
     return CS_ERR_NOMEM;
   if (!cJSON_AddItemToObject(obj, name, item)) {
-    cs_prov_json_free_secret(item);
+    cs_json_wipe_delete(item);
     return CS_ERR_NOMEM;
   }
   return CS_OK;

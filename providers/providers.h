@@ -5,15 +5,15 @@
  *        gets sealed, and turn an opened payload back into the material a
  *        consumer receives on resolve.
  *
- * Providers never see keys or the store. The service layer opens a kept
- * secret and puts it back into the body as secret.plain (or apiToken.plain)
- * before calling validate, so validation always sees the full input.
- *
- * Network work (STS, IMDS, Entra, Google, IBM IAM, Kubernetes API servers,
- * webhooks) goes through one outbound HTTP client and one broker (the
- * client, the cache of short-lived material, the endpoints and the stats),
- * both created once by the caller and handed down; see "Network resolves
- * and tests" below for the entries the core calls.
+ * Providers never see keys or the store. The core (server/core/) opens a
+ * kept secret and puts it back into the body as secret.plain (or
+ * apiToken.plain) before calling validate, so validation always sees the
+ * full input. Every resolve and connection test, the network ones (STS,
+ * IMDS, Entra, Google, IBM IAM, Kubernetes API servers) included, is the
+ * provider's: the core hands it a context (struct cs_prov_ctx) with the
+ * stored fields, the opened secret and the process's broker (struct
+ * cs_broker: the one outbound HTTP client, the cache of short-lived
+ * material, the endpoints and the counters), and never names a type.
  */
 #ifndef CS_PROVIDERS_H
 #define CS_PROVIDERS_H
@@ -69,6 +69,10 @@ struct cs_resolve_opts {
   const char *const *scopes; /* gcp token scopes, NULL-terminated; NULL: cloud-platform */
 };
 
+struct cs_prov_ctx;
+struct cs_net_error;
+struct cs_test_result;
+
 struct cs_provider {
   const char *type; /* "aws", "azure", "gcp", "ibmCloud", "kubeconfig" */
 
@@ -78,18 +82,35 @@ struct cs_provider {
    * @return CS_ERR_INVALID / CS_ERR_MISSING with @p err filled (field path
    *         and message), CS_ERR_NOMEM. Outputs written only on success.
    */
-  enum cs_err (*validate)(const cJSON *body, struct cs_prov_result *out,
-                          struct cs_prov_error *err);
+  enum cs_err (*validate)(const cJSON *body, struct cs_prov_result *out, struct cs_prov_error *err);
 
   /**
-   * Build the material a consumer receives, from the stored metadata and
-   * the opened secret, for CS_FORMAT_DEFAULT and no network. Network
-   * resolves go through cs_prov_net (below), which calls this for the rest.
-   * Caller frees *out with cJSON_Delete (and must treat it as secret).
-   * @return CS_ERR_CRYPTO if the payload no longer parses, CS_ERR_NOMEM.
+   * The material for @p ctx in ctx->opts->format: the stored material
+   * (§4 shapes) for CS_FORMAT_DEFAULT without a role; STS/IMDS credentials
+   * ({"type":"aws","AccessKeyId","SecretAccessKey","SessionToken"?,
+   * "Expiration"?}); or a token (azure {"type","accessToken","tokenType",
+   * "expiresOn","scope"}, gcp {"type","accessToken","tokenType",
+   * "expiresAt","scopes"}, ibmCloud {"type","accessToken","tokenType",
+   * "expiresAt"}), cached in ctx->broker. The core adds "version". Caller
+   * frees *out with cs_json_wipe_delete().
+   * @return CS_ERR_UPSTREAM (err: upstream code and message), CS_ERR_INVALID
+   *         (err: field and message, e.g. a format the type has not, a bad
+   *         scope), CS_ERR_CRYPTO (payload no longer parses), CS_ERR_UNAVAILABLE
+   *         (network needed and ctx->broker NULL), CS_ERR_INTERNAL,
+   *         CS_ERR_NOMEM. *out written only on success.
    */
-  enum cs_err (*resolve)(const cJSON *meta, const char *secret, size_t secret_len,
-                         const struct cs_resolve_opts *opts, cJSON **out);
+  enum cs_err (*resolve)(const struct cs_prov_ctx *ctx, cJSON **out, struct cs_net_error *err);
+
+  /**
+   * Prove the credential works (never cached). Upstream refusals and
+   * transport failures are results (ok false, code, message), not errors.
+   * @return CS_OK with @p out filled; CS_ERR_CRYPTO; CS_ERR_UNAVAILABLE
+   *         (ctx->broker NULL); CS_ERR_NOMEM.
+   */
+  enum cs_err (*test)(const struct cs_prov_ctx *ctx, struct cs_test_result *out);
+
+  /** Would resolve(ctx) hand out short-lived material only (a "token" usage's rule)? */
+  bool (*short_lived)(const struct cs_prov_ctx *ctx);
 };
 
 /** @return the provider for @p type, or NULL if the type is unknown. */
@@ -197,8 +218,8 @@ struct cs_http_policy;
  * @return CS_ERR_INVALID with a message naming the bad item in @p err,
  *         CS_ERR_NOMEM.
  */
-enum cs_err cs_http_policy_create(const char *allow, const char *deny,
-                                  struct cs_http_policy **out, char *err, size_t errlen) CS_WUR;
+enum cs_err cs_http_policy_create(const char *allow, const char *deny, struct cs_http_policy **out,
+                                  char *err, size_t errlen) CS_WUR;
 /** Free a policy. NULL ok. */
 void cs_http_policy_free(struct cs_http_policy *p);
 
@@ -269,9 +290,6 @@ struct cs_http_batch;
 enum cs_err cs_http_batch_open(const struct cs_http_client *client,
                                const struct cs_http_policy *policy,
                                struct cs_http_batch **out) CS_WUR;
-/** cs_http_batch_open(NULL, policy, out): until the server passes its client (phase B). */
-enum cs_err cs_http_batch_create(const struct cs_http_policy *policy,
-                                 struct cs_http_batch **out) CS_WUR;
 
 /**
  * Start @p req (copied); @p tag comes back to the done callback of
@@ -303,14 +321,15 @@ void cs_http_batch_free(struct cs_http_batch *b);
 
 /** Where the clouds live; every URL is optional (NULL: the public default). */
 struct cs_broker_config {
-  const char *sts_endpoint;         /* --sts-endpoint: replaces the URL, never the signing region */
-  const char *imds_endpoint;        /* --imds-endpoint; default http://169.254.169.254 */
-  const char *azure_authority_host; /* --azure-authority-host; default https://login.microsoftonline.com */
-  const char *gcp_token_url;        /* --gcp-token-url; default https://oauth2.googleapis.com/token */
-  const char *ibm_iam_endpoint;     /* --ibm-iam-endpoint; default https://iam.cloud.ibm.com */
-  const char *outbound_ca_file;     /* --outbound-ca-file (see cs_http_client_config) */
-  long timeout_ms;                  /* per HTTP call; 0 = 5000 */
-  size_t cache_max_entries;         /* 0 = 10000 */
+  const char *sts_endpoint;  /* --sts-endpoint: replaces the URL, never the signing region */
+  const char *imds_endpoint; /* --imds-endpoint; default http://169.254.169.254 */
+  const char
+      *azure_authority_host; /* --azure-authority-host; default https://login.microsoftonline.com */
+  const char *gcp_token_url; /* --gcp-token-url; default https://oauth2.googleapis.com/token */
+  const char *ibm_iam_endpoint; /* --ibm-iam-endpoint; default https://iam.cloud.ibm.com */
+  const char *outbound_ca_file; /* --outbound-ca-file (see cs_http_client_config) */
+  long timeout_ms;              /* per HTTP call; 0 = 5000 */
+  size_t cache_max_entries;     /* 0 = 10000 */
 };
 
 /**
@@ -327,8 +346,8 @@ struct cs_broker;
  * @return CS_ERR_INVALID (@p err names the option and the rule),
  *         CS_ERR_NOMEM, CS_ERR_INTERNAL. Free with cs_broker_free().
  */
-enum cs_err cs_broker_create(const struct cs_broker_config *cfg, struct cs_broker **out,
-                             char *err, size_t errlen) CS_WUR;
+enum cs_err cs_broker_create(const struct cs_broker_config *cfg, struct cs_broker **out, char *err,
+                             size_t errlen) CS_WUR;
 /** Wipe every cached secret and free. No call may be running. NULL ok. */
 void cs_broker_free(struct cs_broker *b);
 
@@ -370,19 +389,9 @@ void cs_broker_get_stats(struct cs_broker *b, struct cs_broker_stats *out);
 
 /* --------------------------------------------- network resolves and tests */
 
-/*
- * Phase B (issue 12) folds these into struct cs_provider, whose resolve
- * becomes `resolve(const struct cs_prov_ctx *, cJSON **, struct
- * cs_net_error *)` and which gains `test(const struct cs_prov_ctx *,
- * struct cs_test_result *)` and `short_lived(const struct cs_prov_ctx *)`.
- * Until then struct cs_provider_net carries them beside the old vtable,
- * and its resolve already serves every format of every type (calling the
- * old resolve for what needs no network).
- */
-
 /** Everything a resolve or a test reads; all borrowed for the call. */
 struct cs_prov_ctx {
-  struct cs_broker *broker; /* outbound client, caches, endpoints */
+  struct cs_broker *broker; /* outbound client, caches, endpoints; NULL: CS_ERR_UNAVAILABLE */
   const char *cred_id;      /* cache key part, and what an edit invalidates */
   uint64_t version;         /* cache key part */
   const cJSON *meta;        /* the stored non-secret fields (cs_prov_result.meta) */
@@ -408,36 +417,16 @@ struct cs_test_result {
   char identity[512]; /* who the credential is ("arn:aws:...", client id, email); "" */
 };
 
-struct cs_provider_net {
-  const char *type;
-
-  /**
-   * The material for @p ctx in ctx->opts->format: the old resolve for what
-   * needs no network; STS/IMDS credentials ({"type":"aws","AccessKeyId",
-   * "SecretAccessKey","SessionToken"?,"Expiration"?}); or a token
-   * (azure {"type","accessToken","tokenType","expiresOn","scope"}, gcp
-   * {"type","accessToken","tokenType","expiresAt","scopes"}, ibmCloud
-   * {"type","accessToken","tokenType","expiresAt"}). The core adds
-   * "version". Caller frees *out with cs_json_wipe_delete().
-   * @return CS_ERR_UPSTREAM (err: upstream code and message), CS_ERR_INVALID
-   *         (err: field and message, e.g. a format the type has not, a bad
-   *         scope), CS_ERR_CRYPTO (payload no longer parses), CS_ERR_NOMEM.
-   */
-  enum cs_err (*resolve)(const struct cs_prov_ctx *ctx, cJSON **out, struct cs_net_error *err);
-
-  /**
-   * Prove the credential works (never cached). Upstream refusals and
-   * transport failures are results (ok false, code, message), not errors.
-   * @return CS_OK with @p out filled; CS_ERR_CRYPTO; CS_ERR_NOMEM.
-   */
-  enum cs_err (*test)(const struct cs_prov_ctx *ctx, struct cs_test_result *out);
-
-  /** Would resolve(ctx) hand out short-lived material only (a "token" usage's rule)? */
-  bool (*short_lived)(const struct cs_prov_ctx *ctx);
-};
-
-/** @return the network entries for @p type, or NULL if the type is unknown. */
-const struct cs_provider_net *cs_provider_net_find(const char *type);
+/**
+ * Check a resolve's options against the stored fields @p meta: options may
+ * narrow what the credential allows, never widen it. durationSeconds at
+ * most the stored one (CS_AWS_DEFAULT_DURATION when none is stored), a
+ * sessionName only if it is @p session_name (the one the caller derives),
+ * a region only if it is an AWS region name.
+ * @return CS_ERR_INVALID with @p err's field and message.
+ */
+enum cs_err cs_resolve_opts_check(const cJSON *meta, const struct cs_resolve_opts *opts,
+                                  const char *session_name, struct cs_net_error *err) CS_WUR;
 
 /* ------------------------------------------------------------------- AWS */
 
@@ -463,18 +452,18 @@ bool cs_aws_region_valid(const char *s);
 
 /** One resolve of an aws credential. Strings are borrowed for the call. */
 struct cs_aws_request {
-  const char *cred_id;         /* cache key part */
-  uint64_t version;            /* cache key part: an edit invalidates */
-  const char *access_key_id;   /* stored keys; NULL with use_instance_role */
-  const char *secret_key;      /* stored secret; NULL with use_instance_role */
-  bool use_instance_role;      /* base identity from IMDSv2 */
-  const char *role_arn;        /* NULL: no AssumeRole */
-  const char *external_id;     /* NULL: none */
-  const char *session_name;    /* RoleSessionName; NULL: "credstore" */
-  int64_t duration_seconds;    /* 0: CS_AWS_DEFAULT_DURATION */
-  const char *region;          /* signing region with regional endpoint */
-  bool regional_endpoint;      /* sts.<region>.amazonaws.com, signed for region */
-  bool session;                /* GetSessionToken (static keys, no role) */
+  const char *cred_id;       /* cache key part */
+  uint64_t version;          /* cache key part: an edit invalidates */
+  const char *access_key_id; /* stored keys; NULL with use_instance_role */
+  const char *secret_key;    /* stored secret; NULL with use_instance_role */
+  bool use_instance_role;    /* base identity from IMDSv2 */
+  const char *role_arn;      /* NULL: no AssumeRole */
+  const char *external_id;   /* NULL: none */
+  const char *session_name;  /* RoleSessionName; NULL: "credstore" */
+  int64_t duration_seconds;  /* 0: CS_AWS_DEFAULT_DURATION */
+  const char *region;        /* signing region with regional endpoint */
+  bool regional_endpoint;    /* sts.<region>.amazonaws.com, signed for region */
+  bool session;              /* GetSessionToken (static keys, no role) */
 };
 
 /** Temporary (or static) credentials. Wipe with cs_aws_creds_wipe(). */
@@ -501,40 +490,5 @@ void cs_aws_creds_wipe(struct cs_aws_creds *c);
  */
 enum cs_err cs_broker_aws(struct cs_broker *b, const struct cs_aws_request *req,
                           struct cs_aws_creds *out, struct cs_net_error *err) CS_WUR;
-
-/* The pre-broker AWS API, kept so server/ builds unchanged until phase B
- * moves it to cs_broker (compat.c; delete with it). */
-
-struct cs_aws_config {
-  const char *sts_endpoint;
-  const char *imds_endpoint;
-  long timeout_ms;
-};
-struct cs_aws_error {
-  char code[64];
-  char message[256];
-};
-struct cs_aws_stats {
-  uint64_t sts_calls;
-  uint64_t imds_calls;
-  uint64_t cache_hits;
-  uint64_t cache_misses;
-};
-struct cs_aws_resolver; /* a broker with only the AWS endpoints set */
-
-/** A broker for @p cfg. @return as cs_broker_create. */
-enum cs_err cs_aws_resolver_create(const struct cs_aws_config *cfg,
-                                   struct cs_aws_resolver **out) CS_WUR;
-/** NULL ok. Wipes cached credentials. */
-void cs_aws_resolver_free(struct cs_aws_resolver *r);
-/** cs_broker_aws(). @return as cs_broker_aws. */
-enum cs_err cs_aws_resolve(struct cs_aws_resolver *r, const struct cs_aws_request *req,
-                           struct cs_aws_creds *out, struct cs_aws_error *err) CS_WUR;
-/** cs_broker_invalidate(). */
-void cs_aws_invalidate(struct cs_aws_resolver *r, const char *cred_id);
-/** STS and IMDS counters of cs_broker_get_stats(). */
-void cs_aws_get_stats(struct cs_aws_resolver *r, struct cs_aws_stats *out);
-/** The resolver's broker, so phase-A callers can reach the new entries. */
-struct cs_broker *cs_aws_resolver_broker(struct cs_aws_resolver *r);
 
 #endif /* CS_PROVIDERS_H */

@@ -48,7 +48,8 @@ static bool seconds_of(const cJSON *v, int64_t *out)
     *out = (int64_t)v->valuedouble;
     return true;
   }
-  if (cJSON_IsString(v) && v->valuestring && cs_parse_u64(v->valuestring, 10000000000ULL, &u) == CS_OK) {
+  if (cJSON_IsString(v) && v->valuestring &&
+      cs_parse_u64(v->valuestring, 10000000000ULL, &u) == CS_OK) {
     *out = (int64_t)u;
     return true;
   }
@@ -102,7 +103,7 @@ enum cs_err cs_token_parse(const char *body, size_t len, int64_t now, struct cs_
   out->expires_at = now + secs;
   e = CS_OK;
 out:
-  cs_prov_json_free_secret(j);
+  cs_json_wipe_delete(j);
   return e;
 }
 
@@ -149,7 +150,7 @@ static enum cs_err refused(const struct cs_token_client *tc, const struct cs_htt
   err->code[0] = '\0';
   if (cs_json_parse(r->body, r->len, 8, &j) == CS_OK && cJSON_IsObject(j))
     (tc->error ? tc->error : cs_token_oauth_error)(j, err);
-  cs_prov_json_free_secret(j);
+  cs_json_wipe_delete(j);
   if (!err->code[0])
     cs_net_fail(err, CS_ERR_UPSTREAM, r->status == 429 ? "Throttling" : "UnexpectedStatus",
                 "%s answered HTTP %ld", tc->what, r->status);
@@ -164,8 +165,11 @@ static enum cs_err exchange(const struct cs_token_client *tc, const struct cs_pr
                                         "Accept: application/json", NULL};
   char url[URL_CAP];
   struct cs_buf form, secret;
-  struct cs_http_req req = {.method = "POST", .url = url, .reach = CS_HTTP_API,
-                            .headers = headers, .timeout_ms = ctx->broker->timeout_ms};
+  struct cs_http_req req = {.method = "POST",
+                            .url = url,
+                            .reach = CS_HTTP_API,
+                            .headers = headers,
+                            .timeout_ms = ctx->broker->timeout_ms};
   struct cs_http_resp r = {0};
   enum cs_err e;
 
@@ -180,8 +184,7 @@ static enum cs_err exchange(const struct cs_token_client *tc, const struct cs_pr
   if (e == CS_ERR_UPSTREAM || e == CS_ERR_FORBIDDEN) {
     e = cs_net_fail_transport(err, tc->what, "Unreachable", &r);
   } else if (e == CS_OK) {
-    e = r.status == 200 ? cs_token_parse(r.body, r.len, cs_now(), out, err)
-                        : refused(tc, &r, err);
+    e = r.status == 200 ? cs_token_parse(r.body, r.len, cs_now(), out, err) : refused(tc, &r, err);
     if (e == CS_ERR_INVALID)
       e = CS_ERR_UPSTREAM; /* a malformed answer is the upstream's fault */
   }
@@ -255,6 +258,9 @@ enum cs_err cs_token_get(const struct cs_token_client *tc, const struct cs_prov_
   struct cs_buf key;
   enum cs_err e;
 
+  if (!ctx->broker)
+    return CS_ERR_UNAVAILABLE;
+
   if (fresh)
     return exchange(tc, ctx, a.scope, out, err);
   cs_buf_init(&key, KEY_MAX);
@@ -280,17 +286,15 @@ enum cs_resolve_format cs_prov_format(const struct cs_prov_ctx *ctx)
   return ctx->opts ? ctx->opts->format : CS_FORMAT_DEFAULT;
 }
 
-enum cs_err cs_prov_plain_resolve(const struct cs_provider *p, const struct cs_prov_ctx *ctx,
-                                  cJSON **out, struct cs_net_error *err)
+enum cs_err cs_prov_plain_resolve(cs_prov_material_fn material, const char *type,
+                                  const struct cs_prov_ctx *ctx, cJSON **out,
+                                  struct cs_net_error *err)
 {
-  static const struct cs_resolve_opts none = {0};
-
   if (cs_prov_format(ctx) != CS_FORMAT_DEFAULT)
     return cs_net_fail_field(err, CS_ERR_INVALID, "format",
                              "format \"%s\" is not available for %s credentials",
-                             cs_prov_format(ctx) == CS_FORMAT_TOKEN ? "token" : "session",
-                             p->type);
-  return p->resolve(ctx->meta, ctx->secret, ctx->secret_len, ctx->opts ? ctx->opts : &none, out);
+                             cs_prov_format(ctx) == CS_FORMAT_TOKEN ? "token" : "session", type);
+  return material(ctx, out, err);
 }
 
 enum cs_err cs_token_render(cJSON *m, const struct cs_token *t, const char *expires_field)

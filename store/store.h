@@ -292,6 +292,34 @@ enum cs_err cs_store_stat(struct cs_store *st, struct cs_store_stat *out) CS_WUR
  */
 enum cs_err cs_store_backup(struct cs_store *st, const char *path) CS_WUR;
 
+/* ---------------------------------------------------------- group commit */
+
+/*
+ * One writer thread per store handle takes every queued change and commits
+ * them together through cs_store_write_batch() (store/writer.c), so writes
+ * stay durable before the caller is answered without costing one commit
+ * each. Backend-neutral: a batch is whatever cs_store_write_batch() makes
+ * of it (LMDB: one transaction with a nested one per change; etcd: as few
+ * Txns as fit).
+ */
+struct cs_writer;
+
+/**
+ * Start the writer thread for @p st; @p after_commit (may be NULL) runs on
+ * the writer thread after each batch commits, with @p arg.
+ * @return CS_ERR_NOMEM, CS_ERR_INTERNAL. Stop with cs_writer_stop().
+ */
+enum cs_err cs_writer_start(struct cs_store *st, void (*after_commit)(void *), void *arg,
+                            struct cs_writer **out) CS_WUR;
+/**
+ * Run @p fn in the next group commit and wait until it is durable.
+ * Like cs_store_write, @p fn may run more than once.
+ * @return fn's result, or the commit's error; CS_ERR_UNAVAILABLE once stopping.
+ */
+enum cs_err cs_writer_submit(struct cs_writer *w, cs_store_write_fn fn, void *ctx) CS_WUR;
+/** Finish queued work and stop. NULL ok. */
+void cs_writer_stop(struct cs_writer *w);
+
 /* ------------------------------------------------------ cluster hooks */
 
 /**

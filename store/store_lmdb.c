@@ -44,14 +44,10 @@
 #define CS_SNAPSHOT_RETRIES 8
 
 const char *const cs_store_table_names[CS_TBL__COUNT] = {
-    [CS_TBL_META] = "meta",
-    [CS_TBL_CREDS] = "credentials",
-    [CS_TBL_USAGES] = "usages",
-    [CS_TBL_USAGES_BY_CRED] = "usages_by_credential",
-    [CS_TBL_KEYS] = "access_keys",
-    [CS_TBL_AUDIT] = "audit",
-    [CS_TBL_EVENTS] = "events",
-    [CS_TBL_OUTBOX] = "outbox",
+    [CS_TBL_META] = "meta",        [CS_TBL_CREDS] = "credentials",
+    [CS_TBL_USAGES] = "usages",    [CS_TBL_USAGES_BY_CRED] = "usages_by_credential",
+    [CS_TBL_KEYS] = "access_keys", [CS_TBL_AUDIT] = "audit",
+    [CS_TBL_EVENTS] = "events",    [CS_TBL_OUTBOX] = "outbox",
 };
 
 static const char schema_key[] = "schema";
@@ -240,8 +236,8 @@ static enum cs_err check_complete(struct cs_store *st)
   struct stat sb;
   uint64_t need;
 
-  if (mdb_env_info(st->env, &info) || mdb_env_stat(st->env, &ms) ||
-      mdb_env_get_fd(st->env, &fd) || fstat(fd, &sb) != 0)
+  if (mdb_env_info(st->env, &info) || mdb_env_stat(st->env, &ms) || mdb_env_get_fd(st->env, &fd) ||
+      fstat(fd, &sb) != 0)
     return CS_ERR_STORE;
   need = ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
   if ((uint64_t)sb.st_size < need) {

@@ -20,8 +20,8 @@ struct cs_etcd_rec;
 
 struct cs_txn {
   struct cs_store *st;
-  MDB_txn *txn;        /* pooled and idle: reset, or NULL if never begun */
-  struct cs_txn *next; /* idle list link */
+  MDB_txn *txn;            /* pooled and idle: reset, or NULL if never begun */
+  struct cs_txn *next;     /* idle list link */
   struct cs_etcd_rec *rec; /* etcd write: records reads and writes, else NULL */
   bool write;
   bool full;   /* a write hit MDB_MAP_FULL: only abort is left, then grow and rerun */

@@ -98,8 +98,8 @@ enum cs_err cs_txn_put_lease(struct cs_txn *txn, enum cs_table t, const void *ke
     e = check_key(txn, key, klen);
   if (e != CS_OK)
     return e;
-  e = rec_result(txn, mdb_put(txn->txn, txn->st->dbi[t], &k, &v, once ? MDB_NOOVERWRITE : 0),
-                 "put", t);
+  e = rec_result(txn, mdb_put(txn->txn, txn->st->dbi[t], &k, &v, once ? MDB_NOOVERWRITE : 0), "put",
+                 t);
   if (!txn->rec)
     return e;
   /* A no-overwrite put learns whether the key exists: a read. */

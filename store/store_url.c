@@ -15,14 +15,14 @@
 
 static bool host_char(char c)
 {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '-' || c == ':' || c == '[' || c == ']' || c == '_';
 }
 
 static bool prefix_char(char c)
 {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         c == '.' || c == '-' || c == '_' || c == '/';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '-' || c == '_' || c == '/';
 }
 
 /* One "host[:port]" of @p len chars into "scheme://host:port". */
@@ -90,8 +90,8 @@ static enum cs_err parse_etcd(const char *rest, struct cs_store_url *out)
     const char *stop = comma ? comma : end;
 
     if (out->n_ep == CS_ETCD_MAX_EP ||
-        parse_endpoint(p, (size_t)(stop - p), out->tls, out->ep[out->n_ep],
-                       sizeof out->ep[0]) != CS_OK)
+        parse_endpoint(p, (size_t)(stop - p), out->tls, out->ep[out->n_ep], sizeof out->ep[0]) !=
+            CS_OK)
       return CS_ERR_INVALID;
     out->n_ep++;
     p = comma ? comma + 1 : end;

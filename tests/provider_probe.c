@@ -10,7 +10,7 @@
  * aws request (cs_broker_aws): --cred ID --version N --akid ID --secret S
  *            --instance-role --role ARN --external-id X --session-name X
  *            --duration N --region R --regional --session
- * --type T (cs_provider_net_find(T)): --meta JSON --secret-file F
+ * --type T (cs_provider_find(T)): --meta JSON --secret-file F
  *            --format token|session --scope S --scopes "a b" [--test]
  * --post URL: one webhook POST through a batch on the broker's client
  * plan:      --warm N sequential calls, then --parallel N threads (started
@@ -38,16 +38,16 @@ struct slot {
   enum cs_err rc;
   struct cs_aws_creds creds;
   struct cs_net_error err;
-  cJSON *material;             /* MODE_NET */
-  struct cs_test_result test;  /* MODE_TEST */
-  struct cs_http_result post;  /* MODE_POST */
+  cJSON *material;            /* MODE_NET */
+  struct cs_test_result test; /* MODE_TEST */
+  struct cs_http_result post; /* MODE_POST */
 };
 
 struct run {
   enum mode mode;
   struct cs_broker *b;
   struct cs_aws_request req;
-  const struct cs_provider_net *net;
+  const struct cs_provider *prov;
   struct cs_prov_ctx ctx;
   struct cs_resolve_opts opts;
   const char *post_url;
@@ -98,10 +98,10 @@ static void call(struct run *run, struct slot *s)
     s->rc = cs_broker_aws(run->b, &run->req, &s->creds, &s->err);
     break;
   case MODE_NET:
-    s->rc = run->net->resolve(&run->ctx, &s->material, &s->err);
+    s->rc = run->prov->resolve(&run->ctx, &s->material, &s->err);
     break;
   case MODE_TEST:
-    s->rc = run->net->test(&run->ctx, &s->test);
+    s->rc = run->prov->test(&run->ctx, &s->test);
     if (s->rc == CS_OK && !s->test.ok)
       s->rc = CS_ERR_UPSTREAM;
     break;
@@ -208,10 +208,12 @@ static cJSON *stats_json(struct cs_broker *b)
   /* The aws_probe names test_aws_core.py reads. */
   cJSON_AddNumberToObject(o, "sts_calls", (double)st.kind[CS_KIND_STS].calls);
   cJSON_AddNumberToObject(o, "imds_calls", (double)st.kind[CS_KIND_IMDS].calls);
-  cJSON_AddNumberToObject(o, "cache_hits", (double)(st.kind[CS_KIND_STS].cache_hits +
-                                                    st.kind[CS_KIND_IMDS].cache_hits));
-  cJSON_AddNumberToObject(o, "cache_misses", (double)(st.kind[CS_KIND_STS].cache_misses +
-                                                      st.kind[CS_KIND_IMDS].cache_misses));
+  cJSON_AddNumberToObject(
+      o, "cache_hits",
+      (double)(st.kind[CS_KIND_STS].cache_hits + st.kind[CS_KIND_IMDS].cache_hits));
+  cJSON_AddNumberToObject(
+      o, "cache_misses",
+      (double)(st.kind[CS_KIND_STS].cache_misses + st.kind[CS_KIND_IMDS].cache_misses));
   return o;
 }
 
@@ -231,41 +233,75 @@ static void parse_args(int argc, char **argv, struct run *run, struct opts *o)
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define OPT(name) (strcmp(a, name) == 0 && v && ++i)
 #define FLAG(name) (strcmp(a, name) == 0)
-    if (OPT("--sts")) o->cfg.sts_endpoint = v;
-    else if (OPT("--imds")) o->cfg.imds_endpoint = v;
-    else if (OPT("--azure-authority")) o->cfg.azure_authority_host = v;
-    else if (OPT("--gcp-token-url")) o->cfg.gcp_token_url = v;
-    else if (OPT("--ibm-iam")) o->cfg.ibm_iam_endpoint = v;
-    else if (OPT("--ca-file")) o->cfg.outbound_ca_file = v;
-    else if (OPT("--timeout-ms")) o->cfg.timeout_ms = num(v);
-    else if (OPT("--cred")) run->req.cred_id = run->ctx.cred_id = v;
-    else if (OPT("--version")) run->req.version = run->ctx.version = (uint64_t)num(v);
-    else if (OPT("--akid")) run->req.access_key_id = v;
-    else if (OPT("--secret")) run->req.secret_key = v;
-    else if (FLAG("--instance-role")) run->req.use_instance_role = true;
-    else if (OPT("--role")) run->req.role_arn = v;
-    else if (OPT("--external-id")) run->req.external_id = v;
-    else if (OPT("--session-name")) run->req.session_name = run->opts.session_name = v;
-    else if (OPT("--duration")) run->req.duration_seconds = run->opts.duration_seconds = num(v);
-    else if (OPT("--region")) run->req.region = run->opts.region = v;
-    else if (FLAG("--regional")) run->req.regional_endpoint = true;
-    else if (FLAG("--session")) run->req.session = true;
-    else if (OPT("--type")) o->type = v;
-    else if (OPT("--meta")) o->meta = v;
-    else if (OPT("--secret-file")) o->secret_file = v;
-    else if (OPT("--format")) run->opts.format = strcmp(v, "token") == 0 ? CS_FORMAT_TOKEN
-                                                 : strcmp(v, "session") == 0 ? CS_FORMAT_SESSION
-                                                                             : CS_FORMAT_DEFAULT;
-    else if (OPT("--scope")) run->opts.scope = v;
-    else if (OPT("--scopes")) o->scopes = v;
-    else if (FLAG("--test")) run->mode = MODE_TEST;
-    else if (OPT("--post")) { run->mode = MODE_POST; run->post_url = v; }
-    else if (OPT("--repeat")) run->repeat = num(v);
-    else if (OPT("--parallel")) o->parallel = num(v);
-    else if (OPT("--warm")) o->warm = num(v);
-    else if (FLAG("--invalidate")) o->invalidate = true;
-    else if (OPT("--then-version")) o->then_version = num(v);
-    else usage();
+    if (OPT("--sts"))
+      o->cfg.sts_endpoint = v;
+    else if (OPT("--imds"))
+      o->cfg.imds_endpoint = v;
+    else if (OPT("--azure-authority"))
+      o->cfg.azure_authority_host = v;
+    else if (OPT("--gcp-token-url"))
+      o->cfg.gcp_token_url = v;
+    else if (OPT("--ibm-iam"))
+      o->cfg.ibm_iam_endpoint = v;
+    else if (OPT("--ca-file"))
+      o->cfg.outbound_ca_file = v;
+    else if (OPT("--timeout-ms"))
+      o->cfg.timeout_ms = num(v);
+    else if (OPT("--cred"))
+      run->req.cred_id = run->ctx.cred_id = v;
+    else if (OPT("--version"))
+      run->req.version = run->ctx.version = (uint64_t)num(v);
+    else if (OPT("--akid"))
+      run->req.access_key_id = v;
+    else if (OPT("--secret"))
+      run->req.secret_key = v;
+    else if (FLAG("--instance-role"))
+      run->req.use_instance_role = true;
+    else if (OPT("--role"))
+      run->req.role_arn = v;
+    else if (OPT("--external-id"))
+      run->req.external_id = v;
+    else if (OPT("--session-name"))
+      run->req.session_name = run->opts.session_name = v;
+    else if (OPT("--duration"))
+      run->req.duration_seconds = run->opts.duration_seconds = num(v);
+    else if (OPT("--region"))
+      run->req.region = run->opts.region = v;
+    else if (FLAG("--regional"))
+      run->req.regional_endpoint = true;
+    else if (FLAG("--session"))
+      run->req.session = true;
+    else if (OPT("--type"))
+      o->type = v;
+    else if (OPT("--meta"))
+      o->meta = v;
+    else if (OPT("--secret-file"))
+      o->secret_file = v;
+    else if (OPT("--format"))
+      run->opts.format = strcmp(v, "token") == 0     ? CS_FORMAT_TOKEN
+                         : strcmp(v, "session") == 0 ? CS_FORMAT_SESSION
+                                                     : CS_FORMAT_DEFAULT;
+    else if (OPT("--scope"))
+      run->opts.scope = v;
+    else if (OPT("--scopes"))
+      o->scopes = v;
+    else if (FLAG("--test"))
+      run->mode = MODE_TEST;
+    else if (OPT("--post")) {
+      run->mode = MODE_POST;
+      run->post_url = v;
+    } else if (OPT("--repeat"))
+      run->repeat = num(v);
+    else if (OPT("--parallel"))
+      o->parallel = num(v);
+    else if (OPT("--warm"))
+      o->warm = num(v);
+    else if (FLAG("--invalidate"))
+      o->invalidate = true;
+    else if (OPT("--then-version"))
+      o->then_version = num(v);
+    else
+      usage();
 #undef OPT
 #undef FLAG
   }
@@ -280,7 +316,7 @@ static void build_ctx(struct run *run, struct opts *o, cJSON **meta, char **secr
   size_t len = 0;
   const char *env = getenv("PROBE_SECRET");
 
-  if (!(run->net = cs_provider_net_find(o->type)))
+  if (!(run->prov = cs_provider_find(o->type)))
     usage();
   if (run->mode != MODE_TEST)
     run->mode = MODE_NET;
@@ -298,7 +334,7 @@ static void build_ctx(struct run *run, struct opts *o, cJSON **meta, char **secr
     run->opts.scopes = o->scope_list;
   }
   run->ctx = (struct cs_prov_ctx){run->b, run->ctx.cred_id, run->ctx.version, *meta, *secret,
-                                  len, &run->opts};
+                                  len,    &run->opts};
 }
 
 int main(int argc, char **argv)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# README command 2: install what tests need, build, run every test (ctest).
+# README command 2: install what tests need, check the format, build, run
+# every test (ctest).
 # Runs the suite under ASan+UBSan (build-asan/), the fuzz harnesses' short
 # runs (build-fuzz/, clang), the valgrind leg (build-vg/), then the Release
 # build (build/), whose ctest summary ends the output.
@@ -9,6 +10,9 @@ cd "$(dirname "$0")/.."
 # shellcheck disable=SC2086
 cs_ensure_packages $CS_BUILD_PKGS $CS_TEST_PKGS
 jobs=$(nproc)
+
+# Style first: every C file as clang-format 14 formats it (.clang-format).
+tests/format-check.sh
 
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCS_SANITIZE=ON -DCS_TESTS=ON >/dev/null
 cmake --build build-asan -j"$jobs"

@@ -69,7 +69,7 @@ enum cs_err cs_aws_parse_imds_credentials(const char *body, size_t len, struct c
                 strlen(code->valuestring) < sizeof err->code;
     e = cs_net_fail(err, CS_ERR_UPSTREAM, word ? code->valuestring : "IMDSError", "%s",
                     cJSON_IsString(msg) && msg->valuestring ? msg->valuestring
-                                                             : "IMDS did not return credentials");
+                                                            : "IMDS did not return credentials");
     goto out;
   }
   if (!copy_member(j, "AccessKeyId", c.access_key_id, sizeof c.access_key_id) ||
@@ -90,7 +90,7 @@ enum cs_err cs_aws_parse_imds_credentials(const char *body, size_t len, struct c
   *out = c;
   e = CS_OK;
 out:
-  cs_prov_json_free_secret(j);
+  cs_json_wipe_delete(j);
   cs_aws_creds_wipe(&c);
   return e;
 }
@@ -103,8 +103,11 @@ static enum cs_err imds_token(struct cs_broker *r, const char *stale,
   char url[600];
   static const char *const headers[] = {"X-aws-ec2-metadata-token-ttl-seconds: 21600",
                                         "Content-Type:", NULL};
-  struct cs_http_req req = {.method = "PUT", .url = url, .reach = CS_HTTP_METADATA,
-                            .headers = headers, .timeout_ms = imds_timeout(r)};
+  struct cs_http_req req = {.method = "PUT",
+                            .url = url,
+                            .reach = CS_HTTP_METADATA,
+                            .headers = headers,
+                            .timeout_ms = imds_timeout(r)};
   struct cs_http_resp resp = {0};
   enum cs_err e;
   size_t a = 0, n;
@@ -130,8 +133,8 @@ static enum cs_err imds_token(struct cs_broker *r, const char *stale,
     goto out;
   if (resp.status != 200) {
     CS_LOG(CS_LOG_WARN, "imds token: HTTP %ld", resp.status);
-    e = cs_net_fail(err, CS_ERR_UPSTREAM, "IMDSError", "IMDS answered HTTP %ld to the token request",
-                    resp.status);
+    e = cs_net_fail(err, CS_ERR_UPSTREAM, "IMDSError",
+                    "IMDS answered HTTP %ld to the token request", resp.status);
     goto out;
   }
   n = resp.len;
@@ -161,8 +164,11 @@ static enum cs_err imds_get(struct cs_broker *r, const char *path, struct cs_htt
 {
   char url[600], tok[CS_IMDS_TOKEN_MAX + 1], hdr[CS_IMDS_TOKEN_MAX + 64];
   const char *headers[] = {hdr, NULL};
-  struct cs_http_req req = {.method = "GET", .url = url, .reach = CS_HTTP_METADATA,
-                            .headers = headers, .timeout_ms = imds_timeout(r)};
+  struct cs_http_req req = {.method = "GET",
+                            .url = url,
+                            .reach = CS_HTTP_METADATA,
+                            .headers = headers,
+                            .timeout_ms = imds_timeout(r)};
   enum cs_err e;
 
   snprintf(url, sizeof url, "%s%s", r->imds_endpoint, path);

@@ -26,9 +26,9 @@ enum cs_sts_action {
 /** What an STS answer carries; which parts depend on the action. */
 struct cs_sts_result {
   struct cs_aws_creds creds; /* AssumeRole, GetSessionToken */
-  char arn[2049];            /* GetCallerIdentity Arn; AssumeRole AssumedRoleUser/Arn ("" if absent) */
-  char account[33];          /* GetCallerIdentity */
-  char user_id[257];         /* GetCallerIdentity */
+  char arn[2049];    /* GetCallerIdentity Arn; AssumeRole AssumedRoleUser/Arn ("" if absent) */
+  char account[33];  /* GetCallerIdentity */
+  char user_id[257]; /* GetCallerIdentity */
 };
 
 /** Wipe @p r. */

@@ -159,9 +159,9 @@ static enum cs_err check_identity(const struct cs_aws_request *req, struct cs_ne
     return akid || secret
                ? invalid(err, "useAWSRole", "stored keys and the instance role are exclusive")
                : CS_OK;
-  if (!akid || !printable(akid, sizeof ((struct cs_aws_creds *)0)->access_key_id - 1))
+  if (!akid || !printable(akid, sizeof((struct cs_aws_creds *)0)->access_key_id - 1))
     return invalid(err, "accountID", "access key id missing or malformed");
-  if (!secret || !printable(secret, sizeof ((struct cs_aws_creds *)0)->secret_access_key - 1))
+  if (!secret || !printable(secret, sizeof((struct cs_aws_creds *)0)->secret_access_key - 1))
     return invalid(err, "secret", "secret access key missing or malformed");
   return CS_OK;
 }
@@ -195,8 +195,9 @@ static enum cs_err check_request(const struct cs_aws_request *req, struct job *j
   p->role_arn = opt(req->role_arn);
   if (req->session) {
     if (p->role_arn || req->use_instance_role)
-      return invalid(err, "format", "format \"session\" (GetSessionToken) is for static access "
-                                    "keys without a role");
+      return invalid(err, "format",
+                     "format \"session\" (GetSessionToken) is for static access "
+                     "keys without a role");
     job->action = CS_STS_GET_SESSION_TOKEN;
     return check_sts_params(req, p, err);
   }
@@ -211,8 +212,9 @@ static enum cs_err check_request(const struct cs_aws_request *req, struct job *j
                    "externalID must be 2-1224 characters of A-Z a-z 0-9 _+=,.@:/-");
   p->session_name = opt(req->session_name) ? req->session_name : DEFAULT_SESSION_NAME;
   if (!chars_ok(p->session_name, 2, 64, "_+=,.@-"))
-    return invalid(err, "sessionName", "sessionName must be 2-64 characters of A-Z a-z 0-9 "
-                                       "_+=,.@-");
+    return invalid(err, "sessionName",
+                   "sessionName must be 2-64 characters of A-Z a-z 0-9 "
+                   "_+=,.@-");
   return check_sts_params(req, p, err);
 }
 
@@ -228,12 +230,11 @@ static enum cs_err build_key(const struct cs_aws_request *req, const struct job 
   const char *sess = p->session_name ? p->session_name : "";
   char kind = req->session ? 'g' : req->use_instance_role ? 'i' : 's';
 
-  return cs_buf_printf(key,
-                       "%c\n%zu:%s\n%" PRIu64 "\n%zu:%s\n%zu:%s\n%zu:%s\n%zu:%s\n%" PRId64
-                       "\n%zu:%s\n%d",
-                       kind, strlen(cred_id), cred_id, req->version, strlen(akid), akid,
-                       strlen(role), role, strlen(ext), ext, strlen(sess), sess,
-                       p->duration_seconds, strlen(p->region), p->region, p->regional ? 1 : 0);
+  return cs_buf_printf(
+      key, "%c\n%zu:%s\n%" PRIu64 "\n%zu:%s\n%zu:%s\n%zu:%s\n%zu:%s\n%" PRId64 "\n%zu:%s\n%d", kind,
+      strlen(cred_id), cred_id, req->version, strlen(akid), akid, strlen(role), role, strlen(ext),
+      ext, strlen(sess), sess, p->duration_seconds, strlen(p->region), p->region,
+      p->regional ? 1 : 0);
 }
 
 /* ------------------------------------------------------------- the API */
@@ -245,8 +246,10 @@ enum cs_err cs_broker_aws(struct cs_broker *b, const struct cs_aws_request *req,
   struct cs_buf key;
   enum cs_err e;
 
-  if (!b || !req || !out)
+  if (!req || !out)
     return CS_ERR_INTERNAL;
+  if (!b)
+    return CS_ERR_UNAVAILABLE; /* offline commands and unit tests run without a broker */
   if ((e = check_request(req, &job, err)) != CS_OK)
     return e;
 
@@ -285,6 +288,8 @@ enum cs_err cs_aws_test(struct cs_broker *b, const struct cs_aws_request *req,
   int64_t t0;
   enum cs_err e;
 
+  if (!b)
+    return CS_ERR_UNAVAILABLE;
   cs_test_start(out, &t0);
   r.session = false;
   r.session_name = opt(req->session_name) ? req->session_name : TEST_SESSION_NAME;

@@ -44,8 +44,8 @@ static enum cs_err build_form(enum cs_sts_action a, const struct cs_sts_params *
       (e = cs_form_escape(form, p->session_name)) ||
       (e = cs_buf_printf(form, "&DurationSeconds=%" PRId64, p->duration_seconds)))
     return e;
-  if (p->external_id && ((e = cs_buf_printf(form, "&ExternalId=")) ||
-                         (e = cs_form_escape(form, p->external_id))))
+  if (p->external_id &&
+      ((e = cs_buf_printf(form, "&ExternalId=")) || (e = cs_form_escape(form, p->external_id))))
     return e;
   return CS_OK;
 }
@@ -105,8 +105,7 @@ static enum cs_err interpret(enum cs_sts_action a, const struct cs_http_resp *re
                      "STS answered HTTP %ld", resp->status);
 }
 
-static void sts_url(const struct cs_broker *b, const struct cs_sts_params *p, char *url,
-                    size_t cap)
+static void sts_url(const struct cs_broker *b, const struct cs_sts_params *p, char *url, size_t cap)
 {
   if (b->sts_endpoint)
     snprintf(url, cap, "%s", b->sts_endpoint);
@@ -161,11 +160,16 @@ enum cs_err cs_aws_sts_call(struct cs_broker *b, enum cs_sts_action a,
   char url[512], sigv4[128];
   char token_hdr[sizeof base->session_token + 32];
   struct cs_buf form;
-  const char *headers[3] = {"Content-Type: application/x-www-form-urlencoded; charset=utf-8",
-                            NULL, NULL};
-  struct cs_http_req req = {.method = "POST", .url = url, .reach = CS_HTTP_API,
-                            .headers = headers, .sigv4 = sigv4, .user = base->access_key_id,
-                            .password = base->secret_access_key, .timeout_ms = b->timeout_ms};
+  const char *headers[3] = {"Content-Type: application/x-www-form-urlencoded; charset=utf-8", NULL,
+                            NULL};
+  struct cs_http_req req = {.method = "POST",
+                            .url = url,
+                            .reach = CS_HTTP_API,
+                            .headers = headers,
+                            .sigv4 = sigv4,
+                            .user = base->access_key_id,
+                            .password = base->secret_access_key,
+                            .timeout_ms = b->timeout_ms};
   struct cs_sts_result r = {0};
   enum cs_err e;
 
@@ -173,8 +177,9 @@ enum cs_err cs_aws_sts_call(struct cs_broker *b, enum cs_sts_action a,
   sts_url(b, p, url, sizeof url);
   snprintf(sigv4, sizeof sigv4, "aws:amz:%s:sts", p->region);
   if ((e = build_form(a, p, &form)) != CS_OK) {
-    e = e == CS_ERR_NOMEM ? e : cs_net_fail(err, CS_ERR_INVALID, "InvalidRequest",
-                                            "%s parameters are too long", action_names[a]);
+    e = e == CS_ERR_NOMEM ? e
+                          : cs_net_fail(err, CS_ERR_INVALID, "InvalidRequest",
+                                        "%s parameters are too long", action_names[a]);
     goto out;
   }
   /* A base identity from the instance role signs with its session token. */

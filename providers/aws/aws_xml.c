@@ -23,8 +23,8 @@ struct xml_name {
 struct xml_field {
   const char *path[5];
   char *dst;
-  size_t cap;         /* bytes of dst, including the NUL */
-  bool truncate_ok;   /* error text may be cut; credentials may not */
+  size_t cap;       /* bytes of dst, including the NUL */
+  bool truncate_ok; /* error text may be cut; credentials may not */
   size_t len;
   bool seen, full;
 };
@@ -51,10 +51,7 @@ static bool fail(struct xml *x, const char *why)
 
 static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
-static bool is_name_char(char c)
-{
-  return !is_space(c) && !strchr("/><=\"'&!?", c) && c != '\0';
-}
+static bool is_name_char(char c) { return !is_space(c) && !strchr("/><=\"'&!?", c) && c != '\0'; }
 
 static bool starts(const struct xml *x, const char *lit)
 {
@@ -285,6 +282,30 @@ static struct xml_field *match(struct xml *x)
   return NULL;
 }
 
+/* One attribute (name = quoted value): skipped, but its quoting must hold. */
+static bool skip_attribute(struct xml *x)
+{
+  struct xml_name attr;
+  const char *q;
+
+  if (!read_name(x, &attr))
+    return false;
+  skip_space(x);
+  if (x->i >= x->len || x->s[x->i] != '=')
+    return fail(x, x->i >= x->len ? "truncated document" : "bad attribute");
+  x->i++;
+  skip_space(x);
+  if (x->i >= x->len || (x->s[x->i] != '"' && x->s[x->i] != '\''))
+    return fail(x, x->i >= x->len ? "truncated document" : "bad attribute");
+  q = memchr(x->s + x->i + 1, x->s[x->i], x->len - x->i - 1);
+  if (!q)
+    return fail(x, "truncated document");
+  if (memchr(x->s + x->i + 1, '<', (size_t)(q - (x->s + x->i + 1))))
+    return fail(x, "bad attribute");
+  x->i = (size_t)(q - x->s) + 1;
+  return true;
+}
+
 static bool open_tag(struct xml *x)
 {
   struct xml_name name;
@@ -306,22 +327,8 @@ static bool open_tag(struct xml *x)
       empty = true;
       break;
     }
-    struct xml_name attr;
-    if (!read_name(x, &attr))
+    if (!skip_attribute(x))
       return false;
-    skip_space(x);
-    if (x->i >= x->len || x->s[x->i] != '=')
-      return fail(x, x->i >= x->len ? "truncated document" : "bad attribute");
-    x->i++;
-    skip_space(x);
-    if (x->i >= x->len || (x->s[x->i] != '"' && x->s[x->i] != '\''))
-      return fail(x, x->i >= x->len ? "truncated document" : "bad attribute");
-    const char *q = memchr(x->s + x->i + 1, x->s[x->i], x->len - x->i - 1);
-    if (!q)
-      return fail(x, "truncated document");
-    if (memchr(x->s + x->i + 1, '<', (size_t)(q - (x->s + x->i + 1))))
-      return fail(x, "bad attribute");
-    x->i = (size_t)(q - x->s) + 1;
   }
 
   if (x->root_closed)
@@ -484,12 +491,12 @@ static void action_fields(struct fields *fs, enum cs_sts_action a, struct cs_sts
     add(fs, P(root, res, "Account"), r->account, sizeof r->account, false);
     add(fs, P(root, res, "UserId"), r->user_id, sizeof r->user_id, false);
   } else {
-    add(fs, P(root, res, "Credentials", "AccessKeyId"), c->access_key_id,
-        sizeof c->access_key_id, false);
+    add(fs, P(root, res, "Credentials", "AccessKeyId"), c->access_key_id, sizeof c->access_key_id,
+        false);
     add(fs, P(root, res, "Credentials", "SecretAccessKey"), c->secret_access_key,
         sizeof c->secret_access_key, false);
-    add(fs, P(root, res, "Credentials", "SessionToken"), c->session_token,
-        sizeof c->session_token, false);
+    add(fs, P(root, res, "Credentials", "SessionToken"), c->session_token, sizeof c->session_token,
+        false);
     add(fs, P(root, res, "Credentials", "Expiration"), expiration, exp_cap, false);
     if (a == CS_STS_ASSUME_ROLE)
       add(fs, P(root, res, "AssumedRoleUser", "Arn"), r->arn, sizeof r->arn, false);
@@ -503,12 +510,10 @@ static void action_fields(struct fields *fs, enum cs_sts_action a, struct cs_sts
 #undef P
 
 /* The action's own answer, complete? @return NULL or what is missing. */
-static const char *incomplete(enum cs_sts_action a, struct cs_sts_result *r,
-                              const char *expiration)
+static const char *incomplete(enum cs_sts_action a, struct cs_sts_result *r, const char *expiration)
 {
   if (a == CS_STS_GET_CALLER_IDENTITY)
-    return token_ok(r->arn) && token_ok(r->account) ? NULL
-                                                     : "STS response lacks Arn or Account";
+    return token_ok(r->arn) && token_ok(r->account) ? NULL : "STS response lacks Arn or Account";
   if (!token_ok(r->creds.access_key_id) || !token_ok(r->creds.secret_access_key) ||
       !token_ok(r->creds.session_token))
     return "STS response lacks AccessKeyId, SecretAccessKey or SessionToken";

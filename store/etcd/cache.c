@@ -73,8 +73,8 @@ enum cs_err cs_etcd_store_range(struct cs_buf *b, const struct cs_etcd *e, const
 static enum cs_err post(struct cs_etcd *e, const char *path, struct cs_buf *body, bool idempotent,
                         bool bg, cJSON **out)
 {
-  struct cs_etcd_call r = {.path = path, .idempotent = idempotent, .background = bg, .ep = -1,
-                           .abort = &e->stop};
+  struct cs_etcd_call r = {
+      .path = path, .idempotent = idempotent, .background = bg, .ep = -1, .abort = &e->stop};
   CURL *h = cs_etcd_handle_get(&e->cli);
   enum cs_err err;
 
@@ -285,7 +285,7 @@ static enum cs_err init_prefix(struct cs_etcd *e)
     r = cs_etcd_store_range(&b, e, NULL, 0);
   if (r == CS_OK)
     r = CS_BUF_LIT(&b, ",\"target\":\"MOD\",\"result\":\"LESS\",\"mod_revision\":\"1\"}],"
-                          "\"success\":[{\"request_put\":{\"key\":\"");
+                       "\"success\":[{\"request_put\":{\"key\":\"");
   if (r == CS_OK)
     r = cs_etcd_key_b64(&b, e, CS_TBL_META, "schema", 6);
   if (r == CS_OK)
@@ -322,8 +322,8 @@ static enum cs_err schema_check(struct cs_etcd *e)
 static enum cs_err copy_dir(struct cs_etcd *e, const struct cs_store_opts *o)
 {
   const char *base = o && o->cache_dir ? o->cache_dir : getenv("TMPDIR");
-  int n = snprintf(e->dir, sizeof e->dir, "%s/credstore-cache-XXXXXX",
-                   base && *base ? base : "/tmp");
+  int n =
+      snprintf(e->dir, sizeof e->dir, "%s/credstore-cache-XXXXXX", base && *base ? base : "/tmp");
 
   if (n < 0 || (size_t)n >= sizeof e->dir || !mkdtemp(e->dir)) {
     CS_LOG(CS_LOG_ERROR, "store: cannot create the local copy's dir under %s: %s",
@@ -434,8 +434,8 @@ static enum cs_err node_init(struct cs_etcd *e)
 /* Delete the node key of a handle being closed (best effort, bounded). */
 void cs_etcd_retire(struct cs_etcd *e)
 {
-  struct cs_etcd_call r = {.path = "/v3/kv/deleterange", .idempotent = true, .ep = -1,
-                           .timeout_ms = 1000};
+  struct cs_etcd_call r = {
+      .path = "/v3/kv/deleterange", .idempotent = true, .ep = -1, .timeout_ms = 1000};
   struct cs_buf b;
   cJSON *j = NULL;
   CURL *h;
@@ -529,8 +529,7 @@ void cs_etcd_free(struct cs_etcd *e)
   free(e);
 }
 
-enum cs_err cs_etcd_probe(const struct cs_store_url *u, const struct cs_store_opts *o,
-                          bool *exists)
+enum cs_err cs_etcd_probe(const struct cs_store_url *u, const struct cs_store_opts *o, bool *exists)
 {
   struct cs_store st = {0};
   struct cs_buf b;

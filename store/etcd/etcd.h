@@ -108,8 +108,8 @@ struct cs_etcd_client {
   atomic_uint preferred; /* endpoint that answered last */
   char *cacert, *cert, *key, *user, *password;
   long timeout_ms;
-  pthread_mutex_t mu; /* token, pool */
-  char *token;        /* etcd auth token, NULL without auth */
+  pthread_mutex_t mu;   /* token, pool */
+  char *token;          /* etcd auth token, NULL without auth */
   atomic_bool auth_off; /* a user is configured but etcd has auth disabled */
   CURL *pool[CS_ETCD_HANDLES];
   size_t n_pool;
@@ -120,14 +120,14 @@ struct cs_etcd_call {
   const char *path; /* "/v3/kv/txn" */
   const char *body;
   size_t len;
-  bool idempotent; /* may be re-sent after a send that failed midway */
-  bool background; /* counted as the watch/health threads' */
-  int ep;          /* endpoint to try first; -1: the preferred one */
-  long timeout_ms; /* 0: the client's */
-  int64_t deadline_ms; /* monotonic; no attempt starts or runs past it (0: none) */
+  bool idempotent;          /* may be re-sent after a send that failed midway */
+  bool background;          /* counted as the watch/health threads' */
+  int ep;                   /* endpoint to try first; -1: the preferred one */
+  long timeout_ms;          /* 0: the client's */
+  int64_t deadline_ms;      /* monotonic; no attempt starts or runs past it (0: none) */
   const atomic_bool *abort; /* set: give up at once (a store closing), or NULL */
-  int ep_used;     /* out: endpoint that answered */
-  int grpc_code;   /* out: etcd's error code (0: none) */
+  int ep_used;              /* out: endpoint that answered */
+  int grpc_code;            /* out: etcd's error code (0: none) */
 };
 
 enum cs_err cs_etcd_client_init(struct cs_etcd_client *c, const struct cs_store_url *u,
@@ -190,10 +190,10 @@ struct cs_etcd {
 
   char node[48]; /* "_sys/node/<16 hex>" under PREFIX: this handle's key */
   size_t node_len;
-  int64_t node_mod;        /* its mod_revision in the copy (write_mu) */
-  bool node_live;          /* put at open: delete at close */
-  pthread_mutex_t txn_mu;  /* one write at a time through this handle */
-  uint64_t attempts;       /* txn_mu */
+  int64_t node_mod;       /* its mod_revision in the copy (write_mu) */
+  bool node_live;         /* put at open: delete at close */
+  pthread_mutex_t txn_mu; /* one write at a time through this handle */
+  uint64_t attempts;      /* txn_mu */
 
   atomic_uint_fast64_t txns, conflicts, reloads;
 };
@@ -234,11 +234,11 @@ enum cs_err cs_etcd_apply_all(struct cs_etcd *e, MDB_txn *txn, const cJSON *list
 enum cs_err cs_etcd_store_range(struct cs_buf *b, const struct cs_etcd *e, const uint8_t *from,
                                 size_t flen) CS_WUR;
 /** Which table @p key (a full etcd key) belongs to, and its record key; -1: none. */
-int cs_etcd_split_key(const struct cs_etcd *e, const uint8_t *key, size_t len,
-                      const uint8_t **rk, size_t *rlen);
+int cs_etcd_split_key(const struct cs_etcd *e, const uint8_t *key, size_t len, const uint8_t **rk,
+                      size_t *rlen);
 /** Append PREFIX + table name + "/" + @p key (table -1: PREFIX + @p key). */
-enum cs_err cs_etcd_key_b64(struct cs_buf *b, const struct cs_etcd *e, int table,
-                            const void *key, size_t klen) CS_WUR;
+enum cs_err cs_etcd_key_b64(struct cs_buf *b, const struct cs_etcd *e, int table, const void *key,
+                            size_t klen) CS_WUR;
 
 /* --------------------------------------------------------------- rec.c */
 

@@ -91,8 +91,7 @@ static int span_order(const void *pa, const void *pb)
 /* Does @p a (sorted before @p b) reach b's start? Then they merge. */
 static bool span_reaches(const struct span *a, const struct span *b)
 {
-  return a->t == b->t &&
-         (a->hi_end || b->lo_start || keycmp(b->lo, b->llen, a->hi, a->hlen) <= 0);
+  return a->t == b->t && (a->hi_end || b->lo_start || keycmp(b->lo, b->llen, a->hi, a->hlen) <= 0);
 }
 
 static size_t merge_spans(const struct cs_etcd_rec *r, struct span *sp)
@@ -102,8 +101,9 @@ static size_t merge_spans(const struct cs_etcd_rec *r, struct span *sp)
   for (size_t i = 0; i < r->n_ranges; i++) {
     const struct cs_rec_range *g = &r->ranges[i];
 
-    sp[i] = (struct span){g->t,           g->lo_start, g->hi_end, g->need_gen,
-                          r->arena + g->loff, r->arena + g->hoff, g->llen, g->hlen};
+    sp[i] = (struct span){
+        g->t,    g->lo_start, g->hi_end, g->need_gen, r->arena + g->loff, r->arena + g->hoff,
+        g->llen, g->hlen};
   }
   qsort(sp, r->n_ranges, sizeof *sp, span_order);
   for (size_t i = 0; i < r->n_ranges; i++) {
@@ -438,8 +438,8 @@ enum cs_err cs_etcd_plan(const struct cs_etcd_rec *r, struct cs_buf *body, bool 
   struct plan p;
   enum cs_err e = plan_build(r, &p);
 
-  if (e == CS_OK && (p.ncmp > CS_ETCD_REC_OPS || p.nops > CS_ETCD_REC_OPS ||
-                     p.bytes > CS_ETCD_TXN_BYTES))
+  if (e == CS_OK &&
+      (p.ncmp > CS_ETCD_REC_OPS || p.nops > CS_ETCD_REC_OPS || p.bytes > CS_ETCD_TXN_BYTES))
     e = CS_ERR_TOO_LARGE;
   if (e == CS_OK)
     *has_writes = p.nw > 0;

@@ -65,7 +65,9 @@ static enum cs_err run_op(struct cs_txn *top, struct cs_store_op *op, bool *fit)
   rc = mdb_txn_commit(child.txn);
   if (rc == MDB_MAP_FULL)
     top->full = true;
-  return rc == MDB_MAP_FULL ? CS_ERR_STORE_FULL : rc ? cs_lmdb_fail(rc, "nested txn commit") : CS_OK;
+  return rc == MDB_MAP_FULL ? CS_ERR_STORE_FULL
+         : rc               ? cs_lmdb_fail(rc, "nested txn commit")
+                            : CS_OK;
 }
 
 /* Run ops from @p begin while they fit one Txn, on one write txn of the
@@ -94,8 +96,9 @@ static enum cs_err pack_once(struct cs_store *st, struct cs_store_op *ops, size_
     }
     if (kept > 0)
       break; /* the next Txn takes it */
-    CS_LOG(CS_LOG_ERROR, "store: one change needs more than one etcd Txn holds "
-                         "(%d puts and deletes, %zu KiB)",
+    CS_LOG(CS_LOG_ERROR,
+           "store: one change needs more than one etcd Txn holds "
+           "(%d puts and deletes, %zu KiB)",
            CS_ETCD_REC_OPS, CS_ETCD_TXN_BYTES >> 10);
     ops[k].result = CS_ERR_TOO_LARGE;
   }
@@ -164,8 +167,12 @@ static int64_t committed_before(const cJSON *reply, uint64_t attempt)
 static enum cs_err commit(struct cs_etcd *e, CURL *h, struct group *g, int64_t deadline, bool *ok,
                           int64_t *rev)
 {
-  struct cs_etcd_call r = {.path = "/v3/kv/txn", .body = g->body.data, .len = g->body.len,
-                           .idempotent = true, .ep = -1, .deadline_ms = deadline};
+  struct cs_etcd_call r = {.path = "/v3/kv/txn",
+                           .body = g->body.data,
+                           .len = g->body.len,
+                           .idempotent = true,
+                           .ep = -1,
+                           .deadline_ms = deadline};
   cJSON *j = NULL;
   enum cs_err err;
   int64_t before;
@@ -242,11 +249,10 @@ enum cs_err cs_etcd_write_batch(struct cs_store *st, struct cs_store_op *ops, si
 
 /* --------------------------------------------------------------- leases */
 
-static enum cs_err lease_call(struct cs_etcd *e, const char *path, const char *body,
-                              cJSON **out)
+static enum cs_err lease_call(struct cs_etcd *e, const char *path, const char *body, cJSON **out)
 {
-  struct cs_etcd_call r = {.path = path, .body = body, .len = strlen(body), .idempotent = true,
-                           .ep = -1};
+  struct cs_etcd_call r = {
+      .path = path, .body = body, .len = strlen(body), .idempotent = true, .ep = -1};
   CURL *h = cs_etcd_handle_get(&e->cli);
   enum cs_err err;
 

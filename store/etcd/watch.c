@@ -11,10 +11,10 @@
 
 #define CS_ETCD_LINE_MAX ((size_t)512 << 20) /* one watch reply: up to 1000 revisions */
 #define CS_ETCD_HEALTH_EVERY_MS 1000
-#define CS_ETCD_HEALTH_TIMEOUT_MS 1000 /* per endpoint */
+#define CS_ETCD_HEALTH_TIMEOUT_MS 1000  /* per endpoint */
 #define CS_ETCD_HEALTH_DEADLINE_MS 2500 /* for one check, over every endpoint */
-#define CS_ETCD_HEALTHY_MS 3000 /* a success this recent counts as healthy */
-#define CS_ETCD_STALL_MS 2000   /* a writer waiting this long moves the watch */
+#define CS_ETCD_HEALTHY_MS 3000         /* a success this recent counts as healthy */
+#define CS_ETCD_STALL_MS 2000           /* a writer waiting this long moves the watch */
 #define CS_ETCD_BACKOFF_MAX_MS 1000
 
 /* Why one watch stream ended. */
@@ -318,8 +318,11 @@ static void *watch_main(void *arg)
  * serve one is partitioned or has no quorum, so the watch moves off it. */
 static void health_check(struct cs_etcd *e, CURL *h)
 {
-  struct cs_etcd_call r = {.path = "/v3/kv/range", .idempotent = true, .background = true,
-                           .timeout_ms = CS_ETCD_HEALTH_TIMEOUT_MS, .abort = &e->stop,
+  struct cs_etcd_call r = {.path = "/v3/kv/range",
+                           .idempotent = true,
+                           .background = true,
+                           .timeout_ms = CS_ETCD_HEALTH_TIMEOUT_MS,
+                           .abort = &e->stop,
                            .deadline_ms = cs_mono_ms() + CS_ETCD_HEALTH_DEADLINE_MS};
   bool watching = atomic_load(&e->watch_ok);
   int wep = atomic_load(&e->watch_ep);
@@ -336,8 +339,8 @@ static void health_check(struct cs_etcd *e, CURL *h)
     if (cs_etcd_post(&e->cli, h, &r, &j) == CS_OK) {
       atomic_store(&e->last_ok_ms, cs_mono_ms());
       if (watching && r.ep_used != wep) {
-        CS_LOG(CS_LOG_INFO, "store: etcd %s did not answer: moving the watch to %s",
-               e->cli.ep[wep], e->cli.ep[r.ep_used]);
+        CS_LOG(CS_LOG_INFO, "store: etcd %s did not answer: moving the watch to %s", e->cli.ep[wep],
+               e->cli.ep[r.ep_used]);
         atomic_store(&e->reconnect, true);
         curl_multi_wakeup(e->multi);
       }

@@ -1,5 +1,5 @@
 /* The HTTP layer's ceiling for tests/bench/run.sh: a bare libmicrohttpd
- * server with the daemon flags and options of server/http.c, answering
+ * server with the daemon flags and options of server/api/daemon.c, answering
  * every request (any method, any path) with one fixed ~150-byte JSON body.
  *
  * Like credstore it returns MHD_YES on the first access-handler call and
@@ -26,17 +26,15 @@
 #include <unistd.h>
 
 /* 150 bytes, shaped like a credential's metadata. */
-static const char BODY[] =
-    "{\"_id\":\"bench-aws\",\"type\":\"aws\",\"description\":\"baseline\","
-    "\"accountID\":\"AKIAIOSFODNN7EXAMPLE\",\"version\":1,"
-    "\"created\":\"2024-01-01T00:00:00Z\",\"owner\":\"ak-0\"}";
+static const char BODY[] = "{\"_id\":\"bench-aws\",\"type\":\"aws\",\"description\":\"baseline\","
+                           "\"accountID\":\"AKIAIOSFODNN7EXAMPLE\",\"version\":1,"
+                           "\"created\":\"2024-01-01T00:00:00Z\",\"owner\":\"ak-0\"}";
 
 static int marker; /* *con_cls after the first call */
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
   (void)cls, (void)url, (void)method, (void)version, (void)upload_data;
   if (!*con_cls) {
@@ -92,7 +90,7 @@ int main(int argc, char **argv)
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-  /* Flags and options as in server/http.c (cs_http_start), without TLS. */
+  /* Flags and options as in server/api/daemon.c (listen_start), without TLS. */
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
                    MHD_USE_ITC | MHD_USE_SUSPEND_RESUME;
   struct MHD_Daemon *d = MHD_start_daemon(
@@ -106,8 +104,7 @@ int main(int argc, char **argv)
     return 1;
   }
   const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-  fprintf(stderr, "listening on port %u with %u threads\n", di ? (unsigned)di->port : 0u,
-          threads);
+  fprintf(stderr, "listening on port %u with %u threads\n", di ? (unsigned)di->port : 0u, threads);
 
   sigwait(&set, &sig);
   MHD_stop_daemon(d);

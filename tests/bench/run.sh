@@ -19,7 +19,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BENCH=$ROOT/tests/bench
 PY=/usr/bin/python3 # Debian's python3: botocore for the STS double
 
-THREADS=32 # credstore serve's default pool (server.h CS_DEFAULT_THREADS); the baseline gets the same
+THREADS=32 # credstore serve's default pool (server/api/api.h CS_DEFAULT_THREADS); the baseline gets the same
 CONNS=64
 DURATION=10
 ROUNDS=3

@@ -1,8 +1,8 @@
 /*
  * An Authorization: Basic header value, through the server's own parser
- * (cs_auth_basic_split in server/auth.c), then the hash cs_auth_key_secret
- * takes of the secret. Promises checked: outputs are written only on
- * success, and then id and secret lie inside the buffer, hold no NUL, and
+ * (cs_auth_basic_split in server/api/auth.c), then the hash the core's
+ * cs_keys_check_secret takes of the secret (capped at CS_KEY_SECRET_MAX). Promises checked: outputs
+ * are written only on success, and then id and secret lie inside the buffer, hold no NUL, and
  * "id:secret" encodes back to exactly the input (the decoder is strict).
  */
 #include "auth.h"
@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#define SECRET_MAX 128 /* server/auth.c: secrets hashed at most this long */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -44,8 +42,9 @@ static void basic(const char *b64)
   if (!again || strcmp(again, b64) != 0)
     cs_fuzz_fail("\"id:secret\" does not encode back to the input \"%s\"", b64);
   free(again);
-  /* check_key in server/auth.c: the secret is hashed, capped. */
-  cs_secret_hash(cs_fuzz_keyring(), buf + ilen + 1, slen > SECRET_MAX ? SECRET_MAX : slen, h);
+  /* As cs_keys_check_secret (server/core/keys.c) hashes it: capped. */
+  cs_secret_hash(cs_fuzz_keyring(), buf + ilen + 1,
+                 slen > CS_KEY_SECRET_MAX ? CS_KEY_SECRET_MAX : slen, h);
   cs_memzero(buf, sizeof buf);
 }
 

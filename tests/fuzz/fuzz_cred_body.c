@@ -34,10 +34,12 @@ static void check_resolve(const struct cs_provider *p, const struct cs_prov_resu
 {
   struct cs_resolve_opts opts = {0};
   cJSON *out = NULL;
-  enum cs_err e = p->resolve(r->meta, r->secret, r->secret_len, &opts, &out);
+  struct cs_prov_ctx ctx = {NULL, "fuzz", 1, r->meta, r->secret, r->secret_len, &opts};
+  struct cs_net_error err = {"", "", ""};
+  enum cs_err e = p->resolve(&ctx, &out, &err);
 
   if (e == CS_ERR_UNAVAILABLE && strcmp(p->type, "aws") == 0)
-    return; /* role or instance identity: resolved by providers/aws/ */
+    return; /* role or instance identity: needs the network state (STS, IMDS) */
   if (e != CS_OK)
     cs_fuzz_fail("%s: validate accepted a body whose payload resolve refuses (%s)", p->type,
                  cs_err_code(e));

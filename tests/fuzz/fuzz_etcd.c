@@ -63,8 +63,8 @@ static void apply(const char *s, size_t len, bool events)
 
   if (cs_json_parse(s, len, CS_JSON_MAX_DEPTH, &j) != CS_OK)
     return;
-  list = events ? cJSON_GetObjectItemCaseSensitive(
-                      cJSON_GetObjectItemCaseSensitive(j, "result"), "events")
+  list = events ? cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "result"),
+                                                   "events")
                 : cJSON_GetObjectItemCaseSensitive(j, "kvs");
   if (mdb_txn_begin(st->env, NULL, 0, &txn) != 0)
     abort();

@@ -31,8 +31,7 @@ static void check_claims(const struct cs_jwt_claims *c)
   if (!c->sub[0] || !c->role[0])
     cs_fuzz_fail("a token without sub or role verified");
   if (c->exp <= CS_FUZZ_NOW || c->iat < 0)
-    cs_fuzz_fail("a token with exp %lld, iat %lld verified", (long long)c->exp,
-                 (long long)c->iat);
+    cs_fuzz_fail("a token with exp %lld, iat %lld verified", (long long)c->exp, (long long)c->iat);
 }
 
 /* mint(claims) must verify back to the same claims. */
@@ -61,8 +60,8 @@ static void check_alphabet(const char *tok, size_t len)
 {
   for (size_t i = 0; i < len; i++) {
     unsigned char c = (unsigned char)tok[i];
-    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-          c == '-' || c == '_' || c == '.'))
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+          c == '_' || c == '.'))
       cs_fuzz_fail("a token with byte 0x%02x at offset %zu verified", c, i);
   }
 }

@@ -36,8 +36,8 @@ static bool in(const char *s, const char *const *set)
 /* A key at root.<list>[i].<inner>.<key> that must never have been accepted. */
 static void check_key(const struct frame *st, int d, const char *key)
 {
-  static const char *const user[] = {"exec", "auth-provider", "tokenFile", "client-certificate",
-                                     "client-key", NULL};
+  static const char *const user[] = {
+      "exec", "auth-provider", "tokenFile", "client-certificate", "client-key", NULL};
   static const char *const cluster[] = {"certificate-authority", "proxy-url", NULL};
 
   if (strcmp(key, "<<") == 0)
@@ -115,7 +115,8 @@ static void check_servers(const cJSON *clusters)
 {
   const cJSON *c;
 
-  cJSON_ArrayForEach(c, clusters) {
+  cJSON_ArrayForEach(c, clusters)
+  {
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(c, "server");
     const char *v = cJSON_IsString(s) ? s->valuestring : "";
 

@@ -2,26 +2,30 @@
  * A query string ("offset=10&limit=50&type=aws&search=prod&sort=_id") and
  * the request headers parsed like one value (If-Match). MHD splits on '&'
  * and the first '=', turns '+' into a space, and hands each name and value
- * to the server's unescape callback (server/http.c: %XX decoded except %00,
- * which stays encoded) as C strings; this harness does the same and
- * runs each value through the parser the server uses for that parameter
- * (server/h_credentials.c, audit.c, events.c, h_access_keys.c), and every
- * parser on parameters it does not know, since the caller picks the names.
- * (search, sort and reverse are only compared against fixed strings there.)
- * Keep the bounds in step with those files.
+ * to the server's unescape callback; this harness does the same with the
+ * server's own cs_http_unescape (server/api/request.c: %XX decoded except
+ * %00, which stays encoded) and then runs the server's own parsers on the
+ * parameters: cs_parse_cred_query (h_credentials.c), cs_parse_audit_query
+ * (h_audit.c), cs_parse_events_query (h_events.c) and cs_parse_if_match
+ * (request.c), plus the common parsers underneath (cs_parse_u64 with each
+ * parameter's bound, cs_id_valid, cs_time_parse for expiresAt,
+ * cs_provider_find for type), every one on parameters it does not know.
+ *
+ * Promises checked: an accepted query is within the bounds the parsers
+ * promise (limit 1..max, offset and wait bounded, a credential filter is a
+ * valid id, a type names its provider); a refusal is a 400 with a message
+ * and writes nothing the handler would use; cs_parse_u64 agrees with printf
+ * and an RFC 3339 time formats back to itself.
  */
 #include "fuzz_common.h"
-#include "providers.h"
+#include "http.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define OFFSET_MAX 1000000000ULL /* h_credentials.c */
-#define LIMIT_MAX 500            /* h_credentials.c */
-#define LIST_MAX 1000            /* audit.c */
-#define WAIT_MAX 60              /* events.c */
+#define MAX_PARAMS 64
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -31,35 +35,32 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
   return 0;
 }
 
-static int hexval(char c)
+/* The split query: names and values as MHD would hand them over. */
+struct table {
+  const char *name[MAX_PARAMS];
+  const char *value[MAX_PARAMS];
+  size_t n;
+};
+
+/* MHD's lookup: the first value of @p name, NULL when absent. */
+static const char *table_get(void *arg, const char *name)
 {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
+  const struct table *t = arg;
+  for (size_t i = 0; i < t->n; i++)
+    if (strcmp(t->name[i], name) == 0)
+      return t->value[i];
+  return NULL;
 }
 
-/* MHD_unescape_plus, then the server's callback (server/http.c unescape), in place. */
+/* MHD_unescape_plus, then the server's callback, in place. */
 static void unescape(char *s)
 {
-  char *w = s;
-
   for (char *p = s; *p; p++)
     if (*p == '+')
       *p = ' ';
-  for (const char *r = s; *r; r++) {
-    int hi, lo;
-    if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0 && (hi | lo)) {
-      *w++ = (char)(hi << 4 | lo);
-      r += 2;
-    } else {
-      *w++ = *r;
-    }
-  }
-  *w = '\0';
+  size_t n = cs_http_unescape(s);
+  if (n != strlen(s))
+    cs_fuzz_fail("cs_http_unescape returned %zu for a string of %zu", n, strlen(s));
 }
 
 /* cs_parse_u64 must agree with printf: no sign, no space, value <= max. */
@@ -95,20 +96,20 @@ static void rfc3339(const char *v)
     cs_fuzz_fail("cs_time_parse(\"%s\") = %lld, formats as %s", v, (long long)t, out);
 }
 
-/* h_credentials.c parse_if_match: 3 or "3". */
+/* If-Match: 3 or "3", through the server's parser. */
 static void if_match(const char *v)
 {
-  char buf[32];
-  size_t n = strlen(v);
+  uint64_t n = 0, plain = 0;
+  size_t len = strlen(v);
 
-  if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
-    if (n - 2 >= sizeof buf)
-      return;
-    memcpy(buf, v + 1, n - 2);
-    buf[n - 2] = '\0';
-    v = buf;
-  }
-  u64(v, UINT64_MAX);
+  if (cs_parse_if_match(v, &n) != CS_OK)
+    return;
+  /* Accepted: the digits, or the digits between the quotes, parse alike. */
+  char *inner = strndup(v + (len >= 2 && v[0] == '"' ? 1 : 0),
+                        len >= 2 && v[0] == '"' && v[len - 1] == '"' ? len - 2 : len);
+  if (!inner || cs_parse_u64(inner, UINT64_MAX, &plain) != CS_OK || plain != n)
+    cs_fuzz_fail("cs_parse_if_match(\"%s\") = %" PRIu64 " disagrees with its digits", v, n);
+  free(inner);
 }
 
 static void type(const char *v)
@@ -118,17 +119,67 @@ static void type(const char *v)
     cs_fuzz_fail("cs_provider_find(\"%s\") found %s", v, p->type);
 }
 
+/* A refusal is a 400 with a message; nothing else. */
+static void refused(enum cs_err e, const struct cs_resp *r, const char *what)
+{
+  if (e != CS_ERR_BAD_QUERY || !r->err_msg[0] || r->err_extra || r->body)
+    cs_fuzz_fail("%s refused with %s (message \"%s\")", what, cs_err_code(e), r->err_msg);
+}
+
+static void cred_query(const struct cs_params *p)
+{
+  struct cs_cred_query q;
+  struct cs_resp r = {0};
+  enum cs_err e = cs_parse_cred_query(p, &q, &r);
+
+  if (e) {
+    refused(e, &r, "cs_parse_cred_query");
+    return;
+  }
+  if (q.limit < 1 || q.limit > CS_LIST_LIMIT_MAX || q.offset > CS_LIST_OFFSET_MAX ||
+      (q.search && strlen(q.search) > 128) || q.scope)
+    cs_fuzz_fail("cs_parse_cred_query accepted limit %" PRIu64 ", offset %" PRIu64, q.limit,
+                 q.offset);
+  const char *t = p->get(p->arg, "type");
+  if (q.type && (!t || strcmp(q.type->type, t) != 0))
+    cs_fuzz_fail("cs_parse_cred_query: type %s for ?type=%s", q.type->type, t ? t : "(none)");
+}
+
+static void feed_queries(const struct cs_params *p)
+{
+  struct cs_feed_query q;
+  struct cs_resp r = {0};
+  cJSON *scope = cJSON_Parse("[\"aws-*\"]");
+  enum cs_err e = cs_parse_audit_query(p, &q, &r);
+
+  if (e)
+    refused(e, &r, "cs_parse_audit_query");
+  else if (q.limit < 1 || q.limit > CS_AUDIT_LIST_MAX || q.since == UINT64_MAX ||
+           (q.cred && !cs_id_valid(q.cred, strlen(q.cred))))
+    cs_fuzz_fail("cs_parse_audit_query accepted limit %" PRIu64, q.limit);
+  memset(&r, 0, sizeof r);
+  e = cs_parse_events_query(p, scope, &q, &r);
+  if (e)
+    refused(e, &r, "cs_parse_events_query");
+  else if (q.wait > CS_EVENTS_WAIT_MAX || q.since == UINT64_MAX ||
+           (q.cred && (!cs_id_valid(q.cred, strlen(q.cred)) || !cs_scope_allows(scope, q.cred))))
+    cs_fuzz_fail("cs_parse_events_query accepted wait %" PRIu64, q.wait);
+  cJSON_Delete(scope);
+}
+
+/* The common parsers each parameter goes through, with the server's bounds;
+ * every one on parameters it does not know, since the caller picks the names. */
 static void param(const char *k, const char *v)
 {
   if (!strcmp(k, "offset")) {
-    u64(v, OFFSET_MAX);
+    u64(v, CS_LIST_OFFSET_MAX);
   } else if (!strcmp(k, "limit")) {
-    u64(v, LIMIT_MAX);
-    u64(v, LIST_MAX);
+    u64(v, CS_LIST_LIMIT_MAX);
+    u64(v, CS_AUDIT_LIST_MAX);
   } else if (!strcmp(k, "since")) {
     u64(v, UINT64_MAX - 1);
   } else if (!strcmp(k, "wait")) {
-    u64(v, WAIT_MAX);
+    u64(v, CS_EVENTS_WAIT_MAX);
   } else if (!strcmp(k, "credential")) {
     (void)cs_id_valid(v, strlen(v));
   } else if (!strcmp(k, "expiresAt")) {
@@ -150,16 +201,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   char *qs = cs_fuzz_cstr(data, size); /* MHD's query is a C string */
   char *save = NULL;
+  struct table t = {{NULL}, {NULL}, 0};
+  struct cs_params p = {table_get, &t};
 
-  for (char *pair = strtok_r(qs, "&", &save); pair; pair = strtok_r(NULL, "&", &save)) {
+  for (char *pair = strtok_r(qs, "&", &save); pair && t.n < MAX_PARAMS;
+       pair = strtok_r(NULL, "&", &save)) {
     char *v = strchr(pair, '=');
     if (!v)
       continue; /* MHD gives "name" without '=' a NULL value: absent to cs_req_query */
     *v++ = '\0';
     unescape(pair);
     unescape(v);
+    t.name[t.n] = pair;
+    t.value[t.n++] = v;
     param(pair, v);
   }
+  cred_query(&p);
+  feed_queries(&p);
   free(qs);
   return 0;
 }

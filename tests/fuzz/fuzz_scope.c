@@ -1,5 +1,5 @@
 /*
- * What "broader" means between access keys (server/svc_keys.c). The input is
+ * What "broader" means between access keys (server/core/scope.c). The input is
  * NUL-separated: pattern p, pattern q, then candidate ids. Whenever
  * cs_pattern_covers(p, q) says yes, every candidate q matches must match p,
  * including ids made from q itself (each '*' read as "", "a" or "-", each '?'
@@ -7,7 +7,7 @@
  * libFuzzer keeps it. The same holds one level up for cs_scope_within over
  * the scopes [p] and [q, p].
  */
-#include "server.h"
+#include "core.h"
 
 #include <fnmatch.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /*
- * Client addresses behind proxies (server/netaddr.c). Input lines: 1, a
+ * Client addresses behind proxies (server/api/netaddr.c). Input lines: 1, a
  * --trusted-proxies list (empty: none); 2, the peer's address; the rest,
  * X-Forwarded-For header values in order. Promises checked: a list that
  * fails to parse is not returned; every address that parses formats back
@@ -48,9 +48,9 @@ static void check_group(const struct cs_addr *a)
 {
   struct cs_addr g = cs_addr_group(a), gg = cs_addr_group(&g);
   static const uint8_t zero[8];
-  if (!cs_addr_equal(&g, &gg) || (cs_addr_is_v4(a) ? !cs_addr_equal(&g, a)
-                                                   : memcmp(g.b + 8, zero, 8) != 0 ||
-                                                         memcmp(g.b, a->b, 8) != 0))
+  if (!cs_addr_equal(&g, &gg) ||
+      (cs_addr_is_v4(a) ? !cs_addr_equal(&g, a)
+                        : memcmp(g.b + 8, zero, 8) != 0 || memcmp(g.b, a->b, 8) != 0))
     cs_fuzz_fail("bad group");
 }
 

@@ -90,8 +90,8 @@ static void jwt_seeds(void)
   jwt("valid-reader", "ak_0a1b2c3d4e5f60718293", "reader", now - 5, now + 86400);
   jwt("valid-consumer", "ak_consumer01", "consumer", now, now + 1);
   jwt("expired", "ak_3f9c2e7a1b04d5e6c7a8", "admin", now - 7200, now - 600);
-  jwt("long-sub", "ak_0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab", "admin",
-      now, now + 600);
+  jwt("long-sub", "ak_0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab", "admin", now,
+      now + 600);
 
   static const char hs[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
   snprintf(pl, sizeof pl,

@@ -12,7 +12,7 @@ from harness import SLOW, Daemon, assert_error, basic
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 
-# API.md §2, role table. Every route of server/routes.c must be listed here.
+# API.md §2, role table. Every route of server/api/routes.c must be listed here.
 ALL = {"admin", "operator", "auditor", "ci"}
 READ = {"admin", "operator", "auditor"}
 WRITE = {"admin", "operator"}
@@ -39,13 +39,13 @@ EXPECTED_ROLES = {
     "aws_container_credentials": USE,
 }
 # Routes whose answers span every credential: a key with a scope gets 403
-# (CS_ROUTE_UNSCOPED in the flags column of server/routes.c).
+# (CS_ROUTE_UNSCOPED in the flags column of server/api/routes.c).
 EXPECTED_UNSCOPED = {"metrics"}
 
 
 def route_table_flags():
     """(method, pattern, roles-macro, name, flags) for every row of the route table."""
-    src = open(os.path.join(ROOT, "server", "routes.c")).read()
+    src = open(os.path.join(ROOT, "server", "api", "routes.c")).read()
     rows = re.findall(r'\{CS_(GET|POST|PUT|DELETE), "([^"]+)", \w+, (\w+), "(\w+)", (\w+)\}',
                       src)
     assert len(rows) >= 8, "could not read the route table"

@@ -1,4 +1,4 @@
-"""Limits that protect the service (API.md §6; server/http.c, server/config.c):
+"""Limits that protect the service (API.md §6; server/api/dispatch.c, server/cli/config.c):
 connection cap, per-connection timeout, request body cap, JSON depth cap, id
 length cap and the list query caps. Every test is bounded in requests and
 time and talks to 127.0.0.1 only."""

@@ -21,7 +21,7 @@ ROOT = oc.ROOT
 SPEC_DIR = os.path.join(ROOT, "api-spec")
 ALL_ROLES = {"admin", "operator", "auditor", "ci"}
 
-# server/server.h: the role masks of the route table.
+# server/api/http.h: the role masks of the route table.
 ROLE_MACROS = {
     "CS_PUBLIC": None,
     "CS_R_ADMIN": {"admin"},
@@ -68,8 +68,8 @@ NOT_OVER_HTTP = {
 
 
 def route_table_flags():
-    """(method, pattern, roles-macro, name, flags) for every row of server/routes.c."""
-    src = open(os.path.join(ROOT, "server", "routes.c")).read()
+    """(method, pattern, roles-macro, name, flags) for every row of server/api/routes.c."""
+    src = open(os.path.join(ROOT, "server", "api", "routes.c")).read()
     table = src[src.index("cs_routes[] = {"):]
     table = table[:table.index("};")]
     rows = re.findall(r'\{CS_(GET|POST|PUT|DELETE),\s*"([^"]+)",\s*\w+,\s*(\w+),\s*"(\w+)",'
@@ -80,7 +80,7 @@ def route_table_flags():
 
 
 def route_table():
-    """(method, pattern, roles-macro, name) for every row of server/routes.c."""
+    """(method, pattern, roles-macro, name) for every row of server/api/routes.c."""
     return [r[:4] for r in route_table_flags()]
 
 
@@ -613,7 +613,7 @@ def implemented(*names):
     have = {row[3] for row in route_table()}
     missing = set(names) - have
     if missing:
-        pytest.skip("not in server/routes.c yet: %s" % ", ".join(sorted(missing)))
+        pytest.skip("not in server/api/routes.c yet: %s" % ", ".join(sorted(missing)))
 
 
 def test_live_credentials(d):

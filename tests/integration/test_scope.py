@@ -15,9 +15,9 @@ from harness import SLOW, Daemon, assert_error, basic, finish, start
 from test_auth import ALL, new_key, token_for
 from test_credentials import valid_bodies
 
-# server/audit.c about_credential(): the actions whose target is a credential id.
+# server/core/audit.c about_credential(): the actions whose target is a credential id.
 CRED_ACTIONS = {"create", "update", "delete", "usage_create", "usage_delete", "resolve"}
-SCAN_MAX = 10000  # server/audit.c and server/events.c: entries one read examines
+SCAN_MAX = 10000  # server/core/audit.c and server/core/events.c: entries one read examines
 IBM = valid_bodies()["ibm-1"]
 IDS = ["kube-staging", "aws-prod", "kube-prod", "aws-dev", "gcp-x", "AWS.prod_1",
        "ak-lookalike"]

@@ -4,7 +4,7 @@ IBM IAM tokens (format "token"), "Test connection" for every cloud and for
 kubeconfigs, the token cache (hits, invalidation, single-flight), upstream
 errors as code + message without secrets, the reach rules and the extra CA
 file. Driven through tests/provider_probe's --type mode, which calls the
-cs_provider_net entries exactly as the core will.
+provider vtable entries (resolve, test) exactly as the core does.
 """
 import base64
 import datetime

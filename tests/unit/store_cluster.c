@@ -114,7 +114,8 @@ static int leader(void)
   FILE *p;
   int i = -1;
 
-  snprintf(cmd, sizeof cmd, "%s %s leader %s", getenv("CS_TEST_PYTHON") ? getenv("CS_TEST_PYTHON") : "/usr/bin/python3",
+  snprintf(cmd, sizeof cmd, "%s %s leader %s",
+           getenv("CS_TEST_PYTHON") ? getenv("CS_TEST_PYTHON") : "/usr/bin/python3",
            getenv("CS_TEST_ETCD_HELPER"), cluster_dir());
   p = popen(cmd, "r");
   assert_non_null(p);
@@ -153,10 +154,10 @@ static void url_on(const struct fx *f, const int *members, int n, char *out, siz
   snprintf(out + len, cap - len, "%s", prefix);
 }
 
-#define NEED_CLUSTER()                                                                         \
-  do {                                                                                         \
-    if (!cluster_dir() || !getenv("CS_TEST_ETCD_HELPER"))                                      \
-      skip();                                                                                  \
+#define NEED_CLUSTER()                                                                             \
+  do {                                                                                             \
+    if (!cluster_dir() || !getenv("CS_TEST_ETCD_HELPER"))                                          \
+      skip();                                                                                      \
   } while (0)
 
 /* ------------------------------------------------------- two nodes, one prefix */
@@ -457,8 +458,8 @@ static void test_delete_vs_register_never_both(void **state)
     deleted += del.res[i] == CS_OK;
     registered += reg.res[i] == CS_OK;
   }
-  fprintf(stderr, "[ info     ] %d rounds: %d deletes won, %d registrations won\n", ROUNDS,
-          deleted, registered);
+  fprintf(stderr, "[ info     ] %d rounds: %d deletes won, %d registrations won\n", ROUNDS, deleted,
+          registered);
   cs_store_close(reg.st);
 }
 
@@ -949,14 +950,16 @@ static void test_etcd_holds_bytes_exact_under_prefix(void **state)
 
     assert_non_null(k64);
     assert_int_equal(sodium_base642bin(k, sizeof k, k64, strlen(k64), NULL, &klen, NULL,
-                                       sodium_base64_VARIANT_ORIGINAL), 0);
+                                       sodium_base64_VARIANT_ORIGINAL),
+                     0);
     /* Everything lives under the prefix: a table's sub-prefix or _sys/. */
     assert_true(klen > strlen(prefix) && memcmp(k, prefix, strlen(prefix)) == 0);
     if (klen != want_len || memcmp(k, want_key, klen) != 0)
       continue;
     assert_non_null(v64);
     assert_int_equal(sodium_base642bin(v, sizeof v, v64->valuestring, strlen(v64->valuestring),
-                                       NULL, &vlen, NULL, sodium_base64_VARIANT_ORIGINAL), 0);
+                                       NULL, &vlen, NULL, sodium_base64_VARIANT_ORIGINAL),
+                     0);
     assert_int_equal(vlen, sizeof val);
     assert_memory_equal(v, val, sizeof val); /* byte-exact: etcd holds what the store got */
     found = true;
@@ -972,7 +975,7 @@ static void test_schema_newer_refused(void **state)
   struct fx *f = *state;
   const uint32_t newer = CS_STORE_SCHEMA_VERSION + 1;
   const uint8_t ver[4] = {(uint8_t)(newer >> 24), (uint8_t)(newer >> 16), (uint8_t)(newer >> 8),
-                         (uint8_t)newer};
+                          (uint8_t)newer};
   const uint8_t bad[3] = {0, 0, 1};
   struct kv kv = {CS_TBL_META, "schema", 6, ver, sizeof ver, 0, 0, CS_OK};
   struct cs_store *st = NULL;
@@ -1043,12 +1046,10 @@ static void put_retry(struct cs_store *st, const char *k)
   int64_t t0 = now_ms();
   enum cs_err e;
 
-  while ((e = put_s(st, CS_TBL_CREDS, k, "v")) == CS_ERR_STORE_UNAVAILABLE &&
-         now_ms() - t0 < 15000)
+  while ((e = put_s(st, CS_TBL_CREDS, k, "v")) == CS_ERR_STORE_UNAVAILABLE && now_ms() - t0 < 15000)
     sleep_ms(100);
   assert_int_equal(e, CS_OK);
 }
-
 
 struct writer {
   struct cs_store *st;

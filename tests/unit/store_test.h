@@ -24,8 +24,8 @@
 #include "store.h"
 
 struct fx {
-  char dir[64];   /* scratch dir; LMDB: the store's */
-  char url[600];  /* what the store is opened from */
+  char dir[64];  /* scratch dir; LMDB: the store's */
+  char url[600]; /* what the store is opened from */
   struct cs_store *st;
 };
 

@@ -83,8 +83,7 @@ static enum cs_err parse_str(const char *doc, struct cs_aws_creds *out, struct c
 /* An AssumeRoleResponse whose credentials block is @p creds. */
 static char *wrap_creds(const char *creds)
 {
-  static const char head[] =
-      "<AssumeRoleResponse><AssumeRoleResult><Credentials>";
+  static const char head[] = "<AssumeRoleResponse><AssumeRoleResult><Credentials>";
   static const char tail[] = "</Credentials></AssumeRoleResult></AssumeRoleResponse>";
   size_t n = strlen(head) + strlen(creds) + strlen(tail) + 1;
   char *s = malloc(n);
@@ -142,13 +141,13 @@ static void test_error_response(void **state)
   assert_string_equal(err.message, "Rate exceeded");
 
   /* No message is fine; no code is not. */
-  assert_int_equal(parse_str("<ErrorResponse><Error><Code>X</Code></Error></ErrorResponse>", &c,
-                             &err),
-                   CS_ERR_UPSTREAM);
+  assert_int_equal(
+      parse_str("<ErrorResponse><Error><Code>X</Code></Error></ErrorResponse>", &c, &err),
+      CS_ERR_UPSTREAM);
   assert_string_equal(err.message, "");
-  assert_int_equal(parse_str("<ErrorResponse><Error><Message>m</Message></Error></ErrorResponse>",
-                             &c, &err),
-                   CS_ERR_INVALID);
+  assert_int_equal(
+      parse_str("<ErrorResponse><Error><Message>m</Message></Error></ErrorResponse>", &c, &err),
+      CS_ERR_INVALID);
   assert_string_equal(err.code, "MalformedResponse");
 }
 
@@ -403,8 +402,9 @@ static void test_oversize(void **state)
   for (int i = 0; i < 400; i++)
     memcpy(v + 3 * i, "\xE2\x82\xAC", 3); /* € */
   v[1200] = '\0';
-  snprintf(buf, sizeof buf, "<ErrorResponse><Error><Code>%s</Code><Message>%s</Message></Error>"
-                            "</ErrorResponse>",
+  snprintf(buf, sizeof buf,
+           "<ErrorResponse><Error><Code>%s</Code><Message>%s</Message></Error>"
+           "</ErrorResponse>",
            "VeryLongCodeVeryLongCodeVeryLongCodeVeryLongCodeVeryLongCodeVeryLongCode", v);
   assert_int_equal(parse_str(buf, &c, &err), CS_ERR_UPSTREAM);
   assert_int_equal(strlen(err.code), sizeof err.code - 1);
@@ -437,12 +437,13 @@ static void test_imds_json(void **state)
   char buf[4096];
   char *v;
 
-  assert_int_equal(imds("{\n  \"Code\" : \"Success\",\n  \"LastUpdated\" : \"2026-11-22T11:00:00Z\",\n"
-                        "  \"Type\" : \"AWS-HMAC\",\n  \"AccessKeyId\" : \"ASIAIMDSEXAMPLE1\",\n"
-                        "  \"SecretAccessKey\" : \"imds/secret+key\",\n  \"Token\" : \"IQoJb3Jp==\",\n"
-                        "  \"Expiration\" : \"2026-11-22T17:00:00Z\"\n}",
-                        &c, &err),
-                   CS_OK);
+  assert_int_equal(
+      imds("{\n  \"Code\" : \"Success\",\n  \"LastUpdated\" : \"2026-11-22T11:00:00Z\",\n"
+           "  \"Type\" : \"AWS-HMAC\",\n  \"AccessKeyId\" : \"ASIAIMDSEXAMPLE1\",\n"
+           "  \"SecretAccessKey\" : \"imds/secret+key\",\n  \"Token\" : \"IQoJb3Jp==\",\n"
+           "  \"Expiration\" : \"2026-11-22T17:00:00Z\"\n}",
+           &c, &err),
+      CS_OK);
   assert_string_equal(c.access_key_id, "ASIAIMDSEXAMPLE1");
   assert_string_equal(c.secret_access_key, "imds/secret+key");
   assert_string_equal(c.session_token, "IQoJb3Jp==");
@@ -508,8 +509,7 @@ static void test_form_escape(void **state)
   struct cs_buf b;
 
   cs_buf_init(&b, 1024);
-  assert_int_equal(cs_form_escape(&b, "arn:aws:iam::123456789012:role/a b+c=d,e.f@g_h-i~"),
-                   CS_OK);
+  assert_int_equal(cs_form_escape(&b, "arn:aws:iam::123456789012:role/a b+c=d,e.f@g_h-i~"), CS_OK);
   assert_string_equal(b.data,
                       "arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fa%20b%2Bc%3Dd%2Ce.f%40g_h-i~");
   cs_buf_free(&b);
@@ -529,8 +529,12 @@ static struct cs_aws_request base_req(void)
   };
 }
 
-/* The STS and IMDS counters, as the old stats struct had them. */
-static void get_stats(struct cs_broker *b, struct cs_aws_stats *out)
+/* The STS and IMDS counters, summed as /metrics shows them. */
+struct aws_stats {
+  uint64_t sts_calls, imds_calls, cache_hits, cache_misses;
+};
+
+static void get_stats(struct cs_broker *b, struct aws_stats *out)
 {
   struct cs_broker_stats st;
 
@@ -544,12 +548,13 @@ static void get_stats(struct cs_broker *b, struct cs_aws_stats *out)
 static void test_resolver_static_and_checks(void **state)
 {
   struct cs_broker_config cfg = {.sts_endpoint = "http://127.0.0.1:1/",
-                                 .imds_endpoint = "http://127.0.0.1:1", .timeout_ms = 2000};
+                                 .imds_endpoint = "http://127.0.0.1:1",
+                                 .timeout_ms = 2000};
   struct cs_broker *r;
   struct cs_aws_request req = base_req();
   struct cs_aws_creds c;
   struct cs_net_error err;
-  struct cs_aws_stats st;
+  struct aws_stats st;
   char msg[256];
 
   assert_int_equal(cs_broker_create(&cfg, &r, msg, sizeof msg), CS_OK);
@@ -568,18 +573,43 @@ static void test_resolver_static_and_checks(void **state)
     req = base_req();
     req.role_arn = "arn:aws:iam::123456789012:role/demo";
     switch (i) {
-    case 0: req.session_name = "x"; break;                       /* too short */
-    case 1: req.session_name = "has space"; break;
-    case 2: req.session_name = "a123456789012345678901234567890123456789012345678901234567890123456"; break;
-    case 3: req.duration_seconds = 899; break;
-    case 4: req.duration_seconds = 43201; break;
-    case 5: req.regional_endpoint = true; break;                 /* no region */
-    case 6: req.regional_endpoint = true; req.region = "eu west"; break;
-    case 7: req.external_id = "x"; break;
-    case 8: req.external_id = "bad id"; break;
-    case 9: req.use_instance_role = true; break;                 /* keys too */
-    case 10: req.access_key_id = NULL; break;
-    case 11: req.secret_key = "with space"; break;
+    case 0:
+      req.session_name = "x";
+      break; /* too short */
+    case 1:
+      req.session_name = "has space";
+      break;
+    case 2:
+      req.session_name = "a123456789012345678901234567890123456789012345678901234567890123456";
+      break;
+    case 3:
+      req.duration_seconds = 899;
+      break;
+    case 4:
+      req.duration_seconds = 43201;
+      break;
+    case 5:
+      req.regional_endpoint = true;
+      break; /* no region */
+    case 6:
+      req.regional_endpoint = true;
+      req.region = "eu west";
+      break;
+    case 7:
+      req.external_id = "x";
+      break;
+    case 8:
+      req.external_id = "bad id";
+      break;
+    case 9:
+      req.use_instance_role = true;
+      break; /* keys too */
+    case 10:
+      req.access_key_id = NULL;
+      break;
+    case 11:
+      req.secret_key = "with space";
+      break;
     }
     memset(&c, 'S', sizeof c);
     if (cs_broker_aws(r, &req, &c, &err) != CS_ERR_INVALID)
@@ -639,9 +669,9 @@ static void test_resolver_static_and_checks(void **state)
   /* Endpoints must be http(s) URLs, and plain http only to loopback: a bad
    * option fails the start, with a message naming it. */
   static const char *const bad_sts[] = {
-      "ftp://127.0.0.1/", "https://127.0.0.1:1/\x01", "127.0.0.1:1", "http://10.0.0.1/",
-      "http://sts.example.com/", "http://[::ffff:10.0.0.1]/", "http://user:pw@127.0.0.1/",
-      "http://0x0a000001/", "http://169.254.169.254/"};
+      "ftp://127.0.0.1/",          "https://127.0.0.1:1/\x01", "127.0.0.1:1",
+      "http://10.0.0.1/",          "http://sts.example.com/",  "http://[::ffff:10.0.0.1]/",
+      "http://user:pw@127.0.0.1/", "http://0x0a000001/",       "http://169.254.169.254/"};
   for (size_t i = 0; i < sizeof bad_sts / sizeof bad_sts[0]; i++) {
     cfg.sts_endpoint = bad_sts[i];
     msg[0] = '\0';
@@ -651,8 +681,8 @@ static void test_resolver_static_and_checks(void **state)
   }
   /* Loopback in any spelling libcurl reads as loopback is fine over http. */
   static const char *const good_sts[] = {"http://127.0.0.1:9/", "http://localhost:9/",
-                                         "http://[::1]:9/", "http://2130706433:9/",
-                                         "http://127.1:9/", "https://sts.example.com/"};
+                                         "http://[::1]:9/",     "http://2130706433:9/",
+                                         "http://127.1:9/",     "https://sts.example.com/"};
   for (size_t i = 0; i < sizeof good_sts / sizeof good_sts[0]; i++) {
     cfg.sts_endpoint = good_sts[i];
     if (cs_broker_create(&cfg, &r, msg, sizeof msg) != CS_OK)
@@ -678,35 +708,6 @@ static void test_resolver_static_and_checks(void **state)
   assert_non_null(strstr(msg, "--outbound-ca-file"));
 }
 
-/* The pre-broker API still works for server/ until phase B. */
-static void test_compat_resolver(void **state)
-{
-  struct cs_aws_config cfg = {.sts_endpoint = "http://127.0.0.1:1/", .timeout_ms = 2000};
-  struct cs_aws_resolver *r;
-  struct cs_aws_request req = base_req();
-  struct cs_aws_creds c;
-  struct cs_aws_error err;
-  struct cs_aws_stats st;
-
-  (void)state;
-  assert_int_equal(cs_aws_resolver_create(&cfg, &r), CS_OK);
-  assert_int_equal(cs_aws_resolve(r, &req, &c, &err), CS_OK);
-  assert_string_equal(c.access_key_id, req.access_key_id);
-  req.role_arn = "arn:aws:iam::123456789012:role/demo";
-  assert_int_equal(cs_aws_resolve(r, &req, &c, &err), CS_ERR_UPSTREAM);
-  assert_string_equal(err.code, "STSUnreachable");
-  cs_aws_invalidate(r, "aws-prod");
-  cs_aws_get_stats(r, &st);
-  assert_int_equal(st.sts_calls, 3);
-  assert_int_equal(st.cache_misses, 1);
-  assert_non_null(cs_aws_resolver_broker(r));
-  cs_aws_resolver_free(r);
-  cfg.sts_endpoint = "ftp://127.0.0.1/";
-  assert_int_equal(cs_aws_resolver_create(&cfg, &r), CS_ERR_INVALID);
-}
-
-
-
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -722,7 +723,6 @@ int main(void)
       cmocka_unit_test(test_imds_json),
       cmocka_unit_test(test_form_escape),
       cmocka_unit_test(test_resolver_static_and_checks),
-      cmocka_unit_test(test_compat_resolver),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -287,7 +287,10 @@ static void test_token_parse(void **state)
   struct cs_token t;
   struct cs_net_error err;
   static const char *const bad[] = {
-      "", "[]", "{}", "{\"access_token\":\"x\"}",
+      "",
+      "[]",
+      "{}",
+      "{\"access_token\":\"x\"}",
       "{\"access_token\":\"x\",\"token_type\":\"Bearer\"}",
       "{\"access_token\":\"x y\",\"token_type\":\"Bearer\",\"expires_in\":60}",
       "{\"access_token\":\"\",\"token_type\":\"Bearer\",\"expires_in\":60}",
@@ -309,15 +312,18 @@ static void test_token_parse(void **state)
   assert_int_equal(t.expires_at, now + 3599);
   cs_token_wipe(&t);
   /* Google's lower-case "bearer", expires_in as a string. */
-  const char *google = "{\"access_token\":\"ya29.x\",\"expires_in\":\"3599\",\"token_type\":\"bearer\"}";
+  const char *google =
+      "{\"access_token\":\"ya29.x\",\"expires_in\":\"3599\",\"token_type\":\"bearer\"}";
   assert_int_equal(cs_token_parse(google, strlen(google), now, &t, &err), CS_OK);
   assert_string_equal(t.token_type, "Bearer");
   assert_int_equal(t.expires_at, now + 3599);
   cs_token_wipe(&t);
   /* IBM's expiration (epoch) wins over expires_in. */
   char ibm[256];
-  snprintf(ibm, sizeof ibm, "{\"access_token\":\"a.b.c\",\"token_type\":\"Bearer\","
-                            "\"expires_in\":3600,\"expiration\":%lld}", (long long)now + 1800);
+  snprintf(ibm, sizeof ibm,
+           "{\"access_token\":\"a.b.c\",\"token_type\":\"Bearer\","
+           "\"expires_in\":3600,\"expiration\":%lld}",
+           (long long)now + 1800);
   assert_int_equal(cs_token_parse(ibm, strlen(ibm), now, &t, &err), CS_OK);
   assert_int_equal(t.expires_at, now + 1800);
   cs_token_wipe(&t);
@@ -363,9 +369,9 @@ static void test_reach_rules(void **state)
   /* Plain http to anything but loopback, in any spelling, is refused
    * before a connection is tried. */
   static const char *const api_bad[] = {
-      "http://10.0.0.1/token", "http://192.168.1.1/", "http://[fe80::1]/",
-      "http://169.254.169.254/latest", "http://0x0a000001/", "http://167772161/",
-      "http://[::ffff:10.0.0.1]/", "http://login.example.com/"};
+      "http://10.0.0.1/token",         "http://192.168.1.1/",      "http://[fe80::1]/",
+      "http://169.254.169.254/latest", "http://0x0a000001/",       "http://167772161/",
+      "http://[::ffff:10.0.0.1]/",     "http://login.example.com/"};
   for (size_t i = 0; i < sizeof api_bad / sizeof api_bad[0]; i++)
     expect_refused(c, CS_HTTP_API, api_bad[i], CS_ERR_FORBIDDEN);
   /* Not http(s), or with user info. */
@@ -403,47 +409,46 @@ static void test_net_request_checks(void **state)
   assert_int_equal(cs_broker_create(NULL, &b, msg, sizeof msg), CS_OK);
   ctx.broker = b;
   /* A format the type has not is refused, naming "format". */
-  assert_int_equal(cs_provider_net_find("ibmCloud")->resolve(&ctx, &out, &err), CS_ERR_INVALID);
+  assert_int_equal(cs_provider_find("ibmCloud")->resolve(&ctx, &out, &err), CS_ERR_INVALID);
   assert_string_equal(err.field, "format");
   o.format = CS_FORMAT_TOKEN;
-  assert_int_equal(cs_provider_net_find("kubeconfig")->resolve(&ctx, &out, &err),
-                   CS_ERR_INVALID);
+  assert_int_equal(cs_provider_find("kubeconfig")->resolve(&ctx, &out, &err), CS_ERR_INVALID);
   assert_string_equal(err.field, "format");
-  assert_int_equal(cs_provider_net_find("aws")->resolve(&ctx, &out, &err), CS_ERR_INVALID);
+  assert_int_equal(cs_provider_find("aws")->resolve(&ctx, &out, &err), CS_ERR_INVALID);
   /* Bad scopes never reach the network. */
   o.scope = "two words";
   cJSON_Delete(meta);
   meta = cJSON_Parse("{\"azureSPInfo\":{\"clientId\":\"x\"}}");
   ctx.meta = meta;
-  assert_int_equal(cs_provider_net_find("azure")->resolve(&ctx, &out, &err), CS_ERR_INVALID);
+  assert_int_equal(cs_provider_find("azure")->resolve(&ctx, &out, &err), CS_ERR_INVALID);
   assert_string_equal(err.field, "scope");
   static const char *const scopes[] = {"https://www.googleapis.com/auth/cloud-platform",
                                        "bad scope", NULL};
   o.scopes = scopes;
-  assert_int_equal(cs_provider_net_find("gcp")->resolve(&ctx, &out, &err), CS_ERR_INVALID);
+  assert_int_equal(cs_provider_find("gcp")->resolve(&ctx, &out, &err), CS_ERR_INVALID);
   assert_string_equal(err.field, "scopes");
   /* A gcp API key has no token to exchange. */
   cJSON_Delete(meta);
   meta = cJSON_Parse("{\"authType\":\"apiToken\"}");
   ctx.meta = meta;
   o.scopes = NULL;
-  assert_int_equal(cs_provider_net_find("gcp")->resolve(&ctx, &out, &err), CS_ERR_INVALID);
-  assert_false(cs_provider_net_find("gcp")->short_lived(&ctx));
+  assert_int_equal(cs_provider_find("gcp")->resolve(&ctx, &out, &err), CS_ERR_INVALID);
+  assert_false(cs_provider_find("gcp")->short_lived(&ctx));
   /* Which resolves are short-lived (what a "token" usage may ask for). */
   o.format = CS_FORMAT_DEFAULT;
-  assert_false(cs_provider_net_find("azure")->short_lived(&ctx));
+  assert_false(cs_provider_find("azure")->short_lived(&ctx));
   o.format = CS_FORMAT_TOKEN;
-  assert_true(cs_provider_net_find("azure")->short_lived(&ctx));
-  assert_true(cs_provider_net_find("ibmCloud")->short_lived(&ctx));
-  assert_false(cs_provider_net_find("kubeconfig")->short_lived(&ctx));
+  assert_true(cs_provider_find("azure")->short_lived(&ctx));
+  assert_true(cs_provider_find("ibmCloud")->short_lived(&ctx));
+  assert_false(cs_provider_find("kubeconfig")->short_lived(&ctx));
   cJSON_Delete(meta);
   meta = cJSON_Parse("{\"accountID\":\"AKIAIOSFODNN7EXAMPLE\"}");
   ctx.meta = meta;
   o.format = CS_FORMAT_DEFAULT;
-  assert_false(cs_provider_net_find("aws")->short_lived(&ctx));
+  assert_false(cs_provider_find("aws")->short_lived(&ctx));
   o.format = CS_FORMAT_SESSION;
-  assert_true(cs_provider_net_find("aws")->short_lived(&ctx));
-  assert_null(cs_provider_net_find("nope"));
+  assert_true(cs_provider_find("aws")->short_lived(&ctx));
+  assert_null(cs_provider_find("nope"));
   cs_broker_get_stats(b, &st);
   for (int k = 0; k < CS_KIND__COUNT; k++)
     assert_int_equal(st.kind[k].calls, 0);

@@ -24,7 +24,7 @@ static void test_err_registry(void **state)
   assert_false(cs_err_is_client(CS_ERR_STORE));
   /* Unknown values fall back to internal error rather than reading past the table. */
   assert_int_equal(cs_err_http_status((enum cs_err)9999), 500);
-  assert_string_equal(cs_err_code((enum cs_err)-1), "internal_error");
+  assert_string_equal(cs_err_code((enum cs_err) - 1), "internal_error");
   /* Every code is distinct snake_case. */
   for (int a = 0; a < CS_ERR__COUNT; a++) {
     const char *c = cs_err_code((enum cs_err)a);
@@ -102,12 +102,15 @@ static void test_json_nul_and_utf8(void **state)
   cJSON *j = NULL;
   (void)state;
   /* A decoded NUL would silently truncate strings: refused. */
-  assert_int_equal(cs_json_parse("{\"a\":\"x\\u0000y\"}", strlen("{\"a\":\"x\\u0000y\"}"), 4, &j), CS_ERR_BAD_JSON);
+  assert_int_equal(cs_json_parse("{\"a\":\"x\\u0000y\"}", strlen("{\"a\":\"x\\u0000y\"}"), 4, &j),
+                   CS_ERR_BAD_JSON);
   /* An escaped backslash followed by "u0000" is text, not a NUL. */
-  assert_int_equal(cs_json_parse("{\"a\":\"x\\\\u0000\"}", strlen("{\"a\":\"x\\\\u0000\"}"), 4, &j), CS_OK);
+  assert_int_equal(cs_json_parse("{\"a\":\"x\\\\u0000\"}", strlen("{\"a\":\"x\\\\u0000\"}"), 4, &j),
+                   CS_OK);
   assert_string_equal(cJSON_GetObjectItem(j, "a")->valuestring, "x\\u0000");
   cJSON_Delete(j);
-  assert_int_equal(cs_json_parse("{\"a\":\"\\u0001\"}", strlen("{\"a\":\"\\u0001\"}"), 4, &j), CS_OK);
+  assert_int_equal(cs_json_parse("{\"a\":\"\\u0001\"}", strlen("{\"a\":\"\\u0001\"}"), 4, &j),
+                   CS_OK);
   cJSON_Delete(j);
   /* Strict UTF-8. */
   assert_true(cs_utf8_valid("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91", 15));
@@ -116,7 +119,8 @@ static void test_json_nul_and_utf8(void **state)
   assert_false(cs_utf8_valid("\xed\xa0\x80", 3));     /* CESU surrogate */
   assert_false(cs_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
   assert_false(cs_utf8_valid("\xe2\x82", 2));         /* truncated */
-  assert_int_equal(cs_json_parse("{\"a\":\"\xc0\xaf\"}", strlen("{\"a\":\"\xc0\xaf\"}"), 4, &j), CS_ERR_BAD_JSON);
+  assert_int_equal(cs_json_parse("{\"a\":\"\xc0\xaf\"}", strlen("{\"a\":\"\xc0\xaf\"}"), 4, &j),
+                   CS_ERR_BAD_JSON);
 }
 
 static void test_json_fields(void **state)
@@ -147,6 +151,38 @@ static void test_json_fields(void **state)
   assert_true(b);
   assert_int_equal(cs_json_opt_bool(j, "n", &b), CS_ERR_INVALID);
   cJSON_Delete(j);
+}
+
+/* The one JSON wiper: every value and member name, nested, but not what a
+ * reference points to (another tree's) nor constant names. */
+static void test_json_wipe(void **state)
+{
+  cJSON *j = cJSON_Parse("{\"secret\":\"s3cr3t\",\"nested\":{\"token\":\"t0k\","
+                         "\"list\":[\"a1\",{\"k\":\"v\"}]}}");
+  cJSON *other = cJSON_CreateString("kept-elsewhere");
+  (void)state;
+  assert_non_null(j);
+  assert_non_null(other);
+  cJSON_AddItemReferenceToObject(j, "ref", other);
+  cJSON *nested = cJSON_GetObjectItem(j, "nested");
+  cJSON *sec = cJSON_GetObjectItem(j, "secret");
+  cJSON *tok = cJSON_GetObjectItem(nested, "token");
+  cJSON *list = cJSON_GetObjectItem(nested, "list");
+  cJSON *a1 = cJSON_GetArrayItem(list, 0), *kv = cJSON_GetArrayItem(list, 1)->child;
+  cs_json_wipe(j);
+  assert_int_equal(sec->valuestring[0], 0);
+  assert_int_equal(sec->string[0], 0);
+  assert_int_equal(tok->valuestring[0], 0);
+  assert_int_equal(tok->string[0], 0);
+  assert_int_equal(nested->string[0], 0);
+  assert_int_equal(a1->valuestring[0], 0);
+  assert_int_equal(kv->valuestring[0], 0);
+  assert_int_equal(kv->string[0], 0);
+  assert_string_equal(other->valuestring, "kept-elsewhere");
+  cJSON_Delete(j);
+  cs_json_wipe(NULL);
+  cs_json_wipe_delete(NULL);
+  cs_json_wipe_delete(other);
 }
 
 static void test_time(void **state)
@@ -211,11 +247,11 @@ static void test_log_level(void **state)
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_err_registry), cmocka_unit_test(test_buf_cap),
-      cmocka_unit_test(test_json_escape),  cmocka_unit_test(test_json_parse),
-      cmocka_unit_test(test_json_nul_and_utf8),
-      cmocka_unit_test(test_json_fields),  cmocka_unit_test(test_time),
-      cmocka_unit_test(test_ids_and_numbers), cmocka_unit_test(test_log_level),
+      cmocka_unit_test(test_err_registry),      cmocka_unit_test(test_buf_cap),
+      cmocka_unit_test(test_json_escape),       cmocka_unit_test(test_json_parse),
+      cmocka_unit_test(test_json_nul_and_utf8), cmocka_unit_test(test_json_fields),
+      cmocka_unit_test(test_json_wipe),         cmocka_unit_test(test_time),
+      cmocka_unit_test(test_ids_and_numbers),   cmocka_unit_test(test_log_level),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -74,9 +74,8 @@ static void test_wrap(const uint8_t mk[32], const uint8_t key[32], const char *a
 {
   unsigned long long clen = 0;
   memset(dst, nonce_byte, 24);
-  assert_int_equal(crypto_aead_xchacha20poly1305_ietf_encrypt(dst + 24, &clen, key, 32,
-                                                              (const uint8_t *)ad, strlen(ad),
-                                                              NULL, dst, mk),
+  assert_int_equal(crypto_aead_xchacha20poly1305_ietf_encrypt(
+                       dst + 24, &clen, key, 32, (const uint8_t *)ad, strlen(ad), NULL, dst, mk),
                    0);
   assert_int_equal(clen, 48);
 }
@@ -340,7 +339,7 @@ static void test_base64_vectors(void **state)
 
 static void test_base64_rejects(void **state)
 {
-  static const char *const bad[] = {"Zg=",  "Zg",   "Zh==",   "Zm9v\n", "Zm9-", "Zm9_",
+  static const char *const bad[] = {"Zg=", "Zg", "Zh==", "Zm9v\n", "Zm9-", "Zm9_",
                                     "Zm9v====", "=Zm9", "Zm 9v", "Zg==Zg==", "Z===", "Zm9v*A==",
                                     /* libsodium 1.0.18 alone reads bytes >= 0x80 as '/' */
                                     "Zm9\x80", "\xffm9v", "Zm\xae\xae"};
@@ -367,7 +366,10 @@ static void test_b64url(void **state)
   assert_string_equal(s, "-_8");
   free(s);
   /* A high byte is not another spelling of '_' (found by fuzz_jwt). */
-  assert_int_equal(cs_b64url_decode("-\x80" "8", 3, out, sizeof out, &n), CS_ERR_INVALID);
+  assert_int_equal(cs_b64url_decode("-\x80"
+                                    "8",
+                                    3, out, sizeof out, &n),
+                   CS_ERR_INVALID);
   s = cs_b64url_encode(bin, 3);
   assert_string_equal(s, "-_-_");
   free(s);
@@ -475,9 +477,8 @@ static void test_seal_layout_independent(void **state)
   assert_int_equal(cs_seal(kr, "cred-7", (const uint8_t *)"s3cr3", 5, &sealed, &slen), CS_OK);
   assert_int_equal(slen, sizeof c);
   assert_memory_equal(sealed, "\0\0\0\2", 4);
-  assert_int_equal(crypto_aead_xchacha20poly1305_ietf_decrypt(m, &mlen, NULL, sealed + 28,
-                                                              slen - 28, ad, adlen, sealed + 4,
-                                                              dk2),
+  assert_int_equal(crypto_aead_xchacha20poly1305_ietf_decrypt(
+                       m, &mlen, NULL, sealed + 28, slen - 28, ad, adlen, sealed + 4, dk2),
                    0);
   assert_int_equal(mlen, 5);
   assert_memory_equal(m, "s3cr3", 5);
@@ -485,8 +486,8 @@ static void test_seal_layout_independent(void **state)
   /* And the other way: a blob made here opens with cs_open. */
   memcpy(c, "\0\0\0\2", 4);
   memset(c + 4, 0x5a, 24);
-  crypto_aead_xchacha20poly1305_ietf_encrypt(c + 28, &clen, (const uint8_t *)"hello", 5, ad,
-                                             adlen, NULL, c + 4, dk2);
+  crypto_aead_xchacha20poly1305_ietf_encrypt(c + 28, &clen, (const uint8_t *)"hello", 5, ad, adlen,
+                                             NULL, c + 4, dk2);
   assert_int_equal(cs_open(kr, "cred-7", c, sizeof c, &plain, &plen), CS_OK);
   assert_int_equal(plen, 5);
   assert_memory_equal(plain, "hello", 5);
@@ -1224,10 +1225,10 @@ static void test_jwt_alg(void **state)
 static void test_jwt_claims(void **state)
 {
   static const char *const bad[] = {
-      "{\"sub\":\"a\",\"role\":\"r\",\"iat\":1}",                      /* no exp */
-      "{\"role\":\"r\",\"iat\":1,\"exp\":1800000000}",                 /* no sub */
-      "{\"sub\":\"a\",\"iat\":1,\"exp\":1800000000}",                  /* no role */
-      "{\"sub\":\"a\",\"role\":\"r\",\"exp\":1800000000}",             /* no iat */
+      "{\"sub\":\"a\",\"role\":\"r\",\"iat\":1}",          /* no exp */
+      "{\"role\":\"r\",\"iat\":1,\"exp\":1800000000}",     /* no sub */
+      "{\"sub\":\"a\",\"iat\":1,\"exp\":1800000000}",      /* no role */
+      "{\"sub\":\"a\",\"role\":\"r\",\"exp\":1800000000}", /* no iat */
       "{\"sub\":\"a\",\"role\":\"r\",\"iat\":1,\"exp\":\"1800000000\"}",
       "{\"sub\":\"a\",\"role\":\"r\",\"iat\":1,\"exp\":1800000000.5}",
       "{\"sub\":\"a\",\"role\":\"r\",\"iat\":1,\"exp\":null}",
@@ -1241,7 +1242,7 @@ static void test_jwt_claims(void **state)
        "\"jti\":\"0123456789abcdef0123456789abcdef0\"}"), /* jti 33 */
       "{\"sub\":\"a\",\"role\":\"r\",\"iat\":1,\"exp\":1800000000,\"jti\":5}",
       "{\"sub\":\"a\",\"role\":\"r\",\"iat\":1,\"exp\":1700000001}", /* exp == now */
-      "{\"sub\":\"a\",\"role\":\"r\",\"iat\":1,\"exp\":1800000000",   /* bad JSON */
+      "{\"sub\":\"a\",\"role\":\"r\",\"iat\":1,\"exp\":1800000000",  /* bad JSON */
       "[\"sub\",\"a\"]",
       "\"just a string\"",
   };
@@ -1252,11 +1253,13 @@ static void test_jwt_claims(void **state)
 
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     expect_crafted_bad(kr, JWT_HDR, bad[i]);
-  snprintf(sub65, sizeof sub65, "{\"sub\":\"%065d\",\"role\":\"r\",\"iat\":1,\"exp\":1800000000}", 0);
+  snprintf(sub65, sizeof sub65, "{\"sub\":\"%065d\",\"role\":\"r\",\"iat\":1,\"exp\":1800000000}",
+           0);
   expect_crafted_bad(kr, JWT_HDR, sub65);
 
   /* Controls: 64-char sub, no jti. */
-  snprintf(sub65, sizeof sub65, "{\"sub\":\"%064d\",\"role\":\"r\",\"iat\":1,\"exp\":1800000000}", 0);
+  snprintf(sub65, sizeof sub65, "{\"sub\":\"%064d\",\"role\":\"r\",\"iat\":1,\"exp\":1800000000}",
+           0);
   t = craft(JWT_HDR, sub65);
   expect_ok(kr, t, KAT_NOW, &got);
   assert_int_equal(strlen(got.sub), 64);

@@ -107,10 +107,19 @@ static void test_allowed_by_default(void **state)
 {
   (void)state;
   static const char *const ok[] = {
-      "http://127.0.0.1:8080/hook", "http://127.0.0.2/", "http://[::1]:9/", "http://localhost/",
-      "http://10.1.2.3/", "http://192.168.0.10:81/x?y=1", "http://172.16.0.1/",
-      "http://[fd00::1]/", "http://[fd00:ec2::253]/", "https://hooks.example.com/credstore",
-      "http://100.100.100.201/", "http://169.253.255.255/", "http://169.255.0.1/",
+      "http://127.0.0.1:8080/hook",
+      "http://127.0.0.2/",
+      "http://[::1]:9/",
+      "http://localhost/",
+      "http://10.1.2.3/",
+      "http://192.168.0.10:81/x?y=1",
+      "http://172.16.0.1/",
+      "http://[fd00::1]/",
+      "http://[fd00:ec2::253]/",
+      "https://hooks.example.com/credstore",
+      "http://100.100.100.201/",
+      "http://169.253.255.255/",
+      "http://169.255.0.1/",
       "http://metadata.google.internal/"}; /* a name: judged where it connects */
   struct cs_http_policy *p = policy(NULL, NULL);
   for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
@@ -122,13 +131,26 @@ static void test_allowed_by_default(void **state)
 static void test_url_form(void **state)
 {
   (void)state;
-  static const char *const bad[] = {
-      "ftp://h/", "file:///etc/passwd", "gopher://h/", "http://", "https://", "http:///x",
-      "http://a b/", "h/x", "//h/x", "http://h:99999/", "http://h\x01/", "http://h\xc3\xa9/",
-      "http://ex..ample/", "http://h../", "http://.h/", "http://[::1/", ""};
+  static const char *const bad[] = {"ftp://h/",
+                                    "file:///etc/passwd",
+                                    "gopher://h/",
+                                    "http://",
+                                    "https://",
+                                    "http:///x",
+                                    "http://a b/",
+                                    "h/x",
+                                    "//h/x",
+                                    "http://h:99999/",
+                                    "http://h\x01/",
+                                    "http://h\xc3\xa9/",
+                                    "http://ex..ample/",
+                                    "http://h../",
+                                    "http://.h/",
+                                    "http://[::1/",
+                                    ""};
   static const char *const userinfo[] = {
-      "http://user:pass@127.0.0.1/", "http://user@127.0.0.1/", "http://:pass@127.0.0.1/",
-      "http://@127.0.0.1/", "https://u:p@hooks.example.com/", "http://a%40b:c@h/",
+      "http://user:pass@127.0.0.1/", "http://user@127.0.0.1/",         "http://:pass@127.0.0.1/",
+      "http://@127.0.0.1/",          "https://u:p@hooks.example.com/", "http://a%40b:c@h/",
       "http://u;auth=x@h/"};
   char longurl[2100];
   struct cs_http_policy *p = policy(NULL, NULL);
@@ -174,14 +196,26 @@ static void test_target_keys(void **state)
 static void test_connect_addresses(void **state)
 {
   (void)state;
-  static const char *const denied[] = {
-      "169.254.169.254", "169.254.0.1", "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe",
-      "fe80::1", "febf:ffff::1", "fd00:ec2::254", "100.100.100.200", "168.63.129.16",
-      "0.0.0.0", "0.1.2.3", "::", "::ffff:0.0.0.0", "224.0.0.251", "255.255.255.255",
-      "240.0.0.1", "ff02::1"};
-  static const char *const allowed[] = {"127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.1",
-                                        "10.0.0.1", "192.168.1.1", "fd00::1", "fec0::1",
-                                        "8.8.8.8", "2001:db8::1", "169.255.0.0"};
+  static const char *const denied[] = {"169.254.169.254",
+                                       "169.254.0.1",
+                                       "::ffff:169.254.169.254",
+                                       "64:ff9b::a9fe:a9fe",
+                                       "fe80::1",
+                                       "febf:ffff::1",
+                                       "fd00:ec2::254",
+                                       "100.100.100.200",
+                                       "168.63.129.16",
+                                       "0.0.0.0",
+                                       "0.1.2.3",
+                                       "::",
+                                       "::ffff:0.0.0.0",
+                                       "224.0.0.251",
+                                       "255.255.255.255",
+                                       "240.0.0.1",
+                                       "ff02::1"};
+  static const char *const allowed[] = {
+      "127.0.0.1", "127.0.0.2", "::1",     "::ffff:127.0.0.1", "10.0.0.1",   "192.168.1.1",
+      "fd00::1",   "fec0::1",   "8.8.8.8", "2001:db8::1",      "169.255.0.0"};
   struct cs_http_policy *p = policy(NULL, NULL);
   for (size_t i = 0; i < sizeof denied / sizeof denied[0]; i++)
     if (allows(p, "hooks.example.com", denied[i]))
@@ -248,9 +282,10 @@ static void test_operator_lists(void **state)
 static void test_option_errors(void **state)
 {
   (void)state;
-  static const char *const bad[] = {"10.0.0.0/33", "1.2.3.4/x", "1.2.3.4/", "::/129",
-                                    "bad host!", "a..b", "/8",  "*.", "host/8",
-                                    "10.0.0.0/8,http://x/", "fe80::1/1000"};
+  static const char *const bad[] = {
+      "10.0.0.0/33", "1.2.3.4/x", "1.2.3.4/", "::/129", "bad host!",
+      "a..b",        "/8",        "*.",       "host/8", "10.0.0.0/8,http://x/",
+      "fe80::1/1000"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     struct cs_http_policy *p = NULL;
     char err[256] = "";
@@ -270,8 +305,8 @@ static void test_option_errors(void **state)
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_denied_spellings), cmocka_unit_test(test_allowed_by_default),
-      cmocka_unit_test(test_url_form),         cmocka_unit_test(test_target_keys),
+      cmocka_unit_test(test_denied_spellings),  cmocka_unit_test(test_allowed_by_default),
+      cmocka_unit_test(test_url_form),          cmocka_unit_test(test_target_keys),
       cmocka_unit_test(test_connect_addresses), cmocka_unit_test(test_operator_lists),
       cmocka_unit_test(test_option_errors),
   };

@@ -1,4 +1,4 @@
-/* Unit tests of what "broader" means between access keys (server/svc_keys.c):
+/* Unit tests of what "broader" means between access keys (server/core/scope.c):
  * cs_pattern_covers, cs_scope_within, cs_key_within, cs_key_spec_bound. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "server.h"
+#include "core.h"
 
 #include <fnmatch.h>
 #include <stdio.h>
@@ -39,7 +39,8 @@ static void test_covers_examples(void **state)
   assert_false(cs_pattern_covers("aws-*", "*"));
   assert_false(cs_pattern_covers("aws-*", "aws*"));
   assert_false(cs_pattern_covers("aws-*", "a?s-*"));
-  assert_false(cs_pattern_covers("aws-*", "[a]ws-*")); /* equal sets, refused: sound, not complete */
+  assert_false(
+      cs_pattern_covers("aws-*", "[a]ws-*")); /* equal sets, refused: sound, not complete */
   assert_false(cs_pattern_covers("aws-*", "aws"));
   assert_false(cs_pattern_covers("aws-*", "gcp-prod"));
   assert_false(cs_pattern_covers("kube-staging", "kube-*"));
@@ -213,8 +214,8 @@ static void test_spec_bound(void **state)
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_covers_examples),   cmocka_unit_test(test_covers_is_sound),
-      cmocka_unit_test(test_scope_within),      cmocka_unit_test(test_key_within_lifetime),
+      cmocka_unit_test(test_covers_examples), cmocka_unit_test(test_covers_is_sound),
+      cmocka_unit_test(test_scope_within),    cmocka_unit_test(test_key_within_lifetime),
       cmocka_unit_test(test_spec_bound),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -30,15 +30,14 @@ static char dir[64];
 /* `printf 'credstore RS256 known answer\n' | openssl dgst -sha256 -sign
  * tests/fixtures/pki/rsa2048.pkcs8.pem | xxd -p` */
 static const char KAT_MSG[] = "credstore RS256 known answer\n";
-static const char KAT_SIG[] =
-    "a394584f57782d3154c156018d25994df0c2d4f5e592e13330517b04895ba35e"
-    "e627b6e984ba3d33880dca67340f286bcd4c04aa977dbf1b299a565f3a7e19ba"
-    "9ebe3eeda7b640b0d94b01690c9de6b3c387cc90d2644d85891b534258c9a270"
-    "d70c88cde1fe9b28e979bd2c20d881dee8080b863ae85a8b9f63db64cd7d3597"
-    "5c67e04c57325849bd19302e38d1d3e21f6c7b0ff154218e590bc0ab3ba9f6c4"
-    "caa32857496e096111324864b41e31ba5e4d759a5e319efff1c6673a64d17f23"
-    "d2924ede3d3a7d9d9d45361e21163df5476cc4e4bf4f69feddf9a980b12d41f4"
-    "732aacc819a3d50a67ccf582310a0a618073d5902e8d949082b179caedd0827c";
+static const char KAT_SIG[] = "a394584f57782d3154c156018d25994df0c2d4f5e592e13330517b04895ba35e"
+                              "e627b6e984ba3d33880dca67340f286bcd4c04aa977dbf1b299a565f3a7e19ba"
+                              "9ebe3eeda7b640b0d94b01690c9de6b3c387cc90d2644d85891b534258c9a270"
+                              "d70c88cde1fe9b28e979bd2c20d881dee8080b863ae85a8b9f63db64cd7d3597"
+                              "5c67e04c57325849bd19302e38d1d3e21f6c7b0ff154218e590bc0ab3ba9f6c4"
+                              "caa32857496e096111324864b41e31ba5e4d759a5e319efff1c6673a64d17f23"
+                              "d2924ede3d3a7d9d9d45361e21163df5476cc4e4bf4f69feddf9a980b12d41f4"
+                              "732aacc819a3d50a67ccf582310a0a618073d5902e8d949082b179caedd0827c";
 
 /* ---------------------------------------------------------------- helpers */
 

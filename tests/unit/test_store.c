@@ -42,10 +42,7 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
   return remove(path);
 }
 
-void rm_tree(const char *dir)
-{
-  assert_int_equal(nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS), 0);
-}
+void rm_tree(const char *dir) { assert_int_equal(nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS), 0); }
 
 static void path_in(char *out, size_t n, const char *dir, const char *name)
 {
@@ -1114,9 +1111,23 @@ static void test_other_process_grows_map(void **state)
 static void test_store_urls(void **state)
 {
   static const char *const bad[] = {
-      "", "etcd://", "etcds://", "etcd:///p", "etcd://h:0", "etcd://h:70000", "etcd://h:12x",
-      "etcd://a,,b", "etcd://a,", "etcd://,a", "ftp://x/y", "etcd://h:1/bad prefix",
-      "etcd://h:1/a//b", "etcd://h o:1", "etcd://h:1/p%2f", "lmdb:", "http://127.0.0.1:2379",
+      "",
+      "etcd://",
+      "etcds://",
+      "etcd:///p",
+      "etcd://h:0",
+      "etcd://h:70000",
+      "etcd://h:12x",
+      "etcd://a,,b",
+      "etcd://a,",
+      "etcd://,a",
+      "ftp://x/y",
+      "etcd://h:1/bad prefix",
+      "etcd://h:1/a//b",
+      "etcd://h o:1",
+      "etcd://h:1/p%2f",
+      "lmdb:",
+      "http://127.0.0.1:2379",
   };
   struct fx *f = *state;
   struct cs_store_opts half_auth = {.etcd_user = "root"}, half_tls = {.etcd_cert = "c.pem"};
@@ -1291,5 +1302,6 @@ int main(int argc, char **argv)
   cc_ops = 200;
   cc_val = 4096;
   failed = cmocka_run_group_tests_name("store (etcd)", common_tests, NULL, NULL);
-  return failed + _cmocka_run_group_tests("etcd cluster", cluster_tests, n_cluster_tests, NULL, NULL);
+  return failed +
+         _cmocka_run_group_tests("etcd cluster", cluster_tests, n_cluster_tests, NULL, NULL);
 }

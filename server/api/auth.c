@@ -1,0 +1,156 @@
+/* Who is calling, and may they call this route (API.md §2). */
+#include "auth.h"
+#include "ratelimit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* What of a presented access-key id may be recorded: only something with
+ * the shape of an id. A client that swapped id and secret, or sent its
+ * secret where the id goes, must not get the secret written down. */
+static const char *loggable_key_id(const char *id)
+{
+  size_t n = id ? strlen(id) : 0;
+  if (n != 3 + 2 * CS_KEY_ID_HEX || strncmp(id, "ak-", 3) != 0)
+    return "(not a key id)";
+  for (size_t i = 3; i < n; i++)
+    if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+      return "(not a key id)";
+  return id;
+}
+
+void cs_auth_record(struct cs_req *req, const char *presented_id, const char *result, bool audit)
+{
+  char fields[256];
+  const char *id = loggable_key_id(presented_id);
+  struct cs_buf b = {fields, 0, sizeof fields, sizeof fields, false};
+  struct cs_actor a = {id, req->authenticated ? cs_role_name(req->who.role) : "", req->remote};
+
+  if (strcmp(result, "success") != 0 &&
+      !cs_buf_printf(&b, "\"audit\":\"login\",\"result\":\"%s\",\"remote\":\"%s\",\"actor\":\"",
+                     result, req->remote) &&
+      !cs_buf_json_escape(&b, id, strlen(id)) && !cs_buf_append(&b, "\"", 1))
+    cs_log_fields(CS_LOG_WARN, fields, "authentication %s", result);
+  if (audit && cs_audit_record(req->api->core, &a, "auth", id, result))
+    CS_LOG(CS_LOG_ERROR, "could not record an audit entry");
+}
+
+enum cs_err cs_auth_key_secret(struct cs_req *req, const char *id, const char *secret,
+                               struct cs_principal *who)
+{
+  struct cs_ratelimit *rl = req->api->rl;
+  struct cs_addr group = cs_addr_group(&req->client);
+  int64_t now = cs_now();
+
+  /* Per client address only: an attacker can slow down itself, never the
+   * key it names (a key's secret is 256 random bits). */
+  enum cs_rl_verdict v = cs_rl_begin(rl, &group, now);
+  if (v != CS_RL_GO) {
+    /* Every refusal is counted and logged; only the first of a cool-off
+     * is audited, so a flood cannot grow the trail. */
+    cs_metrics_auth("rate_limited");
+    cs_auth_record(req, id, "rate_limited", v == CS_RL_COOLING_FIRST);
+    return CS_ERR_RATE_LIMITED;
+  }
+  enum cs_err e = cs_keys_check_secret(req->api->core, id, secret, who);
+  cs_rl_end(rl, &group, e == CS_ERR_BAD_CREDENTIALS, now);
+  if (e == CS_ERR_BAD_CREDENTIALS) {
+    cs_metrics_auth("failure");
+    cs_auth_record(req, id, "failure", true);
+  }
+  if (e)
+    return e;
+  cs_metrics_auth("success");
+  return CS_OK;
+}
+
+enum cs_err cs_auth_basic_split(const char *b64, char buf[CS_BASIC_MAX + 1], const char **id,
+                                const char **secret)
+{
+  uint8_t *raw = NULL;
+  size_t len = 0, n;
+  enum cs_err e = CS_ERR_BAD_CREDENTIALS;
+
+  while (*b64 == ' ')
+    b64++;
+  n = strlen(b64);
+  if (n > CS_BASIC_MAX * 4 / 3 + 4 || cs_base64_decode(b64, n, &raw, &len))
+    return e;
+  const uint8_t *colon = len <= CS_BASIC_MAX ? memchr(raw, ':', len) : NULL;
+  if (colon && !memchr(raw, '\0', len)) {
+    size_t at = (size_t)(colon - raw);
+    memcpy(buf, raw, len);
+    buf[len] = '\0';
+    buf[at] = '\0';
+    *id = buf;
+    *secret = buf + at + 1;
+    e = CS_OK;
+  }
+  cs_open_free(raw, len);
+  return e;
+}
+
+static enum cs_err auth_basic(struct cs_req *req, const char *b64, struct cs_principal *who)
+{
+  char buf[CS_BASIC_MAX + 1];
+  const char *id = NULL, *secret = "";
+
+  /* Anything but "id:secret" is a wrong credential, and counts as one. */
+  if (cs_auth_basic_split(b64, buf, &id, &secret))
+    id = NULL, secret = "";
+  enum cs_err e = cs_auth_key_secret(req, id, secret, who);
+  cs_memzero(buf, sizeof buf);
+  return e;
+}
+
+enum cs_err cs_auth_request(struct cs_req *req, struct cs_resp *resp)
+{
+  const char *authz = cs_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
+  const char *redlock = cs_req_header(req, "x-redlock-auth");
+  enum cs_err e;
+
+  if (redlock)
+    e = cs_token_check(req->api->core, redlock, &req->who);
+  else if (authz && strncasecmp(authz, "Bearer ", 7) == 0)
+    e = cs_token_check(req->api->core, authz + 7, &req->who);
+  else if (authz && strncasecmp(authz, "Basic ", 6) == 0)
+    e = auth_basic(req, authz + 6, &req->who);
+  else if (authz)
+    return cs_fail(resp, CS_ERR_UNAUTHORIZED,
+                   "unsupported Authorization scheme; use Bearer or Basic");
+  else
+    return CS_ERR_UNAUTHORIZED;
+  if (e)
+    return e;
+  req->authenticated = true;
+  if (!(req->route->roles & CS_R(req->who.role)))
+    return cs_fail(resp, CS_ERR_FORBIDDEN, "role %s may not call %s", cs_role_name(req->who.role),
+                   req->route->name);
+  if ((req->route->flags & CS_ROUTE_UNSCOPED) && req->who.scope)
+    return cs_fail(resp, CS_ERR_FORBIDDEN,
+                   "a key with a scope may not call %s: it spans every "
+                   "credential",
+                   req->route->name);
+  return CS_OK;
+}
+
+enum cs_err cs_auth_token_response(struct cs_req *req, const struct cs_principal *who,
+                                   struct cs_resp *resp)
+{
+  char *token = NULL;
+  enum cs_err e;
+
+  if ((e = cs_token_issue(req->api->core, who, &token)))
+    return e;
+  cJSON *j = cJSON_CreateObject();
+  if (!j || !cJSON_AddStringToObject(j, "token", token) ||
+      !cJSON_AddStringToObject(j, "message", "login_successful")) {
+    cJSON_Delete(j);
+    free(token);
+    return CS_ERR_NOMEM;
+  }
+  free(token);
+  return cs_resp_json_secret(resp, 200, j);
+}

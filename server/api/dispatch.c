@@ -1,0 +1,373 @@
+/* Dispatch: a request's lifecycle under libmicrohttpd, from its headers
+ * (route, framing, declared size, caller) through its body to the handler,
+ * the answer and the access log. */
+#include "auth.h"
+#include "conn.h"
+
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <malloc.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+static char rid_prefix[9];
+static atomic_uint_fast64_t rid_counter;
+
+void cs_dispatch_init(void) { cs_random_hex(rid_prefix, 4); }
+
+static int64_t now_us(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* A NUL byte inside the request line would cut the URL short in every
+ * string MHD hands over ("…/victim\0junk" acting on "victim"). MHD shows the
+ * raw URI to this callback, NUL-terminated where the HTTP version begins:
+ * when the bytes after the first NUL are not that version, the URI itself
+ * held a NUL. The marker becomes the request's context. */
+static char raw_nul_marker;
+
+void *cs_dispatch_uri_check(void *cls, const char *uri, struct MHD_Connection *c)
+{
+  const char *after = uri + strlen(uri) + 1;
+  return strncmp(after, "HTTP/", 5) == 0 ? NULL : &raw_nul_marker;
+}
+
+static enum cs_method parse_method(const char *m)
+{
+  if (!strcmp(m, "GET") || !strcmp(m, "HEAD"))
+    return CS_GET;
+  if (!strcmp(m, "POST"))
+    return CS_POST;
+  if (!strcmp(m, "PUT"))
+    return CS_PUT;
+  if (!strcmp(m, "DELETE"))
+    return CS_DELETE;
+  return CS_METHOD_OTHER;
+}
+
+/* The client as the rate limiter, the access log and the audit trail all
+ * see it: the peer, or behind a trusted proxy the X-Forwarded-For client. */
+static void client_addr(struct cs_req *req, const char *const *xff, size_t nxff)
+{
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  struct cs_addr peer;
+  req->remote[0] = '\0';
+  if (!ci || cs_addr_from_sockaddr(ci->client_addr, &peer))
+    return;
+  req->client = cs_client_addr(req->api->trusted, &peer, xff, nxff);
+  cs_addr_format(&req->client, req->remote);
+}
+
+#define XFF_HEADERS 8 /* the last ones count: the nearest proxy appends */
+
+/* What the header block says about framing, and whether it is well formed. */
+struct head_scan {
+  int content_length;
+  int transfer_encoding;
+  bool bad_name;     /* a field name that is not an RFC 9110 token */
+  bool bad_encoding; /* a Transfer-Encoding other than "chunked" */
+  const char *xff[XFF_HEADERS];
+  size_t nxff;
+};
+
+static bool is_token(const char *s)
+{
+  static const char tchar[] = "!#$%&'*+-.^_`|~";
+  if (!*s)
+    return false;
+  for (; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+          strchr(tchar, *s)))
+      return false;
+  return true;
+}
+
+/* Is @p key the framing header @p name, or a mangled spelling of it? */
+static bool framing_name(const char *key, const char *name, bool *exact)
+{
+  size_t n = strlen(name);
+  *exact = strcasecmp(key, name) == 0;
+  return strncasecmp(key, name, n) == 0;
+}
+
+/* libmicrohttpd 0.9.75 keeps "Transfer-Encoding : chunked" as a header
+ * named "Transfer-Encoding " (it looks for blanks before the colon only when
+ * *less* strict), and glues a folded line ("Content-Length:\r\n 40") onto
+ * the name ("Content-Length40"). Either way it frames the body as if the
+ * header were absent, where a proxy may honour it. So a name must be a
+ * token (RFC 9112 §5.1: refuse with 400), and a framing header counts
+ * however it is spelled: anything else that starts with its name is
+ * refused too. */
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+  struct head_scan *f = cls;
+  bool exact;
+  if (!is_token(key)) {
+    f->bad_name = true;
+  } else if (framing_name(key, MHD_HTTP_HEADER_CONTENT_LENGTH, &exact)) {
+    f->bad_name |= !exact;
+    f->content_length++;
+  } else if (framing_name(key, MHD_HTTP_HEADER_TRANSFER_ENCODING, &exact)) {
+    f->bad_name |= !exact;
+    f->transfer_encoding++;
+    /* MHD decodes exactly "chunked"; anything else it would read to EOF. */
+    f->bad_encoding |= !value || strcasecmp(value, "chunked") != 0;
+  } else if (!strcasecmp(key, "X-Forwarded-For") && value) {
+    if (f->nxff == XFF_HEADERS)
+      memmove(f->xff, f->xff + 1, --f->nxff * sizeof f->xff[0]);
+    f->xff[f->nxff++] = value;
+  }
+  return MHD_YES;
+}
+
+/* A refusal of the framing: answered with Connection: close, so bytes after
+ * the headers are never read as another request. */
+static void refuse_framing(struct cs_req *req, const char *why)
+{
+  req->early_err = CS_ERR_INVALID;
+  req->close = true;
+  cs_fail(&req->early, CS_ERR_INVALID, "%s", why);
+}
+
+static void check_head(struct cs_req *req, const struct head_scan *f)
+{
+  if (req->raw_nul)
+    refuse_framing(req, "NUL byte in the request line");
+  else if (f->bad_name)
+    refuse_framing(req, "malformed header field name (a blank or another character that is "
+                        "not allowed in a field name, or a folded line)");
+  else if (f->content_length > 1 || f->transfer_encoding > 1 ||
+           (f->content_length && f->transfer_encoding))
+    refuse_framing(req, "ambiguous message framing: several Content-Length headers, or "
+                        "Content-Length with Transfer-Encoding");
+  else if (f->bad_encoding)
+    refuse_framing(req, "unsupported Transfer-Encoding; only chunked is accepted");
+}
+
+/* How many bytes of a refused body are read and dropped so that a client
+ * still sending gets to read the answer instead of a reset. An
+ * unauthenticated client gets little: it is answered at once instead. */
+static size_t drain_max(const struct cs_req *req)
+{
+  return req->authenticated ? CS_DRAIN_MAX : CS_UNAUTH_DRAIN_MAX;
+}
+
+/* Body size, then who is calling, both from the headers alone: a body is
+ * read only for a request that will be served. */
+static void check_body_and_caller(struct cs_req *req, const struct head_scan *f)
+{
+  /* No route: 1 MiB decides 413 against 404/405, but nothing is read. */
+  bool public_route = req->route && req->route->roles == CS_PUBLIC;
+  size_t cap = public_route ? CS_PUBLIC_BODY_MAX : CS_BODY_MAX;
+  const char *cl = cs_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  uint64_t n = 0;
+
+  cs_buf_init(&req->body, cap);
+  if (cl && cs_parse_u64(cl, UINT64_MAX, &n))
+    n = UINT64_MAX; /* MHD refuses such a request before it gets here */
+  req->declared = f->transfer_encoding ? UINT64_MAX : n; /* chunked: not known */
+  /* A declared oversize body is refused before routing errors too. */
+  if (!req->close && !f->transfer_encoding && n > cap)
+    req->early_err = CS_ERR_TOO_LARGE;
+  /* Authentication and the roles column of the route table, in one place.
+   * An oversize body to an authenticated route is still refused for its
+   * size, but an authenticated sender has it drained, not cut off. */
+  if ((!req->early_err || req->early_err == CS_ERR_TOO_LARGE) && req->route && !public_route) {
+    enum cs_err e = cs_auth_request(req, &req->early);
+    if (!req->early_err)
+      req->early_err = e;
+  }
+}
+
+/* First callback of a request: the headers are in. Route it, check its
+ * framing, its declared size and its caller. */
+static struct cs_req *req_new(struct cs_api *api, struct MHD_Connection *conn, const char *url,
+                              const char *method, bool raw_nul)
+{
+  struct cs_req *req = calloc(1, sizeof *req);
+  struct head_scan f = {0};
+  if (!req)
+    return NULL;
+  req->api = api;
+  req->conn = conn;
+  req->track = cs_conn_tracker(conn);
+  req->t0_us = now_us();
+  req->method = parse_method(method);
+  req->raw_nul = raw_nul;
+  snprintf(req->rid, sizeof req->rid, "%s%08llx", rid_prefix,
+           (unsigned long long)(atomic_fetch_add(&rid_counter, 1) & 0xffffffffu));
+  cs_log_set_request_id(req->rid);
+  MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_header, &f);
+  client_addr(req, f.xff, f.nxff);
+  req->early_err = raw_nul ? CS_ERR_INVALID : cs_route_match(req, url);
+  check_head(req, &f);
+  check_body_and_caller(req, &f);
+  atomic_fetch_add(&api->in_flight, 1);
+  return req;
+}
+
+/* Bodies with resolved secrets are wiped before they are freed. */
+static void wipe_free(void *p)
+{
+  if (p)
+    cs_memzero(p, malloc_usable_size(p));
+  free(p);
+}
+
+static enum MHD_Result queue(struct cs_req *req, struct cs_resp *resp)
+{
+  struct MHD_Response *r;
+  enum MHD_Result ret;
+
+  r = resp->secret ? MHD_create_response_from_buffer_with_free_callback_cls(resp->len, resp->body,
+                                                                            wipe_free, resp->body)
+                   : MHD_create_response_from_buffer(resp->len, resp->body, MHD_RESPMEM_MUST_FREE);
+  if (!r) {
+    free(resp->body);
+    return MHD_NO;
+  }
+  resp->body = NULL;
+  if (resp->content_type)
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
+  MHD_add_response_header(r, "X-Request-Id", req->rid);
+  for (int i = 0; i < resp->nheaders; i++)
+    MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
+  if (req->close)
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+  req->status = resp->status;
+  ret = MHD_queue_response(req->conn, (unsigned)resp->status, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+static void dispatch(struct cs_req *req, struct cs_resp *resp)
+{
+  enum cs_err e = req->early_err;
+
+  if (!e)
+    e = req->route->fn(req, resp);
+  if (e == CS_OK && resp->suspended)
+    return;
+  if (e == CS_OK && !resp->body)
+    e = CS_ERR_INTERNAL;
+  if (e) {
+    if (!cs_err_is_client(e))
+      CS_LOG(CS_LOG_ERROR, "%s failed: %s", req->route ? req->route->name : "-", cs_err_code(e));
+    if (e == CS_ERR_METHOD)
+      cs_resp_header(resp, "Allow", "%s", req->allow);
+    if (cs_err_http_status(e) == 401)
+      cs_resp_header(resp, "WWW-Authenticate",
+                     "Bearer realm=\"credstore\", Basic realm=\"credstore\"");
+    if (e == CS_ERR_RATE_LIMITED)
+      cs_resp_header(resp, "Retry-After", "%lld", (long long)req->api->opts.auth_cooloff);
+    if (cs_resp_error(e, resp)) {
+      resp->body = strdup("{\"err\":\"out of memory\",\"code\":\"out_of_memory\"}");
+      resp->len = resp->body ? strlen(resp->body) : 0;
+      resp->status = 500;
+    }
+  }
+}
+
+/* The whole request is in (or refused): stop its deadline, run it, queue
+ * the answer. Queued on the first call, MHD reads none of the body and
+ * closes the connection after the answer. */
+static enum MHD_Result answer(struct cs_req *req)
+{
+  struct cs_resp resp = req->early; /* what authentication or a refusal set */
+  enum MHD_Result ret;
+
+  cs_conn_request_in(req->track);
+  dispatch(req, &resp);
+  if (resp.suspended)
+    return MHD_YES; /* parked; MHD calls again once resumed */
+  ret = queue(req, &resp);
+  cJSON_Delete(resp.err_extra);
+  free(resp.body);
+  return ret;
+}
+
+/* A refused request with a body is answered before any of it is read,
+ * unless it is small enough to drain (the connection then stays open). */
+static bool answer_at_once(const struct cs_req *req)
+{
+  return req->early_err && (req->close || req->declared > drain_max(req));
+}
+
+enum MHD_Result cs_dispatch_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                    const char *method, const char *version,
+                                    const char *upload_data, size_t *upload_data_size,
+                                    void **con_cls)
+{
+  struct cs_req *req = *con_cls;
+  enum MHD_Result ret = MHD_YES;
+
+  if (!req || req == (void *)&raw_nul_marker) {
+    req = req_new(cls, conn, url, method, req != NULL);
+    if (!req)
+      return MHD_NO;
+    *con_cls = req;
+    if (answer_at_once(req)) {
+      req->close = true; /* MHD will not read the body: say so */
+      ret = answer(req);
+    }
+    cs_log_set_request_id(NULL);
+    return ret;
+  }
+  cs_log_set_request_id(req->rid);
+  if (*upload_data_size) {
+    size_t n = *upload_data_size;
+    *upload_data_size = 0;
+    if (!req->early_err) {
+      enum cs_err e = cs_buf_append(&req->body, upload_data, n);
+      if (e)
+        req->early_err = e;
+    }
+    /* A refused body is read and dropped up to a bound; past it the
+     * connection is closed (MHD takes no answer in the middle of a body). */
+    req->dropped += n;
+    if (req->early_err && req->dropped > drain_max(req))
+      ret = MHD_NO;
+  } else if (!req->status) {
+    ret = answer(req);
+  }
+  cs_log_set_request_id(NULL);
+  return ret;
+}
+
+void cs_dispatch_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                           enum MHD_RequestTerminationCode toe)
+{
+  struct cs_api *api = cls;
+  struct cs_req *req = *con_cls;
+
+  if (!req || req == (void *)&raw_nul_marker)
+    return;
+  *con_cls = NULL;
+  int64_t us = now_us() - req->t0_us;
+  cs_metrics_observe(req->route, req->status, us);
+  if (cs_log_min_level <= CS_LOG_INFO) {
+    char fields[256];
+    cs_log_set_request_id(req->rid);
+    snprintf(fields, sizeof fields,
+             "\"route\":\"%s\",\"status\":%d,\"us\":%lld,\"remote\":\"%s\"%s",
+             req->route ? req->route->name : "-", req->status, (long long)us, req->remote,
+             toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : ",\"aborted\":true");
+    cs_log_fields(CS_LOG_INFO, fields, "request");
+    cs_log_set_request_id(NULL);
+  }
+  cs_conn_request_done(req->track);
+  cs_buf_wipe(&req->body); /* bodies may carry secrets */
+  cs_principal_clear(&req->who);
+  free(req);
+  atomic_fetch_sub(&api->in_flight, 1);
+}

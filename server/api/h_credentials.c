@@ -1,0 +1,202 @@
+/* /api/v1/credentials: list, get, upsert (POST), update (PUT), delete. */
+#include "http.h"
+
+#include <string.h>
+
+#define LIMIT_DEFAULT 50
+#define SEARCH_MAX 128
+
+/* The sort names of ?sort=. */
+static enum cs_err parse_sort(const char *v, enum cs_cred_sort *out)
+{
+  static const struct {
+    const char *name;
+    enum cs_cred_sort sort;
+  } sorts[] = {{"_id", CS_SORT_ID},
+               {"id", CS_SORT_ID},
+               {"type", CS_SORT_TYPE},
+               {"created", CS_SORT_CREATED},
+               {"lastModified", CS_SORT_MODIFIED}};
+  for (size_t i = 0; i < sizeof sorts / sizeof sorts[0]; i++) {
+    if (strcmp(v, sorts[i].name) == 0) {
+      *out = sorts[i].sort;
+      return CS_OK;
+    }
+  }
+  return CS_ERR_INVALID;
+}
+
+enum cs_err cs_parse_cred_query(const struct cs_params *p, struct cs_cred_query *q,
+                                struct cs_resp *resp)
+{
+  const char *v;
+  uint64_t n;
+
+  memset(q, 0, sizeof *q);
+  q->limit = LIMIT_DEFAULT;
+  if ((v = p->get(p->arg, "offset"))) {
+    if (cs_parse_u64(v, CS_LIST_OFFSET_MAX, &n))
+      return cs_fail(resp, CS_ERR_BAD_QUERY, "offset must be a non-negative integer");
+    q->offset = n;
+  }
+  if ((v = p->get(p->arg, "limit"))) {
+    if (cs_parse_u64(v, CS_LIST_LIMIT_MAX, &n) || n == 0)
+      return cs_fail(resp, CS_ERR_BAD_QUERY, "limit must be an integer from 1 to %d",
+                     CS_LIST_LIMIT_MAX);
+    q->limit = n;
+  }
+  if ((v = p->get(p->arg, "type")) && v[0]) {
+    if (!(q->type = cs_provider_find(v)))
+      return cs_fail(resp, CS_ERR_BAD_QUERY,
+                     "type must be one of aws, azure, gcp, ibmCloud, kubeconfig");
+  }
+  if ((v = p->get(p->arg, "search"))) {
+    if (strlen(v) > SEARCH_MAX)
+      return cs_fail(resp, CS_ERR_BAD_QUERY, "search is limited to %d characters", SEARCH_MAX);
+    q->search = v;
+  }
+  if ((v = p->get(p->arg, "sort")) && v[0] && parse_sort(v, &q->sort))
+    return cs_fail(resp, CS_ERR_BAD_QUERY, "sort must be one of _id, type, created, lastModified");
+  if ((v = p->get(p->arg, "reverse"))) {
+    if (!strcmp(v, "true") || !strcmp(v, "1"))
+      q->reverse = true;
+    else if (strcmp(v, "false") && strcmp(v, "0") && v[0])
+      return cs_fail(resp, CS_ERR_BAD_QUERY, "reverse must be true or false");
+  }
+  return CS_OK;
+}
+
+enum cs_err cs_h_creds_list(struct cs_req *req, struct cs_resp *resp)
+{
+  struct cs_cred_query q;
+  cJSON *page = NULL;
+  uint64_t total = 0;
+  struct cs_params p = cs_req_params(req);
+  enum cs_err e;
+
+  if ((e = cs_parse_cred_query(&p, &q, resp)))
+    return e;
+  q.scope = req->who.scope;
+  if ((e = cs_creds_list(req->api->core, &q, &page, &total)))
+    return e;
+  cs_resp_header(resp, "Total-Count", "%llu", (unsigned long long)total);
+  return cs_resp_json(resp, 200, page);
+}
+
+enum cs_err cs_h_creds_get(struct cs_req *req, struct cs_resp *resp)
+{
+  const char *id = NULL;
+  cJSON *c = NULL;
+  enum cs_err e;
+
+  if ((e = cs_req_cred_id(req, resp, &id)))
+    return e;
+  e = cs_creds_get(req->api->core, id, &c);
+  if (e == CS_ERR_NOT_FOUND)
+    return cs_fail(resp, e, "no credential %s", id);
+  if (e)
+    return e;
+  return cs_resp_json(resp, 200, c);
+}
+
+/* Run a create-or-update and render its result or its field error. */
+static enum cs_err put(struct cs_req *req, struct cs_resp *resp, struct cs_cred_put *in)
+{
+  struct cs_cred_put_result r;
+  enum cs_err e = cs_creds_put(req->api->core, in, &r);
+
+  if (e == CS_ERR_INVALID || e == CS_ERR_MISSING || e == CS_ERR_BAD_ID) {
+    const char *msg = r.perr.msg[0] ? r.perr.msg : cs_err_message(e);
+    return r.perr.field[0] ? cs_fail_field(resp, e, r.perr.field, "%s", msg)
+                           : cs_fail(resp, e, "%s", msg);
+  }
+  if (e == CS_ERR_NOT_FOUND)
+    return cs_fail(resp, e, "no credential %s", in->id);
+  if (e == CS_ERR_PRECONDITION)
+    return cs_fail(resp, e, "If-Match does not name the current version of %s", in->id);
+  if (e)
+    return e;
+  return cs_resp_json(resp, r.created ? 201 : 200, r.credential);
+}
+
+enum cs_err cs_h_creds_upsert(struct cs_req *req, struct cs_resp *resp)
+{
+  struct cs_actor a = cs_actor_of(req);
+  struct cs_cred_put in = {.who = &req->who, .actor = &a};
+  cJSON *body = NULL;
+  enum cs_err e;
+
+  if ((e = cs_req_json(req, &body)))
+    return e;
+  const cJSON *idj = cJSON_GetObjectItemCaseSensitive(body, "_id");
+  if (idj && !cJSON_IsNull(idj) && !cJSON_IsString(idj))
+    e = cs_fail_field(resp, CS_ERR_BAD_ID, "_id",
+                      "_id must be a string of 1-128 characters of [A-Za-z0-9._-]");
+  else if (!cJSON_IsString(idj))
+    e = cs_fail_field(resp, CS_ERR_MISSING, "_id",
+                      "_id is required: 1-128 characters of [A-Za-z0-9._-]");
+  else if (!cs_id_valid(idj->valuestring, strlen(idj->valuestring)))
+    e = cs_fail_field(resp, CS_ERR_BAD_ID, "_id", "_id must be 1-128 characters of [A-Za-z0-9._-]");
+  else if (!cs_scope_allows(req->who.scope, (in.id = idj->valuestring))) {
+    e = cs_fail(resp, CS_ERR_FORBIDDEN, "credential id %s is outside this access key's scope",
+                in.id);
+  } else {
+    in.body = body;
+    e = put(req, resp, &in);
+  }
+  cJSON_Delete(body);
+  return e;
+}
+
+enum cs_err cs_h_creds_update(struct cs_req *req, struct cs_resp *resp)
+{
+  struct cs_actor a = cs_actor_of(req);
+  struct cs_cred_put in = {.who = &req->who, .actor = &a, .must_exist = true};
+  const char *body_id = NULL, *im;
+  cJSON *body = NULL;
+  enum cs_err e;
+
+  if ((e = cs_req_cred_id(req, resp, &in.id)))
+    return e;
+  if ((im = cs_req_header(req, "If-Match"))) {
+    if (cs_parse_if_match(im, &in.if_match))
+      return cs_fail(resp, CS_ERR_INVALID, "If-Match must be a credential version");
+    in.has_if_match = true;
+  }
+  if ((e = cs_req_json(req, &body)))
+    return e;
+  if (cs_json_opt_string(body, "_id", CS_ID_MAX + 1, &body_id) ||
+      (body_id && strcmp(body_id, in.id))) {
+    e = cs_fail_field(resp, CS_ERR_INVALID, "_id", "_id in the body must match the path");
+  } else {
+    in.body = body;
+    e = put(req, resp, &in);
+  }
+  cJSON_Delete(body);
+  return e;
+}
+
+enum cs_err cs_h_creds_delete(struct cs_req *req, struct cs_resp *resp)
+{
+  const char *id = NULL;
+  cJSON *usages = NULL;
+  enum cs_err e;
+
+  if ((e = cs_req_cred_id(req, resp, &id)))
+    return e;
+  struct cs_actor a = cs_actor_of(req);
+  e = cs_creds_delete(req->api->core, &a, id, &usages);
+  if (e == CS_ERR_NOT_FOUND)
+    return cs_fail(resp, e, "no credential %s", id);
+  if (e == CS_ERR_IN_USE) {
+    cs_fail(resp, e, "credential %s is in use; remove its usages first", id);
+    if ((resp->err_extra = cJSON_CreateObject()))
+      cJSON_AddItemToObject(resp->err_extra, "usages", usages);
+    else
+      cJSON_Delete(usages);
+    return e;
+  }
+  if (e)
+    return e;
+  return cs_resp_empty(resp, 204);
+}

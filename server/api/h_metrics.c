@@ -1,0 +1,76 @@
+/* GET /metrics: Prometheus text exposition (API.md §5): the api's counters
+ * (metrics.c) and the core's (store, network resolves, webhooks). */
+#include "http.h"
+
+#include <stdlib.h>
+
+static enum cs_err render_state(struct cs_core *c, struct cs_buf *b)
+{
+  struct cs_core_stats cs;
+  static const char *const tables[CS_TBL__COUNT] = {
+      "meta",        "credentials", "usages", "usages_by_credential",
+      "access_keys", "audit",       "events", "outbox"};
+  const struct cs_broker_kind_stats *sts = &cs.broker.kind[CS_KIND_STS];
+  const struct cs_broker_kind_stats *imds = &cs.broker.kind[CS_KIND_IMDS];
+  enum cs_err e;
+
+  if ((e = cs_core_stats(c, &cs)))
+    return e;
+  e = cs_buf_printf(
+      b,
+      "# HELP credstore_sts_calls_total AWS STS AssumeRole calls.\n"
+      "# TYPE credstore_sts_calls_total counter\ncredstore_sts_calls_total %llu\n"
+      "# HELP credstore_imds_calls_total Instance metadata calls.\n"
+      "# TYPE credstore_imds_calls_total counter\ncredstore_imds_calls_total %llu\n"
+      "# HELP credstore_aws_cache_hits_total Temporary-credential cache hits.\n"
+      "# TYPE credstore_aws_cache_hits_total counter\ncredstore_aws_cache_hits_total %llu\n"
+      "# HELP credstore_aws_cache_misses_total Temporary-credential cache misses.\n"
+      "# TYPE credstore_aws_cache_misses_total counter\ncredstore_aws_cache_misses_total %llu\n"
+      "# HELP credstore_webhook_outbox_depth Webhook deliveries waiting.\n"
+      "# TYPE credstore_webhook_outbox_depth gauge\ncredstore_webhook_outbox_depth %llu\n"
+      "# HELP credstore_webhook_deliveries_total Webhook deliveries answered 2xx.\n"
+      "# TYPE credstore_webhook_deliveries_total counter\n"
+      "credstore_webhook_deliveries_total %llu\n"
+      "# HELP credstore_webhook_failures_total Webhook attempts that failed.\n"
+      "# TYPE credstore_webhook_failures_total counter\ncredstore_webhook_failures_total %llu\n"
+      "# HELP credstore_store_map_bytes Bytes reserved for the store.\n"
+      "# TYPE credstore_store_map_bytes gauge\ncredstore_store_map_bytes %llu\n"
+      "# HELP credstore_store_used_bytes Bytes of the store in use.\n"
+      "# TYPE credstore_store_used_bytes gauge\ncredstore_store_used_bytes %llu\n"
+      "# HELP credstore_store_records Records by table.\n"
+      "# TYPE credstore_store_records gauge\n",
+      (unsigned long long)sts->calls, (unsigned long long)imds->calls,
+      (unsigned long long)(sts->cache_hits + imds->cache_hits),
+      (unsigned long long)(sts->cache_misses + imds->cache_misses),
+      (unsigned long long)cs.store.records[CS_TBL_OUTBOX],
+      (unsigned long long)cs.webhook_deliveries, (unsigned long long)cs.webhook_failures,
+      (unsigned long long)cs.store.map_size, (unsigned long long)cs.store.used_bytes);
+  for (int t = 0; t < CS_TBL__COUNT && !e; t++)
+    e = cs_buf_printf(b, "credstore_store_records{table=\"%s\"} %llu\n", tables[t],
+                      (unsigned long long)cs.store.records[t]);
+  if (!e)
+    e = cs_buf_printf(b,
+                      "# HELP credstore_start_time_seconds Start time.\n"
+                      "# TYPE credstore_start_time_seconds gauge\n"
+                      "credstore_start_time_seconds %lld\n",
+                      (long long)cs.started_at);
+  return e;
+}
+
+enum cs_err cs_h_metrics(struct cs_req *req, struct cs_resp *resp)
+{
+  struct cs_buf b;
+  enum cs_err e;
+
+  cs_buf_init(&b, 4 * 1024 * 1024);
+  if ((e = cs_metrics_render(&b)) || (e = render_state(req->api->core, &b))) {
+    cs_buf_free(&b);
+    return e;
+  }
+  free(resp->body);
+  resp->body = b.data;
+  resp->len = b.len;
+  resp->status = 200;
+  resp->content_type = "text/plain; version=0.0.4";
+  return CS_OK;
+}

@@ -1,0 +1,95 @@
+/* Requests: query parameters, headers, the JSON body, the path's
+ * credential id, and the percent-decoding MHD applies to paths and query
+ * values. */
+#include "http.h"
+
+#include <string.h>
+
+static int hexval(char c)
+{
+  return c >= '0' && c <= '9'   ? c - '0'
+         : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                : -1;
+}
+
+size_t cs_http_unescape(char *s)
+{
+  char *w = s;
+  for (const char *r = s; *r; r++) {
+    int hi, lo;
+    if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0 && (hi | lo)) {
+      *w++ = (char)(hi << 4 | lo);
+      r += 2;
+    } else {
+      *w++ = *r;
+    }
+  }
+  *w = '\0';
+  return (size_t)(w - s);
+}
+
+size_t cs_http_unescape_cb(void *cls, struct MHD_Connection *c, char *s)
+{
+  return cs_http_unescape(s);
+}
+
+const char *cs_req_query(struct cs_req *req, const char *name)
+{
+  return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static const char *query_get(void *arg, const char *name) { return cs_req_query(arg, name); }
+
+struct cs_params cs_req_params(struct cs_req *req) { return (struct cs_params){query_get, req}; }
+
+const char *cs_req_header(struct cs_req *req, const char *name)
+{
+  return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+enum cs_err cs_req_json(struct cs_req *req, cJSON **out)
+{
+  cJSON *j;
+  enum cs_err e = cs_json_parse(req->body.data, req->body.len, CS_JSON_MAX_DEPTH, &j);
+  if (e)
+    return e;
+  if (!cJSON_IsObject(j)) {
+    cJSON_Delete(j);
+    return CS_ERR_BAD_JSON;
+  }
+  *out = j;
+  return CS_OK;
+}
+
+enum cs_err cs_req_cred_id(struct cs_req *req, struct cs_resp *resp, const char **out)
+{
+  const char *id = req->params[0];
+  if (!cs_id_valid(id, strlen(id)))
+    return cs_fail(resp, CS_ERR_BAD_ID, "credential ids are 1-128 characters of [A-Za-z0-9._-]");
+  if (!cs_scope_allows(req->who.scope, id))
+    return cs_fail(resp, CS_ERR_NOT_FOUND, "no credential %s", id);
+  *out = id;
+  return CS_OK;
+}
+
+struct cs_actor cs_actor_of(const struct cs_req *req)
+{
+  struct cs_actor a = {req->who.key_id, req->authenticated ? cs_role_name(req->who.role) : "",
+                       req->remote};
+  return a;
+}
+
+enum cs_err cs_parse_if_match(const char *v, uint64_t *out)
+{
+  char buf[32];
+  size_t n = strlen(v);
+  if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
+    if (n - 2 >= sizeof buf)
+      return CS_ERR_INVALID;
+    memcpy(buf, v + 1, n - 2);
+    buf[n - 2] = '\0';
+    v = buf;
+  }
+  return cs_parse_u64(v, UINT64_MAX, out);
+}

@@ -1,0 +1,120 @@
+/* Responses: JSON and empty bodies, headers, and the one renderer of
+ * error bodies. */
+#include "http.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The one place an error body is made: {"err","code"} plus context members. */
+enum cs_err cs_resp_error(enum cs_err e, struct cs_resp *resp)
+{
+  struct cs_buf b;
+  const char *msg = resp->err_msg[0] ? resp->err_msg : cs_err_message(e);
+  enum cs_err r;
+
+  cs_buf_init(&b, 64 * 1024);
+  r = cs_buf_append(&b, "{\"err\":\"", 8);
+  if (!r)
+    r = cs_buf_json_escape(&b, msg, strlen(msg));
+  if (!r)
+    r = cs_buf_printf(&b, "\",\"code\":\"%s\"", cs_err_code(e));
+  if (!r && resp->err_extra) {
+    cJSON_DeleteItemFromObjectCaseSensitive(resp->err_extra, "err");
+    cJSON_DeleteItemFromObjectCaseSensitive(resp->err_extra, "code");
+    char *extra = cs_json_print(resp->err_extra);
+    if (!extra)
+      r = CS_ERR_NOMEM;
+    else if (strlen(extra) > 2) /* skip "{}" */
+      r = cs_buf_printf(&b, ",%.*s", (int)(strlen(extra) - 2), extra + 1);
+    free(extra);
+  }
+  if (!r)
+    r = cs_buf_append(&b, "}", 1);
+  cJSON_Delete(resp->err_extra);
+  resp->err_extra = NULL;
+  if (r) {
+    cs_buf_free(&b);
+    return r;
+  }
+  free(resp->body);
+  resp->body = b.data;
+  resp->len = b.len;
+  resp->status = cs_err_http_status(e);
+  resp->content_type = "application/json";
+  return CS_OK;
+}
+
+static enum cs_err resp_json(struct cs_resp *resp, int status, cJSON *j, bool secret)
+{
+  char *text = j ? cs_json_print(j) : NULL;
+  if (secret)
+    cs_json_wipe_delete(j);
+  else
+    cJSON_Delete(j);
+  if (!text)
+    return CS_ERR_NOMEM;
+  free(resp->body);
+  resp->body = text;
+  resp->len = strlen(text);
+  resp->status = status;
+  resp->content_type = "application/json";
+  resp->secret = secret;
+  return CS_OK;
+}
+
+enum cs_err cs_resp_json_secret(struct cs_resp *resp, int status, cJSON *j)
+{
+  return resp_json(resp, status, j, true);
+}
+
+enum cs_err cs_resp_json(struct cs_resp *resp, int status, cJSON *j)
+{
+  return resp_json(resp, status, j, false);
+}
+
+enum cs_err cs_resp_empty(struct cs_resp *resp, int status)
+{
+  free(resp->body);
+  resp->body = malloc(1);
+  if (!resp->body)
+    return CS_ERR_NOMEM;
+  resp->len = 0;
+  resp->status = status;
+  resp->content_type = NULL;
+  return CS_OK;
+}
+
+void cs_resp_header(struct cs_resp *resp, const char *name, const char *fmt, ...)
+{
+  va_list ap;
+  if (resp->nheaders >= CS_MAX_HEADERS)
+    return;
+  resp->headers[resp->nheaders].name = name;
+  va_start(ap, fmt);
+  vsnprintf(resp->headers[resp->nheaders].value, sizeof resp->headers[0].value, fmt, ap);
+  va_end(ap);
+  resp->nheaders++;
+}
+
+enum cs_err cs_fail(struct cs_resp *resp, enum cs_err e, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(resp->err_msg, sizeof resp->err_msg, fmt, ap);
+  va_end(ap);
+  return e;
+}
+
+enum cs_err cs_fail_field(struct cs_resp *resp, enum cs_err e, const char *field, const char *fmt,
+                          ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(resp->err_msg, sizeof resp->err_msg, fmt, ap);
+  va_end(ap);
+  cJSON_Delete(resp->err_extra);
+  if ((resp->err_extra = cJSON_CreateObject()))
+    cJSON_AddStringToObject(resp->err_extra, "field", field);
+  return e;
+}

@@ -1,0 +1,114 @@
+/* `credstore serve`: open the data dir, start the core and the api, serve
+ * until SIGTERM/SIGINT, stop in order. */
+#include "api.h"
+#include "cli.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+/* Key material must never land in a core file. */
+static void disable_core_dumps(void)
+{
+  struct rlimit rl = {0, 0};
+  setrlimit(RLIMIT_CORE, &rl);
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+static struct cs_core_opts core_opts(const struct cs_config *cfg)
+{
+  struct cs_core_opts o = {
+      .token_ttl = cfg->token_ttl,
+      .webhook_retry_ms = cfg->webhook_retry_ms,
+      .webhook_allow = cfg->webhook_allow,
+      .webhook_deny = cfg->webhook_deny,
+      .broker = {.sts_endpoint = cfg->sts_endpoint, .imds_endpoint = cfg->imds_endpoint},
+  };
+  return o;
+}
+
+static struct cs_api_opts api_opts(const struct cs_config *cfg)
+{
+  struct cs_api_opts o = {
+      .listen = cfg->listen,
+      .tls_cert = cfg->tls_cert,
+      .tls_key = cfg->tls_key,
+      .insecure_http = cfg->insecure_http,
+      .threads = cfg->threads,
+      .max_connections = cfg->max_connections,
+      .conn_timeout = cfg->conn_timeout,
+      .max_conns_per_address = cfg->max_conns_per_address,
+      .trusted_proxies = cfg->trusted_proxies,
+      .auth_max_failures = cfg->auth_max_failures,
+      .auth_cooloff = cfg->auth_cooloff,
+  };
+  return o;
+}
+
+/* Start the core's workers and the api; prints why not. */
+static int start(struct cs_core *core, const struct cs_config *cfg, struct cs_api **api)
+{
+  struct cs_api_opts ao = api_opts(cfg);
+  char err[256];
+
+  if (cs_core_start(core, err, sizeof err)) {
+    if (err[0])
+      fprintf(stderr, "credstore serve: %s\n", err);
+    fprintf(stderr, "credstore serve: cannot start\n");
+    return 1;
+  }
+  if (cs_api_start(core, &ao, api)) {
+    fprintf(stderr, "credstore serve: cannot start\n");
+    return 1;
+  }
+  return 0;
+}
+
+int cs_cmd_serve(const struct cs_config *cfg)
+{
+  struct cs_core_opts co = core_opts(cfg);
+  struct cs_data data = {0};
+  struct cs_core core;
+  struct cs_api *api = NULL;
+  sigset_t set;
+  int sig = 0, lock_fd = -1, rc = 1;
+
+  if (!cfg->data_dir) {
+    fprintf(stderr, "credstore serve: --data DIR is required\n");
+    return 2;
+  }
+  disable_core_dumps();
+  /* Block the stop signals before any thread starts so only sigwait sees them. */
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  /* Held shared while serving: rotate-key refuses to run meanwhile. */
+  if (cs_data_lock(cfg->data_dir, false, &lock_fd) || cs_data_open(cfg, 0, &data)) {
+    cs_data_unlock(lock_fd);
+    return 1;
+  }
+  cs_core_init(&core, data.store, data.keyring, &co);
+  if (start(&core, cfg, &api) == 0) {
+    cs_log_buffer_start();
+    while (sigwait(&set, &sig) != 0)
+      ;
+    CS_LOG(CS_LOG_INFO, "received %s, finishing in-flight requests",
+           sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    rc = 0;
+  }
+  /* Long-polls answer first, then in-flight requests finish, then the
+   * workers drain: every acknowledged change is already committed. */
+  cs_api_stop(api);
+  cs_core_stop(&core);
+  cs_data_close(&data);
+  cs_data_unlock(lock_fd);
+  if (rc == 0)
+    CS_LOG(CS_LOG_INFO, "stopped");
+  cs_log_buffer_stop();
+  return rc;
+}

@@ -1,0 +1,158 @@
+/* Command-line and CREDSTORE_* environment options (API.md §1). */
+#include "api.h"
+#include "cli.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum opt_kind { OPT_STR, OPT_INT, OPT_BOOL, OPT_LEVEL };
+
+struct opt {
+  const char *name; /* without the leading "--" */
+  enum opt_kind kind;
+  size_t offset;
+  int64_t min, max;
+};
+
+/* clang-format off */
+#define O_STR(n, f) {n, OPT_STR, offsetof(struct cs_config, f), 0, 0}
+#define O_INT(n, f, lo, hi) {n, OPT_INT, offsetof(struct cs_config, f), lo, hi}
+/* clang-format on */
+
+static const struct opt opts[] = {
+    O_STR("data", data_dir),
+    O_STR("listen", listen),
+    O_STR("master-key-file", master_key_file),
+    O_STR("passphrase-env", passphrase_env),
+    O_STR("tls-cert", tls_cert),
+    O_STR("tls-key", tls_key),
+    O_STR("sts-endpoint", sts_endpoint),
+    O_STR("imds-endpoint", imds_endpoint),
+    O_STR("out", out),
+    O_STR("from", from),
+    O_STR("url", url),
+    O_STR("credential", credential),
+    O_STR("usage", usage),
+    O_STR("name", name),
+    O_STR("webhook-allow", webhook_allow),
+    O_STR("webhook-deny", webhook_deny),
+    O_INT("token-ttl", token_ttl, 1, 86400),
+    O_INT("threads", threads, 1, 256),
+    O_INT("max-connections", max_connections, 1, 100000),
+    O_INT("conn-timeout", conn_timeout, 1, 3600),
+    O_INT("auth-max-failures", auth_max_failures, 1, 1000000),
+    O_INT("auth-cooloff", auth_cooloff, 1, 86400),
+    O_INT("webhook-retry-ms", webhook_retry_ms, 1, 3600000),
+    O_INT("max-connections-per-address", max_conns_per_address, 1, 100000),
+    O_STR("trusted-proxies", trusted_proxies),
+    {"log-level", OPT_LEVEL, offsetof(struct cs_config, log_level), 0, 0},
+    {"insecure-http", OPT_BOOL, offsetof(struct cs_config, insecure_http), 0, 0},
+};
+
+static enum cs_err set_opt(struct cs_config *cfg, const struct opt *o, const char *val,
+                           const char *from)
+{
+  char *field = (char *)cfg + o->offset;
+  uint64_t v;
+
+  switch (o->kind) {
+  case OPT_STR:
+    if (!val[0]) {
+      fprintf(stderr, "credstore: %s: --%s needs a value\n", from, o->name);
+      return CS_ERR_INVALID;
+    }
+    *(const char **)field = val;
+    return CS_OK;
+  case OPT_INT:
+    if (cs_parse_u64(val, (uint64_t)o->max, &v) || (int64_t)v < o->min) {
+      fprintf(stderr, "credstore: %s: --%s must be an integer from %lld to %lld\n", from, o->name,
+              (long long)o->min, (long long)o->max);
+      return CS_ERR_INVALID;
+    }
+    *(int64_t *)field = (int64_t)v;
+    return CS_OK;
+  case OPT_BOOL:
+    if (strcmp(val, "1") && strcmp(val, "true") && strcmp(val, "0") && strcmp(val, "false")) {
+      fprintf(stderr, "credstore: %s: --%s takes true or false\n", from, o->name);
+      return CS_ERR_INVALID;
+    }
+    *(bool *)field = val[0] == '1' || val[0] == 't';
+    return CS_OK;
+  case OPT_LEVEL:
+    if (cs_log_parse_level(val, (enum cs_log_level *)(void *)field)) {
+      fprintf(stderr, "credstore: %s: --%s must be debug, info, warn, error or off\n", from,
+              o->name);
+      return CS_ERR_INVALID;
+    }
+    return CS_OK;
+  }
+  return CS_ERR_INTERNAL;
+}
+
+/* CREDSTORE_MASTER_KEY_FILE for "master-key-file". */
+static void env_name(const char *opt, char *out, size_t n)
+{
+  size_t i = 0;
+  const char *prefix = "CREDSTORE_";
+  for (; prefix[i] && i + 1 < n; i++)
+    out[i] = prefix[i];
+  for (const char *p = opt; *p && i + 1 < n; p++, i++)
+    out[i] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+  out[i] = '\0';
+}
+
+enum cs_err cs_config_parse(int argc, char **argv, struct cs_config *cfg)
+{
+  memset(cfg, 0, sizeof *cfg);
+  cfg->log_level = CS_LOG_INFO;
+  cfg->token_ttl = CS_DEFAULT_TOKEN_TTL;
+  cfg->auth_max_failures = CS_DEFAULT_AUTH_MAX_FAILURES;
+  cfg->auth_cooloff = CS_DEFAULT_AUTH_COOLOFF;
+  cfg->webhook_retry_ms = CS_DEFAULT_WEBHOOK_RETRY_MS;
+
+  for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+    char name[64];
+    env_name(opts[i].name, name, sizeof name);
+    const char *v = getenv(name);
+    if (v && set_opt(cfg, &opts[i], v, name))
+      return CS_ERR_INVALID;
+  }
+
+  for (int i = 0; i < argc; i++) {
+    const char *arg = argv[i];
+    const char *val = NULL;
+    const struct opt *o = NULL;
+
+    if (strncmp(arg, "--", 2) != 0) {
+      fprintf(stderr, "credstore: unexpected argument '%s'\n", arg);
+      return CS_ERR_INVALID;
+    }
+    arg += 2;
+    const char *eq = strchr(arg, '=');
+    size_t nlen = eq ? (size_t)(eq - arg) : strlen(arg);
+    for (size_t k = 0; k < sizeof opts / sizeof opts[0]; k++) {
+      if (strlen(opts[k].name) == nlen && strncmp(opts[k].name, arg, nlen) == 0)
+        o = &opts[k];
+    }
+    if (!o) {
+      fprintf(stderr, "credstore: unknown option '%s'\n", argv[i]);
+      return CS_ERR_INVALID;
+    }
+    if (eq) {
+      val = eq + 1;
+    } else if (o->kind == OPT_BOOL) {
+      val = "true";
+    } else if (i + 1 < argc) {
+      val = argv[++i];
+    } else {
+      fprintf(stderr, "credstore: --%s needs a value\n", o->name);
+      return CS_ERR_INVALID;
+    }
+    if (set_opt(cfg, o, val, "command line"))
+      return CS_ERR_INVALID;
+  }
+  cs_log_min_level = cfg->log_level;
+  return CS_OK;
+}

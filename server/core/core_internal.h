@@ -1,0 +1,219 @@
+/**
+ * @file core_internal.h
+ * @brief Shared inside server/core/ (and its unit tests): the record codecs
+ *        (one owner per stored format), the pieces of a change that join
+ *        another change's transaction, and the sequence-table walk.
+ */
+#ifndef CS_CORE_INTERNAL_H
+#define CS_CORE_INTERNAL_H
+
+#include "core.h"
+
+/** Run @p fn in the next group commit, or on its own without a writer (txn.c). */
+enum cs_err cs_core_write(struct cs_core *c, cs_store_write_fn fn, void *ctx) CS_WUR;
+
+/* ------------------------------------------- credential record (cred_rec.c) */
+
+/**
+ * A credential record as stored in CS_TBL_CREDS, decoded in place (borrowed
+ * from the transaction). Binary layout, big-endian:
+ *   "CSC1" | u8 type | u64 version | i64 created | i64 modified |
+ *   u32 meta_len | meta JSON | u8 fp_len | fingerprint | sealed secret
+ * meta holds description, owner and the provider's non-secret fields; the
+ * fingerprint is what output shows as secret.encrypted. The secret is
+ * sealed with the credential id as its associated data.
+ */
+struct cs_cred_view {
+  const char *id;
+  const struct cs_provider *prov;
+  uint64_t version;
+  int64_t created;
+  int64_t modified;
+  const char *meta;
+  size_t meta_len;
+  const char *fp;
+  size_t fp_len;
+  const uint8_t *sealed;
+  size_t sealed_len; /* 0: no secret (aws with useAWSRole) */
+};
+
+#define CS_CRED_FP_MAX 40 /* fingerprint "v1." + 32 hex, and room */
+
+/** Decode @p v (a CS_TBL_CREDS value for @p id). @return CS_ERR_STORE if corrupt. */
+enum cs_err cs_cred_decode(const char *id, const struct cs_val *v, struct cs_cred_view *out) CS_WUR;
+
+/** The stored bytes of @p c. Caller frees *out. @return CS_ERR_NOMEM. */
+enum cs_err cs_cred_encode(const struct cs_cred_view *c, uint8_t **out, size_t *len) CS_WUR;
+
+/** Render the metadata of a credential (no secret). @return NULL on OOM/corrupt meta. */
+cJSON *cs_cred_render(const struct cs_cred_view *c);
+
+/** Which field shows the secret in output: "apiToken" for gcp API tokens, else "secret". */
+const char *cs_cred_secret_field(const cJSON *meta);
+
+/** Decode the credential @p id inside @p txn. @return CS_ERR_NOT_FOUND, CS_ERR_STORE. */
+enum cs_err cs_cred_load(struct cs_txn *txn, const char *id, struct cs_cred_view *out) CS_WUR;
+
+/** Open a credential's sealed secret (empty when none). Caller frees with cs_open_free(). */
+enum cs_err cs_cred_open_secret(const struct cs_keyring *kr, const struct cs_cred_view *c,
+                                uint8_t **plain, size_t *len) CS_WUR;
+
+/**
+ * Seal @p len bytes of secret for credential @p id and compute its
+ * fingerprint into @p fp. Caller frees *sealed.
+ * @return CS_ERR_NOMEM, CS_ERR_CRYPTO.
+ */
+enum cs_err cs_cred_seal_secret(const struct cs_keyring *kr, const char *id, const void *plain,
+                                size_t len, uint8_t **sealed, size_t *sealed_len,
+                                char fp[CS_CRED_FP_MAX]) CS_WUR;
+
+/**
+ * The record @p v of @p id with its secret resealed under the current data
+ * key, header, meta and fingerprint unchanged. Caller frees *out.
+ * @return CS_ERR_NOT_FOUND (already current, or no secret), CS_ERR_CRYPTO
+ *         (corrupt or unopenable), CS_ERR_NOMEM.
+ */
+enum cs_err cs_cred_reseal(const struct cs_keyring *kr, const char *id, const struct cs_val *v,
+                           uint8_t **out, size_t *len) CS_WUR;
+
+/* ------------------------------------------------- usage record (usage_rec.c) */
+
+/*
+ * CS_TBL_USAGES: usage id → {"id","credentialId","type","description",
+ *   "callbackUrl"?,"callbackSecretSealed"?,"createdAt","owner","seenVersion",
+ *   "resolveCount","lastResolvedAt"} (times as epoch seconds); the callback
+ *   secret is hex of a blob sealed with "usage:<id>" as associated data.
+ * CS_TBL_USAGES_BY_CRED: credential id '\0' usage id → "" (the index that
+ *   makes "delete only if unused" one lookup in the deleting transaction).
+ */
+
+/** Parse usage @p id. Caller deletes *out. @return CS_ERR_NOT_FOUND, CS_ERR_STORE. */
+enum cs_err cs_usage_load(struct cs_txn *txn, const char *id, cJSON **out) CS_WUR;
+/** Store @p rec under its "id". @return CS_ERR_EXISTS (CS_PUT_NO_OVERWRITE), CS_ERR_NOMEM, ... */
+enum cs_err cs_usage_save(struct cs_txn *txn, const cJSON *rec, unsigned flags) CS_WUR;
+/** Add (put) or remove (!put) the index entry of usage @p usage_id of @p cred_id. */
+enum cs_err cs_usage_index(struct cs_txn *txn, const char *cred_id, const char *usage_id,
+                           bool put) CS_WUR;
+/** Visit every usage record of @p cred_id (via the index); fn's error ends the walk. */
+enum cs_err cs_usage_each(struct cs_txn *txn, const char *cred_id,
+                          enum cs_err (*fn)(cJSON *rec, void *arg), void *arg) CS_WUR;
+/** Seal a callback secret for usage @p id into @p rec ("callbackSecretSealed"). */
+enum cs_err cs_usage_seal_callback(const struct cs_keyring *kr, const char *id, const char *secret,
+                                   cJSON *rec) CS_WUR;
+/**
+ * Open the callback secret of @p rec (usage @p id). Caller wipes and frees
+ * *secret (cs_free_secret_str).
+ * @return CS_ERR_NOT_FOUND (no callback), CS_ERR_STORE (corrupt), CS_ERR_CRYPTO.
+ */
+enum cs_err cs_usage_open_callback(const struct cs_keyring *kr, const char *id, const cJSON *rec,
+                                   char **secret) CS_WUR;
+/**
+ * Reseal the callback secret of @p rec (usage @p id) under the current data
+ * key, in place. @return CS_ERR_NOT_FOUND (no secret, or already current),
+ * CS_ERR_CRYPTO (corrupt or unopenable), CS_ERR_NOMEM.
+ */
+enum cs_err cs_usage_reseal(const struct cs_keyring *kr, const char *id, cJSON *rec) CS_WUR;
+
+/* ---------------------------------------------------------------- usages.c */
+
+/** Inside a txn: the usages of @p cred_id rendered, or NULL when there are none. */
+enum cs_err cs_usages_of(struct cs_txn *txn, const char *cred_id, uint64_t cred_version,
+                         cJSON **out) CS_WUR;
+/** Inside a read txn: is @p usage_id a usage of @p cred_id? @return CS_ERR_NOT_FOUND. */
+enum cs_err cs_usage_check(struct cs_txn *txn, const char *cred_id, const char *usage_id) CS_WUR;
+/** Durably record a resolve: usage stats (when the usage still exists) and an audit entry. */
+enum cs_err cs_usage_record_resolve(struct cs_core *c, const struct cs_actor *a,
+                                    const char *cred_id, const char *usage_id, uint64_t version,
+                                    const char *result) CS_WUR;
+/**
+ * The callback URL and opened callback secret of a usage (webhook worker).
+ * Caller frees *url and wipes *secret (cs_free_secret_str).
+ * @return CS_ERR_NOT_FOUND (usage gone or no callback), CS_ERR_CRYPTO, ...
+ */
+enum cs_err cs_usage_callback(const struct cs_keyring *kr, struct cs_txn *txn, const char *usage_id,
+                              char **url, char **secret) CS_WUR;
+
+/* ----------------------------------------------- key record (key_rec.c) */
+
+/*
+ * CS_TBL_KEYS: access key id → {"id","name","role","scope"?,"createdAt",
+ * "expiresAt"?,"owner"?,"hash"}; only the keyed BLAKE2b hash of the secret
+ * (lowercase hex) is kept, times are epoch seconds. A secret is checked by
+ * comparing hex, so a load (every request) decodes nothing.
+ */
+
+/** A stored access key, as authentication needs it. */
+struct cs_key_rec {
+  char id[CS_KEY_ID_MAX + 1];
+  enum cs_role role;
+  int64_t created_at;
+  int64_t expires_at;                   /* 0 = never */
+  char hash_hex[2 * CS_HASH_BYTES + 1]; /* as stored: lowercase hex */
+  cJSON *scope; /* owned by cs_key_load's caller; borrowed from cs_key_decode's tree */
+};
+
+/** The record of a new key @p id with secret hash @p hash. Caller frees *out. */
+enum cs_err cs_key_encode(const char *id, const struct cs_key_spec *spec, int64_t created_at,
+                          const uint8_t hash[CS_HASH_BYTES], char **out) CS_WUR;
+/** Parse a stored record (a JSON object). Caller deletes *out. @return CS_ERR_STORE. */
+enum cs_err cs_key_parse(const struct cs_val *v, cJSON **out) CS_WUR;
+/** Decode parsed @p j into @p k exactly; k->scope borrows from @p j. @return CS_ERR_STORE. */
+enum cs_err cs_key_decode(const cJSON *j, struct cs_key_rec *k) CS_WUR;
+/** Load key @p id; caller deletes out->scope. @return CS_ERR_NOT_FOUND, CS_ERR_STORE. */
+enum cs_err cs_key_load(struct cs_txn *txn, const char *id, struct cs_key_rec *out) CS_WUR;
+/** The public view of a parsed record (no hash, RFC 3339 times). @return NULL on OOM. */
+cJSON *cs_key_public_json(const cJSON *rec);
+
+/** Inside a write txn: create a key from @p spec (no audit entry). Caller wipes out->secret. */
+enum cs_err cs_keys_create_txn(struct cs_txn *txn, const struct cs_keyring *kr,
+                               const struct cs_key_spec *spec, struct cs_new_key *out) CS_WUR;
+/** Load the live (unexpired) key @p id into @p who. @return CS_ERR_NOT_FOUND, CS_ERR_STORE. */
+enum cs_err cs_keys_load_live(struct cs_core *c, const char *id, struct cs_principal *who) CS_WUR;
+
+/* ------------------------------------- joined into other changes' txns */
+
+/**
+ * Append a hash-chained audit entry inside @p txn (write). Entries name
+ * actors and targets, never values. The link is keyed with @p kr's
+ * audit-chain key (cs_chain_hash).
+ * @return CS_ERR_NOMEM, CS_ERR_STORE*.
+ */
+enum cs_err cs_audit_append(struct cs_txn *txn, const struct cs_keyring *kr,
+                            const struct cs_actor *a, const char *action, const char *target,
+                            const char *result) CS_WUR;
+
+/** Append an event inside @p txn (write). @return CS_ERR_NOMEM, CS_ERR_STORE*. */
+enum cs_err cs_event_append(struct cs_txn *txn, const char *type, const char *cred_id,
+                            uint64_t version) CS_WUR;
+
+/** Inside a write txn: queue an "updated" webhook for every usage of @p cred_id with a callback. */
+enum cs_err cs_outbox_queue_update(struct cs_txn *txn, const char *cred_id,
+                                   uint64_t version) CS_WUR;
+
+/* ---------------------------------------------- lifecycle pieces (core.c) */
+
+enum cs_err cs_events_start(struct cs_core *c) CS_WUR;
+void cs_events_notify(struct cs_core *c);
+void cs_events_free(struct cs_core *c);
+enum cs_err cs_outbox_start(struct cs_core *c, char *err, size_t errlen) CS_WUR;
+void cs_outbox_kick(struct cs_core *c);
+void cs_outbox_stop(struct cs_core *c);
+/** Webhook counters of the running worker (zeros without one). */
+void cs_outbox_counts(struct cs_core *c, uint64_t *deliveries, uint64_t *failures);
+
+/* ------------------------------------------------------ sequence tables */
+
+/**
+ * Visit one record of a sequence-keyed table. Set *stop to end the walk;
+ * a non-CS_OK return ends it with that error.
+ */
+typedef enum cs_err (*cs_seq_fn)(uint64_t seq, const struct cs_val *v, void *arg, bool *stop);
+
+/**
+ * Walk @p t from sequence @p from upwards in one read snapshot (audit,
+ * events, outbox). @return fn's error, CS_ERR_STORE.
+ */
+enum cs_err cs_seq_each(struct cs_store *st, enum cs_table t, uint64_t from, cs_seq_fn fn,
+                        void *arg) CS_WUR;
+
+#endif /* CS_CORE_INTERNAL_H */

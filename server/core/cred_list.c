@@ -1,0 +1,184 @@
+/* Listing credentials (API.md §3): one page in one read snapshot, the
+ * common case (by id, no filter) without decoding what it skips. */
+#include "core_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct list_item {
+  const char *id; /* borrowed from the snapshot */
+  size_t id_len;
+  struct cs_cred_view c;
+};
+
+static int cmp_items(const void *a, const void *b, void *arg)
+{
+  const struct list_item *x = a, *y = b;
+  enum cs_cred_sort sort = *(const enum cs_cred_sort *)arg;
+  int r = 0;
+
+  switch (sort) {
+  case CS_SORT_TYPE:
+    r = strcmp(x->c.prov->type, y->c.prov->type);
+    break;
+  case CS_SORT_CREATED:
+    r = (x->c.created > y->c.created) - (x->c.created < y->c.created);
+    break;
+  case CS_SORT_MODIFIED:
+    r = (x->c.modified > y->c.modified) - (x->c.modified < y->c.modified);
+    break;
+  case CS_SORT_ID:
+    break;
+  }
+  if (r == 0) {
+    size_t n = x->id_len < y->id_len ? x->id_len : y->id_len;
+    r = memcmp(x->id, y->id, n);
+    if (r == 0)
+      r = (x->id_len > y->id_len) - (x->id_len < y->id_len);
+  }
+  return r;
+}
+
+/* Does the record match the query's type, search and scope? */
+static bool matches(const struct cs_cred_query *q, const char *id, const struct cs_cred_view *c)
+{
+  if (q->type && c->prov != q->type)
+    return false;
+  if (q->scope && !cs_scope_allows(q->scope, id))
+    return false;
+  if (!q->search || !q->search[0])
+    return true;
+  if (strcasestr(id, q->search))
+    return true;
+  /* description and accountID live in the meta JSON. */
+  cJSON *meta = NULL;
+  bool hit = false;
+  if (cs_json_parse(c->meta, c->meta_len, CS_JSON_MAX_DEPTH, &meta))
+    return false;
+  const char *fields[] = {"description", "accountID", "accountGUID"};
+  for (size_t i = 0; i < 3 && !hit; i++) {
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(meta, fields[i]);
+    hit = cJSON_IsString(f) && strcasestr(f->valuestring, q->search);
+  }
+  cJSON_Delete(meta);
+  return hit;
+}
+
+/* Keys are NUL-free ids without terminator: copy one for rendering. */
+static enum cs_err render_into(cJSON *page, const struct list_item *it)
+{
+  char id[CS_ID_MAX + 1];
+  struct cs_cred_view c = it->c;
+  if (it->id_len > CS_ID_MAX)
+    return CS_ERR_STORE;
+  memcpy(id, it->id, it->id_len);
+  id[it->id_len] = '\0';
+  c.id = id;
+  cJSON *o = cs_cred_render(&c);
+  if (!o)
+    return CS_ERR_NOMEM;
+  cJSON_AddItemToArray(page, o);
+  return CS_OK;
+}
+
+/* The common case, ordered by id with no filter: walk the key order and
+ * count from the table's size, so a page costs the same at any store size. */
+static enum cs_err list_by_id(struct cs_txn *txn, const struct cs_cred_query *q, cJSON *page,
+                              uint64_t *total)
+{
+  struct cs_cursor *cur = NULL;
+  struct cs_val k, v;
+  uint64_t skipped = 0;
+  enum cs_err e;
+
+  if ((e = cs_txn_count(txn, CS_TBL_CREDS, total)) || (e = cs_cursor_open(txn, CS_TBL_CREDS, &cur)))
+    return e;
+  e = q->reverse ? cs_cursor_last(cur, &k, &v) : cs_cursor_seek(cur, NULL, 0, &k, &v);
+  for (; e == CS_OK; e = q->reverse ? cs_cursor_prev(cur, &k, &v) : cs_cursor_next(cur, &k, &v)) {
+    if (skipped < q->offset) {
+      skipped++;
+      continue;
+    }
+    if ((uint64_t)cJSON_GetArraySize(page) >= q->limit)
+      break;
+    struct list_item it = {.id = k.data, .id_len = k.len};
+    if ((e = cs_cred_decode("", &v, &it.c)) || (e = render_into(page, &it)))
+      break;
+  }
+  cs_cursor_close(cur);
+  return e == CS_ERR_NOT_FOUND ? CS_OK : e;
+}
+
+static enum cs_err list_filtered(struct cs_txn *txn, const struct cs_cred_query *q, cJSON *page,
+                                 uint64_t *total)
+{
+  struct cs_cursor *cur = NULL;
+  struct cs_val k, v;
+  struct list_item *items = NULL;
+  size_t n = 0, cap = 0;
+  enum cs_err e;
+
+  if ((e = cs_cursor_open(txn, CS_TBL_CREDS, &cur)))
+    return e;
+  for (e = cs_cursor_seek(cur, NULL, 0, &k, &v); e == CS_OK; e = cs_cursor_next(cur, &k, &v)) {
+    char id[CS_ID_MAX + 1];
+    struct list_item it = {.id = k.data, .id_len = k.len};
+    if (k.len > CS_ID_MAX || (e = cs_cred_decode("", &v, &it.c)))
+      break;
+    memcpy(id, k.data, k.len);
+    id[k.len] = '\0';
+    if (!matches(q, id, &it.c))
+      continue;
+    if (n == cap) {
+      size_t ncap = cap ? cap * 2 : 256;
+      struct list_item *p = realloc(items, ncap * sizeof *p);
+      if (!p) {
+        e = CS_ERR_NOMEM;
+        break;
+      }
+      items = p;
+      cap = ncap;
+    }
+    items[n++] = it;
+  }
+  cs_cursor_close(cur);
+  if (e == CS_ERR_NOT_FOUND)
+    e = CS_OK;
+  if (!e) {
+    enum cs_cred_sort sort = q->sort;
+    if (n > 1)
+      qsort_r(items, n, sizeof *items, cmp_items, &sort);
+    *total = n;
+    for (uint64_t i = q->offset; i < n && (uint64_t)cJSON_GetArraySize(page) < q->limit && !e; i++)
+      e = render_into(page, &items[q->reverse ? n - 1 - i : i]);
+  }
+  free(items);
+  return e;
+}
+
+enum cs_err cs_creds_list(struct cs_core *c, const struct cs_cred_query *q, cJSON **page,
+                          uint64_t *total)
+{
+  struct cs_txn *txn;
+  cJSON *arr = cJSON_CreateArray();
+  enum cs_err e;
+
+  if (!arr)
+    return CS_ERR_NOMEM;
+  if ((e = cs_store_read_begin(c->store, &txn))) {
+    cJSON_Delete(arr);
+    return e;
+  }
+  if (q->sort == CS_SORT_ID && !q->type && !q->scope && !(q->search && q->search[0]))
+    e = list_by_id(txn, q, arr, total);
+  else
+    e = list_filtered(txn, q, arr, total);
+  cs_store_read_end(txn);
+  if (e) {
+    cJSON_Delete(arr);
+    return e;
+  }
+  *page = arr;
+  return CS_OK;
+}

@@ -1,0 +1,322 @@
+/* Usages (API.md §4): a consumer's declared dependency on a credential.
+ * The record and its index are usage_rec.c's; the rules are here: a usage
+ * needs its credential in the same transaction, stats are bumped by
+ * resolves, and the public view never shows the callback secret. */
+#include "core_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CALLBACK_SECRET_BYTES 32
+
+static bool add_time_or_null(cJSON *o, const char *name, const cJSON *epoch)
+{
+  if (!cJSON_IsNumber(epoch) || epoch->valuedouble <= 0)
+    return cJSON_AddNullToObject(o, name) != NULL;
+  char buf[32];
+  cs_time_format((int64_t)epoch->valuedouble, buf);
+  return cJSON_AddStringToObject(o, name, buf) != NULL;
+}
+
+/* The public view of a stored usage; never the callback secret. */
+static cJSON *render_usage(const cJSON *rec, uint64_t cred_version)
+{
+  static const char *const copy[] = {"id",    "type",        "description", "callbackUrl",
+                                     "owner", "seenVersion", "resolveCount"};
+  cJSON *o = cJSON_CreateObject();
+  if (!o)
+    return NULL;
+  for (size_t i = 0; i < sizeof copy / sizeof copy[0]; i++) {
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(rec, copy[i]);
+    if (f && !cJSON_AddItemToObject(o, copy[i], cJSON_Duplicate(f, true)))
+      goto fail;
+  }
+  const cJSON *seen = cJSON_GetObjectItemCaseSensitive(rec, "seenVersion");
+  if (!add_time_or_null(o, "createdAt", cJSON_GetObjectItemCaseSensitive(rec, "createdAt")) ||
+      !add_time_or_null(o, "lastResolvedAt",
+                        cJSON_GetObjectItemCaseSensitive(rec, "lastResolvedAt")) ||
+      !cJSON_AddBoolToObject(o, "stale",
+                             cJSON_IsNumber(seen) && (uint64_t)seen->valuedouble < cred_version))
+    goto fail;
+  return o;
+fail:
+  cJSON_Delete(o);
+  return NULL;
+}
+
+struct render_ctx {
+  cJSON *arr;
+  uint64_t version;
+};
+
+static enum cs_err render_one(cJSON *rec, void *arg)
+{
+  struct render_ctx *r = arg;
+  cJSON *o = render_usage(rec, r->version);
+  if (!o)
+    return CS_ERR_NOMEM;
+  cJSON_AddItemToArray(r->arr, o);
+  return CS_OK;
+}
+
+enum cs_err cs_usages_of(struct cs_txn *txn, const char *cred_id, uint64_t cred_version,
+                         cJSON **out)
+{
+  struct render_ctx r = {cJSON_CreateArray(), cred_version};
+  if (!r.arr)
+    return CS_ERR_NOMEM;
+  enum cs_err e = cs_usage_each(txn, cred_id, render_one, &r);
+  if (e || cJSON_GetArraySize(r.arr) == 0) {
+    cJSON_Delete(r.arr);
+    *out = NULL;
+    return e;
+  }
+  *out = r.arr;
+  return CS_OK;
+}
+
+/* The version of an existing credential. */
+static enum cs_err cred_version(struct cs_txn *txn, const char *cred_id, uint64_t *out)
+{
+  struct cs_cred_view c;
+  enum cs_err e = cs_cred_load(txn, cred_id, &c);
+  if (!e)
+    *out = c.version;
+  return e;
+}
+
+/* ---------------------------------------------------------------- create */
+
+struct create_ctx {
+  const struct cs_keyring *kr;
+  const struct cs_actor *a;
+  const struct cs_usage_new *in;
+  cJSON *rec;
+  uint64_t version; /* out: the credential's version */
+};
+
+static enum cs_err create_txn(struct cs_txn *txn, void *arg)
+{
+  struct create_ctx *c = arg;
+  const char *uid = cJSON_GetObjectItemCaseSensitive(c->rec, "id")->valuestring;
+  enum cs_err e;
+
+  /* The credential must exist in this very transaction: a concurrent delete
+   * either sees this usage or has already removed the credential. */
+  if ((e = cred_version(txn, c->in->cred_id, &c->version)))
+    return e;
+  if ((e = cs_usage_save(txn, c->rec, CS_PUT_NO_OVERWRITE)) ||
+      (e = cs_usage_index(txn, c->in->cred_id, uid, true)) ||
+      (e = cs_event_append(txn, "usage_added", c->in->cred_id, c->version)))
+    return e;
+  return cs_audit_append(txn, c->kr, c->a, "usage_create", c->in->cred_id, "success");
+}
+
+/* The stored record of a new usage @p uid; @p secret gets its callback secret. */
+static enum cs_err new_record(struct cs_core *c, const struct cs_actor *a,
+                              const struct cs_usage_new *in, const char *uid,
+                              char secret[2 * CALLBACK_SECRET_BYTES + 1], cJSON **out)
+{
+  cJSON *rec = cJSON_CreateObject();
+  enum cs_err e = CS_ERR_NOMEM;
+
+  if (!rec || !cJSON_AddStringToObject(rec, "id", uid) ||
+      !cJSON_AddStringToObject(rec, "credentialId", in->cred_id) ||
+      !cJSON_AddStringToObject(rec, "type", in->type) ||
+      !cJSON_AddStringToObject(rec, "description", in->description ? in->description : ""))
+    goto out;
+  if (in->callback_url) {
+    /* The callback secret signs webhooks, so it is kept, sealed to this usage. */
+    cs_random_hex(secret, CALLBACK_SECRET_BYTES);
+    if (!cJSON_AddStringToObject(rec, "callbackUrl", in->callback_url))
+      goto out;
+    if ((e = cs_usage_seal_callback(c->keyring, uid, secret, rec)))
+      goto out;
+    e = CS_ERR_NOMEM;
+  }
+  if (!cJSON_AddNumberToObject(rec, "createdAt", (double)cs_now()) ||
+      !cJSON_AddStringToObject(rec, "owner", a->key_id) ||
+      !cJSON_AddNumberToObject(rec, "seenVersion", 0) ||
+      !cJSON_AddNumberToObject(rec, "resolveCount", 0) ||
+      !cJSON_AddNullToObject(rec, "lastResolvedAt"))
+    goto out;
+  *out = rec;
+  rec = NULL;
+  e = CS_OK;
+out:
+  cJSON_Delete(rec);
+  return e;
+}
+
+enum cs_err cs_usages_create(struct cs_core *c, const struct cs_actor *a,
+                             const struct cs_usage_new *in, cJSON **out)
+{
+  char uid[24], secret[2 * CALLBACK_SECRET_BYTES + 1] = "";
+  struct create_ctx cc = {c->keyring, a, in, NULL, 0};
+  cJSON *rendered = NULL;
+  enum cs_err e;
+
+  memcpy(uid, "u-", 2);
+  cs_random_hex(uid + 2, 10);
+  if ((e = new_record(c, a, in, uid, secret, &cc.rec)) || (e = cs_core_write(c, create_txn, &cc)))
+    goto out;
+  e = CS_ERR_NOMEM;
+  /* seenVersion 0: a new usage has resolved nothing yet, so it is stale
+   * until its first resolve, as it will be listed. */
+  if (!(rendered = render_usage(cc.rec, cc.version)))
+    goto out;
+  if (secret[0] && !cJSON_AddStringToObject(rendered, "callbackSecret", secret))
+    goto out;
+  *out = rendered;
+  rendered = NULL;
+  e = CS_OK;
+out:
+  cs_memzero(secret, sizeof secret);
+  cJSON_Delete(rendered);
+  cJSON_Delete(cc.rec);
+  return e;
+}
+
+/* ---------------------------------------------------------- list / delete */
+
+enum cs_err cs_usages_list(struct cs_core *c, const char *cred_id, cJSON **out)
+{
+  struct cs_txn *txn;
+  uint64_t version = 0;
+  cJSON *arr = NULL;
+  enum cs_err e = cs_store_read_begin(c->store, &txn);
+  if (e)
+    return e;
+  if (!(e = cred_version(txn, cred_id, &version)))
+    e = cs_usages_of(txn, cred_id, version, &arr);
+  cs_store_read_end(txn);
+  if (e)
+    return e;
+  *out = arr ? arr : cJSON_CreateArray();
+  return *out ? CS_OK : CS_ERR_NOMEM;
+}
+
+struct delete_ctx {
+  const struct cs_keyring *kr;
+  const struct cs_actor *a;
+  const char *cred_id, *usage_id;
+};
+
+static enum cs_err delete_txn(struct cs_txn *txn, void *arg)
+{
+  struct delete_ctx *c = arg;
+  uint64_t version = 0;
+  enum cs_err e;
+
+  if ((e = cs_usage_check(txn, c->cred_id, c->usage_id)))
+    return e;
+  if ((e = cs_txn_del(txn, CS_TBL_USAGES, c->usage_id, strlen(c->usage_id))) ||
+      (e = cs_usage_index(txn, c->cred_id, c->usage_id, false)))
+    return e;
+  if ((e = cred_version(txn, c->cred_id, &version)) && e != CS_ERR_NOT_FOUND)
+    return e;
+  if ((e = cs_event_append(txn, "usage_removed", c->cred_id, version)))
+    return e;
+  return cs_audit_append(txn, c->kr, c->a, "usage_delete", c->cred_id, "success");
+}
+
+enum cs_err cs_usages_delete(struct cs_core *c, const struct cs_actor *a, const char *cred_id,
+                             const char *usage_id)
+{
+  struct delete_ctx d = {c->keyring, a, cred_id, usage_id};
+  if (!cs_id_valid(usage_id, strlen(usage_id)))
+    return CS_ERR_NOT_FOUND;
+  return cs_core_write(c, delete_txn, &d);
+}
+
+enum cs_err cs_usage_check(struct cs_txn *txn, const char *cred_id, const char *usage_id)
+{
+  cJSON *rec = NULL;
+  enum cs_err e;
+  if (!cs_id_valid(usage_id, strlen(usage_id)))
+    return CS_ERR_NOT_FOUND;
+  if ((e = cs_usage_load(txn, usage_id, &rec)))
+    return e;
+  const cJSON *owner = cJSON_GetObjectItemCaseSensitive(rec, "credentialId");
+  e = cJSON_IsString(owner) && strcmp(owner->valuestring, cred_id) == 0 ? CS_OK : CS_ERR_NOT_FOUND;
+  cJSON_Delete(rec);
+  return e;
+}
+
+/* ------------------------------------------------------------ resolve stats */
+
+struct seen_ctx {
+  const struct cs_keyring *kr;
+  const struct cs_actor *a;
+  const char *cred_id, *usage_id;
+  uint64_t version;
+  const char *result;
+};
+
+/* resolveCount + 1, seenVersion raised to @p version, lastResolvedAt now. */
+static enum cs_err bump_stats(cJSON *rec, uint64_t version)
+{
+  cJSON *count = cJSON_GetObjectItemCaseSensitive(rec, "resolveCount");
+  double n = cJSON_IsNumber(count) ? count->valuedouble + 1 : 1;
+  cJSON *seen = cJSON_GetObjectItemCaseSensitive(rec, "seenVersion");
+  double prev = cJSON_IsNumber(seen) ? seen->valuedouble : 0;
+
+  if (!cJSON_ReplaceItemInObjectCaseSensitive(rec, "resolveCount", cJSON_CreateNumber(n)) ||
+      !cJSON_ReplaceItemInObjectCaseSensitive(
+          rec, "seenVersion",
+          cJSON_CreateNumber((double)version > prev ? (double)version : prev)) ||
+      !cJSON_ReplaceItemInObjectCaseSensitive(rec, "lastResolvedAt",
+                                              cJSON_CreateNumber((double)cs_now())))
+    return CS_ERR_NOMEM;
+  return CS_OK;
+}
+
+static enum cs_err seen_txn(struct cs_txn *txn, void *arg)
+{
+  struct seen_ctx *s = arg;
+  cJSON *rec = NULL;
+  enum cs_err e;
+
+  if (s->usage_id && (e = cs_usage_load(txn, s->usage_id, &rec)) == CS_OK) {
+    if (!(e = bump_stats(rec, s->version)))
+      e = cs_usage_save(txn, rec, 0);
+    cJSON_Delete(rec);
+    if (e)
+      return e;
+  } else if (s->usage_id && e != CS_ERR_NOT_FOUND) {
+    return e; /* a usage removed meanwhile keeps no stats, but is still audited */
+  }
+  return cs_audit_append(txn, s->kr, s->a, "resolve", s->cred_id, s->result);
+}
+
+enum cs_err cs_usage_record_resolve(struct cs_core *c, const struct cs_actor *a,
+                                    const char *cred_id, const char *usage_id, uint64_t version,
+                                    const char *result)
+{
+  struct seen_ctx s = {c->keyring, a, cred_id, usage_id, version, result};
+  return cs_core_write(c, seen_txn, &s);
+}
+
+enum cs_err cs_usage_callback(const struct cs_keyring *kr, struct cs_txn *txn, const char *usage_id,
+                              char **url, char **secret)
+{
+  cJSON *rec = NULL;
+  char *s = NULL;
+  enum cs_err e;
+
+  if ((e = cs_usage_load(txn, usage_id, &rec)))
+    return e;
+  const cJSON *u = cJSON_GetObjectItemCaseSensitive(rec, "callbackUrl");
+  e = CS_ERR_NOT_FOUND;
+  if (cJSON_IsString(u) && !(e = cs_usage_open_callback(kr, usage_id, rec, &s))) {
+    if ((*url = strdup(u->valuestring))) {
+      *secret = s;
+    } else {
+      cs_free_secret_str(s);
+      e = CS_ERR_NOMEM;
+    }
+  }
+  cJSON_Delete(rec);
+  return e;
+}

@@ -1,0 +1,123 @@
+/* Group commit (store.h): one writer thread takes every queued change,
+ * commits them with cs_store_write_batch() (one failing change rolls back
+ * alone), then wakes the waiting submitters. */
+#include "store.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+#define BATCH_MAX 256
+
+struct wr_op {
+  struct cs_store_op op;
+  bool done;
+  struct wr_op *next;
+};
+
+struct cs_writer {
+  struct cs_store *store;
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t work; /* the writer waits for ops */
+  pthread_cond_t done; /* submitters wait for their op */
+  struct wr_op *head, *tail;
+  bool stopping;
+  void (*after_commit)(void *);
+  void *after_arg;
+};
+
+static void *writer_main(void *arg)
+{
+  struct cs_writer *w = arg;
+  struct wr_op *batch[BATCH_MAX];
+  struct cs_store_op ops[BATCH_MAX];
+
+  pthread_mutex_lock(&w->mu);
+  for (;;) {
+    while (!w->head && !w->stopping)
+      pthread_cond_wait(&w->work, &w->mu);
+    if (!w->head && w->stopping)
+      break;
+    size_t n = 0;
+    while (w->head && n < BATCH_MAX) {
+      batch[n] = w->head;
+      ops[n] = w->head->op;
+      w->head = w->head->next;
+      n++;
+    }
+    if (!w->head)
+      w->tail = NULL;
+    pthread_mutex_unlock(&w->mu);
+
+    enum cs_err e = cs_store_write_batch(w->store, ops, n);
+    if (e)
+      CS_LOG(CS_LOG_ERROR, "group commit of %zu changes failed: %s", n, cs_err_code(e));
+    if (w->after_commit)
+      w->after_commit(w->after_arg);
+
+    pthread_mutex_lock(&w->mu);
+    for (size_t i = 0; i < n; i++) {
+      batch[i]->op.result = ops[i].result;
+      batch[i]->done = true;
+    }
+    pthread_cond_broadcast(&w->done);
+  }
+  pthread_mutex_unlock(&w->mu);
+  return NULL;
+}
+
+enum cs_err cs_writer_start(struct cs_store *st, void (*after_commit)(void *), void *arg,
+                            struct cs_writer **out)
+{
+  struct cs_writer *w = calloc(1, sizeof *w);
+  if (!w)
+    return CS_ERR_NOMEM;
+  w->store = st;
+  w->after_commit = after_commit;
+  w->after_arg = arg;
+  pthread_mutex_init(&w->mu, NULL);
+  pthread_cond_init(&w->work, NULL);
+  pthread_cond_init(&w->done, NULL);
+  if (pthread_create(&w->thread, NULL, writer_main, w)) {
+    free(w);
+    return CS_ERR_INTERNAL;
+  }
+  *out = w;
+  return CS_OK;
+}
+
+enum cs_err cs_writer_submit(struct cs_writer *w, cs_store_write_fn fn, void *ctx)
+{
+  struct wr_op op = {.op = {.fn = fn, .ctx = ctx}};
+
+  pthread_mutex_lock(&w->mu);
+  if (w->stopping) {
+    pthread_mutex_unlock(&w->mu);
+    return CS_ERR_UNAVAILABLE;
+  }
+  if (w->tail)
+    w->tail->next = &op;
+  else
+    w->head = &op;
+  w->tail = &op;
+  pthread_cond_signal(&w->work);
+  while (!op.done)
+    pthread_cond_wait(&w->done, &w->mu);
+  pthread_mutex_unlock(&w->mu);
+  return op.op.result;
+}
+
+void cs_writer_stop(struct cs_writer *w)
+{
+  if (!w)
+    return;
+  pthread_mutex_lock(&w->mu);
+  w->stopping = true;
+  pthread_cond_signal(&w->work);
+  pthread_mutex_unlock(&w->mu);
+  pthread_join(w->thread, NULL);
+  pthread_mutex_destroy(&w->mu);
+  pthread_cond_destroy(&w->work);
+  pthread_cond_destroy(&w->done);
+  free(w);
+}

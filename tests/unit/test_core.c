@@ -1,0 +1,905 @@
+/* cmocka tests of server/core/ against a real LMDB store in a temporary
+ * directory, no daemon: the credential put rules (kept secret, If-Match,
+ * type change), delete against usages, usage stats, the audit chain
+ * (append, verify, tampering), event paging and long-poll wake-ups, outbox
+ * queueing, scope checks, keys and tokens, and the rewrap pass. Each case
+ * gets a fresh store. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "core_internal.h"
+
+#define _XOPEN_SOURCE_EXTENDED 1
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define AWS_KEY "AKIAIOSFODNN7EXAMPLE"
+#define AWS_SECRET "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+struct fx {
+  char dir[64];
+  struct cs_store *st;
+  struct cs_keyring *kr;
+  struct cs_core core;
+  struct cs_new_key admin;
+  struct cs_principal who; /* the bootstrap admin */
+  struct cs_actor actor;
+};
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+  (void)sb, (void)flag, (void)ftw;
+  return remove(path);
+}
+
+static int setup(void **state)
+{
+  struct fx *f = calloc(1, sizeof *f);
+  struct cs_master_key *mk = NULL;
+  char path[128];
+
+  assert_non_null(f);
+  snprintf(f->dir, sizeof f->dir, "/tmp/cs-core-test.XXXXXX");
+  assert_non_null(mkdtemp(f->dir));
+  snprintf(path, sizeof path, "%s/master.key", f->dir);
+  assert_int_equal(cs_master_key_generate_file(path), CS_OK);
+  assert_int_equal(cs_master_key_from_file(path, &mk), CS_OK);
+  assert_int_equal(cs_keyring_create(mk, &f->kr), CS_OK);
+  cs_master_key_free(mk);
+  snprintf(path, sizeof path, "%s/data", f->dir);
+  assert_int_equal(cs_store_open(path, CS_STORE_CREATE, &f->st), CS_OK);
+  assert_int_equal(cs_meta_init(f->st, f->kr, NULL, &f->admin), CS_OK);
+  cs_core_init(&f->core, f->st, f->kr, NULL);
+  assert_int_equal(cs_keys_check_secret(&f->core, f->admin.id, f->admin.secret, &f->who), CS_OK);
+  f->actor = (struct cs_actor){f->who.key_id, "admin", "127.0.0.1"};
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state)
+{
+  struct fx *f = *state;
+  cs_core_stop(&f->core);
+  cs_principal_clear(&f->who);
+  cs_store_close(f->st);
+  cs_keyring_free(f->kr);
+  nftw(f->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+  free(f);
+  return 0;
+}
+
+/* ------------------------------------------------------------- helpers */
+
+static cJSON *json(const char *text)
+{
+  cJSON *j = cJSON_Parse(text);
+  assert_non_null(j);
+  return j;
+}
+
+static enum cs_err put_full(struct fx *f, const char *id, const char *body, bool must_exist,
+                            const uint64_t *if_match, struct cs_cred_put_result *r)
+{
+  cJSON *b = json(body);
+  struct cs_cred_put in = {
+      id, b, must_exist, if_match != NULL, if_match ? *if_match : 0, &f->who, &f->actor};
+  enum cs_err e = cs_creds_put(&f->core, &in, r);
+  cJSON_Delete(b);
+  return e;
+}
+
+/* Create or update; the rendered credential is returned (caller deletes). */
+static cJSON *put_ok(struct fx *f, const char *id, const char *body)
+{
+  struct cs_cred_put_result r;
+  assert_int_equal(put_full(f, id, body, false, NULL, &r), CS_OK);
+  assert_non_null(r.credential);
+  return r.credential;
+}
+
+static const char *str(const cJSON *o, const char *name)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+  return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static double num(const cJSON *o, const char *name)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+  assert_true(cJSON_IsNumber(v));
+  return v->valuedouble;
+}
+
+/* Does the printed @p j contain @p text? */
+static bool contains(const cJSON *j, const char *text)
+{
+  char *p = cJSON_PrintUnformatted(j);
+  bool found;
+  assert_non_null(p);
+  found = strstr(p, text) != NULL;
+  free(p);
+  return found;
+}
+
+static const char *fingerprint(const cJSON *cred)
+{
+  return str(cJSON_GetObjectItemCaseSensitive(cred, "secret"), "encrypted");
+}
+
+static const char *ibm_body(const char *secret)
+{
+  static char buf[256];
+  snprintf(buf, sizeof buf,
+           "{\"type\":\"ibmCloud\",\"accountGUID\":\"0123456789abcdef\""
+           "%s%s%s}",
+           secret ? ",\"secret\":{\"plain\":\"" : "", secret ? secret : "", secret ? "\"}" : "");
+  return buf;
+}
+
+/* Register a usage; its id goes to @p uid. */
+static void add_usage(struct fx *f, const char *cred, const char *url, char uid[32])
+{
+  struct cs_usage_new in = {cred, "Registry Scan", "nightly", url};
+  cJSON *u = NULL;
+  assert_int_equal(cs_usages_create(&f->core, &f->actor, &in, &u), CS_OK);
+  snprintf(uid, 32, "%s", str(u, "id"));
+  assert_int_equal(cJSON_IsString(cJSON_GetObjectItem(u, "callbackSecret")), url != NULL);
+  cJSON_Delete(u);
+}
+
+static enum cs_err resolve(struct fx *f, const char *cred, const char *uid,
+                           const struct cs_resolve_opts *o, cJSON **m, struct cs_net_error *fail)
+{
+  struct cs_resolve_req in = {cred, uid, NULL, {0}};
+  if (o)
+    in.opts = *o;
+  return cs_resolve(&f->core, &f->actor, &in, m, fail);
+}
+
+/* The usage @p uid of @p cred as listed. */
+static cJSON *usage_of(struct fx *f, const char *cred, const char *uid)
+{
+  cJSON *arr = NULL, *u, *found = NULL;
+  assert_int_equal(cs_usages_list(&f->core, cred, &arr), CS_OK);
+  cJSON_ArrayForEach(u, arr)
+  {
+    if (strcmp(str(u, "id"), uid) == 0)
+      found = cJSON_Duplicate(u, true);
+  }
+  cJSON_Delete(arr);
+  assert_non_null(found);
+  return found;
+}
+
+static uint64_t audit_count(struct fx *f)
+{
+  uint64_t n = 0, bad = 0;
+  assert_int_equal(cs_audit_verify(&f->core, &n, &bad), CS_OK);
+  return n;
+}
+
+/* ------------------------------------------------------------ credentials */
+
+static void test_put_create_and_update(void **state)
+{
+  struct fx *f = *state;
+  cJSON *c = put_ok(f, "ibm-1", ibm_body("key-one"));
+
+  assert_string_equal(str(c, "_id"), "ibm-1");
+  assert_string_equal(str(c, "type"), "ibmCloud");
+  assert_int_equal(num(c, "version"), 1);
+  assert_string_equal(str(c, "owner"), f->who.key_id);
+  assert_non_null(fingerprint(c));
+  assert_false(contains(c, "key-one"));
+  cJSON_Delete(c);
+  c = put_ok(f, "ibm-1", ibm_body("key-two"));
+  assert_int_equal(num(c, "version"), 2);
+  cJSON_Delete(c);
+  /* create, update: two audit entries besides none from init. */
+  assert_int_equal(audit_count(f), 2);
+}
+
+static void test_put_keeps_secret(void **state)
+{
+  struct fx *f = *state;
+  struct cs_cred_put_result r;
+  char uid[32], body[512];
+  cJSON *c = put_ok(f, "ibm-k", ibm_body("kept-secret"));
+  char fp[64];
+  snprintf(fp, sizeof fp, "%s", fingerprint(c));
+  cJSON_Delete(c);
+
+  /* Omitted on update: the stored secret stays, and so does its fingerprint. */
+  c = put_ok(f, "ibm-k", ibm_body(NULL));
+  assert_string_equal(fingerprint(c), fp);
+  cJSON_Delete(c);
+  /* Sent back as secret.encrypted: the same. */
+  snprintf(body, sizeof body,
+           "{\"type\":\"ibmCloud\",\"accountGUID\":\"0123456789abcdef\","
+           "\"secret\":{\"encrypted\":\"%s\"}}",
+           fp);
+  c = put_ok(f, "ibm-k", body);
+  assert_string_equal(fingerprint(c), fp);
+  cJSON_Delete(c);
+  add_usage(f, "ibm-k", NULL, uid);
+  cJSON *m = NULL;
+  struct cs_net_error fail;
+  assert_int_equal(resolve(f, "ibm-k", uid, NULL, &m, &fail), CS_OK);
+  assert_string_equal(str(m, "apiKey"), "kept-secret");
+  cs_json_wipe_delete(m);
+  /* Another credential's (or a made-up) encrypted value is refused. */
+  snprintf(body, sizeof body,
+           "{\"type\":\"ibmCloud\",\"accountGUID\":\"0123456789abcdef\","
+           "\"secret\":{\"encrypted\":\"v1.00000000000000000000000000000000\"}}");
+  assert_int_equal(put_full(f, "ibm-k", body, false, NULL, &r), CS_ERR_INVALID);
+  assert_string_equal(r.perr.field, "secret.encrypted");
+  /* On create there is nothing to keep. */
+  snprintf(body, sizeof body,
+           "{\"type\":\"ibmCloud\",\"accountGUID\":\"0123456789abcdef\","
+           "\"secret\":{\"encrypted\":\"%s\"}}",
+           fp);
+  assert_int_equal(put_full(f, "ibm-new", body, false, NULL, &r), CS_ERR_INVALID);
+  assert_string_equal(r.perr.field, "secret.encrypted");
+  /* A new plain secret gets a new fingerprint. */
+  c = put_ok(f, "ibm-k", ibm_body("rotated"));
+  assert_string_not_equal(fingerprint(c), fp);
+  cJSON_Delete(c);
+}
+
+static void test_put_if_match_and_must_exist(void **state)
+{
+  struct fx *f = *state;
+  struct cs_cred_put_result r;
+  uint64_t v1 = 1, v5 = 5;
+
+  cJSON_Delete(put_ok(f, "ibm-m", ibm_body("s")));
+  assert_int_equal(put_full(f, "ibm-m", ibm_body("t"), true, &v5, &r), CS_ERR_PRECONDITION);
+  assert_null(r.credential);
+  assert_int_equal(put_full(f, "ibm-m", ibm_body("t"), true, &v1, &r), CS_OK);
+  assert_int_equal(num(r.credential, "version"), 2);
+  cJSON_Delete(r.credential);
+  /* The version it named is gone now. */
+  assert_int_equal(put_full(f, "ibm-m", ibm_body("u"), true, &v1, &r), CS_ERR_PRECONDITION);
+  /* PUT on a missing id. */
+  assert_int_equal(put_full(f, "nope", ibm_body("t"), true, NULL, &r), CS_ERR_NOT_FOUND);
+  cJSON *c = NULL;
+  assert_int_equal(cs_creds_get(&f->core, "nope", &c), CS_ERR_NOT_FOUND);
+}
+
+static void test_put_refusals_name_fields(void **state)
+{
+  struct fx *f = *state;
+  struct cs_cred_put_result r;
+  uint64_t before;
+  char long_desc[1100 + 64], x[1026];
+
+  cJSON_Delete(put_ok(f, "t-1", ibm_body("s")));
+  before = audit_count(f);
+  /* The type of an existing credential cannot change. */
+  assert_int_equal(put_full(f, "t-1",
+                            "{\"type\":\"aws\",\"accountID\":\"" AWS_KEY
+                            "\",\"secret\":{\"plain\":\"" AWS_SECRET "\"}}",
+                            false, NULL, &r),
+                   CS_ERR_INVALID);
+  assert_string_equal(r.perr.field, "type");
+  assert_non_null(strstr(r.perr.msg, "ibmCloud"));
+  assert_int_equal(put_full(f, "t-2", "{\"type\":\"ftp\"}", false, NULL, &r), CS_ERR_INVALID);
+  assert_string_equal(r.perr.field, "type");
+  assert_string_equal(r.perr.msg, "type must be one of aws, azure, gcp, ibmCloud, kubeconfig");
+  memset(x, 'x', sizeof x - 1);
+  x[sizeof x - 1] = '\0';
+  snprintf(long_desc, sizeof long_desc, "{\"type\":\"ibmCloud\",\"description\":\"%s\"}", x);
+  assert_int_equal(put_full(f, "t-2", long_desc, false, NULL, &r), CS_ERR_INVALID);
+  assert_string_equal(r.perr.field, "description");
+  assert_int_equal(put_full(f, "bad id", ibm_body("s"), false, NULL, &r), CS_ERR_BAD_ID);
+  assert_string_equal(r.perr.field, "_id");
+  /* A provider's own refusal names its field. */
+  assert_int_equal(
+      put_full(f, "t-3", "{\"type\":\"ibmCloud\",\"secret\":{\"plain\":\"k\"}}", false, NULL, &r),
+      CS_ERR_MISSING);
+  assert_string_equal(r.perr.field, "accountGUID");
+  /* Refused requests change nothing. */
+  assert_int_equal(audit_count(f), before);
+  cJSON *c = NULL;
+  assert_int_equal(cs_creds_get(&f->core, "t-1", &c), CS_OK);
+  assert_string_equal(str(c, "type"), "ibmCloud");
+  assert_int_equal(num(c, "version"), 1);
+  cJSON_Delete(c);
+}
+
+static void test_delete_refused_while_in_use(void **state)
+{
+  struct fx *f = *state;
+  cJSON *usages = NULL;
+  char uid[32];
+
+  cJSON_Delete(put_ok(f, "d-1", ibm_body("s")));
+  add_usage(f, "d-1", NULL, uid);
+  assert_int_equal(cs_creds_delete(&f->core, &f->actor, "d-1", &usages), CS_ERR_IN_USE);
+  assert_int_equal(cJSON_GetArraySize(usages), 1);
+  assert_string_equal(str(cJSON_GetArrayItem(usages, 0), "id"), uid);
+  cJSON_Delete(usages);
+  /* Another credential's usage id does not remove it. */
+  cJSON_Delete(put_ok(f, "d-2", ibm_body("s")));
+  assert_int_equal(cs_usages_delete(&f->core, &f->actor, "d-2", uid), CS_ERR_NOT_FOUND);
+  assert_int_equal(cs_usages_delete(&f->core, &f->actor, "d-1", uid), CS_OK);
+  assert_int_equal(cs_usages_delete(&f->core, &f->actor, "d-1", uid), CS_ERR_NOT_FOUND);
+  assert_int_equal(cs_creds_delete(&f->core, &f->actor, "d-1", &usages), CS_OK);
+  assert_null(usages);
+  assert_int_equal(cs_creds_delete(&f->core, &f->actor, "d-1", &usages), CS_ERR_NOT_FOUND);
+  /* No usage of a credential that is gone. */
+  struct cs_usage_new in = {"d-1", "x", NULL, NULL};
+  cJSON *u = NULL;
+  assert_int_equal(cs_usages_create(&f->core, &f->actor, &in, &u), CS_ERR_NOT_FOUND);
+  assert_null(u);
+}
+
+/* ------------------------------------------------------------- usages */
+
+static void test_usage_stats(void **state)
+{
+  struct fx *f = *state;
+  struct cs_net_error fail;
+  char uid[32];
+  cJSON *m = NULL, *u;
+
+  cJSON_Delete(put_ok(f, "aws-s",
+                      "{\"type\":\"aws\",\"accountID\":\"" AWS_KEY
+                      "\",\"secret\":{\"plain\":\"" AWS_SECRET "\"}}"));
+  add_usage(f, "aws-s", NULL, uid);
+  u = usage_of(f, "aws-s", uid);
+  assert_int_equal(num(u, "resolveCount"), 0);
+  assert_true(cJSON_IsTrue(cJSON_GetObjectItem(u, "stale"))); /* resolved nothing yet */
+  assert_true(cJSON_IsNull(cJSON_GetObjectItem(u, "lastResolvedAt")));
+  cJSON_Delete(u);
+
+  assert_int_equal(resolve(f, "aws-s", uid, NULL, &m, &fail), CS_OK);
+  assert_string_equal(str(m, "AccessKeyId"), AWS_KEY);
+  assert_string_equal(str(m, "SecretAccessKey"), AWS_SECRET);
+  assert_int_equal(num(m, "version"), 1);
+  cs_json_wipe_delete(m);
+  u = usage_of(f, "aws-s", uid);
+  assert_int_equal(num(u, "resolveCount"), 1);
+  assert_int_equal(num(u, "seenVersion"), 1);
+  assert_true(cJSON_IsFalse(cJSON_GetObjectItem(u, "stale")));
+  assert_non_null(str(u, "lastResolvedAt"));
+  cJSON_Delete(u);
+
+  /* An edit makes it stale until it resolves again. */
+  cJSON_Delete(put_ok(f, "aws-s", "{\"type\":\"aws\",\"accountID\":\"" AWS_KEY "\"}"));
+  u = usage_of(f, "aws-s", uid);
+  assert_true(cJSON_IsTrue(cJSON_GetObjectItem(u, "stale")));
+  cJSON_Delete(u);
+  assert_int_equal(resolve(f, "aws-s", uid, NULL, &m, &fail), CS_OK);
+  cs_json_wipe_delete(m);
+  u = usage_of(f, "aws-s", uid);
+  assert_int_equal(num(u, "resolveCount"), 2);
+  assert_int_equal(num(u, "seenVersion"), 2);
+  assert_true(cJSON_IsFalse(cJSON_GetObjectItem(u, "stale")));
+  cJSON_Delete(u);
+}
+
+static void test_resolve_refusals_record_nothing(void **state)
+{
+  struct fx *f = *state;
+  struct cs_net_error fail;
+  char uid[32], other[32];
+  cJSON *m = NULL;
+  uint64_t before;
+
+  cJSON_Delete(put_ok(f, "r-1", ibm_body("s")));
+  cJSON_Delete(put_ok(f, "r-2", ibm_body("s")));
+  add_usage(f, "r-1", NULL, uid);
+  add_usage(f, "r-2", NULL, other);
+  before = audit_count(f);
+  assert_int_equal(resolve(f, "r-1", other, NULL, &m, &fail), CS_ERR_INVALID);
+  assert_string_equal(fail.field, "usageId");
+  assert_int_equal(resolve(f, "gone", uid, NULL, &m, &fail), CS_ERR_NOT_FOUND);
+  struct cs_resolve_opts longer = {.duration_seconds = 7200};
+  assert_int_equal(resolve(f, "r-1", uid, &longer, &m, &fail), CS_ERR_INVALID);
+  assert_string_equal(fail.field, "durationSeconds");
+  struct cs_resolve_opts named = {.session_name = "credstore-someone-else"};
+  assert_int_equal(resolve(f, "r-1", uid, &named, &m, &fail), CS_ERR_INVALID);
+  assert_string_equal(fail.field, "sessionName");
+  struct cs_resolve_req typed = {"r-1", uid, "aws", {0}};
+  assert_int_equal(cs_resolve(&f->core, &f->actor, &typed, &m, &fail), CS_ERR_INVALID);
+  assert_string_equal(fail.field, "");
+  assert_non_null(strstr(fail.message, "ibmCloud"));
+  assert_null(m);
+  assert_int_equal(audit_count(f), before);
+  cJSON *u = usage_of(f, "r-1", uid);
+  assert_int_equal(num(u, "resolveCount"), 0);
+  cJSON_Delete(u);
+  /* Its own derived session name is accepted. */
+  char sess[64];
+  snprintf(sess, sizeof sess, "credstore-%s", uid);
+  struct cs_resolve_opts own = {.session_name = sess};
+  assert_int_equal(resolve(f, "r-1", uid, &own, &m, &fail), CS_OK);
+  cs_json_wipe_delete(m);
+  assert_int_equal(audit_count(f), before + 1);
+}
+
+/* A role needs STS: without the network state the resolve is attempted,
+ * fails, and is audited as a failure. */
+static void test_network_resolve_without_network(void **state)
+{
+  struct fx *f = *state;
+  struct cs_net_error fail;
+  char uid[32];
+  cJSON *m = NULL;
+
+  cJSON_Delete(put_ok(f, "aws-r",
+                      "{\"type\":\"aws\",\"accountID\":\"" AWS_KEY
+                      "\",\"secret\":{\"plain\":\"" AWS_SECRET
+                      "\"},\"roleArn\":\"arn:aws:iam::123456789012:role/x\"}"));
+  add_usage(f, "aws-r", NULL, uid);
+  uint64_t before = audit_count(f);
+  assert_int_equal(resolve(f, "aws-r", uid, NULL, &m, &fail), CS_ERR_UNAVAILABLE);
+  assert_null(m);
+  assert_int_equal(audit_count(f), before + 1);
+  cJSON *entries = NULL;
+  uint64_t next = 0;
+  struct cs_view all = {NULL, NULL};
+  assert_int_equal(cs_audit_read(&f->core, &all, before, 10, &entries, &next), CS_OK);
+  assert_int_equal(cJSON_GetArraySize(entries), 1);
+  assert_string_equal(str(cJSON_GetArrayItem(entries, 0), "action"), "resolve");
+  assert_string_equal(str(cJSON_GetArrayItem(entries, 0), "result"), "failure");
+  cJSON_Delete(entries);
+}
+
+/* --------------------------------------------------------------- audit */
+
+/* Rewrite audit entry @p seq (or delete it with @p text NULL). */
+struct tamper {
+  uint64_t seq;
+  const char *text;
+};
+
+static enum cs_err tamper_txn(struct cs_txn *txn, void *arg)
+{
+  struct tamper *t = arg;
+  uint8_t key[8];
+  struct cs_val v;
+  enum cs_err e;
+  cs_store_seq_key(t->seq, key);
+  if (!t->text)
+    return cs_txn_del(txn, CS_TBL_AUDIT, key, 8);
+  if ((e = cs_txn_get(txn, CS_TBL_AUDIT, key, 8, &v)))
+    return e;
+  uint8_t *rec = malloc(CS_HASH_BYTES + strlen(t->text));
+  memcpy(rec, v.data, CS_HASH_BYTES); /* the old hash, new text */
+  memcpy(rec + CS_HASH_BYTES, t->text, strlen(t->text));
+  e = cs_txn_put(txn, CS_TBL_AUDIT, key, 8, rec, CS_HASH_BYTES + strlen(t->text), 0);
+  free(rec);
+  return e;
+}
+
+static void test_audit_chain(void **state)
+{
+  struct fx *f = *state;
+  uint64_t n = 0, bad = 0;
+
+  for (int i = 0; i < 5; i++)
+    assert_int_equal(cs_audit_record(&f->core, &f->actor, "auth", "x", "failure"), CS_OK);
+  assert_int_equal(cs_audit_verify(&f->core, &n, &bad), CS_OK);
+  assert_int_equal(n, 5);
+
+  /* Another data dir's keyring: the keyed chain does not verify. */
+  struct cs_master_key *mk = NULL;
+  struct cs_keyring *other = NULL;
+  char path[128];
+  snprintf(path, sizeof path, "%s/other.key", f->dir);
+  assert_int_equal(cs_master_key_generate_file(path), CS_OK);
+  assert_int_equal(cs_master_key_from_file(path, &mk), CS_OK);
+  assert_int_equal(cs_keyring_create(mk, &other), CS_OK);
+  struct cs_core c2;
+  cs_core_init(&c2, f->st, other, NULL);
+  assert_int_equal(cs_audit_verify(&c2, &n, &bad), CS_ERR_CRYPTO);
+  assert_int_equal(bad, 1);
+  cs_keyring_free(other);
+  cs_master_key_free(mk);
+
+  /* A modified entry is found. */
+  struct tamper t = {3, "{\"seq\":3,\"action\":\"nothing\"}"};
+  assert_int_equal(cs_store_write(f->st, tamper_txn, &t), CS_OK);
+  assert_int_equal(cs_audit_verify(&f->core, &n, &bad), CS_ERR_CRYPTO);
+  assert_int_equal(bad, 3);
+}
+
+static void test_audit_truncation(void **state)
+{
+  struct fx *f = *state;
+  uint64_t n = 0, bad = 0;
+
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(cs_audit_record(&f->core, &f->actor, "auth", "x", "failure"), CS_OK);
+  /* Removing the newest entry is found through the head record. */
+  struct tamper t = {3, NULL};
+  assert_int_equal(cs_store_write(f->st, tamper_txn, &t), CS_OK);
+  assert_int_equal(cs_audit_verify(&f->core, &n, &bad), CS_ERR_CRYPTO);
+  assert_int_equal(bad, 3);
+}
+
+/* -------------------------------------------------------------- events */
+
+struct many_events {
+  int n;
+};
+
+static enum cs_err many_txn(struct cs_txn *txn, void *arg)
+{
+  struct many_events *m = arg;
+  enum cs_err e = CS_OK;
+  for (int i = 0; i < m->n && !e; i++)
+    e = cs_event_append(txn, "updated", i % 2 ? "aws-odd" : "gcp-even", (uint64_t)i);
+  return e;
+}
+
+static void test_event_paging(void **state)
+{
+  struct fx *f = *state;
+  struct cs_view all = {NULL, NULL}, odd = {"aws-odd", NULL};
+  cJSON *scope = json("[\"aws-*\"]");
+  struct cs_view scoped = {NULL, scope};
+  cJSON *ev = NULL;
+  uint64_t next = 0;
+  bool more = true;
+
+  struct many_events m = {10050};
+  assert_int_equal(cs_store_write(f->st, many_txn, &m), CS_OK);
+  /* At most 1000 per page, 10,000 examined per read. */
+  assert_int_equal(cs_events_read(&f->core, &all, 0, &ev, &next, &more), CS_OK);
+  assert_int_equal(cJSON_GetArraySize(ev), 1000);
+  assert_int_equal(next, 1000);
+  assert_false(more);
+  assert_int_equal(num(cJSON_GetArrayItem(ev, 0), "seq"), 1);
+  cJSON_Delete(ev);
+  /* A filter: the page is what it may see, next the last seq examined. */
+  assert_int_equal(cs_events_read(&f->core, &odd, 0, &ev, &next, &more), CS_OK);
+  assert_int_equal(cJSON_GetArraySize(ev), 1000);
+  assert_int_equal(next, 2000);
+  cJSON_Delete(ev);
+  assert_int_equal(cs_events_read(&f->core, &scoped, 2000, &ev, &next, &more), CS_OK);
+  assert_string_equal(str(cJSON_GetArrayItem(ev, 0), "credentialId"), "aws-odd");
+  assert_int_equal(num(cJSON_GetArrayItem(ev, 0), "seq"), 2002);
+  cJSON_Delete(ev);
+  /* Nothing visible in the examined window: an empty page with more. */
+  struct cs_view none = {"nothing-here", NULL};
+  assert_int_equal(cs_events_read(&f->core, &none, 0, &ev, &next, &more), CS_OK);
+  assert_int_equal(cJSON_GetArraySize(ev), 0);
+  assert_int_equal(next, 10000);
+  assert_true(more);
+  cJSON_Delete(ev);
+  assert_int_equal(cs_events_read(&f->core, &none, next, &ev, &next, &more), CS_OK);
+  assert_int_equal(next, 10050);
+  assert_false(more);
+  cJSON_Delete(ev);
+  /* At the end: nothing, next unchanged. */
+  assert_int_equal(cs_events_read(&f->core, &all, 10050, &ev, &next, &more), CS_OK);
+  assert_int_equal(cJSON_GetArraySize(ev), 0);
+  assert_int_equal(next, 10050);
+  cJSON_Delete(ev);
+  cJSON_Delete(scope);
+}
+
+static void test_events_of_changes(void **state)
+{
+  struct fx *f = *state;
+  struct cs_view all = {NULL, NULL};
+  cJSON *ev = NULL, *usages = NULL;
+  uint64_t next = 0;
+  bool more;
+  char uid[32];
+  const char *want[] = {"created", "updated", "usage_added", "usage_removed", "deleted"};
+
+  cJSON_Delete(put_ok(f, "e-1", ibm_body("s")));
+  cJSON_Delete(put_ok(f, "e-1", ibm_body("t")));
+  add_usage(f, "e-1", NULL, uid);
+  assert_int_equal(cs_usages_delete(&f->core, &f->actor, "e-1", uid), CS_OK);
+  assert_int_equal(cs_creds_delete(&f->core, &f->actor, "e-1", &usages), CS_OK);
+  assert_int_equal(cs_events_read(&f->core, &all, 0, &ev, &next, &more), CS_OK);
+  assert_int_equal(cJSON_GetArraySize(ev), 5);
+  for (int i = 0; i < 5; i++) {
+    assert_string_equal(str(cJSON_GetArrayItem(ev, i), "type"), want[i]);
+    assert_string_equal(str(cJSON_GetArrayItem(ev, i), "credentialId"), "e-1");
+  }
+  cJSON_Delete(ev);
+}
+
+/* The long-poll waker: the core parks under its lock and wakes once. */
+static pthread_mutex_t wake_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake_cv = PTHREAD_COND_INITIALIZER;
+static int parked_n, woken_n;
+
+static void park_cb(void *w)
+{
+  (void)w;
+  pthread_mutex_lock(&wake_mu);
+  parked_n++;
+  pthread_mutex_unlock(&wake_mu);
+}
+
+static void wake_cb(void *w)
+{
+  pthread_mutex_lock(&wake_mu);
+  woken_n++;
+  *(int *)w += 1;
+  pthread_cond_broadcast(&wake_cv);
+  pthread_mutex_unlock(&wake_mu);
+}
+
+static void wait_woken(int n)
+{
+  struct timespec ts;
+  pthread_mutex_lock(&wake_mu);
+  cs_deadline_in_ms(5000, &ts);
+  while (woken_n < n && pthread_cond_timedwait(&wake_cv, &wake_mu, &ts) == 0)
+    ;
+  pthread_mutex_unlock(&wake_mu);
+}
+
+static void test_long_poll_wake(void **state)
+{
+  struct fx *f = *state;
+  char err[256];
+  bool parked = false;
+  int w1 = 0, w2 = 0, w3 = 0;
+
+  parked_n = woken_n = 0;
+  assert_int_equal(cs_core_start(&f->core, err, sizeof err), CS_OK);
+  uint64_t gen = cs_events_generation(&f->core);
+  /* Without a waker nothing parks. */
+  assert_int_equal(cs_events_park(&f->core, &w1, cs_mono_ms() + 60000, gen, &parked),
+                   CS_ERR_UNAVAILABLE);
+  assert_false(parked);
+  cs_events_set_waker(&f->core, park_cb, wake_cb);
+  assert_int_equal(cs_events_park(&f->core, &w1, cs_mono_ms() + 60000, gen, &parked), CS_OK);
+  assert_true(parked);
+  assert_int_equal(parked_n, 1);
+  /* A commit wakes it (the group committer's after-commit hook). */
+  cJSON_Delete(put_ok(f, "w-1", ibm_body("s")));
+  wait_woken(1);
+  assert_int_equal(w1, 1);
+  /* A generation read before that commit: read again instead of parking. */
+  assert_int_equal(cs_events_park(&f->core, &w2, cs_mono_ms() + 60000, gen, &parked), CS_OK);
+  assert_false(parked);
+  /* A deadline wakes it without a commit. */
+  gen = cs_events_generation(&f->core);
+  assert_int_equal(cs_events_park(&f->core, &w2, cs_mono_ms() + 50, gen, &parked), CS_OK);
+  assert_true(parked);
+  wait_woken(2);
+  assert_int_equal(w2, 1);
+  /* Stopping wakes what waits, once, and refuses new waiters. */
+  assert_int_equal(cs_events_park(&f->core, &w3, cs_mono_ms() + 60000, gen, &parked), CS_OK);
+  assert_true(parked);
+  cs_events_stop(&f->core);
+  assert_int_equal(w3, 1);
+  assert_int_equal(cs_events_park(&f->core, &w3, cs_mono_ms() + 60000, gen, &parked), CS_OK);
+  assert_false(parked);
+  cs_events_stop(&f->core); /* twice is fine */
+  assert_int_equal(w1 + w2 + w3, 3);
+}
+
+/* -------------------------------------------------------------- outbox */
+
+struct outbox_rows {
+  cJSON *arr;
+};
+
+static enum cs_err collect_outbox(uint64_t seq, const struct cs_val *v, void *arg, bool *stop)
+{
+  struct outbox_rows *r = arg;
+  cJSON *j = NULL;
+  (void)seq, (void)stop;
+  if (cs_json_parse(v->data, v->len, 8, &j))
+    return CS_ERR_STORE;
+  cJSON_AddItemToArray(r->arr, j);
+  return CS_OK;
+}
+
+static cJSON *outbox(struct fx *f)
+{
+  struct outbox_rows r = {cJSON_CreateArray()};
+  assert_int_equal(cs_seq_each(f->st, CS_TBL_OUTBOX, 0, collect_outbox, &r), CS_OK);
+  return r.arr;
+}
+
+static void test_outbox_queueing(void **state)
+{
+  struct fx *f = *state;
+  char hooked[32], plain[32];
+  cJSON *rows;
+
+  cJSON_Delete(put_ok(f, "o-1", ibm_body("s")));
+  add_usage(f, "o-1", "http://127.0.0.1:9/hook", hooked);
+  add_usage(f, "o-1", NULL, plain);
+  rows = outbox(f);
+  assert_int_equal(cJSON_GetArraySize(rows), 0); /* registering queues nothing */
+  cJSON_Delete(rows);
+  cJSON_Delete(put_ok(f, "o-1", ibm_body("t")));
+  cJSON_Delete(put_ok(f, "o-1", ibm_body("u")));
+  rows = outbox(f);
+  /* One entry per update for the usage with a callback, none for the other. */
+  assert_int_equal(cJSON_GetArraySize(rows), 2);
+  for (int i = 0; i < 2; i++) {
+    cJSON *r = cJSON_GetArrayItem(rows, i);
+    assert_string_equal(str(r, "usageId"), hooked);
+    assert_string_equal(str(r, "credentialId"), "o-1");
+    assert_int_equal(num(r, "version"), 2 + i);
+    assert_int_equal(num(r, "attempts"), 0);
+    assert_string_equal(str(r, "target"), "http://127.0.0.1:9");
+    assert_false(contains(r, "callbackSecret"));
+  }
+  cJSON_Delete(rows);
+  /* The callback secret opens for the worker, and only for its usage. */
+  struct cs_txn *txn = NULL;
+  char *url = NULL, *secret = NULL;
+  assert_int_equal(cs_store_read_begin(f->st, &txn), CS_OK);
+  assert_int_equal(cs_usage_callback(f->kr, txn, hooked, &url, &secret), CS_OK);
+  assert_string_equal(url, "http://127.0.0.1:9/hook");
+  assert_int_equal(strlen(secret), 64);
+  assert_int_equal(cs_usage_callback(f->kr, txn, plain, &url, &secret), CS_ERR_NOT_FOUND);
+  cs_store_read_end(txn);
+  free(url);
+  cs_free_secret_str(secret);
+}
+
+/* --------------------------------------------------------------- scopes */
+
+static void test_scope_views(void **state)
+{
+  struct fx *f = *state;
+  cJSON *scope = json("[\"aws-*\"]"), *page = NULL, *entries = NULL;
+  struct cs_cred_query q = {0, 50, NULL, NULL, CS_SORT_ID, false, scope};
+  uint64_t total = 0, next = 0;
+
+  cJSON_Delete(put_ok(f, "aws-a", ibm_body("s")));
+  cJSON_Delete(put_ok(f, "gcp-b", ibm_body("s")));
+  cJSON_Delete(put_ok(f, "aws-c", ibm_body("s")));
+  assert_int_equal(cs_audit_record(&f->core, &f->actor, "auth", f->who.key_id, "failure"), CS_OK);
+  assert_true(cs_scope_allows(scope, "aws-a"));
+  assert_false(cs_scope_allows(scope, "gcp-b"));
+  assert_true(cs_scope_allows(NULL, "gcp-b"));
+  assert_int_equal(cs_creds_list(&f->core, &q, &page, &total), CS_OK);
+  assert_int_equal(total, 2);
+  assert_string_equal(str(cJSON_GetArrayItem(page, 0), "_id"), "aws-a");
+  assert_string_equal(str(cJSON_GetArrayItem(page, 1), "_id"), "aws-c");
+  cJSON_Delete(page);
+  q.scope = NULL;
+  assert_int_equal(cs_creds_list(&f->core, &q, &page, &total), CS_OK);
+  assert_int_equal(total, 3);
+  cJSON_Delete(page);
+  /* The audit trail as a scoped reader sees it: its credentials only, no
+   * login or key entries; a credential outside the scope is an empty page. */
+  struct cs_view scoped = {NULL, scope}, outside = {"gcp-b", scope}, all = {NULL, NULL};
+  assert_int_equal(cs_audit_read(&f->core, &scoped, 0, 100, &entries, &next), CS_OK);
+  assert_int_equal(cJSON_GetArraySize(entries), 2);
+  assert_string_equal(str(cJSON_GetArrayItem(entries, 1), "target"), "aws-c");
+  assert_int_equal(next, 4); /* every entry examined */
+  cJSON_Delete(entries);
+  assert_int_equal(cs_audit_read(&f->core, &outside, 0, 100, &entries, &next), CS_OK);
+  assert_int_equal(cJSON_GetArraySize(entries), 0);
+  cJSON_Delete(entries);
+  assert_int_equal(cs_audit_read(&f->core, &all, 0, 2, &entries, &next), CS_OK);
+  assert_int_equal(cJSON_GetArraySize(entries), 2);
+  assert_int_equal(next, 2); /* limit: the next page starts after seq 2 */
+  assert_non_null(str(cJSON_GetArrayItem(entries, 0), "hash"));
+  cJSON_Delete(entries);
+  cJSON_Delete(scope);
+}
+
+/* ------------------------------------------------------- keys and tokens */
+
+static void test_keys_and_tokens(void **state)
+{
+  struct fx *f = *state;
+  struct cs_principal p = {0};
+  struct cs_new_key k;
+  cJSON *scope = json("[\"aws-*\"]"), *list = NULL;
+  struct cs_key_spec spec = {"scanner", CS_ROLE_CI, scope, 0, f->who.key_id};
+  char *token = NULL;
+
+  assert_int_equal(cs_keys_add(&f->core, &f->actor, "access_key_create", &spec, &k), CS_OK);
+  assert_int_equal(cs_keys_check_secret(&f->core, k.id, k.secret, &p), CS_OK);
+  assert_string_equal(p.key_id, k.id);
+  assert_int_equal(p.role, CS_ROLE_CI);
+  assert_true(cJSON_IsArray(p.scope));
+  assert_int_equal(cs_keys_check_secret(&f->core, k.id, "wrong", &p), CS_ERR_BAD_CREDENTIALS);
+  assert_int_equal(cs_keys_check_secret(&f->core, NULL, k.secret, &p), CS_ERR_BAD_CREDENTIALS);
+  assert_int_equal(cs_keys_check_secret(&f->core, "ak-nope", k.secret, &p), CS_ERR_BAD_CREDENTIALS);
+  /* A scoped key lists only keys within it; the admin lists both. */
+  struct cs_key_bounds by = {scope, 0}, everything = {NULL, 0};
+  assert_int_equal(cs_keys_list(&f->core, &by, &list), CS_OK);
+  assert_int_equal(cJSON_GetArraySize(list), 1);
+  assert_null(cJSON_GetObjectItem(cJSON_GetArrayItem(list, 0), "hash"));
+  cJSON_Delete(list);
+  assert_int_equal(cs_keys_list(&f->core, &everything, &list), CS_OK);
+  assert_int_equal(cJSON_GetArraySize(list), 2);
+  cJSON_Delete(list);
+  /* Tokens work until their key is deleted. */
+  assert_int_equal(cs_token_issue(&f->core, &p, &token), CS_OK);
+  struct cs_principal t = {0};
+  assert_int_equal(cs_token_check(&f->core, token, &t), CS_OK);
+  assert_string_equal(t.key_id, k.id);
+  assert_int_equal(cs_token_check(&f->core, "not.a.token", &t), CS_ERR_BAD_TOKEN);
+  assert_int_equal(cs_keys_delete(&f->core, &f->actor, &everything, k.id), CS_OK);
+  assert_int_equal(cs_token_check(&f->core, token, &t), CS_ERR_BAD_TOKEN);
+  assert_int_equal(cs_keys_check_secret(&f->core, k.id, k.secret, &p), CS_ERR_BAD_CREDENTIALS);
+  /* The last full admin stays. */
+  assert_int_equal(cs_keys_delete(&f->core, &f->actor, &everything, f->who.key_id),
+                   CS_ERR_LAST_ADMIN);
+  free(token);
+  cs_principal_clear(&p);
+  cs_principal_clear(&t);
+  cJSON_Delete(scope);
+  cs_memzero(&k, sizeof k);
+}
+
+/* ------------------------------------------------------------- rewrap */
+
+static void test_rotate_and_rewrap(void **state)
+{
+  struct fx *f = *state;
+  struct cs_rewrap_result r;
+  struct cs_net_error fail;
+  char uid[32], fp[64];
+  cJSON *m = NULL, *c;
+
+  c = put_ok(f, "rw-1", ibm_body("before-rotation"));
+  snprintf(fp, sizeof fp, "%s", fingerprint(c));
+  cJSON_Delete(c);
+  add_usage(f, "rw-1", "http://127.0.0.1:9/hook", uid);
+  assert_int_equal(cs_keyring_rotate_commit(&f->core, &f->actor), CS_OK);
+  assert_int_equal(cs_keyring_current_version(f->kr), 2);
+  assert_int_equal(cs_rewrap_all(&f->core, &f->actor, NULL, NULL, &r), CS_OK);
+  assert_int_equal(r.credentials, 1);
+  assert_int_equal(r.usages, 1);
+  assert_int_equal(r.failed, 0);
+  /* Nothing left to do the second time. */
+  assert_int_equal(cs_rewrap_all(&f->core, &f->actor, NULL, NULL, &r), CS_OK);
+  assert_int_equal(r.credentials + r.usages, 0);
+  /* The secret, its fingerprint and the version are unchanged. */
+  assert_int_equal(cs_creds_get(&f->core, "rw-1", &c), CS_OK);
+  assert_string_equal(fingerprint(c), fp);
+  assert_int_equal(num(c, "version"), 1);
+  cJSON_Delete(c);
+  assert_int_equal(resolve(f, "rw-1", uid, NULL, &m, &fail), CS_OK);
+  assert_string_equal(str(m, "apiKey"), "before-rotation");
+  cs_json_wipe_delete(m);
+  assert_int_equal(audit_count(f), 6); /* create, usage, rotate, rewrap x2, resolve */
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_put_create_and_update, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_put_keeps_secret, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_put_if_match_and_must_exist, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_put_refusals_name_fields, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_delete_refused_while_in_use, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_usage_stats, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_resolve_refusals_record_nothing, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_network_resolve_without_network, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_audit_chain, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_audit_truncation, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_event_paging, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_events_of_changes, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_long_poll_wake, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_outbox_queueing, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_scope_views, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_keys_and_tokens, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_rotate_and_rewrap, setup, teardown),
+  };
+  if (cs_crypto_init())
+    return 1;
+  cs_log_min_level = CS_LOG_OFF;
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
