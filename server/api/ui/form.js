@@ -8,9 +8,9 @@ function control(f, editing) {
   const id = 'cred-' + f.key;
   if (f.kind === 'check') return h('input', {id, type: 'checkbox', 'data-key': f.key});
   const keep = editing ? 'Leave empty to keep the stored value' : null;
-  if (f.kind === 'area') return h('textarea', {id, rows: 8, spellcheck: 'false', 'data-key': f.key, 'data-secret': true, placeholder: keep});
+  if (f.kind === 'area') return h('textarea', {id, rows: 8, spellcheck: 'false', 'data-key': f.key, 'data-secret': 'yes', placeholder: keep});
   return h('input', {id, type: f.kind === 'secret' ? 'password' : 'text', autocomplete: f.kind === 'secret' ? 'new-password' : 'off',
-    spellcheck: 'false', 'data-key': f.key, 'data-secret': f.kind === 'secret', placeholder: keep});
+    spellcheck: 'false', 'data-key': f.key, 'data-secret': f.kind === 'secret' ? 'yes' : null, placeholder: keep});
 }
 
 /** The control an error's field belongs to: the longest key that is the field or a prefix of it. */
@@ -45,7 +45,7 @@ export function formView(main, {signal, go, param: id}) {
   function showType() {
     const t = typeInfo(type.value);
     typeFields.replaceChildren(h('legend', {}, t.label + ' fields'),
-      t.fields.map((f) => (f.kind === 'check'
+      ...t.fields.map((f) => (f.kind === 'check'
         ? h('div', {class: 'field check'}, control(f, editing), h('label', {for: 'cred-' + f.key}, f.label), h('p', {class: 'field-error', id: 'cred-' + f.key + '-err', hidden: true}))
         : field(f.label, control(f, editing), f.hint))));
     if (original && original.type === type.value) fill(original);
@@ -56,7 +56,7 @@ export function formView(main, {signal, go, param: id}) {
     for (const el of typeFields.querySelectorAll('[data-key]')) {
       const v = c[el.dataset.key];
       if (el.type === 'checkbox') el.checked = !!v;
-      else if (!el.dataset.secret && typeof v !== 'object' && v !== undefined) el.value = String(v);
+      else if (el.dataset.secret !== 'yes' && typeof v !== 'object' && v !== undefined) el.value = String(v);
     }
   }
 
@@ -70,7 +70,7 @@ export function formView(main, {signal, go, param: id}) {
     for (const el of typeFields.querySelectorAll('[data-key]')) {
       const k = el.dataset.key;
       if (el.type === 'checkbox') b[k] = el.checked;
-      else if (el.dataset.secret) { if (el.value) b[k] = {plain: el.value}; }
+      else if (el.dataset.secret === 'yes') { if (el.value) b[k] = {plain: el.value}; }
       else if (el.value.trim()) b[k] = el.value.trim();
       else delete b[k];
     }
