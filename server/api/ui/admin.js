@@ -1,6 +1,6 @@
 // The Audit page (admin, auditor) and the Access keys page (admin).
 import {api, enc, session} from './api.js';
-import {h, field, setFieldError, errorBox, notice, when} from './dom.js';
+import {h, field, setFieldError, errorBox, notice, when, labelCells} from './dom.js';
 
 const AUDIT_PAGE = 100;
 
@@ -21,7 +21,7 @@ export function auditView(main, {signal}) {
       h('div', {class: 'field inline grow'}, h('label', {for: cred.id}, 'Credential'), cred),
       h('button', {type: 'submit', class: 'secondary'}, 'Filter')),
     status,
-    h('div', {class: 'table-wrap'}, h('table', {class: 'grid', id: 'audit'},
+    h('div', {class: 'table-wrap'}, h('table', {class: 'grid dense', id: 'audit'},
       h('thead', {}, h('tr', {}, cols.map((c) => h('th', {scope: 'col'}, c)))), body)),
     h('div', {class: 'pager'}, first, more));
   let since = 0;
@@ -32,10 +32,12 @@ export function auditView(main, {signal}) {
     try {
       const r = await api('GET', '/audit?' + q, {signal});
       status.replaceChildren();
+      const mono = [false, false, true, false, false, true, false, false];
       body.replaceChildren(...r.data.map((a) => h('tr', {class: a.result === 'success' ? '' : 'failed'},
         [String(a.seq), when(a.at), a.actor, a.role, a.action, a.target, a.result, a.remote]
-          .map((v) => h('td', {}, v ?? '')))));
+          .map((v, i) => h('td', {class: i === 1 ? 'nowrap' : mono[i] ? 'mono' : null}, v ?? '')))));
       if (!r.data.length) body.append(h('tr', {}, h('td', {colspan: cols.length, class: 'empty'}, 'No entries.')));
+      labelCells(body.parentNode);
       const nextSince = Number(r.headers.get('Next-Since'));
       more.disabled = r.data.length < AUDIT_PAGE || !(nextSince > since);
       first.disabled = since === 0;
@@ -85,6 +87,7 @@ export function keysView(main, {signal}) {
       const {data} = await api('GET', '/access_keys', {signal});
       status.replaceChildren();
       body.replaceChildren(...data.map(keyRow));
+      labelCells(body.parentNode);
     } catch (e) {
       if (!signal.aborted) status.replaceChildren(errorBox(e, 'Listing access keys failed'));
     }

@@ -1,7 +1,7 @@
 // The Credentials store page (the table) and a credential's own page
 // (metadata, usages, Edit, Test connection, Delete).
 import {api, enc, session} from './api.js';
-import {h, errorBox, notice, when} from './dom.js';
+import {h, errorBox, notice, when, labelCells} from './dom.js';
 import {CHANGE} from './feed.js';
 import {TYPES, typeLabel} from './types.js';
 
@@ -68,6 +68,7 @@ export function listView(main, {signal, go}) {
       if (failed) status.append(errorBox(failed, 'Reading usages failed'));
       body.replaceChildren(...r.data.map((c, i) => row(c, usages[i])));
       if (!r.data.length) body.append(h('tr', {}, h('td', {colspan: 6, class: 'empty'}, 'No credentials.')));
+      labelCells(body.parentNode);
       count.textContent = total ? (offset + 1) + '–' + (offset + r.data.length) + ' of ' + total : '';
       prev.disabled = offset === 0;
       next.disabled = offset + r.data.length >= total;
@@ -157,6 +158,7 @@ export function credentialView(main, {signal, go, param: id}) {
       meta.replaceChildren(...metaRows(cred).flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
       usagesBody.replaceChildren(...u.data.map(usageRow));
       if (!u.data.length) usagesBody.append(h('tr', {}, h('td', {colspan: 5, class: 'empty'}, 'No usages: nothing depends on this credential.')));
+      labelCells(usagesBody.parentNode);
     } catch (e) {
       if (signal.aborted) return;
       status.replaceChildren(errorBox(e, e.status === 404 ? 'No such credential' : 'Reading the credential failed'));

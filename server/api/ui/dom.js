@@ -71,3 +71,14 @@ export function sleep(ms, signal) {
     signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, {once: true});
   });
 }
+
+/**
+ * Name each cell of @p table's body after its column (data-label), so that
+ * a narrow window can show rows as label/value lists (style.css).
+ */
+export function labelCells(table) {
+  const cols = [...table.tHead.rows[0].cells].map((th) => th.textContent);
+  for (const tr of table.tBodies[0].rows) {
+    [...tr.cells].forEach((td, i) => { if (cols[i]) td.dataset.label = cols[i]; });
+  }
+}
