@@ -23,6 +23,7 @@ const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run
 let d; let browser;
 const requests = []; // every URL any page asked for
 const dialogs = [];  // every alert/confirm/prompt that opened
+const refused = [];  // console messages about anything the CSP blocked
 
 before(async () => {
   mkdirSync(OUT, {recursive: true});
@@ -47,6 +48,7 @@ async function openPage(viewport = {width: 1280, height: 800}) {
   page.on('request', (r) => requests.push(r.url()));
   page.on('dialog', (dlg) => { dialogs.push(dlg.message()); dlg.dismiss().catch(() => {}); });
   page.on('pageerror', (e) => { throw e; });
+  page.on('console', (m) => { if (/Content.Security.Policy|Refused to/i.test(m.text())) refused.push(m.text()); });
   return {context, page};
 }
 
@@ -143,7 +145,9 @@ test('add credentials of three types through the form', async () => {
     want: {accountID: 'AKIAIOSFODNN7EXAMPLE', roleArn: 'arn:aws:iam::123456789012:role/scanner', region: 'eu-west-1', useSTSRegionalEndpoint: true}},
     {name: 'ui-ibm', type: 'ibmCloud', fill: {'Account GUID': '0123456789abcdef', 'API key': 'ibm-api-key-from-the-form'},
       want: {accountGUID: '0123456789abcdef'}},
-    {name: 'ui-kube', type: 'kubeconfig', fill: {'Kubeconfig': kube}, want: {}},
+    {name: 'ui-kube', type: 'kubeconfig', fill: {'Kubeconfig': kube}, want: {kubeconfig: {currentContext: 'credstore-scanner@kind-credstore',
+      clusters: [{name: 'kind-credstore', server: 'https://10.96.0.1:6443'}]}}},
+    {name: 'ui-gcp-token', type: 'gcp', fill: {'API token': 'AIzaSyD-test-api-token-1234567890'}, want: {}},
   ];
   for (const c of cases) {
     await page.locator('#nav').getByRole('link', {name: 'Credentials store'}).click();
@@ -213,6 +217,37 @@ test('a 400 is shown at the field it names', async () => {
   await page.locator('#cred-accountGUID-err').waitFor();
   assert.equal((await d.api('GET', '/credentials/ui-bad-arn')).status, 404);
   assert.equal((await d.api('GET', '/credentials/ui-ibm-missing')).status, 404);
+  await context.close();
+});
+
+test('basic, apiToken and certificate: saved, or the refusal shown at its field', async () => {
+  const {context, page} = await openPage();
+  await login(page, d.admin.id, d.admin.secret);
+  const cases = [['basic', {'Username': 'svc-registry', 'Password': 'hunter2-from-the-form'}],
+    ['apiToken', {'Token': 'glpat-0123456789abcdefghij'}],
+    ['certificate', {'Certificate and key': '-----BEGIN CERTIFICATE-----\nnot a real one\n-----END CERTIFICATE-----\n'}]];
+  for (const [type, fill] of cases) {
+    await page.goto(d.url + '/ui/#/credentials');
+    await page.getByRole('button', {name: 'Add credential'}).click();
+    await page.getByLabel('Name', {exact: true}).fill('ui-' + type.toLowerCase());
+    await page.getByLabel('Type', {exact: true}).selectOption(type);
+    for (const [label, value] of Object.entries(fill)) await page.getByLabel(label, {exact: true}).fill(value);
+    // What the server says to the same body decides what the page must show.
+    const body = {_id: 'ui-probe-' + type.toLowerCase(), type, ...(fill.Username ? {accountID: fill.Username} : {}),
+      secret: {plain: Object.values(fill).at(-1)}};
+    const want = await d.api('POST', '/credentials', body);
+    await page.getByRole('button', {name: 'Save'}).click();
+    if (want.status === 201) {
+      await page.getByRole('heading', {name: 'ui-' + type.toLowerCase(), exact: true}).waitFor();
+      const r = await d.api('GET', '/credentials/ui-' + type.toLowerCase());
+      assert.equal(r.body.type, type);
+    } else {
+      assert.equal(want.status, 400, JSON.stringify(want.body));
+      const err = page.locator('#cred-' + want.body.field + '-err, #cred-secret-err').filter({hasText: want.body.err});
+      await err.first().waitFor();
+      if (type === 'basic') await shot(page, 'type-refused');
+    }
+  }
   await context.close();
 });
 
@@ -435,4 +470,5 @@ test('no request left the origin', () => {
   const foreign = requests.filter((u) => new URL(u).origin !== origin);
   assert.deepEqual(foreign, []);
   assert.deepEqual(dialogs, []);
+  assert.deepEqual(refused, []); // nothing the page needs is inline
 });
