@@ -17,6 +17,7 @@ const {chromium} = require('playwright-core');
 const OUT = process.env.CS_BROWSER_OUT || new URL('./out/', import.meta.url).pathname;
 const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
 const WAIT = 10000; // every wait for the page is bounded by this
+const BOUND = {timeout: 90000}; // and every test
 const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
@@ -24,10 +25,13 @@ let d; let browser;
 const requests = []; // every URL any page asked for
 const dialogs = [];  // every alert/confirm/prompt that opened
 const refused = [];  // console messages about anything the CSP blocked
+const pageErrors = []; // uncaught exceptions in a page
+const origins = new Set(); // the daemons' origins: the only ones a page may ask
 
 before(async () => {
   mkdirSync(OUT, {recursive: true});
   d = await startDaemon();
+  origins.add(d.url);
   browser = await chromium.launch({executablePath: '/usr/bin/chromium', args: ARGS, timeout: 30000});
 });
 
@@ -47,7 +51,7 @@ async function openPage(viewport = {width: 1280, height: 800}) {
   page.setDefaultTimeout(WAIT);
   page.on('request', (r) => requests.push(r.url()));
   page.on('dialog', (dlg) => { dialogs.push(dlg.message()); dlg.dismiss().catch(() => {}); });
-  page.on('pageerror', (e) => { throw e; });
+  page.on('pageerror', (e) => pageErrors.push(e.message));
   page.on('console', (m) => { if (/Content.Security.Policy|Refused to/i.test(m.text())) refused.push(m.text()); });
   return {context, page};
 }
@@ -70,7 +74,7 @@ async function newKey(role, scope) {
 
 const AWS = {type: 'aws', accountID: 'AKIAIOSFODNN7EXAMPLE', secret: {plain: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY'}};
 
-test('headers of the page and its assets; / redirects to /ui/', async () => {
+test('headers of the page and its assets; / redirects to /ui/', BOUND, async () => {
   const {context, page} = await openPage();
   const seen = [];
   page.on('response', (r) => seen.push(r));
@@ -104,7 +108,7 @@ test('headers of the page and its assets; / redirects to /ui/', async () => {
   await context.close();
 });
 
-test('log in and out; the token is never in localStorage or a cookie', async () => {
+test('log in and out; the token is never in localStorage or a cookie', BOUND, async () => {
   const {context, page} = await openPage();
   await page.goto(d.url + '/ui/');
   // Keyboard only: the labelled fields and the button in tab order, Enter submits.
@@ -135,7 +139,7 @@ test('log in and out; the token is never in localStorage or a cookie', async () 
   await context.close();
 });
 
-test('add credentials of three types through the form', async () => {
+test('add credentials of three types through the form', BOUND, async () => {
   const {context, page} = await openPage();
   await login(page, d.admin.id, d.admin.secret);
   const kube = readFileSync(join(FIXTURES, 'kubeconfig-token.yaml'), 'utf8');
@@ -190,7 +194,7 @@ test('add credentials of three types through the form', async () => {
   await context.close();
 });
 
-test('a 400 is shown at the field it names', async () => {
+test('a 400 is shown at the field it names', BOUND, async () => {
   const {context, page} = await openPage();
   await login(page, d.admin.id, d.admin.secret);
   await page.goto(d.url + '/ui/#/new-credential');
@@ -220,7 +224,7 @@ test('a 400 is shown at the field it names', async () => {
   await context.close();
 });
 
-test('basic, apiToken and certificate: saved, or the refusal shown at its field', async () => {
+test('basic, apiToken and certificate: saved, or the refusal shown at its field', BOUND, async () => {
   const {context, page} = await openPage();
   await login(page, d.admin.id, d.admin.secret);
   const cases = [['basic', {'Username': 'svc-registry', 'Password': 'hunter2-from-the-form'}],
@@ -251,7 +255,7 @@ test('basic, apiToken and certificate: saved, or the refusal shown at its field'
   await context.close();
 });
 
-test('usages are shown and a credential in use is not deleted', async () => {
+test('usages are shown and a credential in use is not deleted', BOUND, async () => {
   assert.equal((await d.api('POST', '/credentials', {_id: 'ui-used', description: 'in use', ...AWS})).status, 201);
   const u1 = await d.api('POST', '/credentials/ui-used/usages', {type: 'Registry Scan', description: 'nightly scan'});
   const u2 = await d.api('POST', '/credentials/ui-used/usages', {type: 'Alert profile', description: 'pager'});
@@ -287,7 +291,7 @@ test('usages are shown and a credential in use is not deleted', async () => {
   await context.close();
 });
 
-test('changes made through the API appear without a reload', async () => {
+test('changes made through the API appear without a reload', BOUND, async () => {
   const {context, page} = await openPage();
   await login(page, d.admin.id, d.admin.secret);
   await page.locator('#live').filter({hasText: 'Live'}).waitFor();
@@ -306,7 +310,7 @@ test('changes made through the API appear without a reload', async () => {
   await context.close();
 });
 
-test('a stored <img onerror> description renders as text and runs nothing', async () => {
+test('a stored <img onerror> description renders as text and runs nothing', BOUND, async () => {
   const payloads = ['<img src=x onerror=alert(1)>', '"><svg onload=alert(2)>', '<script>alert(3)</script>'];
   for (const [i, p] of payloads.entries()) {
     assert.equal((await d.api('POST', '/credentials', {_id: 'ui-xss-' + i, description: p, ...AWS})).status, 201);
@@ -332,7 +336,7 @@ test('a stored <img onerror> description renders as text and runs nothing', asyn
   await context.close();
 });
 
-test('a ci key sees no write buttons and no admin pages; an auditor reads only', async () => {
+test('a ci key sees no write buttons and no admin pages; an auditor reads only', BOUND, async () => {
   assert.equal((await d.api('POST', '/credentials', {_id: 'ui-roles', ...AWS})).status, 201);
   const ci = await newKey('ci');
   let {context, page} = await openPage();
@@ -362,7 +366,7 @@ test('a ci key sees no write buttons and no admin pages; an auditor reads only',
   await context.close();
 });
 
-test('edit a credential and test its connection', async () => {
+test('edit a credential and test its connection', BOUND, async () => {
   assert.equal((await d.api('POST', '/credentials', {_id: 'ui-edit', description: 'before', roleArn: 'arn:aws:iam::123456789012:role/a', durationSeconds: 1800, ...AWS})).status, 201);
   const {context, page} = await openPage();
   await login(page, d.admin.id, d.admin.secret);
@@ -392,7 +396,7 @@ test('edit a credential and test its connection', async () => {
   await context.close();
 });
 
-test('the audit and access keys pages', async () => {
+test('the audit and access keys pages', BOUND, async () => {
   const {context, page} = await openPage();
   await login(page, d.admin.id, d.admin.secret);
   await page.getByRole('link', {name: 'Audit'}).click();
@@ -433,7 +437,7 @@ test('the audit and access keys pages', async () => {
   await context.close();
 });
 
-test('a token that stops working returns to the login form', async () => {
+test('a token that stops working returns to the login form', BOUND, async () => {
   const op = await newKey('operator');
   const {context, page} = await openPage();
   await login(page, op.id, op.secret);
@@ -447,7 +451,37 @@ test('a token that stops working returns to the login form', async () => {
   await context.close();
 });
 
-test('readable on a phone-width window', async () => {
+test('a user at work keeps the session; an idle one is returned to the login form', BOUND, async () => {
+  // A daemon of its own whose tokens live 4 s.
+  const short = await startDaemon(['--token-ttl', '4']);
+  try {
+    origins.add(short.url);
+    const {context, page} = await openPage();
+    await page.goto(short.url + '/ui/');
+    await page.getByLabel('Access key ID').fill(short.admin.id);
+    await page.getByLabel('Secret key').fill(short.admin.secret);
+    await page.getByRole('button', {name: 'Log in'}).click();
+    await page.locator('#credentials tbody tr').first().waitFor();
+    const first = await page.evaluate(() => sessionStorage.getItem('credstore.token'));
+    await page.waitForTimeout(2500); // past half the token's life
+    await page.getByLabel('Search').fill('x'); // a call of the user's: the token is extended
+    await page.waitForFunction((t) => {
+      const now = sessionStorage.getItem('credstore.token');
+      return now && now !== t;
+    }, first, {timeout: WAIT});
+    assert.equal(await page.getByText('Your session has expired').count(), 0);
+    // Idle from here (the feed's polls extend nothing): back to the login form when it expires.
+    await page.getByText('Your session has expired').waitFor({timeout: 8000});
+    await page.getByLabel('Access key ID').waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+    await context.close();
+  } finally {
+    const {rc} = await short.stop();
+    assert.equal(rc, 0);
+  }
+});
+
+test('readable on a phone-width window', BOUND, async () => {
   const {context, page} = await openPage({width: 390, height: 844});
   await login(page, d.admin.id, d.admin.secret);
   await page.locator('#credentials tbody tr').first().waitFor();
@@ -464,11 +498,11 @@ test('readable on a phone-width window', async () => {
   await context.close();
 });
 
-test('no request left the origin', () => {
+test('no request left the origin', BOUND, () => {
   assert.ok(requests.length > 50, 'requests were recorded: ' + requests.length);
-  const origin = new URL(d.url).origin;
-  const foreign = requests.filter((u) => new URL(u).origin !== origin);
+  const foreign = requests.filter((u) => !origins.has(new URL(u).origin));
   assert.deepEqual(foreign, []);
+  assert.deepEqual(pageErrors, []);
   assert.deepEqual(dialogs, []);
   assert.deepEqual(refused, []); // nothing the page needs is inline
 });

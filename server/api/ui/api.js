@@ -46,11 +46,32 @@ export const session = {
 /** Fired on window when the server refuses the token (expired, key deleted). */
 export const EXPIRED = 'credstore:expired';
 
+/** Fired on window with a new token after an extension. */
+export const EXTENDED = 'credstore:extended';
+
+let extending = null;
+
+/* A user at work keeps the session: a call they make in the second half of
+ * the token's life trades it for a fresh one (GET /auth_token/extend).
+ * Background calls (the event feed) never do, so an idle console expires. */
+function maybeExtend() {
+  const c = session.claims;
+  const now = Date.now() / 1000;
+  if (extending || !c?.exp || !c.iat || now < c.iat + (c.exp - c.iat) / 2) return;
+  extending = api('GET', '/auth_token/extend', {background: true}).then(({data}) => {
+    if (session.token) {
+      session.set(data.token);
+      window.dispatchEvent(new CustomEvent(EXTENDED));
+    }
+  }, () => {}).finally(() => { extending = null; });
+}
+
 /**
  * Call /api/v1@p path. @return {status, data, headers}; throws ApiError
  * (status 0 when the server could not be reached) or an AbortError.
+ * @p background: not the user's doing (does not extend the session).
  */
-export async function api(method, path, {body, headers = {}, signal} = {}) {
+export async function api(method, path, {body, headers = {}, signal, background = false} = {}) {
   const h = {Accept: 'application/json', ...headers};
   const token = session.token;
   if (token) h.Authorization = 'Bearer ' + token;
@@ -77,6 +98,7 @@ export async function api(method, path, {body, headers = {}, signal} = {}) {
     }
     throw new ApiError(r.status, data);
   }
+  if (!background && token) maybeExtend();
   return {status: r.status, data, headers: r.headers};
 }
 

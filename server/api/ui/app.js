@@ -1,7 +1,7 @@
 // The console's shell: log in and out, the navigation, the router (one view
 // at a time under <main>, each given an AbortSignal that ends its calls when
 // the user moves on) and the event feed that keeps views current.
-import {api, session, EXPIRED} from './api.js';
+import {api, session, EXPIRED, EXTENDED} from './api.js';
 import {h, field, errorBox, notice} from './dom.js';
 import {startFeed} from './feed.js';
 import {listView, credentialView} from './creds.js';
@@ -70,8 +70,17 @@ function showChrome() {
     feed = new AbortController();
     startFeed(feed.signal, live);
   }
+  scheduleExpiry();
+}
+
+/* Back to the login form when the token expires (timers hold at most ~24 days). */
+function scheduleExpiry() {
   clearTimeout(expiry);
-  if (c?.exp) expiry = setTimeout(() => expire(), Math.max(0, c.exp * 1000 - Date.now()));
+  const exp = session.claims?.exp;
+  if (!exp) return;
+  const left = exp * 1000 - Date.now();
+  expiry = setTimeout(() => (left > 2 ** 31 - 1 ? scheduleExpiry() : expire()),
+    Math.max(0, Math.min(left, 2 ** 31 - 1)));
 }
 
 function hideChrome() {
@@ -131,5 +140,6 @@ function loginView() {
 
 logoutBtn.addEventListener('click', () => logout('You are logged out.'));
 window.addEventListener(EXPIRED, () => expire());
+window.addEventListener(EXTENDED, () => scheduleExpiry());
 window.addEventListener('hashchange', render);
 render();

@@ -18,7 +18,7 @@ export async function startFeed(signal, status) {
   };
   while (!signal.aborted) {
     try {
-      const {data} = await api('GET', '/events?since=' + since + '&wait=' + (caughtUp ? WAIT : 0), {signal});
+      const {data} = await api('GET', '/events?since=' + since + '&wait=' + (caughtUp ? WAIT : 0), {signal, background: true});
       since = data.next;
       if (!caughtUp && data.events.length === 0) {
         caughtUp = true;
