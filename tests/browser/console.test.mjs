@@ -336,7 +336,7 @@ test('a stored <img onerror> description renders as text and runs nothing', BOUN
   await context.close();
 });
 
-test('a ci key sees no write buttons and no admin pages; an auditor reads only', BOUND, async () => {
+test('a ci key sees no write buttons and no admin pages; an auditor reads; an operator writes', BOUND, async () => {
   assert.equal((await d.api('POST', '/credentials', {_id: 'ui-roles', ...AWS})).status, 201);
   const ci = await newKey('ci');
   let {context, page} = await openPage();
@@ -363,6 +363,24 @@ test('a ci key sees no write buttons and no admin pages; an auditor reads only',
   await page.getByRole('heading', {name: 'Usages'}).waitFor();
   await page.locator('.meta dd').first().waitFor();
   for (const name of ['Edit', 'Delete', 'Test connection']) assert.equal(await page.getByRole('button', {name}).count(), 0, name);
+  await page.getByRole('link', {name: 'Audit'}).click();
+  await page.locator('#audit tbody tr').first().waitFor();
+  await context.close();
+
+  // An operator writes but sees neither the audit trail nor the access keys.
+  const operator = await newKey('operator');
+  ({context, page} = await openPage());
+  await login(page, operator.id, operator.secret);
+  await page.getByRole('button', {name: 'Add credential'}).waitFor();
+  for (const name of ['Audit', 'Access keys']) assert.equal(await page.getByRole('link', {name}).isVisible(), false, name);
+  await page.goto(d.url + '/ui/#/credentials/ui-roles');
+  for (const name of ['Edit', 'Test connection', 'Delete']) await page.getByRole('button', {name, exact: true}).waitFor();
+  await page.goto(d.url + '/ui/#/access-keys');
+  await page.getByText('Only the admin role manages access keys.').waitFor();
+  assert.equal(await page.getByRole('button', {name: 'Create access key'}).count(), 0);
+  // A mangled address falls back to the table.
+  await page.goto(d.url + '/ui/#/credentials/%E0%A4%A');
+  await page.getByText('That address names no credential.').waitFor();
   await context.close();
 });
 

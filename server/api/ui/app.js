@@ -49,7 +49,13 @@ function render() {
     found = routes[0];
   }
   const m = hash.match(found[0]);
-  const ctx = {signal: view.signal, go, param: m[1] ? decodeURIComponent(m[1]) : null};
+  let param = null;
+  try {
+    param = m[1] ? decodeURIComponent(m[1]) : null;
+  } catch {
+    return go('#/credentials', 'That address names no credential.');
+  }
+  const ctx = {signal: view.signal, go, param};
   if (flash) main.append(notice(flash, 'ok'));
   flash = null;
   for (const a of nav.querySelectorAll('a')) {
