@@ -106,16 +106,21 @@ const LABELS = {
   lastModified: 'Last modified', owner: 'Owner', accountID: 'Account ID', accountGUID: 'Account GUID',
   roleArn: 'Role ARN', externalID: 'External ID', useAWSRole: 'Use IAM role',
   useSTSRegionalEndpoint: 'Use STS regional endpoint', region: 'Region',
-  durationSeconds: 'Duration (seconds)', projectID: 'Project ID',
+  durationSeconds: 'Duration (seconds)', projectID: 'Project ID', secret: 'Secret', apiToken: 'API token',
+  'azureSPInfo.clientId': 'Client ID', 'azureSPInfo.tenantId': 'Tenant ID',
+  'azureSPInfo.subscriptionId': 'Subscription ID', 'certificate.subject': 'Subject',
+  'certificate.issuer': 'Issuer', 'certificate.notAfter': 'Not after', 'certificate.sha256': 'SHA-256',
 };
+/* What accountID holds, by type (API.md §3). */
+const ACCOUNT_ID = {aws: 'Access key ID', azure: 'Client ID', gcp: 'Client email', basic: 'Username'};
 
 /** Metadata as label/value rows; sealed values show as "sealed", never their blob. */
 function metaRows(c) {
   const rows = [];
-  const put = (k, v) => rows.push([LABELS[k] || k, v]);
+  const put = (k, v) => rows.push([(k === 'accountID' && ACCOUNT_ID[c.type]) || LABELS[k] || k, v]);
   for (const [k, v] of Object.entries(c)) {
     if (k === 'type') put(k, typeLabel(v));
-    else if (v && typeof v === 'object' && 'encrypted' in v) put(k === 'secret' ? 'Secret' : k, v.encrypted ? 'sealed' : '—');
+    else if (v && typeof v === 'object' && 'encrypted' in v) put(k, v.encrypted ? 'sealed' : '—');
     else if (k === 'kubeconfig' && v) {
       put('Current context', v.currentContext || '');
       for (const cl of v.clusters || []) put('Cluster ' + cl.name, cl.server || '');
