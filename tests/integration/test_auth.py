@@ -37,6 +37,8 @@ EXPECTED_ROLES = {
     "events": READ,
     "audit": {"admin", "auditor"},
     "aws_container_credentials": USE,
+    # The web console's files (API.md §10): public; it logs in like any client.
+    "root_redirect": None, "ui_redirect": None, "ui_index": None, "ui_asset": None,
 }
 # Routes whose answers span every credential: a key with a scope gets 403
 # (CS_ROUTE_UNSCOPED in the flags column of server/api/routes.c).
