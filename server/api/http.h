@@ -143,9 +143,12 @@ void cs_dispatch_init(void);
 /* ------------------------------------------------------ request helpers */
 
 /**
- * Percent-decode @p s in place, as paths and query values are: "%00" stays
- * as it is (decoded, it would end the C string early, and "victim%00junk"
- * would act on "victim"; left encoded, it fails id validation instead).
+ * Percent-decode @p s in place, once, as path parameters and query values
+ * are; '+' stays a plus. "%00" becomes the byte 0xFF: decoded to NUL it
+ * would end the C string early ("victim%00junk" acting on "victim"), and
+ * left encoded it would name a credential called "victim%00junk"; 0xFF is
+ * never valid UTF-8, so every name, id and number refuses it. A '%' not
+ * followed by two hex digits stays as it is.
  * @return the new length.
  */
 size_t cs_http_unescape(char *s);
@@ -157,6 +160,9 @@ size_t cs_http_unescape_cb(void *cls, struct MHD_Connection *c, char *s);
 struct cs_params {
   const char *(*get)(void *arg, const char *name); /* unescaped value, or NULL */
   void *arg;
+  /* Every value of @p name in order, at most @p max into @p out; how many
+   * there were (may exceed max). NULL: only get's one value. */
+  size_t (*get_all)(void *arg, const char *name, const char **out, size_t max);
 };
 
 /** The query parameters of @p req. */
@@ -217,7 +223,13 @@ enum cs_err cs_resp_error(enum cs_err e, struct cs_resp *resp) CS_WUR;
 #define CS_LIST_LIMIT_MAX 500
 #define CS_LIST_OFFSET_MAX 1000000000ULL
 
-/** GET /credentials: offset, limit, type, search, sort, reverse into @p q (scope untouched). */
+/**
+ * GET /credentials: offset, limit, type, search, sort, reverse, ids into
+ * @p q (scope untouched). ids: several ids= values are whole names; a single
+ * one is split on commas (so a name with a comma is asked for alone as
+ * "ids=a,b&ids="; empty values are ignored). On success q->ids is a new array
+ * the caller frees with cJSON_Delete (NULL when no ids were given).
+ */
 enum cs_err cs_parse_cred_query(const struct cs_params *p, struct cs_cred_query *q,
                                 struct cs_resp *resp) CS_WUR;
 

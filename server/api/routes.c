@@ -88,10 +88,12 @@ enum cs_err cs_route_match(struct cs_req *req, const char *path)
                method_names[r->method]);
     if (r->method != req->method)
       continue;
-    /* Parameters become NUL-terminated strings inside req->path_buf. */
+    /* Parameters become NUL-terminated strings inside req->path_buf,
+     * percent-decoded exactly once ('+' stays a plus: this is a path). */
     for (int k = 0; k < n; k++) {
       req->path_buf[off[k] + plen[k]] = '\0';
       req->params[k] = req->path_buf + off[k];
+      cs_http_unescape(req->path_buf + off[k]);
     }
     req->route = r;
     return CS_OK;

@@ -153,9 +153,9 @@ enum cs_err cs_meta_init(struct cs_store *st, const struct cs_keyring *kr,
 #define CS_KEY_ID_HEX 12     /* random bytes in an access key id */
 #define CS_KEY_SECRET_HEX 32 /* random bytes in an access key secret */
 #define CS_KEY_NAME_MAX 128
-#define CS_KEY_SECRET_MAX 128 /* secrets are hashed at most this long */
-#define CS_SCOPE_MAX 64       /* patterns per key */
-#define CS_PATTERN_MAX 128    /* chars per pattern */
+#define CS_KEY_SECRET_MAX 128      /* secrets are hashed at most this long */
+#define CS_SCOPE_MAX 64            /* patterns per key */
+#define CS_PATTERN_MAX CS_NAME_MAX /* bytes per pattern: a name is a pattern too */
 
 /** What a key may reach: the limits that "broader" compares. */
 struct cs_key_bounds {
@@ -323,7 +323,10 @@ struct cs_cred_query {
   enum cs_cred_sort sort;
   bool reverse;
   const cJSON *scope; /* the caller's scope, NULL = everything */
+  const cJSON *ids;   /* array of names: only these (and within scope), or NULL */
 };
+
+#define CS_IDS_MAX 500 /* names in one ?ids= filter */
 
 /** One page of rendered credentials and the count of all that match. */
 enum cs_err cs_creds_list(struct cs_core *c, const struct cs_cred_query *q, cJSON **page,

@@ -365,9 +365,8 @@ enum cs_err cs_creds_put(struct cs_core *c, const struct cs_cred_put *in,
   enum cs_err e = CS_ERR_INTERNAL;
 
   memset(out, 0, sizeof *out);
-  if (!cs_id_valid(in->id, strlen(in->id)))
-    return fail_field(out, CS_ERR_BAD_ID, "_id", "%s",
-                      "_id must be 1-128 characters of [A-Za-z0-9._-]");
+  if (!cs_name_valid(in->id, strlen(in->id)))
+    return fail_field(out, CS_ERR_BAD_ID, "_id", "%s", "_id must be " CS_NAME_RULE);
   for (int i = 0; i < PUT_RETRIES && retry; i++)
     e = put_once(c, in, out, &retry);
   return retry ? CS_ERR_UNAVAILABLE : e;

@@ -299,8 +299,10 @@ static void test_put_refusals_name_fields(void **state)
   snprintf(long_desc, sizeof long_desc, "{\"type\":\"ibmCloud\",\"description\":\"%s\"}", x);
   assert_int_equal(put_full(f, "t-2", long_desc, false, NULL, &r), CS_ERR_INVALID);
   assert_string_equal(r.perr.field, "description");
-  assert_int_equal(put_full(f, "bad id", ibm_body("s"), false, NULL, &r), CS_ERR_BAD_ID);
+  assert_int_equal(put_full(f, "bad/id", ibm_body("s"), false, NULL, &r), CS_ERR_BAD_ID);
   assert_string_equal(r.perr.field, "_id");
+  assert_int_equal(put_full(f, " lead", ibm_body("s"), false, NULL, &r), CS_ERR_BAD_ID);
+  assert_int_equal(put_full(f, "..", ibm_body("s"), false, NULL, &r), CS_ERR_BAD_ID);
   /* A provider's own refusal names its field. */
   assert_int_equal(
       put_full(f, "t-3", "{\"type\":\"ibmCloud\",\"secret\":{\"plain\":\"k\"}}", false, NULL, &r),
@@ -758,7 +760,7 @@ static void test_scope_views(void **state)
 {
   struct fx *f = *state;
   cJSON *scope = json("[\"aws-*\"]"), *page = NULL, *entries = NULL;
-  struct cs_cred_query q = {0, 50, NULL, NULL, CS_SORT_ID, false, scope};
+  struct cs_cred_query q = {.limit = 50, .sort = CS_SORT_ID, .scope = scope};
   uint64_t total = 0, next = 0;
 
   cJSON_Delete(put_ok(f, "aws-a", ibm_body("s")));
