@@ -19,6 +19,8 @@ extern const struct cs_provider cs_provider_azure;
 extern const struct cs_provider cs_provider_gcp;
 extern const struct cs_provider cs_provider_ibmcloud;
 extern const struct cs_provider cs_provider_kubeconfig;
+extern const struct cs_provider cs_provider_basic;
+extern const struct cs_provider cs_provider_apitoken;
 
 /** The process's network state (providers.h); aws.c reads it. */
 struct cs_prov_net {
@@ -28,6 +30,10 @@ struct cs_prov_net {
 /** Every provider's test until the broker issue: CS_ERR_UNAVAILABLE, "NotImplemented". */
 enum cs_err cs_prov_test_unimplemented(const struct cs_prov_ctx *ctx,
                                        struct cs_test_result *out) CS_WUR;
+
+/** The test of a type that only stores (basic, apiToken, certificate without
+ * a url): ok, "stored; nothing to test". @return CS_OK. */
+enum cs_err cs_prov_test_stored(const struct cs_prov_ctx *ctx, struct cs_test_result *out) CS_WUR;
 
 /** Largest secret.plain any provider accepts (the request body cap). */
 #define CS_PROV_PLAIN_MAX ((size_t)1 << 20)

@@ -274,7 +274,9 @@ static void dispatch(struct cs_req *req, struct cs_resp *resp)
                      "Bearer realm=\"credstore\", Basic realm=\"credstore\"");
     if (e == CS_ERR_RATE_LIMITED)
       cs_resp_header(resp, "Retry-After", "%lld", (long long)req->api->opts.auth_cooloff);
-    if (cs_resp_error(e, resp)) {
+    unsigned flags = req->route ? req->route->flags : 0;
+    if ((flags & CS_ROUTE_PRISMA) ? cs_resp_error_prisma(e, resp, flags == CS_ROUTE_REDLOCK)
+                                  : cs_resp_error(e, resp)) {
       resp->body = strdup("{\"err\":\"out of memory\",\"code\":\"out_of_memory\"}");
       resp->len = resp->body ? strlen(resp->body) : 0;
       resp->status = 500;

@@ -100,7 +100,7 @@ static enum cs_err parse_query(const struct cs_params *p, struct cs_cred_query *
   if ((v = p->get(p->arg, "type")) && v[0]) {
     if (!(q->type = cs_provider_find(v)))
       return cs_fail(resp, CS_ERR_BAD_QUERY,
-                     "type must be one of aws, azure, gcp, ibmCloud, kubeconfig");
+                     "type must be one of aws, azure, gcp, ibmCloud, kubeconfig, basic, apiToken");
   }
   if ((v = p->get(p->arg, "search"))) {
     if (strlen(v) > SEARCH_MAX)
@@ -163,8 +163,10 @@ enum cs_err cs_h_creds_get(struct cs_req *req, struct cs_resp *resp)
   return cs_resp_json(resp, 200, c);
 }
 
-/* Run a create-or-update and render its result or its field error. */
-static enum cs_err put(struct cs_req *req, struct cs_resp *resp, struct cs_cred_put *in)
+/* Run a create-or-update and render its result (@p prisma: 200, no body)
+ * or its field error. */
+static enum cs_err put(struct cs_req *req, struct cs_resp *resp, struct cs_cred_put *in,
+                       bool prisma)
 {
   struct cs_cred_put_result r;
   enum cs_err e = cs_creds_put(req->api->core, in, &r);
@@ -180,13 +182,22 @@ static enum cs_err put(struct cs_req *req, struct cs_resp *resp, struct cs_cred_
     return cs_fail(resp, e, "If-Match does not name the current version of %s", in->id);
   if (e)
     return e;
+  if (prisma) {
+    cJSON_Delete(r.credential);
+    return cs_resp_empty(resp, 200);
+  }
   return cs_resp_json(resp, r.created ? 201 : 200, r.credential);
 }
 
 enum cs_err cs_h_creds_upsert(struct cs_req *req, struct cs_resp *resp)
 {
+  return cs_creds_upsert_request(req, resp, false);
+}
+
+enum cs_err cs_creds_upsert_request(struct cs_req *req, struct cs_resp *resp, bool prisma)
+{
   struct cs_actor a = cs_actor_of(req);
-  struct cs_cred_put in = {.who = &req->who, .actor = &a};
+  struct cs_cred_put in = {.who = &req->who, .actor = &a, .skip_unchanged = prisma};
   cJSON *body = NULL;
   enum cs_err e;
 
@@ -204,7 +215,7 @@ enum cs_err cs_h_creds_upsert(struct cs_req *req, struct cs_resp *resp)
                 in.id);
   } else {
     in.body = body;
-    e = put(req, resp, &in);
+    e = put(req, resp, &in, prisma);
   }
   cJSON_Delete(body);
   return e;
@@ -232,13 +243,18 @@ enum cs_err cs_h_creds_update(struct cs_req *req, struct cs_resp *resp)
     e = cs_fail_field(resp, CS_ERR_INVALID, "_id", "_id in the body must match the path");
   } else {
     in.body = body;
-    e = put(req, resp, &in);
+    e = put(req, resp, &in, false);
   }
   cJSON_Delete(body);
   return e;
 }
 
 enum cs_err cs_h_creds_delete(struct cs_req *req, struct cs_resp *resp)
+{
+  return cs_creds_delete_request(req, resp, 204);
+}
+
+enum cs_err cs_creds_delete_request(struct cs_req *req, struct cs_resp *resp, int status)
 {
   const char *id = NULL;
   cJSON *usages = NULL;
@@ -260,5 +276,5 @@ enum cs_err cs_h_creds_delete(struct cs_req *req, struct cs_resp *resp)
   }
   if (e)
     return e;
-  return cs_resp_empty(resp, 204);
+  return cs_resp_empty(resp, status);
 }

@@ -105,6 +105,8 @@ typedef enum cs_err (*cs_handler)(struct cs_req *req, struct cs_resp *resp);
 
 /** Route flags. */
 #define CS_ROUTE_UNSCOPED 0x1u /* answers about every credential: a key with a scope gets 403 */
+#define CS_ROUTE_PRISMA 0x2u   /* the /prisma mount: errors are Prisma's {"err"} */
+#define CS_ROUTE_REDLOCK 0x6u  /* ...and carry x-redlock-status (CSPM login and extend) */
 
 struct cs_route {
   enum cs_method method;
@@ -250,6 +252,22 @@ enum cs_err cs_parse_events_query(const struct cs_params *p, const cJSON *scope,
 
 /* ------------------------------------------------------------- handlers */
 
+/**
+ * POST /credentials (native and /prisma): the body's _id, its scope, then
+ * the upsert. Native answers the object (201/200); @p prisma answers 200
+ * with an empty body and skips updates that change nothing.
+ */
+enum cs_err cs_creds_upsert_request(struct cs_req *req, struct cs_resp *resp, bool prisma) CS_WUR;
+/** DELETE /credentials/{id} (native and /prisma): answers @p status with no body. */
+enum cs_err cs_creds_delete_request(struct cs_req *req, struct cs_resp *resp, int status) CS_WUR;
+
+/**
+ * Render error @p e the /prisma way: {"err"} only (Prisma's clients read
+ * nothing else) and, with @p redlock, the header x-redlock-status that the
+ * CSPM clients parse. Takes err_extra. @return CS_ERR_NOMEM.
+ */
+enum cs_err cs_resp_error_prisma(enum cs_err e, struct cs_resp *resp, bool redlock) CS_WUR;
+
 enum cs_err cs_h_healthz(struct cs_req *req, struct cs_resp *resp);
 enum cs_err cs_h_readyz(struct cs_req *req, struct cs_resp *resp);
 enum cs_err cs_h_version(struct cs_req *req, struct cs_resp *resp);
@@ -271,6 +289,14 @@ enum cs_err cs_h_events(struct cs_req *req, struct cs_resp *resp);
 enum cs_err cs_h_audit(struct cs_req *req, struct cs_resp *resp);
 enum cs_err cs_h_metrics(struct cs_req *req, struct cs_resp *resp);
 enum cs_err cs_h_aws_container(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_prisma_authenticate(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_prisma_renew(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_prisma_creds_list(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_prisma_creds_upsert(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_prisma_creds_delete(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_prisma_usages_list(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_prisma_login(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_prisma_extend(struct cs_req *req, struct cs_resp *resp);
 
 /** Register the long-poll waker with the core (h_events.c). */
 void cs_h_events_init(struct cs_core *core);

@@ -45,6 +45,38 @@ enum cs_err cs_resp_error(enum cs_err e, struct cs_resp *resp)
   return CS_OK;
 }
 
+/* The i18nKey of x-redlock-status: the stable code, in Prisma's words
+ * where Prisma has one. */
+static const char *redlock_key(enum cs_err e)
+{
+  return e == CS_ERR_BAD_TOKEN ? "token_expired" : cs_err_code(e);
+}
+
+enum cs_err cs_resp_error_prisma(enum cs_err e, struct cs_resp *resp, bool redlock)
+{
+  const char *msg = resp->err_msg[0] ? resp->err_msg : cs_err_message(e);
+  cJSON *j = cJSON_CreateObject();
+  char *text = NULL;
+
+  cJSON_Delete(resp->err_extra);
+  resp->err_extra = NULL;
+  if (!j || !cJSON_AddStringToObject(j, "err", msg) || !(text = cs_json_print(j))) {
+    cJSON_Delete(j);
+    return CS_ERR_NOMEM;
+  }
+  cJSON_Delete(j);
+  free(resp->body);
+  resp->body = text;
+  resp->len = strlen(text);
+  resp->status = cs_err_http_status(e);
+  resp->content_type = "application/json";
+  if (redlock)
+    cs_resp_header(resp, "x-redlock-status",
+                   "[{\"i18nKey\":\"%s\",\"severity\":\"error\",\"subject\":null}]",
+                   redlock_key(e));
+  return CS_OK;
+}
+
 static enum cs_err resp_json(struct cs_resp *resp, int status, cJSON *j, bool secret)
 {
   char *text = j ? cs_json_print(j) : NULL;

@@ -31,6 +31,14 @@ const struct cs_route cs_routes[] = {
     {CS_GET, "/api/v1/events", cs_h_events, CS_R_READ, "events", 0},
     {CS_GET, "/api/v1/audit", cs_h_audit, CS_R_AUDIT, "audit", 0},
     {CS_GET, "/api/v1/aws/container-credentials/{}", cs_h_aws_container, CS_R_USE, "aws_container_credentials", 0},
+    {CS_POST, "/prisma/api/v{}/authenticate", cs_h_prisma_authenticate, CS_PUBLIC, "prisma_authenticate", CS_ROUTE_PRISMA},
+    {CS_GET, "/prisma/api/v{}/authenticate/renew", cs_h_prisma_renew, CS_R_ANY, "prisma_authenticate_renew", CS_ROUTE_PRISMA},
+    {CS_GET, "/prisma/api/v{}/credentials", cs_h_prisma_creds_list, CS_R_READ, "prisma_credentials_list", CS_ROUTE_PRISMA},
+    {CS_POST, "/prisma/api/v{}/credentials", cs_h_prisma_creds_upsert, CS_R_WRITE, "prisma_credentials_upsert", CS_ROUTE_PRISMA},
+    {CS_DELETE, "/prisma/api/v{}/credentials/{}", cs_h_prisma_creds_delete, CS_R_WRITE, "prisma_credentials_delete", CS_ROUTE_PRISMA},
+    {CS_GET, "/prisma/api/v{}/credentials/{}/usages", cs_h_prisma_usages_list, CS_R_READ, "prisma_usages_list", CS_ROUTE_PRISMA},
+    {CS_POST, "/prisma/login", cs_h_prisma_login, CS_PUBLIC, "prisma_login", CS_ROUTE_REDLOCK},
+    {CS_GET, "/prisma/auth_token/extend", cs_h_prisma_extend, CS_R_ANY, "prisma_auth_token_extend", CS_ROUTE_REDLOCK},
 };
 /* clang-format on */
 const size_t cs_routes_count = sizeof cs_routes / sizeof cs_routes[0];

@@ -90,7 +90,7 @@ static enum cs_err put_full(struct fx *f, const char *id, const char *body, bool
 {
   cJSON *b = json(body);
   struct cs_cred_put in = {
-      id, b, must_exist, if_match != NULL, if_match ? *if_match : 0, &f->who, &f->actor};
+      id, b, must_exist, if_match != NULL, if_match ? *if_match : 0, &f->who, &f->actor, false};
   enum cs_err e = cs_creds_put(&f->core, &in, r);
   cJSON_Delete(b);
   return e;
@@ -293,7 +293,8 @@ static void test_put_refusals_name_fields(void **state)
   assert_non_null(strstr(r.perr.msg, "ibmCloud"));
   assert_int_equal(put_full(f, "t-2", "{\"type\":\"ftp\"}", false, NULL, &r), CS_ERR_INVALID);
   assert_string_equal(r.perr.field, "type");
-  assert_string_equal(r.perr.msg, "type must be one of aws, azure, gcp, ibmCloud, kubeconfig");
+  assert_string_equal(r.perr.msg,
+                      "type must be one of aws, azure, gcp, ibmCloud, kubeconfig, basic, apiToken");
   memset(x, 'x', sizeof x - 1);
   x[sizeof x - 1] = '\0';
   snprintf(long_desc, sizeof long_desc, "{\"type\":\"ibmCloud\",\"description\":\"%s\"}", x);
@@ -827,7 +828,7 @@ static void test_keys_and_tokens(void **state)
   assert_int_equal(cJSON_GetArraySize(list), 2);
   cJSON_Delete(list);
   /* Tokens work until their key is deleted. */
-  assert_int_equal(cs_token_issue(&f->core, &p, &token), CS_OK);
+  assert_int_equal(cs_token_issue(&f->core, &p, 0, &token), CS_OK);
   struct cs_principal t = {0};
   assert_int_equal(cs_token_check(&f->core, token, &t), CS_OK);
   assert_string_equal(t.key_id, k.id);

@@ -194,7 +194,8 @@ static int member_count(const cJSON *obj) { return cJSON_GetArraySize(obj); }
 
 static void test_registry(void **state)
 {
-  static const char *const types[] = {"aws", "azure", "gcp", "ibmCloud", "kubeconfig"};
+  static const char *const types[] = {"aws",        "azure", "gcp",     "ibmCloud",
+                                      "kubeconfig", "basic", "apiToken"};
   size_t n = 0;
 
   (void)state;
@@ -204,22 +205,33 @@ static void test_registry(void **state)
     assert_non_null(cs_providers[n]->validate);
     assert_non_null(cs_providers[n]->resolve);
   }
-  assert_int_equal(n, 5);
+  assert_int_equal(n, sizeof types / sizeof types[0]);
   assert_null(cs_provider_find("AWS"));
+  assert_null(cs_provider_find("oci"));
+  assert_null(cs_provider_find("apitoken"));
   assert_null(cs_provider_find("ibmcloud"));
   assert_null(cs_provider_find(""));
   assert_null(cs_provider_find(NULL));
 }
 
-/* Until the broker issue, every provider's test says so, and no more. */
+/* Until the broker issue, every network provider's test says so, and no
+ * more; the types that only store answer ok, "stored; nothing to test"
+ * (API.md §8, without a url). */
 static void test_test_not_implemented(void **state)
 {
   (void)state;
   for (size_t i = 0; cs_providers[i]; i++) {
     struct cs_prov_ctx ctx = {NULL, "id", 1, NULL, "", 0, NULL};
     struct cs_test_result r;
+    const char *t = cs_providers[i]->type;
     memset(&r, 0x5a, sizeof r);
     assert_non_null(cs_providers[i]->test);
+    if (!strcmp(t, "basic") || !strcmp(t, "apiToken")) {
+      assert_int_equal(cs_providers[i]->test(&ctx, &r), CS_OK);
+      assert_true(r.ok);
+      assert_string_equal(r.message, "stored; nothing to test");
+      continue;
+    }
     assert_int_equal(cs_providers[i]->test(&ctx, &r), CS_ERR_UNAVAILABLE);
     assert_false(r.ok);
     assert_string_equal(r.code, "NotImplemented");
@@ -892,6 +904,71 @@ static void test_gcp_resolve_corrupt(void **state)
 }
 
 /* ---------------------------------------------------------- ibmCloud */
+
+static void test_basic(void **state)
+{
+  struct cs_prov_result r;
+  struct cs_test_result tr;
+  cJSON *out = NULL;
+  char long_pw[4098];
+
+  (void)state;
+  expect_ok("basic", body_with("basic", "secret", "p4ss w0rd", "{\"accountID\":\"svc user\"}"), &r);
+  assert_str_member(r.meta, "accountID", "svc user");
+  assert_int_equal(member_count(r.meta), 1);
+  assert_string_equal(r.secret, "p4ss w0rd");
+  assert_not_in_json(r.meta, "p4ss");
+  assert_int_equal(resolve(prov("basic"), r.meta, r.secret, r.secret_len, NULL, &out), CS_OK);
+  assert_str_member(out, "type", "basic");
+  assert_str_member(out, "username", "svc user");
+  assert_str_member(out, "password", "p4ss w0rd");
+  assert_int_equal(member_count(out), 3);
+  cJSON_Delete(out);
+  assert_int_equal(prov("basic")->test(NULL, &tr), CS_OK);
+  assert_true(tr.ok);
+  assert_string_equal(tr.message, "stored; nothing to test");
+  cs_prov_result_free(&r);
+  expect_fail("basic", body_with("basic", "secret", "pw", NULL), CS_ERR_MISSING, "accountID");
+  expect_fail("basic", body_with("basic", "secret", "pw", "{\"accountID\":7}"), CS_ERR_INVALID,
+              "accountID");
+  expect_fail("basic", json("{\"accountID\":\"u\"}"), CS_ERR_MISSING, "secret.plain");
+  expect_fail("basic", body_with("basic", "secret", "", "{\"accountID\":\"u\"}"), CS_ERR_MISSING,
+              "secret.plain");
+  memset(long_pw, 'p', sizeof long_pw - 1);
+  long_pw[sizeof long_pw - 1] = '\0';
+  expect_fail("basic", body_with("basic", "secret", long_pw, "{\"accountID\":\"u\"}"),
+              CS_ERR_INVALID, "secret.plain");
+}
+
+static void test_api_token(void **state)
+{
+  struct cs_prov_result r;
+  cJSON *out = NULL;
+
+  (void)state;
+  /* Either field; the one it came in is remembered (authType) for output. */
+  expect_ok("apiToken", body_with("apiToken", "apiToken", "xoxb-123-abc", NULL), &r);
+  assert_str_member(r.meta, "authType", "apiToken");
+  assert_string_equal(r.secret, "xoxb-123-abc");
+  assert_int_equal(resolve(prov("apiToken"), r.meta, r.secret, r.secret_len, NULL, &out), CS_OK);
+  assert_str_member(out, "type", "apiToken");
+  assert_str_member(out, "token", "xoxb-123-abc");
+  assert_int_equal(member_count(out), 2);
+  cJSON_Delete(out);
+  cs_prov_result_free(&r);
+  expect_ok("apiToken", body_with("apiToken", "secret", "glpat-xyz", "{\"accountID\":\"bot\"}"),
+            &r);
+  assert_null(cJSON_GetObjectItemCaseSensitive(r.meta, "authType"));
+  assert_str_member(r.meta, "accountID", "bot");
+  assert_not_in_json(r.meta, "glpat");
+  cs_prov_result_free(&r);
+  expect_fail("apiToken", json("{}"), CS_ERR_MISSING, "apiToken.plain");
+  expect_fail("apiToken", body_with("apiToken", "secret", "has space", NULL), CS_ERR_INVALID,
+              "secret.plain");
+  expect_fail("apiToken", json("{\"apiToken\":{\"plain\":\"a\"},\"secret\":{\"plain\":\"b\"}}"),
+              CS_ERR_INVALID, "apiToken.plain");
+  expect_fail("apiToken", json("{\"apiToken\":{\"plain\":5}}"), CS_ERR_INVALID, "apiToken.plain");
+}
 
 static void test_ibm(void **state)
 {
@@ -1667,11 +1744,13 @@ static void test_resolve_reads_only_len(void **state)
  * naming the field, before looking at anything else it needs. */
 static void test_secret_shape_all(void **state)
 {
-  static const char *const extra[] = {"{\"accountID\":\"" KEY_ID "\"}", "{}", "{}",
-                                      "{\"accountGUID\":\"abc\"}", "{}"};
+  static const char *const extra[] = {
+      "{\"accountID\":\"" KEY_ID "\"}", "{}", "{}", "{\"accountGUID\":\"abc\"}", "{}",
+      "{\"accountID\":\"u\"}",          "{}"};
 
   (void)state;
   for (size_t i = 0; cs_providers[i]; i++) {
+    assert_true(i < sizeof extra / sizeof extra[0]);
     cJSON *b = json(extra[i]);
     cJSON_AddNumberToObject(b, "secret", 1);
     expect_fail(cs_providers[i]->type, b, CS_ERR_INVALID, "secret");
@@ -1707,6 +1786,8 @@ int main(void)
       cmocka_unit_test(test_gcp_sa_invalid),
       cmocka_unit_test(test_gcp_resolve_corrupt),
       cmocka_unit_test(test_ibm),
+      cmocka_unit_test(test_basic),
+      cmocka_unit_test(test_api_token),
       cmocka_unit_test(test_kube_token),
       cmocka_unit_test(test_kube_client_cert),
       cmocka_unit_test(test_kube_multi),
