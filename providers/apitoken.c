@@ -45,8 +45,8 @@ static enum cs_err token_validate(const cJSON *body, struct cs_prov_result *out,
   return CS_OK;
 }
 
-static enum cs_err token_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
-                                 struct cs_net_error *err)
+static enum cs_err token_material(const struct cs_prov_ctx *ctx, cJSON **out,
+                                  struct cs_net_error *err)
 {
   cJSON *r = NULL;
   enum cs_err e;
@@ -65,9 +65,16 @@ static enum cs_err token_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
   return CS_OK;
 }
 
+static enum cs_err token_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
+                                 struct cs_net_error *err)
+{
+  return cs_prov_plain_resolve(token_material, "apiToken", ctx, out, err);
+}
+
 const struct cs_provider cs_provider_apitoken = {
     .type = "apiToken",
     .validate = token_validate,
     .resolve = token_resolve,
     .test = cs_prov_test_stored,
+    .short_lived = cs_prov_never_short_lived,
 };

@@ -40,8 +40,8 @@ static enum cs_err basic_validate(const cJSON *body, struct cs_prov_result *out,
   return CS_OK;
 }
 
-static enum cs_err basic_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
-                                 struct cs_net_error *err)
+static enum cs_err basic_material(const struct cs_prov_ctx *ctx, cJSON **out,
+                                  struct cs_net_error *err)
 {
   const cJSON *user = cJSON_GetObjectItemCaseSensitive(ctx->meta, "accountID");
   cJSON *r = NULL;
@@ -62,14 +62,28 @@ static enum cs_err basic_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
   return CS_OK;
 }
 
-/* API.md §8: a stored username and password prove nothing by themselves. */
+static enum cs_err basic_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
+                                 struct cs_net_error *err)
+{
+  return cs_prov_plain_resolve(basic_material, "basic", ctx, out, err);
+}
+
+/* API.md §8: a stored username and password prove nothing by themselves
+ * (with a url, the broker's authenticated GET will). */
 enum cs_err cs_prov_test_stored(const struct cs_prov_ctx *ctx, struct cs_test_result *out)
 {
+  int64_t t0;
   (void)ctx;
-  memset(out, 0, sizeof *out);
-  out->ok = true;
-  snprintf(out->message, sizeof out->message, "stored; nothing to test");
+  cs_test_start(out, &t0);
+  cs_test_ok(out, t0, NULL, "stored; nothing to test");
   return CS_OK;
+}
+
+/* What is stored is what is handed out: never short-lived. */
+bool cs_prov_never_short_lived(const struct cs_prov_ctx *ctx)
+{
+  (void)ctx;
+  return false;
 }
 
 const struct cs_provider cs_provider_basic = {
@@ -77,4 +91,5 @@ const struct cs_provider cs_provider_basic = {
     .validate = basic_validate,
     .resolve = basic_resolve,
     .test = cs_prov_test_stored,
+    .short_lived = cs_prov_never_short_lived,
 };
