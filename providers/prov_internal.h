@@ -24,6 +24,8 @@ extern const struct cs_provider cs_provider_ibmcloud;
 extern const struct cs_provider cs_provider_kubeconfig;
 extern const struct cs_provider cs_provider_basic;
 extern const struct cs_provider cs_provider_apitoken;
+extern const struct cs_provider cs_provider_certificate;
+extern const struct cs_provider cs_provider_certificate;
 
 /** The test of a type that only stores (basic, apiToken, certificate without
  * a url): ok, "stored; nothing to test". @return CS_OK. */

@@ -194,8 +194,8 @@ static int member_count(const cJSON *obj) { return cJSON_GetArraySize(obj); }
 
 static void test_registry(void **state)
 {
-  static const char *const types[] = {"aws",        "azure", "gcp",     "ibmCloud",
-                                      "kubeconfig", "basic", "apiToken"};
+  static const char *const types[] = {"aws",        "azure", "gcp",      "ibmCloud",
+                                      "kubeconfig", "basic", "apiToken", "certificate"};
   size_t n = 0;
 
   (void)state;
@@ -639,6 +639,56 @@ static void test_azure_valid(void **state)
   assert_true(cJSON_Compare(cJSON_GetObjectItem(out, "serviceKey"), sk, true));
   cJSON_Delete(out);
   cs_prov_result_free(&r);
+  cJSON_Delete(sk);
+  free(sk_text);
+}
+
+/* The plain `az ad sp create-for-rbac` output and the subscription in the
+ * request derive the same azureSPInfo (and accountID) as --sdk-auth. */
+static void test_azure_plain_format(void **state)
+{
+  char *sk_text = fixture("azure-sdk-auth.json", NULL);
+  cJSON *sk = json(sk_text), *out = NULL;
+  const char *id = cJSON_GetObjectItem(sk, "clientId")->valuestring;
+  const char *pw = cJSON_GetObjectItem(sk, "clientSecret")->valuestring;
+  const char *tenant = cJSON_GetObjectItem(sk, "tenantId")->valuestring;
+  const char *sub = cJSON_GetObjectItem(sk, "subscriptionId")->valuestring;
+  struct cs_prov_result a, b;
+  char plain[512], extra[256];
+
+  (void)state;
+  snprintf(plain, sizeof plain,
+           "{\"appId\":\"%s\",\"displayName\":\"azure-cli-2026\",\"password\":\"%s\","
+           "\"tenant\":\"%s\"}",
+           id, pw, tenant);
+  snprintf(extra, sizeof extra, "{\"azureSPInfo\":{\"subscriptionId\":\"%s\"}}", sub);
+  expect_ok("azure", body_with("azure", "secret", sk_text, NULL), &a);
+  expect_ok("azure", body_with("azure", "secret", plain, extra), &b);
+  assert_true(cJSON_Compare(a.meta, b.meta, true));
+  assert_not_in_json(b.meta, pw);
+  assert_string_equal(b.secret, plain); /* sealed as given */
+  assert_int_equal(resolve(prov("azure"), b.meta, b.secret, b.secret_len, NULL, &out), CS_OK);
+  assert_str_member(out, "clientId", id);
+  assert_str_member(out, "clientSecret", pw);
+  assert_str_member(out, "tenantId", tenant);
+  assert_str_member(out, "subscriptionId", sub);
+  cJSON_Delete(out);
+  cs_prov_result_free(&a);
+  cs_prov_result_free(&b);
+  /* Without the subscription, or with a member missing: 400 naming it. */
+  expect_fail("azure", body_with("azure", "secret", plain, NULL), CS_ERR_MISSING,
+              "azureSPInfo.subscriptionId");
+  expect_fail("azure", body_with("azure", "secret", plain, "{\"azureSPInfo\":7}"), CS_ERR_INVALID,
+              "azureSPInfo");
+  expect_fail("azure",
+              body_with("azure", "secret", plain, "{\"azureSPInfo\":{\"subscriptionId\":5}}"),
+              CS_ERR_INVALID, "azureSPInfo.subscriptionId");
+  snprintf(plain, sizeof plain, "{\"appId\":\"%s\",\"tenant\":\"%s\"}", id, tenant);
+  expect_fail("azure", body_with("azure", "secret", plain, extra), CS_ERR_MISSING,
+              "secret.plain.password");
+  snprintf(plain, sizeof plain, "{\"appId\":\"%s\",\"password\":\"%s\"}", id, pw);
+  expect_fail("azure", body_with("azure", "secret", plain, extra), CS_ERR_MISSING,
+              "secret.plain.tenant");
   cJSON_Delete(sk);
   free(sk_text);
 }
@@ -1730,7 +1780,7 @@ static void test_secret_shape_all(void **state)
 {
   static const char *const extra[] = {
       "{\"accountID\":\"" KEY_ID "\"}", "{}", "{}", "{\"accountGUID\":\"abc\"}", "{}",
-      "{\"accountID\":\"u\"}",          "{}"};
+      "{\"accountID\":\"u\"}",          "{}", "{}"};
 
   (void)state;
   for (size_t i = 0; cs_providers[i]; i++) {
@@ -1769,6 +1819,7 @@ int main(void)
       cmocka_unit_test(test_gcp_sa_invalid),
       cmocka_unit_test(test_gcp_resolve_corrupt),
       cmocka_unit_test(test_ibm),
+      cmocka_unit_test(test_azure_plain_format),
       cmocka_unit_test(test_basic),
       cmocka_unit_test(test_api_token),
       cmocka_unit_test(test_kube_token),
