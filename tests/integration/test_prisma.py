@@ -422,3 +422,41 @@ def test_mount_token_ttl(cert):
         assert exp(r.json()["token"]) == 60
     finally:
         tt.close()
+
+
+def test_mount_answers_conform_to_the_spec(t):
+    """The mount's real answers against api-spec/openapi.yaml."""
+    from openapi_check import check
+    h = py_login(t)
+    ok = {"_id": "spec ü", "type": "apiToken", "apiToken": {"plain": "tok-1"},
+          "url": "https://x.example", "skipVerify": True, "stsEndpoints": ["a"]}
+    r = t.req("POST", B + "/credentials?project=p", headers=h, json=ok)
+    assert check(r, "POST", "/prisma/api/v{version}/credentials") is None
+    for q in ("", "?limit=2&offset=0", "?ids=" + quote("spec ü")):
+        r = t.req("GET", B + "/credentials" + q, headers=h)
+        check(r, "GET", "/prisma/api/v{version}/credentials")
+        assert ("Total-Count" in r.headers) == ("limit" in q)
+    uid = add_usage(t, "spec ü")
+    r = t.req("GET", B + "/credentials/%s/usages" % quote("spec ü"), headers=h)
+    check(r, "GET", "/prisma/api/v{version}/credentials/{id}/usages")
+    r = t.req("DELETE", B + "/credentials/" + quote("spec ü"), headers=h)
+    assert r.status_code == 409
+    check(r, "DELETE", "/prisma/api/v{version}/credentials/{id}")
+    for bad in ({"_id": "x/y", "type": "basic"}, {"_id": "z", "type": "basic", "url": 5}):
+        r = t.req("POST", B + "/credentials", headers=h, json=bad)
+        assert r.status_code == 400
+        check(r, "POST", "/prisma/api/v{version}/credentials")
+    r = t.req("POST", "/prisma/login", json={"username": t.admin["id"], "password": "x"})
+    check(r, "POST", "/prisma/login")
+    r = t.req("POST", "/prisma/login", json={"username": t.admin["id"],
+                                            "password": t.admin["secret"], "prismaId": 7})
+    assert r.status_code == 200
+    check(r, "POST", "/prisma/login")
+    r = t.req("GET", "/prisma/auth_token/extend", headers={"x-redlock-auth": r.json()["token"]})
+    check(r, "GET", "/prisma/auth_token/extend")
+    r = t.req("GET", B + "/authenticate/renew", headers=h)
+    check(r, "GET", "/prisma/api/v{version}/authenticate/renew")
+    assert t.req("DELETE", "/api/v1/credentials/%s/usages/%s" % (quote("spec ü", safe=""), uid),
+                 headers=t.auth).status_code == 204
+    r = t.req("DELETE", B + "/credentials/" + quote("spec ü"), headers=h)
+    assert check(r, "DELETE", "/prisma/api/v{version}/credentials/{id}") is None
