@@ -71,7 +71,8 @@ static enum cs_err parse_ids(const struct cs_params *p, cJSON **out, struct cs_r
     return CS_ERR_NOMEM;
   for (size_t i = 0; i < n && !e; i++)
     e = add_ids(ids, vals[i], n == 1, resp);
-  if (e)
+  /* Only empty values ("ids=") filter nothing, like a parameter left out. */
+  if (e || !cJSON_GetArraySize(ids))
     cJSON_Delete(ids);
   else
     *out = ids;

@@ -229,7 +229,8 @@ enum cs_err cs_resp_error(enum cs_err e, struct cs_resp *resp) CS_WUR;
  * GET /credentials: offset, limit, type, search, sort, reverse, ids into
  * @p q (scope untouched). ids: several ids= values are whole names; a single
  * one is split on commas (so a name with a comma is asked for alone as
- * "ids=a,b&ids="; empty values are ignored). On success q->ids is a new array
+ * "ids=a,b&ids="; empty values are ignored, and ids with only empty values
+ * filters nothing). On success q->ids is a new array
  * the caller frees with cJSON_Delete (NULL when no ids were given).
  */
 enum cs_err cs_parse_cred_query(const struct cs_params *p, struct cs_cred_query *q,

@@ -103,6 +103,10 @@ def test_ids_filter(d):
     assert ids("ids=" + p("ids,c")) == []  # split: "ids" and "c", neither exists
     assert ids("ids=nope&ids=" + p("ids d") + "&ids=" + p("ids d")) == ["ids d"]
     assert ids("ids=" + p("ids a") + "&type=kubeconfig") == []
+    # Only empty values: no filter, like ids left out.
+    everything = ids("limit=500")
+    assert ids("ids=&limit=500") == ids("ids=&ids=&limit=500") == everything
+    assert len(everything) >= 4
     for bad in ["ids=a%2Fb", "ids=%20x", "ids=a%00", "ids=" + "x" * 129]:
         assert_error(d.get("/api/v1/credentials?" + bad, headers=d.auth), 400, "invalid_query")
     assert_error(d.get("/api/v1/credentials?" + "&".join(["ids=a"] * 501), headers=d.auth), 400)
