@@ -33,7 +33,7 @@ void cs_conn_notify(void *cls, struct MHD_Connection *c, void **socket_context,
 void *cs_conn_tracker(struct MHD_Connection *c);
 
 /** Longest request path (without the query) that is kept raw; longer ones are refused. */
-#define CS_RAW_PATH_MAX 511
+#define CS_RAW_PATH_MAX 2047 /* a whole name percent-encoded (3 x CS_NAME_MAX) and more */
 
 /**
  * Keep the path of the request line @p uri (up to '?', still percent-encoded)

@@ -47,7 +47,7 @@ enum cs_method { CS_GET, CS_POST, CS_PUT, CS_DELETE, CS_METHOD_OTHER };
 
 #define CS_MAX_PARAMS 3
 #define CS_MAX_HEADERS 4
-#define CS_ERR_MSG_MAX 256
+#define CS_ERR_MSG_MAX 640 /* a message with a whole name (CS_NAME_MAX bytes) in it */
 
 /** What a handler produces. */
 struct cs_resp {
@@ -75,7 +75,7 @@ struct cs_req {
   const struct cs_route *route;
   enum cs_method method;
   const char *params[CS_MAX_PARAMS]; /* path parameters, into path_buf */
-  char path_buf[512];
+  char path_buf[2048]; /* the raw path (conn.h CS_RAW_PATH_MAX): a whole encoded name fits */
   struct cs_buf body;
   enum cs_err early_err; /* refusal decided from the headers, before the body */
   struct cs_resp early;  /* its message and headers (no body) */

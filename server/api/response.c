@@ -129,12 +129,28 @@ void cs_resp_header(struct cs_resp *resp, const char *name, const char *fmt, ...
   resp->nheaders++;
 }
 
+/* A message cut by vsnprintf may end inside a UTF-8 character (a long
+ * name): drop that partial character, so the body stays valid UTF-8. */
+static void utf8_tail_trim(char *s)
+{
+  size_t n = strlen(s), i = n, need;
+  while (i > 0 && ((unsigned char)s[i - 1] & 0xc0) == 0x80 && n - i < 3)
+    i--;
+  if (i == 0 || ((unsigned char)s[i - 1] & 0x80) == 0)
+    return; /* ASCII, or continuation bytes without a lead: left to the caller's input */
+  unsigned char lead = (unsigned char)s[i - 1];
+  need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+  if (n - (i - 1) < need)
+    s[i - 1] = '\0';
+}
+
 enum cs_err cs_fail(struct cs_resp *resp, enum cs_err e, const char *fmt, ...)
 {
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(resp->err_msg, sizeof resp->err_msg, fmt, ap);
   va_end(ap);
+  utf8_tail_trim(resp->err_msg);
   return e;
 }
 
@@ -145,6 +161,7 @@ enum cs_err cs_fail_field(struct cs_resp *resp, enum cs_err e, const char *field
   va_start(ap, fmt);
   vsnprintf(resp->err_msg, sizeof resp->err_msg, fmt, ap);
   va_end(ap);
+  utf8_tail_trim(resp->err_msg);
   cJSON_Delete(resp->err_extra);
   if ((resp->err_extra = cJSON_CreateObject()))
     cJSON_AddStringToObject(resp->err_extra, "field", field);

@@ -65,6 +65,22 @@ def test_names_end_to_end(d):
             assert n in r.json()["err"]
             assert d.delete("/api/v1/credentials/%s/usages/%s" % (p(n), u["id"]),
                             headers=d.auth).status_code == 204
+        # The longest names, in errors too: the body stays valid UTF-8 JSON.
+        for long_name in ["\u20ac" * 128, "\u00fc" * 128, "a" * 127 + "\u20ac"]:
+            r = d.get("/api/v1/credentials/" + p(long_name), headers=d.auth)
+            assert r.status_code == 404 and long_name in r.json()["err"]
+            r = d.delete("/prisma/api/v1/credentials/" + p(long_name), headers=d.auth)
+            assert r.status_code == 404 and long_name in r.json()["err"]
+            r = d.post("/api/v1/credentials", json=ibm(long_name), headers=d.auth)
+            assert r.status_code == 201 and r.json()["_id"] == long_name, r.text
+            uid = d.post("/api/v1/credentials/%s/usages" % p(long_name), headers=d.auth,
+                         json={"type": "t"}).json()["id"]
+            r = d.delete("/api/v1/credentials/" + p(long_name), headers=d.auth)
+            assert r.status_code == 409 and long_name in r.json()["err"]
+            assert d.delete("/api/v1/credentials/%s/usages/%s" % (p(long_name), uid),
+                            headers=d.auth).status_code == 204
+            assert d.delete("/api/v1/credentials/" + p(long_name),
+                            headers=d.auth).status_code == 204
         # Exact: no case folding, no trimming, no prefix match.
         assert d.get("/api/v1/credentials/aws%20PROD%20account", headers=d.auth).status_code == 404
         assert d.get("/api/v1/credentials/AWS%20prod", headers=d.auth).status_code == 404
