@@ -101,7 +101,8 @@ static enum cs_err parse_query(const struct cs_params *p, struct cs_cred_query *
   if ((v = p->get(p->arg, "type")) && v[0]) {
     if (!(q->type = cs_provider_find(v)))
       return cs_fail(resp, CS_ERR_BAD_QUERY,
-                     "type must be one of aws, azure, gcp, ibmCloud, kubeconfig, basic, apiToken");
+                     "type must be one of aws, azure, gcp, ibmCloud, kubeconfig, basic, apiToken, "
+                     "certificate");
   }
   if ((v = p->get(p->arg, "search"))) {
     if (strlen(v) > SEARCH_MAX)

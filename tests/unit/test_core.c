@@ -254,6 +254,70 @@ static void test_put_keeps_secret(void **state)
   cJSON_Delete(c);
 }
 
+/* The /prisma upsert (skip_unchanged): the same secret and fields write only
+ * an audit entry; the native upsert still bumps the version. Empty secret
+ * objects keep the secret; a new plain wins over an echo beside it. */
+static void test_put_unchanged_and_empty_secrets(void **state)
+{
+  struct fx *f = *state;
+  struct cs_cred_put_result r;
+  cJSON *c = put_ok(f, "pr-1", ibm_body("s-1")), *b;
+  char fp[64], body[512];
+  uint64_t audits;
+  snprintf(fp, sizeof fp, "%s", fingerprint(c));
+  cJSON_Delete(c);
+
+  /* Native: the same body again is an update with a new version, same encrypted. */
+  c = put_ok(f, "pr-1", ibm_body("s-1"));
+  assert_int_equal((int)num(c, "version"), 2);
+  assert_string_equal(fingerprint(c), fp);
+  cJSON_Delete(c);
+  /* Mount: the same again changes nothing but the audit trail. */
+  audits = audit_count(f);
+  b = json(ibm_body("s-1"));
+  struct cs_cred_put in = {"pr-1", b, false, false, 0, &f->who, &f->actor, true};
+  assert_int_equal(cs_creds_put(&f->core, &in, &r), CS_OK);
+  assert_true(r.unchanged);
+  assert_null(r.credential);
+  assert_int_equal(audit_count(f), audits + 1);
+  cJSON_Delete(b);
+  /* Mount: a changed field is an update. */
+  b = json("{\"type\":\"ibmCloud\",\"accountGUID\":\"0123456789abcdef\","
+           "\"secret\":{\"plain\":\"s-1\"},\"url\":\"https://x\"}");
+  in.body = b;
+  assert_int_equal(cs_creds_put(&f->core, &in, &r), CS_OK);
+  assert_false(r.unchanged);
+  assert_int_equal((int)num(r.credential, "version"), 3);
+  assert_string_equal(str(r.credential, "url"), "https://x");
+  cJSON_Delete(r.credential);
+  cJSON_Delete(b);
+  /* Every empty spelling keeps the secret, in either field. */
+  const char *empties[] = {"{}", "{\"encrypted\":\"\"}", "{\"plain\":\"\",\"encrypted\":\"\"}"};
+  for (size_t i = 0; i < 3; i++) {
+    snprintf(body, sizeof body,
+             "{\"type\":\"ibmCloud\",\"accountGUID\":\"0123456789abcdef\",\"secret\":%s,"
+             "\"apiToken\":%s}",
+             empties[i], empties[(i + 1) % 3]);
+    c = put_ok(f, "pr-1", body);
+    assert_string_equal(fingerprint(c), fp);
+    cJSON_Delete(c);
+  }
+  /* A new plain beside a stale echo: the plain wins. */
+  snprintf(body, sizeof body,
+           "{\"type\":\"ibmCloud\",\"accountGUID\":\"0123456789abcdef\","
+           "\"secret\":{\"encrypted\":\"v1.stale\",\"plain\":\"s-2\"}}");
+  c = put_ok(f, "pr-1", body);
+  assert_string_not_equal(fingerprint(c), fp);
+  cJSON_Delete(c);
+  /* A Prisma field of the wrong type names itself. */
+  assert_int_equal(put_full(f, "pr-1",
+                            "{\"type\":\"ibmCloud\",\"accountGUID\":\"0123456789abcdef\","
+                            "\"skipVerify\":\"yes\"}",
+                            false, NULL, &r),
+                   CS_ERR_INVALID);
+  assert_string_equal(r.perr.field, "skipVerify");
+}
+
 static void test_put_if_match_and_must_exist(void **state)
 {
   struct fx *f = *state;
@@ -293,8 +357,9 @@ static void test_put_refusals_name_fields(void **state)
   assert_non_null(strstr(r.perr.msg, "ibmCloud"));
   assert_int_equal(put_full(f, "t-2", "{\"type\":\"ftp\"}", false, NULL, &r), CS_ERR_INVALID);
   assert_string_equal(r.perr.field, "type");
-  assert_string_equal(r.perr.msg,
-                      "type must be one of aws, azure, gcp, ibmCloud, kubeconfig, basic, apiToken");
+  assert_string_equal(
+      r.perr.msg,
+      "type must be one of aws, azure, gcp, ibmCloud, kubeconfig, basic, apiToken, certificate");
   memset(x, 'x', sizeof x - 1);
   x[sizeof x - 1] = '\0';
   snprintf(long_desc, sizeof long_desc, "{\"type\":\"ibmCloud\",\"description\":\"%s\"}", x);
@@ -885,6 +950,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_put_create_and_update, setup, teardown),
       cmocka_unit_test_setup_teardown(test_put_keeps_secret, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_put_unchanged_and_empty_secrets, setup, teardown),
       cmocka_unit_test_setup_teardown(test_put_if_match_and_must_exist, setup, teardown),
       cmocka_unit_test_setup_teardown(test_put_refusals_name_fields, setup, teardown),
       cmocka_unit_test_setup_teardown(test_delete_refused_while_in_use, setup, teardown),
