@@ -300,3 +300,32 @@ def test_azure_plain_format_derives_the_same(d):
     r = d.post("/api/v1/credentials", headers=d.auth,
                json={"_id": "az plain 2", "type": "azure", "secret": {"plain": json.dumps(plain)}})
     assert assert_error(r, 400, "missing_field")["field"] == "azureSPInfo.subscriptionId"
+
+
+def test_get_edit_post_back_with_empty_token_every_type(d, pems):
+    """Prisma's GET -> edit -> POST back carries "apiToken": {"encrypted": ""}
+    (and the other empty spellings): every type keeps its secret."""
+    from test_credentials import valid_bodies
+    bodies = valid_bodies()
+    del bodies["aws-role"]  # resolves through IMDS; it has no secret to keep anyway
+    bodies["basic"] = {"type": "basic", "accountID": "u", "secret": {"plain": "pw"}}
+    bodies["api-token"] = {"type": "apiToken", "apiToken": {"plain": "tok-1"}}
+    bodies["certificate"] = {"type": "certificate",
+                             "secret": {"plain": pems["a.crt"] + pems["a.key"]}}
+    for name, body in bodies.items():
+        cid = "roundtrip " + name
+        r = d.post("/api/v1/credentials", json=dict(body, _id=cid), headers=d.auth)
+        assert r.status_code == 201, (name, r.text)
+        uid = usage(d, cid)
+        before = resolve(d, cid, uid)
+        for empty in EMPTY_SPELLINGS:
+            got = get(d, cid)
+            got["description"] = "edited " + json.dumps(empty)
+            for holder in ("secret", "apiToken"):
+                got.setdefault(holder, dict(empty))
+            for url in ("/api/v1/credentials", "/prisma/api/v1/credentials"):
+                r = d.post(url, json=got, headers=d.auth)
+                assert r.status_code == 200, (name, empty, r.text)
+                after = resolve(d, cid, uid)
+                after.pop("version"), before.pop("version", None)
+                assert after == before, name
