@@ -56,6 +56,15 @@ API_ROUTES = {
     ("GET", "/readyz"),
     ("GET", "/metrics"),
     ("GET", "/api/v1/version"),
+    # §7, the /prisma mount
+    ("POST", "/prisma/api/v{ver}/authenticate"),
+    ("GET", "/prisma/api/v{ver}/authenticate/renew"),
+    ("GET", "/prisma/api/v{ver}/credentials"),
+    ("POST", "/prisma/api/v{ver}/credentials"),
+    ("DELETE", "/prisma/api/v{ver}/credentials/{name}"),
+    ("GET", "/prisma/api/v{ver}/credentials/{name}/usages"),
+    ("POST", "/prisma/login"),
+    ("GET", "/prisma/auth_token/extend"),
 }
 
 # Registry codes (common/common.h) that no HTTP response carries, and why.
@@ -286,8 +295,8 @@ def test_api_md_routes_are_in_the_spec():
     if api_md:
         text = open(api_md, encoding="utf-8").read()
         found = set(re.findall(r"`(GET|POST|PUT|DELETE) (/[^`\s?]*)", text))
-        found = {(m, p) for m, p in found
-                 if p.startswith("/api/") or p in ("/healthz", "/readyz", "/metrics")}
+        found = {(m, p.rstrip("[")) for m, p in found
+                 if p.startswith(("/api/", "/prisma/")) or p in ("/healthz", "/readyz", "/metrics")}
         assert len(found) >= 15, found
         missing = {(m, normalize(p)) for m, p in found} - known
         assert not missing, "API.md routes missing from API_ROUTES: %s" % missing
