@@ -93,6 +93,24 @@ enum cs_err cs_buf_printf(struct cs_buf *b, const char *fmt, ...)
   return CS_OK;
 }
 
+enum cs_err cs_buf_url_escape(struct cs_buf *b, const char *s, size_t len)
+{
+  static const char hex[] = "0123456789ABCDEF";
+  enum cs_err e = CS_OK;
+
+  for (size_t i = 0; i < len && !e; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+        strchr("-._~", c)) {
+      e = cs_buf_append(b, s + i, 1);
+    } else {
+      char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
+      e = cs_buf_append(b, esc, 3);
+    }
+  }
+  return e;
+}
+
 enum cs_err cs_buf_json_escape(struct cs_buf *b, const char *s, size_t len)
 {
   static const char hex[] = "0123456789abcdef";

@@ -151,6 +151,13 @@ enum cs_err cs_buf_append(struct cs_buf *b, const void *data, size_t len) CS_WUR
 /** printf-append. @return CS_ERR_TOO_LARGE, CS_ERR_NOMEM, CS_ERR_INTERNAL. */
 enum cs_err cs_buf_printf(struct cs_buf *b, const char *fmt, ...) CS_WUR
     __attribute__((format(printf, 2, 3)));
+/**
+ * Append @p s percent-encoded for one URL path segment or query value: every
+ * byte but RFC 3986's unreserved ones (A-Z a-z 0-9 - . _ ~) as %XX.
+ * @return CS_ERR_TOO_LARGE, CS_ERR_NOMEM.
+ */
+enum cs_err cs_buf_url_escape(struct cs_buf *b, const char *s, size_t len) CS_WUR;
+
 /** Append @p s JSON-escaped, without quotes. */
 enum cs_err cs_buf_json_escape(struct cs_buf *b, const char *s, size_t len) CS_WUR;
 /** Wipe the contents (sodium-free memzero) and free; keeps max. NULL ok. */
@@ -217,9 +224,25 @@ char *cs_json_print(const cJSON *j);
 /* ---------------------------------------------------------------- ids/misc */
 
 #define CS_ID_MAX 128
+/** Credential names: at most CS_NAME_CHARS characters in at most CS_NAME_MAX bytes. */
+#define CS_NAME_CHARS 128
+#define CS_NAME_MAX 384 /* 128 characters of the Basic Multilingual Plane */
 
-/** @return true if @p s is 1..CS_ID_MAX chars of [A-Za-z0-9._-]. */
+/** @return true if @p s is 1..CS_ID_MAX chars of [A-Za-z0-9._-] (access-key and usage ids). */
 bool cs_id_valid(const char *s, size_t len);
+
+/**
+ * A credential name (API.md §3 "Names"): 1..CS_NAME_CHARS characters of
+ * strict UTF-8 in at most CS_NAME_MAX bytes, no control character (C0, DEL,
+ * C1), no '/' or '\\', no leading or trailing space, not "." or "..".
+ * @return true if @p len bytes at @p s are one.
+ */
+bool cs_name_valid(const char *s, size_t len);
+
+/** What cs_name_valid() admits, for error messages. */
+#define CS_NAME_RULE                                                                               \
+  "1-128 characters of UTF-8 without control characters, '/' or '\\', leading or trailing "        \
+  "spaces, and not '.' or '..'"
 /** Parse a decimal non-negative integer fully. @return CS_ERR_INVALID. */
 enum cs_err cs_parse_u64(const char *s, uint64_t max, uint64_t *out) CS_WUR;
 

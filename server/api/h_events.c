@@ -25,7 +25,7 @@ enum cs_err cs_parse_events_query(const struct cs_params *p, const cJSON *scope,
   if ((v = p->get(p->arg, "wait")) && cs_parse_u64(v, CS_EVENTS_WAIT_MAX, &q->wait))
     return cs_fail(resp, CS_ERR_BAD_QUERY, "wait must be 0 to %d seconds", CS_EVENTS_WAIT_MAX);
   q->cred = p->get(p->arg, "credential");
-  if (q->cred && (!cs_id_valid(q->cred, strlen(q->cred)) || !cs_scope_allows(scope, q->cred)))
+  if (q->cred && (!cs_name_valid(q->cred, strlen(q->cred)) || !cs_scope_allows(scope, q->cred)))
     return cs_fail(resp, CS_ERR_BAD_QUERY, "credential must be a credential id in scope");
   return CS_OK;
 }

@@ -35,6 +35,9 @@ struct cs_config {
   const char *webhook_allow; /* CIDRs and host names webhooks may reach despite a deny */
   const char *webhook_deny;  /* CIDRs and host names webhooks may not reach */
   int64_t token_ttl;
+  int64_t prisma_token_ttl;  /* /prisma tokens (default 1800, Prisma's) */
+  const char *customer_name; /* /prisma/login's customerName (default "credstore") */
+  const char *prisma_id;     /* /prisma/login's prismaId (default: the store's stable id) */
   int64_t threads;
   int64_t max_connections;
   int64_t conn_timeout;

@@ -39,6 +39,9 @@ static const struct opt opts[] = {
     O_STR("webhook-allow", webhook_allow),
     O_STR("webhook-deny", webhook_deny),
     O_INT("token-ttl", token_ttl, 1, 86400),
+    O_INT("prisma-token-ttl", prisma_token_ttl, 1, 86400),
+    O_STR("customer-name", customer_name),
+    O_STR("prisma-id", prisma_id),
     O_INT("threads", threads, 1, 256),
     O_INT("max-connections", max_connections, 1, 100000),
     O_INT("conn-timeout", conn_timeout, 1, 3600),
@@ -108,6 +111,7 @@ enum cs_err cs_config_parse(int argc, char **argv, struct cs_config *cfg)
   memset(cfg, 0, sizeof *cfg);
   cfg->log_level = CS_LOG_INFO;
   cfg->token_ttl = CS_DEFAULT_TOKEN_TTL;
+  cfg->prisma_token_ttl = CS_DEFAULT_PRISMA_TOKEN_TTL;
   cfg->auth_max_failures = CS_DEFAULT_AUTH_MAX_FAILURES;
   cfg->auth_cooloff = CS_DEFAULT_AUTH_COOLOFF;
   cfg->webhook_retry_ms = CS_DEFAULT_WEBHOOK_RETRY_MS;

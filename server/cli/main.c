@@ -18,6 +18,8 @@ static void usage(FILE *f)
         "           [--tls-cert F --tls-key F] [--insecure-http] [--sts-endpoint URL]\n"
         "           [--imds-endpoint URL] [--token-ttl SECONDS] [--log-level LEVEL]\n"
         "           [--threads N] [--max-connections N] [--conn-timeout SECONDS]\n"
+        "           [--prisma-token-ttl SECONDS] [--customer-name NAME] [--prisma-id ID]\n"
+        "           (the /prisma mount: Prisma Cloud's clients, API.md §7)\n"
         "  audit-verify --data DIR [--master-key-file F | --passphrase-env VAR]\n"
         "           (the audit chain is keyed with a key derived from the master key;\n"
         "           without a key option DIR/master.key, the development key, is used)\n"

@@ -12,6 +12,8 @@ void cs_core_init(struct cs_core *c, struct cs_store *st, struct cs_keyring *kr,
     c->opts = *opts;
   if (!c->opts.token_ttl)
     c->opts.token_ttl = CS_DEFAULT_TOKEN_TTL;
+  if (!c->opts.prisma_token_ttl)
+    c->opts.prisma_token_ttl = CS_DEFAULT_PRISMA_TOKEN_TTL;
   if (!c->opts.webhook_retry_ms)
     c->opts.webhook_retry_ms = CS_DEFAULT_WEBHOOK_RETRY_MS;
   c->store = st;

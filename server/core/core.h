@@ -22,7 +22,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define CS_DEFAULT_TOKEN_TTL 600 /* seconds a login token lives */
+#define CS_DEFAULT_TOKEN_TTL 600         /* seconds a login token lives */
+#define CS_DEFAULT_PRISMA_TOKEN_TTL 1800 /* seconds a /prisma token lives (Prisma's default) */
 #define CS_DEFAULT_WEBHOOK_RETRY_MS 1000
 
 /* ------------------------------------------------------------------ roles */
@@ -39,6 +40,7 @@ enum cs_err cs_role_parse(const char *s, enum cs_role *out) CS_WUR;
 /** The core's options (the cli fills them from flags and CREDSTORE_*). */
 struct cs_core_opts {
   int64_t token_ttl;              /* seconds; 0: CS_DEFAULT_TOKEN_TTL */
+  int64_t prisma_token_ttl;       /* seconds of /prisma tokens; 0: CS_DEFAULT_PRISMA_TOKEN_TTL */
   int64_t webhook_retry_ms;       /* first webhook retry delay; 0: CS_DEFAULT_WEBHOOK_RETRY_MS */
   const char *webhook_allow;      /* CIDRs and host names webhooks may reach despite a deny */
   const char *webhook_deny;       /* CIDRs and host names webhooks may not reach */
@@ -153,9 +155,9 @@ enum cs_err cs_meta_init(struct cs_store *st, const struct cs_keyring *kr,
 #define CS_KEY_ID_HEX 12     /* random bytes in an access key id */
 #define CS_KEY_SECRET_HEX 32 /* random bytes in an access key secret */
 #define CS_KEY_NAME_MAX 128
-#define CS_KEY_SECRET_MAX 128 /* secrets are hashed at most this long */
-#define CS_SCOPE_MAX 64       /* patterns per key */
-#define CS_PATTERN_MAX 128    /* chars per pattern */
+#define CS_KEY_SECRET_MAX 128      /* secrets are hashed at most this long */
+#define CS_SCOPE_MAX 64            /* patterns per key */
+#define CS_PATTERN_MAX CS_NAME_MAX /* bytes per pattern: a name is a pattern too */
 
 /** What a key may reach: the limits that "broader" compares. */
 struct cs_key_bounds {
@@ -255,11 +257,19 @@ enum cs_err cs_key_spec_bound(struct cs_key_spec *spec, const struct cs_key_boun
 /* ------------------------------------------------------------------ tokens */
 
 /**
- * Mint a token for @p who, valid for opts.token_ttl but never past the
- * key's own expiry. Caller frees *token.
+ * Mint a token for @p who, valid for @p ttl seconds (0: opts.token_ttl) but
+ * never past the key's own expiry. Caller frees *token.
  * @return CS_ERR_NOMEM, CS_ERR_CRYPTO.
  */
-enum cs_err cs_token_issue(struct cs_core *c, const struct cs_principal *who, char **token) CS_WUR;
+enum cs_err cs_token_issue(struct cs_core *c, const struct cs_principal *who, int64_t ttl,
+                           char **token) CS_WUR;
+
+/**
+ * A stable id of this store (32 hex digits): a keyed hash under the
+ * keyring's root-derived audit key, so it survives restarts, data-key
+ * rotations, backups and restores, and says nothing about any key.
+ */
+void cs_core_store_id(const struct cs_core *c, char out[33]);
 
 /**
  * Check @p token (leading blanks skipped) and that its key still exists and
@@ -280,11 +290,13 @@ struct cs_cred_put {
   uint64_t if_match; /* the version it names */
   const struct cs_principal *who;
   const struct cs_actor *actor;
+  bool skip_unchanged; /* /prisma: an update that changes nothing writes only its audit entry */
 };
 
 /** What a create-or-update did. */
 struct cs_cred_put_result {
   bool created;
+  bool unchanged;            /* skip_unchanged applied: no new version, event or webhook */
   cJSON *credential;         /* rendered, owned by the caller */
   struct cs_prov_error perr; /* on CS_ERR_INVALID/MISSING/BAD_ID: field and message */
 };
@@ -323,7 +335,10 @@ struct cs_cred_query {
   enum cs_cred_sort sort;
   bool reverse;
   const cJSON *scope; /* the caller's scope, NULL = everything */
+  const cJSON *ids;   /* array of names: only these (and within scope), or NULL */
 };
+
+#define CS_IDS_MAX 500 /* names in one ?ids= filter */
 
 /** One page of rendered credentials and the count of all that match. */
 enum cs_err cs_creds_list(struct cs_core *c, const struct cs_cred_query *q, cJSON **page,

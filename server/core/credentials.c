@@ -98,16 +98,40 @@ static void wipe_plain(cJSON *body)
   }
 }
 
+static bool empty_string(const cJSON *j) { return cJSON_IsString(j) && !j->valuestring[0]; }
+
+/* A non-empty plain: a new secret, which wins over an encrypted echo beside
+ * it (Terraform sends back the last encrypted value with every plain). */
+static bool has_new_plain(const cJSON *s)
+{
+  const cJSON *plain = cJSON_GetObjectItemCaseSensitive(s, "plain");
+  return plain && !empty_string(plain);
+}
+
+/* API.md §3 "Prisma fields": {}, {"encrypted": ""} and {"plain": "",
+ * "encrypted": ""} give no value (keep what is stored), like leaving the
+ * field out. */
+static bool empty_secret(const cJSON *s)
+{
+  const cJSON *plain = cJSON_GetObjectItemCaseSensitive(s, "plain");
+  const cJSON *enc = cJSON_GetObjectItemCaseSensitive(s, "encrypted");
+  return cJSON_IsObject(s) && (!enc || empty_string(enc)) &&
+         (!plain ? true : empty_string(plain) && enc);
+}
+
 /* One secret field: a new plain value, or a sent-back encrypted value that
  * must be this credential's current one (it becomes the stored plaintext,
- * so a blob can't move between records). Sets *any when present. */
+ * so a blob can't move between records). Sets *any when present. With
+ * @p echo_ignored (the other field carries a new plain), an echo here is
+ * dropped unchecked: a stale echo beside a new secret is not an error. */
 static enum cs_err secret_field_input(cJSON *work, const char *name, struct existing *x, bool *any,
-                                      struct cs_cred_put_result *out)
+                                      bool echo_ignored, struct cs_cred_put_result *out)
 {
   cJSON *s = cJSON_GetObjectItemCaseSensitive(work, name);
   char field[32];
 
-  if (!s || cJSON_IsNull(s)) {
+  if (!s || cJSON_IsNull(s) || empty_secret(s) ||
+      (echo_ignored && cJSON_IsObject(s) && !has_new_plain(s))) {
     cJSON_DeleteItemFromObjectCaseSensitive(work, name);
     return CS_OK;
   }
@@ -116,8 +140,10 @@ static enum cs_err secret_field_input(cJSON *work, const char *name, struct exis
     return fail_field(out, CS_ERR_INVALID, name, "%s must be an object", name);
   cJSON *plain = cJSON_GetObjectItemCaseSensitive(s, "plain");
   cJSON *enc = cJSON_GetObjectItemCaseSensitive(s, "encrypted");
-  if (plain)
+  if (has_new_plain(s) || (plain && !enc)) {
+    cJSON_DeleteItemFromObjectCaseSensitive(s, "encrypted");
     return CS_OK; /* a new secret; the provider validates it */
+  }
   if (!enc)
     return fail_field(out, CS_ERR_MISSING, name, "%s needs plain (or its encrypted value)", name);
   snprintf(field, sizeof field, "%s.encrypted", name);
@@ -129,6 +155,7 @@ static enum cs_err secret_field_input(cJSON *work, const char *name, struct exis
   if (!p)
     return CS_ERR_NOMEM;
   cJSON_DeleteItemFromObjectCaseSensitive(s, "encrypted");
+  cJSON_DeleteItemFromObjectCaseSensitive(s, "plain"); /* an empty one beside the echo */
   cJSON_AddItemToObject(s, "plain", p);
   x->kept = true;
   return CS_OK;
@@ -142,11 +169,13 @@ static enum cs_err secret_field_input(cJSON *work, const char *name, struct exis
 static enum cs_err resolve_secret_input(cJSON *work, struct existing *x,
                                         struct cs_cred_put_result *out)
 {
-  bool any = false;
+  bool any = false, fresh = false;
   enum cs_err e;
 
   for (size_t i = 0; i < 2; i++)
-    if ((e = secret_field_input(work, secret_fields[i], x, &any, out)))
+    fresh |= has_new_plain(cJSON_GetObjectItemCaseSensitive(work, secret_fields[i]));
+  for (size_t i = 0; i < 2; i++)
+    if ((e = secret_field_input(work, secret_fields[i], x, &any, fresh, out)))
       return e;
   if (!any && x->found && x->plain_len > 0) {
     /* Omitted on update: keep the stored secret, in the field it came from. */
@@ -281,8 +310,11 @@ static enum cs_err seal_or_keep(struct cs_core *c, const char *id, struct attemp
   struct existing *x = &a->x;
   const struct cs_prov_result *pr = &a->pr;
 
-  if (x->kept && pr->secret_len == x->plain_len && pr->secret_len > 0 &&
-      memcmp(pr->secret, x->plain, pr->secret_len) == 0) {
+  /* The same plaintext, kept or sent again, keeps its sealed bytes: the
+   * encrypted value a client read stays the current one (Terraform sends it
+   * back with every apply). */
+  if (x->found && pr->secret_len == x->plain_len && pr->secret_len > 0 &&
+      cs_bytes_equal(pr->secret, x->plain, pr->secret_len)) {
     a->sealed = x->sealed;
     a->sealed_len = x->sealed_len;
     x->sealed = NULL;
@@ -293,6 +325,55 @@ static enum cs_err seal_or_keep(struct cs_core *c, const char *id, struct attemp
     return CS_OK; /* aws with useAWSRole stores no secret */
   return cs_cred_seal_secret(c->keyring, id, pr->secret, pr->secret_len, &a->sealed, &a->sealed_len,
                              a->fp);
+}
+
+/* API.md §3 "Prisma fields": stored as given, returned unchanged. */
+static const struct {
+  const char *name;
+  int kind;   /* cJSON_String, cJSON_True (a boolean) or cJSON_Array (of strings) */
+  size_t max; /* bytes of a string; items of an array */
+} prisma_fields[] = {
+    {"accountName", cJSON_String, 256}, {"caCert", cJSON_String, 64 * 1024},
+    {"url", cJSON_String, CS_URL_MAX},  {"cloudProviderAccountID", cJSON_String, 256},
+    {"skipVerify", cJSON_True, 0},      {"global", cJSON_True, 0},
+    {"external", cJSON_True, 0},        {"stsEndpoints", cJSON_Array, 64},
+};
+
+static bool prisma_field_ok(const cJSON *v, int kind, size_t max)
+{
+  const cJSON *s;
+  if (kind == cJSON_True)
+    return cJSON_IsBool(v);
+  if (kind == cJSON_String)
+    return cJSON_IsString(v) && strlen(v->valuestring) <= max;
+  if (!cJSON_IsArray(v) || (size_t)cJSON_GetArraySize(v) > max)
+    return false;
+  cJSON_ArrayForEach(s, v)
+  {
+    if (!cJSON_IsString(s) || strlen(s->valuestring) > 256)
+      return false;
+  }
+  return true;
+}
+
+/* Copy the Prisma fields of @p body into @p meta (null or absent: left out). */
+static enum cs_err add_prisma_fields(const cJSON *body, cJSON *meta, struct cs_cred_put_result *out)
+{
+  for (size_t i = 0; i < sizeof prisma_fields / sizeof prisma_fields[0]; i++) {
+    const char *name = prisma_fields[i].name;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
+    if (!v || cJSON_IsNull(v))
+      continue;
+    if (!prisma_field_ok(v, prisma_fields[i].kind, prisma_fields[i].max))
+      return fail_field(out, CS_ERR_INVALID, name, "%s must be %s", name,
+                        prisma_fields[i].kind == cJSON_True     ? "true or false"
+                        : prisma_fields[i].kind == cJSON_String ? "a string (bounded in size)"
+                                                                : "an array of at most 64 strings");
+    cJSON_DeleteItemFromObjectCaseSensitive(meta, name);
+    if (!cJSON_AddItemToObject(meta, name, cJSON_Duplicate(v, true)))
+      return CS_ERR_NOMEM;
+  }
+  return CS_OK;
 }
 
 /* The stored meta: provider fields, description, and the owner, who is
@@ -316,6 +397,31 @@ static enum cs_err compose_meta(const struct cs_cred_put *in, struct attempt *a)
   return e;
 }
 
+/* Same secret (its sealed bytes kept) and the same stored fields. */
+static bool unchanged(const struct attempt *a)
+{
+  bool same_secret = a->x.plain_len == 0 ? a->pr.secret_len == 0 : !a->x.sealed;
+  return a->x.found && same_secret && strcmp(a->meta, a->x.meta) == 0;
+}
+
+struct audit_only {
+  const struct cs_keyring *kr;
+  const struct cs_cred_put *in;
+};
+
+static enum cs_err audit_only_write(struct cs_txn *txn, void *arg)
+{
+  struct audit_only *t = arg;
+  return cs_audit_append(txn, t->kr, t->in->actor, "update", t->in->id, "unchanged");
+}
+
+/* An update that changes nothing is still an audited call. */
+static enum cs_err audit_unchanged(struct cs_core *c, const struct cs_cred_put *in)
+{
+  struct audit_only t = {c->keyring, in};
+  return cs_core_write(c, audit_only_write, &t);
+}
+
 static enum cs_err put_once(struct cs_core *c, const struct cs_cred_put *in,
                             struct cs_cred_put_result *out, bool *retry)
 {
@@ -331,9 +437,15 @@ static enum cs_err put_once(struct cs_core *c, const struct cs_cred_put *in,
     goto out;
   }
   if ((e = resolve_secret_input(a.work, &a.x, out)) ||
-      (e = a.prov->validate(a.work, &a.pr, &out->perr)) || (e = seal_or_keep(c, in->id, &a)) ||
+      (e = a.prov->validate(a.work, &a.pr, &out->perr)) ||
+      (e = add_prisma_fields(in->body, a.pr.meta, out)) || (e = seal_or_keep(c, in->id, &a)) ||
       (e = compose_meta(in, &a)))
     goto out;
+  if (in->skip_unchanged && unchanged(&a)) {
+    e = audit_unchanged(c, in);
+    out->unchanged = !e;
+    goto out;
+  }
   t.expect_version = a.x.found ? a.x.version : 0;
   t.rec.id = in->id;
   t.rec.prov = a.prov;
@@ -365,9 +477,8 @@ enum cs_err cs_creds_put(struct cs_core *c, const struct cs_cred_put *in,
   enum cs_err e = CS_ERR_INTERNAL;
 
   memset(out, 0, sizeof *out);
-  if (!cs_id_valid(in->id, strlen(in->id)))
-    return fail_field(out, CS_ERR_BAD_ID, "_id", "%s",
-                      "_id must be 1-128 characters of [A-Za-z0-9._-]");
+  if (!cs_name_valid(in->id, strlen(in->id)))
+    return fail_field(out, CS_ERR_BAD_ID, "_id", "%s", "_id must be " CS_NAME_RULE);
   for (int i = 0; i < PUT_RETRIES && retry; i++)
     e = put_once(c, in, out, &retry);
   return retry ? CS_ERR_UNAVAILABLE : e;

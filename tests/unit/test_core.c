@@ -90,7 +90,7 @@ static enum cs_err put_full(struct fx *f, const char *id, const char *body, bool
 {
   cJSON *b = json(body);
   struct cs_cred_put in = {
-      id, b, must_exist, if_match != NULL, if_match ? *if_match : 0, &f->who, &f->actor};
+      id, b, must_exist, if_match != NULL, if_match ? *if_match : 0, &f->who, &f->actor, false};
   enum cs_err e = cs_creds_put(&f->core, &in, r);
   cJSON_Delete(b);
   return e;
@@ -254,6 +254,70 @@ static void test_put_keeps_secret(void **state)
   cJSON_Delete(c);
 }
 
+/* The /prisma upsert (skip_unchanged): the same secret and fields write only
+ * an audit entry; the native upsert still bumps the version. Empty secret
+ * objects keep the secret; a new plain wins over an echo beside it. */
+static void test_put_unchanged_and_empty_secrets(void **state)
+{
+  struct fx *f = *state;
+  struct cs_cred_put_result r;
+  cJSON *c = put_ok(f, "pr-1", ibm_body("s-1")), *b;
+  char fp[64], body[512];
+  uint64_t audits;
+  snprintf(fp, sizeof fp, "%s", fingerprint(c));
+  cJSON_Delete(c);
+
+  /* Native: the same body again is an update with a new version, same encrypted. */
+  c = put_ok(f, "pr-1", ibm_body("s-1"));
+  assert_int_equal((int)num(c, "version"), 2);
+  assert_string_equal(fingerprint(c), fp);
+  cJSON_Delete(c);
+  /* Mount: the same again changes nothing but the audit trail. */
+  audits = audit_count(f);
+  b = json(ibm_body("s-1"));
+  struct cs_cred_put in = {"pr-1", b, false, false, 0, &f->who, &f->actor, true};
+  assert_int_equal(cs_creds_put(&f->core, &in, &r), CS_OK);
+  assert_true(r.unchanged);
+  assert_null(r.credential);
+  assert_int_equal(audit_count(f), audits + 1);
+  cJSON_Delete(b);
+  /* Mount: a changed field is an update. */
+  b = json("{\"type\":\"ibmCloud\",\"accountGUID\":\"0123456789abcdef\","
+           "\"secret\":{\"plain\":\"s-1\"},\"url\":\"https://x\"}");
+  in.body = b;
+  assert_int_equal(cs_creds_put(&f->core, &in, &r), CS_OK);
+  assert_false(r.unchanged);
+  assert_int_equal((int)num(r.credential, "version"), 3);
+  assert_string_equal(str(r.credential, "url"), "https://x");
+  cJSON_Delete(r.credential);
+  cJSON_Delete(b);
+  /* Every empty spelling keeps the secret, in either field. */
+  const char *empties[] = {"{}", "{\"encrypted\":\"\"}", "{\"plain\":\"\",\"encrypted\":\"\"}"};
+  for (size_t i = 0; i < 3; i++) {
+    snprintf(body, sizeof body,
+             "{\"type\":\"ibmCloud\",\"accountGUID\":\"0123456789abcdef\",\"secret\":%s,"
+             "\"apiToken\":%s}",
+             empties[i], empties[(i + 1) % 3]);
+    c = put_ok(f, "pr-1", body);
+    assert_string_equal(fingerprint(c), fp);
+    cJSON_Delete(c);
+  }
+  /* A new plain beside a stale echo: the plain wins. */
+  snprintf(body, sizeof body,
+           "{\"type\":\"ibmCloud\",\"accountGUID\":\"0123456789abcdef\","
+           "\"secret\":{\"encrypted\":\"v1.stale\",\"plain\":\"s-2\"}}");
+  c = put_ok(f, "pr-1", body);
+  assert_string_not_equal(fingerprint(c), fp);
+  cJSON_Delete(c);
+  /* A Prisma field of the wrong type names itself. */
+  assert_int_equal(put_full(f, "pr-1",
+                            "{\"type\":\"ibmCloud\",\"accountGUID\":\"0123456789abcdef\","
+                            "\"skipVerify\":\"yes\"}",
+                            false, NULL, &r),
+                   CS_ERR_INVALID);
+  assert_string_equal(r.perr.field, "skipVerify");
+}
+
 static void test_put_if_match_and_must_exist(void **state)
 {
   struct fx *f = *state;
@@ -293,14 +357,18 @@ static void test_put_refusals_name_fields(void **state)
   assert_non_null(strstr(r.perr.msg, "ibmCloud"));
   assert_int_equal(put_full(f, "t-2", "{\"type\":\"ftp\"}", false, NULL, &r), CS_ERR_INVALID);
   assert_string_equal(r.perr.field, "type");
-  assert_string_equal(r.perr.msg, "type must be one of aws, azure, gcp, ibmCloud, kubeconfig");
+  assert_string_equal(
+      r.perr.msg,
+      "type must be one of aws, azure, gcp, ibmCloud, kubeconfig, basic, apiToken, certificate");
   memset(x, 'x', sizeof x - 1);
   x[sizeof x - 1] = '\0';
   snprintf(long_desc, sizeof long_desc, "{\"type\":\"ibmCloud\",\"description\":\"%s\"}", x);
   assert_int_equal(put_full(f, "t-2", long_desc, false, NULL, &r), CS_ERR_INVALID);
   assert_string_equal(r.perr.field, "description");
-  assert_int_equal(put_full(f, "bad id", ibm_body("s"), false, NULL, &r), CS_ERR_BAD_ID);
+  assert_int_equal(put_full(f, "bad/id", ibm_body("s"), false, NULL, &r), CS_ERR_BAD_ID);
   assert_string_equal(r.perr.field, "_id");
+  assert_int_equal(put_full(f, " lead", ibm_body("s"), false, NULL, &r), CS_ERR_BAD_ID);
+  assert_int_equal(put_full(f, "..", ibm_body("s"), false, NULL, &r), CS_ERR_BAD_ID);
   /* A provider's own refusal names its field. */
   assert_int_equal(
       put_full(f, "t-3", "{\"type\":\"ibmCloud\",\"secret\":{\"plain\":\"k\"}}", false, NULL, &r),
@@ -758,7 +826,7 @@ static void test_scope_views(void **state)
 {
   struct fx *f = *state;
   cJSON *scope = json("[\"aws-*\"]"), *page = NULL, *entries = NULL;
-  struct cs_cred_query q = {0, 50, NULL, NULL, CS_SORT_ID, false, scope};
+  struct cs_cred_query q = {.limit = 50, .sort = CS_SORT_ID, .scope = scope};
   uint64_t total = 0, next = 0;
 
   cJSON_Delete(put_ok(f, "aws-a", ibm_body("s")));
@@ -825,7 +893,7 @@ static void test_keys_and_tokens(void **state)
   assert_int_equal(cJSON_GetArraySize(list), 2);
   cJSON_Delete(list);
   /* Tokens work until their key is deleted. */
-  assert_int_equal(cs_token_issue(&f->core, &p, &token), CS_OK);
+  assert_int_equal(cs_token_issue(&f->core, &p, 0, &token), CS_OK);
   struct cs_principal t = {0};
   assert_int_equal(cs_token_check(&f->core, token, &t), CS_OK);
   assert_string_equal(t.key_id, k.id);
@@ -882,6 +950,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_put_create_and_update, setup, teardown),
       cmocka_unit_test_setup_teardown(test_put_keeps_secret, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_put_unchanged_and_empty_secrets, setup, teardown),
       cmocka_unit_test_setup_teardown(test_put_if_match_and_must_exist, setup, teardown),
       cmocka_unit_test_setup_teardown(test_put_refusals_name_fields, setup, teardown),
       cmocka_unit_test_setup_teardown(test_delete_refused_while_in_use, setup, teardown),
