@@ -19,6 +19,14 @@ void cs_buf_init_secret(struct cs_buf *b, size_t max)
   b->secret = true;
 }
 
+struct cs_buf cs_buf_fixed(char *mem, size_t size)
+{
+  /* cap = max + 1: reserve() never needs more than max + 1 bytes, so it
+   * never reallocs the caller's array. */
+  mem[0] = '\0';
+  return (struct cs_buf){mem, 0, size, size - 1, false};
+}
+
 /* realloc() may move the bytes and leave the old block unwiped. */
 static char *grow_wiped(struct cs_buf *b, size_t cap)
 {

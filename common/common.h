@@ -146,6 +146,13 @@ void cs_buf_init(struct cs_buf *b, size_t max);
  * freed memory. Release it with cs_buf_wipe().
  */
 void cs_buf_init_secret(struct cs_buf *b, size_t max);
+/**
+ * A buffer over the caller's @p size bytes at @p mem (a stack array) that
+ * never grows: it holds at most @p size - 1 bytes and the NUL, and appends
+ * past that fail with CS_ERR_TOO_LARGE. Never pass it to cs_buf_free() or
+ * cs_buf_wipe(); @p size must be at least 1.
+ */
+struct cs_buf cs_buf_fixed(char *mem, size_t size);
 /** @return CS_ERR_TOO_LARGE past max (buffer unchanged), CS_ERR_NOMEM. */
 enum cs_err cs_buf_append(struct cs_buf *b, const void *data, size_t len) CS_WUR;
 /** printf-append. @return CS_ERR_TOO_LARGE, CS_ERR_NOMEM, CS_ERR_INTERNAL. */

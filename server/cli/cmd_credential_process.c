@@ -44,7 +44,7 @@ static char *to_process_json(const cJSON *m)
 static int resolve_url(const struct cs_config *cfg, char url[2048])
 {
   size_t ul = strlen(cfg->url);
-  struct cs_buf b = {url, 0, 2048, 2047, false}; /* max < cap: never reallocated */
+  struct cs_buf b = cs_buf_fixed(url, 2048);
 
   if (!cs_name_valid(cfg->credential, strlen(cfg->credential)))
     return fail("--credential is not a credential name", NULL);

@@ -50,6 +50,23 @@ static void test_buf_cap(void **state)
   cs_buf_wipe(&b);
   assert_null(b.data);
 
+  /* A fixed buffer over a stack array takes exactly size - 1 bytes and
+   * never reallocs it (ASan would catch a realloc of stack memory). */
+  char mem[16];
+  for (size_t cut = 0; cut < sizeof mem; cut++) {
+    b = cs_buf_fixed(mem, sizeof mem);
+    assert_int_equal(cs_buf_append(&b, "0123456789abcdefg", cut), CS_OK);
+    assert_int_equal(cs_buf_append(&b, "0123456789abcdefg", sizeof mem - 1 - cut), CS_OK);
+    assert_int_equal(b.len, sizeof mem - 1);
+    assert_ptr_equal(b.data, mem);
+    assert_int_equal(cs_buf_append(&b, "x", 1), CS_ERR_TOO_LARGE);
+    assert_int_equal(cs_buf_printf(&b, "%d", 7), CS_ERR_TOO_LARGE);
+    assert_int_equal(mem[sizeof mem - 1], '\0');
+  }
+  b = cs_buf_fixed(mem, sizeof mem);
+  assert_int_equal(cs_buf_printf(&b, "%s", "0123456789abcde"), CS_OK);
+  assert_string_equal(mem, "0123456789abcde");
+
   cs_buf_init(&b, 4096);
   char big[1000];
   memset(big, 'a', sizeof big - 1);
