@@ -292,11 +292,12 @@ struct cs_cred_put_result {
 /**
  * Validate through the type's provider, seal the secret (keeping the stored
  * one when the body omits it or sends back its secret.encrypted) and write,
- * with the event, the webhooks of its usages and the audit entry.
+ * with the event, the webhooks of its usages and the audit entry. The
+ * version check and the merge with the stored record happen inside the
+ * write, so concurrent updates of one id all succeed, one version each.
  * @return CS_ERR_INVALID/CS_ERR_MISSING/CS_ERR_BAD_ID (perr says which field),
  *         CS_ERR_NOT_FOUND (PUT on a missing id), CS_ERR_PRECONDITION
- *         (If-Match), CS_ERR_UNAVAILABLE (lost too many races with other
- *         writers), CS_ERR_NOMEM, CS_ERR_STORE*, CS_ERR_CRYPTO.
+ *         (If-Match), CS_ERR_NOMEM, CS_ERR_STORE*, CS_ERR_CRYPTO.
  */
 enum cs_err cs_creds_put(struct cs_core *c, const struct cs_cred_put *in,
                          struct cs_cred_put_result *out) CS_WUR;
