@@ -44,10 +44,11 @@
 #define CS_SNAPSHOT_RETRIES 8
 
 const char *const cs_store_table_names[CS_TBL__COUNT] = {
-    [CS_TBL_META] = "meta",        [CS_TBL_CREDS] = "credentials",
-    [CS_TBL_USAGES] = "usages",    [CS_TBL_USAGES_BY_CRED] = "usages_by_credential",
-    [CS_TBL_KEYS] = "access_keys", [CS_TBL_AUDIT] = "audit",
-    [CS_TBL_EVENTS] = "events",    [CS_TBL_OUTBOX] = "outbox",
+    [CS_TBL_META] = "meta",         [CS_TBL_CREDS] = "credentials",
+    [CS_TBL_USAGES] = "usages",     [CS_TBL_USAGES_BY_CRED] = "usages_by_credential",
+    [CS_TBL_KEYS] = "access_keys",  [CS_TBL_AUDIT] = "audit",
+    [CS_TBL_EVENTS] = "events",     [CS_TBL_OUTBOX] = "outbox",
+    [CS_TBL_DEAD] = "dead_letters",
 };
 
 static const char schema_key[] = "schema";

@@ -44,6 +44,9 @@ struct cs_config {
   int64_t webhook_retry_ms;      /* first webhook retry delay (default 1000) */
   int64_t max_conns_per_address; /* 0: min(128, max connections) */
   const char *trusted_proxies;   /* CIDR[,CIDR...] whose X-Forwarded-For is honoured */
+  int64_t events_retention;      /* seconds an event is kept (default 7d) */
+  int64_t events_max;            /* events kept at most (default 1,000,000) */
+  int64_t webhook_max_age;       /* seconds a delivery is retried (default 24h) */
   bool insecure_http;
 };
 

@@ -23,6 +23,9 @@ static struct cs_core_opts core_opts(const struct cs_config *cfg)
   struct cs_core_opts o = {
       .token_ttl = cfg->token_ttl,
       .webhook_retry_ms = cfg->webhook_retry_ms,
+      .webhook_max_age = cfg->webhook_max_age,
+      .events_retention = cfg->events_retention,
+      .events_max = cfg->events_max,
       .webhook_allow = cfg->webhook_allow,
       .webhook_deny = cfg->webhook_deny,
       .net = {cfg->sts_endpoint, cfg->imds_endpoint, 0},

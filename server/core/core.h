@@ -24,6 +24,9 @@
 
 #define CS_DEFAULT_TOKEN_TTL 600 /* seconds a login token lives */
 #define CS_DEFAULT_WEBHOOK_RETRY_MS 1000
+#define CS_DEFAULT_EVENTS_RETENTION (7 * 86400) /* seconds an event is kept */
+#define CS_DEFAULT_EVENTS_MAX 1000000           /* events kept at most */
+#define CS_DEFAULT_WEBHOOK_MAX_AGE 86400        /* seconds a delivery is retried */
 
 /* ------------------------------------------------------------------ roles */
 
@@ -40,6 +43,9 @@ enum cs_err cs_role_parse(const char *s, enum cs_role *out) CS_WUR;
 struct cs_core_opts {
   int64_t token_ttl;             /* seconds; 0: CS_DEFAULT_TOKEN_TTL */
   int64_t webhook_retry_ms;      /* first webhook retry delay; 0: CS_DEFAULT_WEBHOOK_RETRY_MS */
+  int64_t webhook_max_age;       /* seconds; 0: CS_DEFAULT_WEBHOOK_MAX_AGE */
+  int64_t events_retention;      /* seconds; 0: CS_DEFAULT_EVENTS_RETENTION */
+  int64_t events_max;            /* 0: CS_DEFAULT_EVENTS_MAX */
   const char *webhook_allow;     /* CIDRs and host names webhooks may reach despite a deny */
   const char *webhook_deny;      /* CIDRs and host names webhooks may not reach */
   struct cs_prov_net_config net; /* endpoints of network resolves (STS, IMDS) */
@@ -47,6 +53,7 @@ struct cs_core_opts {
 
 struct cs_events;
 struct cs_outbox;
+struct cs_retention;
 
 /**
  * One per process. The store and keyring are borrowed (the cli opens and
@@ -59,10 +66,11 @@ struct cs_core {
   struct cs_core_opts opts;
   struct cs_store *store;
   struct cs_keyring *keyring;
-  struct cs_writer *writer; /* group commit; NULL: each change commits alone */
-  struct cs_prov_net *net;  /* outbound calls, caches; NULL before start */
-  struct cs_events *events; /* long-poll waiters; NULL before start */
-  struct cs_outbox *outbox; /* webhook delivery; NULL before start */
+  struct cs_writer *writer;       /* group commit; NULL: each change commits alone */
+  struct cs_prov_net *net;        /* outbound calls, caches; NULL before start */
+  struct cs_events *events;       /* long-poll waiters; NULL before start */
+  struct cs_outbox *outbox;       /* webhook delivery; NULL before start */
+  struct cs_retention *retention; /* the events trimmer; NULL before start */
   int64_t started_at;
 };
 
@@ -91,6 +99,8 @@ struct cs_core_stats {
   struct cs_prov_net_stats net;
   uint64_t webhook_deliveries; /* answered 2xx */
   uint64_t webhook_failures;   /* attempts that failed */
+  uint64_t webhook_dead;       /* deliveries given up on since start (dead letters) */
+  uint64_t events_trimmed;     /* events removed by retention since start */
   int64_t started_at;
 };
 
@@ -437,12 +447,26 @@ enum cs_err cs_audit_verify(struct cs_core *c, uint64_t *count, uint64_t *bad_se
 /**
  * Events after @p after that @p v may see, examining at most 10,000 and
  * returning at most 1,000. *next is the last seq examined; *more is true
- * when the examination budget ran out (more may follow at once).
- * Caller deletes *events.
- * @return CS_ERR_NOMEM, CS_ERR_STORE.
+ * when the examination budget ran out (more may follow at once). @p after
+ * 0 reads from the oldest kept event. Caller deletes *events.
+ * @return CS_ERR_EVENTS_EXPIRED (retention removed events after @p after:
+ *         *oldest is the oldest kept one, the reader resynchronises and
+ *         reads on with after = *oldest - 1), CS_ERR_NOMEM, CS_ERR_STORE.
  */
 enum cs_err cs_events_read(struct cs_core *c, const struct cs_view *v, uint64_t after,
-                           cJSON **events, uint64_t *next, bool *more) CS_WUR;
+                           cJSON **events, uint64_t *next, bool *more, uint64_t *oldest) CS_WUR;
+
+#define CS_TRIM_BATCH 100 /* events one trimming transaction removes at most (etcd: < 127 ops) */
+
+/**
+ * Remove, in one transaction, up to CS_TRIM_BATCH of the oldest events
+ * that retention no longer keeps: beyond opts.events_max, or older than
+ * opts.events_retention seconds before @p now. The serving process runs it
+ * in the background (one batch after another while batches are full).
+ * *trimmed is how many it removed.
+ * @return CS_ERR_NOMEM, CS_ERR_STORE*.
+ */
+enum cs_err cs_events_trim_batch(struct cs_core *c, int64_t now, uint64_t *trimmed) CS_WUR;
 
 /**
  * How the api parks and wakes a long-poll: @p park runs, under the
@@ -468,6 +492,39 @@ enum cs_err cs_events_park(struct cs_core *c, void *waiter, int64_t deadline_ms,
 
 /** Wake every waiter and refuse new ones. Safe to call twice. */
 void cs_events_stop(struct cs_core *c);
+
+/* ------------------------------------------------ webhook deliveries */
+
+enum cs_delivery_state { CS_DELIVERY_PENDING, CS_DELIVERY_DEAD, CS_DELIVERY_ALL };
+
+/** A deliveries list query (GET /api/v1/deliveries). */
+struct cs_delivery_query {
+  enum cs_delivery_state state;
+  uint64_t offset;
+  uint64_t limit;
+  const cJSON *scope; /* the caller's scope; NULL = every credential */
+};
+
+/**
+ * One page of webhook deliveries of credentials in q->scope: pending ones
+ * (in the outbox) by id, then dead letters by id (state ALL), each
+ * {"id","state","usageId","credentialId","version","attempts","lastError",
+ * "createdAt","nextAttemptAt" | "deadAt","target"?}; *total counts all
+ * that match. Caller deletes *page.
+ * @return CS_ERR_NOMEM, CS_ERR_STORE.
+ */
+enum cs_err cs_deliveries_list(struct cs_core *c, const struct cs_delivery_query *q, cJSON **page,
+                               uint64_t *total) CS_WUR;
+
+/**
+ * Requeue dead letter @p id for delivery (a fresh --webhook-max-age from
+ * now, attempts kept), audited as @p a's "delivery_retry" of its
+ * credential. A delivery of a credential outside @p scope is not found.
+ * @return CS_ERR_NOT_FOUND, CS_ERR_NOT_DEAD (still pending), CS_ERR_NOMEM,
+ *         CS_ERR_STORE*.
+ */
+enum cs_err cs_delivery_retry(struct cs_core *c, const struct cs_actor *a, const cJSON *scope,
+                              uint64_t id) CS_WUR;
 
 /* ------------------------------------------------------------ key rotation */
 

@@ -36,6 +36,8 @@ EXPECTED_ROLES = {
     "resolve": USE,
     "events": READ,
     "audit": {"admin", "auditor"},
+    "deliveries_list": {"admin"},
+    "delivery_retry": {"admin"},
     "aws_container_credentials": USE,
 }
 # Routes whose answers span every credential: a key with a scope gets 403

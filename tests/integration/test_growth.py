@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from harness import WRAPPER, Daemon, assert_error, basic, finish, start
+from openapi_check import check
 from test_credentials import valid_bodies
 from test_usages import Receiver, add_usage, create, free_port, resolve, wait_for
 
@@ -130,5 +131,206 @@ def test_concurrent_updates_while_usages_resolve():
         r = d.get("/api/v1/credentials/hot-2/usages", headers=d.auth).json()
         counts = {u["id"]: u["resolveCount"] for u in r}
         assert resolved[0] > 0 and [counts[u] for u in uids] == resolved
+    finally:
+        finish(d)
+
+
+# ------------------------------------------------------------ events retention
+
+
+def events(d, since, headers=None):
+    return d.get("/api/v1/events", params={"since": since}, headers=headers or d.auth)
+
+
+def wait_trimmed(d, oldest, timeout=15):
+    """Wait (bounded) until the oldest kept event is `oldest`."""
+    def done():
+        evs = events(d, 0).json()["events"]
+        return bool(evs) and evs[0]["seq"] == oldest
+    return wait_for(done, timeout=timeout * (10 if WRAPPER else 1))
+
+
+def assert_expired(r, oldest):
+    check(r, "GET", "/api/v1/events")
+    body = assert_error(r, 410, "events_expired")
+    assert body["oldest"] == oldest, body
+    return body
+
+
+def test_events_count_cap_410_and_resync():
+    d = start("--events-max-count", "50")
+    try:
+        # 1 create + 249 updates: 250 events, 200 over the cap (two full batches and more).
+        create(d, "ret-1", ibm("v1", "ibm-key-initial-abcdefghijklmnopqrstuvwxyz"))
+        for i in range(249):
+            r = d.put("/api/v1/credentials/ret-1", json=ibm("v%d" % (i + 2)), headers=d.auth)
+            assert r.status_code == 200, r.text
+        assert wait_trimmed(d, 201), events(d, 0).json()["events"][:1]
+        kept = feed(d)
+        assert [e["seq"] for e in kept] == list(range(201, 251))
+        assert [e["version"] for e in kept] == list(range(201, 251))
+        # A consumer that had read up to any seq below 200 missed events: 410.
+        for since in (1, 2, 100, 199):
+            assert_expired(events(d, since), 201)
+        assert_expired(d.get("/api/v1/events", params={"since": 5, "credential": "ret-1"},
+                             headers=d.auth), 201)
+        # Having read up to 200 (= oldest - 1) it missed nothing.
+        assert events(d, 200).json()["events"][0]["seq"] == 201
+        # The resync path: after a 410, a consumer re-reads its state, then
+        # reads on from oldest - 1 (or 0, as a fresh consumer does).
+        oldest = assert_expired(events(d, 3), 201)["oldest"]
+        state = d.get("/api/v1/credentials/ret-1", headers=d.auth).json()
+        resumed = feed(d, since=oldest - 1)
+        assert resumed[0]["seq"] == oldest and resumed[-1]["version"] == state["version"]
+        assert feed(d, since=0) == resumed
+        # Numbering goes on; the floor and the 410 survive a restart.
+        assert d.stop() == 0
+        d.start()
+        assert_expired(events(d, 7), 201)
+        d.put("/api/v1/credentials/ret-1", json=ibm("after restart"), headers=d.auth)
+        assert events(d, 250).json()["events"][0]["seq"] == 251
+        m = d.get("/metrics", headers=d.auth).text
+        assert 'credstore_store_records{table="events"} 5' in m, m
+    finally:
+        finish(d)
+
+
+def test_events_age_retention_and_an_emptied_feed():
+    d = start("--events-retention", "2s")
+    try:
+        create(d, "age-1", ibm("v1", "ibm-key-initial-abcdefghijklmnopqrstuvwxyz"))
+        for i in range(4):
+            d.put("/api/v1/credentials/age-1", json=ibm("v%d" % (i + 2)), headers=d.auth)
+        assert [e["seq"] for e in feed(d)] == [1, 2, 3, 4, 5]
+        # Older than 2 s: all go (bounded wait), and the feed is empty.
+        assert wait_for(lambda: feed(d) == [], timeout=15 * (10 if WRAPPER else 1))
+        for since in (1, 4):
+            assert_expired(events(d, since), 6)
+        assert events(d, 5).json()["events"] == []
+        # The next event is 6, not 1: sequence numbers never restart.
+        d.put("/api/v1/credentials/age-1", json=ibm("v6"), headers=d.auth)
+        got = events(d, 5).json()["events"]
+        assert [(e["seq"], e["version"]) for e in got] == [(6, 6)]
+        assert "credstore_events_trimmed_total 5" in d.get("/metrics", headers=d.auth).text
+    finally:
+        finish(d)
+
+
+def test_retention_options_are_checked():
+    from harness import run_cli
+    for opt, bad in [("--events-retention", "0"), ("--events-retention", "7x"),
+                     ("--events-retention", "-1d"), ("--events-retention", ""),
+                     ("--events-retention", "d"), ("--webhook-max-age", "99999999999d"),
+                     ("--events-max-count", "0"), ("--events-max-count", "1e6")]:
+        r = run_cli("serve", "--data", "/nonexistent-credstore-dir", opt, bad, timeout=20)
+        assert r.returncode != 0 and opt[2:] in r.stderr, (opt, bad, r.stderr)
+
+
+# ------------------------------------------------------------ dead letters
+
+
+def deliveries(d, state=None, headers=None, **params):
+    if state:
+        params["state"] = state
+    r = d.get("/api/v1/deliveries", params=params, headers=headers or d.auth)
+    assert r.status_code == 200, r.text
+    check(r, "GET", "/api/v1/deliveries")
+    assert int(r.headers["Total-Count"]) >= len(r.json())
+    return r.json()
+
+
+def metric(d, name):
+    for line in d.get("/metrics", headers=d.auth).text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError("no metric " + name)
+
+
+def test_dead_letter_after_max_age_retry_and_restart():
+    rx = Receiver(fail=10 ** 9)  # refuses everything until told otherwise
+    d = start("--webhook-retry-ms", "100", "--webhook-max-age", "2s")
+    try:
+        create(d, "dl-1", valid_bodies()["ibm-1"])
+        u = add_usage(d, "dl-1", callbackUrl=rx.url).json()
+        create(d, "dl-1", dict(valid_bodies()["ibm-1"], description="edit"))
+        slow = 10 if WRAPPER else 1
+        assert wait_for(lambda: deliveries(d, "dead"), timeout=20 * slow)
+        attempts = len(rx.calls)
+        time.sleep(1.5)
+        assert len(rx.calls) == attempts, "a dead letter is not tried again"
+        [dl] = deliveries(d, "dead")
+        assert dl["state"] == "dead" and dl["usageId"] == u["id"]
+        assert dl["credentialId"] == "dl-1" and dl["version"] == 2
+        assert dl["attempts"] == attempts >= 2 and dl["lastError"] == "HTTP 500", dl
+        assert dl["createdAt"] <= dl["deadAt"] and isinstance(dl["id"], int)
+        assert "callbackUrl" not in dl and "callbackSecret" not in json.dumps(dl)
+        assert deliveries(d, "pending") == [] and deliveries(d) == [dl]
+        assert metric(d, "credstore_webhook_dead_letters") == 1
+        assert metric(d, "credstore_webhook_dead_letters_total") == 1
+        # Dead letters survive a restart, and are not retried by it.
+        assert d.stop() == 0
+        d.start()
+        time.sleep(0.5)
+        assert deliveries(d, "dead") == [dl] and len(rx.calls) == attempts
+        assert metric(d, "credstore_webhook_dead_letters") == 1
+        # Requeued: delivered once, validly signed.
+        rx.fail = 0
+        n = len(rx.calls)
+        r = d.post("/api/v1/deliveries/%d/retry" % dl["id"], headers=d.auth)
+        check(r, "POST", "/api/v1/deliveries/{id}/retry")
+        assert r.status_code == 202 and r.json() == {"id": dl["id"], "state": "pending"}, r.text
+        assert wait_for(lambda: len(rx.calls) > n, timeout=20 * slow)
+        time.sleep(0.5)
+        assert len(rx.calls) == n + 1
+        good = rx.ok_calls(u["callbackSecret"])
+        assert good[-1] == {"type": "updated", "credentialId": "dl-1", "version": 2,
+                            "usageId": u["id"]}
+        assert len(good) == n + 1, "every attempt, the requeued one too, is validly signed"
+        assert not rx.ok_calls("0" * 64)
+        assert wait_for(lambda: deliveries(d) == [], timeout=5 * slow)
+        assert_error(d.post("/api/v1/deliveries/%d/retry" % dl["id"], headers=d.auth), 404,
+                     "not_found")
+        audit = d.get("/api/v1/audit?limit=1000", headers=d.auth).json()
+        assert [e["target"] for e in audit if e["action"] == "delivery_retry"] == ["dl-1"]
+    finally:
+        finish(d)
+        rx.close()
+
+
+def test_pending_deliveries_listing_and_retry_refusals():
+    port = free_port()  # nobody listens: every attempt fails, well within the max age
+    d = start("--webhook-retry-ms", "60000")
+    try:
+        for cid in ("aws-pd-1", "gcp-pd-2"):
+            create(d, cid, valid_bodies()["ibm-1"])
+            add_usage(d, cid, callbackUrl="http://127.0.0.1:%d/hook" % port)
+            create(d, cid, dict(valid_bodies()["ibm-1"], description="edit"))
+        slow = 10 if WRAPPER else 1
+        assert wait_for(lambda: all(p["attempts"] >= 1 for p in deliveries(d, "pending"))
+                        and len(deliveries(d, "pending")) == 2, timeout=20 * slow)
+        pend = deliveries(d, "pending")
+        assert [p["credentialId"] for p in pend] == ["aws-pd-1", "gcp-pd-2"]
+        assert all(p["state"] == "pending" and p["nextAttemptAt"] for p in pend)
+        assert deliveries(d, "dead") == [] and deliveries(d, "all") == pend
+        # Paginated like other lists: offset, limit, Total-Count.
+        r = d.get("/api/v1/deliveries", params={"limit": 1, "offset": 1}, headers=d.auth)
+        assert r.json() == pend[1:] and r.headers["Total-Count"] == "2"
+        # Retry is for dead letters only; unknown ids are not found.
+        r = d.post("/api/v1/deliveries/%d/retry" % pend[0]["id"], headers=d.auth)
+        check(r, "POST", "/api/v1/deliveries/{id}/retry")
+        assert_error(r, 409, "not_dead_letter")
+        for bad in ("999999", "0", "abc", "-1", "1e3", "%20", "18446744073709551616"):
+            assert_error(d.post("/api/v1/deliveries/%s/retry" % bad, headers=d.auth), 404)
+        for q in ({"state": "gone"}, {"state": ""}, {"limit": "0"}, {"limit": "501"},
+                  {"offset": "-1"}, {"limit": "x"}):
+            assert_error(d.get("/api/v1/deliveries", params=q, headers=d.auth), 400,
+                         "invalid_query")
+        # A scoped admin sees the deliveries of its credentials only.
+        from test_auth import new_key
+        k = new_key(d, d.auth["Authorization"], "admin", scope=["aws-*"])
+        h = {"Authorization": basic(k["id"], k["secret"])}
+        assert [p["credentialId"] for p in deliveries(d, headers=h)] == ["aws-pd-1"]
+        assert_error(d.post("/api/v1/deliveries/%d/retry" % pend[1]["id"], headers=h), 404)
+        assert_error(d.post("/api/v1/deliveries/%d/retry" % pend[0]["id"], headers=h), 409)
     finally:
         finish(d)

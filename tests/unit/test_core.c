@@ -550,40 +550,40 @@ static void test_event_paging(void **state)
   cJSON *scope = json("[\"aws-*\"]");
   struct cs_view scoped = {NULL, scope};
   cJSON *ev = NULL;
-  uint64_t next = 0;
+  uint64_t next = 0, oldest = 0;
   bool more = true;
 
   struct many_events m = {10050};
   assert_int_equal(cs_store_write(f->st, many_txn, &m), CS_OK);
   /* At most 1000 per page, 10,000 examined per read. */
-  assert_int_equal(cs_events_read(&f->core, &all, 0, &ev, &next, &more), CS_OK);
+  assert_int_equal(cs_events_read(&f->core, &all, 0, &ev, &next, &more, &oldest), CS_OK);
   assert_int_equal(cJSON_GetArraySize(ev), 1000);
   assert_int_equal(next, 1000);
   assert_false(more);
   assert_int_equal(num(cJSON_GetArrayItem(ev, 0), "seq"), 1);
   cJSON_Delete(ev);
   /* A filter: the page is what it may see, next the last seq examined. */
-  assert_int_equal(cs_events_read(&f->core, &odd, 0, &ev, &next, &more), CS_OK);
+  assert_int_equal(cs_events_read(&f->core, &odd, 0, &ev, &next, &more, &oldest), CS_OK);
   assert_int_equal(cJSON_GetArraySize(ev), 1000);
   assert_int_equal(next, 2000);
   cJSON_Delete(ev);
-  assert_int_equal(cs_events_read(&f->core, &scoped, 2000, &ev, &next, &more), CS_OK);
+  assert_int_equal(cs_events_read(&f->core, &scoped, 2000, &ev, &next, &more, &oldest), CS_OK);
   assert_string_equal(str(cJSON_GetArrayItem(ev, 0), "credentialId"), "aws-odd");
   assert_int_equal(num(cJSON_GetArrayItem(ev, 0), "seq"), 2002);
   cJSON_Delete(ev);
   /* Nothing visible in the examined window: an empty page with more. */
   struct cs_view none = {"nothing-here", NULL};
-  assert_int_equal(cs_events_read(&f->core, &none, 0, &ev, &next, &more), CS_OK);
+  assert_int_equal(cs_events_read(&f->core, &none, 0, &ev, &next, &more, &oldest), CS_OK);
   assert_int_equal(cJSON_GetArraySize(ev), 0);
   assert_int_equal(next, 10000);
   assert_true(more);
   cJSON_Delete(ev);
-  assert_int_equal(cs_events_read(&f->core, &none, next, &ev, &next, &more), CS_OK);
+  assert_int_equal(cs_events_read(&f->core, &none, next, &ev, &next, &more, &oldest), CS_OK);
   assert_int_equal(next, 10050);
   assert_false(more);
   cJSON_Delete(ev);
   /* At the end: nothing, next unchanged. */
-  assert_int_equal(cs_events_read(&f->core, &all, 10050, &ev, &next, &more), CS_OK);
+  assert_int_equal(cs_events_read(&f->core, &all, 10050, &ev, &next, &more, &oldest), CS_OK);
   assert_int_equal(cJSON_GetArraySize(ev), 0);
   assert_int_equal(next, 10050);
   cJSON_Delete(ev);
@@ -595,7 +595,7 @@ static void test_events_of_changes(void **state)
   struct fx *f = *state;
   struct cs_view all = {NULL, NULL};
   cJSON *ev = NULL, *usages = NULL;
-  uint64_t next = 0;
+  uint64_t next = 0, oldest = 0;
   bool more;
   char uid[32];
   const char *want[] = {"created", "updated", "usage_added", "usage_removed", "deleted"};
@@ -605,7 +605,7 @@ static void test_events_of_changes(void **state)
   add_usage(f, "e-1", NULL, uid);
   assert_int_equal(cs_usages_delete(&f->core, &f->actor, "e-1", uid), CS_OK);
   assert_int_equal(cs_creds_delete(&f->core, &f->actor, "e-1", &usages), CS_OK);
-  assert_int_equal(cs_events_read(&f->core, &all, 0, &ev, &next, &more), CS_OK);
+  assert_int_equal(cs_events_read(&f->core, &all, 0, &ev, &next, &more, &oldest), CS_OK);
   assert_int_equal(cJSON_GetArraySize(ev), 5);
   for (int i = 0; i < 5; i++) {
     assert_string_equal(str(cJSON_GetArrayItem(ev, i), "type"), want[i]);
@@ -752,6 +752,174 @@ static void test_outbox_queueing(void **state)
   cs_free_secret_str(secret);
 }
 
+/* ------------------------------------------------------------ retention */
+
+static void test_events_floor_codec(void **state)
+{
+  (void)state;
+  uint8_t rec[9];
+  uint64_t v = 0;
+  const uint64_t samples[] = {0, 1, 255, 256, 0x0102030405060708ULL, UINT64_MAX};
+
+  for (size_t i = 0; i < sizeof samples / sizeof samples[0]; i++) {
+    cs_events_floor_encode(samples[i], rec);
+    struct cs_val val = {rec, 8};
+    assert_int_equal(cs_events_floor_decode(&val, &v), CS_OK);
+    assert_true(v == samples[i]);
+  }
+  /* Every truncation, and a longer record, is refused and writes nothing. */
+  for (size_t len = 0; len <= 9; len++) {
+    if (len == 8)
+      continue;
+    struct cs_val val = {rec, len};
+    v = 42;
+    assert_int_equal(cs_events_floor_decode(&val, &v), CS_ERR_STORE);
+    assert_int_equal(v, 42);
+  }
+}
+
+static void expect_expired(struct fx *f, uint64_t after, uint64_t want_oldest)
+{
+  struct cs_view all = {NULL, NULL};
+  cJSON *ev = NULL;
+  uint64_t next = 0, oldest = 0;
+  bool more;
+
+  assert_int_equal(cs_events_read(&f->core, &all, after, &ev, &next, &more, &oldest),
+                   CS_ERR_EVENTS_EXPIRED);
+  assert_null(ev);
+  assert_int_equal(oldest, want_oldest);
+}
+
+static uint64_t first_seq(struct fx *f, uint64_t after)
+{
+  struct cs_view all = {NULL, NULL};
+  cJSON *ev = NULL;
+  uint64_t next = 0, oldest = 0, seq;
+  bool more;
+
+  assert_int_equal(cs_events_read(&f->core, &all, after, &ev, &next, &more, &oldest), CS_OK);
+  seq = cJSON_GetArraySize(ev) ? (uint64_t)num(cJSON_GetArrayItem(ev, 0), "seq") : 0;
+  cJSON_Delete(ev);
+  return seq;
+}
+
+static void test_events_trim_count_cap(void **state)
+{
+  struct fx *f = *state;
+  struct many_events m = {250};
+  uint64_t n = 0, count = 0;
+  struct cs_txn *txn;
+
+  assert_int_equal(cs_store_write(f->st, many_txn, &m), CS_OK);
+  f->core.opts.events_max = 10;
+  /* Bounded batches: 100, 100, 40, then nothing; never one big transaction. */
+  const uint64_t want[] = {CS_TRIM_BATCH, CS_TRIM_BATCH, 40, 0};
+  for (size_t i = 0; i < 4; i++) {
+    assert_int_equal(cs_events_trim_batch(&f->core, cs_now(), &n), CS_OK);
+    assert_int_equal(n, want[i]);
+  }
+  assert_int_equal(cs_store_read_begin(f->st, &txn), CS_OK);
+  assert_int_equal(cs_txn_count(txn, CS_TBL_EVENTS, &count), CS_OK);
+  assert_int_equal(cs_events_floor(txn, &n), CS_OK);
+  cs_store_read_end(txn);
+  assert_int_equal(count, 10);
+  assert_int_equal(n, 240);
+  for (uint64_t after = 1; after < 240; after += 37)
+    expect_expired(f, after, 241);
+  assert_int_equal(first_seq(f, 240), 241); /* oldest - 1: nothing missed */
+  assert_int_equal(first_seq(f, 0), 241);   /* a fresh reader */
+  assert_int_equal(first_seq(f, 245), 246);
+}
+
+static void test_events_trim_age_and_empty_feed(void **state)
+{
+  struct fx *f = *state;
+  struct many_events m = {30};
+  uint64_t n = 0;
+
+  assert_int_equal(cs_store_write(f->st, many_txn, &m), CS_OK);
+  f->core.opts.events_retention = 60;
+  assert_int_equal(cs_events_trim_batch(&f->core, cs_now(), &n), CS_OK);
+  assert_int_equal(n, 0); /* all younger than a minute */
+  assert_int_equal(cs_events_trim_batch(&f->core, cs_now() + 61, &n), CS_OK);
+  assert_int_equal(n, 30);
+  assert_int_equal(first_seq(f, 0), 0);
+  expect_expired(f, 29, 31);
+  assert_int_equal(first_seq(f, 30), 0);
+  /* Numbering goes on after the floor, also with the table empty. */
+  m.n = 1;
+  assert_int_equal(cs_store_write(f->st, many_txn, &m), CS_OK);
+  assert_int_equal(first_seq(f, 30), 31);
+}
+
+/* ------------------------------------------------------------ dead letters */
+
+static enum cs_err put_dead_txn(struct cs_txn *txn, void *arg)
+{
+  const char *rec = "{\"usageId\":\"u-1\",\"credentialId\":\"aws-dl\",\"version\":2,"
+                    "\"attempts\":7,\"nextAt\":99,\"createdAt\":1000,\"deadAt\":2000,"
+                    "\"lastError\":\"HTTP 500\"}";
+  uint8_t key[8];
+  cs_store_seq_key(*(uint64_t *)arg, key);
+  return cs_txn_put(txn, CS_TBL_DEAD, key, 8, rec, strlen(rec), 0);
+}
+
+static cJSON *list_deliveries(struct fx *f, enum cs_delivery_state st, const cJSON *scope)
+{
+  struct cs_delivery_query q = {st, 0, 50, scope};
+  cJSON *page = NULL;
+  uint64_t total = 0;
+  assert_int_equal(cs_deliveries_list(&f->core, &q, &page, &total), CS_OK);
+  assert_int_equal(total, cJSON_GetArraySize(page));
+  return page;
+}
+
+static void test_dead_letter_retry(void **state)
+{
+  struct fx *f = *state;
+  uint64_t id = 5;
+  cJSON *scope = json("[\"gcp-*\"]"), *page;
+  char hooked[32];
+
+  assert_int_equal(cs_store_write(f->st, put_dead_txn, &id), CS_OK);
+  page = list_deliveries(f, CS_DELIVERY_DEAD, NULL);
+  assert_int_equal(cJSON_GetArraySize(page), 1);
+  assert_int_equal(num(cJSON_GetArrayItem(page, 0), "id"), 5);
+  assert_string_equal(str(cJSON_GetArrayItem(page, 0), "state"), "dead");
+  assert_int_equal(num(cJSON_GetArrayItem(page, 0), "attempts"), 7);
+  cJSON_Delete(page);
+  /* Out of scope is not found; unknown ids too. */
+  assert_int_equal(cs_delivery_retry(&f->core, &f->actor, scope, 5), CS_ERR_NOT_FOUND);
+  assert_int_equal(cs_delivery_retry(&f->core, &f->actor, NULL, 6), CS_ERR_NOT_FOUND);
+  assert_int_equal(cs_delivery_retry(&f->core, &f->actor, NULL, 0), CS_ERR_NOT_FOUND);
+  assert_int_equal(cs_delivery_retry(&f->core, &f->actor, NULL, 5), CS_OK);
+  assert_int_equal(cs_delivery_retry(&f->core, &f->actor, NULL, 5), CS_ERR_NOT_DEAD);
+  page = list_deliveries(f, CS_DELIVERY_PENDING, NULL);
+  cJSON *p = cJSON_GetArrayItem(page, 0);
+  assert_int_equal(cJSON_GetArraySize(page), 1);
+  assert_int_equal(num(p, "id"), 5);
+  assert_int_equal(num(p, "attempts"), 7);
+  assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(p, "nextAttemptAt"))); /* due now */
+  cJSON_Delete(page);
+  page = list_deliveries(f, CS_DELIVERY_DEAD, NULL);
+  assert_int_equal(cJSON_GetArraySize(page), 0);
+  cJSON_Delete(page);
+  /* A new delivery's id is above every pending and dead one. */
+  id = 9;
+  assert_int_equal(cs_store_write(f->st, put_dead_txn, &id), CS_OK);
+  cJSON_Delete(put_ok(f, "o-dl", ibm_body("s")));
+  add_usage(f, "o-dl", "http://127.0.0.1:9/hook", hooked);
+  cJSON_Delete(put_ok(f, "o-dl", ibm_body("t")));
+  page = list_deliveries(f, CS_DELIVERY_ALL, NULL);
+  assert_int_equal(cJSON_GetArraySize(page), 3);
+  assert_int_equal(num(cJSON_GetArrayItem(page, 0), "id"), 5);
+  assert_int_equal(num(cJSON_GetArrayItem(page, 1), "id"), 10);
+  assert_int_equal(num(cJSON_GetArrayItem(page, 2), "id"), 9); /* dead ones after pending */
+  cJSON_Delete(page);
+  cJSON_Delete(scope);
+}
+
 /* --------------------------------------------------------------- scopes */
 
 static void test_scope_views(void **state)
@@ -894,6 +1062,10 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_events_of_changes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_long_poll_wake, setup, teardown),
       cmocka_unit_test_setup_teardown(test_outbox_queueing, setup, teardown),
+      cmocka_unit_test(test_events_floor_codec),
+      cmocka_unit_test_setup_teardown(test_events_trim_count_cap, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_events_trim_age_and_empty_feed, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_dead_letter_retry, setup, teardown),
       cmocka_unit_test_setup_teardown(test_scope_views, setup, teardown),
       cmocka_unit_test_setup_teardown(test_keys_and_tokens, setup, teardown),
       cmocka_unit_test_setup_teardown(test_rotate_and_rewrap, setup, teardown),
