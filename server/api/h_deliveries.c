@@ -12,9 +12,8 @@
 enum cs_err cs_parse_deliveries_query(const struct cs_params *p, struct cs_delivery_query *q,
                                       struct cs_resp *resp)
 {
-  static const char *const states[] = {[CS_DELIVERY_PENDING] = "pending",
-                                       [CS_DELIVERY_DEAD] = "dead",
-                                       [CS_DELIVERY_ALL] = "all"};
+  static const char *const states[] = {
+      [CS_DELIVERY_PENDING] = "pending", [CS_DELIVERY_DEAD] = "dead", [CS_DELIVERY_ALL] = "all"};
   const char *v;
   size_t i;
 

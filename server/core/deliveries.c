@@ -23,7 +23,7 @@ static bool add_ms_time(cJSON *o, const char *name, const cJSON *entry, const ch
 /* The public view of a stored entry: never the callback URL or secret. */
 static cJSON *render_delivery(uint64_t id, bool dead, const cJSON *entry)
 {
-  static const char *const copy[] = {"usageId", "credentialId", "version",
+  static const char *const copy[] = {"usageId",  "credentialId", "version",
                                      "attempts", "lastError",    "target"};
   cJSON *o = cJSON_CreateObject();
 

@@ -193,7 +193,10 @@ enum cs_err cs_retention_start(struct cs_core *c)
   return CS_OK;
 }
 
-uint64_t cs_retention_trimmed(struct cs_core *c) { return c->retention ? c->retention->trimmed : 0; }
+uint64_t cs_retention_trimmed(struct cs_core *c)
+{
+  return c->retention ? c->retention->trimmed : 0;
+}
 
 void cs_retention_stop(struct cs_core *c)
 {
