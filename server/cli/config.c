@@ -51,6 +51,7 @@ static const struct opt opts[] = {
     O_DUR("events-retention", events_retention, 1, 3650 * 86400),
     O_INT("events-max-count", events_max, 1, 1000000000000),
     O_DUR("webhook-max-age", webhook_max_age, 1, 3650 * 86400),
+    O_INT("before", before, 1, INT64_MAX),
     {"log-level", OPT_LEVEL, offsetof(struct cs_config, log_level), 0, 0},
     {"insecure-http", OPT_BOOL, offsetof(struct cs_config, insecure_http), 0, 0},
 };

@@ -434,13 +434,60 @@ enum cs_err cs_audit_read(struct cs_core *c, const struct cs_view *v, uint64_t s
                           uint64_t limit, cJSON **entries, uint64_t *next) CS_WUR;
 
 /**
- * Check the whole chain: consecutive seqs from 1, each hash the keyed link
- * (the keyring's audit-chain key) over its entry and the previous hash,
- * prevHash fields matching, and the head record.
- * @return CS_OK, or CS_ERR_CRYPTO with the first bad seq in *bad_seq (also
- *         when the keyring is another data dir's), CS_ERR_STORE*.
+ * Where a chain starts after audit-prune: the seq and hash of the last
+ * entry removed (seq 0: nothing was removed; the chain starts at 1 from a
+ * zero hash). One per chain.
  */
-enum cs_err cs_audit_verify(struct cs_core *c, uint64_t *count, uint64_t *bad_seq) CS_WUR;
+struct cs_audit_anchor {
+  uint64_t seq;
+  uint8_t hash[CS_HASH_BYTES];
+};
+
+/**
+ * Check the whole chain: consecutive seqs from its anchor's + 1 (1 when
+ * never pruned), each hash the keyed link (the keyring's audit-chain key)
+ * over its entry and the previous hash (the anchor's for the first),
+ * prevHash fields matching, and the head record. *anchor is where it
+ * started, *count how many entries it checked.
+ * @return CS_OK, or CS_ERR_CRYPTO with the first bad seq in *bad_seq (also
+ *         when the keyring is another data dir's, or the anchor record was
+ *         forged: then *bad_seq is 1), CS_ERR_STORE*.
+ */
+enum cs_err cs_audit_verify(struct cs_core *c, uint64_t *count, uint64_t *bad_seq,
+                            struct cs_audit_anchor *anchor) CS_WUR;
+
+/**
+ * Export the audit trail: @p line gets every entry from the oldest kept,
+ * one JSON object each, as GET /api/v1/audit shows it (with hash and
+ * prevHash), in one read snapshot. *count and *last say what was written.
+ * @return @p line's error, CS_ERR_NOMEM, CS_ERR_STORE.
+ */
+enum cs_err cs_audit_export(struct cs_core *c,
+                            enum cs_err (*line)(void *arg, const char *json, size_t len), void *arg,
+                            uint64_t *count, uint64_t *last) CS_WUR;
+
+/**
+ * Record that the entries up to @p last are safely exported (META
+ * "audit_exported", never lowered), so audit-prune may remove them. Call
+ * once the export is durable.
+ * @return CS_ERR_STORE*.
+ */
+enum cs_err cs_audit_mark_exported(struct cs_core *c, uint64_t last) CS_WUR;
+
+/**
+ * Remove the entries with seq below @p before, oldest first, in
+ * transactions of CS_TRIM_BATCH, each moving the chain's anchor to its last
+ * removed entry (the anchor record is keyed, so only the master key's
+ * holder can move it); then record "audit_prune" by @p a. Never removes an
+ * entry not yet exported, nor the newest entry (the head stays checkable).
+ * *removed and *anchor say what was done, also on failure.
+ * @return CS_ERR_PRECONDITION (entries below @p before are not exported
+ *         yet, or @p before is past the newest entry; *limit is the highest
+ *         @p before allowed now), CS_ERR_NOMEM, CS_ERR_STORE*.
+ */
+enum cs_err cs_audit_prune(struct cs_core *c, const struct cs_actor *a, uint64_t before,
+                           uint64_t *removed, uint64_t *limit,
+                           struct cs_audit_anchor *anchor) CS_WUR;
 
 #define CS_EVENTS_WAIT_MAX 60 /* seconds a long-poll may wait */
 

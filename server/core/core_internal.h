@@ -182,6 +182,34 @@ enum cs_err cs_audit_append(struct cs_txn *txn, const struct cs_keyring *kr,
                             const struct cs_actor *a, const char *action, const char *target,
                             const char *result) CS_WUR;
 
+/** A stored audit entry as GET /audit shows it (with "hash"). @return CS_ERR_STORE, NOMEM. */
+enum cs_err cs_audit_render(const struct cs_val *v, cJSON **out) CS_WUR;
+
+/* -------------------------------- audit anchor (audit_anchor.c, audit_export.c) */
+
+/*
+ * CS_TBL_META "audit_anchor" (the chain of this store; another chain would
+ * be "audit_anchor/<chain id>") → u64 BE seq | hash[32] | mac[32]: the last
+ * entry audit-prune removed, and a keyed BLAKE2b (the audit-chain key) over
+ * "audit_anchor" | seq | hash, so no one without the master key can move it.
+ * CS_TBL_META "audit_exported" → u64 BE: the highest seq exported.
+ */
+#define CS_AUDIT_ANCHOR_LEN (8 + 2 * CS_HASH_BYTES)
+#define CS_AUDIT_ANCHOR_KEY "audit_anchor"
+
+/** Encode @p a of chain @p chain ("" for this store's) with its MAC. */
+void cs_audit_anchor_encode(const struct cs_keyring *kr, const char *chain,
+                            const struct cs_audit_anchor *a, uint8_t out[CS_AUDIT_ANCHOR_LEN]);
+/**
+ * Decode and check an anchor record of chain @p chain.
+ * @return CS_ERR_STORE (not CS_AUDIT_ANCHOR_LEN bytes), CS_ERR_CRYPTO (MAC).
+ */
+enum cs_err cs_audit_anchor_decode(const struct cs_keyring *kr, const char *chain,
+                                   const struct cs_val *v, struct cs_audit_anchor *out) CS_WUR;
+/** The anchor of this store's chain in @p txn (seq 0 when never pruned). */
+enum cs_err cs_audit_anchor_load(struct cs_txn *txn, const struct cs_keyring *kr,
+                                 struct cs_audit_anchor *out) CS_WUR;
+
 /** Append an event inside @p txn (write). @return CS_ERR_NOMEM, CS_ERR_STORE*. */
 enum cs_err cs_event_append(struct cs_txn *txn, const char *type, const char *cred_id,
                             uint64_t version) CS_WUR;

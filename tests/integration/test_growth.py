@@ -2,6 +2,8 @@
 retention, and webhook dead letters. The real daemon on loopback; every
 receiver listens on 127.0.0.1 in this process."""
 import json
+import os
+import shutil
 import threading
 import time
 
@@ -334,3 +336,77 @@ def test_pending_deliveries_listing_and_retry_refusals():
         assert_error(d.post("/api/v1/deliveries/%d/retry" % pend[0]["id"], headers=h), 409)
     finally:
         finish(d)
+
+
+# ------------------------------------------------------------ audit export and prune
+
+
+def test_audit_export_prune_and_verify_from_the_anchor(tmp_path):
+    from harness import run_cli
+    from test_usages import tamper_copy
+    d = start()
+    try:
+        for i in range(12):
+            create(d, "au-%d" % i, valid_bodies()["ibm-1"])
+        listed = d.get("/api/v1/audit?limit=1000", headers=d.auth).json()
+        # Nothing exported yet: prune refuses and removes nothing (beside a running serve).
+        r = run_cli("audit-prune", "--data", d.data, "--before", "5")
+        assert r.returncode == 1 and "audit-export first" in r.stderr, r.stderr
+        out = tmp_path / "audit.jsonl"
+        r = run_cli("audit-export", "--data", d.data, "--out", str(out))
+        assert r.returncode == 0, r.stderr
+        lines = [json.loads(l) for l in out.read_text().splitlines()]
+        assert lines[:len(listed)] == listed and len(lines) == json.loads(r.stdout)["entries"]
+        assert lines[0]["prevHash"] == "0" * 64 and all(len(l["hash"]) == 64 for l in lines)
+        assert oct(out.stat().st_mode & 0o777) == "0o600"
+        r = run_cli("audit-export", "--data", d.data, "--out", str(out))
+        assert r.returncode == 1 and "cannot create" in r.stderr, "an export never overwrites"
+        # Only exported entries go; the newest one always stays.
+        r = run_cli("audit-prune", "--data", d.data, "--before", str(len(lines) + 5))
+        assert r.returncode == 1 and "at most %d" % len(lines) in r.stderr, r.stderr
+        r = run_cli("audit-prune", "--data", d.data, "--before", "10")
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout) == {"removed": 9,
+                                        "anchor": {"seq": 9, "hash": lines[8]["hash"]}}
+        page = d.get("/api/v1/audit?limit=1000", headers=d.auth).json()
+        assert page[0]["seq"] == 10 and page[0]["prevHash"] == lines[8]["hash"]
+        assert page[-1]["action"] == "audit_prune" and page[-1]["actor"] == "cli"
+        assert d.stop() == 0
+        r = run_cli("audit-verify", "--data", d.data)
+        assert r.returncode == 0, r.stderr
+        v = json.loads(r.stdout)
+        assert v["anchor"] == {"seq": 9, "hash": lines[8]["hash"]}
+        assert v["entries"] == page[-1]["seq"] - 9
+
+        # A tampered remaining entry still fails; so does a removed one or a moved anchor.
+        def modify(txn, db):
+            k = (11).to_bytes(8, "big")
+            txn.put(k, txn.get(k, db=db).replace(b'"au-', b'"xx-'), db=db)
+
+        def remove_first_kept(txn, db):
+            txn.delete((10).to_bytes(8, "big"), db=db)
+
+        for name, fn in [("modify", modify), ("removed", remove_first_kept)]:
+            copy = tmp_path / name
+            tamper_copy(d.data, copy, fn)
+            r = run_cli("audit-verify", "--data", str(copy), "--master-key-file",
+                        os.path.join(d.data, "master.key"))
+            assert r.returncode == 1 and "broken" in r.stderr, (name, r.stdout, r.stderr)
+        import lmdb
+        copy = tmp_path / "anchor"
+        shutil.copytree(d.data, copy)
+        env = lmdb.open(str(copy), max_dbs=16)
+        meta = env.open_db(b"meta")
+        with env.begin(write=True) as txn:
+            rec = bytearray(txn.get(b"audit_anchor", db=meta))
+            rec[7] = 10  # claim one more entry was pruned, then remove it
+            txn.put(b"audit_anchor", bytes(rec), db=meta)
+            txn.delete((10).to_bytes(8, "big"), db=env.open_db(b"audit", txn=txn))
+        env.close()
+        r = run_cli("audit-verify", "--data", str(copy), "--master-key-file",
+                    os.path.join(d.data, "master.key"))
+        assert r.returncode == 1 and "broken at entry 1" in r.stderr, r.stderr
+    finally:
+        if d.proc:
+            d.stop()
+        d.close()

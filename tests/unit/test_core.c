@@ -182,7 +182,8 @@ static cJSON *usage_of(struct fx *f, const char *cred, const char *uid)
 static uint64_t audit_count(struct fx *f)
 {
   uint64_t n = 0, bad = 0;
-  assert_int_equal(cs_audit_verify(&f->core, &n, &bad), CS_OK);
+  struct cs_audit_anchor anchor;
+  assert_int_equal(cs_audit_verify(&f->core, &n, &bad, &anchor), CS_OK);
   return n;
 }
 
@@ -486,10 +487,11 @@ static void test_audit_chain(void **state)
 {
   struct fx *f = *state;
   uint64_t n = 0, bad = 0;
+  struct cs_audit_anchor anchor;
 
   for (int i = 0; i < 5; i++)
     assert_int_equal(cs_audit_record(&f->core, &f->actor, "auth", "x", "failure"), CS_OK);
-  assert_int_equal(cs_audit_verify(&f->core, &n, &bad), CS_OK);
+  assert_int_equal(cs_audit_verify(&f->core, &n, &bad, &anchor), CS_OK);
   assert_int_equal(n, 5);
 
   /* Another data dir's keyring: the keyed chain does not verify. */
@@ -502,7 +504,7 @@ static void test_audit_chain(void **state)
   assert_int_equal(cs_keyring_create(mk, &other), CS_OK);
   struct cs_core c2;
   cs_core_init(&c2, f->st, other, NULL);
-  assert_int_equal(cs_audit_verify(&c2, &n, &bad), CS_ERR_CRYPTO);
+  assert_int_equal(cs_audit_verify(&c2, &n, &bad, &anchor), CS_ERR_CRYPTO);
   assert_int_equal(bad, 1);
   cs_keyring_free(other);
   cs_master_key_free(mk);
@@ -510,7 +512,7 @@ static void test_audit_chain(void **state)
   /* A modified entry is found. */
   struct tamper t = {3, "{\"seq\":3,\"action\":\"nothing\"}"};
   assert_int_equal(cs_store_write(f->st, tamper_txn, &t), CS_OK);
-  assert_int_equal(cs_audit_verify(&f->core, &n, &bad), CS_ERR_CRYPTO);
+  assert_int_equal(cs_audit_verify(&f->core, &n, &bad, &anchor), CS_ERR_CRYPTO);
   assert_int_equal(bad, 3);
 }
 
@@ -518,13 +520,14 @@ static void test_audit_truncation(void **state)
 {
   struct fx *f = *state;
   uint64_t n = 0, bad = 0;
+  struct cs_audit_anchor anchor;
 
   for (int i = 0; i < 3; i++)
     assert_int_equal(cs_audit_record(&f->core, &f->actor, "auth", "x", "failure"), CS_OK);
   /* Removing the newest entry is found through the head record. */
   struct tamper t = {3, NULL};
   assert_int_equal(cs_store_write(f->st, tamper_txn, &t), CS_OK);
-  assert_int_equal(cs_audit_verify(&f->core, &n, &bad), CS_ERR_CRYPTO);
+  assert_int_equal(cs_audit_verify(&f->core, &n, &bad, &anchor), CS_ERR_CRYPTO);
   assert_int_equal(bad, 3);
 }
 
@@ -750,6 +753,123 @@ static void test_outbox_queueing(void **state)
   cs_store_read_end(txn);
   free(url);
   cs_free_secret_str(secret);
+}
+
+/* ------------------------------------------------------- audit prune */
+
+static void test_audit_anchor_codec(void **state)
+{
+  struct fx *f = *state;
+  struct cs_audit_anchor a = {12345, {0}}, b;
+  uint8_t rec[CS_AUDIT_ANCHOR_LEN + 1];
+
+  for (size_t i = 0; i < CS_HASH_BYTES; i++)
+    a.hash[i] = (uint8_t)(i * 7 + 1);
+  cs_audit_anchor_encode(f->kr, "", &a, rec);
+  struct cs_val v = {rec, CS_AUDIT_ANCHOR_LEN};
+  assert_int_equal(cs_audit_anchor_decode(f->kr, "", &v, &b), CS_OK);
+  assert_true(b.seq == a.seq && memcmp(b.hash, a.hash, CS_HASH_BYTES) == 0);
+  /* Every truncation, and a longer record, is refused and writes nothing. */
+  for (size_t len = 0; len <= CS_AUDIT_ANCHOR_LEN + 1; len++) {
+    if (len == CS_AUDIT_ANCHOR_LEN)
+      continue;
+    struct cs_val t = {rec, len};
+    memset(&b, 0x5a, sizeof b);
+    assert_int_equal(cs_audit_anchor_decode(f->kr, "", &t, &b), CS_ERR_STORE);
+    assert_true(b.seq == 0x5a5a5a5a5a5a5a5aULL);
+  }
+  /* Another chain's anchor, and every flipped bit, fail the MAC. */
+  assert_int_equal(cs_audit_anchor_decode(f->kr, "node-2", &v, &b), CS_ERR_CRYPTO);
+  for (size_t i = 0; i < CS_AUDIT_ANCHOR_LEN; i++) {
+    rec[i] ^= 0x10;
+    assert_int_equal(cs_audit_anchor_decode(f->kr, "", &v, &b), CS_ERR_CRYPTO);
+    rec[i] ^= 0x10;
+  }
+}
+
+static enum cs_err count_line(void *arg, const char *json, size_t len)
+{
+  cJSON *j = NULL;
+  assert_int_equal(cs_json_parse(json, len, 8, &j), CS_OK);
+  assert_int_equal(strlen(str(j, "hash")), 64);
+  assert_int_equal(strlen(str(j, "prevHash")), 64);
+  cJSON_Delete(j);
+  (*(uint64_t *)arg)++;
+  return CS_OK;
+}
+
+static void test_audit_export_prune_verify(void **state)
+{
+  struct fx *f = *state;
+  struct cs_audit_anchor anchor;
+  uint64_t n = 0, last = 0, lines = 0, removed = 0, limit = 0, bad = 0, base;
+
+  base = audit_count(f); /* what setup recorded */
+  for (int i = 0; i < 250; i++)
+    assert_int_equal(cs_audit_record(&f->core, &f->actor, "auth", "x", "failure"), CS_OK);
+  /* Nothing exported yet: nothing may be pruned. */
+  assert_int_equal(cs_audit_prune(&f->core, &f->actor, 2, &removed, &limit, &anchor),
+                   CS_ERR_PRECONDITION);
+  assert_int_equal(limit, 1);
+  assert_int_equal(cs_audit_export(&f->core, count_line, &lines, &n, &last), CS_OK);
+  assert_int_equal(n, base + 250);
+  assert_int_equal(lines, n);
+  assert_int_equal(last, n);
+  assert_int_equal(cs_audit_mark_exported(&f->core, last), CS_OK);
+  /* The newest entry stays: the head is checked against it. */
+  assert_int_equal(cs_audit_prune(&f->core, &f->actor, last + 1, &removed, &limit, &anchor),
+                   CS_ERR_PRECONDITION);
+  assert_int_equal(limit, last);
+  assert_int_equal(cs_audit_prune(&f->core, &f->actor, 221, &removed, &limit, &anchor), CS_OK);
+  assert_int_equal(removed, 220); /* in batches of CS_TRIM_BATCH */
+  assert_int_equal(anchor.seq, 220);
+  struct cs_audit_anchor seen;
+  assert_int_equal(cs_audit_verify(&f->core, &n, &bad, &seen), CS_OK);
+  assert_int_equal(seen.seq, 220);
+  assert_memory_equal(seen.hash, anchor.hash, CS_HASH_BYTES);
+  assert_int_equal(n, base + 250 + 1 - 220); /* with the audit_prune entry */
+  /* Pruning again from the anchor goes on where it stopped. */
+  assert_int_equal(cs_audit_prune(&f->core, &f->actor, 225, &removed, &limit, &anchor), CS_OK);
+  assert_int_equal(removed, 4);
+  assert_int_equal(cs_audit_verify(&f->core, &n, &bad, &seen), CS_OK);
+  assert_int_equal(seen.seq, 224);
+  /* A tampered remaining entry still fails, at its seq. */
+  struct tamper t = {230, "{\"seq\":230,\"action\":\"nothing\"}"};
+  assert_int_equal(cs_store_write(f->st, tamper_txn, &t), CS_OK);
+  assert_int_equal(cs_audit_verify(&f->core, &n, &bad, &seen), CS_ERR_CRYPTO);
+  assert_int_equal(bad, 230);
+}
+
+static void test_audit_prune_needs_the_key(void **state)
+{
+  struct fx *f = *state;
+  struct cs_audit_anchor anchor;
+  uint64_t n = 0, last = 0, lines = 0, removed = 0, limit = 0, bad = 0;
+
+  for (int i = 0; i < 10; i++)
+    assert_int_equal(cs_audit_record(&f->core, &f->actor, "auth", "x", "failure"), CS_OK);
+  /* Removing old entries without moving the keyed anchor is found at once. */
+  struct tamper t = {1, NULL};
+  assert_int_equal(cs_store_write(f->st, tamper_txn, &t), CS_OK);
+  assert_int_equal(cs_audit_verify(&f->core, &n, &bad, &anchor), CS_ERR_CRYPTO);
+  assert_int_equal(bad, 1);
+  assert_int_equal(cs_audit_export(&f->core, count_line, &lines, &n, &last), CS_OK);
+  assert_int_equal(cs_audit_mark_exported(&f->core, last), CS_OK);
+  /* ...and so is an anchor from another master key. */
+  struct cs_master_key *mk = NULL;
+  struct cs_keyring *other = NULL;
+  char path[128];
+  snprintf(path, sizeof path, "%s/other.key", f->dir);
+  assert_int_equal(cs_master_key_generate_file(path), CS_OK);
+  assert_int_equal(cs_master_key_from_file(path, &mk), CS_OK);
+  assert_int_equal(cs_keyring_create(mk, &other), CS_OK);
+  struct cs_core c2;
+  cs_core_init(&c2, f->st, other, NULL);
+  assert_int_equal(cs_audit_prune(&c2, &f->actor, 5, &removed, &limit, &anchor), CS_OK);
+  assert_int_equal(cs_audit_verify(&f->core, &n, &bad, &anchor), CS_ERR_CRYPTO);
+  assert_int_equal(bad, 1);
+  cs_keyring_free(other);
+  cs_master_key_free(mk);
 }
 
 /* ------------------------------------------------------------ retention */
@@ -1063,6 +1183,9 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_long_poll_wake, setup, teardown),
       cmocka_unit_test_setup_teardown(test_outbox_queueing, setup, teardown),
       cmocka_unit_test(test_events_floor_codec),
+      cmocka_unit_test_setup_teardown(test_audit_anchor_codec, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_audit_export_prune_verify, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_audit_prune_needs_the_key, setup, teardown),
       cmocka_unit_test_setup_teardown(test_events_trim_count_cap, setup, teardown),
       cmocka_unit_test_setup_teardown(test_events_trim_age_and_empty_feed, setup, teardown),
       cmocka_unit_test_setup_teardown(test_dead_letter_retry, setup, teardown),
