@@ -59,6 +59,6 @@ int cs_cmd_audit_verify(const struct cs_config *cfg)
     printf("{\"entries\":%llu,\"intact\":true,\"anchor\":{\"seq\":%llu,\"hash\":\"%s\"}}\n",
            (unsigned long long)count, (unsigned long long)anchor.seq, hex);
   else
-    printf("{\"entries\":%llu,\"intact\":true,\"anchor\":null}\n", (unsigned long long)count);
+    printf("{\"entries\":%llu,\"intact\":true}\n", (unsigned long long)count);
   return 0;
 }

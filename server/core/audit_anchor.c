@@ -48,7 +48,8 @@ enum cs_err cs_audit_anchor_load(struct cs_txn *txn, const struct cs_keyring *kr
                                  struct cs_audit_anchor *out)
 {
   struct cs_val v;
-  enum cs_err e = cs_txn_get(txn, CS_TBL_META, CS_AUDIT_ANCHOR_KEY, strlen(CS_AUDIT_ANCHOR_KEY), &v);
+  enum cs_err e =
+      cs_txn_get(txn, CS_TBL_META, CS_AUDIT_ANCHOR_KEY, strlen(CS_AUDIT_ANCHOR_KEY), &v);
 
   if (e == CS_ERR_NOT_FOUND) {
     memset(out, 0, sizeof *out);
@@ -59,4 +60,3 @@ enum cs_err cs_audit_anchor_load(struct cs_txn *txn, const struct cs_keyring *kr
            e == CS_ERR_CRYPTO ? "not keyed with this master key (forged?)" : "corrupt");
   return e;
 }
-

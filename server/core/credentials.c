@@ -360,6 +360,8 @@ static enum cs_err put_write(struct cs_txn *txn, void *arg)
   uint64_t cur = j->p.x.found ? j->p.x.version : 0;
   j->p.rec.version = cur + 1;
   j->p.rec.modified = cs_now();
+  if (!cur)
+    j->p.rec.created = j->p.rec.modified; /* a new credential: one instant, both times */
   if (!(e = cs_cred_encode(&j->p.rec, &bytes, &len)))
     e = cs_txn_put(txn, CS_TBL_CREDS, j->in->id, strlen(j->in->id), bytes, len, 0);
   free(bytes);
