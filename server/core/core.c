@@ -51,11 +51,14 @@ enum cs_err cs_core_start(struct cs_core *c, char *err, size_t errlen)
 void cs_core_stop(struct cs_core *c)
 {
   cs_events_stop(c);
-  cs_events_free(c);
+  /* Whatever still commits (the trimmer, webhook settles, queued changes)
+   * wakes the notifier from the writer thread after each batch: the
+   * notifier's state is freed only once the writer has stopped. */
+  cs_retention_stop(c);
   cs_outbox_stop(c);
-  cs_retention_stop(c); /* before the writer its batches go through */
   cs_writer_stop(c->writer);
   c->writer = NULL;
+  cs_events_free(c);
   cs_broker_free(c->broker);
   c->broker = NULL;
 }

@@ -312,11 +312,6 @@ static void start(struct cs_outbox *ob, struct job *job)
   struct cs_txn *txn = NULL;
   enum cs_err e = CS_ERR_NOT_FOUND;
 
-  if (past_max_age(ob, job->entry, cs_wall_ms())) {
-    bury(ob, job->seq, job->entry); /* due, but too late to try again */
-    job->entry = NULL;
-    return;
-  }
   if (uid && entry_str(job->entry, "credentialId") &&
       cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(job->entry, "version")) &&
       (e = cs_store_read_begin(ob->core->store, &txn)) == CS_OK) {
@@ -325,6 +320,8 @@ static void start(struct cs_outbox *ob, struct job *job)
   }
   if (e == CS_ERR_NOT_FOUND) {
     settle(ob, job->seq, job->entry, NULL); /* usage removed, or unreadable: nobody to tell */
+  } else if (past_max_age(ob, job->entry, cs_wall_ms())) {
+    bury(ob, job->seq, job->entry); /* due, but too late to try again */
   } else if (e) {
     settle(ob, job->seq, job->entry, "cannot read the usage's callback");
   } else if (cs_http_check_url(ob->policy, url, job->target, &why)) {
