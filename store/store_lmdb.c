@@ -357,6 +357,10 @@ enum cs_err cs_lmdb_tables_open(struct cs_store *st, enum cs_lmdb_schema how)
     unsigned f = t == CS_TBL_META && !create ? 0 : dflags;
 
     rc = mdb_dbi_open(txn, cs_store_table_names[t], f, &st->dbi[t]);
+    if (rc == MDB_NOTFOUND && st->readonly && t != CS_TBL_META) {
+      st->absent[t] = true; /* an older store, not yet opened by this build to write */
+      continue;
+    }
     if (rc == MDB_NOTFOUND) {
       CS_LOG(CS_LOG_ERROR, "store: table %s is missing: not a credstore data dir?",
              cs_store_table_names[t]);

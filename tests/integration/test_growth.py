@@ -410,3 +410,28 @@ def test_audit_export_prune_and_verify_from_the_anchor(tmp_path):
         if d.proc:
             d.stop()
         d.close()
+
+
+def test_a_store_from_before_the_dead_letters_table_still_verifies_read_only():
+    """A data dir an older build wrote has no dead_letters table: the
+    read-only commands read it as empty; the first serve creates it."""
+    import lmdb
+    from harness import run_cli
+    d = Daemon()
+    try:
+        env = lmdb.open(d.data, max_dbs=16)
+        with env.begin(write=True) as txn:
+            txn.drop(env.open_db(b"dead_letters", txn=txn), delete=True)
+        env.close()
+        r = run_cli("audit-verify", "--data", d.data)
+        assert r.returncode == 0 and json.loads(r.stdout)["intact"] is True, r.stderr
+        d.start()
+        d.auth = {"Authorization": basic(d.admin["id"], d.admin["secret"])}
+        assert deliveries(d) == []
+        assert d.stop() == 0
+        env = lmdb.open(d.data, max_dbs=16, readonly=True)
+        with env.begin() as txn:
+            assert env.open_db(b"dead_letters", txn=txn, create=False) is not None
+        env.close()
+    finally:
+        d.close()
