@@ -59,6 +59,9 @@
   X(CS_ERR_EXISTS, 409, "already_exists", "already exists")                                        \
   X(CS_ERR_IN_USE, 409, "credential_in_use", "the credential is in use")                           \
   X(CS_ERR_LAST_ADMIN, 409, "last_admin_key", "the last admin access key cannot be deleted")       \
+  X(CS_ERR_NOT_DEAD, 409, "not_dead_letter", "the delivery is not a dead letter")                  \
+  X(CS_ERR_EVENTS_EXPIRED, 410, "events_expired",                                                  \
+    "events after since are no longer kept; resynchronise, then read from oldest")                 \
   X(CS_ERR_PRECONDITION, 412, "precondition_failed",                                               \
     "If-Match does not match the current version")                                                 \
   X(CS_ERR_TOO_LARGE, 413, "body_too_large", "request body is too large")                          \

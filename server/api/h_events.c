@@ -42,6 +42,20 @@ static enum cs_err answer(struct cs_resp *resp, cJSON *arr, uint64_t next)
   return cs_resp_json(resp, 200, o);
 }
 
+/* 410 {"err","code":"events_expired","oldest"}: the consumer resynchronises. */
+static enum cs_err expired(struct cs_resp *resp, uint64_t since, uint64_t oldest)
+{
+  cs_fail(resp, CS_ERR_EVENTS_EXPIRED,
+          "events after %llu are no longer kept; the oldest kept is %llu: resynchronise, "
+          "then read on with since=%llu",
+          (unsigned long long)since, (unsigned long long)oldest, (unsigned long long)(oldest - 1));
+  cJSON_Delete(resp->err_extra);
+  if (!(resp->err_extra = cJSON_CreateObject()) ||
+      !cJSON_AddNumberToObject(resp->err_extra, "oldest", (double)oldest))
+    return CS_ERR_NOMEM;
+  return CS_ERR_EVENTS_EXPIRED;
+}
+
 enum cs_err cs_h_events(struct cs_req *req, struct cs_resp *resp)
 {
   struct cs_core *core = req->api->core;
@@ -59,11 +73,11 @@ enum cs_err cs_h_events(struct cs_req *req, struct cs_resp *resp)
     req->wait_cursor = q.since;
 
   for (;;) {
-    uint64_t gen = cs_events_generation(core), next;
+    uint64_t gen = cs_events_generation(core), next, oldest = 0;
     bool more, parked;
     cJSON *arr;
-    if ((e = cs_events_read(core, &view, req->wait_cursor, &arr, &next, &more)))
-      return e;
+    if ((e = cs_events_read(core, &view, req->wait_cursor, &arr, &next, &more, &oldest)))
+      return e == CS_ERR_EVENTS_EXPIRED ? expired(resp, req->wait_cursor, oldest) : e;
     /* Answer with what the caller may see; an empty page only once the wait
      * is over, or when the scan budget ran out (the caller asks again at
      * once, from next). */

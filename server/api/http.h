@@ -251,6 +251,10 @@ enum cs_err cs_parse_audit_query(const struct cs_params *p, struct cs_feed_query
 enum cs_err cs_parse_events_query(const struct cs_params *p, const cJSON *scope,
                                   struct cs_feed_query *q, struct cs_resp *resp) CS_WUR;
 
+/** GET /deliveries: state (pending, dead, all), offset, limit into @p q (scope untouched). */
+enum cs_err cs_parse_deliveries_query(const struct cs_params *p, struct cs_delivery_query *q,
+                                      struct cs_resp *resp) CS_WUR;
+
 /* ------------------------------------------------------------- handlers */
 
 /**
@@ -288,6 +292,8 @@ enum cs_err cs_h_usages_delete(struct cs_req *req, struct cs_resp *resp);
 enum cs_err cs_h_resolve(struct cs_req *req, struct cs_resp *resp);
 enum cs_err cs_h_events(struct cs_req *req, struct cs_resp *resp);
 enum cs_err cs_h_audit(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_deliveries_list(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_delivery_retry(struct cs_req *req, struct cs_resp *resp);
 enum cs_err cs_h_metrics(struct cs_req *req, struct cs_resp *resp);
 enum cs_err cs_h_aws_container(struct cs_req *req, struct cs_resp *resp);
 enum cs_err cs_h_prisma_authenticate(struct cs_req *req, struct cs_resp *resp);

@@ -30,6 +30,8 @@ const struct cs_route cs_routes[] = {
     {CS_POST, "/api/v1/credentials/{}/resolve", cs_h_resolve, CS_R_USE, "resolve", 0},
     {CS_GET, "/api/v1/events", cs_h_events, CS_R_READ, "events", 0},
     {CS_GET, "/api/v1/audit", cs_h_audit, CS_R_AUDIT, "audit", 0},
+    {CS_GET, "/api/v1/deliveries", cs_h_deliveries_list, CS_R_ADMIN, "deliveries_list", 0},
+    {CS_POST, "/api/v1/deliveries/{}/retry", cs_h_delivery_retry, CS_R_ADMIN, "delivery_retry", 0},
     {CS_GET, "/api/v1/aws/container-credentials/{}", cs_h_aws_container, CS_R_USE, "aws_container_credentials", 0},
     {CS_GET, "/", cs_h_ui_redirect, CS_PUBLIC, "root_redirect", 0},
     {CS_GET, "/ui", cs_h_ui_redirect, CS_PUBLIC, "ui_redirect", 0},

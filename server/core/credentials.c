@@ -9,7 +9,6 @@
 #include <string.h>
 
 #define DESCRIPTION_MAX 1024
-#define PUT_RETRIES 8
 
 /* The fields that carry secret input: secret.plain, or gcp's apiToken.plain. */
 static const char *const secret_fields[] = {"secret", "apiToken"};
@@ -39,22 +38,18 @@ static void existing_free(struct existing *x)
   memset(x, 0, sizeof *x);
 }
 
-static enum cs_err read_existing(struct cs_core *c, const char *id, struct existing *x)
+/* Copy the record @p id as @p txn (read or write) sees it into @p x. */
+static enum cs_err load_existing(const struct cs_keyring *kr, struct cs_txn *txn, const char *id,
+                                 struct existing *x)
 {
-  struct cs_txn *txn;
   struct cs_cred_view v;
-  enum cs_err e = cs_store_read_begin(c->store, &txn);
+  enum cs_err e = cs_cred_load(txn, id, &v);
 
   memset(x, 0, sizeof *x);
+  if (e == CS_ERR_NOT_FOUND)
+    return CS_OK;
   if (e)
     return e;
-  e = cs_cred_load(txn, id, &v);
-  if (e == CS_ERR_NOT_FOUND) {
-    e = CS_OK;
-    goto out;
-  }
-  if (e)
-    goto out;
   x->found = true;
   x->prov = v.prov;
   x->version = v.version;
@@ -66,12 +61,35 @@ static enum cs_err read_existing(struct cs_core *c, const char *id, struct exist
   }
   memcpy(x->sealed, v.sealed, v.sealed_len);
   x->sealed_len = v.sealed_len;
-  e = cs_cred_open_secret(c->keyring, &v, &x->plain, &x->plain_len);
+  e = cs_cred_open_secret(kr, &v, &x->plain, &x->plain_len);
 out:
-  cs_store_read_end(txn);
   if (e)
     existing_free(x);
   return e;
+}
+
+static enum cs_err read_existing(struct cs_core *c, const char *id, struct existing *x)
+{
+  struct cs_txn *txn;
+  enum cs_err e = cs_store_read_begin(c->store, &txn);
+
+  memset(x, 0, sizeof *x);
+  if (e)
+    return e;
+  e = load_existing(c->keyring, txn, id, x);
+  cs_store_read_end(txn);
+  return e;
+}
+
+/* Is the record @p txn sees (@p e from cs_cred_load, @p v) the one @p x
+ * copied? Version, creation time and fingerprint: a credential deleted and
+ * created again starts at version 1 again. */
+static bool same_record(const struct existing *x, enum cs_err e, const struct cs_cred_view *v)
+{
+  if (e == CS_ERR_NOT_FOUND)
+    return !x->found;
+  return x->found && v->version == x->version && v->created == x->created &&
+         v->fp_len == strlen(x->fp) && memcmp(v->fp, x->fp, v->fp_len) == 0;
 }
 
 __attribute__((format(printf, 4, 5))) static enum cs_err
@@ -192,78 +210,43 @@ static enum cs_err resolve_secret_input(cJSON *work, struct existing *x,
   return CS_OK;
 }
 
-/* ----------------------------------------------------------- the write */
+/* ------------------------------------------------------- one preparation */
 
-/* The validated, sealed record ready for the write transaction. */
-struct put_txn {
-  const struct cs_keyring *kr;
-  const struct cs_cred_put *in;
-  uint64_t expect_version; /* version seen when preparing (0 = absent) */
-  bool conflict;           /* out: someone else wrote in between */
-  struct cs_cred_view rec; /* version is set by the write */
-};
-
-static enum cs_err put_write(struct cs_txn *txn, void *arg)
-{
-  struct put_txn *t = arg;
-  struct cs_cred_view c;
-  uint64_t cur = 0;
-  uint8_t *bytes = NULL;
-  size_t len = 0;
-  enum cs_err e = cs_cred_load(txn, t->in->id, &c);
-
-  t->conflict = false;
-  if (e == CS_OK)
-    cur = c.version;
-  else if (e != CS_ERR_NOT_FOUND)
-    return e;
-  if (t->in->must_exist && cur == 0)
-    return CS_ERR_NOT_FOUND;
-  if (t->in->has_if_match && t->in->if_match != cur)
-    return CS_ERR_PRECONDITION;
-  if (cur != t->expect_version) {
-    t->conflict = true; /* prepared against an older record: redo */
-    return CS_ERR_PRECONDITION;
-  }
-  t->rec.version = cur + 1;
-  if (!(e = cs_cred_encode(&t->rec, &bytes, &len)))
-    e = cs_txn_put(txn, CS_TBL_CREDS, t->in->id, strlen(t->in->id), bytes, len, 0);
-  free(bytes);
-  /* The event, the webhooks and the audit entry commit with the change. */
-  if (!e)
-    e = cs_event_append(txn, cur ? "updated" : "created", t->in->id, t->rec.version);
-  if (!e && cur)
-    e = cs_outbox_queue_update(txn, t->in->id, t->rec.version);
-  if (!e)
-    e = cs_audit_append(txn, t->kr, t->in->actor, cur ? "update" : "create", t->in->id, "success");
-  return e;
-}
-
-/* ------------------------------------------------------- one attempt */
-
-/* What one attempt holds; freed by attempt_free. */
-struct attempt {
+/* A record prepared against one state of the stored credential (x); freed
+ * by prepared_free. */
+struct prepared {
   struct existing x;
   struct cs_prov_result pr;
-  const struct cs_provider *prov;
-  const char *description;
   cJSON *work;
   uint8_t *sealed;
   size_t sealed_len;
   char *meta;
   char fp[CS_CRED_FP_MAX];
+  struct cs_cred_view rec; /* borrows the above; version is set by the write */
 };
 
-static void attempt_free(struct attempt *a)
+static void prepared_free(struct prepared *p)
 {
-  if (a->work)
-    wipe_plain(a->work);
-  cJSON_Delete(a->work);
-  cs_prov_result_free(&a->pr);
-  existing_free(&a->x);
-  free(a->sealed);
-  free(a->meta);
+  if (p->work)
+    wipe_plain(p->work);
+  cJSON_Delete(p->work);
+  cs_prov_result_free(&p->pr);
+  existing_free(&p->x);
+  free(p->sealed);
+  free(p->meta);
+  memset(p, 0, sizeof *p);
 }
+
+/* One create-or-update: the request, its checked type and description, and
+ * what it has prepared so far. */
+struct put_job {
+  struct cs_core *c;
+  const struct cs_cred_put *in;
+  struct cs_cred_put_result *out;
+  const struct cs_provider *prov;
+  const char *description;
+  struct prepared p;
+};
 
 /* "aws, azure, ..." from the provider registry, for the refusal of a type. */
 static void type_list(char *out, size_t n)
@@ -274,57 +257,62 @@ static void type_list(char *out, size_t n)
     len += (size_t)snprintf(out + len, n - len, "%s%s", i ? ", " : "", cs_providers[i]->type);
 }
 
-/* The body's type and description, and what the stored record allows. */
-static enum cs_err check_request(struct cs_core *c, const struct cs_cred_put *in, struct attempt *a,
-                                 struct cs_cred_put_result *out)
+/* The body's type and description: what no stored state changes. */
+static enum cs_err check_body(struct put_job *j)
 {
   const char *type = NULL;
   char types[128];
-  enum cs_err e;
 
-  if (cs_json_req_string(in->body, "type", 32, &type) || !(a->prov = cs_provider_find(type))) {
+  if (cs_json_req_string(j->in->body, "type", 32, &type) || !(j->prov = cs_provider_find(type))) {
     type_list(types, sizeof types);
-    return fail_field(out, CS_ERR_INVALID, "type", "type must be one of %s", types);
+    return fail_field(j->out, CS_ERR_INVALID, "type", "type must be one of %s", types);
   }
-  if (cs_json_opt_string(in->body, "description", DESCRIPTION_MAX, &a->description))
-    return fail_field(out, CS_ERR_INVALID, "description", "%s",
+  if (cs_json_opt_string(j->in->body, "description", DESCRIPTION_MAX, &j->description))
+    return fail_field(j->out, CS_ERR_INVALID, "description", "%s",
                       "description must be a string of at most 1024 characters");
-  if ((e = read_existing(c, in->id, &a->x)))
-    return e;
-  if (in->must_exist && !a->x.found)
+  return CS_OK;
+}
+
+/* What the stored record allows: it exists for PUT, keeps its type, and
+ * has the version If-Match names. */
+static enum cs_err check_existing(const struct put_job *j)
+{
+  const struct existing *x = &j->p.x;
+
+  if (j->in->must_exist && !x->found)
     return CS_ERR_NOT_FOUND;
-  if (a->x.found && a->x.prov != a->prov)
-    return fail_field(out, CS_ERR_INVALID, "type",
+  if (x->found && x->prov != j->prov)
+    return fail_field(j->out, CS_ERR_INVALID, "type",
                       "the type of an existing credential (%s) "
                       "cannot change; delete it and create a new one",
-                      a->x.prov->type);
-  if (in->has_if_match && in->if_match != a->x.version)
+                      x->prov->type);
+  if (j->in->has_if_match && j->in->if_match != x->version)
     return CS_ERR_PRECONDITION;
   return CS_OK;
 }
 
 /* Seal the validated secret, or keep the stored sealed bytes when it is the
  * same secret, so secret.encrypted stays valid. */
-static enum cs_err seal_or_keep(struct cs_core *c, const char *id, struct attempt *a)
+static enum cs_err seal_or_keep(struct cs_core *c, const char *id, struct prepared *p)
 {
-  struct existing *x = &a->x;
-  const struct cs_prov_result *pr = &a->pr;
+  struct existing *x = &p->x;
+  const struct cs_prov_result *pr = &p->pr;
 
   /* The same plaintext, kept or sent again, keeps its sealed bytes: the
    * encrypted value a client read stays the current one (Terraform sends it
    * back with every apply). */
   if (x->found && pr->secret_len == x->plain_len && pr->secret_len > 0 &&
       cs_bytes_equal(pr->secret, x->plain, pr->secret_len)) {
-    a->sealed = x->sealed;
-    a->sealed_len = x->sealed_len;
+    p->sealed = x->sealed;
+    p->sealed_len = x->sealed_len;
     x->sealed = NULL;
-    snprintf(a->fp, sizeof a->fp, "%s", x->fp);
+    snprintf(p->fp, sizeof p->fp, "%s", x->fp);
     return CS_OK;
   }
   if (pr->secret_len == 0)
     return CS_OK; /* aws with useAWSRole stores no secret */
-  return cs_cred_seal_secret(c->keyring, id, pr->secret, pr->secret_len, &a->sealed, &a->sealed_len,
-                             a->fp);
+  return cs_cred_seal_secret(c->keyring, id, pr->secret, pr->secret_len, &p->sealed, &p->sealed_len,
+                             p->fp);
 }
 
 /* API.md §3 "Prisma fields": stored as given, returned unchanged. */
@@ -378,110 +366,132 @@ static enum cs_err add_prisma_fields(const cJSON *body, cJSON *meta, struct cs_c
 
 /* The stored meta: provider fields, description, and the owner, who is
  * whoever created the credential (updates keep it). */
-static enum cs_err compose_meta(const struct cs_cred_put *in, struct attempt *a)
+static enum cs_err compose_meta(const struct put_job *j, struct prepared *p)
 {
-  cJSON *old = NULL, *pmeta = a->pr.meta;
-  const char *owner = a->x.found ? NULL : in->who->key_id;
+  cJSON *old = NULL, *pmeta = p->pr.meta;
+  const char *owner = p->x.found ? NULL : j->in->who->key_id;
   enum cs_err e = CS_ERR_NOMEM;
 
-  if (a->x.found && !cs_json_parse(a->x.meta, strlen(a->x.meta), CS_JSON_MAX_DEPTH, &old)) {
+  if (p->x.found && !cs_json_parse(p->x.meta, strlen(p->x.meta), CS_JSON_MAX_DEPTH, &old)) {
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(old, "owner");
     if (cJSON_IsString(o))
       owner = o->valuestring;
   }
-  if ((!a->description || cJSON_AddStringToObject(pmeta, "description", a->description)) &&
+  if ((!j->description || cJSON_AddStringToObject(pmeta, "description", j->description)) &&
       (!owner || cJSON_AddStringToObject(pmeta, "owner", owner)) &&
-      (a->meta = cs_json_print(pmeta)))
+      (p->meta = cs_json_print(pmeta)))
     e = CS_OK;
   cJSON_Delete(old);
   return e;
 }
 
 /* Same secret (its sealed bytes kept) and the same stored fields. */
-static bool unchanged(const struct attempt *a)
+static bool unchanged(const struct prepared *p)
 {
-  bool same_secret = a->x.plain_len == 0 ? a->pr.secret_len == 0 : !a->x.sealed;
-  return a->x.found && same_secret && strcmp(a->meta, a->x.meta) == 0;
+  bool same_secret = p->x.plain_len == 0 ? p->pr.secret_len == 0 : !p->x.sealed;
+  return p->x.found && same_secret && strcmp(p->meta, p->x.meta) == 0;
 }
 
-struct audit_only {
-  const struct cs_keyring *kr;
-  const struct cs_cred_put *in;
-};
-
-static enum cs_err audit_only_write(struct cs_txn *txn, void *arg)
+/* Make the record from the request and the stored state j->p.x: the merge
+ * of a kept secret and owner, validation and sealing. */
+static enum cs_err prepare(struct put_job *j)
 {
-  struct audit_only *t = arg;
-  return cs_audit_append(txn, t->kr, t->in->actor, "update", t->in->id, "unchanged");
-}
-
-/* An update that changes nothing is still an audited call. */
-static enum cs_err audit_unchanged(struct cs_core *c, const struct cs_cred_put *in)
-{
-  struct audit_only t = {c->keyring, in};
-  return cs_core_write(c, audit_only_write, &t);
-}
-
-static enum cs_err put_once(struct cs_core *c, const struct cs_cred_put *in,
-                            struct cs_cred_put_result *out, bool *retry)
-{
-  struct attempt a = {0};
-  struct put_txn t = {.kr = c->keyring, .in = in};
+  struct prepared *p = &j->p;
   enum cs_err e;
 
-  *retry = false;
-  if ((e = check_request(c, in, &a, out)))
-    goto out;
-  if (!(a.work = cJSON_Duplicate(in->body, true))) {
-    e = CS_ERR_NOMEM;
-    goto out;
+  memset(&j->out->perr, 0, sizeof j->out->perr);
+  if ((e = check_existing(j)))
+    return e;
+  if (!(p->work = cJSON_Duplicate(j->in->body, true)))
+    return CS_ERR_NOMEM;
+  if ((e = resolve_secret_input(p->work, &p->x, j->out)) ||
+      (e = j->prov->validate(p->work, &p->pr, &j->out->perr)) ||
+      (e = add_prisma_fields(j->in->body, p->pr.meta, j->out)) ||
+      (e = seal_or_keep(j->c, j->in->id, p)) || (e = compose_meta(j, p)))
+    return e;
+  p->rec.id = j->in->id;
+  p->rec.prov = j->prov;
+  p->rec.created = p->x.found ? p->x.created : cs_now();
+  p->rec.meta = p->meta;
+  p->rec.meta_len = strlen(p->meta);
+  p->rec.fp = p->fp;
+  p->rec.fp_len = strlen(p->fp);
+  p->rec.sealed = p->sealed;
+  p->rec.sealed_len = p->sealed_len;
+  return CS_OK;
+}
+
+/* ----------------------------------------------------------- the write */
+
+/*
+ * The version check and the merge happen here, inside the write: the
+ * record was prepared outside it (validation and sealing stay off the
+ * writer thread), and when another change to this credential committed
+ * first, it is prepared again against what this transaction sees. So an
+ * update without If-Match never fails for losing a race, however many
+ * writers contend for one id, and no update is lost.
+ */
+static enum cs_err put_write(struct cs_txn *txn, void *arg)
+{
+  struct put_job *j = arg;
+  struct cs_cred_view c;
+  uint8_t *bytes = NULL;
+  size_t len = 0;
+  enum cs_err e = cs_cred_load(txn, j->in->id, &c);
+
+  j->out->unchanged = false; /* a batch that failed runs its writes again */
+  if (e && e != CS_ERR_NOT_FOUND)
+    return e;
+  if (!same_record(&j->p.x, e, &c)) {
+    prepared_free(&j->p);
+    if ((e = load_existing(j->c->keyring, txn, j->in->id, &j->p.x)) || (e = prepare(j)))
+      return e;
   }
-  if ((e = resolve_secret_input(a.work, &a.x, out)) ||
-      (e = a.prov->validate(a.work, &a.pr, &out->perr)) ||
-      (e = add_prisma_fields(in->body, a.pr.meta, out)) || (e = seal_or_keep(c, in->id, &a)) ||
-      (e = compose_meta(in, &a)))
-    goto out;
-  if (in->skip_unchanged && unchanged(&a)) {
-    e = audit_unchanged(c, in);
-    out->unchanged = !e;
-    goto out;
+  if (j->in->skip_unchanged && unchanged(&j->p)) {
+    /* An update that changes nothing: no version, event or webhook, but
+     * still an audited call. */
+    j->out->unchanged = true;
+    return cs_audit_append(txn, j->c->keyring, j->in->actor, "update", j->in->id, "unchanged");
   }
-  t.expect_version = a.x.found ? a.x.version : 0;
-  t.rec.id = in->id;
-  t.rec.prov = a.prov;
-  t.rec.created = a.x.found ? a.x.created : cs_now();
-  t.rec.modified = cs_now();
-  t.rec.meta = a.meta;
-  t.rec.meta_len = strlen(a.meta);
-  t.rec.fp = a.fp;
-  t.rec.fp_len = strlen(a.fp);
-  t.rec.sealed = a.sealed;
-  t.rec.sealed_len = a.sealed_len;
-  e = cs_core_write(c, put_write, &t);
-  if ((*retry = e == CS_ERR_PRECONDITION && t.conflict) || e)
-    goto out;
-  if (a.x.found)
-    cs_broker_invalidate(c->broker, in->id); /* cached material of the old version */
-  out->created = !a.x.found;
-  if (!(out->credential = cs_cred_render(&t.rec)))
-    e = CS_ERR_NOMEM;
-out:
-  attempt_free(&a);
+  uint64_t cur = j->p.x.found ? j->p.x.version : 0;
+  j->p.rec.version = cur + 1;
+  j->p.rec.modified = cs_now();
+  if (!cur)
+    j->p.rec.created = j->p.rec.modified; /* a new credential: one instant, both times */
+  if (!(e = cs_cred_encode(&j->p.rec, &bytes, &len)))
+    e = cs_txn_put(txn, CS_TBL_CREDS, j->in->id, strlen(j->in->id), bytes, len, 0);
+  free(bytes);
+  /* The event, the webhooks and the audit entry commit with the change. */
+  if (!e)
+    e = cs_event_append(txn, cur ? "updated" : "created", j->in->id, j->p.rec.version);
+  if (!e && cur)
+    e = cs_outbox_queue_update(txn, j->in->id, j->p.rec.version);
+  if (!e)
+    e = cs_audit_append(txn, j->c->keyring, j->in->actor, cur ? "update" : "create", j->in->id,
+                        "success");
   return e;
 }
 
 enum cs_err cs_creds_put(struct cs_core *c, const struct cs_cred_put *in,
                          struct cs_cred_put_result *out)
 {
-  bool retry = true;
-  enum cs_err e = CS_ERR_INTERNAL;
+  struct put_job j = {.c = c, .in = in, .out = out};
+  enum cs_err e;
 
   memset(out, 0, sizeof *out);
   if (!cs_name_valid(in->id, strlen(in->id)))
     return fail_field(out, CS_ERR_BAD_ID, "_id", "%s", "_id must be " CS_NAME_RULE);
-  for (int i = 0; i < PUT_RETRIES && retry; i++)
-    e = put_once(c, in, out, &retry);
-  return retry ? CS_ERR_UNAVAILABLE : e;
+  if ((e = check_body(&j)) || (e = read_existing(c, in->id, &j.p.x)) || (e = prepare(&j)) ||
+      (e = cs_core_write(c, put_write, &j)) || out->unchanged)
+    goto out;
+  if (j.p.x.found)
+    cs_broker_invalidate(c->broker, in->id); /* cached material of the old version */
+  out->created = !j.p.x.found;
+  if (!(out->credential = cs_cred_render(&j.p.rec)))
+    e = CS_ERR_NOMEM;
+out:
+  prepared_free(&j.p);
+  return e;
 }
 
 /* --------------------------------------------------------- get and delete */

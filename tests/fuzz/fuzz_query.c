@@ -6,7 +6,8 @@
  * server's own cs_http_unescape (server/api/request.c: %XX decoded once,
  * %00 to the byte 0xFF) and then runs the server's own parsers on the
  * parameters: cs_parse_cred_query (h_credentials.c), cs_parse_audit_query
- * (h_audit.c), cs_parse_events_query (h_events.c) and cs_parse_if_match
+ * (h_audit.c), cs_parse_events_query (h_events.c), cs_parse_deliveries_query
+ * (h_deliveries.c) and cs_parse_if_match
  * (request.c), plus the common parsers underneath (cs_parse_u64 with each
  * parameter's bound, cs_id_valid, cs_name_valid, cs_time_parse for expiresAt,
  * cs_provider_find for type), every one on parameters it does not know.
@@ -190,6 +191,25 @@ static void feed_queries(const struct cs_params *p)
   cJSON_Delete(scope);
 }
 
+static void deliveries_query(const struct cs_params *p)
+{
+  static const char *const states[] = {"pending", "dead", "all"};
+  struct cs_delivery_query q;
+  struct cs_resp r = {0};
+  enum cs_err e = cs_parse_deliveries_query(p, &q, &r);
+  const char *s = p->get(p->arg, "state");
+
+  if (e) {
+    refused(e, &r, "cs_parse_deliveries_query");
+    return;
+  }
+  if (q.limit < 1 || q.limit > CS_LIST_LIMIT_MAX || q.offset > CS_LIST_OFFSET_MAX || q.scope ||
+      q.state > CS_DELIVERY_ALL || (s && strcmp(s, states[q.state]) != 0) ||
+      (!s && q.state != CS_DELIVERY_ALL))
+    cs_fuzz_fail("cs_parse_deliveries_query accepted state %d limit %" PRIu64, (int)q.state,
+                 q.limit);
+}
+
 /* The common parsers each parameter goes through, with the server's bounds;
  * every one on parameters it does not know, since the caller picks the names. */
 static void param(const char *k, const char *v)
@@ -242,6 +262,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   }
   cred_query(&p);
   feed_queries(&p);
+  deliveries_query(&p);
   free(qs);
   return 0;
 }

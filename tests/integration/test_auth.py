@@ -36,6 +36,8 @@ EXPECTED_ROLES = {
     "resolve": USE,
     "events": READ,
     "audit": {"admin", "auditor"},
+    "deliveries_list": {"admin"},
+    "delivery_retry": {"admin"},
     "aws_container_credentials": USE,
     # The web console's files (API.md §10): public; it logs in like any client.
     "root_redirect": None, "ui_redirect": None, "ui_index": None, "ui_asset": None,

@@ -52,6 +52,8 @@ API_ROUTES = {
     ("GET", "/api/v1/events"),
     ("GET", "/api/v1/aws/container-credentials/{id}"),
     ("GET", "/api/v1/audit"),
+    ("GET", "/api/v1/deliveries"),
+    ("POST", "/api/v1/deliveries/{id}/retry"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
