@@ -94,6 +94,11 @@ enum cs_err cs_usage_save(struct cs_txn *txn, const cJSON *rec, unsigned flags) 
 /** Add (put) or remove (!put) the index entry of usage @p usage_id of @p cred_id. */
 enum cs_err cs_usage_index(struct cs_txn *txn, const char *cred_id, const char *usage_id,
                            bool put) CS_WUR;
+/**
+ * Is @p usage_id a usage of @p cred_id? One index lookup, no record parsed.
+ * @return CS_OK, CS_ERR_NOT_FOUND, or the store's error.
+ */
+enum cs_err cs_usage_indexed(struct cs_txn *txn, const char *cred_id, const char *usage_id) CS_WUR;
 /** Visit every usage record of @p cred_id (via the index); fn's error ends the walk. */
 enum cs_err cs_usage_each(struct cs_txn *txn, const char *cred_id,
                           enum cs_err (*fn)(cJSON *rec, void *arg), void *arg) CS_WUR;

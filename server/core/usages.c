@@ -232,16 +232,12 @@ enum cs_err cs_usages_delete(struct cs_core *c, const struct cs_actor *a, const 
 
 enum cs_err cs_usage_check(struct cs_txn *txn, const char *cred_id, const char *usage_id)
 {
-  cJSON *rec = NULL;
-  enum cs_err e;
+  /* The index entry is written and removed in the same transactions as the
+   * record, so it answers "whose usage" without parsing the record (the
+   * resolve hot path). */
   if (!cs_id_valid(usage_id, strlen(usage_id)))
     return CS_ERR_NOT_FOUND;
-  if ((e = cs_usage_load(txn, usage_id, &rec)))
-    return e;
-  const cJSON *owner = cJSON_GetObjectItemCaseSensitive(rec, "credentialId");
-  e = cJSON_IsString(owner) && strcmp(owner->valuestring, cred_id) == 0 ? CS_OK : CS_ERR_NOT_FOUND;
-  cJSON_Delete(rec);
-  return e;
+  return cs_usage_indexed(txn, cred_id, usage_id);
 }
 
 /* ------------------------------------------------------------ resolve stats */
