@@ -1,6 +1,8 @@
 /* Group commit (store.h): one writer thread takes every queued change,
  * commits them with cs_store_write_batch() (one failing change rolls back
- * alone), then wakes the waiting submitters. */
+ * alone), then wakes the batch's submitters, each on its own condition
+ * variable: a broadcast woke every waiter after every batch, and all of
+ * them re-took the mutex only to wait again. */
 #include "store.h"
 
 #include <pthread.h>
@@ -11,6 +13,7 @@
 struct wr_op {
   struct cs_store_op op;
   bool done;
+  pthread_cond_t cv; /* its submitter waits here */
   struct wr_op *next;
 };
 
@@ -19,7 +22,6 @@ struct cs_writer {
   pthread_t thread;
   pthread_mutex_t mu;
   pthread_cond_t work; /* the writer waits for ops */
-  pthread_cond_t done; /* submitters wait for their op */
   struct wr_op *head, *tail;
   bool stopping;
   void (*after_commit)(void *);
@@ -59,8 +61,8 @@ static void *writer_main(void *arg)
     for (size_t i = 0; i < n; i++) {
       batch[i]->op.result = ops[i].result;
       batch[i]->done = true;
+      pthread_cond_signal(&batch[i]->cv);
     }
-    pthread_cond_broadcast(&w->done);
   }
   pthread_mutex_unlock(&w->mu);
   return NULL;
@@ -77,7 +79,6 @@ enum cs_err cs_writer_start(struct cs_store *st, void (*after_commit)(void *), v
   w->after_arg = arg;
   pthread_mutex_init(&w->mu, NULL);
   pthread_cond_init(&w->work, NULL);
-  pthread_cond_init(&w->done, NULL);
   if (pthread_create(&w->thread, NULL, writer_main, w)) {
     free(w);
     return CS_ERR_INTERNAL;
@@ -95,6 +96,7 @@ enum cs_err cs_writer_submit(struct cs_writer *w, cs_store_write_fn fn, void *ct
     pthread_mutex_unlock(&w->mu);
     return CS_ERR_UNAVAILABLE;
   }
+  pthread_cond_init(&op.cv, NULL);
   if (w->tail)
     w->tail->next = &op;
   else
@@ -102,8 +104,9 @@ enum cs_err cs_writer_submit(struct cs_writer *w, cs_store_write_fn fn, void *ct
   w->tail = &op;
   pthread_cond_signal(&w->work);
   while (!op.done)
-    pthread_cond_wait(&w->done, &w->mu);
+    pthread_cond_wait(&op.cv, &w->mu);
   pthread_mutex_unlock(&w->mu);
+  pthread_cond_destroy(&op.cv);
   return op.op.result;
 }
 
@@ -118,6 +121,5 @@ void cs_writer_stop(struct cs_writer *w)
   pthread_join(w->thread, NULL);
   pthread_mutex_destroy(&w->mu);
   pthread_cond_destroy(&w->work);
-  pthread_cond_destroy(&w->done);
   free(w);
 }
