@@ -26,13 +26,17 @@ struct cs_writer {
   bool stopping;
   void (*after_commit)(void *);
   void *after_arg;
+  cs_store_write_fn flush; /* cs_writer_set_flush */
+  void (*drop)(void *);
+  void *flush_arg;
+  bool flushing; /* writer thread only: the running batch ends with flush */
 };
 
 static void *writer_main(void *arg)
 {
   struct cs_writer *w = arg;
   struct wr_op *batch[BATCH_MAX];
-  struct cs_store_op ops[BATCH_MAX];
+  struct cs_store_op ops[BATCH_MAX + 1]; /* + the flush */
 
   pthread_mutex_lock(&w->mu);
   for (;;) {
@@ -49,11 +53,24 @@ static void *writer_main(void *arg)
     }
     if (!w->head)
       w->tail = NULL;
+    cs_store_write_fn flush = w->flush; /* set under mu by cs_writer_set_flush */
+    void (*drop)(void *) = w->drop;
+    void *flush_arg = w->flush_arg;
     pthread_mutex_unlock(&w->mu);
 
-    enum cs_err e = cs_store_write_batch(w->store, ops, n);
+    /* A lone change has nothing to coalesce with (and runs without a nested txn). */
+    w->flushing = flush && n > 1;
+    if (w->flushing)
+      ops[n] = (struct cs_store_op){.fn = flush, .ctx = flush_arg};
+    enum cs_err e = cs_store_write_batch(w->store, ops, n + w->flushing);
     if (e)
       CS_LOG(CS_LOG_ERROR, "group commit of %zu changes failed: %s", n, cs_err_code(e));
+    else if (w->flushing && ops[n].result && ops[n].result != CS_ERR_NOT_FOUND)
+      CS_LOG(CS_LOG_ERROR, "group commit: the batch's coalesced updates failed: %s",
+             cs_err_code(ops[n].result));
+    w->flushing = false;
+    if (drop)
+      drop(flush_arg);
     if (w->after_commit)
       w->after_commit(w->after_arg);
 
@@ -108,6 +125,21 @@ enum cs_err cs_writer_submit(struct cs_writer *w, cs_store_write_fn fn, void *ct
   pthread_mutex_unlock(&w->mu);
   pthread_cond_destroy(&op.cv);
   return op.op.result;
+}
+
+void cs_writer_set_flush(struct cs_writer *w, cs_store_write_fn flush, void (*drop)(void *),
+                         void *arg)
+{
+  pthread_mutex_lock(&w->mu);
+  w->flush = flush;
+  w->drop = drop;
+  w->flush_arg = arg;
+  pthread_mutex_unlock(&w->mu);
+}
+
+bool cs_writer_flushing(const struct cs_writer *w)
+{
+  return w && pthread_equal(pthread_self(), w->thread) && w->flushing;
 }
 
 void cs_writer_stop(struct cs_writer *w)
