@@ -320,6 +320,17 @@ enum cs_err cs_writer_start(struct cs_store *st, void (*after_commit)(void *), v
 enum cs_err cs_writer_submit(struct cs_writer *w, cs_store_write_fn fn, void *ctx) CS_WUR;
 /** Finish queued work and stop. NULL ok. */
 void cs_writer_stop(struct cs_writer *w);
+/**
+ * Coalescing: in every batch of more than one change, run @p flush (with
+ * @p arg) after the batch's changes, as one more change of the same batch;
+ * after every batch, committed or not, call @p drop(@p arg). Both run on
+ * the writer thread; a change that defers work to @p flush must check
+ * cs_writer_flushing() first. Call before submitting anything.
+ */
+void cs_writer_set_flush(struct cs_writer *w, cs_store_write_fn flush, void (*drop)(void *),
+                         void *arg);
+/** Inside a change run by @p w's writer thread: will the flush run after it in this batch? */
+bool cs_writer_flushing(const struct cs_writer *w);
 
 /* ------------------------------------------------------ cluster hooks */
 

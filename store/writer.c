@@ -1,6 +1,8 @@
 /* Group commit (store.h): one writer thread takes every queued change,
  * commits them with cs_store_write_batch() (one failing change rolls back
- * alone), then wakes the waiting submitters. */
+ * alone), then wakes the batch's submitters, each on its own condition
+ * variable: a broadcast woke every waiter after every batch, and all of
+ * them re-took the mutex only to wait again. */
 #include "store.h"
 
 #include <pthread.h>
@@ -11,6 +13,7 @@
 struct wr_op {
   struct cs_store_op op;
   bool done;
+  pthread_cond_t cv; /* its submitter waits here */
   struct wr_op *next;
 };
 
@@ -19,18 +22,21 @@ struct cs_writer {
   pthread_t thread;
   pthread_mutex_t mu;
   pthread_cond_t work; /* the writer waits for ops */
-  pthread_cond_t done; /* submitters wait for their op */
   struct wr_op *head, *tail;
   bool stopping;
   void (*after_commit)(void *);
   void *after_arg;
+  cs_store_write_fn flush; /* cs_writer_set_flush */
+  void (*drop)(void *);
+  void *flush_arg;
+  bool flushing; /* writer thread only: the running batch ends with flush */
 };
 
 static void *writer_main(void *arg)
 {
   struct cs_writer *w = arg;
   struct wr_op *batch[BATCH_MAX];
-  struct cs_store_op ops[BATCH_MAX];
+  struct cs_store_op ops[BATCH_MAX + 1]; /* + the flush */
 
   pthread_mutex_lock(&w->mu);
   for (;;) {
@@ -47,11 +53,24 @@ static void *writer_main(void *arg)
     }
     if (!w->head)
       w->tail = NULL;
+    cs_store_write_fn flush = w->flush; /* set under mu by cs_writer_set_flush */
+    void (*drop)(void *) = w->drop;
+    void *flush_arg = w->flush_arg;
     pthread_mutex_unlock(&w->mu);
 
-    enum cs_err e = cs_store_write_batch(w->store, ops, n);
+    /* A lone change has nothing to coalesce with (and runs without a nested txn). */
+    w->flushing = flush && n > 1;
+    if (w->flushing)
+      ops[n] = (struct cs_store_op){.fn = flush, .ctx = flush_arg};
+    enum cs_err e = cs_store_write_batch(w->store, ops, n + w->flushing);
     if (e)
       CS_LOG(CS_LOG_ERROR, "group commit of %zu changes failed: %s", n, cs_err_code(e));
+    else if (w->flushing && ops[n].result && ops[n].result != CS_ERR_NOT_FOUND)
+      CS_LOG(CS_LOG_ERROR, "group commit: the batch's coalesced updates failed: %s",
+             cs_err_code(ops[n].result));
+    w->flushing = false;
+    if (drop)
+      drop(flush_arg);
     if (w->after_commit)
       w->after_commit(w->after_arg);
 
@@ -59,8 +78,8 @@ static void *writer_main(void *arg)
     for (size_t i = 0; i < n; i++) {
       batch[i]->op.result = ops[i].result;
       batch[i]->done = true;
+      pthread_cond_signal(&batch[i]->cv);
     }
-    pthread_cond_broadcast(&w->done);
   }
   pthread_mutex_unlock(&w->mu);
   return NULL;
@@ -77,7 +96,6 @@ enum cs_err cs_writer_start(struct cs_store *st, void (*after_commit)(void *), v
   w->after_arg = arg;
   pthread_mutex_init(&w->mu, NULL);
   pthread_cond_init(&w->work, NULL);
-  pthread_cond_init(&w->done, NULL);
   if (pthread_create(&w->thread, NULL, writer_main, w)) {
     free(w);
     return CS_ERR_INTERNAL;
@@ -95,6 +113,7 @@ enum cs_err cs_writer_submit(struct cs_writer *w, cs_store_write_fn fn, void *ct
     pthread_mutex_unlock(&w->mu);
     return CS_ERR_UNAVAILABLE;
   }
+  pthread_cond_init(&op.cv, NULL);
   if (w->tail)
     w->tail->next = &op;
   else
@@ -102,9 +121,25 @@ enum cs_err cs_writer_submit(struct cs_writer *w, cs_store_write_fn fn, void *ct
   w->tail = &op;
   pthread_cond_signal(&w->work);
   while (!op.done)
-    pthread_cond_wait(&w->done, &w->mu);
+    pthread_cond_wait(&op.cv, &w->mu);
   pthread_mutex_unlock(&w->mu);
+  pthread_cond_destroy(&op.cv);
   return op.op.result;
+}
+
+void cs_writer_set_flush(struct cs_writer *w, cs_store_write_fn flush, void (*drop)(void *),
+                         void *arg)
+{
+  pthread_mutex_lock(&w->mu);
+  w->flush = flush;
+  w->drop = drop;
+  w->flush_arg = arg;
+  pthread_mutex_unlock(&w->mu);
+}
+
+bool cs_writer_flushing(const struct cs_writer *w)
+{
+  return w && pthread_equal(pthread_self(), w->thread) && w->flushing;
 }
 
 void cs_writer_stop(struct cs_writer *w)
@@ -118,6 +153,5 @@ void cs_writer_stop(struct cs_writer *w)
   pthread_join(w->thread, NULL);
   pthread_mutex_destroy(&w->mu);
   pthread_cond_destroy(&w->work);
-  pthread_cond_destroy(&w->done);
   free(w);
 }

@@ -47,6 +47,7 @@ enum cs_err cs_core_start(struct cs_core *c, char *err, size_t errlen)
     cs_core_stop(c);
     return e;
   }
+  cs_usage_coalesce(c);
   return CS_OK;
 }
 

@@ -94,6 +94,11 @@ enum cs_err cs_usage_save(struct cs_txn *txn, const cJSON *rec, unsigned flags) 
 /** Add (put) or remove (!put) the index entry of usage @p usage_id of @p cred_id. */
 enum cs_err cs_usage_index(struct cs_txn *txn, const char *cred_id, const char *usage_id,
                            bool put) CS_WUR;
+/**
+ * Is @p usage_id a usage of @p cred_id? One index lookup, no record parsed.
+ * @return CS_OK, CS_ERR_NOT_FOUND, or the store's error.
+ */
+enum cs_err cs_usage_indexed(struct cs_txn *txn, const char *cred_id, const char *usage_id) CS_WUR;
 /** Visit every usage record of @p cred_id (via the index); fn's error ends the walk. */
 enum cs_err cs_usage_each(struct cs_txn *txn, const char *cred_id,
                           enum cs_err (*fn)(cJSON *rec, void *arg), void *arg) CS_WUR;
@@ -121,10 +126,15 @@ enum cs_err cs_usages_of(struct cs_txn *txn, const char *cred_id, uint64_t cred_
                          cJSON **out) CS_WUR;
 /** Inside a read txn: is @p usage_id a usage of @p cred_id? @return CS_ERR_NOT_FOUND. */
 enum cs_err cs_usage_check(struct cs_txn *txn, const char *cred_id, const char *usage_id) CS_WUR;
-/** Durably record a resolve: usage stats (when the usage still exists) and an audit entry. */
+/**
+ * Durably record a resolve: an audit entry, and usage stats (when the usage
+ * still exists) written with the others of the same group commit.
+ */
 enum cs_err cs_usage_record_resolve(struct cs_core *c, const struct cs_actor *a,
                                     const char *cred_id, const char *usage_id, uint64_t version,
                                     const char *result) CS_WUR;
+/** Have the writer coalesce the usage stats of each batch's resolves (after cs_writer_start). */
+void cs_usage_coalesce(struct cs_core *c);
 /**
  * The callback URL and opened callback secret of a usage (webhook worker).
  * Caller frees *url and wipes *secret (cs_free_secret_str).

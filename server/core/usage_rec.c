@@ -61,6 +61,14 @@ enum cs_err cs_usage_index(struct cs_txn *txn, const char *cred_id, const char *
              : cs_txn_del(txn, CS_TBL_USAGES_BY_CRED, ikey, klen);
 }
 
+enum cs_err cs_usage_indexed(struct cs_txn *txn, const char *cred_id, const char *usage_id)
+{
+  char ikey[2 * CS_ID_MAX + 2];
+  size_t klen = index_key(cred_id, usage_id, ikey, sizeof ikey);
+  struct cs_val v;
+  return klen ? cs_txn_get(txn, CS_TBL_USAGES_BY_CRED, ikey, klen, &v) : CS_ERR_NOT_FOUND;
+}
+
 enum cs_err cs_usage_each(struct cs_txn *txn, const char *cred_id,
                           enum cs_err (*fn)(cJSON *rec, void *arg), void *arg)
 {

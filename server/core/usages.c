@@ -232,16 +232,12 @@ enum cs_err cs_usages_delete(struct cs_core *c, const struct cs_actor *a, const 
 
 enum cs_err cs_usage_check(struct cs_txn *txn, const char *cred_id, const char *usage_id)
 {
-  cJSON *rec = NULL;
-  enum cs_err e;
+  /* The index entry is written and removed in the same transactions as the
+   * record, so it answers "whose usage" without parsing the record (the
+   * resolve hot path). */
   if (!cs_id_valid(usage_id, strlen(usage_id)))
     return CS_ERR_NOT_FOUND;
-  if ((e = cs_usage_load(txn, usage_id, &rec)))
-    return e;
-  const cJSON *owner = cJSON_GetObjectItemCaseSensitive(rec, "credentialId");
-  e = cJSON_IsString(owner) && strcmp(owner->valuestring, cred_id) == 0 ? CS_OK : CS_ERR_NOT_FOUND;
-  cJSON_Delete(rec);
-  return e;
+  return cs_usage_indexed(txn, cred_id, usage_id);
 }
 
 /* ------------------------------------------------------------ resolve stats */
@@ -252,17 +248,31 @@ struct seen_ctx {
   const char *cred_id, *usage_id;
   uint64_t version;
   const char *result;
+  const struct cs_writer *w;
+  bool queued; /* its stats wait in seen_batch for the batch's flush */
 };
 
-/* resolveCount + 1, seenVersion raised to @p version, lastResolvedAt now. */
-static enum cs_err bump_stats(cJSON *rec, uint64_t version)
+/* Usage stats coalesced per group commit: each resolve's op appends its own
+ * audit entry but only queues its stats here; the batch's flush (run on the
+ * writer thread as the batch's last change) writes each usage once, however
+ * many of its resolves the batch holds, instead of parsing and printing the
+ * record once per resolve. Per writer thread; an op may run more than once
+ * (a retried batch), so an entry counts only while its op is "queued". */
+#define SEEN_BATCH_MAX 512
+static _Thread_local struct {
+  struct seen_ctx *op[SEEN_BATCH_MAX];
+  size_t n;
+} seen_batch;
+
+/* resolveCount + @p n, seenVersion raised to @p version, lastResolvedAt now. */
+static enum cs_err bump_stats(cJSON *rec, unsigned n, uint64_t version)
 {
   cJSON *count = cJSON_GetObjectItemCaseSensitive(rec, "resolveCount");
-  double n = cJSON_IsNumber(count) ? count->valuedouble + 1 : 1;
+  double total = cJSON_IsNumber(count) ? count->valuedouble + n : n;
   cJSON *seen = cJSON_GetObjectItemCaseSensitive(rec, "seenVersion");
   double prev = cJSON_IsNumber(seen) ? seen->valuedouble : 0;
 
-  if (!cJSON_ReplaceItemInObjectCaseSensitive(rec, "resolveCount", cJSON_CreateNumber(n)) ||
+  if (!cJSON_ReplaceItemInObjectCaseSensitive(rec, "resolveCount", cJSON_CreateNumber(total)) ||
       !cJSON_ReplaceItemInObjectCaseSensitive(
           rec, "seenVersion",
           cJSON_CreateNumber((double)version > prev ? (double)version : prev)) ||
@@ -272,29 +282,88 @@ static enum cs_err bump_stats(cJSON *rec, uint64_t version)
   return CS_OK;
 }
 
+/* Add @p n resolves up to @p version to the stats of @p usage_id; a usage
+ * removed meanwhile keeps no stats. */
+static enum cs_err save_stats(struct cs_txn *txn, const char *usage_id, unsigned n,
+                              uint64_t version)
+{
+  cJSON *rec = NULL;
+  enum cs_err e = cs_usage_load(txn, usage_id, &rec);
+
+  if (e)
+    return e == CS_ERR_NOT_FOUND ? CS_OK : e;
+  if (!(e = bump_stats(rec, n, version)))
+    e = cs_usage_save(txn, rec, 0);
+  cJSON_Delete(rec);
+  return e;
+}
+
 static enum cs_err seen_txn(struct cs_txn *txn, void *arg)
 {
   struct seen_ctx *s = arg;
-  cJSON *rec = NULL;
-  enum cs_err e;
+  enum cs_err e = cs_audit_append(txn, s->kr, s->a, "resolve", s->cred_id, s->result);
 
-  if (s->usage_id && (e = cs_usage_load(txn, s->usage_id, &rec)) == CS_OK) {
-    if (!(e = bump_stats(rec, s->version)))
-      e = cs_usage_save(txn, rec, 0);
-    cJSON_Delete(rec);
-    if (e)
-      return e;
-  } else if (s->usage_id && e != CS_ERR_NOT_FOUND) {
-    return e; /* a usage removed meanwhile keeps no stats, but is still audited */
+  s->queued = false; /* a rerun queues again */
+  if (e || !s->usage_id)
+    return e;
+  if (cs_writer_flushing(s->w) && seen_batch.n < SEEN_BATCH_MAX) {
+    seen_batch.op[seen_batch.n++] = s;
+    s->queued = true;
+    return CS_OK;
   }
-  return cs_audit_append(txn, s->kr, s->a, "resolve", s->cred_id, s->result);
+  return save_stats(txn, s->usage_id, 1, s->version);
+}
+
+/* The batch's flush: one stats write per usage for all its queued resolves.
+ * @return CS_ERR_NOT_FOUND when nothing was queued (so a batch whose other
+ * changes all failed still skips its commit). */
+static enum cs_err seen_flush_txn(struct cs_txn *txn, void *arg)
+{
+  enum cs_err e = CS_OK;
+  bool any = false;
+
+  (void)arg;
+  for (size_t i = 0; i < seen_batch.n && !e; i++) {
+    struct seen_ctx *s = seen_batch.op[i];
+    unsigned n = 0;
+    uint64_t version = 0;
+    if (!s->queued)
+      continue;
+    for (size_t j = i; j < seen_batch.n; j++) {
+      struct seen_ctx *t = seen_batch.op[j];
+      if (t->queued && strcmp(t->usage_id, s->usage_id) == 0) {
+        n++;
+        version = t->version > version ? t->version : version;
+        t->queued = false; /* counted (the same op may be listed twice after a rerun) */
+      }
+    }
+    e = save_stats(txn, s->usage_id, n, version);
+    any = true;
+  }
+  seen_batch.n = 0; /* a rerun of the batch queues its resolves again */
+  return e ? e : any ? CS_OK : CS_ERR_NOT_FOUND;
+}
+
+/* After every batch: whatever was queued and not flushed (a failed batch)
+ * belongs to ops whose submitters are about to return. */
+static void seen_drop(void *arg)
+{
+  (void)arg;
+  for (size_t i = 0; i < seen_batch.n; i++)
+    seen_batch.op[i]->queued = false;
+  seen_batch.n = 0;
+}
+
+void cs_usage_coalesce(struct cs_core *c)
+{
+  cs_writer_set_flush(c->writer, seen_flush_txn, seen_drop, c);
 }
 
 enum cs_err cs_usage_record_resolve(struct cs_core *c, const struct cs_actor *a,
                                     const char *cred_id, const char *usage_id, uint64_t version,
                                     const char *result)
 {
-  struct seen_ctx s = {c->keyring, a, cred_id, usage_id, version, result};
+  struct seen_ctx s = {c->keyring, a, cred_id, usage_id, version, result, c->writer, false};
   return cs_core_write(c, seen_txn, &s);
 }
 

@@ -35,6 +35,9 @@ class BenchSTS(STSDouble):
         # STSDouble.__init__ ends by starting the server with its own
         # handler; set its fields, then start ours instead.
         self.keys = {AKID: SECRET}
+        self.arns = {}
+        self.expires_in = None
+        self.deny_after = None
         self.tokens = {}
         self.region = "us-east-1"
         self.external_id = None

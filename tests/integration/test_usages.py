@@ -116,6 +116,53 @@ def test_resolve_every_type_and_stale_flag(d):
     assert u["stale"] is False and u["seenVersion"] == 2 and u["resolveCount"] == 2
 
 
+def test_concurrent_resolves_count_exactly(d):
+    """Usage stats are written once per usage per group commit (usages.c): with
+    many resolves of the same usages in flight, every answered resolve is
+    counted once and audited once, seenVersion is the highest resolved, and a
+    usage deleted among them leaves the others' counts exact."""
+    import requests
+
+    create(d, "co-1", valid_bodies()["ibm-1"])
+    create(d, "co-2", valid_bodies()["ibm-1"])
+    u1, u2 = (add_usage(d, "co-1").json()["id"] for _ in range(2))
+    u3 = add_usage(d, "co-2").json()["id"]
+    gone = add_usage(d, "co-2").json()["id"]
+    plan = [("co-1", u1), ("co-1", u2), ("co-2", u3), ("co-2", gone)] * 40
+    answers, lock = [], threading.Lock()
+
+    def worker(part):
+        with requests.Session() as s:
+            for cid, uid in part:
+                r = s.post(d.url + "/api/v1/credentials/%s/resolve" % cid, json={"usageId": uid},
+                           headers=d.auth, timeout=60)
+                with lock:
+                    answers.append((cid, uid, r.status_code, r.json().get("version")))
+
+    threads = [threading.Thread(target=worker, args=(plan[i::16],)) for i in range(16)]
+    for t in threads:
+        t.start()
+    create(d, "co-1", dict(valid_bodies()["ibm-1"], secret={"plain": "rotated-ibm-key-co1"}))
+    assert d.delete("/api/v1/credentials/co-2/usages/" + gone, headers=d.auth).status_code == 204
+    for t in threads:
+        t.join()
+    assert len(answers) == len(plan)
+    assert all(st == 200 or (uid == gone and st == 400) for _, uid, st, _ in answers), answers
+    ok = [(cid, uid, v) for cid, uid, st, v in answers if st == 200]
+    listed = {**usages(d, "co-1"), **usages(d, "co-2")}
+    assert gone not in listed
+    for uid in (u1, u2, u3):
+        mine = [v for _, x, v in ok if x == uid]
+        assert listed[uid]["resolveCount"] == len(mine) == 40, (uid, listed[uid])
+        assert listed[uid]["seenVersion"] == max(mine)
+    aud = new_key(d, d.auth["Authorization"], "auditor")
+    aud = {"Authorization": basic(aud["id"], aud["secret"])}
+    for cid in ("co-1", "co-2"):
+        entries = d.get("/api/v1/audit?credential=%s&limit=1000" % cid, headers=aud).json()
+        resolves = [e for e in entries if e["action"] == "resolve" and e["result"] == "success"]
+        assert len(resolves) == len([1 for c, _, _ in ok if c == cid]), cid
+
+
 def test_resolve_errors_and_roles(d):
     create(d, "re-1", valid_bodies()["ibm-1"])
     create(d, "re-2", valid_bodies()["ibm-1"])

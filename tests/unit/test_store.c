@@ -1184,6 +1184,130 @@ static enum cs_err lease_put_cb(struct cs_txn *txn, void *ctx)
 
 /* LMDB's cluster hooks are trivial, as documented: always healthy, no
  * change callbacks, leases that never expire and delete nothing. */
+/* ------------------------------------------- writer: per-batch flush */
+
+#define WF_THREADS 8
+#define WF_OPS 40 /* per thread */
+
+struct wf {
+  struct cs_writer *w;
+  struct cs_store *st;
+  struct wf_op *queue[WF_THREADS * WF_OPS]; /* writer thread only */
+  size_t queued;
+  int flushes, drops, deferred, direct; /* writer thread only */
+  atomic_bool slept;
+  atomic_int errors;
+};
+
+struct wf_op {
+  struct wf *wf;
+  char key[24];
+};
+
+static enum cs_err wf_put(struct cs_txn *txn, const struct wf_op *op)
+{
+  return cs_txn_put(txn, CS_TBL_CREDS, op->key, strlen(op->key), "v", 1, 0);
+}
+
+/* Defers its put to the flush when the writer says one will run. */
+static enum cs_err wf_op_cb(struct cs_txn *txn, void *ctx)
+{
+  struct wf_op *op = ctx;
+  struct wf *wf = op->wf;
+
+  /* The first change holds the writer, so the others queue into one batch. */
+  if (!atomic_exchange(&wf->slept, true))
+    usleep(200 * 1000);
+  if (!cs_writer_flushing(wf->w)) {
+    wf->direct++;
+    return wf_put(txn, op);
+  }
+  wf->queue[wf->queued++] = op;
+  wf->deferred++;
+  return CS_OK;
+}
+
+static enum cs_err wf_flush(struct cs_txn *txn, void *arg)
+{
+  struct wf *wf = arg;
+  enum cs_err e = CS_OK;
+  bool any = wf->queued > 0;
+
+  for (size_t i = 0; i < wf->queued && !e; i++)
+    e = wf_put(txn, wf->queue[i]);
+  wf->queued = 0;
+  wf->flushes++;
+  return e ? e : any ? CS_OK : CS_ERR_NOT_FOUND;
+}
+
+static void wf_drop(void *arg)
+{
+  struct wf *wf = arg;
+  wf->queued = 0;
+  wf->drops++;
+}
+
+static void *wf_submitter(void *arg)
+{
+  struct wf_op *ops = arg;
+  struct wf *wf = ops[0].wf;
+
+  for (int i = 0; i < WF_OPS; i++) {
+    struct cs_txn *txn;
+    struct cs_val v;
+    if (cs_writer_submit(wf->w, wf_op_cb, &ops[i]) != CS_OK)
+      atomic_fetch_add(&wf->errors, 1);
+    /* Durable with its batch: readable as soon as the submit returns. */
+    if (cs_store_read_begin(wf->st, &txn) != CS_OK) {
+      atomic_fetch_add(&wf->errors, 1);
+      continue;
+    }
+    if (cs_txn_get(txn, CS_TBL_CREDS, ops[i].key, strlen(ops[i].key), &v) != CS_OK)
+      atomic_fetch_add(&wf->errors, 1);
+    cs_store_read_end(txn);
+  }
+  return NULL;
+}
+
+static void test_writer_flush(void **state)
+{
+  struct fx *f = *state;
+  static struct wf wf;
+  static struct wf_op ops[WF_THREADS][WF_OPS];
+  pthread_t th[WF_THREADS];
+
+  memset(&wf, 0, sizeof wf);
+  wf.st = f->st;
+  assert_int_equal(cs_writer_start(f->st, NULL, NULL, &wf.w), CS_OK);
+  cs_writer_set_flush(wf.w, wf_flush, wf_drop, &wf);
+  assert_false(cs_writer_flushing(wf.w)); /* not the writer thread */
+  assert_false(cs_writer_flushing(NULL));
+  for (int t = 0; t < WF_THREADS; t++)
+    for (int i = 0; i < WF_OPS; i++) {
+      ops[t][i].wf = &wf;
+      snprintf(ops[t][i].key, sizeof ops[t][i].key, "wf-%d-%d", t, i);
+    }
+  for (int t = 0; t < WF_THREADS; t++)
+    assert_int_equal(pthread_create(&th[t], NULL, wf_submitter, ops[t]), 0);
+  for (int t = 0; t < WF_THREADS; t++)
+    assert_int_equal(pthread_join(th[t], NULL), 0);
+  cs_writer_stop(wf.w);
+  assert_int_equal(atomic_load(&wf.errors), 0);
+  /* Every change ran (once on LMDB; etcd may rerun one), directly or through
+   * a flush; the changes queued behind the sleeping first one made at least
+   * one batch with a flush. */
+  if (store_etcd)
+    assert_true(wf.direct + wf.deferred >= WF_THREADS * WF_OPS);
+  else
+    assert_int_equal(wf.direct + wf.deferred, WF_THREADS * WF_OPS);
+  assert_true(wf.deferred >= 2);
+  assert_true(wf.flushes >= 1);
+  assert_true(wf.drops >= wf.flushes); /* after every batch */
+  for (int t = 0; t < WF_THREADS; t++)
+    for (int i = 0; i < WF_OPS; i++)
+      assert_rec(f->st, CS_TBL_CREDS, ops[t][i].key, strlen(ops[t][i].key), "v", 1);
+}
+
 static void test_lmdb_cluster_hooks(void **state)
 {
   struct fx *f = *state;
@@ -1230,6 +1354,7 @@ static const struct CMUnitTest common_tests[] = {
     cmocka_unit_test_setup_teardown(test_readonly, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_read_pool_overflow, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_concurrency, fx_setup, fx_teardown),
+    cmocka_unit_test_setup_teardown(test_writer_flush, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_store_urls, dir_setup, fx_teardown),
 };
 
