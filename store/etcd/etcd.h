@@ -39,7 +39,9 @@
  * A batch packs ops while the plan fits (also ~1.25 MiB of keys and
  * values, under etcd's 1.5 MiB request limit) and commits them in one Txn;
  * the rest re-run afterwards on the state it left. After a commit at
- * revision C the write returns once the copy applied C (reads your writes).
+ * revision C the write returns once the copy applied C (reads your writes);
+ * a copy that does not show C in time fails the write although it
+ * committed, as a lost reply would, rather than let it return unseen.
  *
  * Exactly once. Every Txn also compares the handle's node key's
  * mod_revision with the copy's and puts the attempt's id into it, so of
@@ -55,7 +57,10 @@
  * a request that timed out or failed after it was sent is re-sent only if
  * idempotent (reads; Txns, thanks to the node key), else
  * CS_ERR_STORE_UNAVAILABLE; a write that may have committed says so.
- * A write gives up after 3x the request timeout. Reads keep serving the
+ * Each Txn of a write gets 3x the request timeout to commit and show in the
+ * copy (a batch of several Txns: each). A writer waiting on a watch that
+ * has been silent for 2 s (no bytes, not applying) moves it to the next
+ * endpoint; a slow one is left to finish. Reads keep serving the
  * copy. The health thread makes one linearizable range a second, on the
  * watch's endpoint first; if another endpoint answers instead the watch
  * moves there; cs_store_healthy() = a recent success and a live watch. The
@@ -181,6 +186,8 @@ struct cs_etcd {
   bool threads;
   atomic_bool stop, reconnect, watch_ok;
   atomic_int watch_ep;
+  atomic_bool watch_busy;          /* in the stream's data callback (parsing, applying) */
+  atomic_int_fast64_t watch_heard_ms; /* the stream last connected or sent a byte, monotonic */
   atomic_int_fast64_t last_ok_ms; /* last linearizable success, monotonic */
   CURLM *multi;                   /* the watch's, woken by stop */
 
