@@ -57,14 +57,15 @@ static bool has_rec(struct cs_store *st, enum cs_table t, const void *k, size_t 
   return e == CS_OK;
 }
 
-/* Poll until (t, k) is present (or absent): @return ms it took, -1 past @p max_ms. */
+/* Poll until (t, k) is present (or absent): @return ms it took, -1 past
+ * bound_ms(@p max_ms). */
 static int64_t wait_rec(struct cs_store *st, enum cs_table t, const char *k, bool present,
                         int max_ms)
 {
   int64_t t0 = now_ms();
 
   while (has_rec(st, t, k, strlen(k)) != present) {
-    if (now_ms() - t0 > max_ms)
+    if (now_ms() - t0 > bound_ms(max_ms))
       return -1;
     sleep_ms(2);
   }
@@ -190,18 +191,19 @@ static void on_change(void *arg, enum cs_table t, const void *key, size_t klen)
 static bool wait_seen(struct seen *s, int n, struct seen *out)
 {
   int64_t t0 = now_ms();
-  bool ok;
+  bool ok, late;
 
   for (;;) {
     pthread_mutex_lock(&s->mu);
     ok = s->n >= n;
-    if (ok || now_ms() - t0 > 1000) {
+    late = now_ms() - t0 > bound_ms(1000);
+    if (ok || late) {
       out->n = s->n;
       out->t = s->t;
       memcpy(out->key, s->key, sizeof s->key);
     }
     pthread_mutex_unlock(&s->mu);
-    if (ok || now_ms() - t0 > 1000)
+    if (ok || late)
       return ok;
     sleep_ms(2);
   }
@@ -757,7 +759,7 @@ static void test_write_unseen_fails(void **state)
   assert_int_equal(put_s(st, CS_TBL_CREDS, "unseen", "v2"), CS_ERR_STORE_UNAVAILABLE);
   took = now_ms() - t0;
   assert_false(has_rec(st, CS_TBL_CREDS, "unseen", 6));
-  assert_true(took < 3 * (int64_t)store_opts.etcd_timeout_ms + 1000); /* bounded */
+  assert_true(took < 3 * (int64_t)store_opts.etcd_timeout_ms + bound_ms(1000)); /* bounded */
   /* It committed: another node reads it, and this one once its watch flows. */
   assert_true(wait_rec(f->st, CS_TBL_CREDS, "unseen", true, 1000) >= 0);
   atomic_store(&px.watch_mode, W_PASS);
@@ -1151,7 +1153,8 @@ static void put_retry(struct cs_store *st, const char *k)
   int64_t t0 = now_ms();
   enum cs_err e;
 
-  while ((e = put_s(st, CS_TBL_CREDS, k, "v")) == CS_ERR_STORE_UNAVAILABLE && now_ms() - t0 < 15000)
+  while ((e = put_s(st, CS_TBL_CREDS, k, "v")) == CS_ERR_STORE_UNAVAILABLE &&
+         now_ms() - t0 < bound_ms(15000))
     sleep_ms(100);
   assert_int_equal(e, CS_OK);
 }
@@ -1192,14 +1195,14 @@ static void *writer_thread(void *arg)
   return NULL;
 }
 
-/* More writes are acknowledged within @p ms of now. */
+/* More writes are acknowledged within bound_ms(@p ms) of now. */
 static int64_t wait_progress(struct writer *w, int ms)
 {
   int base = atomic_load(&w->acked);
   int64_t t0 = now_ms();
 
   while (atomic_load(&w->acked) < base + 3) {
-    if (now_ms() - t0 > ms)
+    if (now_ms() - t0 > bound_ms(ms))
       return -1;
     sleep_ms(10);
   }
@@ -1277,8 +1280,8 @@ static void test_quorum_loss_and_return(void **state)
   t0 = now_ms();
   assert_int_equal(put_s(f->st, CS_TBL_CREDS, "lost", "v"), CS_ERR_STORE_UNAVAILABLE);
   took = now_ms() - t0;
-  assert_true(took < 3 * (int64_t)store_opts.etcd_timeout_ms + 1000); /* bounded */
-  for (t0 = now_ms(); now_ms() - t0 < 10000 && unhealthy < 0; sleep_ms(50))
+  assert_true(took < 3 * (int64_t)store_opts.etcd_timeout_ms + bound_ms(1000)); /* bounded */
+  for (t0 = now_ms(); now_ms() - t0 < bound_ms(10000) && unhealthy < 0; sleep_ms(50))
     if (!cs_store_healthy(f->st))
       unhealthy = now_ms() - t0;
   assert_true(unhealthy >= 0);
@@ -1286,7 +1289,7 @@ static void test_quorum_loss_and_return(void **state)
   back = now_ms();
   assert_int_equal(helper("restart", dead[0]), 0);
   assert_int_equal(helper("restart", dead[1]), 0);
-  for (t0 = back; now_ms() - t0 < 20000 && healthy < 0; sleep_ms(50))
+  for (t0 = back; now_ms() - t0 < bound_ms(20000) && healthy < 0; sleep_ms(50))
     if (cs_store_healthy(f->st))
       healthy = now_ms() - t0;
   assert_true(healthy >= 0);
