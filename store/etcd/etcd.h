@@ -59,8 +59,9 @@
  * CS_ERR_STORE_UNAVAILABLE; a write that may have committed says so.
  * Each Txn of a write gets 3x the request timeout to commit and show in the
  * copy (a batch of several Txns: each). A writer waiting on a watch that
- * has been silent for 2 s (no bytes, not applying) moves it to the next
- * endpoint; a slow one is left to finish. Reads keep serving the
+ * has been silent (no bytes, not applying) for 2 s or half the request
+ * timeout, whichever is longer, moves it to the next endpoint; a slow one
+ * is left to finish. Reads keep serving the
  * copy. The health thread makes one linearizable range a second, on the
  * watch's endpoint first; if another endpoint answers instead the watch
  * moves there; cs_store_healthy() = a recent success and a live watch. The
@@ -186,10 +187,10 @@ struct cs_etcd {
   bool threads;
   atomic_bool stop, reconnect, watch_ok;
   atomic_int watch_ep;
-  atomic_bool watch_busy;          /* in the stream's data callback (parsing, applying) */
+  atomic_bool watch_busy;             /* in the stream's data callback (parsing, applying) */
   atomic_int_fast64_t watch_heard_ms; /* the stream last connected or sent a byte, monotonic */
-  atomic_int_fast64_t last_ok_ms; /* last linearizable success, monotonic */
-  CURLM *multi;                   /* the watch's, woken by stop */
+  atomic_int_fast64_t last_ok_ms;     /* last linearizable success, monotonic */
+  CURLM *multi;                       /* the watch's, woken by stop */
 
   pthread_mutex_t cb_mu; /* held while the change callback runs */
   cs_store_change_fn cb;

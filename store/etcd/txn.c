@@ -210,8 +210,9 @@ static enum cs_err wait_committed(struct cs_etcd *e, int64_t rev, int64_t deadli
 {
   if (cs_etcd_wait_applied(e, rev, deadline) == CS_OK)
     return CS_OK;
-  CS_LOG(CS_LOG_WARN, "store: committed at etcd revision %lld, but the local copy did not "
-                      "show it in time (it holds %lld): failing the write",
+  CS_LOG(CS_LOG_WARN,
+         "store: committed at etcd revision %lld, but the local copy did not "
+         "show it in time (it holds %lld): failing the write",
          (long long)rev, (long long)cs_etcd_applied(e));
   return CS_ERR_STORE_UNAVAILABLE;
 }

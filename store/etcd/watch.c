@@ -13,8 +13,10 @@
 #define CS_ETCD_HEALTH_EVERY_MS 1000
 #define CS_ETCD_HEALTH_TIMEOUT_MS 1000  /* per endpoint */
 #define CS_ETCD_HEALTH_DEADLINE_MS 2500 /* for one check, over every endpoint */
-#define CS_ETCD_HEALTHY_MS 3000 /* a success this recent counts as healthy */
-#define CS_ETCD_STALL_MS 2000   /* a writer waiting on a watch silent this long moves it */
+#define CS_ETCD_HEALTHY_MS 3000         /* a success this recent counts as healthy */
+#define CS_ETCD_STALL_MS                                                                           \
+  2000 /* a writer waiting on a watch silent this long moves it                                    \
+        * (or half the request timeout, if longer) */
 #define CS_ETCD_BACKOFF_MAX_MS 1000
 
 /* Why one watch stream ended. */
@@ -433,15 +435,16 @@ void cs_etcd_stop(struct cs_store *st)
   e->threads = false;
 }
 
-/* The watch has said nothing for CS_ETCD_STALL_MS since @p since. A stream
- * still receiving or applying a large reply is not stuck, however slow (a
- * loaded machine, valgrind): moving it would throw that work away. */
+/* The watch has said nothing since @p since for the stall time (longer
+ * with a longer request timeout: a slow environment). A stream still
+ * receiving or applying a large reply is not stuck, however slow (a loaded
+ * machine, valgrind): moving it would throw that work away. */
 static bool watch_silent(struct cs_etcd *e, int64_t since, int64_t now)
 {
   int64_t heard_ms = atomic_load(&e->watch_heard_ms);
+  long stall = e->cli.timeout_ms / 2 > CS_ETCD_STALL_MS ? e->cli.timeout_ms / 2 : CS_ETCD_STALL_MS;
 
-  return !atomic_load(&e->watch_busy) &&
-         now - (heard_ms > since ? heard_ms : since) > CS_ETCD_STALL_MS;
+  return !atomic_load(&e->watch_busy) && now - (heard_ms > since ? heard_ms : since) > stall;
 }
 
 enum cs_err cs_etcd_wait_applied(struct cs_etcd *e, int64_t rev, int64_t deadline)

@@ -599,7 +599,8 @@ struct proxy {
 struct pconn {
   struct proxy *p;
   int c, u;
-  bool watch; /* carries a watch stream */
+  bool watch;  /* carries a watch stream */
+  int64_t due; /* W_TRICKLE: when the next chunk may go */
 };
 
 /* Pass one read from fds[i] to the other side. @return false to close. */
@@ -625,8 +626,15 @@ static bool pconn_pass(struct pconn *pc, int i, const struct pollfd *fds)
     atomic_fetch_add(&pc->p->dropped, 1);
     return false;
   }
-  if (slow)
-    sleep_ms(TRICKLE_MS);
+  if (slow) {
+    /* Paced by the clock: wake-ups late on a loaded machine are caught up,
+     * so the stream takes the planned time; after a pause a new schedule. */
+    int64_t now = now_ms();
+
+    pc->due = now - pc->due > 1000 ? now + TRICKLE_MS : pc->due + TRICKLE_MS;
+    if (pc->due > now)
+      sleep_ms((int)(pc->due - now));
+  }
   return true;
 }
 
@@ -724,7 +732,7 @@ static struct cs_store *open_via_proxy(const struct fx *f, struct proxy *px, boo
 static void test_lost_reply_commits_once(void **state)
 {
   struct fx *f = *state;
-  static struct proxy px; /* its threads may outlive a failed assert */
+  static struct proxy px;                             /* its threads may outlive a failed assert */
   struct cs_store *st = open_via_proxy(f, &px, true); /* the proxy first */
   uint8_t want[8];
 
@@ -772,8 +780,8 @@ static void test_write_unseen_fails(void **state)
 /* A watch slow to deliver large records (a loaded machine, valgrind) but
  * sending all along is left to finish: moving it would throw away what it
  * sent and start over. A batch of two 700 KiB records (a Txn each) through
- * a watch that takes 60% of a Txn's budget (3x the request timeout: over
- * the 2 s after which a silent watch is moved) to deliver each: the writer
+ * a watch that takes 60% of a Txn's budget (3x the request timeout: longer
+ * than a silent watch is left before it is moved) to deliver each: the writer
  * waits for both, past one Txn's budget since each Txn gets its own, and
  * reads them. */
 static void test_slow_watch_is_not_moved(void **state)
@@ -797,7 +805,8 @@ static void test_slow_watch_is_not_moved(void **state)
   }
   watches = atomic_load(&px.watches);
   px.trickle = (int)((int64_t)(len * 4 / 3) * TRICKLE_MS /
-                     (3 * (int64_t)store_opts.etcd_timeout_ms * 6 / 10)) + 1;
+                     (3 * (int64_t)store_opts.etcd_timeout_ms * 6 / 10)) +
+               1;
   atomic_store(&px.watch_mode, W_TRICKLE);
   t0 = now_ms();
   assert_int_equal(cs_store_write_batch(st, ops, 2), CS_OK);
@@ -807,7 +816,7 @@ static void test_slow_watch_is_not_moved(void **state)
     assert_int_equal(ops[i].result, CS_OK);
     assert_rec(st, CS_TBL_USAGES, keys[i], 5, big + i, len);
   }
-  assert_int_equal(atomic_load(&px.watches), watches); /* the same stream delivered both */
+  assert_int_equal(atomic_load(&px.watches), watches);         /* the same stream delivered both */
   assert_true(took > 3 * (int64_t)store_opts.etcd_timeout_ms); /* more than one Txn's budget */
   fprintf(stderr, "[ info     ] a batch of 2 Txns seen through a trickling watch after %lld ms\n",
           (long long)took);
