@@ -261,7 +261,8 @@ enum cs_err cs_lmdb_env_open(struct cs_store *st, const char *dir, bool create, 
     st->env = NULL;
     return cs_lmdb_fail(rc, "env create");
   }
-  rc = mdb_env_set_maxdbs(st->env, (cache ? 2 : 1) * CS_TBL__COUNT + 1);
+  rc = mdb_env_set_maxdbs(st->env,
+                          (cache ? 2 : 1) * CS_TBL__COUNT + 1 + (cache ? CS_FEED_TABLES : 0));
   if (!rc)
     rc = mdb_env_set_maxreaders(st->env, CS_MAX_READERS);
   /* An existing store keeps the (possibly grown) size its meta page records. */

@@ -62,6 +62,12 @@ struct cs_store {
 
 extern const char *const cs_store_table_names[CS_TBL__COUNT];
 
+/** Index of feed table @p t (0 .. CS_FEED_TABLES-1), or -1. */
+static inline int cs_feed_index(enum cs_table t)
+{
+  return t == CS_TBL_AUDIT ? 0 : t == CS_TBL_EVENTS ? 1 : -1;
+}
+
 /* Shared with the etcd backend (store/etcd/), which keeps its local copy in
  * an LMDB environment of its own. */
 

@@ -16,7 +16,10 @@ void cs_core_init(struct cs_core *c, struct cs_store *st, struct cs_keyring *kr,
     c->opts.webhook_retry_ms = CS_DEFAULT_WEBHOOK_RETRY_MS;
   c->store = st;
   c->keyring = kr;
+  c->keyring_given = kr;
   c->started_at = cs_now();
+  if (cs_store_shared(st))
+    cs_audit_set_chain(c->opts.node_id);
 }
 
 /* After each group commit: wake long-polls and the webhook worker. */
@@ -39,11 +42,13 @@ enum cs_err cs_core_start(struct cs_core *c, char *err, size_t errlen)
     cs_core_stop(c);
     return e;
   }
+  cs_cluster_start(c);
   return CS_OK;
 }
 
 void cs_core_stop(struct cs_core *c)
 {
+  cs_cluster_stop(c);
   cs_events_stop(c);
   cs_events_free(c);
   cs_outbox_stop(c);

@@ -19,6 +19,7 @@
 #include "providers.h"
 #include "store.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -43,6 +44,7 @@ struct cs_core_opts {
   const char *webhook_allow;     /* CIDRs and host names webhooks may reach despite a deny */
   const char *webhook_deny;      /* CIDRs and host names webhooks may not reach */
   struct cs_prov_net_config net; /* endpoints of network resolves (STS, IMDS) */
+  const char *node_id;           /* this node's name (cluster mode); NULL: none */
 };
 
 struct cs_events;
@@ -55,10 +57,18 @@ struct cs_outbox;
  * network state (network resolves answer CS_ERR_UNAVAILABLE), no long-poll
  * notifier and no webhook worker.
  */
+#define CS_CORE_KEYRINGS_MAX 64
+
 struct cs_core {
   struct cs_core_opts opts;
   struct cs_store *store;
-  struct cs_keyring *keyring;
+  /* The current keyring: the one given, or (cluster mode) a newer one the
+   * store's change feed brought (cluster.c). Atomic: swapped on the watch
+   * thread while requests read it; a reader uses the pointer it loaded. */
+  struct cs_keyring *_Atomic keyring;
+  struct cs_keyring *keyring_given;                 /* borrowed from the cli */
+  struct cs_keyring *retired[CS_CORE_KEYRINGS_MAX]; /* loaded here; freed at stop */
+  size_t n_retired;
   struct cs_writer *writer; /* group commit; NULL: each change commits alone */
   struct cs_prov_net *net;  /* outbound calls, caches; NULL before start */
   struct cs_events *events; /* long-poll waiters; NULL before start */
@@ -425,11 +435,33 @@ enum cs_err cs_audit_read(struct cs_core *c, const struct cs_view *v, uint64_t s
 /**
  * Check the whole chain: consecutive seqs from 1, each hash the keyed link
  * (the keyring's audit-chain key) over its entry and the previous hash,
- * prevHash fields matching, and the head record.
+ * prevHash fields matching, and the head record. Every chain of the store
+ * (audit.c: LMDB's one, a cluster's one per node) is checked so, and every
+ * head must have its chain.
  * @return CS_OK, or CS_ERR_CRYPTO with the first bad seq in *bad_seq (also
  *         when the keyring is another data dir's), CS_ERR_STORE*.
  */
 enum cs_err cs_audit_verify(struct cs_core *c, uint64_t *count, uint64_t *bad_seq) CS_WUR;
+
+/** Where audit-verify found a chain broken. */
+struct cs_audit_break {
+  char chain[CS_NODE_ID_MAX + 32]; /* "" : LMDB's chain (and one migrated from it) */
+  uint64_t seq;                    /* the first link of that chain that does not check */
+};
+
+/**
+ * cs_audit_verify() saying which chain broke; *chains = how many chains.
+ * @return as cs_audit_verify(), with *bad set on CS_ERR_CRYPTO.
+ */
+enum cs_err cs_audit_verify_chains(struct cs_core *c, uint64_t *count, size_t *chains,
+                                   struct cs_audit_break *bad) CS_WUR;
+
+/**
+ * Name this process's audit chain in a shared store (cluster mode): its
+ * node id, or "cli@<hostname>" for @p node NULL (offline commands). One
+ * per process; cs_core_init() sets it from opts->node_id.
+ */
+void cs_audit_set_chain(const char *node);
 
 #define CS_EVENTS_WAIT_MAX 60 /* seconds a long-poll may wait */
 

@@ -192,6 +192,9 @@ enum cs_err cs_outbox_queue_update(struct cs_txn *txn, const char *cred_id,
 
 /* ---------------------------------------------- lifecycle pieces (core.c) */
 
+/** Follow the store's change feed (cluster.c); stop before the workers go. */
+void cs_cluster_start(struct cs_core *c);
+void cs_cluster_stop(struct cs_core *c);
 enum cs_err cs_events_start(struct cs_core *c) CS_WUR;
 void cs_events_notify(struct cs_core *c);
 void cs_events_free(struct cs_core *c);
@@ -215,5 +218,22 @@ typedef enum cs_err (*cs_seq_fn)(uint64_t seq, const struct cs_val *v, void *arg
  */
 enum cs_err cs_seq_each(struct cs_store *st, enum cs_table t, uint64_t from, cs_seq_fn fn,
                         void *arg) CS_WUR;
+
+/**
+ * Show a feed record (audit entry, event) at feed position @p pos: its
+ * "seq" member is set to it (replaced in place, or added). LMDB positions
+ * are the stored seqs; etcd's come from the commit (store.h "feeds").
+ * @return CS_ERR_NOMEM.
+ */
+enum cs_err cs_json_set_seq(cJSON *j, uint64_t pos) CS_WUR;
+
+/**
+ * The key of a new record of a sequence table (events, outbox) in @p txn:
+ * LMDB the last seq + 1; a shared store a random 8-byte key with its top
+ * bit set (no tail that every node's appends would conflict on; order comes
+ * from the feed, and set bits keep them apart from keys migrated from LMDB).
+ * @return CS_ERR_STORE.
+ */
+enum cs_err cs_seq_new_key(struct cs_txn *txn, enum cs_table t, uint8_t key[8]) CS_WUR;
 
 #endif /* CS_CORE_INTERNAL_H */

@@ -38,19 +38,21 @@ struct cs_events {
 enum cs_err cs_event_append(struct cs_txn *txn, const char *type, const char *cred_id,
                             uint64_t version)
 {
-  uint64_t seq;
   uint8_t key[8];
   char when[32];
   char *text = NULL;
   cJSON *j;
   enum cs_err e;
 
-  if ((e = cs_txn_last_seq(txn, CS_TBL_EVENTS, &seq)))
+  if ((e = cs_seq_new_key(txn, CS_TBL_EVENTS, key)))
     return e;
-  seq++;
   cs_time_format(cs_now(), when);
   j = cJSON_CreateObject();
-  if (!j || !cJSON_AddNumberToObject(j, "seq", (double)seq) ||
+  /* LMDB stores the seq (its key); a shared store's comes from the commit
+   * and is set when read (cs_json_set_seq). */
+  if (!j ||
+      (!cs_txn_shared(txn) &&
+       !cJSON_AddNumberToObject(j, "seq", (double)cs_store_seq_from_key(key, 8))) ||
       !cJSON_AddStringToObject(j, "type", type) ||
       !cJSON_AddStringToObject(j, "credentialId", cred_id) ||
       !cJSON_AddNumberToObject(j, "version", (double)version) ||
@@ -59,7 +61,6 @@ enum cs_err cs_event_append(struct cs_txn *txn, const char *type, const char *cr
     return CS_ERR_NOMEM;
   }
   cJSON_Delete(j);
-  cs_store_seq_key(seq, key);
   e = cs_txn_put(txn, CS_TBL_EVENTS, key, 8, text, strlen(text), CS_PUT_NO_OVERWRITE);
   free(text);
   return e;
@@ -74,7 +75,8 @@ struct event_page {
   uint64_t scanned; /* events examined; at SCAN_MAX more may follow */
 };
 
-static enum cs_err collect_event(uint64_t seq, const struct cs_val *v, void *arg, bool *stop)
+static enum cs_err collect_event(uint64_t seq, const struct cs_val *k, const struct cs_val *v,
+                                 void *arg, bool *stop)
 {
   struct event_page *p = arg;
   cJSON *j;
@@ -89,6 +91,11 @@ static enum cs_err collect_event(uint64_t seq, const struct cs_val *v, void *arg
     cJSON_Delete(j);
     return CS_OK;
   }
+  (void)k;
+  if (cs_json_set_seq(j, seq)) {
+    cJSON_Delete(j);
+    return CS_ERR_NOMEM;
+  }
   cJSON_AddItemToArray(p->arr, j);
   *stop = *stop || cJSON_GetArraySize(p->arr) >= EVENTS_PAGE;
   return CS_OK;
@@ -102,7 +109,7 @@ enum cs_err cs_events_read(struct cs_core *c, const struct cs_view *v, uint64_t 
 
   if (!p.arr)
     return CS_ERR_NOMEM;
-  if ((e = cs_seq_each(c->store, CS_TBL_EVENTS, after + 1, collect_event, &p))) {
+  if ((e = cs_store_feed_each(c->store, CS_TBL_EVENTS, after, collect_event, &p))) {
     cJSON_Delete(p.arr);
     return e;
   }

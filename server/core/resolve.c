@@ -94,6 +94,9 @@ enum cs_err cs_resolve(struct cs_core *core, const struct cs_actor *a,
   enum cs_err e;
 
   memset(fail, 0, sizeof *fail);
+  /* No quorum, no durable audit entry, no secret: and no STS call either. */
+  if (!cs_store_healthy(core->store))
+    return CS_ERR_STORE_UNAVAILABLE;
   if ((e = take_snapshot(core, in, &s, fail)))
     return e;
   session_name(in->usage_id, sess);

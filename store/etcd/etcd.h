@@ -43,6 +43,15 @@
  * a copy that does not show C in time fails the write although it
  * committed, as a lost reply would, rather than let it return unseen.
  *
+ * Feeds (cs_store_feed_each). The feed tables (audit, events) are
+ * append-only; "_ord/<table>" indexes each record by its create_revision
+ * (8 bytes BE) followed by its key, built from the same watch replies and
+ * range loads as the copy, so every node computes the same order. A
+ * record's feed position is create_revision << CS_FEED_RANK_BITS | its rank
+ * among the table's records created in that revision (by key; one Txn puts
+ * at most 127). An index entry outlives its record (so ranks stay put);
+ * the walk skips records that are gone.
+ *
  * Exactly once. Every Txn also compares the handle's node key's
  * mod_revision with the copy's and puts the attempt's id into it, so of
  * several sends of one Txn (libcurl re-sends a POST whose reused connection
@@ -177,6 +186,7 @@ struct cs_etcd {
   size_t tpre_len[CS_TBL__COUNT];
   char dir[PATH_MAX]; /* the local copy's private dir, "" once removed */
   MDB_dbi rev[CS_TBL__COUNT];
+  MDB_dbi ord[CS_FEED_TABLES]; /* "_ord/<table>" of the feed tables: create rev | key → "" */
 
   pthread_mutex_t mu; /* applied, the callback */
   pthread_cond_t cv;  /* applied advanced; or stop */
@@ -236,6 +246,10 @@ enum cs_err cs_etcd_load(struct cs_etcd *e) CS_WUR;
 /** Apply a range reply's kvs (@p events false) or a watch reply's events to
  *  @p txn; raise *max_rev to the highest mod_revision seen.
  *  @return CS_ERR_STORE_FULL (grow the map, redo), CS_ERR_STORE. */
+/** cs_store_feed_each() on the local copy (@p txn a read snapshot). */
+enum cs_err cs_etcd_feed_each(struct cs_etcd *e, struct cs_txn *txn, enum cs_table t,
+                              uint64_t after, cs_feed_fn fn, void *arg) CS_WUR;
+
 enum cs_err cs_etcd_apply_all(struct cs_etcd *e, MDB_txn *txn, const cJSON *list, bool events,
                               int64_t *max_rev) CS_WUR;
 /** Members "key" (@p from, NULL: PREFIX) and "range_end" (PREFIX's end). */
