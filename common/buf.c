@@ -10,6 +10,28 @@ void cs_buf_init(struct cs_buf *b, size_t max)
   b->len = 0;
   b->cap = 0;
   b->max = max;
+  b->secret = false;
+}
+
+void cs_buf_init_secret(struct cs_buf *b, size_t max)
+{
+  cs_buf_init(b, max);
+  b->secret = true;
+}
+
+/* realloc() may move the bytes and leave the old block unwiped. */
+static char *grow_wiped(struct cs_buf *b, size_t cap)
+{
+  char *p = malloc(cap);
+
+  if (!p)
+    return NULL;
+  if (b->data) {
+    memcpy(p, b->data, b->len + 1);
+    cs_memzero(b->data, b->cap);
+    free(b->data);
+  }
+  return p;
 }
 
 /* Make room for @p extra more bytes plus the terminating NUL. */
@@ -27,7 +49,7 @@ static enum cs_err reserve(struct cs_buf *b, size_t extra)
     cap *= 2;
   if (cap > b->max + 1)
     cap = b->max + 1;
-  char *p = realloc(b->data, cap);
+  char *p = b->secret ? grow_wiped(b, cap) : realloc(b->data, cap);
   if (!p)
     return CS_ERR_NOMEM;
   b->data = p;

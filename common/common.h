@@ -141,10 +141,18 @@ struct cs_buf {
   size_t len;
   size_t cap;
   size_t max;
+  bool secret; /* set by cs_buf_init_secret(): growing leaves no copy behind */
 };
 
 /** Initialise an empty buffer that may hold at most @p max bytes. */
 void cs_buf_init(struct cs_buf *b, size_t max);
+/**
+ * Like cs_buf_init() for a buffer that will hold secrets (form bodies with
+ * client secrets, signed assertions): growth copies into a new allocation
+ * and wipes the old one instead of realloc()ing, so no stale copy is left in
+ * freed memory. Release it with cs_buf_wipe().
+ */
+void cs_buf_init_secret(struct cs_buf *b, size_t max);
 /** @return CS_ERR_TOO_LARGE past max (buffer unchanged), CS_ERR_NOMEM. */
 enum cs_err cs_buf_append(struct cs_buf *b, const void *data, size_t len) CS_WUR;
 /** printf-append. @return CS_ERR_TOO_LARGE, CS_ERR_NOMEM, CS_ERR_INTERNAL. */

@@ -2,7 +2,9 @@
  * @file crypto.h
  * @brief Keys and sealing: master key, keyring of versioned data keys,
  *        seal/open (XChaCha20-Poly1305), access-key secret hashing (keyed
- *        BLAKE2b), HS256 JWTs, random ids and the keyed audit hash chain.
+ *        BLAKE2b), HS256 JWTs, random ids and the keyed audit hash chain;
+ *        and a small X.509/RSA wrapper over GnuTLS (RS256 signatures,
+ *        certificate descriptions) for the providers.
  *
  * Only this module touches key bytes. Keys live in sodium_malloc memory.
  * Call cs_crypto_init() once before anything else.
@@ -193,6 +195,8 @@ void cs_random_bytes(void *buf, size_t len);
  * @return NULL on OOM.
  */
 char *cs_base64_encode(const uint8_t *in, size_t len);
+/** Base64url without padding (RFC 7515 JWS). Caller frees. @return NULL on OOM. */
+char *cs_b64url_encode(const uint8_t *in, size_t len);
 /**
  * Decode standard padded base64. Caller frees *out (wipe with cs_open_free
  * if secret). @return CS_ERR_INVALID, CS_ERR_NOMEM.
@@ -230,5 +234,80 @@ enum cs_err cs_jwt_mint(const struct cs_keyring *kr, const struct cs_jwt_claims 
  */
 enum cs_err cs_jwt_verify(const struct cs_keyring *kr, const char *token, size_t len, int64_t now,
                           struct cs_jwt_claims *out) CS_WUR;
+
+/* --------------------------------------------------------------------- PKI */
+
+/*
+ * X.509 and RSA through GnuTLS: no RSA or ASN.1 code of our own. Inputs are
+ * PEM text, bounded by CS_PKI_PEM_MAX before GnuTLS sees them. GnuTLS keeps
+ * its own copies of a private key only inside the objects freed here, and
+ * zeroes them when they are released.
+ */
+
+/** Largest PEM input accepted (a certificate chain and its key). */
+#define CS_PKI_PEM_MAX ((size_t)64 * 1024)
+/** Fewest RSA modulus bits cs_rs256_sign() accepts. */
+#define CS_RSA_MIN_BITS 2048
+
+/**
+ * Sign @p len bytes of @p data with RSASSA-PKCS1-v1_5 and SHA-256 (JWS
+ * "RS256"), with the unencrypted RSA private key in @p pem: PKCS#8
+ * ("-----BEGIN PRIVATE KEY-----", as in GCP service-account keys) or
+ * PKCS#1 ("-----BEGIN RSA PRIVATE KEY-----"). The signature is
+ * deterministic. Caller frees *sig with free() (it is not secret).
+ * @p why (NULL ok) gets a static message on CS_ERR_INVALID.
+ * @return CS_ERR_INVALID (not a PEM private key, encrypted, not RSA, or
+ *         fewer than CS_RSA_MIN_BITS bits; larger than CS_PKI_PEM_MAX),
+ *         CS_ERR_NOMEM, CS_ERR_INTERNAL (GnuTLS failed to sign).
+ *         Outputs written only on success.
+ */
+enum cs_err cs_rs256_sign(const char *pem, size_t pem_len, const void *data, size_t len,
+                          uint8_t **sig, size_t *sig_len, const char **why) CS_WUR;
+
+/** Which part of a certificate-and-key input is at fault. */
+enum cs_pki_fault {
+  CS_PKI_FAULT_NONE,
+  CS_PKI_FAULT_CERT,    /* no certificate, or one that does not parse */
+  CS_PKI_FAULT_KEY,     /* no private key, an encrypted one, or one that does not parse */
+  CS_PKI_FAULT_MISMATCH /* the key is not the certificate's */
+};
+
+/** Why cs_cert_describe() refused its input; msg never holds key bytes. */
+struct cs_pki_error {
+  enum cs_pki_fault fault;
+  char msg[160];
+};
+
+/** What a certificate says about itself (no secret in here). */
+struct cs_cert_info {
+  char subject[512]; /* RFC 4514 DN, cut at a UTF-8 boundary if longer */
+  char issuer[512];
+  char not_after[32]; /* RFC 3339 UTC */
+  int64_t not_after_epoch;
+  char sha256[65]; /* lowercase hex SHA-256 of the DER certificate */
+};
+
+/**
+ * Describe the first certificate of @p pem (a PEM certificate, optionally
+ * followed by its chain, and its PEM private key: PKCS#8, PKCS#1 RSA or
+ * SEC1 EC, unencrypted) and check that the private key belongs to it by
+ * comparing SHA-256 key ids of the two public keys: a key that does not
+ * belong is an error (fault MISMATCH), never a description.
+ * @return CS_ERR_INVALID with @p err filled (fault CERT, KEY or MISMATCH,
+ *         and a message naming the problem); CS_ERR_NOMEM; CS_ERR_INTERNAL.
+ *         *out written only on success.
+ */
+enum cs_err cs_cert_describe(const char *pem, size_t len, struct cs_cert_info *out,
+                             struct cs_pki_error *err) CS_WUR;
+
+/**
+ * Count the PEM certificates in @p pem (a CA bundle such as
+ * --outbound-ca-file), refusing anything that is not one or more
+ * well-formed certificates.
+ * @return CS_ERR_INVALID (none, or one does not parse; @p why says which),
+ *         CS_ERR_TOO_LARGE (over @p max bytes), CS_ERR_NOMEM.
+ */
+enum cs_err cs_pem_certs_count(const char *pem, size_t len, size_t max, size_t *count,
+                               const char **why) CS_WUR;
 
 #endif /* CS_CRYPTO_H */

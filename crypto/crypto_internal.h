@@ -45,9 +45,6 @@ void cs_hmac_sha256(const uint8_t *key, size_t key_len, const void *msg, size_t 
 bool cs_b64_decode_into(const char *in, size_t len, int variant, uint8_t *out, size_t cap,
                         size_t *out_len);
 
-/** Base64url without padding. Caller frees. @return NULL on OOM. */
-char *cs_b64url_encode(const uint8_t *in, size_t len);
-
 /**
  * Strictly decode unpadded base64url (no '=', no whitespace, canonical
  * trailing bits) of @p len bytes into @p out, which holds @p cap bytes.

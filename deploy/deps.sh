@@ -1,9 +1,10 @@
 # Sourced by deploy/dev-serve.sh and tests/run-all.sh: install the Debian
 # packages that are missing (only those), with one `apt-get update`.
 CS_BUILD_PKGS="cmake make gcc pkg-config libsodium-dev libmicrohttpd-dev libcjson-dev
-  liblmdb-dev libcurl4-openssl-dev libyaml-dev"
+  liblmdb-dev libcurl4-openssl-dev libyaml-dev libgnutls28-dev"
 CS_TEST_PKGS="libcmocka-dev clang clang-format libclang-rt-14-dev valgrind lmdb-utils openssl wrk curl
   python3 python3-pytest python3-requests python3-lmdb python3-botocore python3-boto3 awscli
+  python3-cryptography
   nodejs python3-yaml python3-jsonschema systemd strace shellcheck etcd-server etcd-client"
 
 cs_ensure_packages() {

@@ -1,11 +1,10 @@
 /* aws: static access keys, or the instance role (useAWSRole), optionally
- * assuming roleArn through STS. Resolve decides here which it is: static
- * keys without a role are handed out as stored; a role or the instance
- * identity goes through the context's AWS resolver (providers/aws/: STS,
- * IMDSv2, cache). */
+ * assuming roleArn through STS. Only static keys without a role resolve
+ * here; everything that needs STS or IMDS is providers/aws/'s job. */
 #include "prov_internal.h"
 
-#include <stdio.h>
+#include "aws/aws_internal.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -268,6 +267,8 @@ out:
   return e;
 }
 
+/* ------------------------------------------- network resolves and tests */
+
 static const char *meta_str(const cJSON *meta, const char *name)
 {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, name);
@@ -279,18 +280,15 @@ static bool meta_bool(const cJSON *meta, const char *name)
   return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(meta, name));
 }
 
-/* A role or the instance identity needs STS or IMDS. */
-static bool aws_network(const cJSON *meta)
-{
-  return meta_bool(meta, "useAWSRole") || meta_str(meta, "roleArn");
-}
-
-static enum cs_err aws_static(const struct cs_prov_ctx *ctx, cJSON **out)
+/* Static keys without a role: handed out as stored. */
+static enum cs_err aws_material(const struct cs_prov_ctx *ctx, cJSON **out,
+                                struct cs_net_error *err)
 {
   const char *id = meta_str(ctx->meta, "accountID");
   cJSON *r = NULL;
   enum cs_err e;
 
+  (void)err;
   if (!id)
     return CS_ERR_INTERNAL;
   if ((e = cs_prov_payload_ok(ctx->secret, ctx->secret_len)) != CS_OK)
@@ -330,12 +328,19 @@ static struct cs_aws_request aws_request(const struct cs_prov_ctx *ctx)
       .duration_seconds = o->duration_seconds   ? o->duration_seconds
                           : cJSON_IsNumber(dur) ? (int64_t)dur->valuedouble
                                                 : 0,
+      .session = o->format == CS_FORMAT_SESSION,
   };
   if (!r.use_instance_role) {
     r.access_key_id = meta_str(ctx->meta, "accountID");
     r.secret_key = ctx->secret;
   }
   return r;
+}
+
+static bool aws_short_lived(const struct cs_prov_ctx *ctx)
+{
+  return meta_bool(ctx->meta, "useAWSRole") || meta_str(ctx->meta, "roleArn") ||
+         cs_prov_format(ctx) == CS_FORMAT_SESSION;
 }
 
 static enum cs_err render_creds(const struct cs_aws_creds *c, cJSON **out)
@@ -346,9 +351,11 @@ static enum cs_err render_creds(const struct cs_aws_creds *c, cJSON **out)
 
   if (!m || (e = cs_prov_add_str(m, "type", "aws")) ||
       (e = cs_prov_add_str(m, "AccessKeyId", c->access_key_id)) ||
-      (e = cs_prov_add_str(m, "SecretAccessKey", c->secret_access_key)))
+      (e = cs_prov_add_secret(m, "SecretAccessKey", c->secret_access_key,
+                              strlen(c->secret_access_key))))
     goto out;
-  if (c->session_token[0] && (e = cs_prov_add_str(m, "SessionToken", c->session_token)))
+  if (c->session_token[0] &&
+      (e = cs_prov_add_secret(m, "SessionToken", c->session_token, strlen(c->session_token))))
     goto out;
   if (c->expiration) {
     cs_time_format(c->expiration, when);
@@ -366,27 +373,39 @@ static enum cs_err aws_resolve(const struct cs_prov_ctx *ctx, cJSON **out, struc
 {
   struct cs_aws_request req;
   struct cs_aws_creds c;
-  struct cs_aws_error ae = {"", ""};
   enum cs_err e;
 
-  if (!aws_network(ctx->meta))
-    return aws_static(ctx, out);
-  req = aws_request(ctx);
-  if (!ctx->net)
-    return CS_ERR_UNAVAILABLE;
-  if ((e = cs_aws_resolve(ctx->net->aws, &req, &c, &ae))) {
-    snprintf(err->code, sizeof err->code, "%s", ae.code);
-    snprintf(err->message, sizeof err->message, "%s", ae.message);
+  if (cs_prov_format(ctx) == CS_FORMAT_TOKEN)
+    return cs_net_fail_field(err, CS_ERR_INVALID, "format",
+                             "format \"token\" is for azure, gcp and ibmCloud credentials; aws "
+                             "credentials resolve to STS credentials (or \"session\")");
+  if (!aws_short_lived(ctx))
+    return cs_prov_plain_resolve(aws_material, "aws", ctx, out, err);
+  if ((e = cs_prov_payload_ok(ctx->secret, ctx->secret_len)) != CS_OK)
     return e;
-  }
+  req = aws_request(ctx);
+  if ((e = cs_broker_aws(ctx->broker, &req, &c, err)) != CS_OK)
+    return e;
   e = render_creds(&c, out);
   cs_aws_creds_wipe(&c);
   return e;
+}
+
+static enum cs_err aws_test(const struct cs_prov_ctx *ctx, struct cs_test_result *out)
+{
+  struct cs_aws_request req;
+  enum cs_err e;
+
+  if ((e = cs_prov_payload_ok(ctx->secret, ctx->secret_len)) != CS_OK)
+    return e;
+  req = aws_request(ctx);
+  return cs_aws_test(ctx->broker, &req, out);
 }
 
 const struct cs_provider cs_provider_aws = {
     .type = "aws",
     .validate = aws_validate,
     .resolve = aws_resolve,
-    .test = cs_prov_test_unimplemented,
+    .test = aws_test,
+    .short_lived = aws_short_lived,
 };

@@ -3,6 +3,7 @@
  * endpoint URLs of sovereign clouds back unchanged. */
 #include "prov_internal.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* GUIDs are 36 characters; leave room for whatever Azure Stack prints. */
@@ -100,7 +101,7 @@ out:
   return e;
 }
 
-static enum cs_err az_resolve(const struct cs_prov_ctx *ctx, cJSON **out, struct cs_net_error *err)
+static enum cs_err az_material(const struct cs_prov_ctx *ctx, cJSON **out, struct cs_net_error *err)
 {
   const char *secret = ctx->secret;
   size_t secret_len = ctx->secret_len;
@@ -139,9 +140,151 @@ out:
   return e;
 }
 
+/* ------------------------------------------------ tokens and tests (§8) */
+
+#define AZ_DEFAULT_SCOPE "https://management.azure.com/.default"
+#define AZ_SCOPE_MAX 1024
+
+/* The sdk-auth names, or those of the plain `az ad sp create-for-rbac`. */
+static const char *member_of(const cJSON *sk, const char *a, const char *b)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(sk, a);
+
+  if (!cJSON_IsString(v) || !v->valuestring || !v->valuestring[0])
+    v = cJSON_GetObjectItemCaseSensitive(sk, b);
+  return cJSON_IsString(v) && v->valuestring && v->valuestring[0] ? v->valuestring : NULL;
+}
+
+/* A tenant id goes into the URL path: a GUID or a domain name, nothing else. */
+static bool tenant_ok(const char *t)
+{
+  size_t n = strlen(t);
+
+  if (n == 0 || n > AZ_ID_MAX || t[0] == '.' || t[0] == '-')
+    return false;
+  for (size_t i = 0; i < n; i++)
+    if (!((t[i] >= 'a' && t[i] <= 'z') || (t[i] >= 'A' && t[i] <= 'Z') ||
+          (t[i] >= '0' && t[i] <= '9') || t[i] == '-' || t[i] == '.'))
+      return false;
+  return strstr(t, "..") == NULL;
+}
+
+static enum cs_err az_build(struct cs_broker *b, const struct cs_prov_ctx *ctx, const char *scope,
+                            char *url, size_t url_cap, struct cs_buf *form, struct cs_buf *scrub,
+                            struct cs_net_error *err)
+{
+  const char *id, *secret, *tenant;
+  cJSON *sk = NULL;
+  enum cs_err e;
+
+  if ((e = cs_prov_payload_ok(ctx->secret, ctx->secret_len)) != CS_OK)
+    return e;
+  e = cs_json_parse(ctx->secret, ctx->secret_len, CS_JSON_MAX_DEPTH, &sk);
+  if (e != CS_OK)
+    return e == CS_ERR_NOMEM ? e : CS_ERR_CRYPTO;
+  id = member_of(sk, "clientId", "appId");
+  secret = member_of(sk, "clientSecret", "password");
+  tenant = member_of(sk, "tenantId", "tenant");
+  if (!id || !secret || !tenant) {
+    e = CS_ERR_CRYPTO; /* validated on write: the payload is not ours */
+    goto out;
+  }
+  if (!tenant_ok(tenant)) {
+    e = cs_net_fail_field(err, CS_ERR_INVALID, "secret.plain.tenantId",
+                          "tenantId must be a GUID or a domain name");
+    goto out;
+  }
+  /* The authority is the operator's (--azure-authority-host), never the
+   * key's activeDirectoryEndpointUrl: a stored key must not choose where
+   * credstore sends its secret. */
+  if ((size_t)snprintf(url, url_cap, "%s/%s/oauth2/v2.0/token", b->azure_authority, tenant) >=
+      url_cap) {
+    e = cs_net_fail_field(err, CS_ERR_INVALID, "secret.plain.tenantId", "tenantId is too long");
+    goto out;
+  }
+  if ((e = cs_buf_printf(form, "client_id=")) || (e = cs_form_escape(form, id)) ||
+      (e = cs_buf_printf(form, "&client_secret=")) || (e = cs_form_escape(form, secret)) ||
+      (e = cs_buf_printf(form, "&scope=")) || (e = cs_form_escape(form, scope)) ||
+      (e = cs_buf_printf(form, "&grant_type=client_credentials")) ||
+      (e = cs_buf_append(scrub, secret, strlen(secret))))
+    e = e == CS_ERR_NOMEM
+            ? e
+            : cs_net_fail_field(err, CS_ERR_INVALID, "secret.plain", "the service key is too long");
+out:
+  cs_json_wipe_delete(sk);
+  return e;
+}
+
+static const struct cs_token_client az_tokens = {CS_KIND_AZURE, "Entra", az_build, NULL};
+
+static enum cs_err az_scope(const struct cs_prov_ctx *ctx, const char **out,
+                            struct cs_net_error *err)
+{
+  const char *s =
+      ctx->opts && ctx->opts->scope && ctx->opts->scope[0] ? ctx->opts->scope : AZ_DEFAULT_SCOPE;
+
+  if (!cs_prov_token_ok(s, 1, AZ_SCOPE_MAX))
+    return cs_net_fail_field(
+        err, CS_ERR_INVALID, "scope",
+        "scope must be 1-1024 printable characters without spaces, such as " AZ_DEFAULT_SCOPE);
+  *out = s;
+  return CS_OK;
+}
+
+static enum cs_err az_resolve(const struct cs_prov_ctx *ctx, cJSON **out, struct cs_net_error *err)
+{
+  struct cs_token t = {0};
+  const char *scope = NULL;
+  cJSON *m = NULL;
+  enum cs_err e;
+
+  if (cs_prov_format(ctx) != CS_FORMAT_TOKEN)
+    return cs_prov_plain_resolve(az_material, "azure", ctx, out, err);
+  if ((e = az_scope(ctx, &scope, err)) ||
+      (e = cs_token_get(&az_tokens, ctx, scope, false, &t, err)))
+    return e;
+  e = CS_ERR_NOMEM;
+  if (!(m = cJSON_CreateObject()) || (e = cs_prov_add_str(m, "type", "azure")) ||
+      (e = cs_token_render(m, &t, "expiresOn")) || (e = cs_prov_add_str(m, "scope", scope)))
+    goto out;
+  *out = m;
+  m = NULL;
+out:
+  cs_token_wipe(&t);
+  cs_json_wipe_delete(m);
+  return e;
+}
+
+static enum cs_err az_test(const struct cs_prov_ctx *ctx, struct cs_test_result *out)
+{
+  const cJSON *sp = cJSON_GetObjectItemCaseSensitive(ctx->meta, "azureSPInfo");
+  const cJSON *id = cJSON_GetObjectItemCaseSensitive(sp, "clientId");
+  const char *who = cJSON_IsString(id) && id->valuestring ? id->valuestring : "";
+  struct cs_net_error err = {0};
+  struct cs_token t = {0};
+  int64_t t0;
+  enum cs_err e;
+
+  cs_test_start(out, &t0);
+  e = cs_token_get(&az_tokens, ctx, AZ_DEFAULT_SCOPE, true, &t, &err);
+  if (e == CS_OK)
+    cs_test_ok(out, t0, who, "Entra issued a token for client %s (scope %s)", who,
+               AZ_DEFAULT_SCOPE);
+  else if (e == CS_ERR_UPSTREAM || e == CS_ERR_INVALID)
+    cs_test_failed(out, t0, &err);
+  cs_token_wipe(&t);
+  return e == CS_ERR_UPSTREAM || e == CS_ERR_INVALID ? CS_OK : e;
+}
+
+static bool token_format(const struct cs_prov_ctx *ctx)
+{
+  return cs_prov_format(ctx) == CS_FORMAT_TOKEN;
+}
+
 const struct cs_provider cs_provider_azure = {
     .type = "azure",
     .validate = az_validate,
     .resolve = az_resolve,
-    .test = cs_prov_test_unimplemented,
+    .test = az_test,
+    .short_lived = token_format,
 };

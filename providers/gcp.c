@@ -3,7 +3,11 @@
  * only the meta and the opened payload. */
 #include "prov_internal.h"
 
+#include "crypto.h"
+
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define GCP_TOKEN_MAX 512
@@ -215,7 +219,8 @@ out:
   return e;
 }
 
-static enum cs_err gcp_resolve(const struct cs_prov_ctx *ctx, cJSON **out, struct cs_net_error *err)
+static enum cs_err gcp_material(const struct cs_prov_ctx *ctx, cJSON **out,
+                                struct cs_net_error *err)
 {
   const cJSON *meta = ctx->meta;
   const char *secret = ctx->secret;
@@ -259,9 +264,253 @@ out:
   return e;
 }
 
+/* ------------------------------------------------ tokens and tests (§8) */
+
+#define GCP_DEFAULT_SCOPE "https://www.googleapis.com/auth/cloud-platform"
+#define GCP_DEFAULT_TOKEN_URL "https://oauth2.googleapis.com/token"
+#define GCP_SCOPES_MAX 32
+#define GCP_SCOPE_MAX 256
+#define GCP_ASSERTION_LIFETIME 3600 /* the most Google accepts */
+
+static bool is_service_account(const struct cs_prov_ctx *ctx)
+{
+  const cJSON *auth = cJSON_GetObjectItemCaseSensitive(ctx->meta, "authType");
+  return !(cJSON_IsString(auth) && auth->valuestring && strcmp(auth->valuestring, "apiToken") == 0);
+}
+
+/* A key's own token_uri, when it is https under googleapis.com; else NULL. */
+static const char *google_token_uri(const cJSON *sa)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(sa, "token_uri");
+  char target[CS_HTTP_TARGET_MAX], host[CS_HTTP_HOST_MAX + 1];
+  const char *why;
+  size_t n;
+
+  if (!cJSON_IsString(v) || !v->valuestring ||
+      cs_http_check_url_host(NULL, v->valuestring, target, host, &why) != CS_OK ||
+      strncmp(target, "https:", 6) != 0)
+    return NULL;
+  n = strlen(host);
+  return strcmp(host, "googleapis.com") == 0 ||
+                 (n > 15 && strcmp(host + n - 15, ".googleapis.com") == 0)
+             ? v->valuestring
+             : NULL;
+}
+
+/* base64url(json) of a cJSON object; NULL on OOM. */
+static char *b64_json(const cJSON *j)
+{
+  char *txt = cs_json_print(j), *b64;
+
+  if (!txt)
+    return NULL;
+  b64 = cs_b64url_encode((const uint8_t *)txt, strlen(txt));
+  free(txt);
+  return b64;
+}
+
+/* header.claims, for signing. */
+static enum cs_err jwt_input(const struct gcp_sa *k, const char *scope, const char *aud,
+                             struct cs_buf *out)
+{
+  int64_t now = cs_now();
+  cJSON *h = cJSON_CreateObject(), *c = cJSON_CreateObject();
+  char *h64 = NULL, *c64 = NULL;
+  enum cs_err e = CS_ERR_NOMEM;
+
+  if (!h || !c || !cJSON_AddStringToObject(h, "alg", "RS256") ||
+      !cJSON_AddStringToObject(h, "typ", "JWT") ||
+      !cJSON_AddStringToObject(h, "kid", k->private_key_id) ||
+      !cJSON_AddStringToObject(c, "iss", k->client_email) ||
+      !cJSON_AddStringToObject(c, "scope", scope) || !cJSON_AddStringToObject(c, "aud", aud) ||
+      !cJSON_AddNumberToObject(c, "iat", (double)now) ||
+      !cJSON_AddNumberToObject(c, "exp", (double)(now + GCP_ASSERTION_LIFETIME)) ||
+      !(h64 = b64_json(h)) || !(c64 = b64_json(c)))
+    goto out;
+  e = cs_buf_printf(out, "%s.%s", h64, c64);
+out:
+  free(h64);
+  free(c64);
+  cJSON_Delete(h);
+  cJSON_Delete(c);
+  return e;
+}
+
+/* The RS256-signed assertion of RFC 7523, appended to @p form. */
+static enum cs_err assertion(const struct gcp_sa *k, const char *scope, const char *aud,
+                             struct cs_buf *form, struct cs_net_error *err)
+{
+  struct cs_buf in;
+  uint8_t *sig = NULL;
+  size_t sig_len = 0;
+  char *s64 = NULL;
+  const char *why = "";
+  enum cs_err e;
+
+  cs_buf_init(&in, 16384);
+  if ((e = jwt_input(k, scope, aud, &in)))
+    goto out;
+  e = cs_rs256_sign(k->private_key, strlen(k->private_key), in.data, in.len, &sig, &sig_len, &why);
+  if (e == CS_ERR_INVALID) {
+    e = cs_net_fail_field(err, e, "secret.plain.private_key", "%s", why);
+    goto out;
+  }
+  if (e)
+    goto out;
+  e = CS_ERR_NOMEM;
+  if (!(s64 = cs_b64url_encode(sig, sig_len)))
+    goto out;
+  /* A JWS is base64url and dots only: nothing in it needs form escaping. */
+  e = cs_buf_printf(form,
+                    "grant_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Agrant-type%%3Ajwt-bearer"
+                    "&assertion=%s.%s",
+                    in.data, s64);
+out:
+  free(sig);
+  free(s64);
+  cs_buf_free(&in);
+  return e;
+}
+
+static enum cs_err gcp_build(struct cs_broker *b, const struct cs_prov_ctx *ctx, const char *scope,
+                             char *url, size_t url_cap, struct cs_buf *form, struct cs_buf *scrub,
+                             struct cs_net_error *err)
+{
+  cJSON *sa = NULL;
+  struct gcp_sa k = {0};
+  const char *aud;
+  enum cs_err e;
+
+  (void)scrub; /* the key never travels; the assertion is signed, not secret text */
+  if ((e = cs_prov_payload_ok(ctx->secret, ctx->secret_len)) != CS_OK)
+    return e;
+  e = cs_json_parse(ctx->secret, ctx->secret_len, CS_JSON_MAX_DEPTH, &sa);
+  if (e != CS_OK || (e = sa_fields(sa, "secret.plain", &k, NULL)) != CS_OK) {
+    e = e == CS_ERR_NOMEM ? e : CS_ERR_CRYPTO;
+    goto out;
+  }
+  /* --gcp-token-url wins; else the key's own, only if it is Google's. */
+  aud = b->gcp_token_url ? b->gcp_token_url : google_token_uri(sa);
+  aud = aud ? aud : GCP_DEFAULT_TOKEN_URL;
+  if ((size_t)snprintf(url, url_cap, "%s", aud) >= url_cap) {
+    e = cs_net_fail_field(err, CS_ERR_INVALID, "secret.plain.token_uri", "token_uri too long");
+    goto out;
+  }
+  e = assertion(&k, scope, aud, form, err);
+out:
+  cs_json_wipe_delete(sa);
+  return e;
+}
+
+static const struct cs_token_client gcp_tokens = {CS_KIND_GCP, "Google", gcp_build, NULL};
+
+/* The requested scopes, joined with spaces (the claim's form and the cache key's). */
+static enum cs_err gcp_scopes(const struct cs_prov_ctx *ctx, struct cs_buf *out,
+                              struct cs_net_error *err)
+{
+  const char *const *list = ctx->opts ? ctx->opts->scopes : NULL;
+  static const char *const dflt[] = {GCP_DEFAULT_SCOPE, NULL};
+  size_t n = 0;
+  enum cs_err e;
+
+  if (!list || !list[0])
+    list = dflt;
+  for (; list[n]; n++) {
+    if (n == GCP_SCOPES_MAX)
+      return cs_net_fail_field(err, CS_ERR_INVALID, "scopes", "at most %d scopes", GCP_SCOPES_MAX);
+    if (!cs_prov_token_ok(list[n], 1, GCP_SCOPE_MAX))
+      return cs_net_fail_field(err, CS_ERR_INVALID, "scopes",
+                               "scopes[%zu] must be 1-256 printable characters without spaces", n);
+    if ((e = cs_buf_printf(out, "%s%s", n ? " " : "", list[n])))
+      return e;
+  }
+  return CS_OK;
+}
+
+static enum cs_err add_scopes(cJSON *m, const char *joined)
+{
+  cJSON *arr = cJSON_CreateArray();
+  const char *p = joined;
+
+  if (!arr)
+    return CS_ERR_NOMEM;
+  while (*p) {
+    size_t n = strcspn(p, " ");
+    char *v = strndup(p, n);
+    cJSON *s = v ? cJSON_CreateString(v) : NULL;
+    free(v);
+    if (!s || !cJSON_AddItemToArray(arr, s)) {
+      cJSON_Delete(s);
+      cJSON_Delete(arr);
+      return CS_ERR_NOMEM;
+    }
+    p += n + (p[n] == ' ');
+  }
+  return cs_prov_add_item(m, "scopes", arr);
+}
+
+static enum cs_err gcp_resolve(const struct cs_prov_ctx *ctx, cJSON **out, struct cs_net_error *err)
+{
+  struct cs_token t = {0};
+  struct cs_buf scopes;
+  cJSON *m = NULL;
+  enum cs_err e;
+
+  if (cs_prov_format(ctx) != CS_FORMAT_TOKEN)
+    return cs_prov_plain_resolve(gcp_material, "gcp", ctx, out, err);
+  if (!is_service_account(ctx))
+    return cs_net_fail_field(err, CS_ERR_INVALID, "format",
+                             "format \"token\" needs a service-account key; this credential "
+                             "holds an API key");
+  cs_buf_init(&scopes, GCP_SCOPES_MAX * (GCP_SCOPE_MAX + 1));
+  if ((e = gcp_scopes(ctx, &scopes, err)) ||
+      (e = cs_token_get(&gcp_tokens, ctx, scopes.data, false, &t, err)))
+    goto out;
+  e = CS_ERR_NOMEM;
+  if (!(m = cJSON_CreateObject()) || (e = cs_prov_add_str(m, "type", "gcp")) ||
+      (e = cs_token_render(m, &t, "expiresAt")) || (e = add_scopes(m, scopes.data)))
+    goto out;
+  *out = m;
+  m = NULL;
+out:
+  cs_token_wipe(&t);
+  cs_json_wipe_delete(m);
+  cs_buf_free(&scopes);
+  return e;
+}
+
+static enum cs_err gcp_test(const struct cs_prov_ctx *ctx, struct cs_test_result *out)
+{
+  const cJSON *email = cJSON_GetObjectItemCaseSensitive(ctx->meta, "accountID");
+  const char *who = cJSON_IsString(email) && email->valuestring ? email->valuestring : "";
+  struct cs_net_error err = {0};
+  struct cs_token t = {0};
+  int64_t t0;
+  enum cs_err e;
+
+  cs_test_start(out, &t0);
+  if (!is_service_account(ctx)) {
+    cs_test_ok(out, t0, NULL, "API key stored; nothing to test");
+    return CS_OK;
+  }
+  e = cs_token_get(&gcp_tokens, ctx, GCP_DEFAULT_SCOPE, true, &t, &err);
+  if (e == CS_OK)
+    cs_test_ok(out, t0, who, "Google issued an access token for %s", who);
+  else if (e == CS_ERR_UPSTREAM || e == CS_ERR_INVALID)
+    cs_test_failed(out, t0, &err);
+  cs_token_wipe(&t);
+  return e == CS_ERR_UPSTREAM || e == CS_ERR_INVALID ? CS_OK : e;
+}
+
+static bool gcp_short_lived(const struct cs_prov_ctx *ctx)
+{
+  return cs_prov_format(ctx) == CS_FORMAT_TOKEN && is_service_account(ctx);
+}
+
 const struct cs_provider cs_provider_gcp = {
     .type = "gcp",
     .validate = gcp_validate,
     .resolve = gcp_resolve,
-    .test = cs_prov_test_unimplemented,
+    .test = gcp_test,
+    .short_lived = gcp_short_lived,
 };

@@ -1,6 +1,7 @@
 /* ibmCloud: an IAM API key, with the account it belongs to in accountGUID. */
 #include "prov_internal.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define IBM_KEY_MAX 256
@@ -67,7 +68,8 @@ out:
   return e;
 }
 
-static enum cs_err ibm_resolve(const struct cs_prov_ctx *ctx, cJSON **out, struct cs_net_error *err)
+static enum cs_err ibm_material(const struct cs_prov_ctx *ctx, cJSON **out,
+                                struct cs_net_error *err)
 {
   const cJSON *meta = ctx->meta;
   const char *secret = ctx->secret;
@@ -96,9 +98,95 @@ out:
   return e;
 }
 
+/* ------------------------------------------------ tokens and tests (§8) */
+
+static enum cs_err ibm_build(struct cs_broker *b, const struct cs_prov_ctx *ctx, const char *scope,
+                             char *url, size_t url_cap, struct cs_buf *form, struct cs_buf *scrub,
+                             struct cs_net_error *err)
+{
+  enum cs_err e;
+
+  (void)scope;
+  if ((e = cs_prov_payload_ok(ctx->secret, ctx->secret_len)) != CS_OK)
+    return e;
+  if (ctx->secret_len == 0 || ctx->secret_len > IBM_KEY_MAX)
+    return CS_ERR_CRYPTO;
+  snprintf(url, url_cap, "%s/identity/token", b->ibm_iam);
+  if ((e = cs_buf_printf(form, "grant_type=urn%%3Aibm%%3Aparams%%3Aoauth%%3Agrant-type%%3Aapikey"
+                               "&apikey=")) ||
+      (e = cs_form_escape(form, ctx->secret)) ||
+      (e = cs_buf_append(scrub, ctx->secret, ctx->secret_len)))
+    return e == CS_ERR_NOMEM
+               ? e
+               : cs_net_fail_field(err, CS_ERR_INVALID, "secret.plain", "the API key is too long");
+  return CS_OK;
+}
+
+/* IAM's own error shape: {"errorCode":"BXNIM0415E","errorMessage":"..."}. */
+static void ibm_error(const cJSON *j, struct cs_net_error *err)
+{
+  const cJSON *code = cJSON_GetObjectItemCaseSensitive(j, "errorCode");
+  const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "errorMessage");
+
+  if (cJSON_IsString(code) && code->valuestring && code->valuestring[0])
+    cs_net_fail(err, CS_ERR_UPSTREAM, code->valuestring, "%s",
+                cJSON_IsString(msg) && msg->valuestring ? msg->valuestring : code->valuestring);
+  else
+    cs_token_oauth_error(j, err);
+}
+
+static const struct cs_token_client ibm_tokens = {CS_KIND_IBM, "IBM IAM", ibm_build, ibm_error};
+
+static enum cs_err ibm_resolve(const struct cs_prov_ctx *ctx, cJSON **out, struct cs_net_error *err)
+{
+  struct cs_token t = {0};
+  cJSON *m = NULL;
+  enum cs_err e;
+
+  if (cs_prov_format(ctx) != CS_FORMAT_TOKEN)
+    return cs_prov_plain_resolve(ibm_material, "ibmCloud", ctx, out, err);
+  if ((e = cs_token_get(&ibm_tokens, ctx, "", false, &t, err)))
+    return e;
+  e = CS_ERR_NOMEM;
+  if (!(m = cJSON_CreateObject()) || (e = cs_prov_add_str(m, "type", "ibmCloud")) ||
+      (e = cs_token_render(m, &t, "expiresAt")))
+    goto out;
+  *out = m;
+  m = NULL;
+out:
+  cs_token_wipe(&t);
+  cs_json_wipe_delete(m);
+  return e;
+}
+
+static enum cs_err ibm_test(const struct cs_prov_ctx *ctx, struct cs_test_result *out)
+{
+  const cJSON *guid = cJSON_GetObjectItemCaseSensitive(ctx->meta, "accountGUID");
+  const char *who = cJSON_IsString(guid) && guid->valuestring ? guid->valuestring : "";
+  struct cs_net_error err = {0};
+  struct cs_token t = {0};
+  int64_t t0;
+  enum cs_err e;
+
+  cs_test_start(out, &t0);
+  e = cs_token_get(&ibm_tokens, ctx, "", true, &t, &err);
+  if (e == CS_OK)
+    cs_test_ok(out, t0, who, "IBM Cloud IAM issued a token for account %s", who);
+  else if (e == CS_ERR_UPSTREAM || e == CS_ERR_INVALID)
+    cs_test_failed(out, t0, &err);
+  cs_token_wipe(&t);
+  return e == CS_ERR_UPSTREAM || e == CS_ERR_INVALID ? CS_OK : e;
+}
+
+static bool ibm_short_lived(const struct cs_prov_ctx *ctx)
+{
+  return cs_prov_format(ctx) == CS_FORMAT_TOKEN;
+}
+
 const struct cs_provider cs_provider_ibmcloud = {
     .type = "ibmCloud",
     .validate = ibm_validate,
     .resolve = ibm_resolve,
-    .test = cs_prov_test_unimplemented,
+    .test = ibm_test,
+    .short_lived = ibm_short_lived,
 };

@@ -784,8 +784,9 @@ out:
   return e;
 }
 
-enum cs_err cs_kubeconfig_describe(const char *yaml, size_t len, cJSON **meta,
-                                   struct cs_prov_error *err)
+/* Bounds, load and every check; the tree and (NULL ok) the description. */
+static enum cs_err load_checked(const char *yaml, size_t len, cJSON **root_out, cJSON **meta,
+                                struct cs_prov_error *err)
 {
   cJSON *root = NULL, *m = NULL;
   enum cs_err e;
@@ -801,12 +802,29 @@ enum cs_err cs_kubeconfig_describe(const char *yaml, size_t len, cJSON **meta,
     goto out;
   if ((e = describe_tree(root, m, err)) != CS_OK)
     goto out;
-  *meta = m;
-  m = NULL;
+  if (meta) {
+    *meta = m;
+    m = NULL;
+  }
+  if (root_out) {
+    *root_out = root;
+    root = NULL;
+  }
 out:
   cJSON_Delete(m);
   cs_json_wipe_delete(root);
   return e;
+}
+
+enum cs_err cs_kubeconfig_describe(const char *yaml, size_t len, cJSON **meta,
+                                   struct cs_prov_error *err)
+{
+  return load_checked(yaml, len, NULL, meta, err);
+}
+
+enum cs_err cs_kube_load(const char *yaml, size_t len, cJSON **root, struct cs_prov_error *err)
+{
+  return load_checked(yaml, len, root, NULL, err);
 }
 
 /* ---------------------------------------------------------- provider */
@@ -849,8 +867,8 @@ out:
   return e;
 }
 
-static enum cs_err kube_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
-                                struct cs_net_error *err)
+static enum cs_err kube_material(const struct cs_prov_ctx *ctx, cJSON **out,
+                                 struct cs_net_error *err)
 {
   const char *secret = ctx->secret;
   size_t secret_len = ctx->secret_len;
@@ -874,9 +892,23 @@ out:
   return e;
 }
 
+static enum cs_err kube_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
+                                struct cs_net_error *err)
+{
+  return cs_prov_plain_resolve(kube_material, "kubeconfig", ctx, out, err);
+}
+
+/* A kubeconfig hands out its stored document, never short-lived material. */
+static bool never_short_lived(const struct cs_prov_ctx *ctx)
+{
+  (void)ctx;
+  return false;
+}
+
 const struct cs_provider cs_provider_kubeconfig = {
     .type = "kubeconfig",
     .validate = kube_validate,
     .resolve = kube_resolve,
-    .test = cs_prov_test_unimplemented,
+    .test = cs_kube_test,
+    .short_lived = never_short_lived,
 };

@@ -21,53 +21,6 @@ const struct cs_provider *cs_provider_find(const char *type)
 
 /* ------------------------------------------------------------- network */
 
-enum cs_err cs_prov_net_create(const struct cs_prov_net_config *cfg, struct cs_prov_net **out)
-{
-  struct cs_aws_config aws = {cfg->sts_endpoint, cfg->imds_endpoint, cfg->timeout_ms};
-  struct cs_prov_net *n = calloc(1, sizeof *n);
-  enum cs_err e;
-
-  if (!n)
-    return CS_ERR_NOMEM;
-  if ((e = cs_aws_resolver_create(&aws, &n->aws))) {
-    free(n);
-    return e;
-  }
-  *out = n;
-  return CS_OK;
-}
-
-void cs_prov_net_free(struct cs_prov_net *n)
-{
-  if (!n)
-    return;
-  cs_aws_resolver_free(n->aws);
-  free(n);
-}
-
-void cs_prov_net_invalidate(struct cs_prov_net *n, const char *cred_id)
-{
-  if (n)
-    cs_aws_invalidate(n->aws, cred_id);
-}
-
-void cs_prov_net_get_stats(struct cs_prov_net *n, struct cs_prov_net_stats *out)
-{
-  struct cs_aws_stats a = {0};
-  if (n)
-    cs_aws_get_stats(n->aws, &a);
-  *out = (struct cs_prov_net_stats){a.sts_calls, a.imds_calls, a.cache_hits, a.cache_misses};
-}
-
-enum cs_err cs_prov_test_unimplemented(const struct cs_prov_ctx *ctx, struct cs_test_result *out)
-{
-  memset(out, 0, sizeof *out);
-  snprintf(out->code, sizeof out->code, "NotImplemented");
-  snprintf(out->message, sizeof out->message,
-           "testing a credential's connection is not implemented yet");
-  return CS_ERR_UNAVAILABLE;
-}
-
 __attribute__((format(printf, 3, 4))) static enum cs_err
 opts_refuse(struct cs_net_error *err, const char *field, const char *fmt, ...)
 {

@@ -8,11 +8,12 @@
  * Providers never see keys or the store. The core (server/core/) opens a
  * kept secret and puts it back into the body as secret.plain (or
  * apiToken.plain) before calling validate, so validation always sees the
- * full input. Every resolve, the network ones (STS, IMDS) included, is the
+ * full input. Every resolve and connection test, the network ones (STS,
+ * IMDS, Entra, Google, IBM IAM, Kubernetes API servers) included, is the
  * provider's: the core hands it a context (struct cs_prov_ctx) with the
- * stored fields, the opened secret and the process's network state
- * (struct cs_prov_net: outbound calls, caches, endpoints), and never names
- * a type itself.
+ * stored fields, the opened secret and the process's broker (struct
+ * cs_broker: the one outbound HTTP client, the cache of short-lived
+ * material, the endpoints and the counters), and never names a type.
  */
 #ifndef CS_PROVIDERS_H
 #define CS_PROVIDERS_H
@@ -43,7 +44,7 @@ struct cs_prov_result {
    * useSTSRegionalEndpoint, region, durationSeconds, ...) plus derived ones
    * (azureSPInfo, gcp accountID/projectID, kubeconfig{currentContext,clusters}).
    * Never contains secret bytes. Common fields (_id, type, description,
-   * version, created, lastModified, owner) are the core's, not here.
+   * version, created, lastModified, owner) are the service layer's, not here.
    */
   cJSON *meta;
   /** Plaintext to seal, malloc'd, NUL-terminated; caller wipes and frees. */
@@ -51,78 +52,26 @@ struct cs_prov_result {
   size_t secret_len;
 };
 
+/** What a resolve hands out (API.md §8 "format"). */
+enum cs_resolve_format {
+  CS_FORMAT_DEFAULT = 0, /* the type's material: the stored secret, or STS/IMDS credentials */
+  CS_FORMAT_TOKEN,       /* azure, gcp (service account), ibmCloud: a short-lived access token */
+  CS_FORMAT_SESSION,     /* aws static keys without a role: STS GetSessionToken */
+};
+
 /** Options of a resolve request that providers may use. */
 struct cs_resolve_opts {
   int64_t duration_seconds; /* 0 = the credential's or the default */
   const char *region;       /* NULL = the credential's */
   const char *session_name; /* NULL = derived by the caller */
+  enum cs_resolve_format format;
+  const char *scope;         /* azure token scope; NULL: https://management.azure.com/.default */
+  const char *const *scopes; /* gcp token scopes, NULL-terminated; NULL: cloud-platform */
 };
 
-/* ------------------------------------------------------ resolve context */
-
-/**
- * The process's network state for resolves and tests: today the AWS
- * resolver (STS and IMDS with its cache and endpoints); the outbound
- * client and the token caches of the other clouds join it. Opaque;
- * thread-safe. Create with cs_prov_net_create(), free with
- * cs_prov_net_free().
- */
-struct cs_prov_net;
-
-/** Where the network resolves go; every member optional (NULL/0: defaults). */
-struct cs_prov_net_config {
-  const char *sts_endpoint;  /* --sts-endpoint; NULL: global/regional amazonaws.com */
-  const char *imds_endpoint; /* --imds-endpoint; NULL: http://169.254.169.254 */
-  long timeout_ms;           /* per HTTP call; 0 = 5000 */
-};
-
-/** Counters of the network resolves, for /metrics. */
-struct cs_prov_net_stats {
-  uint64_t sts_calls;
-  uint64_t imds_calls;
-  uint64_t cache_hits;
-  uint64_t cache_misses;
-};
-
-/**
- * @return CS_ERR_INVALID (an endpoint that is not an http(s) URL of at most
- *         400 characters), CS_ERR_NOMEM, CS_ERR_INTERNAL (libcurl init).
- */
-enum cs_err cs_prov_net_create(const struct cs_prov_net_config *cfg,
-                               struct cs_prov_net **out) CS_WUR;
-/** Wipe every cached secret and free. No resolve may be running. NULL ok. */
-void cs_prov_net_free(struct cs_prov_net *n);
-/** Drop every cached entry of @p cred_id (after an edit or delete). NULL @p n ok. */
-void cs_prov_net_invalidate(struct cs_prov_net *n, const char *cred_id);
-/** Snapshot the counters; zeros for a NULL @p n. */
-void cs_prov_net_get_stats(struct cs_prov_net *n, struct cs_prov_net_stats *out);
-
-/** Everything a resolve or a test reads; all borrowed for the call. */
-struct cs_prov_ctx {
-  struct cs_prov_net *net; /* NULL: network resolves answer CS_ERR_UNAVAILABLE */
-  const char *cred_id;     /* cache key part, and what an edit invalidates */
-  uint64_t version;        /* cache key part */
-  const cJSON *meta;       /* the stored non-secret fields (cs_prov_result.meta) */
-  const char *secret;      /* the opened payload, NUL-terminated as cs_open() leaves it */
-  size_t secret_len;
-  const struct cs_resolve_opts *opts; /* NULL: all defaults */
-};
-
-/** Why a resolve failed: the field at fault, or what upstream answered. */
-struct cs_net_error {
-  char field[CS_FIELD_MAX]; /* CS_ERR_INVALID: the request field at fault; or "" */
-  char code[64];            /* CS_ERR_UPSTREAM: upstream's code ("AccessDenied"), or "" */
-  char message[256];        /* upstream's message or ours; never a secret */
-};
-
-/** The answer of a connection test (API.md §8). */
-struct cs_test_result {
-  bool ok;
-  int64_t latency_ms; /* wall time of the whole test */
-  char code[64];      /* !ok: upstream's error code, or ours */
-  char message[512];  /* what was proven, or what failed; never a secret */
-  char identity[512]; /* who the credential is ("arn:aws:...", client id, email); "" */
-};
+struct cs_prov_ctx;
+struct cs_net_error;
+struct cs_test_result;
 
 struct cs_provider {
   const char *type; /* "aws", "azure", "gcp", "ibmCloud", "kubeconfig" */
@@ -136,37 +85,33 @@ struct cs_provider {
   enum cs_err (*validate)(const cJSON *body, struct cs_prov_result *out, struct cs_prov_error *err);
 
   /**
-   * Build the material a consumer receives for @p ctx: from the stored
-   * metadata and the opened secret, or through the network (aws with a
-   * role or the instance identity: STS, IMDS, cached in ctx->net). The
-   * core adds "version". Caller frees *out with cs_json_wipe_delete().
-   * @return CS_ERR_CRYPTO if the payload no longer parses, CS_ERR_UNAVAILABLE
-   *         (network needed and ctx->net NULL), CS_ERR_UPSTREAM (@p err: what
-   *         upstream answered), CS_ERR_INVALID (stored fields the resolver
-   *         will not use; @p err->message says why), CS_ERR_INTERNAL,
+   * The material for @p ctx in ctx->opts->format: the stored material
+   * (§4 shapes) for CS_FORMAT_DEFAULT without a role; STS/IMDS credentials
+   * ({"type":"aws","AccessKeyId","SecretAccessKey","SessionToken"?,
+   * "Expiration"?}); or a token (azure {"type","accessToken","tokenType",
+   * "expiresOn","scope"}, gcp {"type","accessToken","tokenType",
+   * "expiresAt","scopes"}, ibmCloud {"type","accessToken","tokenType",
+   * "expiresAt"}), cached in ctx->broker. The core adds "version". Caller
+   * frees *out with cs_json_wipe_delete().
+   * @return CS_ERR_UPSTREAM (err: upstream code and message), CS_ERR_INVALID
+   *         (err: field and message, e.g. a format the type has not, a bad
+   *         scope), CS_ERR_CRYPTO (payload no longer parses), CS_ERR_UNAVAILABLE
+   *         (network needed and ctx->broker NULL), CS_ERR_INTERNAL,
    *         CS_ERR_NOMEM. *out written only on success.
    */
   enum cs_err (*resolve)(const struct cs_prov_ctx *ctx, cJSON **out, struct cs_net_error *err);
 
   /**
-   * Prove the credential works (never cached). Not implemented yet by any
-   * provider (the broker issue does it), and called by no route.
-   * @return CS_ERR_UNAVAILABLE with @p out->code "NotImplemented" and a
-   *         message saying so.
+   * Prove the credential works (never cached). Upstream refusals and
+   * transport failures are results (ok false, code, message), not errors.
+   * @return CS_OK with @p out filled; CS_ERR_CRYPTO; CS_ERR_UNAVAILABLE
+   *         (ctx->broker NULL); CS_ERR_NOMEM.
    */
   enum cs_err (*test)(const struct cs_prov_ctx *ctx, struct cs_test_result *out);
-};
 
-/**
- * Check a resolve's options against the stored fields @p meta: options may
- * narrow what the credential allows, never widen it. durationSeconds at
- * most the stored one (CS_AWS_DEFAULT_DURATION when none is stored), a
- * sessionName only if it is @p session_name (the one the caller derives),
- * a region only if it is an AWS region name.
- * @return CS_ERR_INVALID with @p err's field and message.
- */
-enum cs_err cs_resolve_opts_check(const cJSON *meta, const struct cs_resolve_opts *opts,
-                                  const char *session_name, struct cs_net_error *err) CS_WUR;
+  /** Would resolve(ctx) hand out short-lived material only (a "token" usage's rule)? */
+  bool (*short_lived)(const struct cs_prov_ctx *ctx);
+};
 
 /** @return the provider for @p type, or NULL if the type is unknown. */
 const struct cs_provider *cs_provider_find(const char *type);
@@ -214,16 +159,43 @@ enum cs_err cs_kubeconfig_describe(const char *yaml, size_t len, cJSON **meta,
 /* ------------------------------------------------------------- HTTP client */
 
 /*
- * One libcurl client for JSON POSTs: credential-process and webhook
- * delivery. Every call: http and https only, no redirects, TLS verified.
- * Webhook calls also carry a target policy (below) that is enforced on the
- * address libcurl is about to connect to, so DNS rebinding and every
- * spelling of an address (decimal, octal, IPv4-mapped, names) are judged by
- * where the connection really goes, and never through a proxy.
+ * One libcurl client for every outbound call (providers/http_client.c):
+ * http and https only, no redirects, TLS verified against the system CAs
+ * plus an optional extra CA file, bounded response bodies, header lines
+ * wiped. Where a call may connect is checked on the address libcurl is
+ * about to connect to, so DNS rebinding and every spelling of an address
+ * (decimal, octal, IPv4-mapped, names) are judged by where the connection
+ * really goes: token and STS endpoints take plain http only to loopback;
+ * instance metadata only link-local or loopback; webhooks follow the
+ * webhook policy (below) and never use a proxy.
  */
 
 /** Longest target key "scheme://host:port" (host names are at most 253). */
 #define CS_HTTP_TARGET_MAX 280
+
+/** Set once for the whole process. */
+struct cs_http_client_config {
+  /** --outbound-ca-file: PEM certificates trusted in addition to the
+   *  system's, for every call (webhooks included). NULL or "": none. */
+  const char *extra_ca_file;
+  long timeout_ms; /* per call unless the call says; 0 = 5000 */
+};
+
+/** Immutable once created; shared by every thread. */
+struct cs_http_client;
+
+/**
+ * Create the client. With an extra CA file, the system bundle (libcurl's
+ * default CAINFO) and the file's certificates are joined into one private
+ * in-memory bundle (CURLOPT_CAINFO_BLOB replaces the default bundle, so
+ * both must be in it). Free with cs_http_client_free().
+ * @return CS_ERR_INVALID (the CA file is unreadable, over 1 MiB, or not PEM
+ *         certificates: @p err says which), CS_ERR_NOMEM, CS_ERR_INTERNAL.
+ */
+enum cs_err cs_http_client_create(const struct cs_http_client_config *cfg,
+                                  struct cs_http_client **out, char *err, size_t errlen) CS_WUR;
+/** Free a client no call is using any more. NULL ok. */
+void cs_http_client_free(struct cs_http_client *c);
 
 /**
  * Which hosts and addresses webhooks may reach: built-in denied ranges
@@ -272,10 +244,10 @@ enum cs_err cs_http_check_url(const struct cs_http_policy *p, const char *url,
 bool cs_http_policy_allows_addr(const struct cs_http_policy *p, const char *host,
                                 const struct sockaddr *sa);
 
-/** One POST. Strings are borrowed for the call that takes it. */
+/** One webhook POST. Strings are borrowed for the call that takes it. */
 struct cs_http_post {
   const char *url;
-  const char *const *headers; /* NULL-terminated "Name: value" lines; NULL ok */
+  const char *const *headers; /* NULL-terminated "Name: value" lines (at most 32); NULL ok */
   const char *body;           /* application/json */
   size_t len;
   long timeout_ms; /* connect and whole transfer */
@@ -290,11 +262,13 @@ struct cs_http_result {
 };
 
 /**
- * POST @p req and wait for the answer, through any proxy the environment
- * names (credential-process). The response body goes to @p resp (bounded
- * by its max) or is discarded when @p resp is NULL.
+ * POST JSON to the user's own @p url and wait for the answer, through any
+ * proxy the environment names (credential-process; system trust only).
+ * The response body goes to @p resp (bounded by its max) or is discarded
+ * when @p resp is NULL.
  * @return CS_ERR_UPSTREAM (transport failure, timeout, response too large),
- *         CS_ERR_INVALID (url), CS_ERR_NOMEM. *status is written on CS_OK.
+ *         CS_ERR_INVALID (url, or more than 32 headers), CS_ERR_NOMEM.
+ *         *status is written on CS_OK.
  */
 enum cs_err cs_http_post_json(const char *url, const char *const *headers, const char *body,
                               size_t len, long timeout_ms, long *status,
@@ -308,12 +282,14 @@ enum cs_err cs_http_post_json(const char *url, const char *const *headers, const
 struct cs_http_batch;
 
 /**
- * Create a batch enforcing @p policy (borrowed; it must outlive the batch).
+ * Create a batch whose transfers use @p client's trust (NULL: the system's)
+ * and enforce @p policy. Both are borrowed and must outlive the batch.
  * Free with cs_http_batch_free().
  * @return CS_ERR_NOMEM, CS_ERR_INTERNAL (libcurl would not start).
  */
-enum cs_err cs_http_batch_create(const struct cs_http_policy *policy,
-                                 struct cs_http_batch **out) CS_WUR;
+enum cs_err cs_http_batch_open(const struct cs_http_client *client,
+                               const struct cs_http_policy *policy,
+                               struct cs_http_batch **out) CS_WUR;
 
 /**
  * Start @p req (copied); @p tag comes back to the done callback of
@@ -341,10 +317,131 @@ void cs_http_batch_wakeup(struct cs_http_batch *b);
 /** Abort what is in flight (done is not called) and free. NULL ok. */
 void cs_http_batch_free(struct cs_http_batch *b);
 
+/* ---------------------------------------------------------------- broker */
+
+/** Where the clouds live; every URL is optional (NULL: the public default). */
+struct cs_broker_config {
+  const char *sts_endpoint;  /* --sts-endpoint: replaces the URL, never the signing region */
+  const char *imds_endpoint; /* --imds-endpoint; default http://169.254.169.254 */
+  const char
+      *azure_authority_host; /* --azure-authority-host; default https://login.microsoftonline.com */
+  const char *gcp_token_url; /* --gcp-token-url; default https://oauth2.googleapis.com/token */
+  const char *ibm_iam_endpoint; /* --ibm-iam-endpoint; default https://iam.cloud.ibm.com */
+  const char *outbound_ca_file; /* --outbound-ca-file (see cs_http_client_config) */
+  long timeout_ms;              /* per HTTP call; 0 = 5000 */
+  size_t cache_max_entries;     /* 0 = 10000 */
+};
+
+/**
+ * One per process: the outbound client, the cache of short-lived material
+ * (STS and IMDS credentials, Entra/Google/IBM tokens) with single-flight,
+ * the endpoints and the counters. Thread-safe.
+ */
+struct cs_broker;
+
+/**
+ * Create the broker. Endpoints must be http(s) URLs of at most 400
+ * characters without user info; plain http only to a loopback host (IMDS:
+ * any host; its connections must reach link-local or loopback addresses).
+ * @return CS_ERR_INVALID (@p err names the option and the rule),
+ *         CS_ERR_NOMEM, CS_ERR_INTERNAL. Free with cs_broker_free().
+ */
+enum cs_err cs_broker_create(const struct cs_broker_config *cfg, struct cs_broker **out, char *err,
+                             size_t errlen) CS_WUR;
+/** Wipe every cached secret and free. No call may be running. NULL ok. */
+void cs_broker_free(struct cs_broker *b);
+
+/** The broker's client, for the webhook batch (cs_http_batch_open). */
+const struct cs_http_client *cs_broker_http(const struct cs_broker *b);
+
+/** Drop every cached entry of @p cred_id (after an edit or delete). */
+void cs_broker_invalidate(struct cs_broker *b, const char *cred_id);
+
+/** What the counters are kept per: one upstream each. */
+enum cs_broker_kind {
+  CS_KIND_STS,
+  CS_KIND_IMDS,
+  CS_KIND_AZURE,
+  CS_KIND_GCP,
+  CS_KIND_IBM,
+  CS_KIND_KUBE,
+  CS_KIND__COUNT
+};
+
+/** @return "sts", "imds", "azure", "gcp", "ibm" or "kube" (the /metrics label). */
+const char *cs_broker_kind_name(enum cs_broker_kind k);
+
+/** Counters of one kind, for /metrics. */
+struct cs_broker_kind_stats {
+  uint64_t calls;        /* HTTP requests sent upstream (retries included) */
+  uint64_t cache_hits;   /* resolves answered from the cache or a shared fetch */
+  uint64_t cache_misses; /* resolves that fetched (cold, or renewing) */
+  uint64_t errors;       /* upstream or transport failures */
+  uint64_t fallbacks;    /* renewals that failed while the cached material was still served */
+};
+
+struct cs_broker_stats {
+  struct cs_broker_kind_stats kind[CS_KIND__COUNT];
+};
+
+/** Snapshot the counters. NULL @p b gives zeros. */
+void cs_broker_get_stats(struct cs_broker *b, struct cs_broker_stats *out);
+
+/* --------------------------------------------- network resolves and tests */
+
+/** Everything a resolve or a test reads; all borrowed for the call. */
+struct cs_prov_ctx {
+  struct cs_broker *broker; /* outbound client, caches, endpoints; NULL: CS_ERR_UNAVAILABLE */
+  const char *cred_id;      /* cache key part, and what an edit invalidates */
+  uint64_t version;         /* cache key part */
+  const cJSON *meta;        /* the stored non-secret fields (cs_prov_result.meta) */
+  const char *secret;       /* the opened payload, NUL-terminated as cs_open() leaves it */
+  size_t secret_len;
+  const struct cs_resolve_opts *opts; /* NULL: all defaults */
+};
+
+/** Longest field path, code and message of a network failure. */
+struct cs_net_error {
+  char field[CS_FIELD_MAX]; /* CS_ERR_INVALID: the request or stored field at fault; or "" */
+  char code[64];            /* upstream's code ("AccessDenied", "invalid_client", "BXNIM0415E"),
+                               or ours ("Unreachable", "TLSVerificationFailed", "InvalidRequest") */
+  char message[256];        /* upstream's message or ours; never a secret */
+};
+
+/** The answer of "Test connection" (API.md §8). */
+struct cs_test_result {
+  bool ok;
+  int64_t latency_ms; /* wall time of the whole test */
+  char code[64];      /* !ok: upstream's error code, or ours */
+  char message[512];  /* what was proven, or what failed; never a secret */
+  char identity[512]; /* who the credential is ("arn:aws:...", client id, email); "" */
+};
+
+/**
+ * Check a resolve's options against the stored fields @p meta: options may
+ * narrow what the credential allows, never widen it. durationSeconds at
+ * most the stored one (CS_AWS_DEFAULT_DURATION when none is stored), a
+ * sessionName only if it is @p session_name (the one the caller derives),
+ * a region only if it is an AWS region name.
+ * @return CS_ERR_INVALID with @p err's field and message.
+ */
+enum cs_err cs_resolve_opts_check(const cJSON *meta, const struct cs_resolve_opts *opts,
+                                  const char *session_name, struct cs_net_error *err) CS_WUR;
+
 /* ------------------------------------------------------------------- AWS */
 
 /** STS DurationSeconds when the credential stores none. */
 #define CS_AWS_DEFAULT_DURATION 3600
+/**
+ * Cached AWS credentials are renewed before they are handed out once fewer
+ * than this many seconds remain (API.md §4 "Refresh windows": botocore and
+ * the AWS CLI refresh under 15 minutes, the JavaScript SDK under 5). STS
+ * durations of at most this long cannot stay out of the window: those are
+ * renewed once fewer than CS_AWS_SHORT_MARGIN seconds remain, which keeps
+ * them out of botocore's mandatory 10-minute refresh.
+ */
+#define CS_AWS_REFRESH_WINDOW 960
+#define CS_AWS_SHORT_MARGIN 660
 
 /**
  * @return true if @p s is an AWS region name (us-east-1, us-gov-west-1, ...):
@@ -352,13 +449,6 @@ void cs_http_batch_free(struct cs_http_batch *b);
  *         32 characters. The one check for stored and requested regions.
  */
 bool cs_aws_region_valid(const char *s);
-
-/** Where AWS lives; tests point both at loopback doubles. */
-struct cs_aws_config {
-  const char *sts_endpoint;  /* NULL: global/regional amazonaws.com endpoints */
-  const char *imds_endpoint; /* NULL: http://169.254.169.254 */
-  long timeout_ms;           /* per HTTP call; 0 = 5000 */
-};
 
 /** One resolve of an aws credential. Strings are borrowed for the call. */
 struct cs_aws_request {
@@ -373,6 +463,7 @@ struct cs_aws_request {
   int64_t duration_seconds;  /* 0: CS_AWS_DEFAULT_DURATION */
   const char *region;        /* signing region with regional endpoint */
   bool regional_endpoint;    /* sts.<region>.amazonaws.com, signed for region */
+  bool session;              /* GetSessionToken (static keys, no role) */
 };
 
 /** Temporary (or static) credentials. Wipe with cs_aws_creds_wipe(). */
@@ -383,49 +474,21 @@ struct cs_aws_creds {
   int64_t expiration;       /* 0 for static keys */
 };
 
-/** What an upstream failure said (STS error code and message, or a transport error). */
-struct cs_aws_error {
-  char code[64];
-  char message[256];
-};
-
-struct cs_aws_stats {
-  uint64_t sts_calls;
-  uint64_t imds_calls;
-  uint64_t cache_hits;
-  uint64_t cache_misses;
-};
-
-struct cs_aws_resolver; /* opaque: config, cache, single-flight state */
-
-/**
- * @return CS_ERR_INVALID (an endpoint that is not an http(s) URL of at most
- *         400 characters), CS_ERR_NOMEM, CS_ERR_INTERNAL (libcurl init).
- *         Free with cs_aws_resolver_free().
- */
-enum cs_err cs_aws_resolver_create(const struct cs_aws_config *cfg,
-                                   struct cs_aws_resolver **out) CS_WUR;
-/** NULL ok. Wipes cached credentials. */
-void cs_aws_resolver_free(struct cs_aws_resolver *r);
-
-/**
- * Resolve @p req: base identity (stored keys, or the instance role through
- * IMDSv2), then AssumeRole when role_arn is set; cached by (cred_id,
- * version, role, external id, duration, region) until 5 minutes before
- * expiry; concurrent resolves of a cold key make one upstream call.
- * @return CS_ERR_UPSTREAM (err says what STS/IMDS answered), CS_ERR_INVALID,
- *         CS_ERR_NOMEM. *out written only on success.
- */
-enum cs_err cs_aws_resolve(struct cs_aws_resolver *r, const struct cs_aws_request *req,
-                           struct cs_aws_creds *out, struct cs_aws_error *err) CS_WUR;
-
-/** Drop every cached entry of @p cred_id (after an edit or delete). */
-void cs_aws_invalidate(struct cs_aws_resolver *r, const char *cred_id);
-
-/** Counters for /metrics. */
-void cs_aws_get_stats(struct cs_aws_resolver *r, struct cs_aws_stats *out);
-
 /** Wipe @p c. */
 void cs_aws_creds_wipe(struct cs_aws_creds *c);
+
+/**
+ * Resolve @p req through @p b: base identity (stored keys, or the instance
+ * role through IMDSv2), then AssumeRole when role_arn is set, or
+ * GetSessionToken with session; cached by (cred_id, version, role,
+ * external id, session name, duration, region) and renewed inside the
+ * refresh window above; concurrent resolves of a cold or due key make one
+ * upstream call. Static keys without role or session come back as stored.
+ * @return CS_ERR_UPSTREAM (err says what STS/IMDS answered), CS_ERR_INVALID
+ *         (err.field names the bad parameter), CS_ERR_NOMEM. *out written
+ *         only on success.
+ */
+enum cs_err cs_broker_aws(struct cs_broker *b, const struct cs_aws_request *req,
+                          struct cs_aws_creds *out, struct cs_net_error *err) CS_WUR;
 
 #endif /* CS_PROVIDERS_H */

@@ -1,9 +1,8 @@
 /* The instance role through IMDSv2: PUT a session token, then list the
  * role and read its credentials with that token. The token is kept in the
- * resolver and reused until shortly before its TTL ends; a 401 (IMDS
+ * broker and reused until shortly before its TTL ends; a 401 (IMDS
  * restarted, token revoked) renews it once. */
 #include "aws_internal.h"
-#include "prov_internal.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -14,9 +13,9 @@
  * hole, and a resolve should not hang on it for the full STS timeout. */
 #define IMDS_TIMEOUT_MAX_MS 2000L
 
-static long imds_timeout(const struct cs_aws_resolver *r)
+static long imds_timeout(const struct cs_broker *b)
 {
-  return r->timeout_ms < IMDS_TIMEOUT_MAX_MS ? r->timeout_ms : IMDS_TIMEOUT_MAX_MS;
+  return b->timeout_ms < IMDS_TIMEOUT_MAX_MS ? b->timeout_ms : IMDS_TIMEOUT_MAX_MS;
 }
 
 static bool printable_token(const char *s, size_t n)
@@ -45,7 +44,7 @@ static bool copy_member(const cJSON *j, const char *name, char *dst, size_t cap)
 }
 
 enum cs_err cs_aws_parse_imds_credentials(const char *body, size_t len, struct cs_aws_creds *out,
-                                          struct cs_aws_error *err)
+                                          struct cs_net_error *err)
 {
   struct cs_aws_creds c = {0};
   char expiration[64];
@@ -53,14 +52,14 @@ enum cs_err cs_aws_parse_imds_credentials(const char *body, size_t len, struct c
   const cJSON *code;
   enum cs_err e = CS_ERR_INVALID;
 
-  if (!body || len > CS_AWS_BODY_MAX || cs_json_parse(body, len, 4, &j) != CS_OK ||
+  if (!body || len > CS_HTTP_BODY_MAX || cs_json_parse(body, len, 4, &j) != CS_OK ||
       !cJSON_IsObject(j)) {
-    cs_aws_fail(err, e, "MalformedResponse", "IMDS credentials are not a JSON object");
+    cs_net_fail(err, e, "MalformedResponse", "IMDS credentials are not a JSON object");
     goto out;
   }
   code = cJSON_GetObjectItemCaseSensitive(j, "Code");
   if (!cJSON_IsString(code) || !code->valuestring) {
-    cs_aws_fail(err, e, "MalformedResponse", "IMDS credentials have no Code");
+    cs_net_fail(err, e, "MalformedResponse", "IMDS credentials have no Code");
     goto out;
   }
   if (strcmp(code->valuestring, "Success") != 0) {
@@ -68,7 +67,7 @@ enum cs_err cs_aws_parse_imds_credentials(const char *body, size_t len, struct c
     /* IMDS's own Code names the failure, when it is a plain word. */
     bool word = printable_token(code->valuestring, strlen(code->valuestring)) &&
                 strlen(code->valuestring) < sizeof err->code;
-    e = cs_aws_fail(err, CS_ERR_UPSTREAM, word ? code->valuestring : "IMDSError", "%s",
+    e = cs_net_fail(err, CS_ERR_UPSTREAM, word ? code->valuestring : "IMDSError", "%s",
                     cJSON_IsString(msg) && msg->valuestring ? msg->valuestring
                                                             : "IMDS did not return credentials");
     goto out;
@@ -79,13 +78,13 @@ enum cs_err cs_aws_parse_imds_credentials(const char *body, size_t len, struct c
       !printable_token(c.access_key_id, strlen(c.access_key_id)) ||
       !printable_token(c.secret_access_key, strlen(c.secret_access_key)) ||
       !printable_token(c.session_token, strlen(c.session_token))) {
-    cs_aws_fail(err, e, "MalformedResponse",
+    cs_net_fail(err, e, "MalformedResponse",
                 "IMDS credentials lack a valid AccessKeyId, SecretAccessKey or Token");
     goto out;
   }
   if (!copy_member(j, "Expiration", expiration, sizeof expiration) ||
       cs_time_parse(expiration, &c.expiration) != CS_OK || c.expiration <= 0) {
-    cs_aws_fail(err, e, "MalformedResponse", "IMDS credentials have no valid Expiration");
+    cs_net_fail(err, e, "MalformedResponse", "IMDS credentials have no valid Expiration");
     goto out;
   }
   *out = c;
@@ -98,18 +97,18 @@ out:
 
 /* Put a token into @p tok: the kept one, or a new one when there is none,
  * it is about to expire, or it equals @p stale (IMDS just refused it). */
-static enum cs_err imds_token(struct cs_aws_resolver *r, const char *stale,
-                              char tok[CS_AWS_IMDS_TOKEN_MAX + 1], struct cs_aws_error *err)
+static enum cs_err imds_token(struct cs_broker *r, const char *stale,
+                              char tok[CS_IMDS_TOKEN_MAX + 1], struct cs_net_error *err)
 {
   char url[600];
   static const char *const headers[] = {"X-aws-ec2-metadata-token-ttl-seconds: 21600",
                                         "Content-Type:", NULL};
-  struct cs_aws_http_req req = {.method = "PUT",
-                                .url = url,
-                                .headers = headers,
-                                .timeout_ms = imds_timeout(r),
-                                .direct = true};
-  struct cs_aws_http_resp resp = {0};
+  struct cs_http_req req = {.method = "PUT",
+                            .url = url,
+                            .reach = CS_HTTP_METADATA,
+                            .headers = headers,
+                            .timeout_ms = imds_timeout(r)};
+  struct cs_http_resp resp = {0};
   enum cs_err e;
   size_t a = 0, n;
 
@@ -123,18 +122,18 @@ static enum cs_err imds_token(struct cs_aws_resolver *r, const char *stale,
     e = CS_OK;
     goto out;
   }
-  atomic_fetch_add(&r->imds_calls, 1);
-  e = cs_aws_http(&req, &resp);
-  if (e == CS_ERR_UPSTREAM) {
+  cs_broker_count_call(r, CS_KIND_IMDS);
+  e = cs_http_do(r->http, &req, &resp);
+  if (e == CS_ERR_UPSTREAM || e == CS_ERR_FORBIDDEN) {
     CS_LOG(CS_LOG_WARN, "imds token: %s", resp.error);
-    e = cs_aws_fail(err, e, "IMDSUnreachable", "IMDS token request failed: %s", resp.error);
+    e = cs_net_fail_transport(err, "IMDS token", "IMDSUnreachable", &resp);
     goto out;
   }
   if (e)
     goto out;
   if (resp.status != 200) {
     CS_LOG(CS_LOG_WARN, "imds token: HTTP %ld", resp.status);
-    e = cs_aws_fail(err, CS_ERR_UPSTREAM, "IMDSError",
+    e = cs_net_fail(err, CS_ERR_UPSTREAM, "IMDSError",
                     "IMDS answered HTTP %ld to the token request", resp.status);
     goto out;
   }
@@ -143,8 +142,8 @@ static enum cs_err imds_token(struct cs_aws_resolver *r, const char *stale,
     n--;
   while (a < n && (resp.body[a] == ' ' || resp.body[a] == '\n'))
     a++;
-  if (n - a > CS_AWS_IMDS_TOKEN_MAX || !printable_token(resp.body + a, n - a)) {
-    e = cs_aws_fail(err, CS_ERR_UPSTREAM, "MalformedResponse", "IMDS returned an unusable token");
+  if (n - a > CS_IMDS_TOKEN_MAX || !printable_token(resp.body + a, n - a)) {
+    e = cs_net_fail(err, CS_ERR_UPSTREAM, "MalformedResponse", "IMDS returned an unusable token");
     goto out;
   }
   cs_memzero(r->imds_token, sizeof r->imds_token);
@@ -154,22 +153,22 @@ static enum cs_err imds_token(struct cs_aws_resolver *r, const char *stale,
   memcpy(tok, r->imds_token, sizeof r->imds_token);
 out:
   pthread_mutex_unlock(&r->imds_lock);
-  cs_aws_http_resp_wipe(&resp);
+  cs_http_resp_wipe(&resp);
   return e;
 }
 
 /* GET @p path with the session token, renewing the token once on 401.
  * @return CS_OK with a 200 answer in @p resp. */
-static enum cs_err imds_get(struct cs_aws_resolver *r, const char *path,
-                            struct cs_aws_http_resp *resp, struct cs_aws_error *err)
+static enum cs_err imds_get(struct cs_broker *r, const char *path, struct cs_http_resp *resp,
+                            struct cs_net_error *err)
 {
-  char url[600], tok[CS_AWS_IMDS_TOKEN_MAX + 1], hdr[CS_AWS_IMDS_TOKEN_MAX + 64];
+  char url[600], tok[CS_IMDS_TOKEN_MAX + 1], hdr[CS_IMDS_TOKEN_MAX + 64];
   const char *headers[] = {hdr, NULL};
-  struct cs_aws_http_req req = {.method = "GET",
-                                .url = url,
-                                .headers = headers,
-                                .timeout_ms = imds_timeout(r),
-                                .direct = true};
+  struct cs_http_req req = {.method = "GET",
+                            .url = url,
+                            .reach = CS_HTTP_METADATA,
+                            .headers = headers,
+                            .timeout_ms = imds_timeout(r)};
   enum cs_err e;
 
   snprintf(url, sizeof url, "%s%s", r->imds_endpoint, path);
@@ -177,11 +176,11 @@ static enum cs_err imds_get(struct cs_aws_resolver *r, const char *path,
     if ((e = imds_token(r, round ? tok : NULL, tok, err)) != CS_OK)
       goto out;
     snprintf(hdr, sizeof hdr, "X-aws-ec2-metadata-token: %s", tok);
-    atomic_fetch_add(&r->imds_calls, 1);
-    e = cs_aws_http(&req, resp);
-    if (e == CS_ERR_UPSTREAM) {
+    cs_broker_count_call(r, CS_KIND_IMDS);
+    e = cs_http_do(r->http, &req, resp);
+    if (e == CS_ERR_UPSTREAM || e == CS_ERR_FORBIDDEN) {
       CS_LOG(CS_LOG_WARN, "imds GET %s: %s", path, resp->error);
-      e = cs_aws_fail(err, e, "IMDSUnreachable", "IMDS request failed: %s", resp->error);
+      e = cs_net_fail_transport(err, "IMDS", "IMDSUnreachable", resp);
       goto out;
     }
     if (e)
@@ -191,14 +190,14 @@ static enum cs_err imds_get(struct cs_aws_resolver *r, const char *path,
     CS_LOG(CS_LOG_WARN, "imds GET %s: HTTP %ld", path, resp->status);
     if (resp->status != 401 || round == 1)
       break;
-    cs_aws_http_resp_wipe(resp);
+    cs_http_resp_wipe(resp);
   }
   if (resp->status == 404)
-    e = cs_aws_fail(err, CS_ERR_UPSTREAM, "NoInstanceRole",
+    e = cs_net_fail(err, CS_ERR_UPSTREAM, "NoInstanceRole",
                     "IMDS has no IAM role for this instance (HTTP 404)");
   else
-    e = cs_aws_fail(err, CS_ERR_UPSTREAM, "IMDSError", "IMDS answered HTTP %ld", resp->status);
-  cs_aws_http_resp_wipe(resp);
+    e = cs_net_fail(err, CS_ERR_UPSTREAM, "IMDSError", "IMDS answered HTTP %ld", resp->status);
+  cs_http_resp_wipe(resp);
 out:
   cs_memzero(tok, sizeof tok);
   cs_memzero(hdr, sizeof hdr);
@@ -211,11 +210,11 @@ static bool role_char(char c)
          (c != '\0' && strchr("_+=,.@-", c));
 }
 
-enum cs_err cs_aws_imds_fetch(struct cs_aws_resolver *r, struct cs_aws_creds *out,
-                              struct cs_aws_error *err)
+enum cs_err cs_aws_imds_fetch(struct cs_broker *r, struct cs_aws_creds *out,
+                              struct cs_net_error *err)
 {
   char path[sizeof IMDS_CREDS_PATH + IMDS_ROLE_MAX];
-  struct cs_aws_http_resp resp = {0};
+  struct cs_http_resp resp = {0};
   size_t n = 0;
   enum cs_err e;
 
@@ -226,18 +225,18 @@ enum cs_err cs_aws_imds_fetch(struct cs_aws_resolver *r, struct cs_aws_creds *ou
     n++;
   if (n == 0 || n > IMDS_ROLE_MAX ||
       (n < resp.len && resp.body[n] != '\n' && resp.body[n] != '\r')) {
-    cs_aws_http_resp_wipe(&resp);
+    cs_http_resp_wipe(&resp);
     CS_LOG(CS_LOG_WARN, "imds: no usable role name in the role list");
-    return cs_aws_fail(err, CS_ERR_UPSTREAM, "NoInstanceRole",
+    return cs_net_fail(err, CS_ERR_UPSTREAM, "NoInstanceRole",
                        "IMDS lists no usable IAM role for this instance");
   }
   snprintf(path, sizeof path, "%s%.*s", IMDS_CREDS_PATH, (int)n, resp.body);
-  cs_aws_http_resp_wipe(&resp);
+  cs_http_resp_wipe(&resp);
 
   if ((e = imds_get(r, path, &resp, err)) != CS_OK)
     return e;
   e = cs_aws_parse_imds_credentials(resp.body, resp.len, out, err);
-  cs_aws_http_resp_wipe(&resp);
+  cs_http_resp_wipe(&resp);
   if (e == CS_ERR_INVALID)
     e = CS_ERR_UPSTREAM;
   if (e != CS_OK)

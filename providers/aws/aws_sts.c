@@ -1,12 +1,12 @@
-/* STS AssumeRole: a form POST signed with SigV4 by libcurl
- * (CURLOPT_AWS_SIGV4). The signing region is us-east-1 on the global
- * endpoint and the credential's region on the regional one; an
- * --sts-endpoint override changes only the URL, never the region. */
+/* STS AssumeRole, GetSessionToken and GetCallerIdentity: form POSTs signed
+ * with SigV4 by libcurl (CURLOPT_AWS_SIGV4). The signing region is
+ * us-east-1 on the global endpoint and the credential's region on the
+ * regional one; an --sts-endpoint override changes only the URL, never the
+ * region. */
 #include "aws_internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -16,52 +16,36 @@
 #define STS_BACKOFF_MS 100
 #define STS_FORM_MAX 8192
 
-enum cs_err cs_aws_fail(struct cs_aws_error *err, enum cs_err e, const char *code, const char *fmt,
-                        ...)
-{
-  va_list ap;
+static const char *const action_names[] = {
+    [CS_STS_ASSUME_ROLE] = "AssumeRole",
+    [CS_STS_GET_SESSION_TOKEN] = "GetSessionToken",
+    [CS_STS_GET_CALLER_IDENTITY] = "GetCallerIdentity",
+};
 
-  if (!err)
+void cs_sts_result_wipe(struct cs_sts_result *r)
+{
+  if (r)
+    cs_memzero(r, sizeof *r);
+}
+
+static enum cs_err build_form(enum cs_sts_action a, const struct cs_sts_params *p,
+                              struct cs_buf *form)
+{
+  enum cs_err e;
+
+  if ((e = cs_buf_printf(form, "Action=%s&Version=2011-06-15", action_names[a])))
     return e;
-  snprintf(err->code, sizeof err->code, "%s", code);
-  va_start(ap, fmt);
-  vsnprintf(err->message, sizeof err->message, fmt, ap);
-  va_end(ap);
-  return e;
-}
-
-enum cs_err cs_aws_form_escape(struct cs_buf *b, const char *s)
-{
-  static const char hex[] = "0123456789ABCDEF";
-  enum cs_err e;
-
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-        c == '.' || c == '_' || c == '~') {
-      e = cs_buf_append(b, s, 1);
-    } else {
-      char enc[3] = {'%', hex[c >> 4], hex[c & 15]};
-      e = cs_buf_append(b, enc, 3);
-    }
-    if (e)
-      return e;
-  }
-  return CS_OK;
-}
-
-static enum cs_err build_form(const struct cs_aws_assume *a, struct cs_buf *form)
-{
-  enum cs_err e;
-
-  if ((e = cs_buf_printf(form, "Action=AssumeRole&Version=2011-06-15&RoleArn=")) ||
-      (e = cs_aws_form_escape(form, a->role_arn)) ||
+  if (a == CS_STS_GET_SESSION_TOKEN)
+    return cs_buf_printf(form, "&DurationSeconds=%" PRId64, p->duration_seconds);
+  if (a != CS_STS_ASSUME_ROLE)
+    return CS_OK;
+  if ((e = cs_buf_printf(form, "&RoleArn=")) || (e = cs_form_escape(form, p->role_arn)) ||
       (e = cs_buf_printf(form, "&RoleSessionName=")) ||
-      (e = cs_aws_form_escape(form, a->session_name)) ||
-      (e = cs_buf_printf(form, "&DurationSeconds=%" PRId64, a->duration_seconds)))
+      (e = cs_form_escape(form, p->session_name)) ||
+      (e = cs_buf_printf(form, "&DurationSeconds=%" PRId64, p->duration_seconds)))
     return e;
-  if (a->external_id &&
-      ((e = cs_buf_printf(form, "&ExternalId=")) || (e = cs_aws_form_escape(form, a->external_id))))
+  if (p->external_id &&
+      ((e = cs_buf_printf(form, "&ExternalId=")) || (e = cs_form_escape(form, p->external_id))))
     return e;
   return CS_OK;
 }
@@ -89,97 +73,113 @@ static void backoff(int attempt)
     ;
 }
 
-/* Make sense of one answer. @return CS_OK (creds in @p out), or
+/* Make sense of one answer. @return CS_OK (@p out filled), or
  * CS_ERR_UPSTREAM with @p err filled and *retry set when another attempt
  * may help. */
-static enum cs_err interpret(const struct cs_aws_http_resp *resp, const char *role_arn,
-                             struct cs_aws_creds *out, struct cs_aws_error *err, bool *retry)
+static enum cs_err interpret(enum cs_sts_action a, const struct cs_http_resp *resp,
+                             struct cs_sts_result *out, struct cs_net_error *err, bool *retry)
 {
-  struct cs_aws_error perr = {0};
-  enum cs_err pe = cs_aws_parse_sts_response(resp->body, resp->len, out, &perr);
+  const char *name = action_names[a];
+  struct cs_net_error perr = {0};
+  enum cs_err pe = cs_aws_parse_sts(resp->body, resp->len, a, out, &perr);
 
   *retry = false;
   if (pe == CS_OK && resp->status == 200)
     return CS_OK;
   if (pe == CS_OK)
-    cs_aws_creds_wipe(out);
+    cs_sts_result_wipe(out);
   if (pe == CS_ERR_UPSTREAM) {
     *err = perr;
     *retry = throttled(perr.code) || resp->status >= 500;
-    CS_LOG(CS_LOG_WARN, "sts AssumeRole %s: HTTP %ld, %s: %s", role_arn, resp->status, perr.code,
-           perr.message);
+    CS_LOG(CS_LOG_WARN, "sts %s: HTTP %ld, %s: %s", name, resp->status, perr.code, perr.message);
     return CS_ERR_UPSTREAM;
   }
   if (resp->status == 200) {
     *err = perr;
-    CS_LOG(CS_LOG_WARN, "sts AssumeRole %s: HTTP 200 but %s", role_arn, perr.message);
+    CS_LOG(CS_LOG_WARN, "sts %s: HTTP 200 but %s", name, perr.message);
     return CS_ERR_UPSTREAM;
   }
   *retry = resp->status >= 500 || resp->status == 429;
-  CS_LOG(CS_LOG_WARN, "sts AssumeRole %s: HTTP %ld without an STS error document", role_arn,
-         resp->status);
-  return cs_aws_fail(err, CS_ERR_UPSTREAM, resp->status == 429 ? "Throttling" : "UnexpectedStatus",
+  CS_LOG(CS_LOG_WARN, "sts %s: HTTP %ld without an STS error document", name, resp->status);
+  return cs_net_fail(err, CS_ERR_UPSTREAM, resp->status == 429 ? "Throttling" : "UnexpectedStatus",
                      "STS answered HTTP %ld", resp->status);
 }
 
-/* Send @p req up to STS_ATTEMPTS times while another attempt may help.
- * @return CS_OK (@p out filled), CS_ERR_UPSTREAM (@p last says why), or a
- *         local failure (out of memory, libcurl) that retrying won't help. */
-static enum cs_err send_with_retries(struct cs_aws_resolver *r, const struct cs_aws_http_req *req,
-                                     const char *role_arn, struct cs_aws_creds *out,
-                                     struct cs_aws_error *last)
+static void sts_url(const struct cs_broker *b, const struct cs_sts_params *p, char *url, size_t cap)
 {
-  struct cs_aws_http_resp resp = {0};
+  if (b->sts_endpoint)
+    snprintf(url, cap, "%s", b->sts_endpoint);
+  else if (p->regional)
+    snprintf(url, cap, "https://sts.%s.amazonaws.com/", p->region);
+  else
+    snprintf(url, cap, "https://sts.amazonaws.com/");
+}
+
+/* Send the prepared request until it succeeds, STS gives a verdict, or
+ * the attempts run out. */
+static enum cs_err attempts(struct cs_broker *b, enum cs_sts_action a,
+                            const struct cs_http_req *req, struct cs_sts_result *out,
+                            struct cs_net_error *err)
+{
+  struct cs_http_resp resp = {0};
+  struct cs_net_error last = {0};
   enum cs_err e;
 
   for (int attempt = 1;; attempt++) {
     bool retry = true;
 
-    atomic_fetch_add(&r->sts_calls, 1);
-    e = cs_aws_http(req, &resp);
+    cs_broker_count_call(b, CS_KIND_STS);
+    e = cs_http_do(b->http, req, &resp);
     if (e == CS_OK) {
-      e = interpret(&resp, role_arn, out, last, &retry);
-    } else if (e == CS_ERR_UPSTREAM) {
-      CS_LOG(CS_LOG_WARN, "sts AssumeRole %s: %s", role_arn, resp.error);
-      cs_aws_fail(last, e, "STSUnreachable", "STS request failed: %s", resp.error);
+      e = interpret(a, &resp, out, &last, &retry);
+    } else if (e == CS_ERR_UPSTREAM || e == CS_ERR_FORBIDDEN) {
+      CS_LOG(CS_LOG_WARN, "sts %s: %s", action_names[a], resp.error);
+      e = cs_net_fail_transport(&last, "STS", "STSUnreachable", &resp);
       retry = !resp.permanent;
+    } else {
+      cs_http_resp_wipe(&resp);
+      return e; /* out of memory or a libcurl failure: retrying won't help */
     }
-    cs_aws_http_resp_wipe(&resp);
-    if (e != CS_ERR_UPSTREAM)
-      return e;
+    cs_http_resp_wipe(&resp);
+    if (e == CS_OK)
+      return CS_OK;
+    cs_broker_count_error(b, CS_KIND_STS);
     if (!retry || attempt == STS_ATTEMPTS)
-      return CS_ERR_UPSTREAM;
+      break;
     backoff(attempt);
   }
+  if (err)
+    *err = last;
+  return CS_ERR_UPSTREAM;
 }
 
-enum cs_err cs_aws_sts_assume_role(struct cs_aws_resolver *r, const struct cs_aws_creds *base,
-                                   const struct cs_aws_assume *a, struct cs_aws_creds *out,
-                                   struct cs_aws_error *err)
+enum cs_err cs_aws_sts_call(struct cs_broker *b, enum cs_sts_action a,
+                            const struct cs_aws_creds *base, const struct cs_sts_params *p,
+                            struct cs_sts_result *out, struct cs_net_error *err)
 {
   char url[512], sigv4[128];
   char token_hdr[sizeof base->session_token + 32];
   struct cs_buf form;
   const char *headers[3] = {"Content-Type: application/x-www-form-urlencoded; charset=utf-8", NULL,
                             NULL};
-  struct cs_aws_http_req req = {0};
-  struct cs_aws_creds c = {0};
-  struct cs_aws_error e_last = {0};
+  struct cs_http_req req = {.method = "POST",
+                            .url = url,
+                            .reach = CS_HTTP_API,
+                            .headers = headers,
+                            .sigv4 = sigv4,
+                            .user = base->access_key_id,
+                            .password = base->secret_access_key,
+                            .timeout_ms = b->timeout_ms};
+  struct cs_sts_result r = {0};
   enum cs_err e;
 
-  cs_buf_init(&form, STS_FORM_MAX);
-  if (r->sts_endpoint)
-    snprintf(url, sizeof url, "%s", r->sts_endpoint);
-  else if (a->regional)
-    snprintf(url, sizeof url, "https://sts.%s.amazonaws.com/", a->region);
-  else
-    snprintf(url, sizeof url, "https://sts.amazonaws.com/");
-  snprintf(sigv4, sizeof sigv4, "aws:amz:%s:sts", a->region);
-
-  if ((e = build_form(a, &form)) != CS_OK) {
+  cs_buf_init_secret(&form, STS_FORM_MAX); /* ExternalId is a shared secret of sorts */
+  sts_url(b, p, url, sizeof url);
+  snprintf(sigv4, sizeof sigv4, "aws:amz:%s:sts", p->region);
+  if ((e = build_form(a, p, &form)) != CS_OK) {
     e = e == CS_ERR_NOMEM ? e
-                          : cs_aws_fail(err, CS_ERR_INVALID, "InvalidRequest",
-                                        "AssumeRole parameters are too long");
+                          : cs_net_fail(err, CS_ERR_INVALID, "InvalidRequest",
+                                        "%s parameters are too long", action_names[a]);
     goto out;
   }
   /* A base identity from the instance role signs with its session token. */
@@ -187,24 +187,13 @@ enum cs_err cs_aws_sts_assume_role(struct cs_aws_resolver *r, const struct cs_aw
     snprintf(token_hdr, sizeof token_hdr, "x-amz-security-token: %s", base->session_token);
     headers[1] = token_hdr;
   }
-  req = (struct cs_aws_http_req){"POST",
-                                 url,
-                                 headers,
-                                 form.data,
-                                 form.len,
-                                 sigv4,
-                                 base->access_key_id,
-                                 base->secret_access_key,
-                                 r->timeout_ms,
-                                 false};
-  e = send_with_retries(r, &req, a->role_arn, &c, &e_last);
-  if (e == CS_OK)
-    *out = c;
-  else if (e == CS_ERR_UPSTREAM && err)
-    *err = e_last;
+  req.body = form.data;
+  req.body_len = form.len;
+  if ((e = attempts(b, a, &req, &r, err)) == CS_OK)
+    *out = r;
 out:
-  cs_aws_creds_wipe(&c);
+  cs_sts_result_wipe(&r);
   cs_memzero(token_hdr, sizeof token_hdr);
-  cs_buf_free(&form);
+  cs_buf_wipe(&form);
   return e;
 }

@@ -1,4 +1,4 @@
-/* STS answers in XML. A full XML library is not worth it for two fixed
+/* STS answers in XML. A full XML library is not worth it for four fixed
  * documents, so this is a small bounded scanner: it walks the whole
  * document (so a truncated or garbled one is refused rather than half
  * read), keeps a stack of element names, and collects the text of a few
@@ -282,40 +282,28 @@ static struct xml_field *match(struct xml *x)
   return NULL;
 }
 
-/* Past a start tag's attributes, to its '>' or "/>" (@p empty). They are
- * skipped, but their quoting must hold. */
-static bool skip_attributes(struct xml *x, bool *empty)
+/* One attribute (name = quoted value): skipped, but its quoting must hold. */
+static bool skip_attribute(struct xml *x)
 {
-  for (;;) {
-    skip_space(x);
-    if (x->i >= x->len)
-      return fail(x, "truncated document");
-    if (x->s[x->i] == '>') {
-      x->i++;
-      return true;
-    }
-    if (starts(x, "/>")) {
-      x->i += 2;
-      *empty = true;
-      return true;
-    }
-    struct xml_name attr;
-    if (!read_name(x, &attr))
-      return false;
-    skip_space(x);
-    if (x->i >= x->len || x->s[x->i] != '=')
-      return fail(x, x->i >= x->len ? "truncated document" : "bad attribute");
-    x->i++;
-    skip_space(x);
-    if (x->i >= x->len || (x->s[x->i] != '"' && x->s[x->i] != '\''))
-      return fail(x, x->i >= x->len ? "truncated document" : "bad attribute");
-    const char *q = memchr(x->s + x->i + 1, x->s[x->i], x->len - x->i - 1);
-    if (!q)
-      return fail(x, "truncated document");
-    if (memchr(x->s + x->i + 1, '<', (size_t)(q - (x->s + x->i + 1))))
-      return fail(x, "bad attribute");
-    x->i = (size_t)(q - x->s) + 1;
-  }
+  struct xml_name attr;
+  const char *q;
+
+  if (!read_name(x, &attr))
+    return false;
+  skip_space(x);
+  if (x->i >= x->len || x->s[x->i] != '=')
+    return fail(x, x->i >= x->len ? "truncated document" : "bad attribute");
+  x->i++;
+  skip_space(x);
+  if (x->i >= x->len || (x->s[x->i] != '"' && x->s[x->i] != '\''))
+    return fail(x, x->i >= x->len ? "truncated document" : "bad attribute");
+  q = memchr(x->s + x->i + 1, x->s[x->i], x->len - x->i - 1);
+  if (!q)
+    return fail(x, "truncated document");
+  if (memchr(x->s + x->i + 1, '<', (size_t)(q - (x->s + x->i + 1))))
+    return fail(x, "bad attribute");
+  x->i = (size_t)(q - x->s) + 1;
+  return true;
 }
 
 static bool open_tag(struct xml *x)
@@ -324,8 +312,25 @@ static bool open_tag(struct xml *x)
   bool empty = false;
 
   x->i++; /* '<' */
-  if (!read_name(x, &name) || !skip_attributes(x, &empty))
+  if (!read_name(x, &name))
     return false;
+  for (;;) { /* attributes: skipped, but their quoting must hold */
+    skip_space(x);
+    if (x->i >= x->len)
+      return fail(x, "truncated document");
+    if (x->s[x->i] == '>') {
+      x->i++;
+      break;
+    }
+    if (starts(x, "/>")) {
+      x->i += 2;
+      empty = true;
+      break;
+    }
+    if (!skip_attribute(x))
+      return false;
+  }
+
   if (x->root_closed)
     return fail(x, "more than one root element");
   if (x->cur)
@@ -443,86 +448,126 @@ static bool token_ok(const char *s)
   return true;
 }
 
-/* An AssumeRoleResponse: every credential field present, and a valid
- * Expiration into c->expiration. */
-static enum cs_err credentials(const struct xml *x, struct cs_aws_creds *c, const char *expiration,
-                               struct cs_aws_error *err)
+/* The leaf fields of one action's answer and of STS's two error shapes. */
+struct fields {
+  struct xml_field f[12];
+  size_t n;
+};
+
+static void add(struct fields *fs, const char *const *path, char *dst, size_t cap, bool cut)
 {
-  if (!name_is(x->root, "AssumeRoleResponse"))
-    return cs_aws_fail(err, CS_ERR_INVALID, "MalformedResponse",
-                       "STS response is neither AssumeRoleResponse nor ErrorResponse");
-  if (!token_ok(c->access_key_id) || !token_ok(c->secret_access_key) || !token_ok(c->session_token))
-    return cs_aws_fail(err, CS_ERR_INVALID, "MalformedResponse",
-                       "STS response lacks AccessKeyId, SecretAccessKey or SessionToken");
-  if (cs_time_parse(expiration, &c->expiration) != CS_OK || c->expiration <= 0)
-    return cs_aws_fail(err, CS_ERR_INVALID, "MalformedResponse",
-                       "STS response has no valid Expiration");
-  return CS_OK;
+  struct xml_field *f = &fs->f[fs->n++];
+  size_t d = 0;
+
+  memset(f, 0, sizeof *f);
+  for (; path[d]; d++)
+    f->path[d] = path[d];
+  f->dst = dst;
+  f->cap = cap;
+  f->truncate_ok = cut;
 }
 
-/* An STS error document: its Code must be a token. */
-static enum cs_err error_document(const struct cs_aws_error *e, struct cs_aws_error *err)
+#define P(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+static const char *const roots[] = {
+    [CS_STS_ASSUME_ROLE] = "AssumeRoleResponse",
+    [CS_STS_GET_SESSION_TOKEN] = "GetSessionTokenResponse",
+    [CS_STS_GET_CALLER_IDENTITY] = "GetCallerIdentityResponse",
+};
+static const char *const results[] = {
+    [CS_STS_ASSUME_ROLE] = "AssumeRoleResult",
+    [CS_STS_GET_SESSION_TOKEN] = "GetSessionTokenResult",
+    [CS_STS_GET_CALLER_IDENTITY] = "GetCallerIdentityResult",
+};
+
+static void action_fields(struct fields *fs, enum cs_sts_action a, struct cs_sts_result *r,
+                          char *expiration, size_t exp_cap, struct cs_net_error *e)
 {
-  if (!token_ok(e->code))
-    return cs_aws_fail(err, CS_ERR_INVALID, "MalformedResponse",
-                       "STS error document without a Code");
-  if (err)
-    *err = *e;
-  return CS_ERR_UPSTREAM;
+  const char *root = roots[a], *res = results[a];
+  struct cs_aws_creds *c = &r->creds;
+
+  if (a == CS_STS_GET_CALLER_IDENTITY) {
+    add(fs, P(root, res, "Arn"), r->arn, sizeof r->arn, false);
+    add(fs, P(root, res, "Account"), r->account, sizeof r->account, false);
+    add(fs, P(root, res, "UserId"), r->user_id, sizeof r->user_id, false);
+  } else {
+    add(fs, P(root, res, "Credentials", "AccessKeyId"), c->access_key_id, sizeof c->access_key_id,
+        false);
+    add(fs, P(root, res, "Credentials", "SecretAccessKey"), c->secret_access_key,
+        sizeof c->secret_access_key, false);
+    add(fs, P(root, res, "Credentials", "SessionToken"), c->session_token, sizeof c->session_token,
+        false);
+    add(fs, P(root, res, "Credentials", "Expiration"), expiration, exp_cap, false);
+    if (a == CS_STS_ASSUME_ROLE)
+      add(fs, P(root, res, "AssumedRoleUser", "Arn"), r->arn, sizeof r->arn, false);
+  }
+  add(fs, P("ErrorResponse", "Error", "Code"), e->code, sizeof e->code, true);
+  add(fs, P("ErrorResponse", "Error", "Message"), e->message, sizeof e->message, true);
+  /* The older query-API shape, seen from some STS-compatible services. */
+  add(fs, P("Response", "Errors", "Error", "Code"), e->code, sizeof e->code, true);
+  add(fs, P("Response", "Errors", "Error", "Message"), e->message, sizeof e->message, true);
+}
+#undef P
+
+/* The action's own answer, complete? @return NULL or what is missing. */
+static const char *incomplete(enum cs_sts_action a, struct cs_sts_result *r, const char *expiration)
+{
+  if (a == CS_STS_GET_CALLER_IDENTITY)
+    return token_ok(r->arn) && token_ok(r->account) ? NULL : "STS response lacks Arn or Account";
+  if (!token_ok(r->creds.access_key_id) || !token_ok(r->creds.secret_access_key) ||
+      !token_ok(r->creds.session_token))
+    return "STS response lacks AccessKeyId, SecretAccessKey or SessionToken";
+  if (cs_time_parse(expiration, &r->creds.expiration) != CS_OK || r->creds.expiration <= 0)
+    return "STS response has no valid Expiration";
+  if (r->arn[0] && !token_ok(r->arn))
+    return "STS response has a malformed AssumedRoleUser Arn";
+  return NULL;
 }
 
-enum cs_err cs_aws_parse_sts_response(const char *body, size_t len, struct cs_aws_creds *out,
-                                      struct cs_aws_error *err)
+enum cs_err cs_aws_parse_sts(const char *body, size_t len, enum cs_sts_action action,
+                             struct cs_sts_result *out, struct cs_net_error *err)
 {
-  struct cs_aws_creds c = {0};
+  struct cs_sts_result r = {0};
   char expiration[64] = "";
-  struct cs_aws_error e = {0};
-#define CREDS "AssumeRoleResponse", "AssumeRoleResult", "Credentials"
-  struct xml_field fields[] = {
-      {{CREDS, "AccessKeyId", NULL}, c.access_key_id, sizeof c.access_key_id, false, 0, 0, 0},
-      {{CREDS, "SecretAccessKey", NULL},
-       c.secret_access_key,
-       sizeof c.secret_access_key,
-       false,
-       0,
-       0,
-       0},
-      {{CREDS, "SessionToken", NULL}, c.session_token, sizeof c.session_token, false, 0, 0, 0},
-      {{CREDS, "Expiration", NULL}, expiration, sizeof expiration, false, 0, 0, 0},
-      {{"ErrorResponse", "Error", "Code", NULL}, e.code, sizeof e.code, true, 0, 0, 0},
-      {{"ErrorResponse", "Error", "Message", NULL}, e.message, sizeof e.message, true, 0, 0, 0},
-      /* The older query-API shape, seen from some STS-compatible services. */
-      {{"Response", "Errors", "Error", "Code", NULL}, e.code, sizeof e.code, true, 0, 0, 0},
-      {{"Response", "Errors", "Error", "Message", NULL},
-       e.message,
-       sizeof e.message,
-       true,
-       0,
-       0,
-       0},
-  };
-#undef CREDS
-  struct xml x = {.s = body ? body : "",
-                  .len = body ? len : 0,
-                  .fields = fields,
-                  .nfields = sizeof fields / sizeof fields[0]};
+  struct cs_net_error e = {0};
+  struct fields fs = {.n = 0};
+  struct xml x = {.s = body ? body : "", .len = body ? len : 0};
+  const char *missing;
   enum cs_err rc = CS_ERR_INVALID;
 
+  action_fields(&fs, action, &r, expiration, sizeof expiration, &e);
+  x.fields = fs.f;
+  x.nfields = fs.n;
   if (!scan(&x)) {
-    cs_aws_fail(err, CS_ERR_INVALID, "MalformedResponse", "STS response is not usable XML: %s",
+    cs_net_fail(err, CS_ERR_INVALID, "MalformedResponse", "STS response is not usable XML: %s",
                 x.error);
     goto out;
   }
   for (size_t k = 0; k < x.nfields; k++)
-    trim(fields[k].dst);
+    trim(fs.f[k].dst);
 
   if (name_is(x.root, "ErrorResponse") || name_is(x.root, "Response")) {
-    rc = error_document(&e, err);
+    if (!token_ok(e.code)) {
+      cs_net_fail(err, CS_ERR_INVALID, "MalformedResponse", "STS error document without a Code");
+      goto out;
+    }
+    if (err)
+      *err = e;
+    rc = CS_ERR_UPSTREAM;
     goto out;
   }
-  if ((rc = credentials(&x, &c, expiration, err)) == CS_OK)
-    *out = c;
+  if (!name_is(x.root, roots[action])) {
+    cs_net_fail(err, CS_ERR_INVALID, "MalformedResponse",
+                "STS response is neither %s nor ErrorResponse", roots[action]);
+    goto out;
+  }
+  if ((missing = incomplete(action, &r, expiration))) {
+    cs_net_fail(err, CS_ERR_INVALID, "MalformedResponse", "%s", missing);
+    goto out;
+  }
+  *out = r;
+  rc = CS_OK;
 out:
-  cs_aws_creds_wipe(&c);
+  cs_sts_result_wipe(&r);
   return rc;
 }

@@ -25,7 +25,7 @@ void cs_auth_record(struct cs_req *req, const char *presented_id, const char *re
 {
   char fields[256];
   const char *id = loggable_key_id(presented_id);
-  struct cs_buf b = {fields, 0, sizeof fields, sizeof fields};
+  struct cs_buf b = {fields, 0, sizeof fields, sizeof fields, false};
   struct cs_actor a = {id, req->authenticated ? cs_role_name(req->who.role) : "", req->remote};
 
   if (strcmp(result, "success") != 0 &&

@@ -47,6 +47,8 @@ static enum cs_err render_state(struct cs_core *c, struct cs_buf *b)
   static const char *const tables[CS_TBL__COUNT] = {
       "meta",        "credentials", "usages", "usages_by_credential",
       "access_keys", "audit",       "events", "outbox"};
+  const struct cs_broker_kind_stats *sts = &cs.broker.kind[CS_KIND_STS];
+  const struct cs_broker_kind_stats *imds = &cs.broker.kind[CS_KIND_IMDS];
   enum cs_err e;
 
   if ((e = cs_core_stats(c, &cs)))
@@ -74,8 +76,9 @@ static enum cs_err render_state(struct cs_core *c, struct cs_buf *b)
       "# TYPE credstore_store_used_bytes gauge\ncredstore_store_used_bytes %llu\n"
       "# HELP credstore_store_records Records by table.\n"
       "# TYPE credstore_store_records gauge\n",
-      (unsigned long long)cs.net.sts_calls, (unsigned long long)cs.net.imds_calls,
-      (unsigned long long)cs.net.cache_hits, (unsigned long long)cs.net.cache_misses,
+      (unsigned long long)sts->calls, (unsigned long long)imds->calls,
+      (unsigned long long)(sts->cache_hits + imds->cache_hits),
+      (unsigned long long)(sts->cache_misses + imds->cache_misses),
       (unsigned long long)cs.store.records[CS_TBL_OUTBOX],
       (unsigned long long)cs.webhook_deliveries, (unsigned long long)cs.webhook_failures,
       (unsigned long long)cs.store.map_size, (unsigned long long)cs.store.used_bytes);

@@ -21,8 +21,8 @@
 #define CHUNK_BYTES ((size_t)1 << 20)
 
 static const char *const table_names[CS_TBL__COUNT] = {
-    "meta", "credentials", "usages", "usagesByCredential", "accessKeys", "audit", "events",
-    "outbox",
+    "meta",       "credentials", "usages", "usagesByCredential",
+    "accessKeys", "audit",       "events", "outbox",
 };
 
 struct rec {

@@ -48,7 +48,7 @@ static struct cs_core_opts core_opts(const struct cs_config *cfg)
       .webhook_retry_ms = cfg->webhook_retry_ms,
       .webhook_allow = cfg->webhook_allow,
       .webhook_deny = cfg->webhook_deny,
-      .net = {cfg->sts_endpoint, cfg->imds_endpoint, 0},
+      .broker = {.sts_endpoint = cfg->sts_endpoint, .imds_endpoint = cfg->imds_endpoint},
   };
   return o;
 }

@@ -65,7 +65,7 @@ static void on_change(void *arg, enum cs_table t, const void *key, size_t klen)
     if (key && klen <= CS_ID_MAX) {
       memcpy(id, key, klen);
       id[klen] = '\0';
-      cs_prov_net_invalidate(c->net, id);
+      cs_broker_invalidate(c->broker, id);
     }
     break;
   case CS_TBL_EVENTS:

@@ -36,8 +36,8 @@ enum cs_err cs_core_start(struct cs_core *c, char *err, size_t errlen)
 
   err[0] = '\0';
   c->started_at = cs_now();
-  if ((e = cs_prov_net_create(&c->opts.net, &c->net)) || (e = cs_events_start(c)) ||
-      (e = cs_writer_start(c->store, after_commit, c, &c->writer)) ||
+  if ((e = cs_broker_create(&c->opts.broker, &c->broker, err, errlen)) ||
+      (e = cs_events_start(c)) || (e = cs_writer_start(c->store, after_commit, c, &c->writer)) ||
       (e = cs_outbox_start(c, err, errlen))) {
     cs_core_stop(c);
     return e;
@@ -54,8 +54,8 @@ void cs_core_stop(struct cs_core *c)
   cs_outbox_stop(c);
   cs_writer_stop(c->writer);
   c->writer = NULL;
-  cs_prov_net_free(c->net);
-  c->net = NULL;
+  cs_broker_free(c->broker);
+  c->broker = NULL;
 }
 
 enum cs_err cs_core_stats(struct cs_core *c, struct cs_core_stats *out)
@@ -65,7 +65,7 @@ enum cs_err cs_core_stats(struct cs_core *c, struct cs_core_stats *out)
   memset(out, 0, sizeof *out);
   if ((e = cs_store_stat(c->store, &out->store)))
     return e;
-  cs_prov_net_get_stats(c->net, &out->net);
+  cs_broker_get_stats(c->broker, &out->broker);
   cs_outbox_counts(c, &out->webhook_deliveries, &out->webhook_failures);
   out->started_at = c->started_at;
   return CS_OK;

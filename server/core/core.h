@@ -39,12 +39,12 @@ enum cs_err cs_role_parse(const char *s, enum cs_role *out) CS_WUR;
 
 /** The core's options (the cli fills them from flags and CREDSTORE_*). */
 struct cs_core_opts {
-  int64_t token_ttl;             /* seconds; 0: CS_DEFAULT_TOKEN_TTL */
-  int64_t webhook_retry_ms;      /* first webhook retry delay; 0: CS_DEFAULT_WEBHOOK_RETRY_MS */
-  const char *webhook_allow;     /* CIDRs and host names webhooks may reach despite a deny */
-  const char *webhook_deny;      /* CIDRs and host names webhooks may not reach */
-  struct cs_prov_net_config net; /* endpoints of network resolves (STS, IMDS) */
-  const char *node_id;           /* this node's name (cluster mode); NULL: none */
+  int64_t token_ttl;              /* seconds; 0: CS_DEFAULT_TOKEN_TTL */
+  int64_t webhook_retry_ms;       /* first webhook retry delay; 0: CS_DEFAULT_WEBHOOK_RETRY_MS */
+  const char *webhook_allow;      /* CIDRs and host names webhooks may reach despite a deny */
+  const char *webhook_deny;       /* CIDRs and host names webhooks may not reach */
+  struct cs_broker_config broker; /* endpoints and limits of the outbound calls */
+  const char *node_id;            /* this node's name (cluster mode); NULL: none */
 };
 
 struct cs_events;
@@ -70,7 +70,7 @@ struct cs_core {
   struct cs_keyring *retired[CS_CORE_KEYRINGS_MAX]; /* loaded here; freed at stop */
   size_t n_retired;
   struct cs_writer *writer; /* group commit; NULL: each change commits alone */
-  struct cs_prov_net *net;  /* outbound calls, caches; NULL before start */
+  struct cs_broker *broker; /* outbound calls, caches; NULL before start */
   struct cs_events *events; /* long-poll waiters; NULL before start */
   struct cs_outbox *outbox; /* webhook delivery; NULL before start */
   int64_t started_at;
@@ -81,9 +81,9 @@ void cs_core_init(struct cs_core *c, struct cs_store *st, struct cs_keyring *kr,
                   const struct cs_core_opts *opts);
 
 /**
- * Start the network state, the long-poll notifier, the group committer and
- * the webhook worker. On failure @p err says why (a bad --webhook-allow,
- * --webhook-deny or endpoint) and nothing is left running.
+ * Start the broker, the long-poll notifier, the group committer and the
+ * webhook worker. On failure @p err says why (a bad --webhook-allow,
+ * --webhook-deny, endpoint or CA file) and nothing is left running.
  * @return CS_ERR_INVALID, CS_ERR_NOMEM, CS_ERR_INTERNAL.
  */
 enum cs_err cs_core_start(struct cs_core *c, char *err, size_t errlen) CS_WUR;
@@ -98,7 +98,7 @@ void cs_core_stop(struct cs_core *c);
 /** What /metrics shows of the core. */
 struct cs_core_stats {
   struct cs_store_stat store;
-  struct cs_prov_net_stats net;
+  struct cs_broker_stats broker;
   uint64_t webhook_deliveries; /* answered 2xx */
   uint64_t webhook_failures;   /* attempts that failed */
   int64_t started_at;

@@ -507,7 +507,7 @@ enum cs_err cs_outbox_start(struct cs_core *c, char *err, size_t errlen)
   if ((e = cs_http_policy_create(c->opts.webhook_allow, c->opts.webhook_deny, &ob->policy, err,
                                  errlen)))
     goto fail;
-  if ((e = cs_http_batch_create(ob->policy, &ob->batch)))
+  if ((e = cs_http_batch_open(cs_broker_http(c->broker), ob->policy, &ob->batch)))
     goto fail;
   e = CS_ERR_INTERNAL;
   if (pthread_create(&ob->thread, NULL, outbox_main, ob))

@@ -106,8 +106,8 @@ enum cs_err cs_resolve(struct cs_core *core, const struct cs_actor *a,
     return e;
   }
   opts.session_name = sess;
-  struct cs_prov_ctx ctx = {core->net,   in->cred_id, s.version, s.meta, (const char *)s.plain,
-                            s.plain_len, &opts};
+  struct cs_prov_ctx ctx = {core->broker,          in->cred_id, s.version, s.meta,
+                            (const char *)s.plain, s.plain_len, &opts};
   e = s.prov->resolve(&ctx, &m, fail);
   if (e == CS_ERR_INVALID) /* stored fields the resolver will not use */
     refuse(fail, NULL, "%s",

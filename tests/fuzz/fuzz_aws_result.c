@@ -2,7 +2,7 @@
 
 #include "fuzz_common.h"
 
-static void check_token(const char *what, const char *s, size_t cap)
+void cs_fuzz_check_token(const char *what, const char *s, size_t cap)
 {
   cs_fuzz_check_terminated(what, s, cap);
   if (!*s)
@@ -12,23 +12,28 @@ static void check_token(const char *what, const char *s, size_t cap)
       cs_fuzz_fail("%s holds a byte outside printable ASCII", what);
 }
 
+void cs_fuzz_check_net_error(const char *parser, const struct cs_net_error *err)
+{
+  cs_fuzz_check_terminated("err.code", err->code, sizeof err->code);
+  cs_fuzz_check_terminated("err.message", err->message, sizeof err->message);
+  if (!err->code[0])
+    cs_fuzz_fail("%s: failure without an error code", parser);
+}
+
 void cs_fuzz_check_aws_result(const char *parser, enum cs_err e, const struct cs_aws_creds *out,
-                              const struct cs_aws_error *err)
+                              const struct cs_net_error *err)
 {
   switch (e) {
   case CS_OK:
-    check_token("AccessKeyId", out->access_key_id, sizeof out->access_key_id);
-    check_token("SecretAccessKey", out->secret_access_key, sizeof out->secret_access_key);
-    check_token("SessionToken", out->session_token, sizeof out->session_token);
+    cs_fuzz_check_token("AccessKeyId", out->access_key_id, sizeof out->access_key_id);
+    cs_fuzz_check_token("SecretAccessKey", out->secret_access_key, sizeof out->secret_access_key);
+    cs_fuzz_check_token("SessionToken", out->session_token, sizeof out->session_token);
     if (out->expiration <= 0)
       cs_fuzz_fail("Expiration %lld accepted", (long long)out->expiration);
     break;
   case CS_ERR_UPSTREAM:
   case CS_ERR_INVALID:
-    cs_fuzz_check_terminated("err.code", err->code, sizeof err->code);
-    cs_fuzz_check_terminated("err.message", err->message, sizeof err->message);
-    if (!err->code[0])
-      cs_fuzz_fail("failure without an error code");
+    cs_fuzz_check_net_error(parser, err);
     break;
   default:
     cs_fuzz_fail("%s returned %s", parser, cs_err_code(e));

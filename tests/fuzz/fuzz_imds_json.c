@@ -15,7 +15,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   struct cs_aws_creds out;
-  struct cs_aws_error err;
+  struct cs_net_error err;
 
   memset(&out, 0x5a, sizeof out);
   memset(&err, 0x5a, sizeof err);

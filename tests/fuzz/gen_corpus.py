@@ -252,6 +252,54 @@ put("fuzz_sts_xml", "prefixed-attrs", f"""\
 put("fuzz_sts_xml", "doctype", """\
 <!DOCTYPE lolz [<!ENTITY lol "lol">]><ErrorResponse><Error><Code>&lol;</Code></Error></ErrorResponse>""")
 
+put("fuzz_sts_xml", "session-token", f"""\
+<GetSessionTokenResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <GetSessionTokenResult>
+    <Credentials>
+      <SessionToken>{TOKEN}</SessionToken>
+      <SecretAccessKey>wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY</SecretAccessKey>
+      <Expiration>2025-11-22T17:46:40.611Z</Expiration>
+      <AccessKeyId>ASIAIOSFODNN7EXAMPLE</AccessKeyId>
+    </Credentials>
+  </GetSessionTokenResult>
+  <ResponseMetadata>
+    <RequestId>58c5dbae-abef-11e0-8cfe-09039844ac7d</RequestId>
+  </ResponseMetadata>
+</GetSessionTokenResponse>
+""")
+put("fuzz_sts_xml", "caller-identity", """\
+<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <GetCallerIdentityResult>
+    <Arn>arn:aws:iam::123456789012:user/credstore</Arn>
+    <UserId>AIDASAMPLEUSERID</UserId>
+    <Account>123456789012</Account>
+  </GetCallerIdentityResult>
+  <ResponseMetadata>
+    <RequestId>01234567-89ab-cdef-0123-456789abcdef</RequestId>
+  </ResponseMetadata>
+</GetCallerIdentityResponse>
+""")
+
+# ----------------------------------------------------------- fuzz_token_json
+put("fuzz_token_json", "entra", json.dumps({
+    "token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
+    "access_token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL21hbmFnZW1lbnQ"
+                    "uYXp1cmUuY29tLyJ9.c2lnbmF0dXJl"}))
+put("fuzz_token_json", "google", json.dumps({
+    "access_token": "ya29.c.b0Aaekm1KEXAMPLE", "expires_in": "3599", "token_type": "bearer"}))
+put("fuzz_token_json", "ibm", json.dumps({
+    "access_token": "eyJraWQiOiIyMDI1MTEyMiIsImFsZyI6IlJTMjU2In0.e30.sig",
+    "refresh_token": "not_supported", "ims_user_id": 1234567, "token_type": "Bearer",
+    "expires_in": 3600, "expiration": 1763830000, "scope": "ibm openid"}))
+put("fuzz_token_json", "entra-error", json.dumps({
+    "error": "invalid_client",
+    "error_description": "AADSTS7000215: Invalid client secret provided.",
+    "error_codes": [7000215], "timestamp": "2025-11-22 15:46:40Z",
+    "trace_id": "0000", "correlation_id": "1111"}))
+put("fuzz_token_json", "ibm-error", json.dumps({
+    "errorCode": "BXNIM0415E", "errorMessage": "Provided API key could not be found.",
+    "context": {"requestId": "abc"}}))
+
 # ------------------------------------------------------------ fuzz_imds_json
 put("fuzz_imds_json", "success", json.dumps({
     "Code": "Success", "LastUpdated": "2025-11-22T15:20:01Z", "Type": "AWS-HMAC",

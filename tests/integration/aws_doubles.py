@@ -17,6 +17,7 @@ import json
 import os
 import re
 import secrets
+import ssl
 import string
 import threading
 import time
@@ -88,7 +89,11 @@ def expected_authorization(method, host, path, headers, body, signed, akid, secr
 
 
 class _Server:
-    def __init__(self, handler_cls):
+    """A ThreadingHTTPServer on 127.0.0.1; with tls=(cert, key[, client_ca])
+    it speaks https (asking for, not requiring, a client certificate signed
+    by client_ca when one is given)."""
+
+    def __init__(self, handler_cls, tls=None):
         owner = self
 
         class Handler(handler_cls):
@@ -102,6 +107,14 @@ class _Server:
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.url = "http://127.0.0.1:%d" % self.port
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(tls[0], tls[1])
+            if len(tls) > 2 and tls[2]:
+                ctx.verify_mode = ssl.CERT_OPTIONAL
+                ctx.load_verify_locations(tls[2])
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+            self.url = "https://127.0.0.1:%d" % self.port
         self.lock = threading.Lock()
         self._thread = threading.Thread(target=self.httpd.serve_forever,
                                         kwargs={"poll_interval": 0.05}, daemon=True)
@@ -157,9 +170,11 @@ class _STSHandler(_Handler):
 
 
 class STSDouble(_Server):
-    """STS AssumeRole.
+    """STS AssumeRole, GetSessionToken and GetCallerIdentity.
 
     keys: {access key id: secret} of the identities it accepts.
+    arns: {access key id: ARN} GetCallerIdentity answers (default: a user
+    named after the key).
     tokens: {access key id: session token} for temporary identities (their
     requests must carry that x-amz-security-token, signed).
     region: the region the credential scope must name.
@@ -168,10 +183,17 @@ class STSDouble(_Server):
     throttle: answer the first N calls with 400 Throttling.
     fail_5xx: answer the first N calls (after throttling) with 503 and no body.
     delay: seconds to wait before answering (for single-flight tests).
+    expires_in: when set, issued credentials expire this many seconds from
+    now whatever DurationSeconds asked (to play credentials that have aged).
+    deny_after: when set, calls after the first N answer 403 AccessDenied.
     """
 
-    def __init__(self, keys, region="us-east-1", tokens=None, external_id=None):
+    def __init__(self, keys, region="us-east-1", tokens=None, external_id=None, arns=None,
+                 tls=None):
         self.keys = dict(keys)
+        self.arns = dict(arns or {})
+        self.expires_in = None
+        self.deny_after = None
         self.tokens = dict(tokens or {})
         self.region = region
         self.external_id = external_id
@@ -182,7 +204,7 @@ class STSDouble(_Server):
         self.calls = 0
         self.requests = []
         self.issued = []
-        super().__init__(_STSHandler)
+        super().__init__(_STSHandler, tls)
 
     def ok_requests(self):
         return [r for r in self.requests if r["status"] == 200]
@@ -248,8 +270,25 @@ class STSDouble(_Server):
                 "provided. Check your AWS Secret Access Key and signing method.")
 
         # --- the action
-        if form.get("Action") != "AssumeRole" or form.get("Version") != "2011-06-15":
-            return 400, sts_error("InvalidAction", "Action/Version")
+        if form.get("Version") != "2011-06-15":
+            return 400, sts_error("InvalidAction", "Version")
+        rec["action"] = form.get("Action")
+        if self.deny_after is not None and n > self.deny_after:
+            return 403, sts_error("AccessDenied", "the role no longer trusts this user")
+        if self.deny:
+            return 403, sts_error(*self.deny)
+        if n <= self.throttle:
+            return 400, sts_error("Throttling", "Rate exceeded")
+        if n <= self.throttle + self.fail_5xx:
+            return 503, ""
+        if form.get("Action") == "GetCallerIdentity":
+            if set(form) != {"Action", "Version"}:
+                return 400, sts_error("InvalidParameterValue", "unexpected parameters")
+            return 200, self._caller_identity(akid, token)
+        if form.get("Action") == "GetSessionToken":
+            return self._session_token(form, token)
+        if form.get("Action") != "AssumeRole":
+            return 400, sts_error("InvalidAction", "Action")
         if not ROLE_ARN_RE.match(form.get("RoleArn", "")):
             return 400, sts_error("ValidationError", "RoleArn")
         if not SESSION_NAME_RE.match(form.get("RoleSessionName", "")):
@@ -260,41 +299,74 @@ class STSDouble(_Server):
             return 400, sts_error("ValidationError", "DurationSeconds")
         if not 900 <= duration <= 43200:
             return 400, sts_error("ValidationError", "DurationSeconds")
-        if self.deny:
-            return 403, sts_error(*self.deny)
         if self.external_id is not None and form.get("ExternalId") != self.external_id:
             return 403, sts_error("AccessDenied", "User is not authorized to perform: "
                                   "sts:AssumeRole (ExternalId mismatch)")
-        if n <= self.throttle:
-            return 400, sts_error("Throttling", "Rate exceeded")
-        if n <= self.throttle + self.fail_5xx:
-            return 503, ""
 
-        issued = {"AccessKeyId": new_access_key_id(), "SecretAccessKey": new_secret(),
-                  "SessionToken": new_session_token(),
-                  "Expiration": iso8601(time.time() + duration),
-                  "RoleArn": form["RoleArn"], "RoleSessionName": form["RoleSessionName"],
-                  "DurationSeconds": duration}
-        with self.lock:
-            self.issued.append(issued)
+        issued = self._issue(duration, RoleArn=form["RoleArn"],
+                             RoleSessionName=form["RoleSessionName"])
+        assumed = form["RoleArn"].replace(":iam::", ":sts::").replace(":role/", ":assumed-role/")
+        issued["AssumedArn"] = "%s/%s" % (assumed, form["RoleSessionName"])
         xml = ("<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\n"
                "  <AssumeRoleResult>\n    <AssumedRoleUser>\n"
                "      <AssumedRoleId>AROA3XFRBF535PLBIFPI4:%s</AssumedRoleId>\n"
-               "      <Arn>%s/%s</Arn>\n    </AssumedRoleUser>\n    <Credentials>\n"
-               "      <AccessKeyId>%s</AccessKeyId>\n"
-               "      <SecretAccessKey>%s</SecretAccessKey>\n"
-               "      <SessionToken>%s</SessionToken>\n"
-               "      <Expiration>%s</Expiration>\n    </Credentials>\n"
+               "      <Arn>%s</Arn>\n    </AssumedRoleUser>\n%s"
                "  </AssumeRoleResult>\n  <ResponseMetadata>\n"
                "    <RequestId>%s</RequestId>\n  </ResponseMetadata>\n"
                "</AssumeRoleResponse>\n"
-               % (escape(form["RoleSessionName"]),
-                  escape(form["RoleArn"].replace(":iam::", ":sts::").replace(":role/",
-                                                                              ":assumed-role/")),
-                  escape(form["RoleSessionName"]), issued["AccessKeyId"],
-                  escape(issued["SecretAccessKey"]), issued["SessionToken"],
-                  issued["Expiration"], secrets.token_hex(16)))
+               % (escape(form["RoleSessionName"]), escape(issued["AssumedArn"]),
+                  self._credentials_xml(issued), secrets.token_hex(16)))
         return 200, xml
+
+    def _issue(self, duration, **extra):
+        lifetime = self.expires_in if self.expires_in is not None else duration
+        issued = {"AccessKeyId": new_access_key_id(), "SecretAccessKey": new_secret(),
+                  "SessionToken": new_session_token(),
+                  "Expiration": iso8601(time.time() + lifetime), "DurationSeconds": duration}
+        issued.update(extra)
+        with self.lock:
+            self.issued.append(issued)
+        return issued
+
+    @staticmethod
+    def _credentials_xml(issued):
+        return ("    <Credentials>\n"
+                "      <AccessKeyId>%s</AccessKeyId>\n"
+                "      <SecretAccessKey>%s</SecretAccessKey>\n"
+                "      <SessionToken>%s</SessionToken>\n"
+                "      <Expiration>%s</Expiration>\n    </Credentials>\n"
+                % (issued["AccessKeyId"], escape(issued["SecretAccessKey"]),
+                   issued["SessionToken"], issued["Expiration"]))
+
+    def _caller_identity(self, akid, token):
+        arn = self.arns.get(akid) or (
+            "arn:aws:sts::123456789012:assumed-role/instance/i-0123" if token
+            else "arn:aws:iam::123456789012:user/%s" % akid.lower())
+        return ("<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\n"
+                "  <GetCallerIdentityResult>\n    <Arn>%s</Arn>\n"
+                "    <UserId>%s</UserId>\n    <Account>123456789012</Account>\n"
+                "  </GetCallerIdentityResult>\n  <ResponseMetadata>\n"
+                "    <RequestId>%s</RequestId>\n  </ResponseMetadata>\n"
+                "</GetCallerIdentityResponse>\n" % (escape(arn), akid, secrets.token_hex(16)))
+
+    def _session_token(self, form, token):
+        if token is not None:  # as STS: temporary credentials cannot call it
+            return 403, sts_error("AccessDenied",
+                                  "Cannot call GetSessionToken with session credentials")
+        if set(form) - {"Action", "Version", "DurationSeconds"}:
+            return 400, sts_error("InvalidParameterValue", "unexpected parameters")
+        try:
+            duration = int(form.get("DurationSeconds", "43200"))
+        except ValueError:
+            return 400, sts_error("ValidationError", "DurationSeconds")
+        if not 900 <= duration <= 129600:
+            return 400, sts_error("ValidationError", "DurationSeconds")
+        issued = self._issue(duration, Action="GetSessionToken")
+        return 200, ("<GetSessionTokenResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\n"
+                     "  <GetSessionTokenResult>\n%s  </GetSessionTokenResult>\n"
+                     "  <ResponseMetadata>\n    <RequestId>%s</RequestId>\n"
+                     "  </ResponseMetadata>\n</GetSessionTokenResponse>\n"
+                     % (self._credentials_xml(issued), secrets.token_hex(16)))
 
 
 # -------------------------------------------------------------------- IMDS

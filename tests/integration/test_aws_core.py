@@ -3,12 +3,13 @@ stored keys or the instance role (IMDSv2), SigV4 verified independently by
 botocore in the STS double, endpoint/region rules, STS errors, throttling
 retries, the cache and single-flight.
 
-Driven through tests/aws_probe (path in CS_AWS_PROBE, set by ctest);
+Driven through tests/provider_probe (path in CS_PROVIDER_PROBE, set by ctest);
 CREDSTORE_TEST_WRAPPER (e.g. valgrind) prefixes it when set.
 """
 import datetime
 import json
 import os
+import re
 import shlex
 import subprocess
 import time
@@ -17,8 +18,8 @@ import pytest
 
 from aws_doubles import IMDSDouble, STSDouble
 
-PROBE = os.environ.get("CS_AWS_PROBE") or os.path.join(
-    os.path.dirname(__file__), "..", "..", "build", "tests", "aws_probe")
+PROBE = os.environ.get("CS_PROVIDER_PROBE") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "tests", "provider_probe")
 WRAPPER = shlex.split(os.environ.get("CREDSTORE_TEST_WRAPPER", "") or "")
 SLOW = 10 if WRAPPER else 1
 
@@ -31,6 +32,9 @@ class Probe:
     def __init__(self, proc):
         self.rc = proc.returncode
         self.stderr = proc.stderr
+        bad = re.findall(r"^(==\d+==.*|.*(?:AddressSanitizer|LeakSanitizer|runtime error).*)$",
+                         proc.stderr, re.M)
+        assert not bad and proc.returncode != 99, "\n".join(bad[:20])  # sanitizers, valgrind
         try:
             doc = json.loads(proc.stdout)
         except ValueError:
@@ -303,8 +307,10 @@ def test_invalidate_and_new_version_make_new_calls(sts):
 
 
 def test_short_duration_is_cached_too(sts):
-    # 900 s is the shortest STS grants; a cached entry lives until 5 minutes
-    # before expiry, so it is reused. Different durations are different keys.
+    # 900 s is the shortest STS grants, too short to stay out of the SDKs'
+    # 15-minute window: such credentials are served until 11 minutes are
+    # left (out of botocore's mandatory 10), so they are reused at first.
+    # Different durations are different keys.
     p = probe(*keys_args(sts), "--role", ROLE, "--duration", 900, "--repeat", 2)
     assert sts.calls == 1 and p.results[0] == p.results[1]
     p = probe(*keys_args(sts), "--role", ROLE, "--duration", 1800, "--then-version", 0)
@@ -326,3 +332,111 @@ def test_concurrent_cold_resolves_over_the_instance_role(imds):
         assert_issued(p.first, sts.issued[0])
     finally:
         sts.close()
+
+
+# ------------------------------------------------------- refresh windows
+
+def test_credentials_inside_the_window_are_renewed(sts):
+    # An hour was asked, but what STS gave has 14 minutes left (as a cached
+    # entry would after 46 minutes): the next resolve renews before handing
+    # anything out, so an SDK never gets credentials under 15 minutes.
+    sts.expires_in = 14 * 60
+    p = probe(*keys_args(sts), "--role", ROLE, "--repeat", 3)
+    assert p.rc == 0, p.stderr
+    assert sts.calls == 3
+    for r, issued in zip(p.results, sts.issued):
+        assert_issued(r, issued)
+    assert p.stats["cache_misses"] == 3
+
+
+def test_credentials_outside_the_window_are_served(sts):
+    sts.expires_in = 50 * 60
+    p = probe(*keys_args(sts), "--role", ROLE, "--repeat", 3)
+    assert p.rc == 0, p.stderr
+    assert sts.calls == 1
+    assert all(r == p.results[0] for r in p.results)
+    assert p.stats["cache_hits"] == 2
+    # Just outside (16 min + a margin): still served.
+    sts.expires_in = 17 * 60
+    p = probe(*keys_args(sts), "--role", ROLE, "--repeat", 2)
+    assert sts.calls == 2 and p.results[0] == p.results[1]
+
+
+def test_renewal_is_single_flight(sts):
+    # One resolve caches credentials already inside the window; 50 resolves
+    # then arrive together: one renewal for all of them.
+    sts.expires_in = 14 * 60
+    sts.delay = 0.5
+    p = probe(*keys_args(sts), "--role", ROLE, "--warm", 1, "--parallel", 50)
+    assert p.rc == 0, p.stderr
+    assert sts.calls == 2 and len(p.results) == 51
+    assert_issued(p.results[0], sts.issued[0])
+    for r in p.results[1:]:
+        assert_issued(r, sts.issued[1])
+
+
+def test_short_durations_are_renewed_under_eleven_minutes(sts):
+    # Durations of 16 minutes or less cannot leave the 15-minute window:
+    # they are served while more than 11 minutes remain...
+    p = probe(*keys_args(sts), "--role", ROLE, "--duration", 900, "--repeat", 3)
+    assert sts.calls == 1 and p.results[0] == p.results[2]
+    # ...and renewed below that.
+    sts.expires_in = 10 * 60 + 50
+    p = probe(*keys_args(sts), "--role", ROLE, "--duration", 900, "--repeat", 3)
+    assert sts.calls == 4
+    assert len({r["AccessKeyId"] for r in p.results}) == 3
+
+
+def test_failed_renewal_serves_the_cached_credentials(sts):
+    # STS refuses the renewal while the cached credentials still have 14
+    # minutes: they are served rather than a 502 (as the SDKs keep theirs
+    # when an advisory refresh fails), and STS is not asked again at once.
+    sts.expires_in = 14 * 60
+    sts.deny_after = 1
+    p = probe(*keys_args(sts), "--role", ROLE, "--repeat", 3)
+    assert p.rc == 0, p.stderr
+    assert sts.calls == 2
+    for r in p.results:
+        assert_issued(r, sts.issued[0])
+    assert "AccessDenied" in p.stderr and SECRET not in p.stderr
+    # Credentials about to expire are not a fallback: the error comes through.
+    sts2 = STSDouble({AKID: SECRET})
+    try:
+        sts2.expires_in = 4 * 60
+        sts2.deny_after = 1
+        p = probe(*keys_args(sts2), "--role", ROLE, "--repeat", 2)
+        assert p.results[0]["ok"] and not p.results[1]["ok"]
+        assert p.results[1]["code"] == "AccessDenied"
+    finally:
+        sts2.close()
+
+
+def test_instance_role_near_expiry_is_refetched(imds):
+    # IMDS credentials with 12 minutes left: renewed on the next resolve
+    # (IMDS hands out new ones well before expiry).
+    imds.expiration = time.time() + 12 * 60
+    p = probe("--imds", imds.url, "--instance-role", "--repeat", 2, secret=None)
+    assert p.rc == 0, p.stderr
+    assert imds.calls["creds"] == 1  # 12 min > 11: served once more
+    imds.expiration = time.time() + 10 * 60
+    p = probe("--imds", imds.url, "--instance-role", "--repeat", 2, secret=None)
+    assert imds.calls["creds"] == 3
+
+
+# ----------------------------------------------------------- GetSessionToken
+
+def test_session_token_for_static_keys(sts):
+    p = probe(*keys_args(sts), "--session", "--duration", 7200, "--repeat", 2)
+    assert p.rc == 0, p.stderr
+    assert sts.calls == 1
+    req = sts.requests[0]
+    assert req["verified"] is True and req["security_token"] is None
+    assert req["form"] == {"Action": "GetSessionToken", "Version": "2011-06-15",
+                           "DurationSeconds": "7200"}
+    assert_issued(p.first, sts.issued[0])
+    assert p.results[1] == p.first
+    assert abs(epoch(p.first["Expiration"]) - (time.time() + 7200)) < 60
+    # Not with a role, nor with the instance identity.
+    p = probe(*keys_args(sts), "--session", "--role", ROLE)
+    assert p.first["rc"] == "invalid_field"
+    assert sts.calls == 1

@@ -54,21 +54,28 @@ static const char error_denied[] =
 /* Parse @p doc expecting @p want; on anything but CS_OK the output must be
  * left untouched (it is pre-filled with a sentinel). */
 static enum cs_err parse(const char *doc, size_t len, struct cs_aws_creds *out,
-                         struct cs_aws_error *err)
+                         struct cs_net_error *err)
 {
   enum cs_err e;
 
+  struct cs_sts_result r;
+
+  memset(&r, 'S', sizeof r);
   memset(out, 'S', sizeof *out);
   memset(err, 0, sizeof *err);
-  e = cs_aws_parse_sts_response(doc, len, out, err);
+  e = cs_aws_parse_sts(doc, len, CS_STS_ASSUME_ROLE, &r, err);
   if (e != CS_OK) {
-    for (size_t i = 0; i < sizeof *out; i++)
-      assert_int_equal(((unsigned char *)out)[i], 'S');
+    for (size_t i = 0; i < sizeof r; i++)
+      assert_int_equal(((unsigned char *)&r)[i], 'S');
+  } else {
+    *out = r.creds;
+    assert_string_equal(r.account, "");
   }
+  cs_sts_result_wipe(&r);
   return e;
 }
 
-static enum cs_err parse_str(const char *doc, struct cs_aws_creds *out, struct cs_aws_error *err)
+static enum cs_err parse_str(const char *doc, struct cs_aws_creds *out, struct cs_net_error *err)
 {
   return parse(doc, strlen(doc), out, err);
 }
@@ -101,7 +108,7 @@ static char *repeat(char c, size_t n)
 static void test_assume_role_ok(void **state)
 {
   struct cs_aws_creds c;
-  struct cs_aws_error err;
+  struct cs_net_error err;
 
   assert_int_equal(parse_str(assume_ok, &c, &err), CS_OK);
   assert_string_equal(c.access_key_id, "ASIAIOSFODNN7EXAMPLE");
@@ -117,7 +124,7 @@ static void test_assume_role_ok(void **state)
 static void test_error_response(void **state)
 {
   struct cs_aws_creds c;
-  struct cs_aws_error err;
+  struct cs_net_error err;
 
   assert_int_equal(parse_str(error_denied, &c, &err), CS_ERR_UPSTREAM);
   assert_string_equal(err.code, "AccessDenied");
@@ -147,7 +154,7 @@ static void test_error_response(void **state)
 static void test_entities_and_cdata(void **state)
 {
   struct cs_aws_creds c;
-  struct cs_aws_error err;
+  struct cs_net_error err;
   char *doc = wrap_creds("<AccessKeyId>ASIA&#65;&#x42;CDEFGHIJKLMN</AccessKeyId>"
                          "<SecretAccessKey>a&amp;b&lt;c&gt;d&quot;e&apos;f&#47;g</SecretAccessKey>"
                          "<SessionToken><![CDATA[tok<&>en]]>tail</SessionToken>"
@@ -170,7 +177,7 @@ static void test_entities_and_cdata(void **state)
 static void test_prefixes_comments_attributes(void **state)
 {
   struct cs_aws_creds c;
-  struct cs_aws_error err;
+  struct cs_net_error err;
   const char *doc =
       "\xEF\xBB\xBF<?xml version=\"1.0\"?><!-- <AccessKeyId>EVIL</AccessKeyId> -->"
       "<sts:AssumeRoleResponse xmlns:sts=\"https://sts.amazonaws.com/doc/2011-06-15/\" "
@@ -192,7 +199,7 @@ static void test_prefixes_comments_attributes(void **state)
 static void test_truncated(void **state)
 {
   struct cs_aws_creds c;
-  struct cs_aws_error err;
+  struct cs_net_error err;
   size_t n = strlen(assume_ok);
 
   /* The last byte is a newline after the root: drop it and the rest must fail. */
@@ -247,7 +254,7 @@ static void test_garbage(void **state)
       "<ErrorResponse/>",
   };
   struct cs_aws_creds c;
-  struct cs_aws_error err;
+  struct cs_net_error err;
 
   for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
     enum cs_err e = parse_str(docs[i], &c, &err);
@@ -265,7 +272,7 @@ static void test_garbage(void **state)
 static void test_depth_and_duplicates(void **state)
 {
   struct cs_aws_creds c;
-  struct cs_aws_error err;
+  struct cs_net_error err;
   char deep[20 * 7 + 1];
   char *doc;
 
@@ -321,7 +328,7 @@ static void test_missing_fields(void **state)
       "<SessionToken>t</SessionToken><Expiration>2026-11-22T17:00:00Z</Expiration>",
   };
   struct cs_aws_creds c;
-  struct cs_aws_error err;
+  struct cs_net_error err;
 
   for (size_t i = 0; i < sizeof creds / sizeof creds[0]; i++) {
     char *doc = wrap_creds(creds[i]);
@@ -341,7 +348,7 @@ static void test_missing_fields(void **state)
 static void test_oversize(void **state)
 {
   struct cs_aws_creds c;
-  struct cs_aws_error err;
+  struct cs_net_error err;
   char buf[8192];
   char *v, *doc;
 
@@ -416,7 +423,7 @@ static void test_oversize(void **state)
 
 /* ------------------------------------------------------------ IMDS JSON */
 
-static enum cs_err imds(const char *doc, struct cs_aws_creds *c, struct cs_aws_error *err)
+static enum cs_err imds(const char *doc, struct cs_aws_creds *c, struct cs_net_error *err)
 {
   memset(c, 'S', sizeof *c);
   memset(err, 0, sizeof *err);
@@ -426,7 +433,7 @@ static enum cs_err imds(const char *doc, struct cs_aws_creds *c, struct cs_aws_e
 static void test_imds_json(void **state)
 {
   struct cs_aws_creds c;
-  struct cs_aws_error err;
+  struct cs_net_error err;
   char buf[4096];
   char *v;
 
@@ -502,14 +509,13 @@ static void test_form_escape(void **state)
   struct cs_buf b;
 
   cs_buf_init(&b, 1024);
-  assert_int_equal(cs_aws_form_escape(&b, "arn:aws:iam::123456789012:role/a b+c=d,e.f@g_h-i~"),
-                   CS_OK);
+  assert_int_equal(cs_form_escape(&b, "arn:aws:iam::123456789012:role/a b+c=d,e.f@g_h-i~"), CS_OK);
   assert_string_equal(b.data,
                       "arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fa%20b%2Bc%3Dd%2Ce.f%40g_h-i~");
   cs_buf_free(&b);
   cs_buf_init(&b, 5);
-  assert_int_equal(cs_aws_form_escape(&b, "a/b"), CS_OK); /* "a%2Fb" is 5 */
-  assert_int_equal(cs_aws_form_escape(&b, "c"), CS_ERR_TOO_LARGE);
+  assert_int_equal(cs_form_escape(&b, "a/b"), CS_OK); /* "a%2Fb" is 5 */
+  assert_int_equal(cs_form_escape(&b, "c"), CS_ERR_TOO_LARGE);
   cs_buf_free(&b);
 }
 
@@ -523,19 +529,36 @@ static struct cs_aws_request base_req(void)
   };
 }
 
+/* The STS and IMDS counters, summed as /metrics shows them. */
+struct aws_stats {
+  uint64_t sts_calls, imds_calls, cache_hits, cache_misses;
+};
+
+static void get_stats(struct cs_broker *b, struct aws_stats *out)
+{
+  struct cs_broker_stats st;
+
+  cs_broker_get_stats(b, &st);
+  out->sts_calls = st.kind[CS_KIND_STS].calls;
+  out->imds_calls = st.kind[CS_KIND_IMDS].calls;
+  out->cache_hits = st.kind[CS_KIND_STS].cache_hits + st.kind[CS_KIND_IMDS].cache_hits;
+  out->cache_misses = st.kind[CS_KIND_STS].cache_misses + st.kind[CS_KIND_IMDS].cache_misses;
+}
+
 static void test_resolver_static_and_checks(void **state)
 {
-  struct cs_aws_config cfg = {.sts_endpoint = "http://127.0.0.1:1/",
-                              .imds_endpoint = "http://127.0.0.1:1",
-                              .timeout_ms = 2000};
-  struct cs_aws_resolver *r;
+  struct cs_broker_config cfg = {.sts_endpoint = "http://127.0.0.1:1/",
+                                 .imds_endpoint = "http://127.0.0.1:1",
+                                 .timeout_ms = 2000};
+  struct cs_broker *r;
   struct cs_aws_request req = base_req();
   struct cs_aws_creds c;
-  struct cs_aws_error err;
-  struct cs_aws_stats st;
+  struct cs_net_error err;
+  struct aws_stats st;
+  char msg[256];
 
-  assert_int_equal(cs_aws_resolver_create(&cfg, &r), CS_OK);
-  assert_int_equal(cs_aws_resolve(r, &req, &c, &err), CS_OK);
+  assert_int_equal(cs_broker_create(&cfg, &r, msg, sizeof msg), CS_OK);
+  assert_int_equal(cs_broker_aws(r, &req, &c, &err), CS_OK);
   assert_string_equal(c.access_key_id, req.access_key_id);
   assert_string_equal(c.secret_access_key, req.secret_key);
   assert_string_equal(c.session_token, "");
@@ -543,7 +566,7 @@ static void test_resolver_static_and_checks(void **state)
   /* AssumeRole options do not matter without a role. */
   req.duration_seconds = 5;
   req.session_name = "x";
-  assert_int_equal(cs_aws_resolve(r, &req, &c, &err), CS_OK);
+  assert_int_equal(cs_broker_aws(r, &req, &c, &err), CS_OK);
 
   /* Each of these is refused before any network use. */
   for (int i = 0; i < 12; i++) {
@@ -589,12 +612,13 @@ static void test_resolver_static_and_checks(void **state)
       break;
     }
     memset(&c, 'S', sizeof c);
-    if (cs_aws_resolve(r, &req, &c, &err) != CS_ERR_INVALID)
+    if (cs_broker_aws(r, &req, &c, &err) != CS_ERR_INVALID)
       fail_msg("request %d was not refused", i);
     assert_string_equal(err.code, "InvalidRequest");
+    assert_true(err.field[0] != '\0'); /* names the parameter at fault */
     assert_int_equal(((unsigned char *)&c)[0], 'S');
   }
-  cs_aws_get_stats(r, &st);
+  get_stats(r, &st);
   assert_int_equal(st.sts_calls, 0);
   assert_int_equal(st.imds_calls, 0);
   assert_int_equal(st.cache_hits + st.cache_misses, 0);
@@ -605,46 +629,83 @@ static void test_resolver_static_and_checks(void **state)
   req = base_req();
   req.role_arn = "arn:aws:iam::123456789012:role/demo";
   req.session_name = "a_+=,.@-Z9";
-  assert_int_equal(cs_aws_resolve(r, &req, &c, &err), CS_ERR_UPSTREAM);
+  assert_int_equal(cs_broker_aws(r, &req, &c, &err), CS_ERR_UPSTREAM);
   assert_string_equal(err.code, "STSUnreachable");
-  cs_aws_get_stats(r, &st);
+  get_stats(r, &st);
   assert_int_equal(st.sts_calls, 3);
   assert_int_equal(st.cache_misses, 1);
 
   /* Errors are not cached: the next resolve tries again. */
-  assert_int_equal(cs_aws_resolve(r, &req, &c, &err), CS_ERR_UPSTREAM);
-  cs_aws_get_stats(r, &st);
+  assert_int_equal(cs_broker_aws(r, &req, &c, &err), CS_ERR_UPSTREAM);
+  get_stats(r, &st);
   assert_int_equal(st.sts_calls, 6);
 
   /* The instance role with IMDS down: one token attempt, no retry storm. */
   req = base_req();
   req.access_key_id = req.secret_key = NULL;
   req.use_instance_role = true;
-  assert_int_equal(cs_aws_resolve(r, &req, &c, &err), CS_ERR_UPSTREAM);
+  assert_int_equal(cs_broker_aws(r, &req, &c, &err), CS_ERR_UPSTREAM);
   assert_string_equal(err.code, "IMDSUnreachable");
-  cs_aws_get_stats(r, &st);
+  get_stats(r, &st);
   assert_int_equal(st.imds_calls, 1);
   assert_int_equal(st.sts_calls, 6);
-  cs_aws_resolver_free(r);
+  cs_broker_free(r);
 
-  /* Endpoints must be http(s) URLs. */
-  cfg.sts_endpoint = "ftp://127.0.0.1/";
-  assert_int_equal(cs_aws_resolver_create(&cfg, &r), CS_ERR_INVALID);
+  /* GetSessionToken is for static keys without a role. */
+  assert_int_equal(cs_broker_create(&cfg, &r, msg, sizeof msg), CS_OK);
+  req = base_req();
+  req.session = true;
+  req.role_arn = "arn:aws:iam::123456789012:role/demo";
+  assert_int_equal(cs_broker_aws(r, &req, &c, &err), CS_ERR_INVALID);
+  assert_string_equal(err.field, "format");
+  req.role_arn = NULL;
+  req.duration_seconds = 100;
+  assert_int_equal(cs_broker_aws(r, &req, &c, &err), CS_ERR_INVALID);
+  assert_string_equal(err.field, "durationSeconds");
+  get_stats(r, &st);
+  assert_int_equal(st.sts_calls, 0);
+  cs_broker_free(r);
+
+  /* Endpoints must be http(s) URLs, and plain http only to loopback: a bad
+   * option fails the start, with a message naming it. */
+  static const char *const bad_sts[] = {
+      "ftp://127.0.0.1/",          "https://127.0.0.1:1/\x01", "127.0.0.1:1",
+      "http://10.0.0.1/",          "http://sts.example.com/",  "http://[::ffff:10.0.0.1]/",
+      "http://user:pw@127.0.0.1/", "http://0x0a000001/",       "http://169.254.169.254/"};
+  for (size_t i = 0; i < sizeof bad_sts / sizeof bad_sts[0]; i++) {
+    cfg.sts_endpoint = bad_sts[i];
+    msg[0] = '\0';
+    if (cs_broker_create(&cfg, &r, msg, sizeof msg) != CS_ERR_INVALID)
+      fail_msg("--sts-endpoint %s accepted", bad_sts[i]);
+    assert_non_null(strstr(msg, "--sts-endpoint"));
+  }
+  /* Loopback in any spelling libcurl reads as loopback is fine over http. */
+  static const char *const good_sts[] = {"http://127.0.0.1:9/", "http://localhost:9/",
+                                         "http://[::1]:9/",     "http://2130706433:9/",
+                                         "http://127.1:9/",     "https://sts.example.com/"};
+  for (size_t i = 0; i < sizeof good_sts / sizeof good_sts[0]; i++) {
+    cfg.sts_endpoint = good_sts[i];
+    if (cs_broker_create(&cfg, &r, msg, sizeof msg) != CS_OK)
+      fail_msg("--sts-endpoint %s refused: %s", good_sts[i], msg);
+    cs_broker_free(r);
+  }
   cfg.sts_endpoint = "http://127.0.0.1:1/";
   cfg.imds_endpoint = "169.254.169.254";
-  assert_int_equal(cs_aws_resolver_create(&cfg, &r), CS_ERR_INVALID);
-
-  /* A failure that retrying cannot fix is not retried. */
-  cfg.imds_endpoint = NULL;
-  cfg.sts_endpoint = "https://127.0.0.1:1/\x01";
-  assert_int_equal(cs_aws_resolver_create(&cfg, &r), CS_OK);
-  req = base_req();
-  req.role_arn = "arn:aws:iam::123456789012:role/demo";
-  assert_int_equal(cs_aws_resolve(r, &req, &c, &err), CS_ERR_UPSTREAM);
-  assert_string_equal(err.code, "STSUnreachable");
-  cs_aws_get_stats(r, &st);
-  assert_int_equal(st.sts_calls, 1);
-  cs_aws_resolver_free(r);
+  assert_int_equal(cs_broker_create(&cfg, &r, msg, sizeof msg), CS_ERR_INVALID);
+  /* IMDS is link-local by nature: plain http to it is the normal case. */
+  cfg.imds_endpoint = "http://169.254.169.254";
+  assert_int_equal(cs_broker_create(&cfg, &r, msg, sizeof msg), CS_OK);
+  cs_broker_free(r);
+  struct cs_broker_config other = {.azure_authority_host = "http://login.example.com"};
+  assert_int_equal(cs_broker_create(&other, &r, msg, sizeof msg), CS_ERR_INVALID);
+  assert_non_null(strstr(msg, "--azure-authority-host"));
+  other = (struct cs_broker_config){.ibm_iam_endpoint = "http://192.168.1.1"};
+  assert_int_equal(cs_broker_create(&other, &r, msg, sizeof msg), CS_ERR_INVALID);
+  other = (struct cs_broker_config){.gcp_token_url = "http://[fe80::1]/token"};
+  assert_int_equal(cs_broker_create(&other, &r, msg, sizeof msg), CS_ERR_INVALID);
+  other = (struct cs_broker_config){.outbound_ca_file = "/nonexistent/ca.pem"};
+  assert_int_equal(cs_broker_create(&other, &r, msg, sizeof msg), CS_ERR_INVALID);
+  assert_non_null(strstr(msg, "--outbound-ca-file"));
 }
 
 int main(void)

@@ -158,7 +158,7 @@ static void add_usage(struct fx *f, const char *cred, const char *url, char uid[
 static enum cs_err resolve(struct fx *f, const char *cred, const char *uid,
                            const struct cs_resolve_opts *o, cJSON **m, struct cs_net_error *fail)
 {
-  struct cs_resolve_req in = {cred, uid, NULL, {0, NULL, NULL}};
+  struct cs_resolve_req in = {cred, uid, NULL, {0}};
   if (o)
     in.opts = *o;
   return cs_resolve(&f->core, &f->actor, &in, m, fail);
@@ -403,13 +403,13 @@ static void test_resolve_refusals_record_nothing(void **state)
   assert_int_equal(resolve(f, "r-1", other, NULL, &m, &fail), CS_ERR_INVALID);
   assert_string_equal(fail.field, "usageId");
   assert_int_equal(resolve(f, "gone", uid, NULL, &m, &fail), CS_ERR_NOT_FOUND);
-  struct cs_resolve_opts longer = {7200, NULL, NULL};
+  struct cs_resolve_opts longer = {.duration_seconds = 7200};
   assert_int_equal(resolve(f, "r-1", uid, &longer, &m, &fail), CS_ERR_INVALID);
   assert_string_equal(fail.field, "durationSeconds");
-  struct cs_resolve_opts named = {0, NULL, "credstore-someone-else"};
+  struct cs_resolve_opts named = {.session_name = "credstore-someone-else"};
   assert_int_equal(resolve(f, "r-1", uid, &named, &m, &fail), CS_ERR_INVALID);
   assert_string_equal(fail.field, "sessionName");
-  struct cs_resolve_req typed = {"r-1", uid, "aws", {0, NULL, NULL}};
+  struct cs_resolve_req typed = {"r-1", uid, "aws", {0}};
   assert_int_equal(cs_resolve(&f->core, &f->actor, &typed, &m, &fail), CS_ERR_INVALID);
   assert_string_equal(fail.field, "");
   assert_non_null(strstr(fail.message, "ibmCloud"));
@@ -421,7 +421,7 @@ static void test_resolve_refusals_record_nothing(void **state)
   /* Its own derived session name is accepted. */
   char sess[64];
   snprintf(sess, sizeof sess, "credstore-%s", uid);
-  struct cs_resolve_opts own = {0, NULL, sess};
+  struct cs_resolve_opts own = {.session_name = sess};
   assert_int_equal(resolve(f, "r-1", uid, &own, &m, &fail), CS_OK);
   cs_json_wipe_delete(m);
   assert_int_equal(audit_count(f), before + 1);

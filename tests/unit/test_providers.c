@@ -203,29 +203,14 @@ static void test_registry(void **state)
     assert_ptr_equal(cs_provider_find(types[n]), cs_providers[n]);
     assert_non_null(cs_providers[n]->validate);
     assert_non_null(cs_providers[n]->resolve);
+    assert_non_null(cs_providers[n]->test);
+    assert_non_null(cs_providers[n]->short_lived);
   }
   assert_int_equal(n, 5);
   assert_null(cs_provider_find("AWS"));
   assert_null(cs_provider_find("ibmcloud"));
   assert_null(cs_provider_find(""));
   assert_null(cs_provider_find(NULL));
-}
-
-/* Until the broker issue, every provider's test says so, and no more. */
-static void test_test_not_implemented(void **state)
-{
-  (void)state;
-  for (size_t i = 0; cs_providers[i]; i++) {
-    struct cs_prov_ctx ctx = {NULL, "id", 1, NULL, "", 0, NULL};
-    struct cs_test_result r;
-    memset(&r, 0x5a, sizeof r);
-    assert_non_null(cs_providers[i]->test);
-    assert_int_equal(cs_providers[i]->test(&ctx, &r), CS_ERR_UNAVAILABLE);
-    assert_false(r.ok);
-    assert_string_equal(r.code, "NotImplemented");
-    assert_non_null(strstr(r.message, "not implemented"));
-    assert_string_equal(r.identity, "");
-  }
 }
 
 /* Resolve options narrow, never widen: each refusal names its field. */
@@ -238,19 +223,27 @@ static void test_resolve_opts_check(void **state)
     struct cs_resolve_opts o;
     const char *field; /* NULL: accepted */
   } cases[] = {
-      {none, {0, NULL, NULL}, NULL},
-      {none, {3600, "eu-west-1", "credstore-u-1"}, NULL},
-      {none, {3601, NULL, NULL}, "durationSeconds"},
-      {stored, {1800, NULL, NULL}, NULL},
-      {stored, {1801, NULL, NULL}, "durationSeconds"},
-      {none, {0, NULL, "credstore-u-2"}, "sessionName"},
-      {none, {0, NULL, ""}, "sessionName"},
-      {none, {0, "EU-WEST-1", NULL}, "region"},
-      {none, {0, "eu-west-1.evil.example", NULL}, "region"},
-      {none, {0, "", NULL}, "region"},
+      {none, {.duration_seconds = 0, .region = NULL, .session_name = NULL}, NULL},
+      {none,
+       {.duration_seconds = 3600, .region = "eu-west-1", .session_name = "credstore-u-1"},
+       NULL},
+      {none, {.duration_seconds = 3601, .region = NULL, .session_name = NULL}, "durationSeconds"},
+      {stored, {.duration_seconds = 1800, .region = NULL, .session_name = NULL}, NULL},
+      {stored, {.duration_seconds = 1801, .region = NULL, .session_name = NULL}, "durationSeconds"},
+      {none,
+       {.duration_seconds = 0, .region = NULL, .session_name = "credstore-u-2"},
+       "sessionName"},
+      {none, {.duration_seconds = 0, .region = NULL, .session_name = ""}, "sessionName"},
+      {none, {.duration_seconds = 0, .region = "EU-WEST-1", .session_name = NULL}, "region"},
+      {none,
+       {.duration_seconds = 0, .region = "eu-west-1.evil.example", .session_name = NULL},
+       "region"},
+      {none, {.duration_seconds = 0, .region = "", .session_name = NULL}, "region"},
       /* The first fault is named. */
-      {stored, {7200, "bad", "other"}, "durationSeconds"},
-      {none, {0, "bad", "other"}, "sessionName"},
+      {stored,
+       {.duration_seconds = 7200, .region = "bad", .session_name = "other"},
+       "durationSeconds"},
+      {none, {.duration_seconds = 0, .region = "bad", .session_name = "other"}, "sessionName"},
   };
 
   (void)state;
@@ -1685,7 +1678,6 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_registry),
-      cmocka_unit_test(test_test_not_implemented),
       cmocka_unit_test(test_resolve_opts_check),
       cmocka_unit_test(test_result_free),
       cmocka_unit_test(test_aws_static_keys),
