@@ -307,6 +307,7 @@ struct cs_store_stat {
   uint64_t map_size;   /* bytes reserved (etcd: of the local copy) */
   uint64_t used_bytes; /* pages in use * page size */
   uint64_t records[CS_TBL__COUNT];
+  uint64_t write_batches; /* cs_store_write_batch() calls with work (group commits) */
   /* etcd only (all 0 on LMDB). Counters count since open. */
   uint64_t revision;        /* etcd revision the local copy has applied */
   uint64_t etcd_requests;   /* round trips made by API calls (writes, leases) */

@@ -633,6 +633,7 @@ enum cs_err cs_store_write_batch(struct cs_store *st, struct cs_store_op *ops, s
 
   if (n == 0)
     return CS_OK;
+  atomic_fetch_add_explicit(&st->batches, 1, memory_order_relaxed);
   if (st->etcd && !st->readonly)
     return cs_etcd_write_batch(st, ops, n);
   if (st->readonly) {
@@ -696,6 +697,7 @@ enum cs_err cs_store_stat(struct cs_store *st, struct cs_store_stat *out)
     if (e != CS_OK)
       goto out;
   }
+  s.write_batches = atomic_load_explicit(&st->batches, memory_order_relaxed);
   cs_etcd_stat(st, &s);
   *out = s;
 out:

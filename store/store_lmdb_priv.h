@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 /* Idle read txns kept for reuse (each holds one of the 1024 reader slots). */
 #define CS_READ_POOL 64
@@ -57,6 +58,7 @@ struct cs_store {
   unsigned pins;            /* snapshots and backups using the mapping */
   bool remapping;           /* a remap waits: new pins hold off */
   struct cs_txn *idle;
+  atomic_uint_fast64_t batches; /* cs_store_write_batch() calls with work */
   struct cs_txn pool[CS_READ_POOL];
 };
 

@@ -606,3 +606,37 @@ def test_migrate_lmdb_to_etcd_and_back(etcd, tmp_path):
         assert r.returncode == 0, r.stderr
     finally:
         src.close()
+
+
+# ------------------------------------------------------------- deploy/
+
+
+def test_k8s_cluster_manifests():
+    import glob
+    import yaml
+    d = os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "k8s-cluster")
+    docs = []
+    for f in sorted(glob.glob(os.path.join(d, "*.yaml"))):
+        with open(f) as fh:
+            docs += [x for x in yaml.safe_load_all(fh) if x]
+    kinds = {x["kind"]: x for x in docs}
+    kust = kinds["Kustomization"]
+    for r in kust["resources"]:
+        assert os.path.exists(os.path.join(d, r)), r
+    assert not [x for x in docs if x["kind"] == "Secret"]  # secrets are made by hand
+    dep = kinds["Deployment"]
+    assert dep["spec"]["replicas"] >= 2
+    c = dep["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["CREDSTORE_STORE"]["value"].startswith("etcd://")
+    assert env["CREDSTORE_NODE_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert c["args"][0] == "serve" and "--data" not in c["args"]
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert c["securityContext"]["readOnlyRootFilesystem"]
+    sts = kinds["StatefulSet"]
+    assert sts["spec"]["replicas"] == 3 and "etcd" in sts["spec"]["template"]["spec"][
+        "containers"][0]["image"]
+    job = kinds["Job"]["spec"]["template"]["spec"]["containers"][0]
+    assert job["args"][0] == "init" and "--master-key-file" in job["args"]
+    assert {e["name"]: e["value"] for e in job["env"]}["CREDSTORE_STORE"] == \
+        env["CREDSTORE_STORE"]["value"]
