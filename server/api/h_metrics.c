@@ -33,15 +33,11 @@ static enum cs_err render_cluster(struct cs_core *core, const struct cs_store_st
         "# TYPE credstore_etcd_txns_total counter\ncredstore_etcd_txns_total %llu\n"
         "# HELP credstore_etcd_conflicts_total Txns whose compares failed.\n"
         "# TYPE credstore_etcd_conflicts_total counter\ncredstore_etcd_conflicts_total %llu\n"
-        "# HELP credstore_store_write_batches_total Group commits.\n"
-        "# TYPE credstore_store_write_batches_total counter\n"
-        "credstore_store_write_batches_total %llu\n"
         "# HELP credstore_etcd_background_total Round trips of the watch and health threads.\n"
         "# TYPE credstore_etcd_background_total counter\ncredstore_etcd_background_total %llu\n",
         cs_store_healthy(core->store) ? 1 : 0, (unsigned long long)s->revision,
         (unsigned long long)s->etcd_requests, (unsigned long long)s->etcd_txns,
-        (unsigned long long)s->etcd_conflicts, (unsigned long long)s->write_batches,
-        (unsigned long long)s->etcd_background);
+        (unsigned long long)s->etcd_conflicts, (unsigned long long)s->etcd_background);
   return e;
 }
 
@@ -93,8 +89,11 @@ static enum cs_err render_state(struct cs_core *c, struct cs_buf *b)
     e = cs_buf_printf(b,
                       "# HELP credstore_start_time_seconds Start time.\n"
                       "# TYPE credstore_start_time_seconds gauge\n"
-                      "credstore_start_time_seconds %lld\n",
-                      (long long)cs.started_at);
+                      "credstore_start_time_seconds %lld\n"
+                      "# HELP credstore_store_write_batches_total Group commits.\n"
+                      "# TYPE credstore_store_write_batches_total counter\n"
+                      "credstore_store_write_batches_total %llu\n",
+                      (long long)cs.started_at, (unsigned long long)cs.store.write_batches);
   if (!e && cs_store_shared(c->store))
     e = render_cluster(c, &cs.store, b);
   return e;

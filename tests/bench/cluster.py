@@ -169,7 +169,7 @@ def main():
         lmdb = os.path.join(tmp, "lmdb")
         url = etcd.url("/bench/")
         admins = {}
-        for label, sargs in (("lmdb", ["--data", lmdb]), ("etcd", ["--store", url])):
+        for label, sargs in (("lmdb", ["--data", lmdb]), ("cluster", ["--store", url])):
             r = subprocess.run([bin_, "init", *sargs, *kargs], capture_output=True, text=True,
                                timeout=60)
             assert r.returncode == 0, r.stderr
