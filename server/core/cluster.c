@@ -18,14 +18,19 @@
  * covers them. */
 #include "core_internal.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define META_KEYRING "keyring"
 #define CLAIM_PREFIX "claim/"
 
+/* One core per process: reloads from the watch thread and from requests
+ * that met a newer version first take turns. */
+static pthread_mutex_t reload_mu = PTHREAD_MUTEX_INITIALIZER;
+
 /* A newer stored keyring replaces the current one; the old one is retired
- * (kept, freed at stop). Runs on the watch thread only. */
+ * (kept, freed at stop). Call with reload_mu held. */
 static void reload_keyring(struct cs_core *c)
 {
   struct cs_stored_keyring k = {0};
@@ -75,14 +80,33 @@ static void on_change(void *arg, enum cs_table t, const void *key, size_t klen)
     cs_outbox_kick(c);
     break;
   case CS_TBL_META:
-    if (!key || is_meta(key, klen, META_KEYRING, false))
+    if (!key || is_meta(key, klen, META_KEYRING, false)) {
+      pthread_mutex_lock(&reload_mu);
       reload_keyring(c);
+      pthread_mutex_unlock(&reload_mu);
+    }
     if (!key || is_meta(key, klen, CLAIM_PREFIX, true))
       cs_outbox_kick(c);
     break;
   default:
     break;
   }
+}
+
+const struct cs_keyring *cs_core_keyring_for(struct cs_core *c, uint32_t version)
+{
+  const struct cs_keyring *kr = c->keyring;
+
+  /* The watch applies a rotation's records and then reports them: a read
+   * in between meets a version this node has not loaded yet. */
+  if (version <= cs_keyring_current_version(kr) || !cs_store_shared(c->store))
+    return kr;
+  pthread_mutex_lock(&reload_mu);
+  if (version > cs_keyring_current_version(c->keyring))
+    reload_keyring(c);
+  kr = c->keyring;
+  pthread_mutex_unlock(&reload_mu);
+  return kr;
 }
 
 void cs_cluster_start(struct cs_core *c) { cs_store_on_change(c->store, on_change, c); }

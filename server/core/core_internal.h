@@ -192,6 +192,14 @@ enum cs_err cs_outbox_queue_update(struct cs_txn *txn, const char *cred_id,
 
 /* ---------------------------------------------- lifecycle pieces (core.c) */
 
+/**
+ * The keyring to open a record sealed under data-key @p version: the
+ * current one, or in a shared store a newer one loaded now when @p version
+ * is past it (rotated by another process, not yet reported by the watch).
+ * Borrowed until cs_core_stop().
+ */
+const struct cs_keyring *cs_core_keyring_for(struct cs_core *c, uint32_t version);
+
 /** Follow the store's change feed (cluster.c); stop before the workers go. */
 void cs_cluster_start(struct cs_core *c);
 void cs_cluster_stop(struct cs_core *c);

@@ -66,7 +66,8 @@ static enum cs_err read_existing(struct cs_core *c, const char *id, struct exist
   }
   memcpy(x->sealed, v.sealed, v.sealed_len);
   x->sealed_len = v.sealed_len;
-  e = cs_cred_open_secret(c->keyring, &v, &x->plain, &x->plain_len);
+  e = cs_cred_open_secret(cs_core_keyring_for(c, cs_sealed_version(v.sealed, v.sealed_len)), &v,
+                          &x->plain, &x->plain_len);
 out:
   cs_store_read_end(txn);
   if (e)

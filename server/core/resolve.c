@@ -68,7 +68,8 @@ static enum cs_err take_snapshot(struct cs_core *core, const struct cs_resolve_r
     e = CS_ERR_STORE;
     goto out;
   }
-  e = cs_cred_open_secret(core->keyring, &c, &s->plain, &s->plain_len);
+  e = cs_cred_open_secret(cs_core_keyring_for(core, cs_sealed_version(c.sealed, c.sealed_len)), &c,
+                          &s->plain, &s->plain_len);
 out:
   cs_store_read_end(txn);
   if (e)

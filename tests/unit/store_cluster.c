@@ -248,6 +248,100 @@ static void test_two_nodes_see_each_other(void **state)
   cs_store_close(b);
 }
 
+/* ------------------------------------------------------------- feeds */
+
+#define FEED_WRITES 6
+#define FEED_PER_WRITE 3
+#define FEED_MAX (FEED_WRITES * FEED_PER_WRITE + 8)
+
+struct feed_put {
+  int write;
+};
+
+/* FEED_PER_WRITE events of one write, put in descending key order: their
+ * order in the feed follows the key, the same on every node. */
+static enum cs_err feed_put_cb(struct cs_txn *txn, void *ctx)
+{
+  const struct feed_put *p = ctx;
+  enum cs_err e = CS_OK;
+
+  for (int i = FEED_PER_WRITE - 1; i >= 0 && !e; i--) {
+    uint8_t key[8];
+    char val[32];
+    int n = snprintf(val, sizeof val, "w%d-%d", p->write, i);
+
+    cs_store_seq_key(((uint64_t)1 << 63) | (uint64_t)(p->write * FEED_PER_WRITE + i), key);
+    e = cs_txn_put(txn, CS_TBL_EVENTS, key, 8, val, (size_t)n, CS_PUT_NO_OVERWRITE);
+  }
+  return e;
+}
+
+struct feed_seen {
+  int n;
+  uint64_t pos[FEED_MAX];
+  char val[FEED_MAX][32];
+};
+
+static enum cs_err feed_collect(uint64_t pos, const struct cs_val *k, const struct cs_val *v,
+                                void *arg, bool *stop)
+{
+  struct feed_seen *s = arg;
+
+  (void)k;
+  if (s->n == FEED_MAX)
+    return CS_ERR_INTERNAL;
+  s->pos[s->n] = pos;
+  snprintf(s->val[s->n], sizeof s->val[0], "%.*s", (int)v->len, (const char *)v->data);
+  *stop = ++s->n == FEED_MAX;
+  return CS_OK;
+}
+
+/* Appends from two nodes read as one feed: the same positions and order on
+ * both, strictly increasing, a write's records together and in key order,
+ * and a walk from any position returns exactly what follows it. */
+static void test_feed_same_order_on_every_node(void **state)
+{
+  struct fx *f = *state;
+  struct cs_store *b = node(f);
+  struct feed_seen *sa = calloc(1, sizeof *sa), *sb = calloc(1, sizeof *sb),
+                   *tail = calloc(1, sizeof *tail);
+
+  assert_non_null(sa && sb && tail);
+  for (int w = 0; w < FEED_WRITES; w++) {
+    struct feed_put p = {w};
+    assert_int_equal(cs_store_write(w % 2 ? b : f->st, feed_put_cb, &p), CS_OK);
+  }
+  /* Both copies at the same revision. */
+  for (int64_t t0 = now_ms(); stat_of(b).revision != stat_of(f->st).revision; sleep_ms(5))
+    assert_true(now_ms() - t0 < bound_ms(2000));
+  assert_int_equal(cs_store_feed_each(f->st, CS_TBL_EVENTS, 0, feed_collect, sa), CS_OK);
+  assert_int_equal(cs_store_feed_each(b, CS_TBL_EVENTS, 0, feed_collect, sb), CS_OK);
+  assert_int_equal(sa->n, FEED_WRITES * FEED_PER_WRITE);
+  assert_int_equal(sb->n, sa->n);
+  for (int i = 0; i < sa->n; i++) {
+    char want[32];
+
+    snprintf(want, sizeof want, "w%d-%d", i / FEED_PER_WRITE, i % FEED_PER_WRITE);
+    assert_int_equal(sa->pos[i], sb->pos[i]);
+    assert_string_equal(sa->val[i], sb->val[i]);
+    assert_string_equal(sa->val[i], want);
+    if (i)
+      assert_true(sa->pos[i] > sa->pos[i - 1]);
+    /* One write, one revision: the position's high bits. */
+    assert_int_equal(sa->pos[i] >> CS_FEED_RANK_BITS,
+                     sa->pos[i - i % FEED_PER_WRITE] >> CS_FEED_RANK_BITS);
+  }
+  assert_int_equal(cs_store_feed_each(b, CS_TBL_EVENTS, sa->pos[7], feed_collect, tail), CS_OK);
+  assert_int_equal(tail->n, sa->n - 8);
+  for (int i = 0; i < tail->n; i++)
+    assert_int_equal(tail->pos[i], sa->pos[i + 8]);
+  assert_int_equal(cs_store_feed_each(b, CS_TBL_CREDS, 0, feed_collect, tail), CS_ERR_INVALID);
+  free(sa);
+  free(sb);
+  free(tail);
+  cs_store_close(b);
+}
+
 /* ------------------------------------------------ conflicts must serialize */
 
 #define INCREMENTS 40
@@ -1423,6 +1517,7 @@ const size_t n_tls_tests = sizeof tls_tests / sizeof tls_tests[0];
 
 const struct CMUnitTest cluster_tests[] = {
     cmocka_unit_test_setup_teardown(test_two_nodes_see_each_other, fx_setup, fx_teardown),
+    cmocka_unit_test_setup_teardown(test_feed_same_order_on_every_node, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_counter_increments_serialize, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_insert_if_range_empty_one_wins, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_delete_vs_register_never_both, fx_setup, fx_teardown),
