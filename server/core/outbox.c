@@ -75,6 +75,7 @@ struct cs_outbox {
   bool shared;                               /* cluster mode: claim before delivering */
   int64_t lease;                             /* the claims' lease; 0: none yet */
   int64_t lease_renewed_ms;                  /* monotonic */
+  bool lease_failing;                        /* said so once; said again when it works */
   struct job jobs[IN_FLIGHT_MAX];
 };
 
@@ -212,17 +213,21 @@ static void keep_lease(struct cs_outbox *ob)
 
   if (!ob->shared || (ob->lease && now - ob->lease_renewed_ms < CLAIM_RENEW_MS))
     return;
-  if (ob->lease && (e = cs_store_lease_keepalive(ob->core->store, ob->lease)) == CS_OK) {
+  if (ob->lease && (e = cs_store_lease_keepalive(ob->core->store, ob->lease)) == CS_OK)
     ob->lease_renewed_ms = now;
-    return;
-  }
-  if (!ob->lease || e == CS_ERR_NOT_FOUND) {
+  else if (!ob->lease || e == CS_ERR_NOT_FOUND) {
     ob->lease = 0;
     if ((e = cs_store_lease_grant(ob->core->store, CLAIM_TTL_S, &ob->lease)) == CS_OK)
       ob->lease_renewed_ms = now;
   }
-  if (e)
-    CS_LOG(CS_LOG_WARN, "webhook claims: lease: %s", cs_err_message(e));
+  /* Once per outage (this runs every second meanwhile). */
+  if (e && !ob->lease_failing)
+    CS_LOG(CS_LOG_WARN,
+           "webhook claims: no lease (%s): this node delivers nothing until etcd answers",
+           cs_err_message(e));
+  else if (!e && ob->lease_failing)
+    CS_LOG(CS_LOG_INFO, "webhook claims: lease renewed; delivering again");
+  ob->lease_failing = e != CS_OK;
 }
 
 struct settle_ctx {
