@@ -46,7 +46,7 @@ struct cs_api {
 enum cs_method { CS_GET, CS_POST, CS_PUT, CS_DELETE, CS_METHOD_OTHER };
 
 #define CS_MAX_PARAMS 3
-#define CS_MAX_HEADERS 4
+#define CS_MAX_HEADERS 6
 #define CS_ERR_MSG_MAX 256
 
 /** What a handler produces. */
@@ -259,6 +259,23 @@ enum cs_err cs_h_events(struct cs_req *req, struct cs_resp *resp);
 enum cs_err cs_h_audit(struct cs_req *req, struct cs_resp *resp);
 enum cs_err cs_h_metrics(struct cs_req *req, struct cs_resp *resp);
 enum cs_err cs_h_aws_container(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_ui_redirect(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_ui_index(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_ui_asset(struct cs_req *req, struct cs_resp *resp);
+
+/* ------------------------------------------------------------ console */
+
+/** One file of server/api/ui/, compiled in (ui_files.c, made by embed_ui.cmake). */
+struct cs_ui_file {
+  const char *name; /* "app.js" */
+  const unsigned char *data;
+  size_t len;
+};
+
+extern const struct cs_ui_file cs_ui_files[];
+extern const size_t cs_ui_files_count;
+/** Hash of every UI file: assets are served under /ui/assets/<cs_ui_build>/. */
+extern const char cs_ui_build[];
 
 /** Register the long-poll waker with the core (h_events.c). */
 void cs_h_events_init(struct cs_core *core);

@@ -31,6 +31,10 @@ const struct cs_route cs_routes[] = {
     {CS_GET, "/api/v1/events", cs_h_events, CS_R_READ, "events", 0},
     {CS_GET, "/api/v1/audit", cs_h_audit, CS_R_AUDIT, "audit", 0},
     {CS_GET, "/api/v1/aws/container-credentials/{}", cs_h_aws_container, CS_R_USE, "aws_container_credentials", 0},
+    {CS_GET, "/", cs_h_ui_redirect, CS_PUBLIC, "root_redirect", 0},
+    {CS_GET, "/ui", cs_h_ui_redirect, CS_PUBLIC, "ui_redirect", 0},
+    {CS_GET, "/ui/", cs_h_ui_index, CS_PUBLIC, "ui_index", 0},
+    {CS_GET, "/ui/assets/{}/{}", cs_h_ui_asset, CS_PUBLIC, "ui_asset", 0},
 };
 /* clang-format on */
 const size_t cs_routes_count = sizeof cs_routes / sizeof cs_routes[0];
