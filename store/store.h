@@ -48,6 +48,7 @@ enum cs_table {
   CS_TBL_AUDIT,          /* u64 BE seq → entry */
   CS_TBL_EVENTS,         /* u64 BE seq → event */
   CS_TBL_OUTBOX,         /* u64 BE seq → delivery */
+  CS_TBL_DEAD,           /* u64 BE seq → delivery given up on (dead letter) */
   CS_TBL__COUNT
 };
 
@@ -265,6 +266,9 @@ typedef enum cs_err (*cs_feed_fn)(uint64_t pos, const struct cs_val *key, const 
  */
 enum cs_err cs_store_feed_each(struct cs_store *st, enum cs_table t, uint64_t after, cs_feed_fn fn,
                                void *arg) CS_WUR;
+/** cs_store_feed_each() inside the read transaction @p txn. @return as it. */
+enum cs_err cs_txn_feed_each(struct cs_txn *txn, enum cs_table t, uint64_t after, cs_feed_fn fn,
+                             void *arg) CS_WUR;
 
 /**
  * @return true when other processes write this store at the same time

@@ -239,6 +239,15 @@ static enum cs_err lmdb_feed_each(struct cs_txn *txn, enum cs_table t, uint64_t 
   return e == CS_ERR_NOT_FOUND ? CS_OK : e;
 }
 
+enum cs_err cs_txn_feed_each(struct cs_txn *txn, enum cs_table t, uint64_t after, cs_feed_fn fn,
+                             void *arg)
+{
+  if (cs_feed_index(t) < 0)
+    return CS_ERR_INVALID;
+  return txn->st->etcd ? cs_etcd_feed_each(txn->st->etcd, txn, t, after, fn, arg)
+                       : lmdb_feed_each(txn, t, after, fn, arg);
+}
+
 enum cs_err cs_store_feed_each(struct cs_store *st, enum cs_table t, uint64_t after, cs_feed_fn fn,
                                void *arg)
 {
@@ -249,8 +258,7 @@ enum cs_err cs_store_feed_each(struct cs_store *st, enum cs_table t, uint64_t af
     return CS_ERR_INVALID;
   if ((e = cs_store_read_begin(st, &txn)))
     return e;
-  e = st->etcd ? cs_etcd_feed_each(st->etcd, txn, t, after, fn, arg)
-               : lmdb_feed_each(txn, t, after, fn, arg);
+  e = cs_txn_feed_each(txn, t, after, fn, arg);
   cs_store_read_end(txn);
   return e;
 }

@@ -41,12 +41,34 @@ static enum cs_err render_cluster(struct cs_core *core, const struct cs_store_st
   return e;
 }
 
+/* Records by table, the start time, group commits, and cluster mode's lines. */
+static enum cs_err render_tail(struct cs_core *c, const struct cs_core_stats *cs, struct cs_buf *b)
+{
+  static const char *const tables[CS_TBL__COUNT] = {
+      "meta",  "credentials", "usages", "usages_by_credential", "access_keys",
+      "audit", "events",      "outbox", "dead_letters"};
+  enum cs_err e = CS_OK;
+
+  for (int t = 0; t < CS_TBL__COUNT && !e; t++)
+    e = cs_buf_printf(b, "credstore_store_records{table=\"%s\"} %llu\n", tables[t],
+                      (unsigned long long)cs->store.records[t]);
+  if (!e)
+    e = cs_buf_printf(b,
+                      "# HELP credstore_start_time_seconds Start time.\n"
+                      "# TYPE credstore_start_time_seconds gauge\n"
+                      "credstore_start_time_seconds %lld\n"
+                      "# HELP credstore_store_write_batches_total Group commits.\n"
+                      "# TYPE credstore_store_write_batches_total counter\n"
+                      "credstore_store_write_batches_total %llu\n",
+                      (long long)cs->started_at, (unsigned long long)cs->store.write_batches);
+  if (!e && cs_store_shared(c->store))
+    e = render_cluster(c, &cs->store, b);
+  return e;
+}
+
 static enum cs_err render_state(struct cs_core *c, struct cs_buf *b)
 {
   struct cs_core_stats cs;
-  static const char *const tables[CS_TBL__COUNT] = {
-      "meta",        "credentials", "usages", "usages_by_credential",
-      "access_keys", "audit",       "events", "outbox"};
   const struct cs_broker_kind_stats *sts = &cs.broker.kind[CS_KIND_STS];
   const struct cs_broker_kind_stats *imds = &cs.broker.kind[CS_KIND_IMDS];
   enum cs_err e;
@@ -70,6 +92,13 @@ static enum cs_err render_state(struct cs_core *c, struct cs_buf *b)
       "credstore_webhook_deliveries_total %llu\n"
       "# HELP credstore_webhook_failures_total Webhook attempts that failed.\n"
       "# TYPE credstore_webhook_failures_total counter\ncredstore_webhook_failures_total %llu\n"
+      "# HELP credstore_webhook_dead_letters Webhook deliveries given up on, kept for retry.\n"
+      "# TYPE credstore_webhook_dead_letters gauge\ncredstore_webhook_dead_letters %llu\n"
+      "# HELP credstore_webhook_dead_letters_total Deliveries given up on since start.\n"
+      "# TYPE credstore_webhook_dead_letters_total counter\n"
+      "credstore_webhook_dead_letters_total %llu\n"
+      "# HELP credstore_events_trimmed_total Events removed by retention since start.\n"
+      "# TYPE credstore_events_trimmed_total counter\ncredstore_events_trimmed_total %llu\n"
       "# HELP credstore_store_map_bytes Bytes reserved for the store.\n"
       "# TYPE credstore_store_map_bytes gauge\ncredstore_store_map_bytes %llu\n"
       "# HELP credstore_store_used_bytes Bytes of the store in use.\n"
@@ -81,21 +110,11 @@ static enum cs_err render_state(struct cs_core *c, struct cs_buf *b)
       (unsigned long long)(sts->cache_misses + imds->cache_misses),
       (unsigned long long)cs.store.records[CS_TBL_OUTBOX],
       (unsigned long long)cs.webhook_deliveries, (unsigned long long)cs.webhook_failures,
-      (unsigned long long)cs.store.map_size, (unsigned long long)cs.store.used_bytes);
-  for (int t = 0; t < CS_TBL__COUNT && !e; t++)
-    e = cs_buf_printf(b, "credstore_store_records{table=\"%s\"} %llu\n", tables[t],
-                      (unsigned long long)cs.store.records[t]);
+      (unsigned long long)cs.store.records[CS_TBL_DEAD], (unsigned long long)cs.webhook_dead,
+      (unsigned long long)cs.events_trimmed, (unsigned long long)cs.store.map_size,
+      (unsigned long long)cs.store.used_bytes);
   if (!e)
-    e = cs_buf_printf(b,
-                      "# HELP credstore_start_time_seconds Start time.\n"
-                      "# TYPE credstore_start_time_seconds gauge\n"
-                      "credstore_start_time_seconds %lld\n"
-                      "# HELP credstore_store_write_batches_total Group commits.\n"
-                      "# TYPE credstore_store_write_batches_total counter\n"
-                      "credstore_store_write_batches_total %llu\n",
-                      (long long)cs.started_at, (unsigned long long)cs.store.write_batches);
-  if (!e && cs_store_shared(c->store))
-    e = render_cluster(c, &cs.store, b);
+    e = render_tail(c, &cs, b);
   return e;
 }
 

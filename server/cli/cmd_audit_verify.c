@@ -28,6 +28,8 @@ int cs_cmd_audit_verify(const struct cs_config *cfg)
   struct cs_data data = {0};
   struct cs_core core;
   struct cs_audit_break bad;
+  struct cs_audit_anchor anchor = {0};
+  char hex[2 * CS_HASH_BYTES + 1];
   uint64_t count = 0;
   size_t chains = 0;
   enum cs_err e;
@@ -41,7 +43,7 @@ int cs_cmd_audit_verify(const struct cs_config *cfg)
     return 1;
   }
   cs_core_init(&core, data.store, data.keyring, NULL);
-  e = cs_audit_verify_chains(&core, &count, &chains, &bad);
+  e = cs_audit_verify_chains(&core, &count, &chains, &bad, &anchor);
   cs_data_close(&data);
   if (e == CS_ERR_CRYPTO) {
     fprintf(stderr,
@@ -55,8 +57,13 @@ int cs_cmd_audit_verify(const struct cs_config *cfg)
     fprintf(stderr, "credstore audit-verify: %s\n", cs_err_message(e));
     return 1;
   }
+  cs_hex(anchor.hash, CS_HASH_BYTES, hex);
+  /* After audit-prune LMDB's chain is checked from its anchor: say which. */
+  if (anchor.seq)
+    printf("{\"entries\":%llu,\"intact\":true,\"anchor\":{\"seq\":%llu,\"hash\":\"%s\"}}\n",
+           (unsigned long long)count, (unsigned long long)anchor.seq, hex);
   /* LMDB: one chain, the output as it always was. */
-  if (cfg->etcd)
+  else if (cfg->etcd)
     printf("{\"entries\":%llu,\"chains\":%zu,\"intact\":true}\n", (unsigned long long)count,
            chains);
   else

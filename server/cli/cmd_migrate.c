@@ -21,8 +21,8 @@
 #define CHUNK_BYTES ((size_t)1 << 20)
 
 static const char *const table_names[CS_TBL__COUNT] = {
-    "meta",       "credentials", "usages", "usagesByCredential",
-    "accessKeys", "audit",       "events", "outbox",
+    "meta",  "credentials", "usages", "usagesByCredential", "accessKeys",
+    "audit", "events",      "outbox", "deadLetters",
 };
 
 struct rec {
@@ -195,6 +195,7 @@ static enum cs_err verify_target(const struct cs_config *cfg, const char *from_d
   struct cs_config kcfg = *cfg;
   struct cs_data d = {0};
   struct cs_core core;
+  struct cs_audit_anchor anchor;
   uint64_t bad = 0;
   enum cs_err e;
 
@@ -203,7 +204,7 @@ static enum cs_err verify_target(const struct cs_config *cfg, const char *from_d
   if ((e = cs_data_open(&kcfg, CS_STORE_READONLY, &d)))
     return e;
   cs_core_init(&core, d.store, d.keyring, NULL);
-  e = cs_audit_verify(&core, entries, &bad);
+  e = cs_audit_verify(&core, entries, &bad, &anchor);
   cs_data_close(&d);
   if (e == CS_ERR_CRYPTO)
     fprintf(stderr, "credstore migrate: the target's audit chain is broken at entry %llu\n",

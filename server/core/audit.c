@@ -222,6 +222,7 @@ struct verify {
   size_t n;
   uint64_t count;
   struct cs_audit_break *bad;
+  struct cs_audit_anchor *anchor; /* LMDB's chain after audit-prune */
 };
 
 static struct chain_state *chain_of(struct verify *w, const char *id)
@@ -329,6 +330,17 @@ static enum cs_err verify_chains(struct cs_txn *txn, struct verify *w)
   struct cs_val k, v;
   enum cs_err e;
 
+  /* After a prune LMDB's chain goes on from its anchor: the last removed
+   * entry (a forged anchor record breaks the chain at its first link). */
+  if ((e = cs_audit_anchor_load(txn, w->kr, w->anchor)) == CS_ERR_CRYPTO)
+    return broken(w, "", 1);
+  if (e)
+    return e;
+  if (w->anchor->seq) {
+    struct chain_state *lm = chain_of(w, "");
+    lm->seq = w->anchor->seq;
+    memcpy(lm->prev, w->anchor->hash, CS_HASH_BYTES);
+  }
   if ((e = cs_cursor_open(txn, CS_TBL_AUDIT, &c)))
     return e;
   for (e = cs_cursor_seek(c, NULL, 0, &k, &v); e == CS_OK; e = cs_cursor_next(c, &k, &v))
@@ -373,29 +385,40 @@ static bool entry_visible(const struct audit_page *p, const cJSON *j)
   return cs_scope_allows(p->v->scope, t->valuestring);
 }
 
-static enum cs_err collect_entry(uint64_t seq, const struct cs_val *k, const struct cs_val *v,
-                                 void *arg, bool *stop)
+enum cs_err cs_audit_render(uint64_t seq, const struct cs_val *v, cJSON **out)
 {
-  struct audit_page *p = arg;
   const uint8_t *hash;
   const char *json;
   size_t len;
   cJSON *j;
   char hex[2 * CS_HASH_BYTES + 1];
 
-  p->next = seq;
-  *stop = ++p->scanned >= SCAN_MAX;
   if (entry_parts(v, &hash, &json, &len) || cs_json_parse(json, len, CS_JSON_MAX_DEPTH, &j))
     return CS_ERR_STORE;
-  if (!entry_visible(p, j)) {
-    cJSON_Delete(j);
-    return CS_OK;
-  }
   cs_hex(hash, CS_HASH_BYTES, hex);
-  (void)k;
   if (cs_json_set_seq(j, seq) || !cJSON_AddStringToObject(j, "hash", hex)) {
     cJSON_Delete(j);
     return CS_ERR_NOMEM;
+  }
+  *out = j;
+  return CS_OK;
+}
+
+static enum cs_err collect_entry(uint64_t seq, const struct cs_val *k, const struct cs_val *v,
+                                 void *arg, bool *stop)
+{
+  struct audit_page *p = arg;
+  cJSON *j;
+  enum cs_err e;
+
+  (void)k;
+  p->next = seq;
+  *stop = ++p->scanned >= SCAN_MAX;
+  if ((e = cs_audit_render(seq, v, &j)))
+    return e;
+  if (!entry_visible(p, j)) {
+    cJSON_Delete(j);
+    return CS_OK;
   }
   cJSON_AddItemToArray(p->arr, j);
   *stop = *stop || (uint64_t)cJSON_GetArraySize(p->arr) >= p->limit;
@@ -420,13 +443,14 @@ enum cs_err cs_audit_read(struct cs_core *c, const struct cs_view *v, uint64_t s
 }
 
 enum cs_err cs_audit_verify_chains(struct cs_core *c, uint64_t *count, size_t *chains,
-                                   struct cs_audit_break *bad)
+                                   struct cs_audit_break *bad, struct cs_audit_anchor *anchor)
 {
-  struct verify w = {c->keyring, calloc(CHAINS_MAX, sizeof(struct chain_state)), 0, 0, bad};
+  struct verify w = {c->keyring, calloc(CHAINS_MAX, sizeof(struct chain_state)), 0, 0, bad, anchor};
   struct cs_txn *txn = NULL;
   enum cs_err e = w.chains ? cs_store_read_begin(c->store, &txn) : CS_ERR_NOMEM;
 
   memset(bad, 0, sizeof *bad);
+  memset(anchor, 0, sizeof *anchor);
   *count = 0;
   if (!e)
     e = verify_chains(txn, &w);
@@ -439,11 +463,12 @@ enum cs_err cs_audit_verify_chains(struct cs_core *c, uint64_t *count, size_t *c
   return e;
 }
 
-enum cs_err cs_audit_verify(struct cs_core *c, uint64_t *count, uint64_t *bad_seq)
+enum cs_err cs_audit_verify(struct cs_core *c, uint64_t *count, uint64_t *bad_seq,
+                            struct cs_audit_anchor *anchor)
 {
   struct cs_audit_break bad;
   size_t chains;
-  enum cs_err e = cs_audit_verify_chains(c, count, &chains, &bad);
+  enum cs_err e = cs_audit_verify_chains(c, count, &chains, &bad, anchor);
 
   *bad_seq = bad.seq;
   return e;

@@ -46,6 +46,15 @@ enum cs_err cs_event_append(struct cs_txn *txn, const char *type, const char *cr
 
   if ((e = cs_seq_new_key(txn, CS_TBL_EVENTS, key)))
     return e;
+  /* Emptied by retention (LMDB; a shared store is not trimmed): go on
+   * after the last trimmed, never restart at 1. */
+  if (!cs_txn_shared(txn)) {
+    uint64_t floor;
+    if ((e = cs_events_floor(txn, &floor)))
+      return e;
+    if (cs_store_seq_from_key(key, 8) <= floor)
+      cs_store_seq_key(floor + 1, key);
+  }
   cs_time_format(cs_now(), when);
   j = cJSON_CreateObject();
   /* LMDB stores the seq (its key); a shared store's comes from the commit
@@ -102,14 +111,27 @@ static enum cs_err collect_event(uint64_t seq, const struct cs_val *k, const str
 }
 
 enum cs_err cs_events_read(struct cs_core *c, const struct cs_view *v, uint64_t after,
-                           cJSON **events, uint64_t *next, bool *more)
+                           cJSON **events, uint64_t *next, bool *more, uint64_t *oldest)
 {
   struct event_page p = {v, cJSON_CreateArray(), after, 0};
+  struct cs_txn *txn = NULL;
+  uint64_t floor = 0;
   enum cs_err e;
 
   if (!p.arr)
     return CS_ERR_NOMEM;
-  if ((e = cs_store_feed_each(c->store, CS_TBL_EVENTS, after, collect_event, &p))) {
+  /* The floor and the walk in one snapshot: a trim cannot slip between. */
+  if ((e = cs_store_read_begin(c->store, &txn)) || (e = cs_events_floor(txn, &floor)))
+    goto out;
+  if (after > 0 && after < floor) {
+    *oldest = floor + 1; /* events after `after` up to floor are gone */
+    e = CS_ERR_EVENTS_EXPIRED;
+    goto out;
+  }
+  e = cs_txn_feed_each(txn, CS_TBL_EVENTS, after, collect_event, &p);
+out:
+  cs_store_read_end(txn);
+  if (e) {
     cJSON_Delete(p.arr);
     return e;
   }
