@@ -128,6 +128,13 @@ void cs_log_buffer_stop(void);
 void cs_log_set_request_id(const char *rid);
 /** @return the calling thread's request id, or "" when none. */
 const char *cs_log_request_id(void);
+/** Longest node name (--node-id) a log line, metric or audit entry carries. */
+#define CS_NODE_ID_MAX 64
+/**
+ * Name this process in every log line ("node"), cluster mode's --node-id.
+ * Call once before threads start; NULL or "" drops the field.
+ */
+void cs_log_set_node(const char *node);
 
 /* --------------------------------------------------------- bounded buffers */
 

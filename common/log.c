@@ -10,7 +10,8 @@
 enum cs_log_level cs_log_min_level = CS_LOG_INFO;
 
 static _Thread_local char request_id[32];
-static atomic_bool buffered; /* stderr is fully buffered, flushed by a thread */
+static char node_id[CS_NODE_ID_MAX + 1]; /* set once before any thread logs */
+static atomic_bool buffered;             /* stderr is fully buffered, flushed by a thread */
 
 static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
 
@@ -36,6 +37,11 @@ void cs_log_set_request_id(const char *rid)
 
 const char *cs_log_request_id(void) { return request_id; }
 
+void cs_log_set_node(const char *node)
+{
+  snprintf(node_id, sizeof node_id, "%s", node ? node : "");
+}
+
 __attribute__((format(printf, 3, 0))) static void
 log_v(enum cs_log_level level, const char *members, const char *fmt, va_list ap)
 {
@@ -53,6 +59,11 @@ log_v(enum cs_log_level level, const char *members, const char *fmt, va_list ap)
   (void)!cs_buf_printf(&b, "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\"",
                        tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
                        tm.tm_sec, (long)(tv.tv_usec / 1000), level_names[level]);
+  if (node_id[0]) {
+    (void)!cs_buf_printf(&b, ",\"node\":\"");
+    (void)!cs_buf_json_escape(&b, node_id, strlen(node_id));
+    (void)!cs_buf_printf(&b, "\"");
+  }
   if (request_id[0])
     (void)!cs_buf_printf(&b, ",\"rid\":\"%s\"", request_id);
   (void)!cs_buf_printf(&b, ",\"msg\":\"");

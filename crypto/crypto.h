@@ -93,6 +93,16 @@ enum cs_err cs_keyring_load(const struct cs_master_key *mk, const uint8_t *blob,
  */
 enum cs_err cs_keyring_rotate(struct cs_keyring *kr) CS_WUR;
 
+/**
+ * Unwrap @p blob (a newer export of the same store's keyring, e.g. after
+ * another process rotated it) with the master key @p kr was loaded with.
+ * Caller frees *out with cs_keyring_free().
+ * @return CS_ERR_INVALID (malformed blob), CS_ERR_MASTER_KEY (not wrapped
+ *         by that key), CS_ERR_NOMEM.
+ */
+enum cs_err cs_keyring_reload(const struct cs_keyring *kr, const uint8_t *blob, size_t len,
+                              struct cs_keyring **out) CS_WUR;
+
 /** @return the data-key version new seals use. */
 uint32_t cs_keyring_current_version(const struct cs_keyring *kr);
 

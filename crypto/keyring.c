@@ -455,6 +455,22 @@ out:
   return e;
 }
 
+enum cs_err cs_keyring_reload(const struct cs_keyring *kr, const uint8_t *blob, size_t len,
+                              struct cs_keyring **out)
+{
+  struct cs_master_key *mk;
+  enum cs_err e;
+
+  if (!kr)
+    return CS_ERR_INVALID;
+  if (!(mk = mk_alloc()))
+    return CS_ERR_NOMEM;
+  memcpy(mk->k, kr->s->mk, CS_KEY_BYTES);
+  e = cs_keyring_load(mk, blob, len, out);
+  cs_master_key_free(mk);
+  return e;
+}
+
 enum cs_err cs_keyring_rotate(struct cs_keyring *kr)
 {
   uint8_t *keys;

@@ -239,6 +239,46 @@ void cs_store_seq_key(uint64_t seq, uint8_t out[8]);
 /** Decode an 8-byte big-endian key (0 if @p len != 8). */
 uint64_t cs_store_seq_from_key(const void *key, size_t len);
 
+/* ------------------------------------------------------------------ feeds */
+
+/*
+ * The feed tables (CS_TBL_AUDIT, CS_TBL_EVENTS) are append-only and read in
+ * commit order: one order on every node, positions that only grow, so a
+ * reader's `since` works on any node. LMDB: the position is the record's
+ * 8-byte sequence key (the writer appends at cs_txn_last_seq() + 1). etcd:
+ * keys are chosen without a shared counter (no cluster-wide tail to
+ * conflict on), and the position is the commit's revision << 7 | the
+ * record's rank among the table's records of that commit (see
+ * store/etcd/etcd.h). Retention (deleting the oldest records) keeps the
+ * positions of the rest.
+ */
+#define CS_FEED_TABLES 2
+#define CS_FEED_RANK_BITS 7
+
+/** Visit one feed record at position @p pos; set *stop to end the walk. */
+typedef enum cs_err (*cs_feed_fn)(uint64_t pos, const struct cs_val *key, const struct cs_val *val,
+                                  void *arg, bool *stop);
+
+/**
+ * Walk feed table @p t from the first position after @p after, in commit
+ * order, in one read snapshot.
+ * @return fn's error, CS_ERR_INVALID (not a feed table), CS_ERR_STORE.
+ */
+enum cs_err cs_store_feed_each(struct cs_store *st, enum cs_table t, uint64_t after, cs_feed_fn fn,
+                               void *arg) CS_WUR;
+/** cs_store_feed_each() inside the read transaction @p txn. @return as it. */
+enum cs_err cs_txn_feed_each(struct cs_txn *txn, enum cs_table t, uint64_t after, cs_feed_fn fn,
+                             void *arg) CS_WUR;
+
+/**
+ * @return true when other processes write this store at the same time
+ *         (etcd, cluster mode): appends must then not share a counter, and
+ *         cs_store_on_change() reports their changes. LMDB: false.
+ */
+bool cs_store_shared(const struct cs_store *st);
+/** cs_store_shared() of the store @p txn belongs to. */
+bool cs_txn_shared(const struct cs_txn *txn);
+
 /* ---------------------------------------------------------------- cursors */
 
 /** @return CS_ERR_STORE, CS_ERR_NOMEM. Close before the txn ends. */
@@ -271,6 +311,7 @@ struct cs_store_stat {
   uint64_t map_size;   /* bytes reserved (etcd: of the local copy) */
   uint64_t used_bytes; /* pages in use * page size */
   uint64_t records[CS_TBL__COUNT];
+  uint64_t write_batches; /* cs_store_write_batch() calls with work (group commits) */
   /* etcd only (all 0 on LMDB). Counters count since open. */
   uint64_t revision;        /* etcd revision the local copy has applied */
   uint64_t etcd_requests;   /* round trips made by API calls (writes, leases) */

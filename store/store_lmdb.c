@@ -262,7 +262,8 @@ enum cs_err cs_lmdb_env_open(struct cs_store *st, const char *dir, bool create, 
     st->env = NULL;
     return cs_lmdb_fail(rc, "env create");
   }
-  rc = mdb_env_set_maxdbs(st->env, (cache ? 2 : 1) * CS_TBL__COUNT + 1);
+  rc = mdb_env_set_maxdbs(st->env,
+                          (cache ? 2 : 1) * CS_TBL__COUNT + 1 + (cache ? CS_FEED_TABLES : 0));
   if (!rc)
     rc = mdb_env_set_maxreaders(st->env, CS_MAX_READERS);
   /* An existing store keeps the (possibly grown) size its meta page records. */
@@ -637,6 +638,7 @@ enum cs_err cs_store_write_batch(struct cs_store *st, struct cs_store_op *ops, s
 
   if (n == 0)
     return CS_OK;
+  atomic_fetch_add_explicit(&st->batches, 1, memory_order_relaxed);
   if (st->etcd && !st->readonly)
     return cs_etcd_write_batch(st, ops, n);
   if (st->readonly) {
@@ -700,6 +702,7 @@ enum cs_err cs_store_stat(struct cs_store *st, struct cs_store_stat *out)
     if (e != CS_OK)
       goto out;
   }
+  s.write_batches = atomic_load_explicit(&st->batches, memory_order_relaxed);
   cs_etcd_stat(st, &s);
   *out = s;
 out:

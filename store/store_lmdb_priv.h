@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 /* Idle read txns kept for reuse (each holds one of the 1024 reader slots). */
 #define CS_READ_POOL 64
@@ -60,10 +61,17 @@ struct cs_store {
   unsigned pins;            /* snapshots and backups using the mapping */
   bool remapping;           /* a remap waits: new pins hold off */
   struct cs_txn *idle;
+  atomic_uint_fast64_t batches; /* cs_store_write_batch() calls with work */
   struct cs_txn pool[CS_READ_POOL];
 };
 
 extern const char *const cs_store_table_names[CS_TBL__COUNT];
+
+/** Index of feed table @p t (0 .. CS_FEED_TABLES-1), or -1. */
+static inline int cs_feed_index(enum cs_table t)
+{
+  return t == CS_TBL_AUDIT ? 0 : t == CS_TBL_EVENTS ? 1 : -1;
+}
 
 /* Shared with the etcd backend (store/etcd/), which keeps its local copy in
  * an LMDB environment of its own. */

@@ -212,3 +212,55 @@ enum cs_err cs_store_lease_revoke(struct cs_store *st, int64_t lease)
     return CS_ERR_NOT_FOUND;
   return st->etcd ? cs_etcd_lease_revoke(st->etcd, lease) : CS_OK;
 }
+
+/* ------------------------------------------------------------------ feeds */
+
+bool cs_store_shared(const struct cs_store *st) { return st->etcd != NULL; }
+
+/* LMDB: the sequence keys are the positions. */
+static enum cs_err lmdb_feed_each(struct cs_txn *txn, enum cs_table t, uint64_t after,
+                                  cs_feed_fn fn, void *arg)
+{
+  struct cs_cursor *c = NULL;
+  struct cs_val k, v;
+  uint8_t key[8];
+  bool stop = false;
+  enum cs_err e;
+
+  if (after == UINT64_MAX)
+    return CS_OK;
+  if ((e = cs_cursor_open(txn, t, &c)))
+    return e;
+  cs_store_seq_key(after + 1, key);
+  for (e = cs_cursor_seek(c, key, 8, &k, &v); e == CS_OK && !stop; e = cs_cursor_next(c, &k, &v))
+    if ((e = fn(cs_store_seq_from_key(k.data, k.len), &k, &v, arg, &stop)))
+      break;
+  cs_cursor_close(c);
+  return e == CS_ERR_NOT_FOUND ? CS_OK : e;
+}
+
+enum cs_err cs_txn_feed_each(struct cs_txn *txn, enum cs_table t, uint64_t after, cs_feed_fn fn,
+                             void *arg)
+{
+  if (cs_feed_index(t) < 0)
+    return CS_ERR_INVALID;
+  return txn->st->etcd ? cs_etcd_feed_each(txn->st->etcd, txn, t, after, fn, arg)
+                       : lmdb_feed_each(txn, t, after, fn, arg);
+}
+
+enum cs_err cs_store_feed_each(struct cs_store *st, enum cs_table t, uint64_t after, cs_feed_fn fn,
+                               void *arg)
+{
+  struct cs_txn *txn = NULL;
+  enum cs_err e;
+
+  if (cs_feed_index(t) < 0)
+    return CS_ERR_INVALID;
+  if ((e = cs_store_read_begin(st, &txn)))
+    return e;
+  e = cs_txn_feed_each(txn, t, after, fn, arg);
+  cs_store_read_end(txn);
+  return e;
+}
+
+bool cs_txn_shared(const struct cs_txn *txn) { return txn->st->etcd != NULL; }

@@ -19,6 +19,10 @@ enum cs_err cs_h_readyz(struct cs_req *req, struct cs_resp *resp)
 {
   if (!atomic_load(&req->api->ready))
     return cs_fail(resp, CS_ERR_UNAVAILABLE, "the store is not open");
+  if (!cs_store_healthy(req->api->core->store))
+    return cs_fail(resp, CS_ERR_STORE_UNAVAILABLE,
+                   "no etcd quorum: writes and resolves are "
+                   "refused until it returns");
   cJSON *j = cJSON_CreateObject();
   if (!j || !cJSON_AddStringToObject(j, "status", "ready")) {
     cJSON_Delete(j);

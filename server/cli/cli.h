@@ -18,7 +18,15 @@
 /** Options of every command; NULL/0 when not given. Strings are borrowed
  *  from argv or the environment and live for the process. */
 struct cs_config {
-  const char *data_dir;
+  const char *data_dir; /* LMDB only: --data DIR, or the DIR of --store [lmdb:]DIR */
+  const char *store;    /* the store URL: --store, or --data's DIR; NULL when neither */
+  bool etcd;            /* store is etcd:// or etcds:// (cluster mode) */
+  const char *etcd_cacert;
+  const char *etcd_cert;
+  const char *etcd_key;
+  const char *etcd_user; /* CREDSTORE_ETCD_USER; the password only from CREDSTORE_ETCD_PASSWORD */
+  const char *node_id;   /* serve --node-id; default hostname:port */
+  const char *to;        /* migrate --to STORE */
   const char *listen;
   const char *master_key_file;
   const char *passphrase_env;
@@ -63,6 +71,15 @@ struct cs_config {
 enum cs_err cs_config_parse(int argc, char **argv, struct cs_config *cfg) CS_WUR;
 
 /* ---------------------------------------------------------------- data dir */
+
+/**
+ * Open the store @p cfg names (--store or --data) with its etcd options
+ * (--etcd-cacert/-cert/-key, CREDSTORE_ETCD_USER and _PASSWORD). Prints
+ * why not.
+ * @return as cs_store_open_url(), CS_ERR_INVALID (no store given).
+ */
+enum cs_err cs_cli_store_open(const struct cs_config *cfg, const char *url, unsigned flags,
+                              struct cs_store **out) CS_WUR;
 
 /**
  * Obtain the master key for the data dir as @p cfg says: --master-key-file,
@@ -132,5 +149,7 @@ int cs_cmd_rotate_key(const struct cs_config *cfg);
 /** `credstore admin-key`: mint an unscoped admin key offline (recovery). */
 int cs_cmd_admin_key(const struct cs_config *cfg);
 int cs_cmd_credential_process(const struct cs_config *cfg);
+/** `credstore migrate --from STORE --to STORE`: copy a whole store into an empty one. */
+int cs_cmd_migrate(const struct cs_config *cfg);
 
 #endif /* CS_CLI_H */

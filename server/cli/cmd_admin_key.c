@@ -24,8 +24,8 @@ int cs_cmd_admin_key(const struct cs_config *cfg)
   int lock_fd = -1, rc = 1;
   enum cs_err e;
 
-  if (!cfg->data_dir) {
-    fprintf(stderr, "credstore admin-key: --data DIR is required\n");
+  if (!cfg->store) {
+    fprintf(stderr, "credstore admin-key: --data DIR or --store URL is required\n");
     return 2;
   }
   if (strlen(spec.name) > CS_KEY_NAME_MAX) {

@@ -59,7 +59,8 @@ int cs_cmd_audit_export(const struct cs_config *cfg)
   int lock_fd = -1, rc = 1;
 
   if (!cfg->data_dir || !cfg->out) {
-    fprintf(stderr, "credstore audit-export: --data DIR and --out FILE are required\n");
+    fprintf(stderr,
+            "credstore audit-export: --data DIR and --out FILE are required (LMDB stores only)\n");
     return 2;
   }
   if (!cs_data_lock(cfg->data_dir, false, &lock_fd) && !cs_data_open(cfg, 0, &data)) {
@@ -89,7 +90,8 @@ int cs_cmd_audit_prune(const struct cs_config *cfg)
   enum cs_err e;
 
   if (!cfg->data_dir || !cfg->before) {
-    fprintf(stderr, "credstore audit-prune: --data DIR and --before SEQ are required\n");
+    fprintf(stderr,
+            "credstore audit-prune: --data DIR and --before SEQ are required (LMDB stores only)\n");
     return 2;
   }
   if (cs_data_lock(cfg->data_dir, false, &lock_fd) || cs_data_open(cfg, 0, &data))

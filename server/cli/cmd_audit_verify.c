@@ -12,7 +12,8 @@ static void key_hint(const struct cs_config *cfg, enum cs_err e)
   if (e == CS_ERR_MASTER_KEY)
     fprintf(stderr, "credstore audit-verify: wrong master key: the audit chain is keyed with "
                     "a key derived from this data dir's master key; give that key\n");
-  else if ((e == CS_ERR_IO || e == CS_ERR_INVALID) && !cfg->master_key_file && !cfg->passphrase_env)
+  else if ((e == CS_ERR_IO || e == CS_ERR_INVALID) && !cfg->master_key_file &&
+           !cfg->passphrase_env && cfg->data_dir)
     fprintf(stderr,
             "credstore audit-verify: the audit chain is keyed with a key derived from "
             "the master key: give the key option serve uses (--master-key-file F or "
@@ -26,13 +27,15 @@ int cs_cmd_audit_verify(const struct cs_config *cfg)
 {
   struct cs_data data = {0};
   struct cs_core core;
-  uint64_t count = 0, bad = 0;
+  struct cs_audit_break bad;
   struct cs_audit_anchor anchor = {0};
   char hex[2 * CS_HASH_BYTES + 1];
+  uint64_t count = 0;
+  size_t chains = 0;
   enum cs_err e;
 
-  if (!cfg->data_dir) {
-    fprintf(stderr, "credstore audit-verify: --data DIR is required\n");
+  if (!cfg->store) {
+    fprintf(stderr, "credstore audit-verify: --data DIR or --store URL is required\n");
     return 2;
   }
   if ((e = cs_data_open(cfg, CS_STORE_READONLY, &data))) {
@@ -40,13 +43,14 @@ int cs_cmd_audit_verify(const struct cs_config *cfg)
     return 1;
   }
   cs_core_init(&core, data.store, data.keyring, NULL);
-  e = cs_audit_verify(&core, &count, &bad, &anchor);
+  e = cs_audit_verify_chains(&core, &count, &chains, &bad, &anchor);
   cs_data_close(&data);
   if (e == CS_ERR_CRYPTO) {
     fprintf(stderr,
-            "credstore audit-verify: the audit chain is broken at entry %llu "
+            "credstore audit-verify: the audit chain%s%s%s is broken at entry %llu "
             "(modified, removed, or rehashed without the key)\n",
-            (unsigned long long)bad);
+            bad.chain[0] ? " of node \"" : "", bad.chain, bad.chain[0] ? "\"" : "",
+            (unsigned long long)bad.seq);
     return 1;
   }
   if (e) {
@@ -54,10 +58,14 @@ int cs_cmd_audit_verify(const struct cs_config *cfg)
     return 1;
   }
   cs_hex(anchor.hash, CS_HASH_BYTES, hex);
-  /* After audit-prune the chain is checked from its anchor: say which. */
+  /* After audit-prune LMDB's chain is checked from its anchor: say which. */
   if (anchor.seq)
     printf("{\"entries\":%llu,\"intact\":true,\"anchor\":{\"seq\":%llu,\"hash\":\"%s\"}}\n",
            (unsigned long long)count, (unsigned long long)anchor.seq, hex);
+  /* LMDB: one chain, the output as it always was. */
+  else if (cfg->etcd)
+    printf("{\"entries\":%llu,\"chains\":%zu,\"intact\":true}\n", (unsigned long long)count,
+           chains);
   else
     printf("{\"entries\":%llu,\"intact\":true}\n", (unsigned long long)count);
   return 0;

@@ -16,8 +16,8 @@ int cs_cmd_backup(const struct cs_config *cfg)
   struct stat sb;
   enum cs_err e;
 
-  if (!cfg->data_dir || !cfg->out) {
-    fprintf(stderr, "credstore backup: --data DIR and --out FILE are required\n");
+  if (!cfg->store || !cfg->out) {
+    fprintf(stderr, "credstore backup: --data DIR (or --store URL) and --out FILE are required\n");
     return 2;
   }
   if (lstat(cfg->out, &sb) == 0) {
@@ -25,12 +25,8 @@ int cs_cmd_backup(const struct cs_config *cfg)
     return 1;
   }
   /* Read-only: a backup never writes to the store it copies. */
-  e = cs_store_open(cfg->data_dir, CS_STORE_READONLY, &st);
-  if (e) {
-    fprintf(stderr, "credstore backup: cannot open the store in %s: %s\n", cfg->data_dir,
-            cs_err_message(e));
+  if (cs_cli_store_open(cfg, cfg->store, CS_STORE_READONLY, &st))
     return 1;
-  }
   e = cs_store_backup(st, cfg->out); /* creates 0600, O_EXCL, fsyncs the file */
   cs_store_close(st);
   if (e) {

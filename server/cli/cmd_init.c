@@ -1,6 +1,7 @@
-/* `credstore init --data DIR [--master-key-file F | --passphrase-env VAR]`:
- * a new data dir with a keyring under the master key and a bootstrap admin
- * key, printed once. */
+/* `credstore init --data DIR [--master-key-file F | --passphrase-env VAR]`
+ * or `--store etcd://... (--master-key-file F | --passphrase-env VAR)`: a new
+ * store with a keyring under the master key and a bootstrap admin key,
+ * printed once. An etcd prefix must hold no key at all (CS_STORE_CREATE). */
 #include "cli.h"
 
 #include <errno.h>
@@ -45,19 +46,17 @@ static int dev_key_file(const char *dir, char path[PATH_MAX], struct cs_config *
   return 0;
 }
 
-/* Create the store in @p dir and write the keyring and the admin key. */
-static int write_store(const char *dir, const struct cs_keyring *kr,
+/* Create the store @p cfg names and write the keyring and the admin key. */
+static int write_store(const struct cs_config *cfg, const struct cs_keyring *kr,
                        const struct cs_kdf_params *kdf)
 {
   struct cs_store *st = NULL;
   struct cs_new_key key = {"", "", 0};
   int rc = 1;
-  enum cs_err e = cs_store_open(dir, CS_STORE_CREATE, &st);
+  enum cs_err e;
 
-  if (e) {
-    fprintf(stderr, "credstore init: cannot create the store in %s: %s\n", dir, cs_err_message(e));
+  if (cs_cli_store_open(cfg, cfg->store, CS_STORE_CREATE, &st))
     return 1;
-  }
   if ((e = cs_meta_init(st, kr, kdf, &key)))
     fprintf(stderr, "credstore init: cannot write the keyring: %s\n", cs_err_message(e));
   else
@@ -77,11 +76,16 @@ int cs_cmd_init(const struct cs_config *cfg)
   int rc = 1;
   enum cs_err e;
 
-  if (!cfg->data_dir) {
-    fprintf(stderr, "credstore init: --data DIR is required\n");
+  if (!cfg->store) {
+    fprintf(stderr, "credstore init: --data DIR or --store URL is required\n");
     return 2;
   }
-  if (prepare_dir(cfg->data_dir))
+  if (cfg->etcd && !cfg->master_key_file && !cfg->passphrase_env) {
+    fprintf(stderr, "credstore init: --store etcd://... needs --master-key-file F or "
+                    "--passphrase-env VAR (there is no data dir to keep a key in)\n");
+    return 2;
+  }
+  if (cfg->data_dir && prepare_dir(cfg->data_dir))
     return 1;
   if (cfg->passphrase_env) {
     cs_kdf_params_new(&kdf);
@@ -95,7 +99,7 @@ int cs_cmd_init(const struct cs_config *cfg)
     fprintf(stderr, "credstore init: cannot create the keyring: %s\n", cs_err_message(e));
     goto out;
   }
-  rc = write_store(cfg->data_dir, kr, kdfp);
+  rc = write_store(cfg, kr, kdfp);
 out:
   cs_keyring_free(kr);
   cs_master_key_free(mk);

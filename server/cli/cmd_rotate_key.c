@@ -30,8 +30,8 @@ int cs_cmd_rotate_key(const struct cs_config *cfg)
   int lock_fd = -1, rc = 1;
   enum cs_err e;
 
-  if (!cfg->data_dir) {
-    fprintf(stderr, "credstore rotate-key: --data DIR is required\n");
+  if (!cfg->store) {
+    fprintf(stderr, "credstore rotate-key: --data DIR or --store URL is required\n");
     return 2;
   }
   if (cs_data_lock(cfg->data_dir, true, &lock_fd) || cs_data_open(cfg, 0, &data))

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 /* Key material must never land in a core file. */
 static void disable_core_dumps(void)
@@ -16,6 +17,28 @@ static void disable_core_dumps(void)
   struct rlimit rl = {0, 0};
   setrlimit(RLIMIT_CORE, &rl);
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+/* --node-id, or hostname:port of --listen (what tells nodes apart when
+ * several run on one host). */
+static void node_name(const struct cs_config *cfg, char out[CS_NODE_ID_MAX + 1])
+{
+  const char *listen = cfg->listen ? cfg->listen : CS_DEFAULT_LISTEN;
+  const char *port = strrchr(listen, ':');
+  char host[CS_NODE_ID_MAX + 1] = "localhost";
+
+  if (cfg->node_id) {
+    snprintf(out, CS_NODE_ID_MAX + 1, "%s", cfg->node_id);
+    return;
+  }
+  if (gethostname(host, sizeof host - 1) != 0)
+    snprintf(host, sizeof host, "localhost");
+  host[sizeof host - 1] = '\0';
+  /* An ephemeral port (":0") names no node apart: the pid does instead. */
+  if (!port || strcmp(port, ":0") == 0)
+    snprintf(out, CS_NODE_ID_MAX + 1, "%.*s:0-%ld", CS_NODE_ID_MAX - 24, host, (long)getpid());
+  else
+    snprintf(out, CS_NODE_ID_MAX + 1, "%.*s:%s", CS_NODE_ID_MAX - 8, host, port + 1);
 }
 
 static struct cs_core_opts core_opts(const struct cs_config *cfg)
@@ -76,14 +99,15 @@ static int start(struct cs_core *core, const struct cs_config *cfg, struct cs_ap
 int cs_cmd_serve(const struct cs_config *cfg)
 {
   struct cs_core_opts co = core_opts(cfg);
+  char node[CS_NODE_ID_MAX + 1];
   struct cs_data data = {0};
   struct cs_core core;
   struct cs_api *api = NULL;
   sigset_t set;
   int sig = 0, lock_fd = -1, rc = 1;
 
-  if (!cfg->data_dir) {
-    fprintf(stderr, "credstore serve: --data DIR is required\n");
+  if (!cfg->store) {
+    fprintf(stderr, "credstore serve: --data DIR or --store URL is required\n");
     return 2;
   }
   disable_core_dumps();
@@ -97,6 +121,12 @@ int cs_cmd_serve(const struct cs_config *cfg)
   if (cs_data_lock(cfg->data_dir, false, &lock_fd) || cs_data_open(cfg, 0, &data)) {
     cs_data_unlock(lock_fd);
     return 1;
+  }
+  /* Named in logs, metrics and audit entries in cluster mode, or when asked. */
+  node_name(cfg, node);
+  if (cfg->etcd || cfg->node_id) {
+    co.node_id = node;
+    cs_log_set_node(node);
   }
   cs_core_init(&core, data.store, data.keyring, &co);
   if (start(&core, cfg, &api) == 0) {

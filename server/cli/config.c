@@ -24,6 +24,13 @@ struct opt {
 
 static const struct opt opts[] = {
     O_STR("data", data_dir),
+    O_STR("store", store),
+    O_STR("etcd-cacert", etcd_cacert),
+    O_STR("etcd-cert", etcd_cert),
+    O_STR("etcd-key", etcd_key),
+    O_STR("etcd-user", etcd_user),
+    O_STR("node-id", node_id),
+    O_STR("to", to),
     O_STR("listen", listen),
     O_STR("master-key-file", master_key_file),
     O_STR("passphrase-env", passphrase_env),
@@ -143,6 +150,33 @@ static void env_name(const char *opt, char *out, size_t n)
   out[i] = '\0';
 }
 
+/* --data DIR is --store lmdb:DIR: one of the two names the store, and
+ * data_dir is set exactly when it is an LMDB dir (its master.key, its
+ * serve.lock). */
+static enum cs_err store_option(struct cs_config *cfg)
+{
+  if (cfg->node_id && strlen(cfg->node_id) > CS_NODE_ID_MAX) {
+    fprintf(stderr, "credstore: --node-id is longer than %d characters\n", CS_NODE_ID_MAX);
+    return CS_ERR_INVALID;
+  }
+  if (cfg->store && cfg->data_dir) {
+    fprintf(stderr, "credstore: give either --data DIR or --store URL, not both\n");
+    return CS_ERR_INVALID;
+  }
+  if (!cfg->store) {
+    cfg->store = cfg->data_dir;
+    return CS_OK;
+  }
+  cfg->etcd = strncmp(cfg->store, "etcd://", 7) == 0 || strncmp(cfg->store, "etcds://", 8) == 0;
+  if (!cfg->etcd)
+    cfg->data_dir = strncmp(cfg->store, "lmdb:", 5) == 0 ? cfg->store + 5 : cfg->store;
+  if (cfg->data_dir && !cfg->data_dir[0]) {
+    fprintf(stderr, "credstore: --store lmdb:DIR needs a DIR\n");
+    return CS_ERR_INVALID;
+  }
+  return CS_OK;
+}
+
 enum cs_err cs_config_parse(int argc, char **argv, struct cs_config *cfg)
 {
   memset(cfg, 0, sizeof *cfg);
@@ -195,5 +229,5 @@ enum cs_err cs_config_parse(int argc, char **argv, struct cs_config *cfg)
       return CS_ERR_INVALID;
   }
   cs_log_min_level = cfg->log_level;
-  return CS_OK;
+  return store_option(cfg);
 }

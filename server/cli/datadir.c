@@ -46,6 +46,12 @@ enum cs_err cs_master_key_for(const struct cs_config *cfg, const struct cs_kdf_p
     return e;
   }
   const char *file = cfg->master_key_file;
+  if (!file && !cfg->data_dir) {
+    /* etcd: there is no data dir to keep a development key in. */
+    fprintf(stderr, "credstore: cluster mode needs the master key: give --master-key-file F "
+                    "or --passphrase-env VAR\n");
+    return CS_ERR_INVALID;
+  }
   if (!file) {
     if ((size_t)snprintf(path, sizeof path, "%s/master.key", cfg->data_dir) >= sizeof path)
       return CS_ERR_INVALID;
@@ -58,6 +64,34 @@ enum cs_err cs_master_key_for(const struct cs_config *cfg, const struct cs_kdf_p
   return e;
 }
 
+enum cs_err cs_cli_store_open(const struct cs_config *cfg, const char *url, unsigned flags,
+                              struct cs_store **out)
+{
+  struct cs_store_opts o = {
+      .etcd_cacert = cfg->etcd_cacert,
+      .etcd_cert = cfg->etcd_cert,
+      .etcd_key = cfg->etcd_key,
+      .etcd_user = cfg->etcd_user,
+      .etcd_password = getenv("CREDSTORE_ETCD_PASSWORD"),
+  };
+  enum cs_err e;
+
+  if (!url) {
+    fprintf(stderr, "credstore: --data DIR or --store URL is required\n");
+    return CS_ERR_INVALID;
+  }
+  if (o.etcd_user && !o.etcd_password) {
+    fprintf(stderr, "credstore: CREDSTORE_ETCD_USER is set but CREDSTORE_ETCD_PASSWORD is not\n");
+    return CS_ERR_INVALID;
+  }
+  e = cs_store_open_url(url, &o, flags, out);
+  if (e == CS_ERR_ALREADY_INITIALIZED)
+    fprintf(stderr, "credstore: %s already holds a store; refusing to touch it\n", url);
+  else if (e)
+    fprintf(stderr, "credstore: cannot open the store %s: %s\n", url, cs_err_message(e));
+  return e;
+}
+
 enum cs_err cs_data_open(const struct cs_config *cfg, unsigned store_flags, struct cs_data *out)
 {
   struct cs_stored_keyring k = {0};
@@ -65,17 +99,10 @@ enum cs_err cs_data_open(const struct cs_config *cfg, unsigned store_flags, stru
   struct cs_data d = {0};
   enum cs_err e;
 
-  if (!cfg->data_dir) {
-    fprintf(stderr, "credstore: --data DIR is required\n");
-    return CS_ERR_INVALID;
-  }
-  if ((e = cs_store_open(cfg->data_dir, store_flags, &d.store))) {
-    fprintf(stderr, "credstore: cannot open the store in %s: %s\n", cfg->data_dir,
-            cs_err_message(e));
+  if ((e = cs_cli_store_open(cfg, cfg->store, store_flags, &d.store)))
     return e;
-  }
   if ((e = cs_meta_read_keyring(d.store, &k))) {
-    fprintf(stderr, "credstore: %s holds no keyring: %s\n", cfg->data_dir,
+    fprintf(stderr, "credstore: %s holds no keyring: %s\n", cfg->store,
             cs_err_message(e == CS_ERR_NOT_FOUND ? CS_ERR_NOT_INITIALIZED : e));
     goto out;
   }
@@ -108,8 +135,9 @@ enum cs_err cs_data_lock(const char *dir, bool exclusive, int *fd_out)
   int fd;
 
   *fd_out = -1;
-  /* No store yet: nothing to guard, and the caller's open reports it. */
-  if (!cs_store_exists(dir))
+  /* No store yet: nothing to guard, and the caller's open reports it.
+   * No dir (etcd): nodes and commands share the store by design. */
+  if (!dir || !cs_store_exists(dir))
     return CS_OK;
   if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, LOCK_NAME) >= sizeof path)
     return CS_ERR_INVALID;

@@ -10,36 +10,46 @@
 
 static void usage(FILE *f)
 {
-  fputs("usage: credstore <command> [options]\n"
-        "\n"
-        "commands:\n"
-        "  init     --data DIR [--master-key-file F | --passphrase-env VAR]\n"
-        "  serve    --data DIR [--listen HOST:PORT] [--master-key-file F | --passphrase-env VAR]\n"
-        "           [--tls-cert F --tls-key F] [--insecure-http] [--sts-endpoint URL]\n"
-        "           [--imds-endpoint URL] [--token-ttl SECONDS] [--log-level LEVEL]\n"
-        "           [--threads N] [--max-connections N] [--conn-timeout SECONDS]\n"
-        "           [--prisma-token-ttl SECONDS] [--customer-name NAME] [--prisma-id ID]\n"
-        "           (the /prisma mount: Prisma Cloud's clients, API.md §7)\n"
-        "           [--events-retention DURATION] [--events-max-count N]\n"
-        "           [--webhook-max-age DURATION]\n"
-        "  audit-verify --data DIR [--master-key-file F | --passphrase-env VAR]\n"
-        "           (the audit chain is keyed with a key derived from the master key;\n"
-        "           without a key option DIR/master.key, the development key, is used)\n"
-        "  audit-export --data DIR --out FILE [key option]\n"
-        "           every audit entry as one JSON line with its hash; records them as exported\n"
-        "  audit-prune --data DIR --before SEQ [key option]\n"
-        "           removes exported entries below SEQ; the chain goes on from their anchor\n"
-        "  backup   --data DIR --out FILE\n"
-        "  restore  --from FILE --data NEWDIR [--master-key-file F | --passphrase-env VAR]\n"
-        "  rotate-key --data DIR [--master-key-file F | --passphrase-env VAR]\n"
-        "  admin-key --data DIR [--master-key-file F | --passphrase-env VAR] [--name NAME]\n"
-        "           mints a new unscoped admin key (recovery; audited; may run beside serve)\n"
-        "  credential-process --url URL --credential ID --usage UID\n"
-        "           (access key from CREDSTORE_ACCESS_KEY_ID / CREDSTORE_ACCESS_KEY_SECRET)\n"
-        "  version\n"
-        "\n"
-        "Every option may also come from CREDSTORE_<OPTION> (e.g. CREDSTORE_DATA).\n",
-        f);
+  fputs(
+      "usage: credstore <command> [options]\n"
+      "\n"
+      "commands:\n"
+      "  init     --data DIR [--master-key-file F | --passphrase-env VAR]\n"
+      "  init     --store etcd://H:P[,H:P...][/PREFIX] (--master-key-file F | --passphrase-env "
+      "VAR)\n"
+      "  serve    --data DIR [--listen HOST:PORT] [--master-key-file F | --passphrase-env VAR]\n"
+      "           [--tls-cert F --tls-key F] [--insecure-http] [--sts-endpoint URL]\n"
+      "           [--imds-endpoint URL] [--token-ttl SECONDS] [--log-level LEVEL]\n"
+      "           [--threads N] [--max-connections N] [--conn-timeout SECONDS]\n"
+      "           [--prisma-token-ttl SECONDS] [--customer-name NAME] [--prisma-id ID]\n"
+      "           (the /prisma mount: Prisma Cloud's clients, API.md §7)\n"
+      "           [--events-retention DURATION] [--events-max-count N]\n"
+      "           [--webhook-max-age DURATION]\n"
+      "  audit-verify --data DIR [--master-key-file F | --passphrase-env VAR]\n"
+      "           (the audit chain is keyed with a key derived from the master key;\n"
+      "           without a key option DIR/master.key, the development key, is used)\n"
+      "  audit-export --data DIR --out FILE [key option]\n"
+      "           every audit entry as one JSON line with its hash; records them as exported\n"
+      "  audit-prune --data DIR --before SEQ [key option]\n"
+      "           removes exported entries below SEQ; the chain goes on from their anchor\n"
+      "  backup   --data DIR --out FILE\n"
+      "  restore  --from FILE --data NEWDIR [--master-key-file F | --passphrase-env VAR]\n"
+      "  rotate-key --data DIR [--master-key-file F | --passphrase-env VAR]\n"
+      "  admin-key --data DIR [--master-key-file F | --passphrase-env VAR] [--name NAME]\n"
+      "           mints a new unscoped admin key (recovery; audited; may run beside serve)\n"
+      "  migrate  --from STORE --to STORE [--master-key-file F | --passphrase-env VAR]\n"
+      "           copies a whole store into an empty one, then checks counts and the audit chain\n"
+      "  credential-process --url URL --credential ID --usage UID\n"
+      "           (access key from CREDSTORE_ACCESS_KEY_ID / CREDSTORE_ACCESS_KEY_SECRET)\n"
+      "  version\n"
+      "\n"
+      "--data DIR is --store lmdb:DIR; every command takes --store URL instead: lmdb:DIR,\n"
+      "etcd://H:P[,H:P...][/PREFIX] or etcds://... (--etcd-cacert F, --etcd-cert F --etcd-key F;\n"
+      "CREDSTORE_ETCD_USER / CREDSTORE_ETCD_PASSWORD). serve --node-id NAME (default\n"
+      "hostname:port) names the node in logs, metrics and audit entries. audit-export and\n"
+      "audit-prune work on LMDB stores only.\n"
+      "Every option may also come from CREDSTORE_<OPTION> (e.g. CREDSTORE_DATA).\n",
+      f);
 }
 
 int main(int argc, char **argv)
@@ -83,6 +93,8 @@ int main(int argc, char **argv)
     return cs_cmd_rotate_key(&cfg);
   if (strcmp(cmd, "admin-key") == 0)
     return cs_cmd_admin_key(&cfg);
+  if (strcmp(cmd, "migrate") == 0)
+    return cs_cmd_migrate(&cfg);
   if (strcmp(cmd, "credential-process") == 0)
     return cs_cmd_credential_process(&cfg);
   fprintf(stderr, "credstore: unknown command '%s'\n", cmd);

@@ -1,14 +1,31 @@
 /* The audit trail (API.md §5): every change, resolve, key change and failed
  * authentication, hash-chained so a modified or removed entry is detected.
  *
- * CS_TBL_AUDIT: u64 BE seq → hash[32] | entry JSON
- * entry JSON:   {"seq","at","actor","role","action","target","result",
- *                "remote","prevHash"}
- * hash:         keyed BLAKE2b-256(prevHash || entry JSON), keyed with the
- *               keyring's audit-chain key (cs_chain_hash): a store writer
- *               without the master key cannot recompute the chain.
- * META "audit_head": u64 BE seq | hash[32] of the last entry, so removing
- * the newest entries is detected too.
+ * Chains. A store holds one or more chains, each with its own head, so
+ * nodes of a cluster never append to the same tail:
+ *   - LMDB (one process): the chain "" — CS_TBL_AUDIT u64 BE seq → entry,
+ *     META "audit_head". The entry's "seq" is its place in the chain.
+ *   - etcd: one chain per node (chain id = --node-id; offline commands use
+ *     "cli@<hostname>"), keyed "<chain>" 0x00 u64 BE chainSeq, META
+ *     "audit_head/<chain>". Entries carry "node" and "chainSeq".
+ * A store migrated from LMDB to etcd keeps its chain "" and grows node
+ * chains beside it; migrated back, every chain is kept (re-keyed in feed
+ * order, see cmd_migrate.c).
+ *
+ * Entry value: hash[32] | entry JSON
+ * entry JSON:  {"seq" | "node","chainSeq", "at","actor","role","action",
+ *               "target","result","remote","prevHash"}
+ * hash:        keyed BLAKE2b-256(prevHash || entry JSON), keyed with the
+ *              keyring's audit-chain key (cs_chain_hash): a store writer
+ *              without the master key cannot recompute the chain.
+ * Head:        u64 BE chainSeq | hash[32] of the chain's last entry, so
+ *              removing the newest entries is detected too.
+ * Each chain starts at chainSeq 1 with a zero prevHash; issue 17's
+ * retention can start one at an anchor (a head-like record naming the
+ * seq and hash of the first entry kept).
+ *
+ * The listing is one feed in commit order (cs_store_feed_each): its "seq"
+ * is the feed position, on every node the same.
  *
  * Readers with a scope see only entries about credentials their scope
  * allows; entries about access keys, logins and the keyring are about no
@@ -19,17 +36,46 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define HEAD_KEY "audit_head"
+#define HEAD_KEY_MAX (sizeof HEAD_KEY + CS_NODE_ID_MAX + 1)
 #define HEAD_LEN (8 + CS_HASH_BYTES)
+#define CHAIN_KEY_MAX (CS_NODE_ID_MAX + 1 + 8)
+#define CHAINS_MAX 1024 /* distinct chains audit-verify follows */
 /* Entries one listing examines at most, whatever its filter: a reader whose
  * scope matches little must not walk the whole trail per request. */
 #define SCAN_MAX 10000
 
-static enum cs_err read_head(struct cs_txn *txn, uint64_t *seq, uint8_t hash[CS_HASH_BYTES])
+/* This process's chain in a shared store (one core per process). */
+static char chain_id[CS_NODE_ID_MAX + 1];
+
+void cs_audit_set_chain(const char *node)
 {
+  char host[CS_NODE_ID_MAX - 3] = "localhost";
+
+  if (node && node[0]) {
+    snprintf(chain_id, sizeof chain_id, "%s", node);
+    return;
+  }
+  if (gethostname(host, sizeof host - 1) != 0)
+    snprintf(host, sizeof host, "localhost");
+  host[sizeof host - 1] = '\0';
+  snprintf(chain_id, sizeof chain_id, "cli@%s", host);
+}
+
+/* META key of @p chain's head. @return its length. */
+static size_t head_key(const char *chain, char out[HEAD_KEY_MAX])
+{
+  return (size_t)snprintf(out, HEAD_KEY_MAX, chain[0] ? HEAD_KEY "/%s" : HEAD_KEY, chain);
+}
+
+static enum cs_err read_head(struct cs_txn *txn, const char *chain, uint64_t *seq,
+                             uint8_t hash[CS_HASH_BYTES])
+{
+  char hk[HEAD_KEY_MAX];
   struct cs_val v;
-  enum cs_err e = cs_txn_get(txn, CS_TBL_META, HEAD_KEY, strlen(HEAD_KEY), &v);
+  enum cs_err e = cs_txn_get(txn, CS_TBL_META, hk, head_key(chain, hk), &v);
   if (e == CS_ERR_NOT_FOUND) {
     *seq = 0;
     memset(hash, 0, CS_HASH_BYTES);
@@ -44,34 +90,75 @@ static enum cs_err read_head(struct cs_txn *txn, uint64_t *seq, uint8_t hash[CS_
   return CS_OK;
 }
 
+/* The entry JSON of link @p seq of @p chain ("" : LMDB's single chain). */
+static char *entry_json(const char *chain, uint64_t seq, const uint8_t prev[CS_HASH_BYTES],
+                        const struct cs_actor *a, const char *action, const char *target,
+                        const char *result)
+{
+  char prev_hex[2 * CS_HASH_BYTES + 1], when[32];
+  char *text = NULL;
+  cJSON *j = cJSON_CreateObject();
+
+  cs_hex(prev, CS_HASH_BYTES, prev_hex);
+  cs_time_format(cs_now(), when);
+  bool ok = j && (chain[0] ? cJSON_AddStringToObject(j, "node", chain) &&
+                                 cJSON_AddNumberToObject(j, "chainSeq", (double)seq)
+                           : cJSON_AddNumberToObject(j, "seq", (double)seq) != NULL);
+  if (ok && cJSON_AddStringToObject(j, "at", when) &&
+      cJSON_AddStringToObject(j, "actor", a && a->key_id ? a->key_id : "") &&
+      cJSON_AddStringToObject(j, "role", a && a->role ? a->role : "") &&
+      cJSON_AddStringToObject(j, "action", action) &&
+      cJSON_AddStringToObject(j, "target", target ? target : "") &&
+      cJSON_AddStringToObject(j, "result", result) &&
+      cJSON_AddStringToObject(j, "remote", a && a->remote ? a->remote : "") &&
+      cJSON_AddStringToObject(j, "prevHash", prev_hex))
+    text = cs_json_print(j);
+  cJSON_Delete(j);
+  return text;
+}
+
+/* Where link @p seq of @p chain is stored, into @p key / @p len. LMDB: at
+ * the table's end (after a migration the chain's seq and the key may
+ * differ). */
+static enum cs_err entry_key(struct cs_txn *txn, const char *chain, uint64_t seq,
+                             uint8_t key[CHAIN_KEY_MAX], size_t *len)
+{
+  size_t n = strlen(chain);
+  uint64_t last;
+  enum cs_err e;
+
+  if (!chain[0]) {
+    if ((e = cs_txn_last_seq(txn, CS_TBL_AUDIT, &last)))
+      return e;
+    cs_store_seq_key(last + 1, key);
+    *len = 8;
+    return CS_OK;
+  }
+  memcpy(key, chain, n);
+  key[n] = 0;
+  cs_store_seq_key(seq, key + n + 1);
+  *len = n + 9;
+  return CS_OK;
+}
+
 enum cs_err cs_audit_append(struct cs_txn *txn, const struct cs_keyring *kr,
                             const struct cs_actor *a, const char *action, const char *target,
                             const char *result)
 {
-  uint8_t prev[CS_HASH_BYTES], hash[CS_HASH_BYTES], key[8], head[HEAD_LEN];
-  char prev_hex[2 * CS_HASH_BYTES + 1], when[32];
+  const char *chain = cs_txn_shared(txn) ? chain_id : "";
+  uint8_t prev[CS_HASH_BYTES], hash[CS_HASH_BYTES], key[CHAIN_KEY_MAX], head[HEAD_LEN];
+  char hk[HEAD_KEY_MAX];
   uint64_t seq;
-  cJSON *j = NULL;
+  size_t klen;
   char *text = NULL;
   uint8_t *val = NULL;
   enum cs_err e;
 
-  if ((e = read_head(txn, &seq, prev)))
+  if ((e = read_head(txn, chain, &seq, prev)))
     return e;
   seq++;
-  cs_hex(prev, sizeof prev, prev_hex);
-  cs_time_format(cs_now(), when);
   e = CS_ERR_NOMEM;
-  j = cJSON_CreateObject();
-  if (!j || !cJSON_AddNumberToObject(j, "seq", (double)seq) ||
-      !cJSON_AddStringToObject(j, "at", when) ||
-      !cJSON_AddStringToObject(j, "actor", a && a->key_id ? a->key_id : "") ||
-      !cJSON_AddStringToObject(j, "role", a && a->role ? a->role : "") ||
-      !cJSON_AddStringToObject(j, "action", action) ||
-      !cJSON_AddStringToObject(j, "target", target ? target : "") ||
-      !cJSON_AddStringToObject(j, "result", result) ||
-      !cJSON_AddStringToObject(j, "remote", a && a->remote ? a->remote : "") ||
-      !cJSON_AddStringToObject(j, "prevHash", prev_hex) || !(text = cs_json_print(j)))
+  if (!(text = entry_json(chain, seq, prev, a, action, target, result)))
     goto out;
   size_t len = strlen(text);
   cs_chain_hash(kr, prev, text, len, hash);
@@ -79,14 +166,13 @@ enum cs_err cs_audit_append(struct cs_txn *txn, const struct cs_keyring *kr,
     goto out;
   memcpy(val, hash, CS_HASH_BYTES);
   memcpy(val + CS_HASH_BYTES, text, len);
-  cs_store_seq_key(seq, key);
-  if ((e = cs_txn_put(txn, CS_TBL_AUDIT, key, 8, val, CS_HASH_BYTES + len, CS_PUT_NO_OVERWRITE)))
+  if ((e = entry_key(txn, chain, seq, key, &klen)) ||
+      (e = cs_txn_put(txn, CS_TBL_AUDIT, key, klen, val, CS_HASH_BYTES + len, CS_PUT_NO_OVERWRITE)))
     goto out;
-  memcpy(head, key, 8);
+  cs_store_seq_key(seq, head);
   memcpy(head + 8, hash, CS_HASH_BYTES);
-  e = cs_txn_put(txn, CS_TBL_META, HEAD_KEY, strlen(HEAD_KEY), head, sizeof head, 0);
+  e = cs_txn_put(txn, CS_TBL_META, hk, head_key(chain, hk), head, sizeof head, 0);
 out:
-  cJSON_Delete(j);
   free(text);
   free(val);
   return e;
@@ -123,62 +209,147 @@ static enum cs_err entry_parts(const struct cs_val *v, const uint8_t **hash, con
   return CS_OK;
 }
 
-static enum cs_err verify_chain(struct cs_txn *txn, const struct cs_keyring *kr, uint64_t *count,
-                                uint64_t *bad_seq, struct cs_audit_anchor *anchor)
+/* One chain as audit-verify has followed it so far. */
+struct chain_state {
+  char id[CS_NODE_ID_MAX + 1];
+  uint64_t seq;
+  uint8_t prev[CS_HASH_BYTES];
+};
+
+struct verify {
+  const struct cs_keyring *kr;
+  struct chain_state *chains;
+  size_t n;
+  uint64_t count;
+  struct cs_audit_break *bad;
+  struct cs_audit_anchor *anchor; /* LMDB's chain after audit-prune */
+};
+
+static struct chain_state *chain_of(struct verify *w, const char *id)
 {
-  uint8_t prev[CS_HASH_BYTES] = {0}, calc[CS_HASH_BYTES], head_hash[CS_HASH_BYTES];
-  uint64_t expect = 1, head_seq;
+  for (size_t i = 0; i < w->n; i++)
+    if (strcmp(w->chains[i].id, id) == 0)
+      return &w->chains[i];
+  if (w->n == CHAINS_MAX || strlen(id) > CS_NODE_ID_MAX)
+    return NULL;
+  struct chain_state *c = &w->chains[w->n++];
+  memset(c, 0, sizeof *c);
+  memcpy(c->id, id, strlen(id) + 1);
+  return c;
+}
+
+static enum cs_err broken(struct verify *w, const char *chain, uint64_t seq)
+{
+  snprintf(w->bad->chain, sizeof w->bad->chain, "%s", chain);
+  w->bad->seq = seq;
+  return CS_ERR_CRYPTO;
+}
+
+/* Check one stored entry against its chain's last link, and advance it. */
+static enum cs_err verify_entry(struct verify *w, const struct cs_val *v)
+{
+  const uint8_t *hash;
+  const char *json;
+  size_t len;
+  cJSON *j = NULL;
+  uint8_t calc[CS_HASH_BYTES];
+  char prev_hex[2 * CS_HASH_BYTES + 1];
+
+  if (entry_parts(v, &hash, &json, &len) || cs_json_parse(json, len, CS_JSON_MAX_DEPTH, &j))
+    return broken(w, "?", w->count + 1);
+  const cJSON *node = cJSON_GetObjectItemCaseSensitive(j, "node");
+  const char *id = cJSON_IsString(node) ? node->valuestring : "";
+  const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, id[0] ? "chainSeq" : "seq");
+  const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "prevHash");
+  struct chain_state *c = chain_of(w, id);
+  bool ok = c && cJSON_IsNumber(s) && cJSON_IsString(p);
+  if (ok) {
+    cs_chain_hash(w->kr, c->prev, json, len, calc);
+    cs_hex(c->prev, sizeof c->prev, prev_hex);
+    ok = (uint64_t)s->valuedouble == c->seq + 1 && strcmp(p->valuestring, prev_hex) == 0 &&
+         cs_hash_equal(calc, hash);
+  }
+  enum cs_err e = ok ? CS_OK : broken(w, id, c ? c->seq + 1 : 0);
+  cJSON_Delete(j);
+  if (e)
+    return e;
+  c->seq++;
+  memcpy(c->prev, hash, CS_HASH_BYTES);
+  w->count++;
+  return CS_OK;
+}
+
+static struct chain_state *chain_find(struct verify *w, const char *id, size_t len)
+{
+  for (size_t i = 0; i < w->n; i++)
+    if (strlen(w->chains[i].id) == len && memcmp(w->chains[i].id, id, len) == 0)
+      return &w->chains[i];
+  return NULL;
+}
+
+/* Every head names its chain's newest entry (entries removed from the end
+ * show here), and every head has its chain (a chain removed whole). */
+static enum cs_err verify_heads(struct cs_txn *txn, struct verify *w)
+{
+  const size_t hl = strlen(HEAD_KEY);
+  struct cs_cursor *cur = NULL;
+  struct cs_val k, v;
+  uint8_t hash[CS_HASH_BYTES];
+  char id[CS_NODE_ID_MAX + 1];
+  uint64_t seq;
+  enum cs_err e;
+
+  for (size_t i = 0; i < w->n; i++) {
+    if ((e = read_head(txn, w->chains[i].id, &seq, hash)))
+      return e;
+    if (seq != w->chains[i].seq || !cs_hash_equal(hash, w->chains[i].prev))
+      return broken(w, w->chains[i].id, w->chains[i].seq + 1);
+  }
+  if ((e = cs_cursor_open(txn, CS_TBL_META, &cur)))
+    return e;
+  for (e = cs_cursor_seek(cur, HEAD_KEY, hl, &k, &v);
+       e == CS_OK && k.len >= hl && memcmp(k.data, HEAD_KEY, hl) == 0;
+       e = cs_cursor_next(cur, &k, &v)) {
+    const char *name = (const char *)k.data + hl + 1;
+    size_t len = k.len > hl ? k.len - hl - 1 : 0;
+    if (k.len > hl && ((const char *)k.data)[hl] != '/')
+      continue; /* another record that starts so */
+    if (!chain_find(w, name, len)) {
+      snprintf(id, sizeof id, "%.*s", (int)(len < CS_NODE_ID_MAX ? len : CS_NODE_ID_MAX), name);
+      e = broken(w, id, 1); /* a head whose every entry is gone */
+      break;
+    }
+  }
+  cs_cursor_close(cur);
+  return e == CS_ERR_NOT_FOUND ? CS_OK : e;
+}
+
+static enum cs_err verify_chains(struct cs_txn *txn, struct verify *w)
+{
   struct cs_cursor *c = NULL;
   struct cs_val k, v;
   enum cs_err e;
 
-  *count = 0;
-  *bad_seq = 0;
-  /* After a prune the chain goes on from its anchor: the last removed entry. */
-  if ((e = cs_audit_anchor_load(txn, kr, anchor)) == CS_ERR_CRYPTO)
-    *bad_seq = 1;
-  if (e || (e = read_head(txn, &head_seq, head_hash)) ||
-      (e = cs_cursor_open(txn, CS_TBL_AUDIT, &c)))
+  /* After a prune LMDB's chain goes on from its anchor: the last removed
+   * entry (a forged anchor record breaks the chain at its first link). */
+  if ((e = cs_audit_anchor_load(txn, w->kr, w->anchor)) == CS_ERR_CRYPTO)
+    return broken(w, "", 1);
+  if (e)
     return e;
-  memcpy(prev, anchor->hash, CS_HASH_BYTES);
-  expect = anchor->seq + 1;
-  for (e = cs_cursor_seek(c, NULL, 0, &k, &v); e == CS_OK; e = cs_cursor_next(c, &k, &v)) {
-    const uint8_t *hash;
-    const char *json;
-    size_t len;
-    cJSON *j = NULL;
-    char prev_hex[2 * CS_HASH_BYTES + 1];
-    bool ok = cs_store_seq_from_key(k.data, k.len) == expect &&
-              entry_parts(&v, &hash, &json, &len) == CS_OK;
-    if (ok) {
-      cs_chain_hash(kr, prev, json, len, calc);
-      cs_hex(prev, sizeof prev, prev_hex);
-      const cJSON *p, *s;
-      ok = cs_hash_equal(calc, hash) && cs_json_parse(json, len, CS_JSON_MAX_DEPTH, &j) == CS_OK &&
-           cJSON_IsString(p = cJSON_GetObjectItemCaseSensitive(j, "prevHash")) &&
-           strcmp(p->valuestring, prev_hex) == 0 &&
-           cJSON_IsNumber(s = cJSON_GetObjectItemCaseSensitive(j, "seq")) &&
-           (uint64_t)s->valuedouble == expect;
-      cJSON_Delete(j);
-    }
-    if (!ok) {
-      *bad_seq = expect;
-      cs_cursor_close(c);
-      return CS_ERR_CRYPTO;
-    }
-    memcpy(prev, hash, CS_HASH_BYTES);
-    expect++;
+  if (w->anchor->seq) {
+    struct chain_state *lm = chain_of(w, "");
+    lm->seq = w->anchor->seq;
+    memcpy(lm->prev, w->anchor->hash, CS_HASH_BYTES);
   }
+  if ((e = cs_cursor_open(txn, CS_TBL_AUDIT, &c)))
+    return e;
+  for (e = cs_cursor_seek(c, NULL, 0, &k, &v); e == CS_OK; e = cs_cursor_next(c, &k, &v))
+    if ((e = verify_entry(w, &v)))
+      break;
   cs_cursor_close(c);
   if (e != CS_ERR_NOT_FOUND)
     return e;
-  *count = expect - 1 - anchor->seq;
-  /* The head names the newest entry: entries removed from the end show here. */
-  if (head_seq != expect - 1 || !cs_hash_equal(head_hash, prev)) {
-    *bad_seq = expect;
-    return CS_ERR_CRYPTO;
-  }
-  return CS_OK;
+  return verify_heads(txn, w);
 }
 
 /* Actions whose target is a credential id; anything else (access keys,
@@ -214,7 +385,7 @@ static bool entry_visible(const struct audit_page *p, const cJSON *j)
   return cs_scope_allows(p->v->scope, t->valuestring);
 }
 
-enum cs_err cs_audit_render(const struct cs_val *v, cJSON **out)
+enum cs_err cs_audit_render(uint64_t seq, const struct cs_val *v, cJSON **out)
 {
   const uint8_t *hash;
   const char *json;
@@ -225,7 +396,7 @@ enum cs_err cs_audit_render(const struct cs_val *v, cJSON **out)
   if (entry_parts(v, &hash, &json, &len) || cs_json_parse(json, len, CS_JSON_MAX_DEPTH, &j))
     return CS_ERR_STORE;
   cs_hex(hash, CS_HASH_BYTES, hex);
-  if (!cJSON_AddStringToObject(j, "hash", hex)) {
+  if (cs_json_set_seq(j, seq) || !cJSON_AddStringToObject(j, "hash", hex)) {
     cJSON_Delete(j);
     return CS_ERR_NOMEM;
   }
@@ -233,15 +404,17 @@ enum cs_err cs_audit_render(const struct cs_val *v, cJSON **out)
   return CS_OK;
 }
 
-static enum cs_err collect_entry(uint64_t seq, const struct cs_val *v, void *arg, bool *stop)
+static enum cs_err collect_entry(uint64_t seq, const struct cs_val *k, const struct cs_val *v,
+                                 void *arg, bool *stop)
 {
   struct audit_page *p = arg;
   cJSON *j;
   enum cs_err e;
 
+  (void)k;
   p->next = seq;
   *stop = ++p->scanned >= SCAN_MAX;
-  if ((e = cs_audit_render(v, &j)))
+  if ((e = cs_audit_render(seq, v, &j)))
     return e;
   if (!entry_visible(p, j)) {
     cJSON_Delete(j);
@@ -260,7 +433,7 @@ enum cs_err cs_audit_read(struct cs_core *c, const struct cs_view *v, uint64_t s
 
   if (!(p.arr = cJSON_CreateArray()))
     return CS_ERR_NOMEM;
-  if ((e = cs_seq_each(c->store, CS_TBL_AUDIT, since + 1, collect_entry, &p))) {
+  if ((e = cs_store_feed_each(c->store, CS_TBL_AUDIT, since, collect_entry, &p))) {
     cJSON_Delete(p.arr);
     return e;
   }
@@ -269,14 +442,34 @@ enum cs_err cs_audit_read(struct cs_core *c, const struct cs_view *v, uint64_t s
   return CS_OK;
 }
 
+enum cs_err cs_audit_verify_chains(struct cs_core *c, uint64_t *count, size_t *chains,
+                                   struct cs_audit_break *bad, struct cs_audit_anchor *anchor)
+{
+  struct verify w = {c->keyring, calloc(CHAINS_MAX, sizeof(struct chain_state)), 0, 0, bad, anchor};
+  struct cs_txn *txn = NULL;
+  enum cs_err e = w.chains ? cs_store_read_begin(c->store, &txn) : CS_ERR_NOMEM;
+
+  memset(bad, 0, sizeof *bad);
+  memset(anchor, 0, sizeof *anchor);
+  *count = 0;
+  if (!e)
+    e = verify_chains(txn, &w);
+  cs_store_read_end(txn);
+  free(w.chains);
+  if (!e) {
+    *count = w.count;
+    *chains = w.n;
+  }
+  return e;
+}
+
 enum cs_err cs_audit_verify(struct cs_core *c, uint64_t *count, uint64_t *bad_seq,
                             struct cs_audit_anchor *anchor)
 {
-  struct cs_txn *txn = NULL;
-  enum cs_err e = cs_store_read_begin(c->store, &txn);
-  if (e)
-    return e;
-  e = verify_chain(txn, c->keyring, count, bad_seq, anchor);
-  cs_store_read_end(txn);
+  struct cs_audit_break bad;
+  size_t chains;
+  enum cs_err e = cs_audit_verify_chains(c, count, &chains, &bad, anchor);
+
+  *bad_seq = bad.seq;
   return e;
 }

@@ -45,7 +45,7 @@ static enum cs_err export_one(uint64_t seq, const struct cs_val *v, void *arg, b
   enum cs_err e;
 
   (void)stop;
-  if ((e = cs_audit_render(v, &j)))
+  if ((e = cs_audit_render(seq, v, &j)))
     return e;
   if (!(text = cs_json_print(j)))
     e = CS_ERR_NOMEM;

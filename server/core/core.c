@@ -24,7 +24,10 @@ void cs_core_init(struct cs_core *c, struct cs_store *st, struct cs_keyring *kr,
     c->opts.events_max = CS_DEFAULT_EVENTS_MAX;
   c->store = st;
   c->keyring = kr;
+  c->keyring_given = kr;
   c->started_at = cs_now();
+  if (cs_store_shared(st))
+    cs_audit_set_chain(c->opts.node_id);
 }
 
 /* After each group commit: wake long-polls and the webhook worker. */
@@ -48,11 +51,13 @@ enum cs_err cs_core_start(struct cs_core *c, char *err, size_t errlen)
     return e;
   }
   cs_usage_coalesce(c);
+  cs_cluster_start(c);
   return CS_OK;
 }
 
 void cs_core_stop(struct cs_core *c)
 {
+  cs_cluster_stop(c);
   cs_events_stop(c);
   /* Whatever still commits (the trimmer, webhook settles, queued changes)
    * wakes the notifier from the writer thread after each batch: the

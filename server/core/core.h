@@ -19,6 +19,7 @@
 #include "providers.h"
 #include "store.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -51,6 +52,7 @@ struct cs_core_opts {
   const char *webhook_allow;      /* CIDRs and host names webhooks may reach despite a deny */
   const char *webhook_deny;       /* CIDRs and host names webhooks may not reach */
   struct cs_broker_config broker; /* endpoints and limits of the outbound calls */
+  const char *node_id;            /* this node's name (cluster mode); NULL: none */
 };
 
 struct cs_events;
@@ -64,10 +66,18 @@ struct cs_retention;
  * network state (network resolves answer CS_ERR_UNAVAILABLE), no long-poll
  * notifier and no webhook worker.
  */
+#define CS_CORE_KEYRINGS_MAX 64
+
 struct cs_core {
   struct cs_core_opts opts;
   struct cs_store *store;
-  struct cs_keyring *keyring;
+  /* The current keyring: the one given, or (cluster mode) a newer one the
+   * store's change feed brought (cluster.c). Atomic: swapped on the watch
+   * thread while requests read it; a reader uses the pointer it loaded. */
+  struct cs_keyring *_Atomic keyring;
+  struct cs_keyring *keyring_given;                 /* borrowed from the cli */
+  struct cs_keyring *retired[CS_CORE_KEYRINGS_MAX]; /* loaded here; freed at stop */
+  size_t n_retired;
   struct cs_writer *writer;       /* group commit; NULL: each change commits alone */
   struct cs_broker *broker;       /* outbound calls, caches; NULL before start */
   struct cs_events *events;       /* long-poll waiters; NULL before start */
@@ -459,11 +469,13 @@ struct cs_audit_anchor {
 };
 
 /**
- * Check the whole chain: consecutive seqs from its anchor's + 1 (1 when
- * never pruned), each hash the keyed link (the keyring's audit-chain key)
- * over its entry and the previous hash (the anchor's for the first),
- * prevHash fields matching, and the head record. *anchor is where it
- * started, *count how many entries it checked.
+ * Check every chain of the store (audit.c: LMDB's one, a cluster's one per
+ * node): consecutive seqs from the chain's anchor's + 1 (1 when never
+ * pruned; only LMDB's chain is pruned), each hash the keyed link (the
+ * keyring's audit-chain key) over its entry and the previous hash (the
+ * anchor's for the first), prevHash fields matching, and the head records
+ * (every head must have its chain). *anchor is where LMDB's chain started,
+ * *count how many entries were checked.
  * @return CS_OK, or CS_ERR_CRYPTO with the first bad seq in *bad_seq (also
  *         when the keyring is another data dir's, or the anchor record was
  *         forged: then *bad_seq is 1), CS_ERR_STORE*.
@@ -503,6 +515,27 @@ enum cs_err cs_audit_mark_exported(struct cs_core *c, uint64_t last) CS_WUR;
 enum cs_err cs_audit_prune(struct cs_core *c, const struct cs_actor *a, uint64_t before,
                            uint64_t *removed, uint64_t *limit,
                            struct cs_audit_anchor *anchor) CS_WUR;
+
+/** Where audit-verify found a chain broken. */
+struct cs_audit_break {
+  char chain[CS_NODE_ID_MAX + 32]; /* "" : LMDB's chain (and one migrated from it) */
+  uint64_t seq;                    /* the first link of that chain that does not check */
+};
+
+/**
+ * cs_audit_verify() saying which chain broke; *chains = how many chains.
+ * @return as cs_audit_verify(), with *bad set on CS_ERR_CRYPTO.
+ */
+enum cs_err cs_audit_verify_chains(struct cs_core *c, uint64_t *count, size_t *chains,
+                                   struct cs_audit_break *bad,
+                                   struct cs_audit_anchor *anchor) CS_WUR;
+
+/**
+ * Name this process's audit chain in a shared store (cluster mode): its
+ * node id, or "cli@<hostname>" for @p node NULL (offline commands). One
+ * per process; cs_core_init() sets it from opts->node_id.
+ */
+void cs_audit_set_chain(const char *node);
 
 #define CS_EVENTS_WAIT_MAX 60 /* seconds a long-poll may wait */
 

@@ -192,8 +192,11 @@ enum cs_err cs_audit_append(struct cs_txn *txn, const struct cs_keyring *kr,
                             const struct cs_actor *a, const char *action, const char *target,
                             const char *result) CS_WUR;
 
-/** A stored audit entry as GET /audit shows it (with "hash"). @return CS_ERR_STORE, NOMEM. */
-enum cs_err cs_audit_render(const struct cs_val *v, cJSON **out) CS_WUR;
+/**
+ * A stored audit entry at feed position @p seq as GET /audit shows it (with
+ * "hash"). @return CS_ERR_STORE, NOMEM.
+ */
+enum cs_err cs_audit_render(uint64_t seq, const struct cs_val *v, cJSON **out) CS_WUR;
 
 /* -------------------------------- audit anchor (audit_anchor.c, audit_export.c) */
 
@@ -226,8 +229,12 @@ enum cs_err cs_event_append(struct cs_txn *txn, const char *type, const char *cr
 
 /** The wall clock in epoch milliseconds (outbox times survive restarts). */
 int64_t cs_wall_ms(void);
-/** Inside a txn: the id for a new outbox entry, above every pending and dead one. */
-enum cs_err cs_outbox_next_id(struct cs_txn *txn, uint64_t *out) CS_WUR;
+/**
+ * Inside a txn: the key of a new outbox entry. LMDB: above every pending and
+ * dead one; a shared store: random in 2^52..2^53-1 (exact as a JSON number).
+ * @return CS_ERR_STORE.
+ */
+enum cs_err cs_outbox_new_key(struct cs_txn *txn, uint8_t key[8]) CS_WUR;
 
 /** Inside a write txn: queue an "updated" webhook for every usage of @p cred_id with a callback. */
 enum cs_err cs_outbox_queue_update(struct cs_txn *txn, const char *cred_id,
@@ -235,6 +242,17 @@ enum cs_err cs_outbox_queue_update(struct cs_txn *txn, const char *cred_id,
 
 /* ---------------------------------------------- lifecycle pieces (core.c) */
 
+/**
+ * The keyring to open a record sealed under data-key @p version: the
+ * current one, or in a shared store a newer one loaded now when @p version
+ * is past it (rotated by another process, not yet reported by the watch).
+ * Borrowed until cs_core_stop().
+ */
+const struct cs_keyring *cs_core_keyring_for(struct cs_core *c, uint32_t version);
+
+/** Follow the store's change feed (cluster.c); stop before the workers go. */
+void cs_cluster_start(struct cs_core *c);
+void cs_cluster_stop(struct cs_core *c);
 enum cs_err cs_events_start(struct cs_core *c) CS_WUR;
 void cs_events_notify(struct cs_core *c);
 void cs_events_free(struct cs_core *c);
@@ -258,6 +276,23 @@ typedef enum cs_err (*cs_seq_fn)(uint64_t seq, const struct cs_val *v, void *arg
  */
 enum cs_err cs_seq_each(struct cs_store *st, enum cs_table t, uint64_t from, cs_seq_fn fn,
                         void *arg) CS_WUR;
+
+/**
+ * Show a feed record (audit entry, event) at feed position @p pos: its
+ * "seq" member is set to it (replaced in place, or added). LMDB positions
+ * are the stored seqs; etcd's come from the commit (store.h "feeds").
+ * @return CS_ERR_NOMEM.
+ */
+enum cs_err cs_json_set_seq(cJSON *j, uint64_t pos) CS_WUR;
+
+/**
+ * The key of a new record of a sequence table (events, outbox) in @p txn:
+ * LMDB the last seq + 1; a shared store a random 8-byte key with its top
+ * bit set (no tail that every node's appends would conflict on; order comes
+ * from the feed, and set bits keep them apart from keys migrated from LMDB).
+ * @return CS_ERR_STORE.
+ */
+enum cs_err cs_seq_new_key(struct cs_txn *txn, enum cs_table t, uint8_t key[8]) CS_WUR;
 
 /** cs_seq_each() inside the open transaction @p txn (any kind). */
 enum cs_err cs_seq_each_txn(struct cs_txn *txn, enum cs_table t, uint64_t from, cs_seq_fn fn,

@@ -39,7 +39,7 @@ static void existing_free(struct existing *x)
 }
 
 /* Copy the record @p id as @p txn (read or write) sees it into @p x. */
-static enum cs_err load_existing(const struct cs_keyring *kr, struct cs_txn *txn, const char *id,
+static enum cs_err load_existing(struct cs_core *c, struct cs_txn *txn, const char *id,
                                  struct existing *x)
 {
   struct cs_cred_view v;
@@ -61,7 +61,8 @@ static enum cs_err load_existing(const struct cs_keyring *kr, struct cs_txn *txn
   }
   memcpy(x->sealed, v.sealed, v.sealed_len);
   x->sealed_len = v.sealed_len;
-  e = cs_cred_open_secret(kr, &v, &x->plain, &x->plain_len);
+  e = cs_cred_open_secret(cs_core_keyring_for(c, cs_sealed_version(v.sealed, v.sealed_len)), &v,
+                          &x->plain, &x->plain_len);
 out:
   if (e)
     existing_free(x);
@@ -76,7 +77,7 @@ static enum cs_err read_existing(struct cs_core *c, const char *id, struct exist
   memset(x, 0, sizeof *x);
   if (e)
     return e;
-  e = load_existing(c->keyring, txn, id, x);
+  e = load_existing(c, txn, id, x);
   cs_store_read_end(txn);
   return e;
 }
@@ -444,7 +445,7 @@ static enum cs_err put_write(struct cs_txn *txn, void *arg)
     return e;
   if (!same_record(&j->p.x, e, &c)) {
     prepared_free(&j->p);
-    if ((e = load_existing(j->c->keyring, txn, j->in->id, &j->p.x)) || (e = prepare(j)))
+    if ((e = load_existing(j->c, txn, j->in->id, &j->p.x)) || (e = prepare(j)))
       return e;
   }
   if (j->in->skip_unchanged && unchanged(&j->p)) {

@@ -38,22 +38,30 @@ struct cs_events {
 enum cs_err cs_event_append(struct cs_txn *txn, const char *type, const char *cred_id,
                             uint64_t version)
 {
-  uint64_t seq;
   uint8_t key[8];
   char when[32];
   char *text = NULL;
   cJSON *j;
   enum cs_err e;
 
-  if ((e = cs_txn_last_seq(txn, CS_TBL_EVENTS, &seq)))
+  if ((e = cs_seq_new_key(txn, CS_TBL_EVENTS, key)))
     return e;
-  /* Emptied by retention: go on after the last trimmed, never restart at 1. */
-  if (seq == 0 && (e = cs_events_floor(txn, &seq)))
-    return e;
-  seq++;
+  /* Emptied by retention (LMDB; a shared store is not trimmed): go on
+   * after the last trimmed, never restart at 1. */
+  if (!cs_txn_shared(txn)) {
+    uint64_t floor;
+    if ((e = cs_events_floor(txn, &floor)))
+      return e;
+    if (cs_store_seq_from_key(key, 8) <= floor)
+      cs_store_seq_key(floor + 1, key);
+  }
   cs_time_format(cs_now(), when);
   j = cJSON_CreateObject();
-  if (!j || !cJSON_AddNumberToObject(j, "seq", (double)seq) ||
+  /* LMDB stores the seq (its key); a shared store's comes from the commit
+   * and is set when read (cs_json_set_seq). */
+  if (!j ||
+      (!cs_txn_shared(txn) &&
+       !cJSON_AddNumberToObject(j, "seq", (double)cs_store_seq_from_key(key, 8))) ||
       !cJSON_AddStringToObject(j, "type", type) ||
       !cJSON_AddStringToObject(j, "credentialId", cred_id) ||
       !cJSON_AddNumberToObject(j, "version", (double)version) ||
@@ -62,7 +70,6 @@ enum cs_err cs_event_append(struct cs_txn *txn, const char *type, const char *cr
     return CS_ERR_NOMEM;
   }
   cJSON_Delete(j);
-  cs_store_seq_key(seq, key);
   e = cs_txn_put(txn, CS_TBL_EVENTS, key, 8, text, strlen(text), CS_PUT_NO_OVERWRITE);
   free(text);
   return e;
@@ -77,7 +84,8 @@ struct event_page {
   uint64_t scanned; /* events examined; at SCAN_MAX more may follow */
 };
 
-static enum cs_err collect_event(uint64_t seq, const struct cs_val *v, void *arg, bool *stop)
+static enum cs_err collect_event(uint64_t seq, const struct cs_val *k, const struct cs_val *v,
+                                 void *arg, bool *stop)
 {
   struct event_page *p = arg;
   cJSON *j;
@@ -91,6 +99,11 @@ static enum cs_err collect_event(uint64_t seq, const struct cs_val *v, void *arg
       !cs_scope_allows(p->v->scope, id->valuestring)) {
     cJSON_Delete(j);
     return CS_OK;
+  }
+  (void)k;
+  if (cs_json_set_seq(j, seq)) {
+    cJSON_Delete(j);
+    return CS_ERR_NOMEM;
   }
   cJSON_AddItemToArray(p->arr, j);
   *stop = *stop || cJSON_GetArraySize(p->arr) >= EVENTS_PAGE;
@@ -115,7 +128,7 @@ enum cs_err cs_events_read(struct cs_core *c, const struct cs_view *v, uint64_t 
     e = CS_ERR_EVENTS_EXPIRED;
     goto out;
   }
-  e = cs_seq_each_txn(txn, CS_TBL_EVENTS, after + 1, collect_event, &p);
+  e = cs_txn_feed_each(txn, CS_TBL_EVENTS, after, collect_event, &p);
 out:
   cs_store_read_end(txn);
   if (e) {

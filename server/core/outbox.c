@@ -21,7 +21,21 @@
  * scan (due entries not in flight, whose target has room) → start →
  * finish (settle: delete on a 2xx, else reschedule). An entry is in flight
  * in one job at a time, and its job ends only after its settle committed,
- * so no scan can start it twice. */
+ * so no scan can start it twice.
+ *
+ * Cluster mode (a shared store): every node scans the same outbox, so an
+ * attempt starts only after its node claimed the entry: META
+ * "claim/<hex key>" → node id, put bound to the node's lease (CLAIM_TTL_S,
+ * kept alive every CLAIM_RENEW_MS) in a Txn that also checks the entry is
+ * still as scanned and unclaimed. The settle deletes the claim with the
+ * entry's change. A node that dies holding claims lets its lease expire;
+ * the deletes reach every node's watch, which kicks its worker, and another
+ * node takes the entries over (well within 30 s). In the normal case each
+ * entry is POSTed exactly once. A node that dies mid-POST (or loses its
+ * lease for longer than the TTL while a POST is out) leaves an attempt
+ * whose answer nobody settles: another node POSTs it again, so a receiver
+ * may see one delivery twice (same body and signature; dedupe on usageId
+ * and version). */
 #include "core_internal.h"
 
 #include <pthread.h>
@@ -37,12 +51,18 @@
 #define BACKOFF_MAX_MS (5 * 60 * 1000)
 #define DELIVERY_TIMEOUT_MS 5000
 #define IDLE_WAIT_MS 1000 /* also how soon a stop or a clock jump is seen */
+#define CLAIM_TTL_S 10
+#define CLAIM_RENEW_MS 3000
+#define CLAIM_PREFIX "claim/"
+#define CLAIM_KEY_MAX (sizeof CLAIM_PREFIX + 16)
 
 /* One delivery in flight. */
 struct job {
   bool busy;
   uint64_t seq;
   cJSON *entry; /* as stored; rewritten on failure */
+  uint8_t *raw; /* cluster mode: the stored bytes as scanned, until claimed */
+  size_t raw_len;
   char target[CS_HTTP_TARGET_MAX];
 };
 
@@ -57,6 +77,10 @@ struct cs_outbox {
   int64_t next_due; /* earliest nextAt of the entries not in flight */
   unsigned finished;
   atomic_uint_fast64_t deliveries, failures, dead; /* for /metrics */
+  bool shared;                                     /* cluster mode: claim before delivering */
+  int64_t lease;                                   /* the claims' lease; 0: none yet */
+  int64_t lease_renewed_ms;                        /* monotonic */
+  bool lease_failing;                              /* said so once; said again when it works */
   struct job jobs[IN_FLIGHT_MAX];
 };
 
@@ -67,16 +91,24 @@ int64_t cs_wall_ms(void)
   return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-enum cs_err cs_outbox_next_id(struct cs_txn *txn, uint64_t *out)
+enum cs_err cs_outbox_new_key(struct cs_txn *txn, uint8_t key[8])
 {
   uint64_t a = 0, b = 0;
   enum cs_err e;
 
+  /* A shared store: a random id of 2^52..2^53-1, so appends of several
+   * nodes share no tail, ids stay apart from sequential (migrated) ones,
+   * and a JSON number (a double) holds them exactly (the deliveries list). */
+  if (cs_txn_shared(txn)) {
+    cs_random_bytes(&a, sizeof a);
+    cs_store_seq_key(((uint64_t)1 << 52) | (a & (((uint64_t)1 << 52) - 1)), key);
+    return CS_OK;
+  }
   /* Above both tables: a dead letter keeps its id, and a requeued one
    * returns under it, so no two deliveries share one. */
   if ((e = cs_txn_last_seq(txn, CS_TBL_OUTBOX, &a)) || (e = cs_txn_last_seq(txn, CS_TBL_DEAD, &b)))
     return e;
-  *out = (a > b ? a : b) + 1;
+  cs_store_seq_key((a > b ? a : b) + 1, key);
   return CS_OK;
 }
 
@@ -115,7 +147,6 @@ static enum cs_err queue_one(cJSON *rec, void *arg)
   struct outbox_ctx *o = arg;
   const cJSON *url = cJSON_GetObjectItemCaseSensitive(rec, "callbackUrl");
   const cJSON *uid = cJSON_GetObjectItemCaseSensitive(rec, "id");
-  uint64_t seq;
   uint8_t key[8];
   char *text = NULL, target[CS_HTTP_TARGET_MAX];
   const char *why;
@@ -123,7 +154,7 @@ static enum cs_err queue_one(cJSON *rec, void *arg)
 
   if (!cJSON_IsString(url) || !cJSON_IsString(uid))
     return CS_OK;
-  if ((e = cs_outbox_next_id(o->txn, &seq)))
+  if ((e = cs_outbox_new_key(o->txn, key)))
     return e;
   /* The target lets the delivery scan pass over a busy target's entries
    * without opening their usages; delivery checks the URL itself. */
@@ -139,7 +170,6 @@ static enum cs_err queue_one(cJSON *rec, void *arg)
     return CS_ERR_NOMEM;
   }
   cJSON_Delete(j);
-  cs_store_seq_key(seq, key);
   e = cs_txn_put(o->txn, CS_TBL_OUTBOX, key, 8, text, strlen(text), CS_PUT_NO_OVERWRITE);
   free(text);
   return e;
@@ -153,18 +183,99 @@ enum cs_err cs_outbox_queue_update(struct cs_txn *txn, const char *cred_id, uint
 
 /* ---------------------------------------------------------------- settle */
 
+/* META key of the claim on entry @p seq. @return its length. */
+static size_t claim_key(uint64_t seq, char out[CLAIM_KEY_MAX])
+{
+  return (size_t)snprintf(out, CLAIM_KEY_MAX, CLAIM_PREFIX "%016llx", (unsigned long long)seq);
+}
+
+struct claim_ctx {
+  const struct job *job;
+  int64_t lease;
+  const char *node;
+};
+
+static enum cs_err claim_txn(struct cs_txn *txn, void *arg)
+{
+  const struct claim_ctx *c = arg;
+  char ck[CLAIM_KEY_MAX];
+  size_t cklen = claim_key(c->job->seq, ck);
+  uint8_t key[8];
+  struct cs_val v;
+  enum cs_err e;
+
+  cs_store_seq_key(c->job->seq, key);
+  if ((e = cs_txn_get(txn, CS_TBL_OUTBOX, key, 8, &v)))
+    return e; /* NOT_FOUND: delivered meanwhile */
+  if (v.len != c->job->raw_len || memcmp(v.data, c->job->raw, v.len) != 0)
+    return CS_ERR_PRECONDITION; /* another node attempted it since the scan */
+  /* A get, not a range: lease expiry deletes claims without the delete
+   * marker a cursor would rely on (store.h cs_txn_put_lease). */
+  if ((e = cs_txn_get(txn, CS_TBL_META, ck, cklen, &v)) != CS_ERR_NOT_FOUND)
+    return e ? e : CS_ERR_EXISTS;
+  return cs_txn_put_lease(txn, CS_TBL_META, ck, cklen, c->node, strlen(c->node),
+                          CS_PUT_NO_OVERWRITE, c->lease);
+}
+
+/* Cluster mode: make @p job this node's. @return false if it is not. */
+static bool claim(struct cs_outbox *ob, struct job *job)
+{
+  struct claim_ctx c = {job, ob->lease, ob->core->opts.node_id ? ob->core->opts.node_id : "?"};
+  enum cs_err e = ob->lease ? cs_core_write(ob->core, claim_txn, &c) : CS_ERR_UNAVAILABLE;
+
+  free(job->raw);
+  job->raw = NULL;
+  if (e && e != CS_ERR_EXISTS && e != CS_ERR_NOT_FOUND && e != CS_ERR_PRECONDITION)
+    CS_LOG(CS_LOG_WARN, "cannot claim outbox entry %llu: %s", (unsigned long long)job->seq,
+           cs_err_message(e));
+  return e == CS_OK;
+}
+
+/* Cluster mode: hold a lease for this node's claims, renewed well within
+ * its TTL; a lost one (expired while etcd was away) is replaced. */
+static void keep_lease(struct cs_outbox *ob)
+{
+  int64_t now = cs_mono_ms();
+  enum cs_err e = CS_OK;
+
+  if (!ob->shared || (ob->lease && now - ob->lease_renewed_ms < CLAIM_RENEW_MS))
+    return;
+  if (ob->lease && (e = cs_store_lease_keepalive(ob->core->store, ob->lease)) == CS_OK)
+    ob->lease_renewed_ms = now;
+  else if (!ob->lease || e == CS_ERR_NOT_FOUND) {
+    ob->lease = 0;
+    if ((e = cs_store_lease_grant(ob->core->store, CLAIM_TTL_S, &ob->lease)) == CS_OK)
+      ob->lease_renewed_ms = now;
+  }
+  /* Once per outage (this runs every second meanwhile). */
+  if (e && !ob->lease_failing)
+    CS_LOG(CS_LOG_WARN,
+           "webhook claims: no lease (%s): this node delivers nothing until etcd answers",
+           cs_err_message(e));
+  else if (!e && ob->lease_failing)
+    CS_LOG(CS_LOG_INFO, "webhook claims: lease renewed; delivering again");
+  ob->lease_failing = e != CS_OK;
+}
+
 struct settle_ctx {
   uint64_t seq;
   const char *replacement; /* NULL: delete the entry */
+  bool shared;             /* cluster mode: release the claim too */
 };
 
 static enum cs_err settle_txn(struct cs_txn *txn, void *arg)
 {
   struct settle_ctx *s = arg;
   uint8_t key[8];
+  char ck[CLAIM_KEY_MAX];
+  enum cs_err e;
+
+  if (s->shared && (e = cs_txn_del(txn, CS_TBL_META, ck, claim_key(s->seq, ck))) &&
+      e != CS_ERR_NOT_FOUND)
+    return e;
   cs_store_seq_key(s->seq, key);
   if (!s->replacement) {
-    enum cs_err e = cs_txn_del(txn, CS_TBL_OUTBOX, key, 8);
+    e = cs_txn_del(txn, CS_TBL_OUTBOX, key, 8);
     return e == CS_ERR_NOT_FOUND ? CS_OK : e;
   }
   return cs_txn_put(txn, CS_TBL_OUTBOX, key, 8, s->replacement, strlen(s->replacement), 0);
@@ -190,8 +301,12 @@ static enum cs_err bury_txn(struct cs_txn *txn, void *arg)
 {
   struct settle_ctx *s = arg;
   uint8_t key[8];
+  char ck[CLAIM_KEY_MAX];
   enum cs_err e;
 
+  if (s->shared && (e = cs_txn_del(txn, CS_TBL_META, ck, claim_key(s->seq, ck))) &&
+      e != CS_ERR_NOT_FOUND)
+    return e; /* cluster mode: the claim goes with the entry */
   cs_store_seq_key(s->seq, key);
   if ((e = cs_txn_del(txn, CS_TBL_OUTBOX, key, 8)))
     return e == CS_ERR_NOT_FOUND ? CS_OK : e; /* gone meanwhile: nothing to keep */
@@ -214,7 +329,7 @@ static bool past_max_age(const struct cs_outbox *ob, cJSON *entry, int64_t now)
 /* Give up on the entry: it becomes a dead letter. Takes @p entry. */
 static void bury(struct cs_outbox *ob, uint64_t seq, cJSON *entry)
 {
-  struct settle_ctx s = {seq, NULL};
+  struct settle_ctx s = {seq, NULL, ob->shared};
   const cJSON *a = cJSON_GetObjectItemCaseSensitive(entry, "attempts");
   char *text = NULL;
 
@@ -239,7 +354,7 @@ static void bury(struct cs_outbox *ob, uint64_t seq, cJSON *entry)
  * give up on it. Takes @p entry. */
 static void settle(struct cs_outbox *ob, uint64_t seq, cJSON *entry, const char *error)
 {
-  struct settle_ctx s = {seq, NULL};
+  struct settle_ctx s = {seq, NULL, ob->shared};
   char *text = NULL;
 
   if (error && past_max_age(ob, entry, cs_wall_ms())) {
@@ -312,6 +427,11 @@ static void start(struct cs_outbox *ob, struct job *job)
   struct cs_txn *txn = NULL;
   enum cs_err e = CS_ERR_NOT_FOUND;
 
+  if (ob->shared && !claim(ob, job)) {
+    cJSON_Delete(job->entry); /* another node's, or done */
+    job->entry = NULL;
+    return;
+  }
   if (uid && entry_str(job->entry, "credentialId") &&
       cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(job->entry, "version")) &&
       (e = cs_store_read_begin(ob->core->store, &txn)) == CS_OK) {
@@ -398,6 +518,14 @@ static enum cs_err pick_due(uint64_t seq, const struct cs_val *v, void *arg, boo
     cJSON_Delete(j);
     return CS_OK;
   }
+  if (ob->shared && !(job->raw = malloc(v->len ? v->len : 1))) {
+    cJSON_Delete(j);
+    return CS_OK;
+  }
+  if (ob->shared) {
+    memcpy(job->raw, v->data, v->len);
+    job->raw_len = v->len;
+  }
   job->seq = seq;
   job->entry = j;
   snprintf(job->target, sizeof job->target, "%s", target ? target : "");
@@ -447,6 +575,7 @@ static void *outbox_main(void *arg)
   bool rescan = true;
 
   while (!atomic_load(&ob->stop)) {
+    keep_lease(ob);
     if (atomic_exchange(&ob->kicked, false) || rescan || cs_wall_ms() >= ob->next_due)
       scan_and_start(ob);
     int64_t wait = ob->next_due - cs_wall_ms();
@@ -473,6 +602,7 @@ enum cs_err cs_outbox_start(struct cs_core *c, char *err, size_t errlen)
   if (!ob)
     return CS_ERR_NOMEM;
   ob->core = c;
+  ob->shared = cs_store_shared(c->store);
   if ((e = cs_http_policy_create(c->opts.webhook_allow, c->opts.webhook_deny, &ob->policy, err,
                                  errlen)))
     goto fail;
@@ -522,8 +652,15 @@ void cs_outbox_stop(struct cs_core *c)
   pthread_join(ob->thread, NULL);
   /* What was in flight stays in the store and is delivered after a restart. */
   cs_http_batch_free(ob->batch);
-  for (size_t i = 0; i < IN_FLIGHT_MAX; i++)
+  for (size_t i = 0; i < IN_FLIGHT_MAX; i++) {
     cJSON_Delete(ob->jobs[i].entry);
+    free(ob->jobs[i].raw);
+  }
+  /* Claims of attempts still out go at once rather than after the TTL:
+   * another node retries them (their answers will never be settled here). */
+  if (ob->lease && cs_store_lease_revoke(c->store, ob->lease))
+    CS_LOG(CS_LOG_WARN, "webhook claims: could not revoke the lease; they expire in %d s",
+           CLAIM_TTL_S);
   cs_http_policy_free(ob->policy);
   free(ob);
   c->outbox = NULL;

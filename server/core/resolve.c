@@ -68,7 +68,8 @@ static enum cs_err take_snapshot(struct cs_core *core, const struct cs_resolve_r
     e = CS_ERR_STORE;
     goto out;
   }
-  e = cs_cred_open_secret(core->keyring, &c, &s->plain, &s->plain_len);
+  e = cs_cred_open_secret(cs_core_keyring_for(core, cs_sealed_version(c.sealed, c.sealed_len)), &c,
+                          &s->plain, &s->plain_len);
 out:
   cs_store_read_end(txn);
   if (e)
@@ -94,6 +95,9 @@ enum cs_err cs_resolve(struct cs_core *core, const struct cs_actor *a,
   enum cs_err e;
 
   memset(fail, 0, sizeof *fail);
+  /* No quorum, no durable audit entry, no secret: and no STS call either. */
+  if (!cs_store_healthy(core->store))
+    return CS_ERR_STORE_UNAVAILABLE;
   if ((e = take_snapshot(core, in, &s, fail)))
     return e;
   session_name(in->usage_id, sess);

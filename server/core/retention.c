@@ -176,9 +176,15 @@ static void *retention_main(void *arg)
 
 enum cs_err cs_retention_start(struct cs_core *c)
 {
-  struct cs_retention *r = calloc(1, sizeof *r);
+  struct cs_retention *r;
 
-  if (!r)
+  /* A shared store's feed is ordered by commit, not by key: trimming it
+   * oldest-first would need the feed walk; until then it is not trimmed. */
+  if (cs_store_shared(c->store)) {
+    CS_LOG(CS_LOG_WARN, "events retention is not applied in cluster mode (etcd store)");
+    return CS_OK;
+  }
+  if (!(r = calloc(1, sizeof *r)))
     return CS_ERR_NOMEM;
   r->core = c;
   pthread_mutex_init(&r->mu, NULL);

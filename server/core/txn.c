@@ -39,5 +39,41 @@ enum cs_err cs_seq_each(struct cs_store *st, enum cs_table t, uint64_t from, cs_
 
 enum cs_err cs_core_write(struct cs_core *c, cs_store_write_fn fn, void *ctx)
 {
+  /* Cluster mode without a quorum: refuse at once rather than after the
+   * store's 3x request timeout (LMDB is always healthy). */
+  if (!cs_store_healthy(c->store))
+    return CS_ERR_STORE_UNAVAILABLE;
   return c->writer ? cs_writer_submit(c->writer, fn, ctx) : cs_store_write(c->store, fn, ctx);
+}
+
+enum cs_err cs_json_set_seq(cJSON *j, uint64_t pos)
+{
+  cJSON *n = cJSON_CreateNumber((double)pos);
+
+  if (!n)
+    return CS_ERR_NOMEM;
+  if (cJSON_HasObjectItem(j, "seq"))
+    return cJSON_ReplaceItemInObjectCaseSensitive(j, "seq", n) ? CS_OK : CS_ERR_NOMEM;
+  if (!cJSON_AddItemToObject(j, "seq", n)) {
+    cJSON_Delete(n);
+    return CS_ERR_NOMEM;
+  }
+  return CS_OK;
+}
+
+enum cs_err cs_seq_new_key(struct cs_txn *txn, enum cs_table t, uint8_t key[8])
+{
+  uint64_t seq;
+  enum cs_err e;
+
+  if (cs_txn_shared(txn)) {
+    cs_random_bytes(&seq, sizeof seq);
+    seq |= (uint64_t)1 << 63;
+  } else if ((e = cs_txn_last_seq(txn, t, &seq)) != CS_OK) {
+    return e;
+  } else {
+    seq++;
+  }
+  cs_store_seq_key(seq, key);
+  return CS_OK;
 }

@@ -89,6 +89,20 @@ static enum cs_err post(struct cs_etcd *e, const char *path, struct cs_buf *body
 
 /* ------------------------------------------------------------------ load */
 
+/* Index a feed record by its create revision (etcd.h "Feeds"). */
+static int index_feed(struct cs_etcd *e, MDB_txn *txn, int t, int64_t created, const uint8_t *key,
+                      size_t klen)
+{
+  uint8_t ik[8 + CS_STORE_KEY_MAX];
+  MDB_val k = {8 + klen, ik}, v = {0, ""};
+
+  if (created <= 0 || klen > CS_STORE_KEY_MAX)
+    return -1;
+  cs_store_seq_key((uint64_t)created, ik);
+  memcpy(ik + 8, key, klen);
+  return mdb_put(txn, e->ord[cs_feed_index((enum cs_table)t)], &k, &v, 0);
+}
+
 /* Put one kv of a range or watch reply into the copy. @return an LMDB rc
  * (MDB_MAP_FULL: grow and redo), or -1 for a malformed kv. */
 static int apply_kv(struct cs_etcd *e, MDB_txn *txn, const cJSON *kv, bool del)
@@ -125,6 +139,8 @@ static int apply_kv(struct cs_etcd *e, MDB_txn *txn, const cJSON *kv, bool del)
   rc = mdb_put(txn, e->st->dbi[t], &k, &v, 0);
   if (rc == MDB_SUCCESS)
     rc = mdb_put(txn, e->rev[t], &k, &r, 0);
+  if (rc == MDB_SUCCESS && cs_feed_index(t) >= 0)
+    rc = index_feed(e, txn, t, cs_etcd_int(kv, "create_revision"), rk, rlen);
 out:
   if (rc < 0)
     CS_LOG(CS_LOG_ERROR, "store: etcd sent a malformed record");
@@ -208,6 +224,8 @@ static int drop_all(struct cs_etcd *e, MDB_txn *txn)
     if (!rc)
       rc = mdb_drop(txn, e->rev[t], 0);
   }
+  for (int f = 0; f < CS_FEED_TABLES && !rc; f++)
+    rc = mdb_drop(txn, e->ord[f], 0);
   return rc;
 }
 
@@ -369,6 +387,10 @@ static enum cs_err copy_open(struct cs_etcd *e)
   for (int t = 0; t < CS_TBL__COUNT && !rc; t++) {
     snprintf(name, sizeof name, "_rev/%s", cs_store_table_names[t]);
     rc = mdb_dbi_open(txn, name, MDB_CREATE, &e->rev[t]);
+    if (!rc && cs_feed_index((enum cs_table)t) >= 0) {
+      snprintf(name, sizeof name, "_ord/%s", cs_store_table_names[t]);
+      rc = mdb_dbi_open(txn, name, MDB_CREATE, &e->ord[cs_feed_index((enum cs_table)t)]);
+    }
   }
   if (!rc)
     return (rc = mdb_txn_commit(txn)) ? cs_lmdb_fail(rc, "local copy open") : CS_OK;
@@ -566,4 +588,70 @@ void cs_etcd_stat(struct cs_store *st, struct cs_store_stat *s)
   s->etcd_conflicts = atomic_load(&e->conflicts);
   s->etcd_background = atomic_load(&e->cli.n_bg);
   s->etcd_reloads = atomic_load(&e->reloads);
+}
+
+/* ------------------------------------------------------------------ feeds */
+
+/* The walk of one feed: the index cursor, and where in a revision it is. */
+struct feed_walk {
+  MDB_cursor *cur;
+  MDB_dbi dbi;
+  MDB_txn *txn;
+  uint64_t rev;  /* revision of the last index entry */
+  uint64_t rank; /* its rank within that revision */
+};
+
+/* Step to the next index entry (@p first: the one @p k was sought to). */
+static int feed_step(struct feed_walk *w, MDB_val *k, MDB_cursor_op op, uint64_t *pos)
+{
+  MDB_val v;
+  int rc = mdb_cursor_get(w->cur, k, &v, op);
+
+  if (rc)
+    return rc;
+  if (k->mv_size < 8)
+    return MDB_CORRUPTED;
+  uint64_t rev = cs_store_seq_from_key(k->mv_data, 8);
+  w->rank = rev == w->rev ? w->rank + 1 : 0;
+  w->rev = rev;
+  *pos = rev << CS_FEED_RANK_BITS | (w->rank & ((1u << CS_FEED_RANK_BITS) - 1));
+  return 0;
+}
+
+enum cs_err cs_etcd_feed_each(struct cs_etcd *e, struct cs_txn *txn, enum cs_table t,
+                              uint64_t after, cs_feed_fn fn, void *arg)
+{
+  uint64_t from_rev = after >> CS_FEED_RANK_BITS, pos;
+  uint8_t seek[8];
+  struct feed_walk w = {NULL, e->ord[cs_feed_index(t)], txn->txn, 0, 0};
+  MDB_val k = {8, seek};
+  bool stop = false;
+  enum cs_err r = CS_OK;
+  int rc;
+
+  if ((rc = mdb_cursor_open(w.txn, w.dbi, &w.cur)))
+    return cs_lmdb_fail(rc, "feed cursor");
+  /* From the first entry of after's revision: ranks count from there. */
+  cs_store_seq_key(from_rev, seek);
+  w.rev = UINT64_MAX;
+  for (rc = feed_step(&w, &k, MDB_SET_RANGE, &pos); !rc && !stop;
+       rc = feed_step(&w, &k, MDB_NEXT, &pos)) {
+    MDB_val rk = {k.mv_size - 8, (uint8_t *)k.mv_data + 8}, v;
+    if (pos <= after)
+      continue;
+    int g = mdb_get(w.txn, e->st->dbi[t], &rk, &v);
+    if (g == MDB_NOTFOUND)
+      continue; /* deleted since: its rank stays taken */
+    if (g) {
+      rc = g;
+      break;
+    }
+    struct cs_val ck = {rk.mv_data, rk.mv_size}, cv = {v.mv_data, v.mv_size};
+    if ((r = fn(pos, &ck, &cv, arg, &stop)))
+      break;
+  }
+  mdb_cursor_close(w.cur);
+  if (r == CS_OK && rc && rc != MDB_NOTFOUND)
+    r = cs_lmdb_fail(rc, "feed walk");
+  return r;
 }

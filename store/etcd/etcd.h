@@ -39,7 +39,18 @@
  * A batch packs ops while the plan fits (also ~1.25 MiB of keys and
  * values, under etcd's 1.5 MiB request limit) and commits them in one Txn;
  * the rest re-run afterwards on the state it left. After a commit at
- * revision C the write returns once the copy applied C (reads your writes).
+ * revision C the write returns once the copy applied C (reads your writes);
+ * a copy that does not show C in time fails the write although it
+ * committed, as a lost reply would, rather than let it return unseen.
+ *
+ * Feeds (cs_store_feed_each). The feed tables (audit, events) are
+ * append-only; "_ord/<table>" indexes each record by its create_revision
+ * (8 bytes BE) followed by its key, built from the same watch replies and
+ * range loads as the copy, so every node computes the same order. A
+ * record's feed position is create_revision << CS_FEED_RANK_BITS | its rank
+ * among the table's records created in that revision (by key; one Txn puts
+ * at most 127). An index entry outlives its record (so ranks stay put);
+ * the walk skips records that are gone.
  *
  * Exactly once. Every Txn also compares the handle's node key's
  * mod_revision with the copy's and puts the attempt's id into it, so of
@@ -55,7 +66,11 @@
  * a request that timed out or failed after it was sent is re-sent only if
  * idempotent (reads; Txns, thanks to the node key), else
  * CS_ERR_STORE_UNAVAILABLE; a write that may have committed says so.
- * A write gives up after 3x the request timeout. Reads keep serving the
+ * Each Txn of a write gets 3x the request timeout to commit and show in the
+ * copy (a batch of several Txns: each). A writer waiting on a watch that
+ * has been silent (no bytes, not applying) for 2 s or half the request
+ * timeout, whichever is longer, moves it to the next endpoint; a slow one
+ * is left to finish. Reads keep serving the
  * copy. The health thread makes one linearizable range a second, on the
  * watch's endpoint first; if another endpoint answers instead the watch
  * moves there; cs_store_healthy() = a recent success and a live watch. The
@@ -171,6 +186,7 @@ struct cs_etcd {
   size_t tpre_len[CS_TBL__COUNT];
   char dir[PATH_MAX]; /* the local copy's private dir, "" once removed */
   MDB_dbi rev[CS_TBL__COUNT];
+  MDB_dbi ord[CS_FEED_TABLES]; /* "_ord/<table>" of the feed tables: create rev | key → "" */
 
   pthread_mutex_t mu; /* applied, the callback */
   pthread_cond_t cv;  /* applied advanced; or stop */
@@ -181,8 +197,10 @@ struct cs_etcd {
   bool threads;
   atomic_bool stop, reconnect, watch_ok;
   atomic_int watch_ep;
-  atomic_int_fast64_t last_ok_ms; /* last linearizable success, monotonic */
-  CURLM *multi;                   /* the watch's, woken by stop */
+  atomic_bool watch_busy;             /* in the stream's data callback (parsing, applying) */
+  atomic_int_fast64_t watch_heard_ms; /* the stream last connected or sent a byte, monotonic */
+  atomic_int_fast64_t last_ok_ms;     /* last linearizable success, monotonic */
+  CURLM *multi;                       /* the watch's, woken by stop */
 
   pthread_mutex_t cb_mu; /* held while the change callback runs */
   cs_store_change_fn cb;
@@ -228,6 +246,10 @@ enum cs_err cs_etcd_load(struct cs_etcd *e) CS_WUR;
 /** Apply a range reply's kvs (@p events false) or a watch reply's events to
  *  @p txn; raise *max_rev to the highest mod_revision seen.
  *  @return CS_ERR_STORE_FULL (grow the map, redo), CS_ERR_STORE. */
+/** cs_store_feed_each() on the local copy (@p txn a read snapshot). */
+enum cs_err cs_etcd_feed_each(struct cs_etcd *e, struct cs_txn *txn, enum cs_table t,
+                              uint64_t after, cs_feed_fn fn, void *arg) CS_WUR;
+
 enum cs_err cs_etcd_apply_all(struct cs_etcd *e, MDB_txn *txn, const cJSON *list, bool events,
                               int64_t *max_rev) CS_WUR;
 /** Members "key" (@p from, NULL: PREFIX) and "range_end" (PREFIX's end). */

@@ -7,8 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A conflicting Txn is retried until the write's deadline (3x the request
- * timeout); past it the write fails rather than livelocks. */
+/* Each Txn of a write gets 3x the request timeout to commit and to show in
+ * the copy; a conflicting one is retried until then, so a write fails
+ * rather than livelocks. The deadline restarts once a Txn is visible: a
+ * batch split into several Txns makes progress with each. */
 #define CS_ETCD_DEADLINE_FACTOR 3
 
 /* Ops [begin, end) of a batch, run once on the copy at revision rec.base. */
@@ -200,10 +202,26 @@ static void fail_from(struct cs_store_op *ops, size_t begin, size_t n, enum cs_e
     ops[i].result = e;
 }
 
+/* A Txn committed at @p rev: it is the write's result only once the copy
+ * shows it, since the write promises its handle reads it. If the watch does
+ * not deliver it by @p deadline the write fails, although it committed
+ * (exactly once): as a write whose reply was lost would. */
+static enum cs_err wait_committed(struct cs_etcd *e, int64_t rev, int64_t deadline)
+{
+  if (cs_etcd_wait_applied(e, rev, deadline) == CS_OK)
+    return CS_OK;
+  CS_LOG(CS_LOG_WARN,
+         "store: committed at etcd revision %lld, but the local copy did not "
+         "show it in time (it holds %lld): failing the write",
+         (long long)rev, (long long)cs_etcd_applied(e));
+  return CS_ERR_STORE_UNAVAILABLE;
+}
+
 enum cs_err cs_etcd_write_batch(struct cs_store *st, struct cs_store_op *ops, size_t n)
 {
   struct cs_etcd *e = st->etcd;
-  int64_t deadline = cs_mono_ms() + CS_ETCD_DEADLINE_FACTOR * e->cli.timeout_ms;
+  const long budget = CS_ETCD_DEADLINE_FACTOR * e->cli.timeout_ms;
+  int64_t deadline = cs_mono_ms() + budget;
   CURL *h = cs_etcd_handle_get(&e->cli);
   enum cs_err r = h ? CS_OK : CS_ERR_NOMEM;
   size_t begin = 0;
@@ -225,11 +243,11 @@ enum cs_err cs_etcd_write_batch(struct cs_store *st, struct cs_store_op *ops, si
       continue;
     }
     if (ok) {
-      /* Committed: the results stand even if the copy is slow to show it. */
-      if (cs_etcd_wait_applied(e, rev, deadline) != CS_OK)
-        CS_LOG(CS_LOG_WARN, "store: committed at etcd revision %lld, not yet in the local copy",
-               (long long)rev);
-      begin = g.end;
+      r = wait_committed(e, rev, deadline);
+      if (r == CS_OK) {
+        begin = g.end;
+        deadline = cs_mono_ms() + budget;
+      }
       continue;
     }
     /* Something read changed: catch up, run the same ops again. */

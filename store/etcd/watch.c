@@ -14,7 +14,9 @@
 #define CS_ETCD_HEALTH_TIMEOUT_MS 1000  /* per endpoint */
 #define CS_ETCD_HEALTH_DEADLINE_MS 2500 /* for one check, over every endpoint */
 #define CS_ETCD_HEALTHY_MS 3000         /* a success this recent counts as healthy */
-#define CS_ETCD_STALL_MS 2000           /* a writer waiting this long moves the watch */
+#define CS_ETCD_STALL_MS                                                                           \
+  2000 /* a writer waiting on a watch silent this long moves it                                    \
+        * (or half the request timeout, if longer) */
 #define CS_ETCD_BACKOFF_MAX_MS 1000
 
 /* Why one watch stream ended. */
@@ -185,14 +187,22 @@ out:
   return go_on;
 }
 
+/* The stream is alive: it connected, sent bytes, or is applying them. */
+static void heard(struct cs_etcd *e, bool busy)
+{
+  atomic_store(&e->watch_heard_ms, cs_mono_ms());
+  atomic_store(&e->watch_busy, busy);
+}
+
 /* The gateway sends one JSON object per line. */
 static size_t on_data(char *p, size_t size, size_t n, void *arg)
 {
   struct wstream *w = arg;
-  size_t len = size * n, used = 0;
+  size_t len = size * n, used = 0, ret = 0;
 
   if (atomic_load(&w->e->stop) || atomic_load(&w->e->reconnect))
     return 0;
+  heard(w->e, true);
   for (char *nl; (nl = memchr(p + used, '\n', len - used)) != NULL; used = (size_t)(nl + 1 - p)) {
     size_t part = (size_t)(nl - (p + used));
     bool ok;
@@ -206,9 +216,12 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg)
       cs_buf_init(&w->line, CS_ETCD_LINE_MAX);
     }
     if (!ok)
-      return 0;
+      goto out;
   }
-  return cs_buf_append(&w->line, p + used, len - used) == CS_OK ? len : 0;
+  ret = cs_buf_append(&w->line, p + used, len - used) == CS_OK ? len : 0;
+out:
+  heard(w->e, false);
+  return ret;
 }
 
 /* ---------------------------------------------------------------- watch */
@@ -265,6 +278,7 @@ static enum wend watch_once(struct cs_etcd *e, CURL *h, int ep, bool *created)
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &w);
   atomic_fetch_add(&e->cli.n_bg, 1);
+  heard(e, false);
   pump(e, h);
 out:
   *created = atomic_exchange(&e->watch_ok, false);
@@ -421,6 +435,18 @@ void cs_etcd_stop(struct cs_store *st)
   e->threads = false;
 }
 
+/* The watch has said nothing since @p since for the stall time (longer
+ * with a longer request timeout: a slow environment). A stream still
+ * receiving or applying a large reply is not stuck, however slow (a loaded
+ * machine, valgrind): moving it would throw that work away. */
+static bool watch_silent(struct cs_etcd *e, int64_t since, int64_t now)
+{
+  int64_t heard_ms = atomic_load(&e->watch_heard_ms);
+  long stall = e->cli.timeout_ms / 2 > CS_ETCD_STALL_MS ? e->cli.timeout_ms / 2 : CS_ETCD_STALL_MS;
+
+  return !atomic_load(&e->watch_busy) && now - (heard_ms > since ? heard_ms : since) > stall;
+}
+
 enum cs_err cs_etcd_wait_applied(struct cs_etcd *e, int64_t rev, int64_t deadline)
 {
   int64_t start = cs_mono_ms(), now;
@@ -432,7 +458,7 @@ enum cs_err cs_etcd_wait_applied(struct cs_etcd *e, int64_t rev, int64_t deadlin
 
     /* The watch should deliver within milliseconds; a silent stream is
      * stuck on a member that fell behind: move it. */
-    if (!moved && now - start > CS_ETCD_STALL_MS) {
+    if (!moved && watch_silent(e, start, now)) {
       CS_LOG(CS_LOG_WARN, "store: the etcd watch is %lld revisions behind: reconnecting",
              (long long)(rev - e->applied));
       atomic_store(&e->reconnect, true);

@@ -37,7 +37,7 @@ def run_cli(*args, env=None, input=None, timeout=60):
 class Daemon:
     """One credstore instance: init (unless given a dir) and serve."""
 
-    def __init__(self, data_dir=None, init_args=(), serve_args=(), env=None):
+    def __init__(self, data_dir=None, init_args=(), serve_args=(), env=None, store=None):
         self.tmp = tempfile.mkdtemp(prefix="credstore-it-")
         self.env = dict(os.environ)
         self.env.update(env or {})
@@ -49,6 +49,8 @@ class Daemon:
                 raise RuntimeError("init failed: " + r.stderr)
             self.admin = json.loads(r.stdout)
         self.data = data_dir
+        # --store URL (cluster mode: data_dir names nothing) instead of --data DIR.
+        self.store_args = ["--store", store] if store else ["--data", self.data]
         self.serve_args = list(serve_args)
         self.log_path = os.path.join(self.tmp, "serve.log")
         self.proc = None
@@ -59,7 +61,7 @@ class Daemon:
     # -- lifecycle ---------------------------------------------------------
     def start(self, extra=()):
         self._log = open(self.log_path, "ab")
-        cmd = WRAPPER + [BIN, "serve", "--data", self.data, "--listen", "127.0.0.1:0",
+        cmd = WRAPPER + [BIN, "serve", *self.store_args, "--listen", "127.0.0.1:0",
                          "--log-level", "debug", *self.serve_args, *extra]
         start_len = os.path.getsize(self.log_path)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self._log,

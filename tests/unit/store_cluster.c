@@ -57,14 +57,15 @@ static bool has_rec(struct cs_store *st, enum cs_table t, const void *k, size_t 
   return e == CS_OK;
 }
 
-/* Poll until (t, k) is present (or absent): @return ms it took, -1 past @p max_ms. */
+/* Poll until (t, k) is present (or absent): @return ms it took, -1 past
+ * bound_ms(@p max_ms). */
 static int64_t wait_rec(struct cs_store *st, enum cs_table t, const char *k, bool present,
                         int max_ms)
 {
   int64_t t0 = now_ms();
 
   while (has_rec(st, t, k, strlen(k)) != present) {
-    if (now_ms() - t0 > max_ms)
+    if (now_ms() - t0 > bound_ms(max_ms))
       return -1;
     sleep_ms(2);
   }
@@ -190,18 +191,19 @@ static void on_change(void *arg, enum cs_table t, const void *key, size_t klen)
 static bool wait_seen(struct seen *s, int n, struct seen *out)
 {
   int64_t t0 = now_ms();
-  bool ok;
+  bool ok, late;
 
   for (;;) {
     pthread_mutex_lock(&s->mu);
     ok = s->n >= n;
-    if (ok || now_ms() - t0 > 1000) {
+    late = now_ms() - t0 > bound_ms(1000);
+    if (ok || late) {
       out->n = s->n;
       out->t = s->t;
       memcpy(out->key, s->key, sizeof s->key);
     }
     pthread_mutex_unlock(&s->mu);
-    if (ok || now_ms() - t0 > 1000)
+    if (ok || late)
       return ok;
     sleep_ms(2);
   }
@@ -243,6 +245,100 @@ static void test_two_nodes_see_each_other(void **state)
   assert_int_equal(got.n, 2);
   fprintf(stderr, "[ info     ] a write was visible on another node %lld ms after it began\n",
           (long long)ms);
+  cs_store_close(b);
+}
+
+/* ------------------------------------------------------------- feeds */
+
+#define FEED_WRITES 6
+#define FEED_PER_WRITE 3
+#define FEED_MAX (FEED_WRITES * FEED_PER_WRITE + 8)
+
+struct feed_put {
+  int write;
+};
+
+/* FEED_PER_WRITE events of one write, put in descending key order: their
+ * order in the feed follows the key, the same on every node. */
+static enum cs_err feed_put_cb(struct cs_txn *txn, void *ctx)
+{
+  const struct feed_put *p = ctx;
+  enum cs_err e = CS_OK;
+
+  for (int i = FEED_PER_WRITE - 1; i >= 0 && !e; i--) {
+    uint8_t key[8];
+    char val[32];
+    int n = snprintf(val, sizeof val, "w%d-%d", p->write, i);
+
+    cs_store_seq_key(((uint64_t)1 << 63) | (uint64_t)(p->write * FEED_PER_WRITE + i), key);
+    e = cs_txn_put(txn, CS_TBL_EVENTS, key, 8, val, (size_t)n, CS_PUT_NO_OVERWRITE);
+  }
+  return e;
+}
+
+struct feed_seen {
+  int n;
+  uint64_t pos[FEED_MAX];
+  char val[FEED_MAX][32];
+};
+
+static enum cs_err feed_collect(uint64_t pos, const struct cs_val *k, const struct cs_val *v,
+                                void *arg, bool *stop)
+{
+  struct feed_seen *s = arg;
+
+  (void)k;
+  if (s->n == FEED_MAX)
+    return CS_ERR_INTERNAL;
+  s->pos[s->n] = pos;
+  snprintf(s->val[s->n], sizeof s->val[0], "%.*s", (int)v->len, (const char *)v->data);
+  *stop = ++s->n == FEED_MAX;
+  return CS_OK;
+}
+
+/* Appends from two nodes read as one feed: the same positions and order on
+ * both, strictly increasing, a write's records together and in key order,
+ * and a walk from any position returns exactly what follows it. */
+static void test_feed_same_order_on_every_node(void **state)
+{
+  struct fx *f = *state;
+  struct cs_store *b = node(f);
+  struct feed_seen *sa = calloc(1, sizeof *sa), *sb = calloc(1, sizeof *sb),
+                   *tail = calloc(1, sizeof *tail);
+
+  assert_non_null(sa && sb && tail);
+  for (int w = 0; w < FEED_WRITES; w++) {
+    struct feed_put p = {w};
+    assert_int_equal(cs_store_write(w % 2 ? b : f->st, feed_put_cb, &p), CS_OK);
+  }
+  /* Both copies at the same revision. */
+  for (int64_t t0 = now_ms(); stat_of(b).revision != stat_of(f->st).revision; sleep_ms(5))
+    assert_true(now_ms() - t0 < bound_ms(2000));
+  assert_int_equal(cs_store_feed_each(f->st, CS_TBL_EVENTS, 0, feed_collect, sa), CS_OK);
+  assert_int_equal(cs_store_feed_each(b, CS_TBL_EVENTS, 0, feed_collect, sb), CS_OK);
+  assert_int_equal(sa->n, FEED_WRITES * FEED_PER_WRITE);
+  assert_int_equal(sb->n, sa->n);
+  for (int i = 0; i < sa->n; i++) {
+    char want[32];
+
+    snprintf(want, sizeof want, "w%d-%d", i / FEED_PER_WRITE, i % FEED_PER_WRITE);
+    assert_int_equal(sa->pos[i], sb->pos[i]);
+    assert_string_equal(sa->val[i], sb->val[i]);
+    assert_string_equal(sa->val[i], want);
+    if (i)
+      assert_true(sa->pos[i] > sa->pos[i - 1]);
+    /* One write, one revision: the position's high bits. */
+    assert_int_equal(sa->pos[i] >> CS_FEED_RANK_BITS,
+                     sa->pos[i - i % FEED_PER_WRITE] >> CS_FEED_RANK_BITS);
+  }
+  assert_int_equal(cs_store_feed_each(b, CS_TBL_EVENTS, sa->pos[7], feed_collect, tail), CS_OK);
+  assert_int_equal(tail->n, sa->n - 8);
+  for (int i = 0; i < tail->n; i++)
+    assert_int_equal(tail->pos[i], sa->pos[i + 8]);
+  assert_int_equal(cs_store_feed_each(b, CS_TBL_CREDS, 0, feed_collect, tail), CS_ERR_INVALID);
+  free(sa);
+  free(sb);
+  free(tail);
   cs_store_close(b);
 }
 
@@ -579,43 +675,76 @@ static void test_compares_catch_every_change(void **state)
 /* A loopback TCP proxy to one etcd member that, once armed, forwards the
  * next Txn request, lets etcd commit it, and then drops the connection
  * instead of passing the reply back: the client must re-send it, and the
- * re-send must not apply it twice. */
+ * re-send must not apply it twice. It also counts watch requests and can
+ * hold or trickle what etcd sends on watch streams (a stuck or a slow
+ * watch), passing everything else as is. */
+enum watch_mode { W_PASS, W_HOLD, W_TRICKLE };
+
+#define TRICKLE_MS 100
+
 struct proxy {
   int lfd, port, upstream;
   atomic_bool armed, stop;
-  atomic_int dropped;
+  atomic_int dropped, watches, watch_mode;
+  int trickle; /* W_TRICKLE: bytes per TRICKLE_MS (at most 64 KiB) */
   pthread_t thr;
 };
 
 struct pconn {
   struct proxy *p;
   int c, u;
+  bool watch;  /* carries a watch stream */
+  int64_t due; /* W_TRICKLE: when the next chunk may go */
 };
+
+/* Pass one read from fds[i] to the other side. @return false to close. */
+static bool pconn_pass(struct pconn *pc, int i, const struct pollfd *fds)
+{
+  char buf[65536];
+  int mode = i == 1 && pc->watch ? atomic_load(&pc->p->watch_mode) : W_PASS;
+  bool slow = mode == W_TRICKLE;
+  ssize_t n;
+
+  if (mode == W_HOLD)
+    return true; /* left unread */
+  n = read(fds[i].fd, buf, slow ? (size_t)pc->p->trickle : sizeof buf);
+  if (n <= 0 || write(fds[1 - i].fd, buf, (size_t)n) != n)
+    return false;
+  if (i == 0 && memmem(buf, (size_t)n, "POST /v3/watch", 14)) {
+    pc->watch = true;
+    atomic_fetch_add(&pc->p->watches, 1);
+  }
+  if (i == 0 && memmem(buf, (size_t)n, "POST /v3/kv/txn", 15) &&
+      atomic_exchange(&pc->p->armed, false)) {
+    sleep_ms(300); /* etcd commits; its reply is never passed on */
+    atomic_fetch_add(&pc->p->dropped, 1);
+    return false;
+  }
+  if (slow) {
+    /* Paced by the clock: wake-ups late on a loaded machine are caught up,
+     * so the stream takes the planned time; after a pause a new schedule. */
+    int64_t now = now_ms();
+
+    pc->due = now - pc->due > 1000 ? now + TRICKLE_MS : pc->due + TRICKLE_MS;
+    if (pc->due > now)
+      sleep_ms((int)(pc->due - now));
+  }
+  return true;
+}
 
 static void *pconn_main(void *arg)
 {
   struct pconn *pc = arg;
   struct pollfd fds[2] = {{pc->c, POLLIN, 0}, {pc->u, POLLIN, 0}};
-  char buf[65536];
 
-  while (!atomic_load(&pc->p->stop) && poll(fds, 2, 200) >= 0) {
-    for (int i = 0; i < 2; i++) {
-      ssize_t n;
-
-      if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
-        continue;
-      n = read(fds[i].fd, buf, sizeof buf);
-      if (n <= 0)
+  for (;;) {
+    /* A held watch: etcd's side is not read (the client still is). */
+    fds[1].events = pc->watch && atomic_load(&pc->p->watch_mode) == W_HOLD ? 0 : POLLIN;
+    if (atomic_load(&pc->p->stop) || poll(fds, 2, 200) < 0)
+      break;
+    for (int i = 0; i < 2; i++)
+      if ((fds[i].revents & (POLLIN | POLLHUP | POLLERR)) && !pconn_pass(pc, i, fds))
         goto out;
-      if (write(fds[1 - i].fd, buf, (size_t)n) != n)
-        goto out;
-      if (i == 0 && memmem(buf, (size_t)n, "POST /v3/kv/txn", 15) &&
-          atomic_exchange(&pc->p->armed, false)) {
-        sleep_ms(300); /* etcd commits; its reply is never passed on */
-        atomic_fetch_add(&pc->p->dropped, 1);
-        goto out;
-      }
-    }
   }
 out:
   close(pc->c);
@@ -637,7 +766,7 @@ static void *proxy_main(void *arg)
 
     if (poll(&fd, 1, 200) <= 0 || (c = accept(p->lfd, NULL, NULL)) < 0)
       continue;
-    pc = malloc(sizeof *pc);
+    pc = calloc(1, sizeof *pc);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (!pc || (pc->u = socket(AF_INET, SOCK_STREAM, 0)) < 0 ||
         connect(pc->u, (struct sockaddr *)&a, sizeof a) != 0) {
@@ -677,23 +806,30 @@ static void proxy_stop(struct proxy *p)
   sleep_ms(300); /* its connection threads see stop */
 }
 
+/* A store handle on the fixture's prefix through a proxy to member 0
+ * (started in @p px); @p direct: the member itself as a second endpoint. */
+static struct cs_store *open_via_proxy(const struct fx *f, struct proxy *px, bool direct)
+{
+  const char *prefix = strchr(f->url + 7, '/');
+  char ep[64], url[700];
+  struct cs_store *st = NULL;
+
+  member_ep(0, ep, sizeof ep);
+  memset(px, 0, sizeof *px);
+  proxy_start(px, atoi(strchr(ep, ':') + 1));
+  snprintf(url, sizeof url, "etcd://127.0.0.1:%d%s%s%s", px->port, direct ? "," : "",
+           direct ? ep : "", prefix);
+  assert_int_equal(cs_store_open_url(url, &store_opts, 0, &st), CS_OK);
+  return st;
+}
+
 static void test_lost_reply_commits_once(void **state)
 {
   struct fx *f = *state;
-  static struct proxy px; /* its threads may outlive a failed assert */
-  char ep[64], url[700];
-  const char *prefix = strchr(f->url + 7, '/');
-  struct cs_store *st;
+  static struct proxy px;                             /* its threads may outlive a failed assert */
+  struct cs_store *st = open_via_proxy(f, &px, true); /* the proxy first */
   uint8_t want[8];
-  int port;
 
-  member_ep(0, ep, sizeof ep);
-  port = atoi(strchr(ep, ':') + 1);
-  memset(&px, 0, sizeof px);
-  proxy_start(&px, port);
-  /* The proxy first, the member behind it second. */
-  snprintf(url, sizeof url, "etcd://127.0.0.1:%d,%s%s", px.port, ep, prefix);
-  assert_int_equal(cs_store_open_url(url, &store_opts, 0, &st), CS_OK);
   for (int i = 0; i < 3; i++) {
     atomic_store(&px.armed, true);
     assert_int_equal(cs_store_write(st, incr_cb, NULL), CS_OK);
@@ -704,6 +840,80 @@ static void test_lost_reply_commits_once(void **state)
   assert_int_equal(atomic_load(&px.dropped), 3);
   sync_nodes(f->st, st);
   assert_rec(f->st, CS_TBL_CREDS, "ctr", 3, want, 8);
+  cs_store_close(st);
+  proxy_stop(&px);
+}
+
+/* A write returns only once its handle reads it. If the watch cannot show
+ * the commit in time the write fails (it did commit, once), rather than
+ * return with the handle reading the state before it. */
+static void test_write_unseen_fails(void **state)
+{
+  struct fx *f = *state;
+  static struct proxy px; /* its threads may outlive a failed assert */
+  struct cs_store *st = open_via_proxy(f, &px, false);
+  int64_t t0, took;
+
+  assert_int_equal(put_s(st, CS_TBL_CREDS, "seen", "v1"), CS_OK);
+  assert_rec(st, CS_TBL_CREDS, "seen", 4, "v1", 2);
+  atomic_store(&px.watch_mode, W_HOLD);
+  t0 = now_ms();
+  assert_int_equal(put_s(st, CS_TBL_CREDS, "unseen", "v2"), CS_ERR_STORE_UNAVAILABLE);
+  took = now_ms() - t0;
+  assert_false(has_rec(st, CS_TBL_CREDS, "unseen", 6));
+  assert_true(took < 3 * (int64_t)store_opts.etcd_timeout_ms + bound_ms(1000)); /* bounded */
+  /* It committed: another node reads it, and this one once its watch flows. */
+  assert_true(wait_rec(f->st, CS_TBL_CREDS, "unseen", true, 1000) >= 0);
+  atomic_store(&px.watch_mode, W_PASS);
+  assert_true(wait_rec(st, CS_TBL_CREDS, "unseen", true, 3000) >= 0);
+  assert_rec(st, CS_TBL_CREDS, "unseen", 6, "v2", 2);
+  cs_store_close(st);
+  proxy_stop(&px);
+}
+
+/* A watch slow to deliver large records (a loaded machine, valgrind) but
+ * sending all along is left to finish: moving it would throw away what it
+ * sent and start over. A batch of two 700 KiB records (a Txn each) through
+ * a watch that takes 60% of a Txn's budget (3x the request timeout: longer
+ * than a silent watch is left before it is moved) to deliver each: the writer
+ * waits for both, past one Txn's budget since each Txn gets its own, and
+ * reads them. */
+static void test_slow_watch_is_not_moved(void **state)
+{
+  struct fx *f = *state;
+  static struct proxy px; /* its threads may outlive a failed assert */
+  static uint8_t big[(700 << 10) + 1];
+  const size_t len = 700 << 10;
+  struct cs_store *st = open_via_proxy(f, &px, false);
+  struct kv kv[2];
+  struct cs_store_op ops[2];
+  const char *keys[2] = {"slow0", "slow1"};
+  int watches;
+  int64_t t0, took;
+
+  for (size_t i = 0; i < sizeof big; i++)
+    big[i] = (uint8_t)(i * 7 + 1);
+  for (int i = 0; i < 2; i++) { /* two values: big, and big shifted by a byte */
+    kv[i] = (struct kv){CS_TBL_USAGES, keys[i], 5, big + i, len, 0, 0, CS_OK};
+    ops[i] = (struct cs_store_op){put_cb, &kv[i], CS_ERR_IO};
+  }
+  watches = atomic_load(&px.watches);
+  px.trickle = (int)((int64_t)(len * 4 / 3) * TRICKLE_MS /
+                     (3 * (int64_t)store_opts.etcd_timeout_ms * 6 / 10)) +
+               1;
+  atomic_store(&px.watch_mode, W_TRICKLE);
+  t0 = now_ms();
+  assert_int_equal(cs_store_write_batch(st, ops, 2), CS_OK);
+  took = now_ms() - t0;
+  atomic_store(&px.watch_mode, W_PASS);
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(ops[i].result, CS_OK);
+    assert_rec(st, CS_TBL_USAGES, keys[i], 5, big + i, len);
+  }
+  assert_int_equal(atomic_load(&px.watches), watches);         /* the same stream delivered both */
+  assert_true(took > 3 * (int64_t)store_opts.etcd_timeout_ms); /* more than one Txn's budget */
+  fprintf(stderr, "[ info     ] a batch of 2 Txns seen through a trickling watch after %lld ms\n",
+          (long long)took);
   cs_store_close(st);
   proxy_stop(&px);
 }
@@ -1046,7 +1256,8 @@ static void put_retry(struct cs_store *st, const char *k)
   int64_t t0 = now_ms();
   enum cs_err e;
 
-  while ((e = put_s(st, CS_TBL_CREDS, k, "v")) == CS_ERR_STORE_UNAVAILABLE && now_ms() - t0 < 15000)
+  while ((e = put_s(st, CS_TBL_CREDS, k, "v")) == CS_ERR_STORE_UNAVAILABLE &&
+         now_ms() - t0 < bound_ms(15000))
     sleep_ms(100);
   assert_int_equal(e, CS_OK);
 }
@@ -1087,14 +1298,14 @@ static void *writer_thread(void *arg)
   return NULL;
 }
 
-/* More writes are acknowledged within @p ms of now. */
+/* More writes are acknowledged within bound_ms(@p ms) of now. */
 static int64_t wait_progress(struct writer *w, int ms)
 {
   int base = atomic_load(&w->acked);
   int64_t t0 = now_ms();
 
   while (atomic_load(&w->acked) < base + 3) {
-    if (now_ms() - t0 > ms)
+    if (now_ms() - t0 > bound_ms(ms))
       return -1;
     sleep_ms(10);
   }
@@ -1172,8 +1383,8 @@ static void test_quorum_loss_and_return(void **state)
   t0 = now_ms();
   assert_int_equal(put_s(f->st, CS_TBL_CREDS, "lost", "v"), CS_ERR_STORE_UNAVAILABLE);
   took = now_ms() - t0;
-  assert_true(took < 3 * (int64_t)store_opts.etcd_timeout_ms + 1000); /* bounded */
-  for (t0 = now_ms(); now_ms() - t0 < 10000 && unhealthy < 0; sleep_ms(50))
+  assert_true(took < 3 * (int64_t)store_opts.etcd_timeout_ms + bound_ms(1000)); /* bounded */
+  for (t0 = now_ms(); now_ms() - t0 < bound_ms(10000) && unhealthy < 0; sleep_ms(50))
     if (!cs_store_healthy(f->st))
       unhealthy = now_ms() - t0;
   assert_true(unhealthy >= 0);
@@ -1181,7 +1392,7 @@ static void test_quorum_loss_and_return(void **state)
   back = now_ms();
   assert_int_equal(helper("restart", dead[0]), 0);
   assert_int_equal(helper("restart", dead[1]), 0);
-  for (t0 = back; now_ms() - t0 < 20000 && healthy < 0; sleep_ms(50))
+  for (t0 = back; now_ms() - t0 < bound_ms(20000) && healthy < 0; sleep_ms(50))
     if (cs_store_healthy(f->st))
       healthy = now_ms() - t0;
   assert_true(healthy >= 0);
@@ -1306,11 +1517,14 @@ const size_t n_tls_tests = sizeof tls_tests / sizeof tls_tests[0];
 
 const struct CMUnitTest cluster_tests[] = {
     cmocka_unit_test_setup_teardown(test_two_nodes_see_each_other, fx_setup, fx_teardown),
+    cmocka_unit_test_setup_teardown(test_feed_same_order_on_every_node, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_counter_increments_serialize, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_insert_if_range_empty_one_wins, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_delete_vs_register_never_both, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_compares_catch_every_change, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_lost_reply_commits_once, fx_setup, fx_teardown),
+    cmocka_unit_test_setup_teardown(test_write_unseen_fails, fx_setup, fx_teardown),
+    cmocka_unit_test_setup_teardown(test_slow_watch_is_not_moved, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_batches_split_at_max_txn_ops, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_batches_split_at_request_bytes, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_group_commit_of_resolves, fx_setup, fx_teardown),

@@ -10,6 +10,8 @@
  * names the script). CS_TEST_ETCD_TLS=DIR runs the TLS and authentication
  * cases against the 1-member cluster started with --tls --auth in DIR.
  * CS_TEST_ETCD_TIMEOUT_MS overrides the etcd request timeout (2000 ms).
+ * CS_TEST_SLOW=N says the run is about N times slower than a native one
+ * (ctest sets 10 under valgrind): see bound_ms().
  */
 #ifndef CS_STORE_TEST_H
 #define CS_STORE_TEST_H
@@ -52,6 +54,11 @@ struct kv {
   int calls;
   enum cs_err fail; /* returned after the put when not CS_OK */
 };
+
+/** A bound on how long something may take to happen: @p ms as on a native
+ *  run (the contract's own where it has one, e.g. "visible on every other
+ *  node within 1 s"), times CS_TEST_SLOW. */
+int bound_ms(int ms);
 
 enum cs_err put_cb(struct cs_txn *txn, void *ctx);
 enum cs_err put(struct cs_store *st, enum cs_table t, const char *k, const void *v, size_t vlen);

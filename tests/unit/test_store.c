@@ -27,6 +27,9 @@
 
 const char *store_etcd;
 struct cs_store_opts store_opts = {.etcd_timeout_ms = 2000};
+static int slowdown = 1; /* CS_TEST_SLOW */
+
+int bound_ms(int ms) { return ms * slowdown; }
 
 void make_dir(char out[64])
 {
@@ -1412,6 +1415,11 @@ int main(int argc, char **argv)
   /* Slow runs (valgrind) give etcd requests longer. */
   if (getenv("CS_TEST_ETCD_TIMEOUT_MS"))
     store_opts.etcd_timeout_ms = (unsigned)strtoul(getenv("CS_TEST_ETCD_TIMEOUT_MS"), NULL, 10);
+  if (getenv("CS_TEST_SLOW")) {
+    unsigned long n = strtoul(getenv("CS_TEST_SLOW"), NULL, 10);
+
+    slowdown = n >= 1 && n <= 100 ? (int)n : 1;
+  }
   if (getenv("CS_TEST_ETCD_TLS")) {
     setenv("CS_TEST_ETCD_CLUSTER", getenv("CS_TEST_ETCD_TLS"), 1);
     store_etcd = etcd_from_env(url, sizeof url);
