@@ -17,6 +17,9 @@ static void record_id(const char *usage_id, char out[CS_ID_MAX + 8])
   snprintf(out, CS_ID_MAX + 8, "usage:%s", usage_id);
 }
 
+/* A usage index key: credential name, NUL, usage id. */
+#define INDEX_KEY_MAX (CS_NAME_MAX + 1 + CS_ID_MAX + 1)
+
 static size_t index_key(const char *cred_id, const char *usage_id, char *out, size_t cap)
 {
   size_t a = strlen(cred_id), b = strlen(usage_id);
@@ -55,15 +58,17 @@ enum cs_err cs_usage_save(struct cs_txn *txn, const cJSON *rec, unsigned flags)
 
 enum cs_err cs_usage_index(struct cs_txn *txn, const char *cred_id, const char *usage_id, bool put)
 {
-  char ikey[CS_NAME_MAX + CS_ID_MAX + 2];
+  char ikey[INDEX_KEY_MAX];
   size_t klen = index_key(cred_id, usage_id, ikey, sizeof ikey);
+  if (!klen)
+    return CS_ERR_INVALID;
   return put ? cs_txn_put(txn, CS_TBL_USAGES_BY_CRED, ikey, klen, "", 0, 0)
              : cs_txn_del(txn, CS_TBL_USAGES_BY_CRED, ikey, klen);
 }
 
 enum cs_err cs_usage_indexed(struct cs_txn *txn, const char *cred_id, const char *usage_id)
 {
-  char ikey[2 * CS_ID_MAX + 2];
+  char ikey[INDEX_KEY_MAX];
   size_t klen = index_key(cred_id, usage_id, ikey, sizeof ikey);
   struct cs_val v;
   return klen ? cs_txn_get(txn, CS_TBL_USAGES_BY_CRED, ikey, klen, &v) : CS_ERR_NOT_FOUND;
