@@ -349,7 +349,7 @@ static enum cs_err put_once(struct cs_core *c, const struct cs_cred_put *in,
   if ((*retry = e == CS_ERR_PRECONDITION && t.conflict) || e)
     goto out;
   if (a.x.found)
-    cs_broker_invalidate(c->broker, in->id); /* cached material of the old version */
+    cs_core_cred_changed(c, in->id); /* cached material of the old version */
   out->created = !a.x.found;
   if (!(out->credential = cs_cred_render(&t.rec)))
     e = CS_ERR_NOMEM;
@@ -431,6 +431,6 @@ enum cs_err cs_creds_delete(struct cs_core *c, const struct cs_actor *a, const c
   else
     cJSON_Delete(d.usages);
   if (!e)
-    cs_broker_invalidate(c->broker, id);
+    cs_core_cred_changed(c, id);
   return e;
 }

@@ -9,6 +9,7 @@
 
 #define USAGE_JSON_DEPTH 8
 #define SEALED_KEY "callbackSecretSealed"
+#define MATERIAL_KEY "material"
 #define SEALED_MAX 4096 /* bytes of a sealed callback secret (64 hex chars sealed: ~108) */
 
 /* The associated data of a usage's sealed callback secret. */
@@ -59,6 +60,38 @@ enum cs_err cs_usage_index(struct cs_txn *txn, const char *cred_id, const char *
   size_t klen = index_key(cred_id, usage_id, ikey, sizeof ikey);
   return put ? cs_txn_put(txn, CS_TBL_USAGES_BY_CRED, ikey, klen, "", 0, 0)
              : cs_txn_del(txn, CS_TBL_USAGES_BY_CRED, ikey, klen);
+}
+
+const char *cs_usage_material_name(enum cs_usage_material m)
+{
+  return m == CS_MATERIAL_TOKEN ? "token" : "secret";
+}
+
+enum cs_err cs_usage_material_parse(const char *s, enum cs_usage_material *out)
+{
+  if (strcmp(s, "secret") == 0)
+    *out = CS_MATERIAL_SECRET;
+  else if (strcmp(s, "token") == 0)
+    *out = CS_MATERIAL_TOKEN;
+  else
+    return CS_ERR_INVALID;
+  return CS_OK;
+}
+
+enum cs_err cs_usage_set_material(cJSON *rec, enum cs_usage_material m)
+{
+  cJSON_DeleteItemFromObjectCaseSensitive(rec, MATERIAL_KEY);
+  if (m == CS_MATERIAL_SECRET)
+    return CS_OK;
+  return cJSON_AddStringToObject(rec, MATERIAL_KEY, "token") ? CS_OK : CS_ERR_NOMEM;
+}
+
+enum cs_usage_material cs_usage_material(const cJSON *rec)
+{
+  const cJSON *m = cJSON_GetObjectItemCaseSensitive(rec, MATERIAL_KEY);
+  /* Anything but "token" is read as the default; only this file writes it. */
+  return cJSON_IsString(m) && strcmp(m->valuestring, "token") == 0 ? CS_MATERIAL_TOKEN
+                                                                   : CS_MATERIAL_SECRET;
 }
 
 enum cs_err cs_usage_each(struct cs_txn *txn, const char *cred_id,

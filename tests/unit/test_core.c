@@ -147,7 +147,7 @@ static const char *ibm_body(const char *secret)
 /* Register a usage; its id goes to @p uid. */
 static void add_usage(struct fx *f, const char *cred, const char *url, char uid[32])
 {
-  struct cs_usage_new in = {cred, "Registry Scan", "nightly", url};
+  struct cs_usage_new in = {cred, "Registry Scan", "nightly", url, CS_MATERIAL_SECRET};
   cJSON *u = NULL;
   assert_int_equal(cs_usages_create(&f->core, &f->actor, &in, &u), CS_OK);
   snprintf(uid, 32, "%s", str(u, "id"));
@@ -336,7 +336,7 @@ static void test_delete_refused_while_in_use(void **state)
   assert_null(usages);
   assert_int_equal(cs_creds_delete(&f->core, &f->actor, "d-1", &usages), CS_ERR_NOT_FOUND);
   /* No usage of a credential that is gone. */
-  struct cs_usage_new in = {"d-1", "x", NULL, NULL};
+  struct cs_usage_new in = {"d-1", "x", NULL, NULL, CS_MATERIAL_SECRET};
   cJSON *u = NULL;
   assert_int_equal(cs_usages_create(&f->core, &f->actor, &in, &u), CS_ERR_NOT_FOUND);
   assert_null(u);
