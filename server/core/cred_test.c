@@ -31,8 +31,8 @@ enum cs_err cs_creds_test(struct cs_core *c, const struct cs_actor *a, const cha
     return CS_ERR_UNAVAILABLE;
   if ((e = load(c, id, &s)))
     return e;
-  struct cs_prov_ctx ctx = {c->broker, id, s.version, s.meta, (const char *)s.plain, s.plain_len,
-                            NULL};
+  struct cs_prov_ctx ctx = {c->broker,   id,  s.version, s.meta, (const char *)s.plain,
+                            s.plain_len, NULL};
   e = s.prov->test(&ctx, &r);
   cs_cred_snapshot_free(&s);
   if (e) {
