@@ -20,10 +20,11 @@ from unittest import mock
 
 import pytest
 from botocore import credentials as bc
+from botocore.utils import ContainerMetadataFetcher
 from dateutil.tz import tzlocal
 
 from aws_doubles import STSDouble
-from harness import Daemon, basic
+from harness import SLOW, Daemon, basic
 
 FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 AKID = "AKIAIOSFODNN7EXAMPLE"
@@ -57,6 +58,12 @@ class SimClock:
 
     def now(self):
         return datetime.datetime.fromtimestamp(self.time(), tzlocal())
+
+
+class PatientFetcher(ContainerMetadataFetcher):
+    """botocore's fetcher, waiting as long as the wrapper slows the daemon
+    (it retries after 2 s, which would count as a second fetch here)."""
+    TIMEOUT_SECONDS = 2 * SLOW
 
 
 def daemon_env(clock):
@@ -102,7 +109,7 @@ def test_botocore_refetches_once_in_a_simulated_hour(world):
     provider = bc.ContainerProvider(environ={
         "AWS_CONTAINER_CREDENTIALS_FULL_URI":
             d.url + "/api/v1/aws/container-credentials/sdk?usage=" + uid,
-        "AWS_CONTAINER_AUTHORIZATION_TOKEN": auth})
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN": auth}, fetcher=PatientFetcher())
     with mock.patch.object(bc, "_local_now", clock.now):
         creds = provider.load()
         assert isinstance(creds, bc.RefreshableCredentials)
