@@ -19,6 +19,14 @@ void cs_buf_init_secret(struct cs_buf *b, size_t max)
   b->secret = true;
 }
 
+struct cs_buf cs_buf_fixed(char *mem, size_t size)
+{
+  /* cap = max + 1: reserve() never needs more than max + 1 bytes, so it
+   * never reallocs the caller's array. */
+  mem[0] = '\0';
+  return (struct cs_buf){mem, 0, size, size - 1, false};
+}
+
 /* realloc() may move the bytes and leave the old block unwiped. */
 static char *grow_wiped(struct cs_buf *b, size_t cap)
 {
@@ -91,6 +99,24 @@ enum cs_err cs_buf_printf(struct cs_buf *b, const char *fmt, ...)
   va_end(ap);
   b->len += (size_t)n;
   return CS_OK;
+}
+
+enum cs_err cs_buf_url_escape(struct cs_buf *b, const char *s, size_t len)
+{
+  static const char hex[] = "0123456789ABCDEF";
+  enum cs_err e = CS_OK;
+
+  for (size_t i = 0; i < len && !e; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+        strchr("-._~", c)) {
+      e = cs_buf_append(b, s + i, 1);
+    } else {
+      char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
+      e = cs_buf_append(b, esc, 3);
+    }
+  }
+  return e;
 }
 
 enum cs_err cs_buf_json_escape(struct cs_buf *b, const char *s, size_t len)

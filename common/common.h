@@ -61,6 +61,9 @@
   X(CS_ERR_EXISTS, 409, "already_exists", "already exists")                                        \
   X(CS_ERR_IN_USE, 409, "credential_in_use", "the credential is in use")                           \
   X(CS_ERR_LAST_ADMIN, 409, "last_admin_key", "the last admin access key cannot be deleted")       \
+  X(CS_ERR_NOT_DEAD, 409, "not_dead_letter", "the delivery is not a dead letter")                  \
+  X(CS_ERR_EVENTS_EXPIRED, 410, "events_expired",                                                  \
+    "events after since are no longer kept; resynchronise, then read from oldest")                 \
   X(CS_ERR_PRECONDITION, 412, "precondition_failed",                                               \
     "If-Match does not match the current version")                                                 \
   X(CS_ERR_TOO_LARGE, 413, "body_too_large", "request body is too large")                          \
@@ -148,11 +151,25 @@ void cs_buf_init(struct cs_buf *b, size_t max);
  * freed memory. Release it with cs_buf_wipe().
  */
 void cs_buf_init_secret(struct cs_buf *b, size_t max);
+/**
+ * A buffer over the caller's @p size bytes at @p mem (a stack array) that
+ * never grows: it holds at most @p size - 1 bytes and the NUL, and appends
+ * past that fail with CS_ERR_TOO_LARGE. Never pass it to cs_buf_free() or
+ * cs_buf_wipe(); @p size must be at least 1.
+ */
+struct cs_buf cs_buf_fixed(char *mem, size_t size);
 /** @return CS_ERR_TOO_LARGE past max (buffer unchanged), CS_ERR_NOMEM. */
 enum cs_err cs_buf_append(struct cs_buf *b, const void *data, size_t len) CS_WUR;
 /** printf-append. @return CS_ERR_TOO_LARGE, CS_ERR_NOMEM, CS_ERR_INTERNAL. */
 enum cs_err cs_buf_printf(struct cs_buf *b, const char *fmt, ...) CS_WUR
     __attribute__((format(printf, 2, 3)));
+/**
+ * Append @p s percent-encoded for one URL path segment or query value: every
+ * byte but RFC 3986's unreserved ones (A-Z a-z 0-9 - . _ ~) as %XX.
+ * @return CS_ERR_TOO_LARGE, CS_ERR_NOMEM.
+ */
+enum cs_err cs_buf_url_escape(struct cs_buf *b, const char *s, size_t len) CS_WUR;
+
 /** Append @p s JSON-escaped, without quotes. */
 enum cs_err cs_buf_json_escape(struct cs_buf *b, const char *s, size_t len) CS_WUR;
 /** Wipe the contents (sodium-free memzero) and free; keeps max. NULL ok. */
@@ -219,9 +236,25 @@ char *cs_json_print(const cJSON *j);
 /* ---------------------------------------------------------------- ids/misc */
 
 #define CS_ID_MAX 128
+/** Credential names: at most CS_NAME_CHARS characters in at most CS_NAME_MAX bytes. */
+#define CS_NAME_CHARS 128
+#define CS_NAME_MAX 384 /* 128 characters of the Basic Multilingual Plane */
 
-/** @return true if @p s is 1..CS_ID_MAX chars of [A-Za-z0-9._-]. */
+/** @return true if @p s is 1..CS_ID_MAX chars of [A-Za-z0-9._-] (access-key and usage ids). */
 bool cs_id_valid(const char *s, size_t len);
+
+/**
+ * A credential name (API.md §3 "Names"): 1..CS_NAME_CHARS characters of
+ * strict UTF-8 in at most CS_NAME_MAX bytes, no control character (C0, DEL,
+ * C1), no '/' or '\\', no leading or trailing space, not "." or "..".
+ * @return true if @p len bytes at @p s are one.
+ */
+bool cs_name_valid(const char *s, size_t len);
+
+/** What cs_name_valid() admits, for error messages. */
+#define CS_NAME_RULE                                                                               \
+  "1-128 characters of UTF-8 without control characters, '/' or '\\', leading or trailing "        \
+  "spaces, and not '.' or '..'"
 /** Parse a decimal non-negative integer fully. @return CS_ERR_INVALID. */
 enum cs_err cs_parse_u64(const char *s, uint64_t max, uint64_t *out) CS_WUR;
 

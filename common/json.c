@@ -194,6 +194,27 @@ bool cs_id_valid(const char *s, size_t len)
   return true;
 }
 
+/* Is the code point at @p p (valid UTF-8, lead byte >= 0x80) a C1 control? */
+static bool c1_control(const unsigned char *p) { return p[0] == 0xc2 && p[1] < 0xa0; }
+
+bool cs_name_valid(const char *s, size_t len)
+{
+  const unsigned char *p = (const unsigned char *)s;
+  size_t chars = 0;
+
+  if (!s || len == 0 || len > CS_NAME_MAX || !cs_utf8_valid(s, len) || s[0] == ' ' ||
+      s[len - 1] == ' ' || (len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.'))
+    return false;
+  for (size_t i = 0; i < len; i++) {
+    if (p[i] < 0x20 || p[i] == 0x7f || p[i] == '/' || p[i] == '\\')
+      return false;
+    if (p[i] >= 0xc0 && c1_control(p + i))
+      return false;
+    chars += (p[i] & 0xc0) != 0x80; /* count lead bytes, not continuations */
+  }
+  return chars <= CS_NAME_CHARS;
+}
+
 enum cs_err cs_parse_u64(const char *s, uint64_t max, uint64_t *out)
 {
   uint64_t v = 0;

@@ -41,7 +41,7 @@ log_v(enum cs_log_level level, const char *members, const char *fmt, va_list ap)
 {
   char msg[2048];
   char line[8192];
-  struct cs_buf b = {line, 0, sizeof line, sizeof line, false};
+  struct cs_buf b = cs_buf_fixed(line, sizeof line);
   struct timeval tv;
   struct tm tm;
 

@@ -1,6 +1,10 @@
 /* azure: a service principal as printed by `az ad sp create-for-rbac
- * --sdk-auth`. The whole JSON is the sealed payload, so consumers get the
- * endpoint URLs of sovereign clouds back unchanged. */
+ * --sdk-auth`, or (API.md §3 v2, since --sdk-auth is deprecated) as the
+ * plain `az ad sp create-for-rbac` prints it ({"appId", "displayName",
+ * "password", "tenant"}) with the subscription in the request's
+ * azureSPInfo.subscriptionId. The whole JSON is the sealed payload, so
+ * consumers get the endpoint URLs of sovereign clouds back unchanged; both
+ * formats derive the same azureSPInfo. */
 #include "prov_internal.h"
 
 #include <stdio.h>
@@ -14,9 +18,32 @@ struct az_key {
   const char *client_id, *client_secret, *tenant_id, *subscription_id;
 };
 
+/* The plain `az ad sp create-for-rbac` output: appId, password, tenant;
+ * the subscription is @p sub (azureSPInfo.subscriptionId). */
+static enum cs_err az_plain_fields(const cJSON *sk, const char *prefix, const char *sub,
+                                   struct az_key *k, struct cs_prov_error *err)
+{
+  enum cs_err e;
+
+  if ((e = cs_prov_req_member(sk, prefix, "appId", AZ_ID_MAX, &k->client_id, err)) ||
+      (e = cs_prov_req_member(sk, prefix, "password", AZ_SECRET_MAX, &k->client_secret, err)) ||
+      (e = cs_prov_req_member(sk, prefix, "tenant", AZ_ID_MAX, &k->tenant_id, err)))
+    return e;
+  if (!sub)
+    return cs_prov_fail(err, CS_ERR_MISSING, "azureSPInfo.subscriptionId",
+                        "azureSPInfo.subscriptionId is required with the plain az ad sp "
+                        "create-for-rbac output (it names no subscription)");
+  if (strlen(sub) > AZ_ID_MAX)
+    return cs_prov_fail(err, CS_ERR_INVALID, "azureSPInfo.subscriptionId",
+                        "azureSPInfo.subscriptionId is at most %d characters", AZ_ID_MAX);
+  k->subscription_id = sub;
+  return CS_OK;
+}
+
 /* Pull the four required members out of a parsed service key; @p prefix
- * is the field path the errors name ("secret.plain"). */
-static enum cs_err az_fields(const cJSON *sk, const char *prefix, struct az_key *k,
+ * is the field path the errors name ("secret.plain"). A key with appId and
+ * no clientId is the plain format, whose subscription is @p sub. */
+static enum cs_err az_fields(const cJSON *sk, const char *prefix, const char *sub, struct az_key *k,
                              struct cs_prov_error *err)
 {
   enum cs_err e;
@@ -24,8 +51,11 @@ static enum cs_err az_fields(const cJSON *sk, const char *prefix, struct az_key 
   if (!cJSON_IsObject(sk))
     return cs_prov_fail(err, CS_ERR_INVALID, prefix,
                         "%s must be the JSON object printed by az ad sp create-for-rbac "
-                        "--sdk-auth",
+                        "(--sdk-auth or plain)",
                         prefix);
+  if (!cJSON_GetObjectItemCaseSensitive(sk, "clientId") &&
+      cJSON_GetObjectItemCaseSensitive(sk, "appId"))
+    return az_plain_fields(sk, prefix, sub, k, err);
   if ((e = cs_prov_req_member(sk, prefix, "clientId", AZ_ID_MAX, &k->client_id, err)) ||
       (e = cs_prov_req_member(sk, prefix, "clientSecret", AZ_SECRET_MAX, &k->client_secret, err)) ||
       (e = cs_prov_req_member(sk, prefix, "tenantId", AZ_ID_MAX, &k->tenant_id, err)) ||
@@ -57,10 +87,26 @@ out:
   return e;
 }
 
+/* azureSPInfo.subscriptionId of @p obj (a request body or the stored meta). */
+static enum cs_err az_sub_of(const cJSON *obj, const char **out, struct cs_prov_error *err)
+{
+  const cJSON *sp = cJSON_GetObjectItemCaseSensitive(obj, "azureSPInfo");
+  *out = NULL;
+  if (!sp || cJSON_IsNull(sp))
+    return CS_OK;
+  if (!cJSON_IsObject(sp))
+    return cs_prov_fail(err, CS_ERR_INVALID, "azureSPInfo", "azureSPInfo must be an object");
+  return cs_prov_opt_str(sp, "subscriptionId", AZ_ID_MAX, out, err) == CS_OK
+             ? CS_OK
+             : cs_prov_fail(err, CS_ERR_INVALID, "azureSPInfo.subscriptionId",
+                            "azureSPInfo.subscriptionId must be a string of at most %d characters",
+                            AZ_ID_MAX);
+}
+
 static enum cs_err az_validate(const cJSON *body, struct cs_prov_result *out,
                                struct cs_prov_error *err)
 {
-  const char *plain = NULL;
+  const char *plain = NULL, *sub = NULL;
   cJSON *sk = NULL, *meta = NULL;
   char *secret = NULL;
   struct az_key k = {0};
@@ -85,7 +131,8 @@ static enum cs_err az_validate(const cJSON *body, struct cs_prov_result *out,
                      "create-for-rbac --sdk-auth");
     goto out;
   }
-  if ((e = az_fields(sk, "secret.plain", &k, err)) != CS_OK)
+  if ((e = az_sub_of(body, &sub, err)) != CS_OK ||
+      (e = az_fields(sk, "secret.plain", sub, &k, err)) != CS_OK)
     goto out;
   if ((e = build_meta(&k, &meta)) != CS_OK)
     goto out;
@@ -107,6 +154,7 @@ static enum cs_err az_material(const struct cs_prov_ctx *ctx, cJSON **out, struc
   size_t secret_len = ctx->secret_len;
   cJSON *sk = NULL, *r = NULL;
   struct az_key k = {0};
+  const char *sub = NULL;
   enum cs_err e;
 
   if ((e = cs_prov_payload_ok(secret, secret_len)) != CS_OK)
@@ -114,7 +162,8 @@ static enum cs_err az_material(const struct cs_prov_ctx *ctx, cJSON **out, struc
   e = cs_json_parse(secret, secret_len, CS_JSON_MAX_DEPTH, &sk);
   if (e == CS_ERR_NOMEM)
     goto out;
-  if (e != CS_OK || az_fields(sk, "secret", &k, NULL) != CS_OK) {
+  if (e != CS_OK || az_sub_of(ctx->meta, &sub, NULL) != CS_OK ||
+      az_fields(sk, "secret", sub, &k, NULL) != CS_OK) {
     e = CS_ERR_CRYPTO; /* validated on write, so the payload is not ours */
     goto out;
   }

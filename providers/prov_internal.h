@@ -22,6 +22,17 @@ extern const struct cs_provider cs_provider_azure;
 extern const struct cs_provider cs_provider_gcp;
 extern const struct cs_provider cs_provider_ibmcloud;
 extern const struct cs_provider cs_provider_kubeconfig;
+extern const struct cs_provider cs_provider_basic;
+extern const struct cs_provider cs_provider_apitoken;
+extern const struct cs_provider cs_provider_certificate;
+extern const struct cs_provider cs_provider_certificate;
+
+/** The test of a type that only stores (basic, apiToken, certificate without
+ * a url): ok, "stored; nothing to test". @return CS_OK. */
+enum cs_err cs_prov_test_stored(const struct cs_prov_ctx *ctx, struct cs_test_result *out) CS_WUR;
+
+/** short_lived of the types that hand out what they store: false. */
+bool cs_prov_never_short_lived(const struct cs_prov_ctx *ctx);
 
 /** Largest secret.plain any provider accepts (the request body cap). */
 #define CS_PROV_PLAIN_MAX ((size_t)1 << 20)

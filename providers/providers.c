@@ -5,8 +5,9 @@
 #include <string.h>
 
 const struct cs_provider *const cs_providers[] = {
-    &cs_provider_aws,      &cs_provider_azure,      &cs_provider_gcp,
-    &cs_provider_ibmcloud, &cs_provider_kubeconfig, NULL,
+    &cs_provider_aws,      &cs_provider_azure,       &cs_provider_gcp,
+    &cs_provider_ibmcloud, &cs_provider_kubeconfig,  &cs_provider_basic,
+    &cs_provider_apitoken, &cs_provider_certificate, NULL,
 };
 
 const struct cs_provider *cs_provider_find(const char *type)

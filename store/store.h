@@ -48,6 +48,7 @@ enum cs_table {
   CS_TBL_AUDIT,          /* u64 BE seq → entry */
   CS_TBL_EVENTS,         /* u64 BE seq → event */
   CS_TBL_OUTBOX,         /* u64 BE seq → delivery */
+  CS_TBL_DEAD,           /* u64 BE seq → delivery given up on (dead letter) */
   CS_TBL__COUNT
 };
 

@@ -44,10 +44,11 @@
 #define CS_SNAPSHOT_RETRIES 8
 
 const char *const cs_store_table_names[CS_TBL__COUNT] = {
-    [CS_TBL_META] = "meta",        [CS_TBL_CREDS] = "credentials",
-    [CS_TBL_USAGES] = "usages",    [CS_TBL_USAGES_BY_CRED] = "usages_by_credential",
-    [CS_TBL_KEYS] = "access_keys", [CS_TBL_AUDIT] = "audit",
-    [CS_TBL_EVENTS] = "events",    [CS_TBL_OUTBOX] = "outbox",
+    [CS_TBL_META] = "meta",         [CS_TBL_CREDS] = "credentials",
+    [CS_TBL_USAGES] = "usages",     [CS_TBL_USAGES_BY_CRED] = "usages_by_credential",
+    [CS_TBL_KEYS] = "access_keys",  [CS_TBL_AUDIT] = "audit",
+    [CS_TBL_EVENTS] = "events",     [CS_TBL_OUTBOX] = "outbox",
+    [CS_TBL_DEAD] = "dead_letters",
 };
 
 static const char schema_key[] = "schema";
@@ -356,6 +357,10 @@ enum cs_err cs_lmdb_tables_open(struct cs_store *st, enum cs_lmdb_schema how)
     unsigned f = t == CS_TBL_META && !create ? 0 : dflags;
 
     rc = mdb_dbi_open(txn, cs_store_table_names[t], f, &st->dbi[t]);
+    if (rc == MDB_NOTFOUND && st->readonly && t != CS_TBL_META) {
+      st->absent[t] = true; /* an older store, not yet opened by this build to write */
+      continue;
+    }
     if (rc == MDB_NOTFOUND) {
       CS_LOG(CS_LOG_ERROR, "store: table %s is missing: not a credstore data dir?",
              cs_store_table_names[t]);

@@ -47,6 +47,9 @@ struct cs_store {
   MDB_env *env;
   struct cs_etcd *etcd; /* cluster mode: env is etcd's local copy; else NULL */
   MDB_dbi dbi[CS_TBL__COUNT];
+  /* Read-only opens only: a table the store predates (added by a later
+   * build, created by its first writable open) reads as empty. */
+  bool absent[CS_TBL__COUNT];
   size_t max_key;
   bool readonly;
   pthread_mutex_t write_mu; /* one writer of env in this process, across any remap

@@ -76,6 +76,8 @@ enum cs_err cs_txn_get(struct cs_txn *txn, enum cs_table t, const void *key, siz
   e = check_key(txn, key, klen);
   if (e != CS_OK)
     return e;
+  if (txn->st->absent[t])
+    return CS_ERR_NOT_FOUND;
   e = rec_result(txn, mdb_get(txn->txn, txn->st->dbi[t], &k, &v), "get", t);
   if (e == CS_OK)
     val_out(&v, out);
@@ -144,6 +146,10 @@ enum cs_err cs_txn_count(struct cs_txn *txn, enum cs_table t, uint64_t *out)
 
   if (!table_ok(t))
     return bad_table(t);
+  if (txn->st->absent[t]) {
+    *out = 0;
+    return CS_OK;
+  }
   e = rec_result(txn, mdb_stat(txn->txn, txn->st->dbi[t], &ms), "count", t);
   if (e == CS_OK)
     *out = ms.ms_entries;
@@ -211,7 +217,10 @@ enum cs_err cs_cursor_open(struct cs_txn *txn, enum cs_table t, struct cs_cursor
   c = malloc(sizeof *c);
   if (!c)
     return CS_ERR_NOMEM;
-  e = rec_result(txn, mdb_cursor_open(txn->txn, txn->st->dbi[t], &c->cur), "cursor open", t);
+  c->cur = NULL; /* an absent table's cursor finds nothing */
+  e = txn->st->absent[t]
+          ? CS_OK
+          : rec_result(txn, mdb_cursor_open(txn->txn, txn->st->dbi[t], &c->cur), "cursor open", t);
   if (e != CS_OK) {
     free(c);
     return e;
@@ -231,7 +240,9 @@ static enum cs_err cursor_get(struct cs_cursor *c, MDB_val *k, MDB_cursor_op op,
                               struct cs_val *kout, struct cs_val *vout)
 {
   MDB_val v;
-  enum cs_err e = rec_result(c->txn, mdb_cursor_get(c->cur, k, &v, op), "cursor get", c->t);
+  enum cs_err e = !c->cur
+                      ? CS_ERR_NOT_FOUND
+                      : rec_result(c->txn, mdb_cursor_get(c->cur, k, &v, op), "cursor get", c->t);
 
   if (e == CS_OK) {
     val_out(k, kout);
@@ -292,6 +303,7 @@ void cs_cursor_close(struct cs_cursor *c)
 {
   if (!c)
     return;
-  mdb_cursor_close(c->cur);
+  if (c->cur)
+    mdb_cursor_close(c->cur);
   free(c);
 }

@@ -32,6 +32,8 @@ struct cs_api_opts {
   const char *trusted_proxies;   /* CIDR[,CIDR...] whose X-Forwarded-For is honoured */
   int64_t auth_max_failures;     /* failed attempts per address before 429 */
   int64_t auth_cooloff;          /* seconds of 429 after that */
+  const char *customer_name;     /* /prisma/login's customerName; NULL: "credstore" */
+  const char *prisma_id;         /* /prisma/login's prismaId; NULL: cs_core_store_id() */
 };
 
 struct cs_api;

@@ -25,7 +25,7 @@ void cs_auth_record(struct cs_req *req, const char *presented_id, const char *re
 {
   char fields[256];
   const char *id = loggable_key_id(presented_id);
-  struct cs_buf b = {fields, 0, sizeof fields, sizeof fields, false};
+  struct cs_buf b = cs_buf_fixed(fields, sizeof fields);
   struct cs_actor a = {id, req->authenticated ? cs_role_name(req->who.role) : "", req->remote};
 
   if (strcmp(result, "success") != 0 &&
@@ -136,21 +136,35 @@ enum cs_err cs_auth_request(struct cs_req *req, struct cs_resp *resp)
   return CS_OK;
 }
 
-enum cs_err cs_auth_token_response(struct cs_req *req, const struct cs_principal *who,
-                                   struct cs_resp *resp)
+enum cs_err cs_auth_token_object(struct cs_req *req, const struct cs_principal *who, int64_t ttl,
+                                 cJSON **out)
 {
   char *token = NULL;
   enum cs_err e;
 
-  if ((e = cs_token_issue(req->api->core, who, &token)))
+  if ((e = cs_token_issue(req->api->core, who, ttl, &token)))
     return e;
   cJSON *j = cJSON_CreateObject();
-  if (!j || !cJSON_AddStringToObject(j, "token", token) ||
-      !cJSON_AddStringToObject(j, "message", "login_successful")) {
+  if (!j || !cJSON_AddStringToObject(j, "token", token)) {
     cJSON_Delete(j);
-    free(token);
+    e = CS_ERR_NOMEM;
+  } else {
+    *out = j;
+  }
+  cs_free_secret_str(token);
+  return e;
+}
+
+enum cs_err cs_auth_token_response(struct cs_req *req, const struct cs_principal *who,
+                                   struct cs_resp *resp)
+{
+  cJSON *j = NULL;
+  enum cs_err e = cs_auth_token_object(req, who, 0, &j);
+  if (e)
+    return e;
+  if (!cJSON_AddStringToObject(j, "message", "login_successful")) {
+    cs_json_wipe_delete(j);
     return CS_ERR_NOMEM;
   }
-  free(token);
   return cs_resp_json_secret(resp, 200, j);
 }

@@ -45,6 +45,24 @@ enum cs_err cs_auth_basic_split(const char *b64, char buf[CS_BASIC_MAX + 1], con
  * Mint a token for @p who valid for the configured TTL, rendered as
  * {"token","message":"login_successful"}.
  */
+/**
+ * {"token"} for @p who, valid @p ttl seconds (0: --token-ttl). Caller frees
+ * *out with cs_json_wipe_delete() or hands it to cs_resp_json_secret().
+ * @return CS_ERR_NOMEM, CS_ERR_CRYPTO.
+ */
+enum cs_err cs_auth_token_object(struct cs_req *req, const struct cs_principal *who, int64_t ttl,
+                                 cJSON **out) CS_WUR;
+
+/**
+ * A login body {"username", "password", ...}: check the pair (counted by the
+ * rate limiter like any attempt) and record a success. @p body is the
+ * caller's, and its password is wiped.
+ * @return CS_ERR_BAD_JSON, CS_ERR_INVALID (not strings), CS_ERR_BAD_CREDENTIALS,
+ *         CS_ERR_RATE_LIMITED, CS_ERR_STORE.
+ */
+enum cs_err cs_auth_login(struct cs_req *req, struct cs_resp *resp,
+                          struct cs_principal *who) CS_WUR;
+
 enum cs_err cs_auth_token_response(struct cs_req *req, const struct cs_principal *who,
                                    struct cs_resp *resp) CS_WUR;
 

@@ -15,6 +15,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -24,6 +25,8 @@ struct conn_track {
   bool shut;
   bool counted; /* in a bucket: counts against its group's limit */
   struct cs_addr group;
+  bool raw_long; /* the current request's path did not fit raw_path */
+  char raw_path[CS_RAW_PATH_MAX + 1];
   struct conn_track *prev, *next;   /* every connection, for the reaper */
   struct conn_track *bprev, *bnext; /* the same bucket */
 };
@@ -187,6 +190,27 @@ void *cs_conn_tracker(struct MHD_Connection *c)
   const union MHD_ConnectionInfo *ci =
       MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
   return ci ? ci->socket_context : NULL;
+}
+
+/* MHD handles one request at a time per connection: the path kept here is
+ * the one of the request whose headers come next. */
+void cs_conn_set_raw_path(void *track, const char *uri)
+{
+  struct conn_track *t = track;
+  if (!t)
+    return;
+  size_t n = strcspn(uri, "?");
+  t->raw_long = n > CS_RAW_PATH_MAX;
+  if (t->raw_long)
+    n = 0;
+  memcpy(t->raw_path, uri, n);
+  t->raw_path[n] = '\0';
+}
+
+const char *cs_conn_raw_path(void *track)
+{
+  struct conn_track *t = track;
+  return t && !t->raw_long ? t->raw_path : NULL;
 }
 
 void cs_conn_request_in(void *track)

@@ -32,6 +32,19 @@ void cs_conn_notify(void *cls, struct MHD_Connection *c, void **socket_context,
 /** The tracker of @p c (NULL if it has none). */
 void *cs_conn_tracker(struct MHD_Connection *c);
 
+/** Longest request path (without the query) that is kept raw; longer ones are refused. */
+#define CS_RAW_PATH_MAX 2047 /* a whole name percent-encoded (3 x CS_NAME_MAX) and more */
+
+/**
+ * Keep the path of the request line @p uri (up to '?', still percent-encoded)
+ * on @p track, for the request that follows. Called from MHD's URI callback,
+ * before MHD decodes the path. NULL @p track ok.
+ */
+void cs_conn_set_raw_path(void *track, const char *uri);
+
+/** The raw path kept for the current request; NULL if none or too long. */
+const char *cs_conn_raw_path(void *track);
+
 /** The request on @p track has fully arrived: its deadline no longer runs. NULL ok. */
 void cs_conn_request_in(void *track);
 

@@ -37,6 +37,9 @@ static char raw_nul_marker;
 void *cs_dispatch_uri_check(void *cls, const char *uri, struct MHD_Connection *c)
 {
   const char *after = uri + strlen(uri) + 1;
+  /* Routes match the path as sent: MHD's decoded one would turn a name's
+   * "%2F" into a separator. Parameters are decoded once, after matching. */
+  cs_conn_set_raw_path(cs_conn_tracker(c), uri);
   return strncmp(after, "HTTP/", 5) == 0 ? NULL : &raw_nul_marker;
 }
 
@@ -191,8 +194,8 @@ static void check_body_and_caller(struct cs_req *req, const struct head_scan *f)
 
 /* First callback of a request: the headers are in. Route it, check its
  * framing, its declared size and its caller. */
-static struct cs_req *req_new(struct cs_api *api, struct MHD_Connection *conn, const char *url,
-                              const char *method, bool raw_nul)
+static struct cs_req *req_new(struct cs_api *api, struct MHD_Connection *conn, const char *method,
+                              bool raw_nul)
 {
   struct cs_req *req = calloc(1, sizeof *req);
   struct head_scan f = {0};
@@ -209,7 +212,8 @@ static struct cs_req *req_new(struct cs_api *api, struct MHD_Connection *conn, c
   cs_log_set_request_id(req->rid);
   MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_header, &f);
   client_addr(req, f.xff, f.nxff);
-  req->early_err = raw_nul ? CS_ERR_INVALID : cs_route_match(req, url);
+  const char *raw = cs_conn_raw_path(req->track);
+  req->early_err = raw_nul ? CS_ERR_INVALID : raw ? cs_route_match(req, raw) : CS_ERR_NO_ROUTE;
   check_head(req, &f);
   check_body_and_caller(req, &f);
   atomic_fetch_add(&api->in_flight, 1);
@@ -270,7 +274,9 @@ static void dispatch(struct cs_req *req, struct cs_resp *resp)
                      "Bearer realm=\"credstore\", Basic realm=\"credstore\"");
     if (e == CS_ERR_RATE_LIMITED)
       cs_resp_header(resp, "Retry-After", "%lld", (long long)req->api->opts.auth_cooloff);
-    if (cs_resp_error(e, resp)) {
+    unsigned flags = req->route ? req->route->flags : 0;
+    if ((flags & CS_ROUTE_PRISMA) ? cs_resp_error_prisma(e, resp, flags == CS_ROUTE_REDLOCK)
+                                  : cs_resp_error(e, resp)) {
       resp->body = strdup("{\"err\":\"out of memory\",\"code\":\"out_of_memory\"}");
       resp->len = resp->body ? strlen(resp->body) : 0;
       resp->status = 500;
@@ -312,7 +318,7 @@ enum MHD_Result cs_dispatch_request(void *cls, struct MHD_Connection *conn, cons
   enum MHD_Result ret = MHD_YES;
 
   if (!req || req == (void *)&raw_nul_marker) {
-    req = req_new(cls, conn, url, method, req != NULL);
+    req = req_new(cls, conn, method, req != NULL);
     if (!req)
       return MHD_NO;
     *con_cls = req;

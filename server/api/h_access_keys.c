@@ -3,13 +3,18 @@
 
 #include <string.h>
 
+/* A glob over names (API.md §3 "Names"): the characters a name may hold,
+ * spaces and UTF-8 included, plus fnmatch's * ? [ ] ! (never '\\', so no
+ * character is ever escaped and cs_pattern_covers reads it literally). */
 static bool pattern_ok(const char *p)
 {
   size_t n = strlen(p);
-  if (n == 0 || n > CS_PATTERN_MAX)
+  const unsigned char *u = (const unsigned char *)p;
+  if (n == 0 || n > CS_PATTERN_MAX || !cs_utf8_valid(p, n))
     return false;
-  for (; *p; p++) {
-    if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-*?[]!", *p))
+  for (size_t i = 0; i < n; i++) {
+    if (u[i] < 0x20 || u[i] == 0x7f || u[i] == '/' || u[i] == '\\' ||
+        (u[i] == 0xc2 && u[i + 1] < 0xa0))
       return false;
   }
   return true;
@@ -35,8 +40,8 @@ static enum cs_err parse_scope(const cJSON *scope, struct cs_key_spec *spec, str
   {
     if (++n > CS_SCOPE_MAX || !cJSON_IsString(p) || !pattern_ok(p->valuestring))
       return cs_fail_field(resp, CS_ERR_INVALID, "scope",
-                           "scope must hold at most %d patterns of 1-%d characters of "
-                           "[A-Za-z0-9._-*?[]!]",
+                           "scope must hold at most %d glob patterns of 1-%d bytes of UTF-8 "
+                           "without control characters, '/' or '\\'",
                            CS_SCOPE_MAX, CS_PATTERN_MAX);
   }
   spec->scope = scope;

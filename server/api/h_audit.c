@@ -24,7 +24,7 @@ enum cs_err cs_parse_audit_query(const struct cs_params *p, struct cs_feed_query
     return cs_fail(resp, CS_ERR_BAD_QUERY, "limit must be an integer from 1 to %d",
                    CS_AUDIT_LIST_MAX);
   q->cred = p->get(p->arg, "credential");
-  if (q->cred && !cs_id_valid(q->cred, strlen(q->cred)))
+  if (q->cred && !cs_name_valid(q->cred, strlen(q->cred)))
     return cs_fail(resp, CS_ERR_BAD_QUERY, "credential must be a credential id");
   return CS_OK;
 }

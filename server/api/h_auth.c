@@ -6,6 +6,15 @@
 enum cs_err cs_h_login(struct cs_req *req, struct cs_resp *resp)
 {
   struct cs_principal who = {0};
+  enum cs_err e = cs_auth_login(req, resp, &who);
+  if (!e)
+    e = cs_auth_token_response(req, &who, resp);
+  cs_principal_clear(&who);
+  return e;
+}
+
+enum cs_err cs_auth_login(struct cs_req *req, struct cs_resp *resp, struct cs_principal *who)
+{
   const char *user = NULL, *pass = NULL;
   cJSON *body = NULL;
   enum cs_err e;
@@ -22,13 +31,10 @@ enum cs_err cs_h_login(struct cs_req *req, struct cs_resp *resp)
     e = cs_fail(resp, e, "password must be a string (the access key secret)");
     goto out;
   }
-  e = cs_auth_key_secret(req, user, pass, &who);
-  if (!e) {
-    cs_auth_record(req, who.key_id, "success", true);
-    e = cs_auth_token_response(req, &who, resp);
-  }
+  e = cs_auth_key_secret(req, user, pass, who);
+  if (!e)
+    cs_auth_record(req, who->key_id, "success", true);
 out:
-  cs_principal_clear(&who);
   if (body) {
     /* The password lives inside the parsed tree: wipe it before freeing. */
     cJSON *p = cJSON_GetObjectItemCaseSensitive(body, "password");

@@ -26,8 +26,61 @@ static enum cs_err parse_sort(const char *v, enum cs_cred_sort *out)
   return CS_ERR_INVALID;
 }
 
-enum cs_err cs_parse_cred_query(const struct cs_params *p, struct cs_cred_query *q,
-                                struct cs_resp *resp)
+/* Add the names of @p v (split on commas when @p split) to @p ids. */
+static enum cs_err add_ids(cJSON *ids, const char *v, bool split, struct cs_resp *resp)
+{
+  char name[CS_NAME_MAX + 1];
+  while (*v) {
+    size_t n = split ? strcspn(v, ",") : strlen(v);
+    if (n > 0) {
+      if (n > CS_NAME_MAX || !cs_name_valid(v, n))
+        return cs_fail(resp, CS_ERR_BAD_QUERY, "ids must be credential names: " CS_NAME_RULE);
+      if (cJSON_GetArraySize(ids) >= CS_IDS_MAX)
+        return cs_fail(resp, CS_ERR_BAD_QUERY, "ids names at most %d credentials", CS_IDS_MAX);
+      memcpy(name, v, n);
+      name[n] = '\0';
+      if (!cJSON_AddItemToArray(ids, cJSON_CreateString(name)))
+        return CS_ERR_NOMEM;
+    }
+    v += n;
+    if (*v == ',')
+      v++;
+  }
+  return CS_OK;
+}
+
+/* ?ids=: repeated values are whole names, a single value is split on commas. */
+static enum cs_err parse_ids(const struct cs_params *p, cJSON **out, struct cs_resp *resp)
+{
+  const char *vals[CS_IDS_MAX + 1];
+  size_t n;
+  cJSON *ids;
+  enum cs_err e = CS_OK;
+
+  if (p->get_all) {
+    n = p->get_all(p->arg, "ids", vals, CS_IDS_MAX + 1);
+  } else {
+    vals[0] = p->get(p->arg, "ids");
+    n = vals[0] != NULL;
+  }
+  if (n == 0)
+    return CS_OK;
+  if (n > CS_IDS_MAX)
+    return cs_fail(resp, CS_ERR_BAD_QUERY, "ids names at most %d credentials", CS_IDS_MAX);
+  if (!(ids = cJSON_CreateArray()))
+    return CS_ERR_NOMEM;
+  for (size_t i = 0; i < n && !e; i++)
+    e = add_ids(ids, vals[i], n == 1, resp);
+  /* Only empty values ("ids=") filter nothing, like a parameter left out. */
+  if (e || !cJSON_GetArraySize(ids))
+    cJSON_Delete(ids);
+  else
+    *out = ids;
+  return e;
+}
+
+static enum cs_err parse_query(const struct cs_params *p, struct cs_cred_query *q,
+                               struct cs_resp *resp)
 {
   const char *v;
   uint64_t n;
@@ -48,7 +101,8 @@ enum cs_err cs_parse_cred_query(const struct cs_params *p, struct cs_cred_query 
   if ((v = p->get(p->arg, "type")) && v[0]) {
     if (!(q->type = cs_provider_find(v)))
       return cs_fail(resp, CS_ERR_BAD_QUERY,
-                     "type must be one of aws, azure, gcp, ibmCloud, kubeconfig");
+                     "type must be one of aws, azure, gcp, ibmCloud, kubeconfig, basic, apiToken, "
+                     "certificate");
   }
   if ((v = p->get(p->arg, "search"))) {
     if (strlen(v) > SEARCH_MAX)
@@ -66,6 +120,16 @@ enum cs_err cs_parse_cred_query(const struct cs_params *p, struct cs_cred_query 
   return CS_OK;
 }
 
+enum cs_err cs_parse_cred_query(const struct cs_params *p, struct cs_cred_query *q,
+                                struct cs_resp *resp)
+{
+  cJSON *ids = NULL;
+  enum cs_err e = parse_query(p, q, resp);
+  if (!e && !(e = parse_ids(p, &ids, resp)))
+    q->ids = ids;
+  return e;
+}
+
 enum cs_err cs_h_creds_list(struct cs_req *req, struct cs_resp *resp)
 {
   struct cs_cred_query q;
@@ -77,7 +141,9 @@ enum cs_err cs_h_creds_list(struct cs_req *req, struct cs_resp *resp)
   if ((e = cs_parse_cred_query(&p, &q, resp)))
     return e;
   q.scope = req->who.scope;
-  if ((e = cs_creds_list(req->api->core, &q, &page, &total)))
+  e = cs_creds_list(req->api->core, &q, &page, &total);
+  cJSON_Delete((cJSON *)q.ids);
+  if (e)
     return e;
   cs_resp_header(resp, "Total-Count", "%llu", (unsigned long long)total);
   return cs_resp_json(resp, 200, page);
@@ -99,8 +165,10 @@ enum cs_err cs_h_creds_get(struct cs_req *req, struct cs_resp *resp)
   return cs_resp_json(resp, 200, c);
 }
 
-/* Run a create-or-update and render its result or its field error. */
-static enum cs_err put(struct cs_req *req, struct cs_resp *resp, struct cs_cred_put *in)
+/* Run a create-or-update and render its result (@p prisma: 200, no body)
+ * or its field error. */
+static enum cs_err put(struct cs_req *req, struct cs_resp *resp, struct cs_cred_put *in,
+                       bool prisma)
 {
   struct cs_cred_put_result r;
   enum cs_err e = cs_creds_put(req->api->core, in, &r);
@@ -116,13 +184,22 @@ static enum cs_err put(struct cs_req *req, struct cs_resp *resp, struct cs_cred_
     return cs_fail(resp, e, "If-Match does not name the current version of %s", in->id);
   if (e)
     return e;
+  if (prisma) {
+    cJSON_Delete(r.credential);
+    return cs_resp_empty(resp, 200);
+  }
   return cs_resp_json(resp, r.created ? 201 : 200, r.credential);
 }
 
 enum cs_err cs_h_creds_upsert(struct cs_req *req, struct cs_resp *resp)
 {
+  return cs_creds_upsert_request(req, resp, false);
+}
+
+enum cs_err cs_creds_upsert_request(struct cs_req *req, struct cs_resp *resp, bool prisma)
+{
   struct cs_actor a = cs_actor_of(req);
-  struct cs_cred_put in = {.who = &req->who, .actor = &a};
+  struct cs_cred_put in = {.who = &req->who, .actor = &a, .skip_unchanged = prisma};
   cJSON *body = NULL;
   enum cs_err e;
 
@@ -130,19 +207,17 @@ enum cs_err cs_h_creds_upsert(struct cs_req *req, struct cs_resp *resp)
     return e;
   const cJSON *idj = cJSON_GetObjectItemCaseSensitive(body, "_id");
   if (idj && !cJSON_IsNull(idj) && !cJSON_IsString(idj))
-    e = cs_fail_field(resp, CS_ERR_BAD_ID, "_id",
-                      "_id must be a string of 1-128 characters of [A-Za-z0-9._-]");
+    e = cs_fail_field(resp, CS_ERR_BAD_ID, "_id", "_id must be a string of " CS_NAME_RULE);
   else if (!cJSON_IsString(idj))
-    e = cs_fail_field(resp, CS_ERR_MISSING, "_id",
-                      "_id is required: 1-128 characters of [A-Za-z0-9._-]");
-  else if (!cs_id_valid(idj->valuestring, strlen(idj->valuestring)))
-    e = cs_fail_field(resp, CS_ERR_BAD_ID, "_id", "_id must be 1-128 characters of [A-Za-z0-9._-]");
+    e = cs_fail_field(resp, CS_ERR_MISSING, "_id", "_id is required: " CS_NAME_RULE);
+  else if (!cs_name_valid(idj->valuestring, strlen(idj->valuestring)))
+    e = cs_fail_field(resp, CS_ERR_BAD_ID, "_id", "_id must be " CS_NAME_RULE);
   else if (!cs_scope_allows(req->who.scope, (in.id = idj->valuestring))) {
     e = cs_fail(resp, CS_ERR_FORBIDDEN, "credential id %s is outside this access key's scope",
                 in.id);
   } else {
     in.body = body;
-    e = put(req, resp, &in);
+    e = put(req, resp, &in, prisma);
   }
   cJSON_Delete(body);
   return e;
@@ -165,18 +240,23 @@ enum cs_err cs_h_creds_update(struct cs_req *req, struct cs_resp *resp)
   }
   if ((e = cs_req_json(req, &body)))
     return e;
-  if (cs_json_opt_string(body, "_id", CS_ID_MAX + 1, &body_id) ||
+  if (cs_json_opt_string(body, "_id", CS_NAME_MAX + 1, &body_id) ||
       (body_id && strcmp(body_id, in.id))) {
     e = cs_fail_field(resp, CS_ERR_INVALID, "_id", "_id in the body must match the path");
   } else {
     in.body = body;
-    e = put(req, resp, &in);
+    e = put(req, resp, &in, false);
   }
   cJSON_Delete(body);
   return e;
 }
 
 enum cs_err cs_h_creds_delete(struct cs_req *req, struct cs_resp *resp)
+{
+  return cs_creds_delete_request(req, resp, 204);
+}
+
+enum cs_err cs_creds_delete_request(struct cs_req *req, struct cs_resp *resp, int status)
 {
   const char *id = NULL;
   cJSON *usages = NULL;
@@ -198,7 +278,7 @@ enum cs_err cs_h_creds_delete(struct cs_req *req, struct cs_resp *resp)
   }
   if (e)
     return e;
-  return cs_resp_empty(resp, 204);
+  return cs_resp_empty(resp, status);
 }
 
 /* POST /credentials/{id}/test (API.md §8): {"ok","message","latencyMs",

@@ -25,7 +25,7 @@ enum cs_err cs_parse_events_query(const struct cs_params *p, const cJSON *scope,
   if ((v = p->get(p->arg, "wait")) && cs_parse_u64(v, CS_EVENTS_WAIT_MAX, &q->wait))
     return cs_fail(resp, CS_ERR_BAD_QUERY, "wait must be 0 to %d seconds", CS_EVENTS_WAIT_MAX);
   q->cred = p->get(p->arg, "credential");
-  if (q->cred && (!cs_id_valid(q->cred, strlen(q->cred)) || !cs_scope_allows(scope, q->cred)))
+  if (q->cred && (!cs_name_valid(q->cred, strlen(q->cred)) || !cs_scope_allows(scope, q->cred)))
     return cs_fail(resp, CS_ERR_BAD_QUERY, "credential must be a credential id in scope");
   return CS_OK;
 }
@@ -40,6 +40,20 @@ static enum cs_err answer(struct cs_resp *resp, cJSON *arr, uint64_t next)
   cJSON_AddItemToObject(o, "events", arr);
   cJSON_AddNumberToObject(o, "next", (double)next);
   return cs_resp_json(resp, 200, o);
+}
+
+/* 410 {"err","code":"events_expired","oldest"}: the consumer resynchronises. */
+static enum cs_err expired(struct cs_resp *resp, uint64_t since, uint64_t oldest)
+{
+  cs_fail(resp, CS_ERR_EVENTS_EXPIRED,
+          "events after %llu are no longer kept; the oldest kept is %llu: resynchronise, "
+          "then read on with since=%llu",
+          (unsigned long long)since, (unsigned long long)oldest, (unsigned long long)(oldest - 1));
+  cJSON_Delete(resp->err_extra);
+  if (!(resp->err_extra = cJSON_CreateObject()) ||
+      !cJSON_AddNumberToObject(resp->err_extra, "oldest", (double)oldest))
+    return CS_ERR_NOMEM;
+  return CS_ERR_EVENTS_EXPIRED;
 }
 
 enum cs_err cs_h_events(struct cs_req *req, struct cs_resp *resp)
@@ -59,11 +73,11 @@ enum cs_err cs_h_events(struct cs_req *req, struct cs_resp *resp)
     req->wait_cursor = q.since;
 
   for (;;) {
-    uint64_t gen = cs_events_generation(core), next;
+    uint64_t gen = cs_events_generation(core), next, oldest = 0;
     bool more, parked;
     cJSON *arr;
-    if ((e = cs_events_read(core, &view, req->wait_cursor, &arr, &next, &more)))
-      return e;
+    if ((e = cs_events_read(core, &view, req->wait_cursor, &arr, &next, &more, &oldest)))
+      return e == CS_ERR_EVENTS_EXPIRED ? expired(resp, req->wait_cursor, oldest) : e;
     /* Answer with what the caller may see; an empty page only once the wait
      * is over, or when the scan budget ran out (the caller asks again at
      * once, from next). */

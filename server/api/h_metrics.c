@@ -45,8 +45,8 @@ static enum cs_err render_state(struct cs_core *c, struct cs_buf *b)
 {
   struct cs_core_stats cs;
   static const char *const tables[CS_TBL__COUNT] = {
-      "meta",        "credentials", "usages", "usages_by_credential",
-      "access_keys", "audit",       "events", "outbox"};
+      "meta",  "credentials", "usages", "usages_by_credential", "access_keys",
+      "audit", "events",      "outbox", "dead_letters"};
   const struct cs_broker_kind_stats *sts = &cs.broker.kind[CS_KIND_STS];
   const struct cs_broker_kind_stats *imds = &cs.broker.kind[CS_KIND_IMDS];
   enum cs_err e;
@@ -70,6 +70,13 @@ static enum cs_err render_state(struct cs_core *c, struct cs_buf *b)
       "credstore_webhook_deliveries_total %llu\n"
       "# HELP credstore_webhook_failures_total Webhook attempts that failed.\n"
       "# TYPE credstore_webhook_failures_total counter\ncredstore_webhook_failures_total %llu\n"
+      "# HELP credstore_webhook_dead_letters Webhook deliveries given up on, kept for retry.\n"
+      "# TYPE credstore_webhook_dead_letters gauge\ncredstore_webhook_dead_letters %llu\n"
+      "# HELP credstore_webhook_dead_letters_total Deliveries given up on since start.\n"
+      "# TYPE credstore_webhook_dead_letters_total counter\n"
+      "credstore_webhook_dead_letters_total %llu\n"
+      "# HELP credstore_events_trimmed_total Events removed by retention since start.\n"
+      "# TYPE credstore_events_trimmed_total counter\ncredstore_events_trimmed_total %llu\n"
       "# HELP credstore_store_map_bytes Bytes reserved for the store.\n"
       "# TYPE credstore_store_map_bytes gauge\ncredstore_store_map_bytes %llu\n"
       "# HELP credstore_store_used_bytes Bytes of the store in use.\n"
@@ -81,7 +88,9 @@ static enum cs_err render_state(struct cs_core *c, struct cs_buf *b)
       (unsigned long long)(sts->cache_misses + imds->cache_misses),
       (unsigned long long)cs.store.records[CS_TBL_OUTBOX],
       (unsigned long long)cs.webhook_deliveries, (unsigned long long)cs.webhook_failures,
-      (unsigned long long)cs.store.map_size, (unsigned long long)cs.store.used_bytes);
+      (unsigned long long)cs.store.records[CS_TBL_DEAD], (unsigned long long)cs.webhook_dead,
+      (unsigned long long)cs.events_trimmed, (unsigned long long)cs.store.map_size,
+      (unsigned long long)cs.store.used_bytes);
   for (int t = 0; t < CS_TBL__COUNT && !e; t++)
     e = cs_buf_printf(b, "credstore_store_records{table=\"%s\"} %llu\n", tables[t],
                       (unsigned long long)cs.store.records[t]);

@@ -46,8 +46,8 @@ struct cs_api {
 enum cs_method { CS_GET, CS_POST, CS_PUT, CS_DELETE, CS_METHOD_OTHER };
 
 #define CS_MAX_PARAMS 3
-#define CS_MAX_HEADERS 4
-#define CS_ERR_MSG_MAX 256
+#define CS_MAX_HEADERS 6
+#define CS_ERR_MSG_MAX 640 /* a message with a whole name (CS_NAME_MAX bytes) in it */
 
 /** What a handler produces. */
 struct cs_resp {
@@ -75,7 +75,7 @@ struct cs_req {
   const struct cs_route *route;
   enum cs_method method;
   const char *params[CS_MAX_PARAMS]; /* path parameters, into path_buf */
-  char path_buf[512];
+  char path_buf[2048]; /* the raw path (conn.h CS_RAW_PATH_MAX): a whole encoded name fits */
   struct cs_buf body;
   enum cs_err early_err; /* refusal decided from the headers, before the body */
   struct cs_resp early;  /* its message and headers (no body) */
@@ -105,6 +105,8 @@ typedef enum cs_err (*cs_handler)(struct cs_req *req, struct cs_resp *resp);
 
 /** Route flags. */
 #define CS_ROUTE_UNSCOPED 0x1u /* answers about every credential: a key with a scope gets 403 */
+#define CS_ROUTE_PRISMA 0x2u   /* the /prisma mount: errors are Prisma's {"err"} */
+#define CS_ROUTE_REDLOCK 0x6u  /* ...and carry x-redlock-status (CSPM login and extend) */
 
 struct cs_route {
   enum cs_method method;
@@ -143,9 +145,12 @@ void cs_dispatch_init(void);
 /* ------------------------------------------------------ request helpers */
 
 /**
- * Percent-decode @p s in place, as paths and query values are: "%00" stays
- * as it is (decoded, it would end the C string early, and "victim%00junk"
- * would act on "victim"; left encoded, it fails id validation instead).
+ * Percent-decode @p s in place, once, as path parameters and query values
+ * are; '+' stays a plus. "%00" becomes the byte 0xFF: decoded to NUL it
+ * would end the C string early ("victim%00junk" acting on "victim"), and
+ * left encoded it would name a credential called "victim%00junk"; 0xFF is
+ * never valid UTF-8, so every name, id and number refuses it. A '%' not
+ * followed by two hex digits stays as it is.
  * @return the new length.
  */
 size_t cs_http_unescape(char *s);
@@ -157,6 +162,9 @@ size_t cs_http_unescape_cb(void *cls, struct MHD_Connection *c, char *s);
 struct cs_params {
   const char *(*get)(void *arg, const char *name); /* unescaped value, or NULL */
   void *arg;
+  /* Every value of @p name in order, at most @p max into @p out; how many
+   * there were (may exceed max). NULL: only get's one value. */
+  size_t (*get_all)(void *arg, const char *name, const char **out, size_t max);
 };
 
 /** The query parameters of @p req. */
@@ -217,7 +225,14 @@ enum cs_err cs_resp_error(enum cs_err e, struct cs_resp *resp) CS_WUR;
 #define CS_LIST_LIMIT_MAX 500
 #define CS_LIST_OFFSET_MAX 1000000000ULL
 
-/** GET /credentials: offset, limit, type, search, sort, reverse into @p q (scope untouched). */
+/**
+ * GET /credentials: offset, limit, type, search, sort, reverse, ids into
+ * @p q (scope untouched). ids: several ids= values are whole names; a single
+ * one is split on commas (so a name with a comma is asked for alone as
+ * "ids=a,b&ids="; empty values are ignored, and ids with only empty values
+ * filters nothing). On success q->ids is a new array
+ * the caller frees with cJSON_Delete (NULL when no ids were given).
+ */
 enum cs_err cs_parse_cred_query(const struct cs_params *p, struct cs_cred_query *q,
                                 struct cs_resp *resp) CS_WUR;
 
@@ -236,7 +251,27 @@ enum cs_err cs_parse_audit_query(const struct cs_params *p, struct cs_feed_query
 enum cs_err cs_parse_events_query(const struct cs_params *p, const cJSON *scope,
                                   struct cs_feed_query *q, struct cs_resp *resp) CS_WUR;
 
+/** GET /deliveries: state (pending, dead, all), offset, limit into @p q (scope untouched). */
+enum cs_err cs_parse_deliveries_query(const struct cs_params *p, struct cs_delivery_query *q,
+                                      struct cs_resp *resp) CS_WUR;
+
 /* ------------------------------------------------------------- handlers */
+
+/**
+ * POST /credentials (native and /prisma): the body's _id, its scope, then
+ * the upsert. Native answers the object (201/200); @p prisma answers 200
+ * with an empty body and skips updates that change nothing.
+ */
+enum cs_err cs_creds_upsert_request(struct cs_req *req, struct cs_resp *resp, bool prisma) CS_WUR;
+/** DELETE /credentials/{id} (native and /prisma): answers @p status with no body. */
+enum cs_err cs_creds_delete_request(struct cs_req *req, struct cs_resp *resp, int status) CS_WUR;
+
+/**
+ * Render error @p e the /prisma way: {"err"} only (Prisma's clients read
+ * nothing else) and, with @p redlock, the header x-redlock-status that the
+ * CSPM clients parse. Takes err_extra. @return CS_ERR_NOMEM.
+ */
+enum cs_err cs_resp_error_prisma(enum cs_err e, struct cs_resp *resp, bool redlock) CS_WUR;
 
 enum cs_err cs_h_healthz(struct cs_req *req, struct cs_resp *resp);
 enum cs_err cs_h_readyz(struct cs_req *req, struct cs_resp *resp);
@@ -258,8 +293,35 @@ enum cs_err cs_h_usages_delete(struct cs_req *req, struct cs_resp *resp);
 enum cs_err cs_h_resolve(struct cs_req *req, struct cs_resp *resp);
 enum cs_err cs_h_events(struct cs_req *req, struct cs_resp *resp);
 enum cs_err cs_h_audit(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_deliveries_list(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_delivery_retry(struct cs_req *req, struct cs_resp *resp);
 enum cs_err cs_h_metrics(struct cs_req *req, struct cs_resp *resp);
 enum cs_err cs_h_aws_container(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_prisma_authenticate(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_prisma_renew(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_prisma_creds_list(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_prisma_creds_upsert(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_prisma_creds_delete(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_prisma_usages_list(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_prisma_login(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_prisma_extend(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_ui_redirect(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_ui_index(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_ui_asset(struct cs_req *req, struct cs_resp *resp);
+
+/* ------------------------------------------------------------ console */
+
+/** One file of server/api/ui/, compiled in (ui_files.c, made by embed_ui.cmake). */
+struct cs_ui_file {
+  const char *name; /* "app.js" */
+  const unsigned char *data;
+  size_t len;
+};
+
+extern const struct cs_ui_file cs_ui_files[];
+extern const size_t cs_ui_files_count;
+/** Hash of every UI file: assets are served under /ui/assets/<cs_ui_build>/. */
+extern const char cs_ui_build[];
 
 /** Register the long-poll waker with the core (h_events.c). */
 void cs_h_events_init(struct cs_core *core);

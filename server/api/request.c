@@ -18,8 +18,8 @@ size_t cs_http_unescape(char *s)
   char *w = s;
   for (const char *r = s; *r; r++) {
     int hi, lo;
-    if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0 && (hi | lo)) {
-      *w++ = (char)(hi << 4 | lo);
+    if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0) {
+      *w++ = (hi | lo) ? (char)(hi << 4 | lo) : (char)0xff;
       r += 2;
     } else {
       *w++ = *r;
@@ -41,7 +41,36 @@ const char *cs_req_query(struct cs_req *req, const char *name)
 
 static const char *query_get(void *arg, const char *name) { return cs_req_query(arg, name); }
 
-struct cs_params cs_req_params(struct cs_req *req) { return (struct cs_params){query_get, req}; }
+struct query_all {
+  const char *name;
+  const char **out;
+  size_t max, n;
+};
+
+static enum MHD_Result collect(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *value)
+{
+  struct query_all *q = cls;
+  if (key && value && strcmp(key, q->name) == 0) {
+    if (q->n < q->max)
+      q->out[q->n] = value;
+    q->n++;
+  }
+  return MHD_YES;
+}
+
+static size_t query_get_all(void *arg, const char *name, const char **out, size_t max)
+{
+  struct cs_req *req = arg;
+  struct query_all q = {name, out, max, 0};
+  MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, collect, &q);
+  return q.n;
+}
+
+struct cs_params cs_req_params(struct cs_req *req)
+{
+  return (struct cs_params){query_get, req, query_get_all};
+}
 
 const char *cs_req_header(struct cs_req *req, const char *name)
 {
@@ -65,8 +94,8 @@ enum cs_err cs_req_json(struct cs_req *req, cJSON **out)
 enum cs_err cs_req_cred_id(struct cs_req *req, struct cs_resp *resp, const char **out)
 {
   const char *id = req->params[0];
-  if (!cs_id_valid(id, strlen(id)))
-    return cs_fail(resp, CS_ERR_BAD_ID, "credential ids are 1-128 characters of [A-Za-z0-9._-]");
+  if (!cs_name_valid(id, strlen(id)))
+    return cs_fail(resp, CS_ERR_BAD_ID, "a credential name is " CS_NAME_RULE);
   if (!cs_scope_allows(req->who.scope, id))
     return cs_fail(resp, CS_ERR_NOT_FOUND, "no credential %s", id);
   *out = id;

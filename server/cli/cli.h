@@ -39,6 +39,9 @@ struct cs_config {
   const char *webhook_allow;        /* CIDRs and host names webhooks may reach despite a deny */
   const char *webhook_deny;         /* CIDRs and host names webhooks may not reach */
   int64_t token_ttl;
+  int64_t prisma_token_ttl;  /* /prisma tokens (default 1800, Prisma's) */
+  const char *customer_name; /* /prisma/login's customerName (default "credstore") */
+  const char *prisma_id;     /* /prisma/login's prismaId (default: the store's stable id) */
   int64_t threads;
   int64_t max_connections;
   int64_t conn_timeout;
@@ -48,6 +51,10 @@ struct cs_config {
   int64_t webhook_retry_ms;      /* first webhook retry delay (default 1000) */
   int64_t max_conns_per_address; /* 0: min(128, max connections) */
   const char *trusted_proxies;   /* CIDR[,CIDR...] whose X-Forwarded-For is honoured */
+  int64_t events_retention;      /* seconds an event is kept (default 7d) */
+  int64_t events_max;            /* events kept at most (default 1,000,000) */
+  int64_t webhook_max_age;       /* seconds a delivery is retried (default 24h) */
+  int64_t before;                /* audit-prune --before SEQ */
   bool insecure_http;
 };
 
@@ -119,6 +126,10 @@ int cs_fsync_parent(const char *path);
 int cs_cmd_init(const struct cs_config *cfg);
 int cs_cmd_serve(const struct cs_config *cfg);
 int cs_cmd_audit_verify(const struct cs_config *cfg);
+/** `credstore audit-export`: every audit entry as JSON lines, then recorded as exported. */
+int cs_cmd_audit_export(const struct cs_config *cfg);
+/** `credstore audit-prune`: remove exported entries below --before, re-anchoring the chain. */
+int cs_cmd_audit_prune(const struct cs_config *cfg);
 int cs_cmd_backup(const struct cs_config *cfg);
 int cs_cmd_restore(const struct cs_config *cfg);
 int cs_cmd_rotate_key(const struct cs_config *cfg);

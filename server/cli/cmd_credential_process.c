@@ -44,13 +44,16 @@ static char *to_process_json(const cJSON *m)
 static int resolve_url(const struct cs_config *cfg, char url[2048])
 {
   size_t ul = strlen(cfg->url);
+  struct cs_buf b = cs_buf_fixed(url, 2048);
 
-  if (!cs_id_valid(cfg->credential, strlen(cfg->credential)))
-    return fail("--credential is not a credential id", NULL);
+  if (!cs_name_valid(cfg->credential, strlen(cfg->credential)))
+    return fail("--credential is not a credential name", NULL);
   while (ul && cfg->url[ul - 1] == '/')
     ul--;
-  if ((size_t)snprintf(url, 2048, "%.*s/api/v1/credentials/%s/resolve", (int)ul, cfg->url,
-                       cfg->credential) >= 2048)
+  /* The name may hold spaces, '%', '?', UTF-8: one path segment, encoded. */
+  if (cs_buf_printf(&b, "%.*s/api/v1/credentials/", (int)ul, cfg->url) ||
+      cs_buf_url_escape(&b, cfg->credential, strlen(cfg->credential)) ||
+      cs_buf_printf(&b, "/resolve"))
     return fail("--url is too long", NULL);
   return 0;
 }

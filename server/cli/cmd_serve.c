@@ -22,7 +22,11 @@ static struct cs_core_opts core_opts(const struct cs_config *cfg)
 {
   struct cs_core_opts o = {
       .token_ttl = cfg->token_ttl,
+      .prisma_token_ttl = cfg->prisma_token_ttl,
       .webhook_retry_ms = cfg->webhook_retry_ms,
+      .webhook_max_age = cfg->webhook_max_age,
+      .events_retention = cfg->events_retention,
+      .events_max = cfg->events_max,
       .webhook_allow = cfg->webhook_allow,
       .webhook_deny = cfg->webhook_deny,
       .broker = {.sts_endpoint = cfg->sts_endpoint,
@@ -49,6 +53,8 @@ static struct cs_api_opts api_opts(const struct cs_config *cfg)
       .trusted_proxies = cfg->trusted_proxies,
       .auth_max_failures = cfg->auth_max_failures,
       .auth_cooloff = cfg->auth_cooloff,
+      .customer_name = cfg->customer_name,
+      .prisma_id = cfg->prisma_id,
   };
   return o;
 }

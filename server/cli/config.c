@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum opt_kind { OPT_STR, OPT_INT, OPT_BOOL, OPT_LEVEL };
+enum opt_kind { OPT_STR, OPT_INT, OPT_DURATION, OPT_BOOL, OPT_LEVEL };
 
 struct opt {
   const char *name; /* without the leading "--" */
@@ -19,6 +19,7 @@ struct opt {
 /* clang-format off */
 #define O_STR(n, f) {n, OPT_STR, offsetof(struct cs_config, f), 0, 0}
 #define O_INT(n, f, lo, hi) {n, OPT_INT, offsetof(struct cs_config, f), lo, hi}
+#define O_DUR(n, f, lo, hi) {n, OPT_DURATION, offsetof(struct cs_config, f), lo, hi}
 /* clang-format on */
 
 static const struct opt opts[] = {
@@ -43,6 +44,9 @@ static const struct opt opts[] = {
     O_STR("webhook-allow", webhook_allow),
     O_STR("webhook-deny", webhook_deny),
     O_INT("token-ttl", token_ttl, 1, 86400),
+    O_INT("prisma-token-ttl", prisma_token_ttl, 1, 86400),
+    O_STR("customer-name", customer_name),
+    O_STR("prisma-id", prisma_id),
     O_INT("threads", threads, 1, 256),
     O_INT("max-connections", max_connections, 1, 100000),
     O_INT("conn-timeout", conn_timeout, 1, 3600),
@@ -51,9 +55,38 @@ static const struct opt opts[] = {
     O_INT("webhook-retry-ms", webhook_retry_ms, 1, 3600000),
     O_INT("max-connections-per-address", max_conns_per_address, 1, 100000),
     O_STR("trusted-proxies", trusted_proxies),
+    O_DUR("events-retention", events_retention, 1, 3650 * 86400),
+    O_INT("events-max-count", events_max, 1, 1000000000000),
+    O_DUR("webhook-max-age", webhook_max_age, 1, 3650 * 86400),
+    O_INT("before", before, 1, INT64_MAX),
     {"log-level", OPT_LEVEL, offsetof(struct cs_config, log_level), 0, 0},
     {"insecure-http", OPT_BOOL, offsetof(struct cs_config, insecure_http), 0, 0},
 };
+
+/* "90", "90s", "15m", "36h", "7d": whole seconds, minutes, hours or days. */
+static enum cs_err parse_duration(const char *val, int64_t max, int64_t *out)
+{
+  static const char units[] = "smhd";
+  static const int64_t scale[] = {1, 60, 3600, 86400};
+  char num[24];
+  size_t len = strlen(val);
+  int64_t mul = 1;
+  uint64_t v;
+
+  if (len == 0 || len >= sizeof num)
+    return CS_ERR_INVALID;
+  const char *u = strchr(units, val[len - 1]);
+  if (u && *u) {
+    mul = scale[u - units];
+    len--;
+  }
+  memcpy(num, val, len);
+  num[len] = '\0';
+  if (cs_parse_u64(num, (uint64_t)(max / mul), &v))
+    return CS_ERR_INVALID;
+  *out = (int64_t)v * mul;
+  return CS_OK;
+}
 
 static enum cs_err set_opt(struct cs_config *cfg, const struct opt *o, const char *val,
                            const char *from)
@@ -76,6 +109,13 @@ static enum cs_err set_opt(struct cs_config *cfg, const struct opt *o, const cha
       return CS_ERR_INVALID;
     }
     *(int64_t *)field = (int64_t)v;
+    return CS_OK;
+  case OPT_DURATION:
+    if (parse_duration(val, o->max, (int64_t *)(void *)field) || *(int64_t *)field < o->min) {
+      fprintf(stderr, "credstore: %s: --%s must be a duration such as 30s, 15m, 24h or 7d\n", from,
+              o->name);
+      return CS_ERR_INVALID;
+    }
     return CS_OK;
   case OPT_BOOL:
     if (strcmp(val, "1") && strcmp(val, "true") && strcmp(val, "0") && strcmp(val, "false")) {
@@ -112,6 +152,7 @@ enum cs_err cs_config_parse(int argc, char **argv, struct cs_config *cfg)
   memset(cfg, 0, sizeof *cfg);
   cfg->log_level = CS_LOG_INFO;
   cfg->token_ttl = CS_DEFAULT_TOKEN_TTL;
+  cfg->prisma_token_ttl = CS_DEFAULT_PRISMA_TOKEN_TTL;
   cfg->auth_max_failures = CS_DEFAULT_AUTH_MAX_FAILURES;
   cfg->auth_cooloff = CS_DEFAULT_AUTH_COOLOFF;
   cfg->webhook_retry_ms = CS_DEFAULT_WEBHOOK_RETRY_MS;

@@ -18,9 +18,17 @@ static void usage(FILE *f)
         "           [--tls-cert F --tls-key F] [--insecure-http] [--sts-endpoint URL]\n"
         "           [--imds-endpoint URL] [--token-ttl SECONDS] [--log-level LEVEL]\n"
         "           [--threads N] [--max-connections N] [--conn-timeout SECONDS]\n"
+        "           [--prisma-token-ttl SECONDS] [--customer-name NAME] [--prisma-id ID]\n"
+        "           (the /prisma mount: Prisma Cloud's clients, API.md §7)\n"
+        "           [--events-retention DURATION] [--events-max-count N]\n"
+        "           [--webhook-max-age DURATION]\n"
         "  audit-verify --data DIR [--master-key-file F | --passphrase-env VAR]\n"
         "           (the audit chain is keyed with a key derived from the master key;\n"
         "           without a key option DIR/master.key, the development key, is used)\n"
+        "  audit-export --data DIR --out FILE [key option]\n"
+        "           every audit entry as one JSON line with its hash; records them as exported\n"
+        "  audit-prune --data DIR --before SEQ [key option]\n"
+        "           removes exported entries below SEQ; the chain goes on from their anchor\n"
         "  backup   --data DIR --out FILE\n"
         "  restore  --from FILE --data NEWDIR [--master-key-file F | --passphrase-env VAR]\n"
         "  rotate-key --data DIR [--master-key-file F | --passphrase-env VAR]\n"
@@ -63,6 +71,10 @@ int main(int argc, char **argv)
     return cs_cmd_serve(&cfg);
   if (strcmp(cmd, "audit-verify") == 0)
     return cs_cmd_audit_verify(&cfg);
+  if (strcmp(cmd, "audit-export") == 0)
+    return cs_cmd_audit_export(&cfg);
+  if (strcmp(cmd, "audit-prune") == 0)
+    return cs_cmd_audit_prune(&cfg);
   if (strcmp(cmd, "backup") == 0)
     return cs_cmd_backup(&cfg);
   if (strcmp(cmd, "restore") == 0)

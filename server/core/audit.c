@@ -124,7 +124,7 @@ static enum cs_err entry_parts(const struct cs_val *v, const uint8_t **hash, con
 }
 
 static enum cs_err verify_chain(struct cs_txn *txn, const struct cs_keyring *kr, uint64_t *count,
-                                uint64_t *bad_seq)
+                                uint64_t *bad_seq, struct cs_audit_anchor *anchor)
 {
   uint8_t prev[CS_HASH_BYTES] = {0}, calc[CS_HASH_BYTES], head_hash[CS_HASH_BYTES];
   uint64_t expect = 1, head_seq;
@@ -134,8 +134,14 @@ static enum cs_err verify_chain(struct cs_txn *txn, const struct cs_keyring *kr,
 
   *count = 0;
   *bad_seq = 0;
-  if ((e = read_head(txn, &head_seq, head_hash)) || (e = cs_cursor_open(txn, CS_TBL_AUDIT, &c)))
+  /* After a prune the chain goes on from its anchor: the last removed entry. */
+  if ((e = cs_audit_anchor_load(txn, kr, anchor)) == CS_ERR_CRYPTO)
+    *bad_seq = 1;
+  if (e || (e = read_head(txn, &head_seq, head_hash)) ||
+      (e = cs_cursor_open(txn, CS_TBL_AUDIT, &c)))
     return e;
+  memcpy(prev, anchor->hash, CS_HASH_BYTES);
+  expect = anchor->seq + 1;
   for (e = cs_cursor_seek(c, NULL, 0, &k, &v); e == CS_OK; e = cs_cursor_next(c, &k, &v)) {
     const uint8_t *hash;
     const char *json;
@@ -166,10 +172,10 @@ static enum cs_err verify_chain(struct cs_txn *txn, const struct cs_keyring *kr,
   cs_cursor_close(c);
   if (e != CS_ERR_NOT_FOUND)
     return e;
-  *count = expect - 1;
+  *count = expect - 1 - anchor->seq;
   /* The head names the newest entry: entries removed from the end show here. */
-  if (head_seq != *count || !cs_hash_equal(head_hash, prev)) {
-    *bad_seq = *count + 1;
+  if (head_seq != expect - 1 || !cs_hash_equal(head_hash, prev)) {
+    *bad_seq = expect;
     return CS_ERR_CRYPTO;
   }
   return CS_OK;
@@ -208,27 +214,38 @@ static bool entry_visible(const struct audit_page *p, const cJSON *j)
   return cs_scope_allows(p->v->scope, t->valuestring);
 }
 
-static enum cs_err collect_entry(uint64_t seq, const struct cs_val *v, void *arg, bool *stop)
+enum cs_err cs_audit_render(const struct cs_val *v, cJSON **out)
 {
-  struct audit_page *p = arg;
   const uint8_t *hash;
   const char *json;
   size_t len;
   cJSON *j;
   char hex[2 * CS_HASH_BYTES + 1];
 
-  p->next = seq;
-  *stop = ++p->scanned >= SCAN_MAX;
   if (entry_parts(v, &hash, &json, &len) || cs_json_parse(json, len, CS_JSON_MAX_DEPTH, &j))
     return CS_ERR_STORE;
-  if (!entry_visible(p, j)) {
-    cJSON_Delete(j);
-    return CS_OK;
-  }
   cs_hex(hash, CS_HASH_BYTES, hex);
   if (!cJSON_AddStringToObject(j, "hash", hex)) {
     cJSON_Delete(j);
     return CS_ERR_NOMEM;
+  }
+  *out = j;
+  return CS_OK;
+}
+
+static enum cs_err collect_entry(uint64_t seq, const struct cs_val *v, void *arg, bool *stop)
+{
+  struct audit_page *p = arg;
+  cJSON *j;
+  enum cs_err e;
+
+  p->next = seq;
+  *stop = ++p->scanned >= SCAN_MAX;
+  if ((e = cs_audit_render(v, &j)))
+    return e;
+  if (!entry_visible(p, j)) {
+    cJSON_Delete(j);
+    return CS_OK;
   }
   cJSON_AddItemToArray(p->arr, j);
   *stop = *stop || (uint64_t)cJSON_GetArraySize(p->arr) >= p->limit;
@@ -252,13 +269,14 @@ enum cs_err cs_audit_read(struct cs_core *c, const struct cs_view *v, uint64_t s
   return CS_OK;
 }
 
-enum cs_err cs_audit_verify(struct cs_core *c, uint64_t *count, uint64_t *bad_seq)
+enum cs_err cs_audit_verify(struct cs_core *c, uint64_t *count, uint64_t *bad_seq,
+                            struct cs_audit_anchor *anchor)
 {
   struct cs_txn *txn = NULL;
   enum cs_err e = cs_store_read_begin(c->store, &txn);
   if (e)
     return e;
-  e = verify_chain(txn, c->keyring, count, bad_seq);
+  e = verify_chain(txn, c->keyring, count, bad_seq, anchor);
   cs_store_read_end(txn);
   return e;
 }

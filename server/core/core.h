@@ -22,8 +22,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define CS_DEFAULT_TOKEN_TTL 600 /* seconds a login token lives */
+#define CS_DEFAULT_TOKEN_TTL 600         /* seconds a login token lives */
+#define CS_DEFAULT_PRISMA_TOKEN_TTL 1800 /* seconds a /prisma token lives (Prisma's default) */
 #define CS_DEFAULT_WEBHOOK_RETRY_MS 1000
+#define CS_DEFAULT_EVENTS_RETENTION (7 * 86400) /* seconds an event is kept */
+#define CS_DEFAULT_EVENTS_MAX 1000000           /* events kept at most */
+#define CS_DEFAULT_WEBHOOK_MAX_AGE 86400        /* seconds a delivery is retried */
 
 /* ------------------------------------------------------------------ roles */
 
@@ -39,7 +43,11 @@ enum cs_err cs_role_parse(const char *s, enum cs_role *out) CS_WUR;
 /** The core's options (the cli fills them from flags and CREDSTORE_*). */
 struct cs_core_opts {
   int64_t token_ttl;              /* seconds; 0: CS_DEFAULT_TOKEN_TTL */
+  int64_t prisma_token_ttl;       /* seconds of /prisma tokens; 0: CS_DEFAULT_PRISMA_TOKEN_TTL */
   int64_t webhook_retry_ms;       /* first webhook retry delay; 0: CS_DEFAULT_WEBHOOK_RETRY_MS */
+  int64_t webhook_max_age;        /* seconds; 0: CS_DEFAULT_WEBHOOK_MAX_AGE */
+  int64_t events_retention;       /* seconds; 0: CS_DEFAULT_EVENTS_RETENTION */
+  int64_t events_max;             /* 0: CS_DEFAULT_EVENTS_MAX */
   const char *webhook_allow;      /* CIDRs and host names webhooks may reach despite a deny */
   const char *webhook_deny;       /* CIDRs and host names webhooks may not reach */
   struct cs_broker_config broker; /* endpoints and limits of the outbound calls */
@@ -47,6 +55,7 @@ struct cs_core_opts {
 
 struct cs_events;
 struct cs_outbox;
+struct cs_retention;
 
 /**
  * One per process. The store and keyring are borrowed (the cli opens and
@@ -59,10 +68,11 @@ struct cs_core {
   struct cs_core_opts opts;
   struct cs_store *store;
   struct cs_keyring *keyring;
-  struct cs_writer *writer; /* group commit; NULL: each change commits alone */
-  struct cs_broker *broker; /* outbound calls, caches; NULL before start */
-  struct cs_events *events; /* long-poll waiters; NULL before start */
-  struct cs_outbox *outbox; /* webhook delivery; NULL before start */
+  struct cs_writer *writer;       /* group commit; NULL: each change commits alone */
+  struct cs_broker *broker;       /* outbound calls, caches; NULL before start */
+  struct cs_events *events;       /* long-poll waiters; NULL before start */
+  struct cs_outbox *outbox;       /* webhook delivery; NULL before start */
+  struct cs_retention *retention; /* the events trimmer; NULL before start */
   int64_t started_at;
 };
 
@@ -91,6 +101,8 @@ struct cs_core_stats {
   struct cs_broker_stats broker;
   uint64_t webhook_deliveries; /* answered 2xx */
   uint64_t webhook_failures;   /* attempts that failed */
+  uint64_t webhook_dead;       /* deliveries given up on since start (dead letters) */
+  uint64_t events_trimmed;     /* events removed by retention since start */
   int64_t started_at;
 };
 
@@ -153,9 +165,9 @@ enum cs_err cs_meta_init(struct cs_store *st, const struct cs_keyring *kr,
 #define CS_KEY_ID_HEX 12     /* random bytes in an access key id */
 #define CS_KEY_SECRET_HEX 32 /* random bytes in an access key secret */
 #define CS_KEY_NAME_MAX 128
-#define CS_KEY_SECRET_MAX 128 /* secrets are hashed at most this long */
-#define CS_SCOPE_MAX 64       /* patterns per key */
-#define CS_PATTERN_MAX 128    /* chars per pattern */
+#define CS_KEY_SECRET_MAX 128      /* secrets are hashed at most this long */
+#define CS_SCOPE_MAX 64            /* patterns per key */
+#define CS_PATTERN_MAX CS_NAME_MAX /* bytes per pattern: a name is a pattern too */
 
 /** What a key may reach: the limits that "broader" compares. */
 struct cs_key_bounds {
@@ -255,11 +267,19 @@ enum cs_err cs_key_spec_bound(struct cs_key_spec *spec, const struct cs_key_boun
 /* ------------------------------------------------------------------ tokens */
 
 /**
- * Mint a token for @p who, valid for opts.token_ttl but never past the
- * key's own expiry. Caller frees *token.
+ * Mint a token for @p who, valid for @p ttl seconds (0: opts.token_ttl) but
+ * never past the key's own expiry. Caller frees *token.
  * @return CS_ERR_NOMEM, CS_ERR_CRYPTO.
  */
-enum cs_err cs_token_issue(struct cs_core *c, const struct cs_principal *who, char **token) CS_WUR;
+enum cs_err cs_token_issue(struct cs_core *c, const struct cs_principal *who, int64_t ttl,
+                           char **token) CS_WUR;
+
+/**
+ * A stable id of this store (32 hex digits): a keyed hash under the
+ * keyring's root-derived audit key, so it survives restarts, data-key
+ * rotations, backups and restores, and says nothing about any key.
+ */
+void cs_core_store_id(const struct cs_core *c, char out[33]);
 
 /**
  * Check @p token (leading blanks skipped) and that its key still exists and
@@ -280,11 +300,13 @@ struct cs_cred_put {
   uint64_t if_match; /* the version it names */
   const struct cs_principal *who;
   const struct cs_actor *actor;
+  bool skip_unchanged; /* /prisma: an update that changes nothing writes only its audit entry */
 };
 
 /** What a create-or-update did. */
 struct cs_cred_put_result {
   bool created;
+  bool unchanged;            /* skip_unchanged applied: no new version, event or webhook */
   cJSON *credential;         /* rendered, owned by the caller */
   struct cs_prov_error perr; /* on CS_ERR_INVALID/MISSING/BAD_ID: field and message */
 };
@@ -292,11 +314,12 @@ struct cs_cred_put_result {
 /**
  * Validate through the type's provider, seal the secret (keeping the stored
  * one when the body omits it or sends back its secret.encrypted) and write,
- * with the event, the webhooks of its usages and the audit entry.
+ * with the event, the webhooks of its usages and the audit entry. The
+ * version check and the merge with the stored record happen inside the
+ * write, so concurrent updates of one id all succeed, one version each.
  * @return CS_ERR_INVALID/CS_ERR_MISSING/CS_ERR_BAD_ID (perr says which field),
  *         CS_ERR_NOT_FOUND (PUT on a missing id), CS_ERR_PRECONDITION
- *         (If-Match), CS_ERR_UNAVAILABLE (lost too many races with other
- *         writers), CS_ERR_NOMEM, CS_ERR_STORE*, CS_ERR_CRYPTO.
+ *         (If-Match), CS_ERR_NOMEM, CS_ERR_STORE*, CS_ERR_CRYPTO.
  */
 enum cs_err cs_creds_put(struct cs_core *c, const struct cs_cred_put *in,
                          struct cs_cred_put_result *out) CS_WUR;
@@ -323,7 +346,10 @@ struct cs_cred_query {
   enum cs_cred_sort sort;
   bool reverse;
   const cJSON *scope; /* the caller's scope, NULL = everything */
+  const cJSON *ids;   /* array of names: only these (and within scope), or NULL */
 };
+
+#define CS_IDS_MAX 500 /* names in one ?ids= filter */
 
 /** One page of rendered credentials and the count of all that match. */
 enum cs_err cs_creds_list(struct cs_core *c, const struct cs_cred_query *q, cJSON **page,
@@ -462,25 +488,86 @@ enum cs_err cs_audit_read(struct cs_core *c, const struct cs_view *v, uint64_t s
                           uint64_t limit, cJSON **entries, uint64_t *next) CS_WUR;
 
 /**
- * Check the whole chain: consecutive seqs from 1, each hash the keyed link
- * (the keyring's audit-chain key) over its entry and the previous hash,
- * prevHash fields matching, and the head record.
- * @return CS_OK, or CS_ERR_CRYPTO with the first bad seq in *bad_seq (also
- *         when the keyring is another data dir's), CS_ERR_STORE*.
+ * Where a chain starts after audit-prune: the seq and hash of the last
+ * entry removed (seq 0: nothing was removed; the chain starts at 1 from a
+ * zero hash). One per chain.
  */
-enum cs_err cs_audit_verify(struct cs_core *c, uint64_t *count, uint64_t *bad_seq) CS_WUR;
+struct cs_audit_anchor {
+  uint64_t seq;
+  uint8_t hash[CS_HASH_BYTES];
+};
+
+/**
+ * Check the whole chain: consecutive seqs from its anchor's + 1 (1 when
+ * never pruned), each hash the keyed link (the keyring's audit-chain key)
+ * over its entry and the previous hash (the anchor's for the first),
+ * prevHash fields matching, and the head record. *anchor is where it
+ * started, *count how many entries it checked.
+ * @return CS_OK, or CS_ERR_CRYPTO with the first bad seq in *bad_seq (also
+ *         when the keyring is another data dir's, or the anchor record was
+ *         forged: then *bad_seq is 1), CS_ERR_STORE*.
+ */
+enum cs_err cs_audit_verify(struct cs_core *c, uint64_t *count, uint64_t *bad_seq,
+                            struct cs_audit_anchor *anchor) CS_WUR;
+
+/**
+ * Export the audit trail: @p line gets every entry from the oldest kept,
+ * one JSON object each, as GET /api/v1/audit shows it (with hash and
+ * prevHash), in one read snapshot. *count and *last say what was written.
+ * @return @p line's error, CS_ERR_NOMEM, CS_ERR_STORE.
+ */
+enum cs_err cs_audit_export(struct cs_core *c,
+                            enum cs_err (*line)(void *arg, const char *json, size_t len), void *arg,
+                            uint64_t *count, uint64_t *last) CS_WUR;
+
+/**
+ * Record that the entries up to @p last are safely exported (META
+ * "audit_exported", never lowered), so audit-prune may remove them. Call
+ * once the export is durable.
+ * @return CS_ERR_STORE*.
+ */
+enum cs_err cs_audit_mark_exported(struct cs_core *c, uint64_t last) CS_WUR;
+
+/**
+ * Remove the entries with seq below @p before, oldest first, in
+ * transactions of CS_TRIM_BATCH, each moving the chain's anchor to its last
+ * removed entry (the anchor record is keyed, so only the master key's
+ * holder can move it); then record "audit_prune" by @p a. Never removes an
+ * entry not yet exported, nor the newest entry (the head stays checkable).
+ * *removed and *anchor say what was done, also on failure.
+ * @return CS_ERR_PRECONDITION (entries below @p before are not exported
+ *         yet, or @p before is past the newest entry; *limit is the highest
+ *         @p before allowed now), CS_ERR_NOMEM, CS_ERR_STORE*.
+ */
+enum cs_err cs_audit_prune(struct cs_core *c, const struct cs_actor *a, uint64_t before,
+                           uint64_t *removed, uint64_t *limit,
+                           struct cs_audit_anchor *anchor) CS_WUR;
 
 #define CS_EVENTS_WAIT_MAX 60 /* seconds a long-poll may wait */
 
 /**
  * Events after @p after that @p v may see, examining at most 10,000 and
  * returning at most 1,000. *next is the last seq examined; *more is true
- * when the examination budget ran out (more may follow at once).
- * Caller deletes *events.
- * @return CS_ERR_NOMEM, CS_ERR_STORE.
+ * when the examination budget ran out (more may follow at once). @p after
+ * 0 reads from the oldest kept event. Caller deletes *events.
+ * @return CS_ERR_EVENTS_EXPIRED (retention removed events after @p after:
+ *         *oldest is the oldest kept one, the reader resynchronises and
+ *         reads on with after = *oldest - 1), CS_ERR_NOMEM, CS_ERR_STORE.
  */
 enum cs_err cs_events_read(struct cs_core *c, const struct cs_view *v, uint64_t after,
-                           cJSON **events, uint64_t *next, bool *more) CS_WUR;
+                           cJSON **events, uint64_t *next, bool *more, uint64_t *oldest) CS_WUR;
+
+#define CS_TRIM_BATCH 100 /* events one trimming transaction removes at most (etcd: < 127 ops) */
+
+/**
+ * Remove, in one transaction, up to CS_TRIM_BATCH of the oldest events
+ * that retention no longer keeps: beyond opts.events_max, or older than
+ * opts.events_retention seconds before @p now. The serving process runs it
+ * in the background (one batch after another while batches are full).
+ * *trimmed is how many it removed.
+ * @return CS_ERR_NOMEM, CS_ERR_STORE*.
+ */
+enum cs_err cs_events_trim_batch(struct cs_core *c, int64_t now, uint64_t *trimmed) CS_WUR;
 
 /**
  * How the api parks and wakes a long-poll: @p park runs, under the
@@ -506,6 +593,39 @@ enum cs_err cs_events_park(struct cs_core *c, void *waiter, int64_t deadline_ms,
 
 /** Wake every waiter and refuse new ones. Safe to call twice. */
 void cs_events_stop(struct cs_core *c);
+
+/* ------------------------------------------------ webhook deliveries */
+
+enum cs_delivery_state { CS_DELIVERY_PENDING, CS_DELIVERY_DEAD, CS_DELIVERY_ALL };
+
+/** A deliveries list query (GET /api/v1/deliveries). */
+struct cs_delivery_query {
+  enum cs_delivery_state state;
+  uint64_t offset;
+  uint64_t limit;
+  const cJSON *scope; /* the caller's scope; NULL = every credential */
+};
+
+/**
+ * One page of webhook deliveries of credentials in q->scope: pending ones
+ * (in the outbox) by id, then dead letters by id (state ALL), each
+ * {"id","state","usageId","credentialId","version","attempts","lastError",
+ * "createdAt","nextAttemptAt" | "deadAt","target"?}; *total counts all
+ * that match. Caller deletes *page.
+ * @return CS_ERR_NOMEM, CS_ERR_STORE.
+ */
+enum cs_err cs_deliveries_list(struct cs_core *c, const struct cs_delivery_query *q, cJSON **page,
+                               uint64_t *total) CS_WUR;
+
+/**
+ * Requeue dead letter @p id for delivery (a fresh --webhook-max-age from
+ * now, attempts kept), audited as @p a's "delivery_retry" of its
+ * credential. A delivery of a credential outside @p scope is not found.
+ * @return CS_ERR_NOT_FOUND, CS_ERR_NOT_DEAD (still pending), CS_ERR_NOMEM,
+ *         CS_ERR_STORE*.
+ */
+enum cs_err cs_delivery_retry(struct cs_core *c, const struct cs_actor *a, const cJSON *scope,
+                              uint64_t id) CS_WUR;
 
 /* ------------------------------------------------------------ key rotation */
 

@@ -212,9 +212,42 @@ enum cs_err cs_audit_append(struct cs_txn *txn, const struct cs_keyring *kr,
                             const struct cs_actor *a, const char *action, const char *target,
                             const char *result) CS_WUR;
 
+/** A stored audit entry as GET /audit shows it (with "hash"). @return CS_ERR_STORE, NOMEM. */
+enum cs_err cs_audit_render(const struct cs_val *v, cJSON **out) CS_WUR;
+
+/* -------------------------------- audit anchor (audit_anchor.c, audit_export.c) */
+
+/*
+ * CS_TBL_META "audit_anchor" (the chain of this store; another chain would
+ * be "audit_anchor/<chain id>") → u64 BE seq | hash[32] | mac[32]: the last
+ * entry audit-prune removed, and a keyed BLAKE2b (the audit-chain key) over
+ * "audit_anchor" | seq | hash, so no one without the master key can move it.
+ * CS_TBL_META "audit_exported" → u64 BE: the highest seq exported.
+ */
+#define CS_AUDIT_ANCHOR_LEN (8 + 2 * CS_HASH_BYTES)
+#define CS_AUDIT_ANCHOR_KEY "audit_anchor"
+
+/** Encode @p a of chain @p chain ("" for this store's) with its MAC. */
+void cs_audit_anchor_encode(const struct cs_keyring *kr, const char *chain,
+                            const struct cs_audit_anchor *a, uint8_t out[CS_AUDIT_ANCHOR_LEN]);
+/**
+ * Decode and check an anchor record of chain @p chain.
+ * @return CS_ERR_STORE (not CS_AUDIT_ANCHOR_LEN bytes), CS_ERR_CRYPTO (MAC).
+ */
+enum cs_err cs_audit_anchor_decode(const struct cs_keyring *kr, const char *chain,
+                                   const struct cs_val *v, struct cs_audit_anchor *out) CS_WUR;
+/** The anchor of this store's chain in @p txn (seq 0 when never pruned). */
+enum cs_err cs_audit_anchor_load(struct cs_txn *txn, const struct cs_keyring *kr,
+                                 struct cs_audit_anchor *out) CS_WUR;
+
 /** Append an event inside @p txn (write). @return CS_ERR_NOMEM, CS_ERR_STORE*. */
 enum cs_err cs_event_append(struct cs_txn *txn, const char *type, const char *cred_id,
                             uint64_t version) CS_WUR;
+
+/** The wall clock in epoch milliseconds (outbox times survive restarts). */
+int64_t cs_wall_ms(void);
+/** Inside a txn: the id for a new outbox entry, above every pending and dead one. */
+enum cs_err cs_outbox_next_id(struct cs_txn *txn, uint64_t *out) CS_WUR;
 
 /** Inside a write txn: queue an "updated" webhook for every usage of @p cred_id with a callback. */
 enum cs_err cs_outbox_queue_update(struct cs_txn *txn, const char *cred_id,
@@ -229,7 +262,7 @@ enum cs_err cs_outbox_start(struct cs_core *c, char *err, size_t errlen) CS_WUR;
 void cs_outbox_kick(struct cs_core *c);
 void cs_outbox_stop(struct cs_core *c);
 /** Webhook counters of the running worker (zeros without one). */
-void cs_outbox_counts(struct cs_core *c, uint64_t *deliveries, uint64_t *failures);
+void cs_outbox_counts(struct cs_core *c, uint64_t *deliveries, uint64_t *failures, uint64_t *dead);
 
 /* ------------------------------------------------------ sequence tables */
 
@@ -245,5 +278,30 @@ typedef enum cs_err (*cs_seq_fn)(uint64_t seq, const struct cs_val *v, void *arg
  */
 enum cs_err cs_seq_each(struct cs_store *st, enum cs_table t, uint64_t from, cs_seq_fn fn,
                         void *arg) CS_WUR;
+
+/** cs_seq_each() inside the open transaction @p txn (any kind). */
+enum cs_err cs_seq_each_txn(struct cs_txn *txn, enum cs_table t, uint64_t from, cs_seq_fn fn,
+                            void *arg) CS_WUR;
+
+/* ------------------------------------------------ retention (retention.c) */
+
+/*
+ * CS_TBL_META "events_floor" → u64 BE: the highest event seq retention has
+ * removed (absent: none). Retention removes events from the oldest up, so
+ * every event above the floor is kept; a reader asking for events after a
+ * seq below it has missed some (410 events_expired).
+ */
+
+/** Decode a floor record. @return CS_ERR_STORE unless exactly 8 bytes. */
+enum cs_err cs_events_floor_decode(const struct cs_val *v, uint64_t *out) CS_WUR;
+/** Encode @p floor as its record. */
+void cs_events_floor_encode(uint64_t floor, uint8_t out[8]);
+/** The floor inside @p txn (0 when absent). @return CS_ERR_STORE (corrupt). */
+enum cs_err cs_events_floor(struct cs_txn *txn, uint64_t *out) CS_WUR;
+
+enum cs_err cs_retention_start(struct cs_core *c) CS_WUR;
+void cs_retention_stop(struct cs_core *c);
+/** Events the background trimmer removed since start (0 without one). */
+uint64_t cs_retention_trimmed(struct cs_core *c);
 
 #endif /* CS_CORE_INTERNAL_H */

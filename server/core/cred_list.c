@@ -68,9 +68,9 @@ static bool matches(const struct cs_cred_query *q, const char *id, const struct 
 /* Keys are NUL-free ids without terminator: copy one for rendering. */
 static enum cs_err render_into(cJSON *page, const struct list_item *it)
 {
-  char id[CS_ID_MAX + 1];
+  char id[CS_NAME_MAX + 1];
   struct cs_cred_view c = it->c;
-  if (it->id_len > CS_ID_MAX)
+  if (it->id_len > CS_NAME_MAX)
     return CS_ERR_STORE;
   memcpy(id, it->id, it->id_len);
   id[it->id_len] = '\0';
@@ -110,41 +110,82 @@ static enum cs_err list_by_id(struct cs_txn *txn, const struct cs_cred_query *q,
   return e == CS_ERR_NOT_FOUND ? CS_OK : e;
 }
 
-static enum cs_err list_filtered(struct cs_txn *txn, const struct cs_cred_query *q, cJSON *page,
-                                 uint64_t *total)
+/* The items of a filtered list, grown as they come. */
+struct item_vec {
+  struct list_item *v;
+  size_t n, cap;
+};
+
+static enum cs_err vec_push(struct item_vec *iv, const struct list_item *it)
+{
+  if (iv->n == iv->cap) {
+    size_t ncap = iv->cap ? iv->cap * 2 : 256;
+    struct list_item *p = realloc(iv->v, ncap * sizeof *p);
+    if (!p)
+      return CS_ERR_NOMEM;
+    iv->v = p;
+    iv->cap = ncap;
+  }
+  iv->v[iv->n++] = *it;
+  return CS_OK;
+}
+
+/* Every record of the table that the query admits. */
+static enum cs_err collect_scan(struct cs_txn *txn, const struct cs_cred_query *q,
+                                struct item_vec *iv)
 {
   struct cs_cursor *cur = NULL;
   struct cs_val k, v;
-  struct list_item *items = NULL;
-  size_t n = 0, cap = 0;
   enum cs_err e;
 
   if ((e = cs_cursor_open(txn, CS_TBL_CREDS, &cur)))
     return e;
   for (e = cs_cursor_seek(cur, NULL, 0, &k, &v); e == CS_OK; e = cs_cursor_next(cur, &k, &v)) {
-    char id[CS_ID_MAX + 1];
+    char id[CS_NAME_MAX + 1];
     struct list_item it = {.id = k.data, .id_len = k.len};
-    if (k.len > CS_ID_MAX || (e = cs_cred_decode("", &v, &it.c)))
+    if (k.len > CS_NAME_MAX || (e = cs_cred_decode("", &v, &it.c)))
       break;
     memcpy(id, k.data, k.len);
     id[k.len] = '\0';
-    if (!matches(q, id, &it.c))
-      continue;
-    if (n == cap) {
-      size_t ncap = cap ? cap * 2 : 256;
-      struct list_item *p = realloc(items, ncap * sizeof *p);
-      if (!p) {
-        e = CS_ERR_NOMEM;
-        break;
-      }
-      items = p;
-      cap = ncap;
-    }
-    items[n++] = it;
+    if (matches(q, id, &it.c) && (e = vec_push(iv, &it)))
+      break;
   }
   cs_cursor_close(cur);
-  if (e == CS_ERR_NOT_FOUND)
-    e = CS_OK;
+  return e == CS_ERR_NOT_FOUND ? CS_OK : e;
+}
+
+/* ?ids=: look each name up instead of scanning; a name given twice counts once. */
+static enum cs_err collect_ids(struct cs_txn *txn, const struct cs_cred_query *q,
+                               struct item_vec *iv)
+{
+  const cJSON *a, *b;
+  enum cs_err e = CS_OK;
+
+  cJSON_ArrayForEach(a, q->ids)
+  {
+    bool dup = false;
+    for (b = q->ids->child; b != a && !dup; b = b->next)
+      dup = strcmp(b->valuestring, a->valuestring) == 0;
+    struct list_item it = {.id = a->valuestring, .id_len = strlen(a->valuestring)};
+    if (dup)
+      continue;
+    e = cs_cred_load(txn, a->valuestring, &it.c);
+    if (e == CS_ERR_NOT_FOUND)
+      continue;
+    if (e || (matches(q, a->valuestring, &it.c) && (e = vec_push(iv, &it))))
+      break;
+  }
+  return e == CS_ERR_NOT_FOUND ? CS_OK : e;
+}
+
+static enum cs_err list_filtered(struct cs_txn *txn, const struct cs_cred_query *q, cJSON *page,
+                                 uint64_t *total)
+{
+  struct item_vec iv = {0};
+  enum cs_err e = q->ids ? collect_ids(txn, q, &iv) : collect_scan(txn, q, &iv);
+  struct list_item *items = iv.v;
+  size_t n = iv.n;
+
   if (!e) {
     enum cs_cred_sort sort = q->sort;
     if (n > 1)
@@ -170,7 +211,7 @@ enum cs_err cs_creds_list(struct cs_core *c, const struct cs_cred_query *q, cJSO
     cJSON_Delete(arr);
     return e;
   }
-  if (q->sort == CS_SORT_ID && !q->type && !q->scope && !(q->search && q->search[0]))
+  if (q->sort == CS_SORT_ID && !q->type && !q->scope && !q->ids && !(q->search && q->search[0]))
     e = list_by_id(txn, q, arr, total);
   else
     e = list_filtered(txn, q, arr, total);

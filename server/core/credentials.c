@@ -9,7 +9,6 @@
 #include <string.h>
 
 #define DESCRIPTION_MAX 1024
-#define PUT_RETRIES 8
 
 /* The fields that carry secret input: secret.plain, or gcp's apiToken.plain. */
 static const char *const secret_fields[] = {"secret", "apiToken"};
@@ -39,22 +38,18 @@ static void existing_free(struct existing *x)
   memset(x, 0, sizeof *x);
 }
 
-static enum cs_err read_existing(struct cs_core *c, const char *id, struct existing *x)
+/* Copy the record @p id as @p txn (read or write) sees it into @p x. */
+static enum cs_err load_existing(const struct cs_keyring *kr, struct cs_txn *txn, const char *id,
+                                 struct existing *x)
 {
-  struct cs_txn *txn;
   struct cs_cred_view v;
-  enum cs_err e = cs_store_read_begin(c->store, &txn);
+  enum cs_err e = cs_cred_load(txn, id, &v);
 
   memset(x, 0, sizeof *x);
+  if (e == CS_ERR_NOT_FOUND)
+    return CS_OK;
   if (e)
     return e;
-  e = cs_cred_load(txn, id, &v);
-  if (e == CS_ERR_NOT_FOUND) {
-    e = CS_OK;
-    goto out;
-  }
-  if (e)
-    goto out;
   x->found = true;
   x->prov = v.prov;
   x->version = v.version;
@@ -66,12 +61,35 @@ static enum cs_err read_existing(struct cs_core *c, const char *id, struct exist
   }
   memcpy(x->sealed, v.sealed, v.sealed_len);
   x->sealed_len = v.sealed_len;
-  e = cs_cred_open_secret(c->keyring, &v, &x->plain, &x->plain_len);
+  e = cs_cred_open_secret(kr, &v, &x->plain, &x->plain_len);
 out:
-  cs_store_read_end(txn);
   if (e)
     existing_free(x);
   return e;
+}
+
+static enum cs_err read_existing(struct cs_core *c, const char *id, struct existing *x)
+{
+  struct cs_txn *txn;
+  enum cs_err e = cs_store_read_begin(c->store, &txn);
+
+  memset(x, 0, sizeof *x);
+  if (e)
+    return e;
+  e = load_existing(c->keyring, txn, id, x);
+  cs_store_read_end(txn);
+  return e;
+}
+
+/* Is the record @p txn sees (@p e from cs_cred_load, @p v) the one @p x
+ * copied? Version, creation time and fingerprint: a credential deleted and
+ * created again starts at version 1 again. */
+static bool same_record(const struct existing *x, enum cs_err e, const struct cs_cred_view *v)
+{
+  if (e == CS_ERR_NOT_FOUND)
+    return !x->found;
+  return x->found && v->version == x->version && v->created == x->created &&
+         v->fp_len == strlen(x->fp) && memcmp(v->fp, x->fp, v->fp_len) == 0;
 }
 
 __attribute__((format(printf, 4, 5))) static enum cs_err
@@ -98,16 +116,40 @@ static void wipe_plain(cJSON *body)
   }
 }
 
+static bool empty_string(const cJSON *j) { return cJSON_IsString(j) && !j->valuestring[0]; }
+
+/* A non-empty plain: a new secret, which wins over an encrypted echo beside
+ * it (Terraform sends back the last encrypted value with every plain). */
+static bool has_new_plain(const cJSON *s)
+{
+  const cJSON *plain = cJSON_GetObjectItemCaseSensitive(s, "plain");
+  return plain && !empty_string(plain);
+}
+
+/* API.md §3 "Prisma fields": {}, {"encrypted": ""} and {"plain": "",
+ * "encrypted": ""} give no value (keep what is stored), like leaving the
+ * field out. */
+static bool empty_secret(const cJSON *s)
+{
+  const cJSON *plain = cJSON_GetObjectItemCaseSensitive(s, "plain");
+  const cJSON *enc = cJSON_GetObjectItemCaseSensitive(s, "encrypted");
+  return cJSON_IsObject(s) && (!enc || empty_string(enc)) &&
+         (!plain ? true : empty_string(plain) && enc);
+}
+
 /* One secret field: a new plain value, or a sent-back encrypted value that
  * must be this credential's current one (it becomes the stored plaintext,
- * so a blob can't move between records). Sets *any when present. */
+ * so a blob can't move between records). Sets *any when present. With
+ * @p echo_ignored (the other field carries a new plain), an echo here is
+ * dropped unchecked: a stale echo beside a new secret is not an error. */
 static enum cs_err secret_field_input(cJSON *work, const char *name, struct existing *x, bool *any,
-                                      struct cs_cred_put_result *out)
+                                      bool echo_ignored, struct cs_cred_put_result *out)
 {
   cJSON *s = cJSON_GetObjectItemCaseSensitive(work, name);
   char field[32];
 
-  if (!s || cJSON_IsNull(s)) {
+  if (!s || cJSON_IsNull(s) || empty_secret(s) ||
+      (echo_ignored && cJSON_IsObject(s) && !has_new_plain(s))) {
     cJSON_DeleteItemFromObjectCaseSensitive(work, name);
     return CS_OK;
   }
@@ -116,8 +158,10 @@ static enum cs_err secret_field_input(cJSON *work, const char *name, struct exis
     return fail_field(out, CS_ERR_INVALID, name, "%s must be an object", name);
   cJSON *plain = cJSON_GetObjectItemCaseSensitive(s, "plain");
   cJSON *enc = cJSON_GetObjectItemCaseSensitive(s, "encrypted");
-  if (plain)
+  if (has_new_plain(s) || (plain && !enc)) {
+    cJSON_DeleteItemFromObjectCaseSensitive(s, "encrypted");
     return CS_OK; /* a new secret; the provider validates it */
+  }
   if (!enc)
     return fail_field(out, CS_ERR_MISSING, name, "%s needs plain (or its encrypted value)", name);
   snprintf(field, sizeof field, "%s.encrypted", name);
@@ -129,6 +173,7 @@ static enum cs_err secret_field_input(cJSON *work, const char *name, struct exis
   if (!p)
     return CS_ERR_NOMEM;
   cJSON_DeleteItemFromObjectCaseSensitive(s, "encrypted");
+  cJSON_DeleteItemFromObjectCaseSensitive(s, "plain"); /* an empty one beside the echo */
   cJSON_AddItemToObject(s, "plain", p);
   x->kept = true;
   return CS_OK;
@@ -142,11 +187,13 @@ static enum cs_err secret_field_input(cJSON *work, const char *name, struct exis
 static enum cs_err resolve_secret_input(cJSON *work, struct existing *x,
                                         struct cs_cred_put_result *out)
 {
-  bool any = false;
+  bool any = false, fresh = false;
   enum cs_err e;
 
   for (size_t i = 0; i < 2; i++)
-    if ((e = secret_field_input(work, secret_fields[i], x, &any, out)))
+    fresh |= has_new_plain(cJSON_GetObjectItemCaseSensitive(work, secret_fields[i]));
+  for (size_t i = 0; i < 2; i++)
+    if ((e = secret_field_input(work, secret_fields[i], x, &any, fresh, out)))
       return e;
   if (!any && x->found && x->plain_len > 0) {
     /* Omitted on update: keep the stored secret, in the field it came from. */
@@ -163,78 +210,43 @@ static enum cs_err resolve_secret_input(cJSON *work, struct existing *x,
   return CS_OK;
 }
 
-/* ----------------------------------------------------------- the write */
+/* ------------------------------------------------------- one preparation */
 
-/* The validated, sealed record ready for the write transaction. */
-struct put_txn {
-  const struct cs_keyring *kr;
-  const struct cs_cred_put *in;
-  uint64_t expect_version; /* version seen when preparing (0 = absent) */
-  bool conflict;           /* out: someone else wrote in between */
-  struct cs_cred_view rec; /* version is set by the write */
-};
-
-static enum cs_err put_write(struct cs_txn *txn, void *arg)
-{
-  struct put_txn *t = arg;
-  struct cs_cred_view c;
-  uint64_t cur = 0;
-  uint8_t *bytes = NULL;
-  size_t len = 0;
-  enum cs_err e = cs_cred_load(txn, t->in->id, &c);
-
-  t->conflict = false;
-  if (e == CS_OK)
-    cur = c.version;
-  else if (e != CS_ERR_NOT_FOUND)
-    return e;
-  if (t->in->must_exist && cur == 0)
-    return CS_ERR_NOT_FOUND;
-  if (t->in->has_if_match && t->in->if_match != cur)
-    return CS_ERR_PRECONDITION;
-  if (cur != t->expect_version) {
-    t->conflict = true; /* prepared against an older record: redo */
-    return CS_ERR_PRECONDITION;
-  }
-  t->rec.version = cur + 1;
-  if (!(e = cs_cred_encode(&t->rec, &bytes, &len)))
-    e = cs_txn_put(txn, CS_TBL_CREDS, t->in->id, strlen(t->in->id), bytes, len, 0);
-  free(bytes);
-  /* The event, the webhooks and the audit entry commit with the change. */
-  if (!e)
-    e = cs_event_append(txn, cur ? "updated" : "created", t->in->id, t->rec.version);
-  if (!e && cur)
-    e = cs_outbox_queue_update(txn, t->in->id, t->rec.version);
-  if (!e)
-    e = cs_audit_append(txn, t->kr, t->in->actor, cur ? "update" : "create", t->in->id, "success");
-  return e;
-}
-
-/* ------------------------------------------------------- one attempt */
-
-/* What one attempt holds; freed by attempt_free. */
-struct attempt {
+/* A record prepared against one state of the stored credential (x); freed
+ * by prepared_free. */
+struct prepared {
   struct existing x;
   struct cs_prov_result pr;
-  const struct cs_provider *prov;
-  const char *description;
   cJSON *work;
   uint8_t *sealed;
   size_t sealed_len;
   char *meta;
   char fp[CS_CRED_FP_MAX];
+  struct cs_cred_view rec; /* borrows the above; version is set by the write */
 };
 
-static void attempt_free(struct attempt *a)
+static void prepared_free(struct prepared *p)
 {
-  if (a->work)
-    wipe_plain(a->work);
-  cJSON_Delete(a->work);
-  cs_prov_result_free(&a->pr);
-  existing_free(&a->x);
-  free(a->sealed);
-  free(a->meta);
+  if (p->work)
+    wipe_plain(p->work);
+  cJSON_Delete(p->work);
+  cs_prov_result_free(&p->pr);
+  existing_free(&p->x);
+  free(p->sealed);
+  free(p->meta);
+  memset(p, 0, sizeof *p);
 }
+
+/* One create-or-update: the request, its checked type and description, and
+ * what it has prepared so far. */
+struct put_job {
+  struct cs_core *c;
+  const struct cs_cred_put *in;
+  struct cs_cred_put_result *out;
+  const struct cs_provider *prov;
+  const char *description;
+  struct prepared p;
+};
 
 /* "aws, azure, ..." from the provider registry, for the refusal of a type. */
 static void type_list(char *out, size_t n)
@@ -245,132 +257,241 @@ static void type_list(char *out, size_t n)
     len += (size_t)snprintf(out + len, n - len, "%s%s", i ? ", " : "", cs_providers[i]->type);
 }
 
-/* The body's type and description, and what the stored record allows. */
-static enum cs_err check_request(struct cs_core *c, const struct cs_cred_put *in, struct attempt *a,
-                                 struct cs_cred_put_result *out)
+/* The body's type and description: what no stored state changes. */
+static enum cs_err check_body(struct put_job *j)
 {
   const char *type = NULL;
   char types[128];
-  enum cs_err e;
 
-  if (cs_json_req_string(in->body, "type", 32, &type) || !(a->prov = cs_provider_find(type))) {
+  if (cs_json_req_string(j->in->body, "type", 32, &type) || !(j->prov = cs_provider_find(type))) {
     type_list(types, sizeof types);
-    return fail_field(out, CS_ERR_INVALID, "type", "type must be one of %s", types);
+    return fail_field(j->out, CS_ERR_INVALID, "type", "type must be one of %s", types);
   }
-  if (cs_json_opt_string(in->body, "description", DESCRIPTION_MAX, &a->description))
-    return fail_field(out, CS_ERR_INVALID, "description", "%s",
+  if (cs_json_opt_string(j->in->body, "description", DESCRIPTION_MAX, &j->description))
+    return fail_field(j->out, CS_ERR_INVALID, "description", "%s",
                       "description must be a string of at most 1024 characters");
-  if ((e = read_existing(c, in->id, &a->x)))
-    return e;
-  if (in->must_exist && !a->x.found)
+  return CS_OK;
+}
+
+/* What the stored record allows: it exists for PUT, keeps its type, and
+ * has the version If-Match names. */
+static enum cs_err check_existing(const struct put_job *j)
+{
+  const struct existing *x = &j->p.x;
+
+  if (j->in->must_exist && !x->found)
     return CS_ERR_NOT_FOUND;
-  if (a->x.found && a->x.prov != a->prov)
-    return fail_field(out, CS_ERR_INVALID, "type",
+  if (x->found && x->prov != j->prov)
+    return fail_field(j->out, CS_ERR_INVALID, "type",
                       "the type of an existing credential (%s) "
                       "cannot change; delete it and create a new one",
-                      a->x.prov->type);
-  if (in->has_if_match && in->if_match != a->x.version)
+                      x->prov->type);
+  if (j->in->has_if_match && j->in->if_match != x->version)
     return CS_ERR_PRECONDITION;
   return CS_OK;
 }
 
 /* Seal the validated secret, or keep the stored sealed bytes when it is the
  * same secret, so secret.encrypted stays valid. */
-static enum cs_err seal_or_keep(struct cs_core *c, const char *id, struct attempt *a)
+static enum cs_err seal_or_keep(struct cs_core *c, const char *id, struct prepared *p)
 {
-  struct existing *x = &a->x;
-  const struct cs_prov_result *pr = &a->pr;
+  struct existing *x = &p->x;
+  const struct cs_prov_result *pr = &p->pr;
 
-  if (x->kept && pr->secret_len == x->plain_len && pr->secret_len > 0 &&
-      memcmp(pr->secret, x->plain, pr->secret_len) == 0) {
-    a->sealed = x->sealed;
-    a->sealed_len = x->sealed_len;
+  /* The same plaintext, kept or sent again, keeps its sealed bytes: the
+   * encrypted value a client read stays the current one (Terraform sends it
+   * back with every apply). */
+  if (x->found && pr->secret_len == x->plain_len && pr->secret_len > 0 &&
+      cs_bytes_equal(pr->secret, x->plain, pr->secret_len)) {
+    p->sealed = x->sealed;
+    p->sealed_len = x->sealed_len;
     x->sealed = NULL;
-    snprintf(a->fp, sizeof a->fp, "%s", x->fp);
+    snprintf(p->fp, sizeof p->fp, "%s", x->fp);
     return CS_OK;
   }
   if (pr->secret_len == 0)
     return CS_OK; /* aws with useAWSRole stores no secret */
-  return cs_cred_seal_secret(c->keyring, id, pr->secret, pr->secret_len, &a->sealed, &a->sealed_len,
-                             a->fp);
+  return cs_cred_seal_secret(c->keyring, id, pr->secret, pr->secret_len, &p->sealed, &p->sealed_len,
+                             p->fp);
+}
+
+/* API.md §3 "Prisma fields": stored as given, returned unchanged. */
+static const struct {
+  const char *name;
+  int kind;   /* cJSON_String, cJSON_True (a boolean) or cJSON_Array (of strings) */
+  size_t max; /* bytes of a string; items of an array */
+} prisma_fields[] = {
+    {"accountName", cJSON_String, 256}, {"caCert", cJSON_String, 64 * 1024},
+    {"url", cJSON_String, CS_URL_MAX},  {"cloudProviderAccountID", cJSON_String, 256},
+    {"skipVerify", cJSON_True, 0},      {"global", cJSON_True, 0},
+    {"external", cJSON_True, 0},        {"stsEndpoints", cJSON_Array, 64},
+};
+
+static bool prisma_field_ok(const cJSON *v, int kind, size_t max)
+{
+  const cJSON *s;
+  if (kind == cJSON_True)
+    return cJSON_IsBool(v);
+  if (kind == cJSON_String)
+    return cJSON_IsString(v) && strlen(v->valuestring) <= max;
+  if (!cJSON_IsArray(v) || (size_t)cJSON_GetArraySize(v) > max)
+    return false;
+  cJSON_ArrayForEach(s, v)
+  {
+    if (!cJSON_IsString(s) || strlen(s->valuestring) > 256)
+      return false;
+  }
+  return true;
+}
+
+/* Copy the Prisma fields of @p body into @p meta (null or absent: left out). */
+static enum cs_err add_prisma_fields(const cJSON *body, cJSON *meta, struct cs_cred_put_result *out)
+{
+  for (size_t i = 0; i < sizeof prisma_fields / sizeof prisma_fields[0]; i++) {
+    const char *name = prisma_fields[i].name;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
+    if (!v || cJSON_IsNull(v))
+      continue;
+    if (!prisma_field_ok(v, prisma_fields[i].kind, prisma_fields[i].max))
+      return fail_field(out, CS_ERR_INVALID, name, "%s must be %s", name,
+                        prisma_fields[i].kind == cJSON_True     ? "true or false"
+                        : prisma_fields[i].kind == cJSON_String ? "a string (bounded in size)"
+                                                                : "an array of at most 64 strings");
+    cJSON_DeleteItemFromObjectCaseSensitive(meta, name);
+    if (!cJSON_AddItemToObject(meta, name, cJSON_Duplicate(v, true)))
+      return CS_ERR_NOMEM;
+  }
+  return CS_OK;
 }
 
 /* The stored meta: provider fields, description, and the owner, who is
  * whoever created the credential (updates keep it). */
-static enum cs_err compose_meta(const struct cs_cred_put *in, struct attempt *a)
+static enum cs_err compose_meta(const struct put_job *j, struct prepared *p)
 {
-  cJSON *old = NULL, *pmeta = a->pr.meta;
-  const char *owner = a->x.found ? NULL : in->who->key_id;
+  cJSON *old = NULL, *pmeta = p->pr.meta;
+  const char *owner = p->x.found ? NULL : j->in->who->key_id;
   enum cs_err e = CS_ERR_NOMEM;
 
-  if (a->x.found && !cs_json_parse(a->x.meta, strlen(a->x.meta), CS_JSON_MAX_DEPTH, &old)) {
+  if (p->x.found && !cs_json_parse(p->x.meta, strlen(p->x.meta), CS_JSON_MAX_DEPTH, &old)) {
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(old, "owner");
     if (cJSON_IsString(o))
       owner = o->valuestring;
   }
-  if ((!a->description || cJSON_AddStringToObject(pmeta, "description", a->description)) &&
+  if ((!j->description || cJSON_AddStringToObject(pmeta, "description", j->description)) &&
       (!owner || cJSON_AddStringToObject(pmeta, "owner", owner)) &&
-      (a->meta = cs_json_print(pmeta)))
+      (p->meta = cs_json_print(pmeta)))
     e = CS_OK;
   cJSON_Delete(old);
   return e;
 }
 
-static enum cs_err put_once(struct cs_core *c, const struct cs_cred_put *in,
-                            struct cs_cred_put_result *out, bool *retry)
+/* Same secret (its sealed bytes kept) and the same stored fields. */
+static bool unchanged(const struct prepared *p)
 {
-  struct attempt a = {0};
-  struct put_txn t = {.kr = c->keyring, .in = in};
+  bool same_secret = p->x.plain_len == 0 ? p->pr.secret_len == 0 : !p->x.sealed;
+  return p->x.found && same_secret && strcmp(p->meta, p->x.meta) == 0;
+}
+
+/* Make the record from the request and the stored state j->p.x: the merge
+ * of a kept secret and owner, validation and sealing. */
+static enum cs_err prepare(struct put_job *j)
+{
+  struct prepared *p = &j->p;
   enum cs_err e;
 
-  *retry = false;
-  if ((e = check_request(c, in, &a, out)))
-    goto out;
-  if (!(a.work = cJSON_Duplicate(in->body, true))) {
-    e = CS_ERR_NOMEM;
-    goto out;
+  memset(&j->out->perr, 0, sizeof j->out->perr);
+  if ((e = check_existing(j)))
+    return e;
+  if (!(p->work = cJSON_Duplicate(j->in->body, true)))
+    return CS_ERR_NOMEM;
+  if ((e = resolve_secret_input(p->work, &p->x, j->out)) ||
+      (e = j->prov->validate(p->work, &p->pr, &j->out->perr)) ||
+      (e = add_prisma_fields(j->in->body, p->pr.meta, j->out)) ||
+      (e = seal_or_keep(j->c, j->in->id, p)) || (e = compose_meta(j, p)))
+    return e;
+  p->rec.id = j->in->id;
+  p->rec.prov = j->prov;
+  p->rec.created = p->x.found ? p->x.created : cs_now();
+  p->rec.meta = p->meta;
+  p->rec.meta_len = strlen(p->meta);
+  p->rec.fp = p->fp;
+  p->rec.fp_len = strlen(p->fp);
+  p->rec.sealed = p->sealed;
+  p->rec.sealed_len = p->sealed_len;
+  return CS_OK;
+}
+
+/* ----------------------------------------------------------- the write */
+
+/*
+ * The version check and the merge happen here, inside the write: the
+ * record was prepared outside it (validation and sealing stay off the
+ * writer thread), and when another change to this credential committed
+ * first, it is prepared again against what this transaction sees. So an
+ * update without If-Match never fails for losing a race, however many
+ * writers contend for one id, and no update is lost.
+ */
+static enum cs_err put_write(struct cs_txn *txn, void *arg)
+{
+  struct put_job *j = arg;
+  struct cs_cred_view c;
+  uint8_t *bytes = NULL;
+  size_t len = 0;
+  enum cs_err e = cs_cred_load(txn, j->in->id, &c);
+
+  j->out->unchanged = false; /* a batch that failed runs its writes again */
+  if (e && e != CS_ERR_NOT_FOUND)
+    return e;
+  if (!same_record(&j->p.x, e, &c)) {
+    prepared_free(&j->p);
+    if ((e = load_existing(j->c->keyring, txn, j->in->id, &j->p.x)) || (e = prepare(j)))
+      return e;
   }
-  if ((e = resolve_secret_input(a.work, &a.x, out)) ||
-      (e = a.prov->validate(a.work, &a.pr, &out->perr)) || (e = seal_or_keep(c, in->id, &a)) ||
-      (e = compose_meta(in, &a)))
-    goto out;
-  t.expect_version = a.x.found ? a.x.version : 0;
-  t.rec.id = in->id;
-  t.rec.prov = a.prov;
-  t.rec.created = a.x.found ? a.x.created : cs_now();
-  t.rec.modified = cs_now();
-  t.rec.meta = a.meta;
-  t.rec.meta_len = strlen(a.meta);
-  t.rec.fp = a.fp;
-  t.rec.fp_len = strlen(a.fp);
-  t.rec.sealed = a.sealed;
-  t.rec.sealed_len = a.sealed_len;
-  e = cs_core_write(c, put_write, &t);
-  if ((*retry = e == CS_ERR_PRECONDITION && t.conflict) || e)
-    goto out;
-  if (a.x.found)
-    cs_core_cred_changed(c, in->id); /* cached material of the old version */
-  out->created = !a.x.found;
-  if (!(out->credential = cs_cred_render(&t.rec)))
-    e = CS_ERR_NOMEM;
-out:
-  attempt_free(&a);
+  if (j->in->skip_unchanged && unchanged(&j->p)) {
+    /* An update that changes nothing: no version, event or webhook, but
+     * still an audited call. */
+    j->out->unchanged = true;
+    return cs_audit_append(txn, j->c->keyring, j->in->actor, "update", j->in->id, "unchanged");
+  }
+  uint64_t cur = j->p.x.found ? j->p.x.version : 0;
+  j->p.rec.version = cur + 1;
+  j->p.rec.modified = cs_now();
+  if (!cur)
+    j->p.rec.created = j->p.rec.modified; /* a new credential: one instant, both times */
+  if (!(e = cs_cred_encode(&j->p.rec, &bytes, &len)))
+    e = cs_txn_put(txn, CS_TBL_CREDS, j->in->id, strlen(j->in->id), bytes, len, 0);
+  free(bytes);
+  /* The event, the webhooks and the audit entry commit with the change. */
+  if (!e)
+    e = cs_event_append(txn, cur ? "updated" : "created", j->in->id, j->p.rec.version);
+  if (!e && cur)
+    e = cs_outbox_queue_update(txn, j->in->id, j->p.rec.version);
+  if (!e)
+    e = cs_audit_append(txn, j->c->keyring, j->in->actor, cur ? "update" : "create", j->in->id,
+                        "success");
   return e;
 }
 
 enum cs_err cs_creds_put(struct cs_core *c, const struct cs_cred_put *in,
                          struct cs_cred_put_result *out)
 {
-  bool retry = true;
-  enum cs_err e = CS_ERR_INTERNAL;
+  struct put_job j = {.c = c, .in = in, .out = out};
+  enum cs_err e;
 
   memset(out, 0, sizeof *out);
-  if (!cs_id_valid(in->id, strlen(in->id)))
-    return fail_field(out, CS_ERR_BAD_ID, "_id", "%s",
-                      "_id must be 1-128 characters of [A-Za-z0-9._-]");
-  for (int i = 0; i < PUT_RETRIES && retry; i++)
-    e = put_once(c, in, out, &retry);
-  return retry ? CS_ERR_UNAVAILABLE : e;
+  if (!cs_name_valid(in->id, strlen(in->id)))
+    return fail_field(out, CS_ERR_BAD_ID, "_id", "%s", "_id must be " CS_NAME_RULE);
+  if ((e = check_body(&j)) || (e = read_existing(c, in->id, &j.p.x)) || (e = prepare(&j)) ||
+      (e = cs_core_write(c, put_write, &j)) || out->unchanged)
+    goto out;
+  if (j.p.x.found)
+    cs_core_cred_changed(c, in->id); /* cached material of the old version */
+  out->created = !j.p.x.found;
+  if (!(out->credential = cs_cred_render(&j.p.rec)))
+    e = CS_ERR_NOMEM;
+out:
+  prepared_free(&j.p);
+  return e;
 }
 
 /* --------------------------------------------------------- get and delete */

@@ -47,6 +47,9 @@ enum cs_err cs_event_append(struct cs_txn *txn, const char *type, const char *cr
 
   if ((e = cs_txn_last_seq(txn, CS_TBL_EVENTS, &seq)))
     return e;
+  /* Emptied by retention: go on after the last trimmed, never restart at 1. */
+  if (seq == 0 && (e = cs_events_floor(txn, &seq)))
+    return e;
   seq++;
   cs_time_format(cs_now(), when);
   j = cJSON_CreateObject();
@@ -95,14 +98,27 @@ static enum cs_err collect_event(uint64_t seq, const struct cs_val *v, void *arg
 }
 
 enum cs_err cs_events_read(struct cs_core *c, const struct cs_view *v, uint64_t after,
-                           cJSON **events, uint64_t *next, bool *more)
+                           cJSON **events, uint64_t *next, bool *more, uint64_t *oldest)
 {
   struct event_page p = {v, cJSON_CreateArray(), after, 0};
+  struct cs_txn *txn = NULL;
+  uint64_t floor = 0;
   enum cs_err e;
 
   if (!p.arr)
     return CS_ERR_NOMEM;
-  if ((e = cs_seq_each(c->store, CS_TBL_EVENTS, after + 1, collect_event, &p))) {
+  /* The floor and the walk in one snapshot: a trim cannot slip between. */
+  if ((e = cs_store_read_begin(c->store, &txn)) || (e = cs_events_floor(txn, &floor)))
+    goto out;
+  if (after > 0 && after < floor) {
+    *oldest = floor + 1; /* events after `after` up to floor are gone */
+    e = CS_ERR_EVENTS_EXPIRED;
+    goto out;
+  }
+  e = cs_seq_each_txn(txn, CS_TBL_EVENTS, after + 1, collect_event, &p);
+out:
+  cs_store_read_end(txn);
+  if (e) {
     cJSON_Delete(p.arr);
     return e;
   }

@@ -2,13 +2,18 @@
  * CS_TBL_OUTBOX in the same transaction as the change; this worker POSTs
  * {"type":"updated","credentialId","version","usageId"} signed with the
  * usage's callback secret (X-Credstore-Signature: sha256=<hex HMAC>) and
- * retries with exponential backoff until a 2xx, across restarts.
+ * retries with exponential backoff until a 2xx, across restarts, for at
+ * most --webhook-max-age: then the entry moves to CS_TBL_DEAD, a dead
+ * letter, until an operator requeues it (deliveries.c lists and requeues).
  *
  * Entry: u64 BE seq → {"usageId","credentialId","version","attempts","nextAt",
- * "target"?,"lastError"?} with nextAt in epoch milliseconds (wall clock, so
- * it survives restarts), target the "scheme://host:port" of the usage's URL
- * (a hint for the scan; absent in entries written before it existed) and
- * lastError why the last attempt failed.
+ * "createdAt"?,"target"?,"lastError"?} with nextAt and createdAt in epoch
+ * milliseconds (wall clock, so they survive restarts), target the
+ * "scheme://host:port" of the usage's URL (a hint for the scan; absent in
+ * entries written before it existed) and lastError why the last attempt
+ * failed. A dead letter is its entry with "deadAt" (epoch ms) added, under
+ * the same seq: the delivery's id. An entry without createdAt (written
+ * before it existed) gets one at its first failure.
  *
  * One thread drives every delivery through one libcurl multi handle, so a
  * target that hangs holds only its own slots: at most PER_TARGET_MAX
@@ -51,15 +56,28 @@ struct cs_outbox {
   bool blocked;     /* the last scan left due entries waiting for a slot */
   int64_t next_due; /* earliest nextAt of the entries not in flight */
   unsigned finished;
-  atomic_uint_fast64_t deliveries, failures; /* for /metrics */
+  atomic_uint_fast64_t deliveries, failures, dead; /* for /metrics */
   struct job jobs[IN_FLIGHT_MAX];
 };
 
-static int64_t wall_ms(void)
+int64_t cs_wall_ms(void)
 {
   struct timeval tv;
   gettimeofday(&tv, NULL);
   return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+enum cs_err cs_outbox_next_id(struct cs_txn *txn, uint64_t *out)
+{
+  uint64_t a = 0, b = 0;
+  enum cs_err e;
+
+  /* Above both tables: a dead letter keeps its id, and a requeued one
+   * returns under it, so no two deliveries share one. */
+  if ((e = cs_txn_last_seq(txn, CS_TBL_OUTBOX, &a)) || (e = cs_txn_last_seq(txn, CS_TBL_DEAD, &b)))
+    return e;
+  *out = (a > b ? a : b) + 1;
+  return CS_OK;
 }
 
 static const char *entry_str(const cJSON *entry, const char *name)
@@ -105,7 +123,7 @@ static enum cs_err queue_one(cJSON *rec, void *arg)
 
   if (!cJSON_IsString(url) || !cJSON_IsString(uid))
     return CS_OK;
-  if ((e = cs_txn_last_seq(o->txn, CS_TBL_OUTBOX, &seq)))
+  if ((e = cs_outbox_next_id(o->txn, &seq)))
     return e;
   /* The target lets the delivery scan pass over a busy target's entries
    * without opening their usages; delivery checks the URL itself. */
@@ -115,12 +133,13 @@ static enum cs_err queue_one(cJSON *rec, void *arg)
       !cJSON_AddStringToObject(j, "credentialId", o->cred_id) ||
       !cJSON_AddNumberToObject(j, "version", (double)o->version) ||
       !cJSON_AddNumberToObject(j, "attempts", 0) || !cJSON_AddNumberToObject(j, "nextAt", 0) ||
+      !cJSON_AddNumberToObject(j, "createdAt", (double)cs_wall_ms()) ||
       (hint && !cJSON_AddStringToObject(j, "target", target)) || !(text = cs_json_print(j))) {
     cJSON_Delete(j);
     return CS_ERR_NOMEM;
   }
   cJSON_Delete(j);
-  cs_store_seq_key(seq + 1, key);
+  cs_store_seq_key(seq, key);
   e = cs_txn_put(o->txn, CS_TBL_OUTBOX, key, 8, text, strlen(text), CS_PUT_NO_OVERWRITE);
   free(text);
   return e;
@@ -151,6 +170,12 @@ static enum cs_err settle_txn(struct cs_txn *txn, void *arg)
   return cs_txn_put(txn, CS_TBL_OUTBOX, key, 8, s->replacement, strlen(s->replacement), 0);
 }
 
+static double num_field(const cJSON *entry, const char *name)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(entry, name);
+  return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
 static void set_field(cJSON *entry, const char *name, cJSON *v)
 {
   if (!v)
@@ -161,13 +186,68 @@ static void set_field(cJSON *entry, const char *name, cJSON *v)
     cJSON_AddItemToObject(entry, name, v);
 }
 
-/* Delete the entry (done, or nobody left to tell: @p error NULL) or
- * schedule its next attempt with exponential backoff. Takes @p entry. */
+static enum cs_err bury_txn(struct cs_txn *txn, void *arg)
+{
+  struct settle_ctx *s = arg;
+  uint8_t key[8];
+  enum cs_err e;
+
+  cs_store_seq_key(s->seq, key);
+  if ((e = cs_txn_del(txn, CS_TBL_OUTBOX, key, 8)))
+    return e == CS_ERR_NOT_FOUND ? CS_OK : e; /* gone meanwhile: nothing to keep */
+  return cs_txn_put(txn, CS_TBL_DEAD, key, 8, s->replacement, strlen(s->replacement), 0);
+}
+
+/* Past --webhook-max-age since it was queued? An entry without createdAt
+ * (older than it) starts its clock now. */
+static bool past_max_age(const struct cs_outbox *ob, cJSON *entry, int64_t now)
+{
+  const cJSON *c = cJSON_GetObjectItemCaseSensitive(entry, "createdAt");
+
+  if (!cJSON_IsNumber(c)) {
+    set_field(entry, "createdAt", cJSON_CreateNumber((double)now));
+    return false;
+  }
+  return now - (int64_t)c->valuedouble >= ob->core->opts.webhook_max_age * 1000;
+}
+
+/* Give up on the entry: it becomes a dead letter. Takes @p entry. */
+static void bury(struct cs_outbox *ob, uint64_t seq, cJSON *entry)
+{
+  struct settle_ctx s = {seq, NULL};
+  const cJSON *a = cJSON_GetObjectItemCaseSensitive(entry, "attempts");
+  char *text = NULL;
+
+  if (!cJSON_HasObjectItem(entry, "lastError"))
+    set_field(entry, "lastError", cJSON_CreateString("not attempted within --webhook-max-age"));
+  set_field(entry, "deadAt", cJSON_CreateNumber((double)cs_wall_ms()));
+  if ((s.replacement = text = cs_json_print(entry)) && !cs_core_write(ob->core, bury_txn, &s)) {
+    atomic_fetch_add_explicit(&ob->dead, 1, memory_order_relaxed);
+    CS_LOG(CS_LOG_WARN, "webhook for usage %s of %s given up after %d attempts: dead letter %llu",
+           entry_str(entry, "usageId"), entry_str(entry, "credentialId"),
+           cJSON_IsNumber(a) ? (int)a->valuedouble : 0, (unsigned long long)seq);
+  } else {
+    CS_LOG(CS_LOG_ERROR, "could not move outbox entry %llu to the dead letters",
+           (unsigned long long)seq);
+  }
+  free(text);
+  cJSON_Delete(entry);
+}
+
+/* Delete the entry (done, or nobody left to tell: @p error NULL), schedule
+ * its next attempt with exponential backoff, or, past --webhook-max-age,
+ * give up on it. Takes @p entry. */
 static void settle(struct cs_outbox *ob, uint64_t seq, cJSON *entry, const char *error)
 {
   struct settle_ctx s = {seq, NULL};
   char *text = NULL;
 
+  if (error && past_max_age(ob, entry, cs_wall_ms())) {
+    set_field(entry, "attempts", cJSON_CreateNumber(num_field(entry, "attempts") + 1));
+    set_field(entry, "lastError", cJSON_CreateString(error));
+    bury(ob, seq, entry);
+    return;
+  }
   if (error) {
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(entry, "attempts");
     double attempts = cJSON_IsNumber(a) ? a->valuedouble + 1 : 1;
@@ -176,7 +256,7 @@ static void settle(struct cs_outbox *ob, uint64_t seq, cJSON *entry, const char 
       delay *= 2;
     if (delay > BACKOFF_MAX_MS)
       delay = BACKOFF_MAX_MS;
-    next = wall_ms() + delay;
+    next = cs_wall_ms() + delay;
     set_field(entry, "attempts", cJSON_CreateNumber(attempts));
     set_field(entry, "nextAt", cJSON_CreateNumber((double)next));
     set_field(entry, "lastError", cJSON_CreateString(error));
@@ -240,6 +320,8 @@ static void start(struct cs_outbox *ob, struct job *job)
   }
   if (e == CS_ERR_NOT_FOUND) {
     settle(ob, job->seq, job->entry, NULL); /* usage removed, or unreadable: nobody to tell */
+  } else if (past_max_age(ob, job->entry, cs_wall_ms())) {
+    bury(ob, job->seq, job->entry); /* due, but too late to try again */
   } else if (e) {
     settle(ob, job->seq, job->entry, "cannot read the usage's callback");
   } else if (cs_http_check_url(ob->policy, url, job->target, &why)) {
@@ -326,7 +408,7 @@ static enum cs_err pick_due(uint64_t seq, const struct cs_val *v, void *arg, boo
 /* Start what is due and has room; sets next_due and blocked. */
 static void scan_and_start(struct cs_outbox *ob)
 {
-  struct scan_ctx s = {ob, wall_ms(), {NULL}, 0};
+  struct scan_ctx s = {ob, cs_wall_ms(), {NULL}, 0};
 
   ob->blocked = false;
   ob->next_due = s.now + 60000;
@@ -365,9 +447,9 @@ static void *outbox_main(void *arg)
   bool rescan = true;
 
   while (!atomic_load(&ob->stop)) {
-    if (atomic_exchange(&ob->kicked, false) || rescan || wall_ms() >= ob->next_due)
+    if (atomic_exchange(&ob->kicked, false) || rescan || cs_wall_ms() >= ob->next_due)
       scan_and_start(ob);
-    int64_t wait = ob->next_due - wall_ms();
+    int64_t wait = ob->next_due - cs_wall_ms();
     wait = wait < 0 ? 0 : wait > IDLE_WAIT_MS ? IDLE_WAIT_MS : wait;
     unsigned before = ob->finished;
     if (cs_http_batch_run(ob->batch, (long)wait, finished, ob)) {
@@ -422,11 +504,12 @@ void cs_outbox_kick(struct cs_core *c)
   cs_http_batch_wakeup(ob->batch);
 }
 
-void cs_outbox_counts(struct cs_core *c, uint64_t *deliveries, uint64_t *failures)
+void cs_outbox_counts(struct cs_core *c, uint64_t *deliveries, uint64_t *failures, uint64_t *dead)
 {
   struct cs_outbox *ob = c->outbox;
   *deliveries = ob ? atomic_load(&ob->deliveries) : 0;
   *failures = ob ? atomic_load(&ob->failures) : 0;
+  *dead = ob ? atomic_load(&ob->dead) : 0;
 }
 
 void cs_outbox_stop(struct cs_core *c)

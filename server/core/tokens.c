@@ -59,7 +59,17 @@ enum cs_err cs_token_check(struct cs_core *c, const char *token, struct cs_princ
   return e == CS_ERR_NOT_FOUND ? CS_ERR_BAD_TOKEN : e;
 }
 
-enum cs_err cs_token_issue(struct cs_core *c, const struct cs_principal *who, char **token)
+void cs_core_store_id(const struct cs_core *c, char out[33])
+{
+  static const uint8_t zero[CS_HASH_BYTES];
+  static const char label[] = "credstore store id";
+  uint8_t h[CS_HASH_BYTES];
+  cs_chain_hash(c->keyring, zero, label, sizeof label - 1, h);
+  cs_hex(h, 16, out);
+}
+
+enum cs_err cs_token_issue(struct cs_core *c, const struct cs_principal *who, int64_t ttl,
+                           char **token)
 {
   struct cs_jwt_claims claims = {0};
   int64_t now = cs_now();
@@ -67,7 +77,7 @@ enum cs_err cs_token_issue(struct cs_core *c, const struct cs_principal *who, ch
   snprintf(claims.sub, sizeof claims.sub, "%s", who->key_id);
   snprintf(claims.role, sizeof claims.role, "%s", cs_role_name(who->role));
   claims.iat = now;
-  claims.exp = now + c->opts.token_ttl;
+  claims.exp = now + (ttl > 0 ? ttl : c->opts.token_ttl);
   if (who->expires_at && who->expires_at < claims.exp)
     claims.exp = who->expires_at; /* a token never outlives its key */
   return cs_jwt_mint(c->keyring, &claims, token);

@@ -56,7 +56,7 @@ enum cs_err cs_usage_save(struct cs_txn *txn, const cJSON *rec, unsigned flags)
 
 enum cs_err cs_usage_index(struct cs_txn *txn, const char *cred_id, const char *usage_id, bool put)
 {
-  char ikey[2 * CS_ID_MAX + 2];
+  char ikey[CS_NAME_MAX + CS_ID_MAX + 2];
   size_t klen = index_key(cred_id, usage_id, ikey, sizeof ikey);
   return put ? cs_txn_put(txn, CS_TBL_USAGES_BY_CRED, ikey, klen, "", 0, 0)
              : cs_txn_del(txn, CS_TBL_USAGES_BY_CRED, ikey, klen);

@@ -1,8 +1,10 @@
 /*
  * A credential request body of each type: the first byte picks the
- * provider (byte % 5 indexes cs_providers[]: 'A' aws, 'B' azure, 'C' gcp,
- * 'D' ibmCloud, 'E' kubeconfig), the rest is the JSON body as a client
- * sends it. Parsed with the server's depth cap, validated, and, when
+ * provider ((byte - 'A') % 8 indexes cs_providers[]: 'A' aws, 'B' azure,
+ * 'C' gcp, 'D' ibmCloud, 'E' kubeconfig, 'F' basic, 'G' apiToken,
+ * 'H' certificate), the rest is the JSON body as a client sends it. The
+ * body's _id goes through cs_name_valid, whose every yes must be a name
+ * the rules of API.md §3 "Names" admit. Parsed with the server's depth cap, validated, and, when
  * validation accepts it, resolved from what validation produced: a payload
  * that passed validate must resolve (aws with a role or the instance role
  * excepted, which needs STS/IMDS), since resolve treats anything else as a
@@ -66,6 +68,30 @@ static void check_echo(const cJSON *body)
   free(txt);
 }
 
+/* A name cs_name_valid accepts: 1-128 characters in at most 384 bytes of
+ * UTF-8, none a control character, '/' or '\\', no space at either end,
+ * not "." or "..". */
+static void check_name(const cJSON *id)
+{
+  if (!cJSON_IsString(id))
+    return;
+  const char *s = id->valuestring;
+  size_t n = strlen(s), chars = 0;
+  if (!cs_name_valid(s, n))
+    return;
+  if (n == 0 || n > CS_NAME_MAX || !cs_utf8_valid(s, n) || s[0] == ' ' || s[n - 1] == ' ' ||
+      !strcmp(s, ".") || !strcmp(s, "..") || strpbrk(s, "/\\\x7f"))
+    cs_fuzz_fail("cs_name_valid accepted a name the rules refuse");
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c < 0x20 || (c == 0xc2 && (unsigned char)s[i + 1] < 0xa0))
+      cs_fuzz_fail("cs_name_valid accepted a control character");
+    chars += (c & 0xc0) != 0x80;
+  }
+  if (chars > CS_NAME_CHARS)
+    cs_fuzz_fail("cs_name_valid accepted %zu characters", chars);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   const struct cs_provider *p;
@@ -76,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
   if (size < 1)
     return 0;
-  p = cs_providers[data[0] % provider_count()];
+  p = cs_providers[(uint8_t)(data[0] - 'A') % provider_count()];
   if (cs_provider_find(p->type) != p)
     cs_fuzz_fail("cs_provider_find(%s) does not find it", p->type);
 
@@ -87,6 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     return 0;
   }
   check_echo(body);
+  check_name(cJSON_GetObjectItemCaseSensitive(body, "_id"));
   memset(&err, 0x5a, sizeof err); /* unterminated unless validate fills it */
   e = p->validate(body, &res, &err);
   if (e == CS_OK) {

@@ -3,12 +3,13 @@
  * the request headers parsed like one value (If-Match). MHD splits on '&'
  * and the first '=', turns '+' into a space, and hands each name and value
  * to the server's unescape callback; this harness does the same with the
- * server's own cs_http_unescape (server/api/request.c: %XX decoded except
- * %00, which stays encoded) and then runs the server's own parsers on the
+ * server's own cs_http_unescape (server/api/request.c: %XX decoded once,
+ * %00 to the byte 0xFF) and then runs the server's own parsers on the
  * parameters: cs_parse_cred_query (h_credentials.c), cs_parse_audit_query
- * (h_audit.c), cs_parse_events_query (h_events.c) and cs_parse_if_match
+ * (h_audit.c), cs_parse_events_query (h_events.c), cs_parse_deliveries_query
+ * (h_deliveries.c) and cs_parse_if_match
  * (request.c), plus the common parsers underneath (cs_parse_u64 with each
- * parameter's bound, cs_id_valid, cs_time_parse for expiresAt,
+ * parameter's bound, cs_id_valid, cs_name_valid, cs_time_parse for expiresAt,
  * cs_provider_find for type), every one on parameters it does not know.
  *
  * Promises checked: an accepted query is within the bounds the parsers
@@ -50,6 +51,20 @@ static const char *table_get(void *arg, const char *name)
     if (strcmp(t->name[i], name) == 0)
       return t->value[i];
   return NULL;
+}
+
+/* MHD's iteration: every value of @p name in order. */
+static size_t table_get_all(void *arg, const char *name, const char **out, size_t max)
+{
+  const struct table *t = arg;
+  size_t n = 0;
+  for (size_t i = 0; i < t->n; i++)
+    if (strcmp(t->name[i], name) == 0) {
+      if (n < max)
+        out[n] = t->value[i];
+      n++;
+    }
+  return n;
 }
 
 /* MHD_unescape_plus, then the server's callback, in place. */
@@ -143,6 +158,15 @@ static void cred_query(const struct cs_params *p)
   const char *t = p->get(p->arg, "type");
   if (q.type && (!t || strcmp(q.type->type, t) != 0))
     cs_fuzz_fail("cs_parse_cred_query: type %s for ?type=%s", q.type->type, t ? t : "(none)");
+  const cJSON *id;
+  if (q.ids && (!cJSON_GetArraySize(q.ids) || cJSON_GetArraySize(q.ids) > CS_IDS_MAX))
+    cs_fuzz_fail("cs_parse_cred_query: %d ids", cJSON_GetArraySize(q.ids));
+  cJSON_ArrayForEach(id, q.ids)
+  {
+    if (!cJSON_IsString(id) || !cs_name_valid(id->valuestring, strlen(id->valuestring)))
+      cs_fuzz_fail("cs_parse_cred_query accepted an id that is not a name");
+  }
+  cJSON_Delete((cJSON *)q.ids);
 }
 
 static void feed_queries(const struct cs_params *p)
@@ -155,16 +179,35 @@ static void feed_queries(const struct cs_params *p)
   if (e)
     refused(e, &r, "cs_parse_audit_query");
   else if (q.limit < 1 || q.limit > CS_AUDIT_LIST_MAX || q.since == UINT64_MAX ||
-           (q.cred && !cs_id_valid(q.cred, strlen(q.cred))))
+           (q.cred && !cs_name_valid(q.cred, strlen(q.cred))))
     cs_fuzz_fail("cs_parse_audit_query accepted limit %" PRIu64, q.limit);
   memset(&r, 0, sizeof r);
   e = cs_parse_events_query(p, scope, &q, &r);
   if (e)
     refused(e, &r, "cs_parse_events_query");
   else if (q.wait > CS_EVENTS_WAIT_MAX || q.since == UINT64_MAX ||
-           (q.cred && (!cs_id_valid(q.cred, strlen(q.cred)) || !cs_scope_allows(scope, q.cred))))
+           (q.cred && (!cs_name_valid(q.cred, strlen(q.cred)) || !cs_scope_allows(scope, q.cred))))
     cs_fuzz_fail("cs_parse_events_query accepted wait %" PRIu64, q.wait);
   cJSON_Delete(scope);
+}
+
+static void deliveries_query(const struct cs_params *p)
+{
+  static const char *const states[] = {"pending", "dead", "all"};
+  struct cs_delivery_query q;
+  struct cs_resp r = {0};
+  enum cs_err e = cs_parse_deliveries_query(p, &q, &r);
+  const char *s = p->get(p->arg, "state");
+
+  if (e) {
+    refused(e, &r, "cs_parse_deliveries_query");
+    return;
+  }
+  if (q.limit < 1 || q.limit > CS_LIST_LIMIT_MAX || q.offset > CS_LIST_OFFSET_MAX || q.scope ||
+      q.state > CS_DELIVERY_ALL || (s && strcmp(s, states[q.state]) != 0) ||
+      (!s && q.state != CS_DELIVERY_ALL))
+    cs_fuzz_fail("cs_parse_deliveries_query accepted state %d limit %" PRIu64, (int)q.state,
+                 q.limit);
 }
 
 /* The common parsers each parameter goes through, with the server's bounds;
@@ -180,8 +223,8 @@ static void param(const char *k, const char *v)
     u64(v, UINT64_MAX - 1);
   } else if (!strcmp(k, "wait")) {
     u64(v, CS_EVENTS_WAIT_MAX);
-  } else if (!strcmp(k, "credential")) {
-    (void)cs_id_valid(v, strlen(v));
+  } else if (!strcmp(k, "credential") || !strcmp(k, "ids")) {
+    (void)cs_name_valid(v, strlen(v));
   } else if (!strcmp(k, "expiresAt")) {
     rfc3339(v);
   } else if (!strcmp(k, "type")) {
@@ -191,6 +234,7 @@ static void param(const char *k, const char *v)
   } else {
     u64(v, UINT64_MAX);
     (void)cs_id_valid(v, strlen(v));
+    (void)cs_name_valid(v, strlen(v));
     rfc3339(v);
     type(v);
     if_match(v);
@@ -202,7 +246,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   char *qs = cs_fuzz_cstr(data, size); /* MHD's query is a C string */
   char *save = NULL;
   struct table t = {{NULL}, {NULL}, 0};
-  struct cs_params p = {table_get, &t};
+  struct cs_params p = {table_get, &t, table_get_all};
 
   for (char *pair = strtok_r(qs, "&", &save); pair && t.n < MAX_PARAMS;
        pair = strtok_r(NULL, "&", &save)) {
@@ -218,6 +262,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   }
   cred_query(&p);
   feed_queries(&p);
+  deliveries_query(&p);
   free(qs);
   return 0;
 }

@@ -29,9 +29,10 @@ def fixture(name):
 
 
 # ------------------------------------------------------------ fuzz_cred_body
-# First byte: the provider, byte % 5 over cs_providers[] (aws, azure, gcp,
-# ibmCloud, kubeconfig), spelled 'A'..'E'.
-PREFIX = {"aws": "A", "azure": "B", "gcp": "C", "ibmCloud": "D", "kubeconfig": "E"}
+# First byte: the provider, (byte - 'A') % 8 over cs_providers[] (aws, azure,
+# gcp, ibmCloud, kubeconfig, basic, apiToken, certificate), spelled 'A'..'H'.
+PREFIX = {"aws": "A", "azure": "B", "gcp": "C", "ibmCloud": "D", "kubeconfig": "E",
+          "basic": "F", "apiToken": "G", "certificate": "H"}
 
 
 def body(name, typ, doc):
@@ -80,6 +81,31 @@ for f in sorted(FIXTURES.glob("kubeconfig-*.yaml")):
                                                  secret={"plain": f.read_text()}))
 put("fuzz_cred_body", "not-an-object", "A[1,2,{\"secret\":{\"plain\":null}}]")
 put("fuzz_cred_body", "deep", "B" + "[" * 33 + "]" * 33)
+# v2: the three new types, azure's plain format, Prisma fields, names.
+PEM = (FIXTURES / "pki" / "client-ec.pem").read_text()
+body("basic", "basic", cred("Harbor robot account", "basic", accountID="robot$scanner",
+                            secret={"plain": "s3cr3t pass"}, url="https://harbor.example/v2/",
+                            caCert=PEM.split("-----BEGIN PRIVATE")[0], skipVerify=True))
+body("basic-empty-secret", "basic", cred("a+b", "basic", accountID="u",
+                                         secret={"plain": "", "encrypted": ""}, apiToken={}))
+body("api-token", "apiToken", cred("Slack #alerts", "apiToken", apiToken={"plain": "xoxb-1-2-3"},
+                                   secret={}))
+body("api-token-both", "apiToken", cred("caf\u00e9 \u2603", "apiToken",
+                                        apiToken={"plain": "a"}, secret={"plain": "b"}))
+body("certificate", "certificate", cred("mTLS client 1", "certificate", secret={"plain": PEM}))
+body("certificate-key-only", "certificate",
+     cred("100%", "certificate", secret={"plain": "-----BEGIN PRIVATE" + PEM.split("-----BEGIN PRIVATE")[1]}))
+AZ = json.loads(fixture("azure-sdk-auth.json"))
+body("azure-plain", "azure", cred("az plain", "azure", secret={"plain": json.dumps(
+    {"appId": AZ["clientId"], "displayName": "azure-cli", "password": AZ["clientSecret"],
+     "tenant": AZ["tenantId"]})}, azureSPInfo={"subscriptionId": AZ["subscriptionId"]}))
+body("prisma-fields", "ibmCloud", cred("Registry \u00fc <prod> & co", "ibmCloud", accountGUID="g-1",
+                                       secret={"plain": "k"}, accountName="n", **{"global": False},
+                                       external=True, stsEndpoints=["https://sts"],
+                                       cloudProviderAccountID="123", tokens={"duration": 0}))
+for i, n in enumerate([" lead", "trail ", ".", "..", "a/b", "a\\b", "nl\n", "\u0085",
+                       "x" * 129, "\U0001f511" * 97]):
+    body("bad-name-%d" % i, "basic", cred(n, "basic", accountID="u", secret={"plain": "p"}))
 
 # ----------------------------------------------------------- fuzz_kubeconfig
 for f in sorted(FIXTURES.glob("kubeconfig-*.yaml")):
@@ -335,6 +361,9 @@ QUERIES = {
     "expires": "expiresAt=2026-11-22T15:42:10Z&expiresAt=2024-02-29T23:59:60.5%2B05:30",
     "if-match": "If-Match=%22007%22&If-Match=3&credential=",
     "odd": "&&=&offset&limit=+1&type=gcp%00x&credential=" + "a" * 129,
+    "ids-split": "ids=AWS%20prod%20account,a%2Bb,,100%25&type=basic",
+    "ids-repeated": "ids=a%2Cb&ids=&ids=caf%C3%A9%20%E2%98%83&ids=x%00y&ids=%2E%2E",
+    "names": "credential=AWS+prod+account&ids=%20lead&ids=a%2Fb&credential=%F0%9F%94%91",
 }
 for name, q in QUERIES.items():
     put("fuzz_query", name, q)

@@ -37,7 +37,20 @@ EXPECTED_ROLES = {
     "credentials_test": WRITE,
     "events": READ,
     "audit": {"admin", "auditor"},
+    "deliveries_list": {"admin"},
+    "delivery_retry": {"admin"},
     "aws_container_credentials": USE,
+    # The web console's files (API.md §10): public; it logs in like any client.
+    "root_redirect": None, "ui_redirect": None, "ui_index": None, "ui_asset": None,
+    # The /prisma mount (API.md §7): the same roles as the native routes it mirrors.
+    "prisma_authenticate": None,
+    "prisma_authenticate_renew": ALL,
+    "prisma_credentials_list": READ,
+    "prisma_credentials_upsert": WRITE,
+    "prisma_credentials_delete": WRITE,
+    "prisma_usages_list": READ,
+    "prisma_login": None,
+    "prisma_auth_token_extend": ALL,
 }
 # Routes whose answers span every credential: a key with a scope gets 403
 # (CS_ROUTE_UNSCOPED in the flags column of server/api/routes.c).
@@ -197,7 +210,12 @@ def test_access_keys_create_list_delete(d):
     # Invalid bodies change nothing.
     for bad in [{"role": "admin"}, {"name": "x"}, {"name": "x", "role": "root"},
                 {"name": "", "role": "ci"}, {"name": "x", "role": "ci", "scope": "aws-*"},
-                {"name": "x", "role": "ci", "scope": ["a b"]},
+                # Patterns may hold spaces and UTF-8 now (names do), not these:
+                {"name": "x", "role": "ci", "scope": ["a/b"]},
+                {"name": "x", "role": "ci", "scope": ["a\\b*"]},
+                {"name": "x", "role": "ci", "scope": ["a\tb"]},
+                {"name": "x", "role": "ci", "scope": ["a\u0085"]},
+                {"name": "x", "role": "ci", "scope": [""]},
                 {"name": "x", "role": "ci", "scope": [1]},
                 {"name": "x", "role": "ci", "expiresAt": "2001-01-01T00:00:00Z"},
                 {"name": "x", "role": "ci", "expiresAt": "tomorrow"}]:
@@ -248,7 +266,17 @@ def test_expired_key_is_refused_like_a_wrong_one(d):
 
 
 def fill(pattern):
-    return pattern.replace("{}", "no-such-thing")
+    return pattern.replace("/v{}/", "/v1/").replace("{}", "no-such-thing")
+
+
+def route_error(r, status, code, name):
+    """assert_error, or on the /prisma mount Prisma's {"err"} body."""
+    if not name.startswith("prisma_"):
+        return assert_error(r, status, code)
+    assert r.status_code == status, (name, r.status_code, r.text)
+    body = r.json()
+    assert set(body) == {"err"} and isinstance(body["err"], str), (name, body)
+    return body
 
 
 def test_role_route_matrix(d):
@@ -271,14 +299,14 @@ def test_role_route_matrix(d):
             assert r.status_code not in (401, 403), (name, r.status_code)
             continue
         r = d.request(method, path, data=b"{}")
-        assert_error(r, 401)
+        route_error(r, 401, None, name)
         for who, h in auths.items():
             role = who.split()[-1]
             r = d.request(method, path, data=b"{}", headers=h)
             if role in expected and not (who.startswith("scoped") and name in EXPECTED_UNSCOPED):
                 assert r.status_code not in (401, 403), (name, who, r.status_code, r.text)
             else:
-                body = assert_error(r, 403, "forbidden")
+                body = route_error(r, 403, "forbidden", name)
                 assert (role if role not in expected else "scope") in body["err"], body
 
 
@@ -287,7 +315,10 @@ def test_scoped_keys_route_matrix(d):
     decides, and CS_ROUTE_UNSCOPED routes refuse the scoped key with 403."""
     rows = route_table_flags()
     assert {r[3] for r in rows if "CS_ROUTE_UNSCOPED" in r[4]} == EXPECTED_UNSCOPED
-    assert all(r[4] in ("0", "CS_ROUTE_UNSCOPED") for r in rows), rows
+    assert all(r[4] in ("0", "CS_ROUTE_UNSCOPED", "CS_ROUTE_PRISMA", "CS_ROUTE_REDLOCK")
+               for r in rows), rows
+    assert {r[3] for r in rows if r[4] in ("CS_ROUTE_PRISMA", "CS_ROUTE_REDLOCK")} == \
+        {n for n in EXPECTED_ROLES if n.startswith("prisma_")}
     for scope in (["no-such-*"],):  # [] is refused at creation
         scoped = {role: new_key(d, d.admin_auth, role, scope=scope) for role in ALL}
         auths = {role: {"x-redlock-auth": token_for(d, scoped[role])} for role in ALL}
@@ -300,7 +331,7 @@ def test_scoped_keys_route_matrix(d):
                 if role in expected and name not in EXPECTED_UNSCOPED:
                     assert r.status_code not in (401, 403), (name, role, r.status_code, r.text)
                 else:
-                    body = assert_error(r, 403, "forbidden")
+                    body = route_error(r, 403, "forbidden", name)
                     assert (role if role not in expected else "scope") in body["err"], body
 
 

@@ -242,10 +242,14 @@ def test_bad_requests(d):
     assert_error(d.post("/api/v1/credentials", data=b"[1]", headers=d.auth), 400)
     assert_error(d.post("/api/v1/credentials", data=b"[" * 100 + b"]" * 100, headers=d.auth),
                  400, "json_too_deep")
-    assert_error(create(d, "bad id", {"type": "aws", "useAWSRole": True}), 400, "invalid_id")
-    assert_error(create(d, "x" * 129, {"type": "aws", "useAWSRole": True}), 400, "invalid_id")
+    # Names (API.md §3 v2): spaces inside are fine; these spellings are not.
+    for bad in ["bad/id", "bad\\id", " lead", "trail ", ".", "..", "tab\tx", "nl\n", "del\x7f",
+                "c1\x85", "x" * 129, "", "\u00fc" * 129]:
+        assert_error(create(d, bad, {"type": "aws", "useAWSRole": True}), 400, "invalid_id")
     assert_error(d.post("/api/v1/credentials", json={"type": "aws"}, headers=d.auth), 400)
-    assert_error(d.get("/api/v1/credentials/bad%20id", headers=d.auth), 400, "invalid_id")
+    for path in ["bad%2Fid", "bad%5Cid", "%20lead", "trail%20", "tab%09x", "x%00", "%C3", "%FF",
+                 "%C0%AF", "%2E%2E", "%2e", "x" * 129]:
+        assert_error(d.get("/api/v1/credentials/" + path, headers=d.auth), 400, "invalid_id")
     assert_error(d.get("/api/v1/credentials/nope", headers=d.auth), 404, "not_found")
     assert_error(d.delete("/api/v1/credentials/nope", headers=d.auth), 404, "not_found")
     assert_error(d.put("/api/v1/credentials/nope", json={"type": "aws", "useAWSRole": True},

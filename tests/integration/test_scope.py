@@ -259,6 +259,8 @@ def inject(data, n_out, audit_in, event_in):
     not verify the chain, so placeholder hashes do."""
     env = lmdb.open(data, max_dbs=16, map_size=1 << 30)
     adb, edb = env.open_db(b"audit"), env.open_db(b"events")
+    # Dated now: events retention (default 7 days) would trim older ones meanwhile.
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     with env.begin(write=True) as txn:
         heads = []
         for db, out_doc, in_doc, prefix in [
@@ -271,7 +273,7 @@ def inject(data, n_out, audit_in, event_in):
             heads.append(head)
             for i in range(1, n_out + 2):
                 doc = dict(out_doc if i <= n_out else in_doc, seq=head + i,
-                           at="2026-01-01T00:00:00Z")
+                           at=now)
                 txn.put((head + i).to_bytes(8, "big"), prefix + json.dumps(doc).encode(), db=db)
     env.close()
     return heads

@@ -213,7 +213,8 @@ def test_events_feed_and_long_poll(d):
     t0 = time.time()
     r = d.get("/api/v1/events?since=%d&wait=1" % got["r"]["next"], headers=d.auth).json()
     assert r["events"] == [] and 0.9 <= time.time() - t0 < 5
-    for bad in ["wait=61", "since=-1", "wait=x", "credential=a%20b"]:
+    for bad in ["wait=61", "since=-1", "wait=x", "credential=a%2Fb", "credential=%20a",
+                "credential=a%00b", "credential=a%FF"]:
         assert_error(d.get("/api/v1/events?" + bad, headers=d.auth), 400)
 
 

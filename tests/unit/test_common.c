@@ -50,6 +50,23 @@ static void test_buf_cap(void **state)
   cs_buf_wipe(&b);
   assert_null(b.data);
 
+  /* A fixed buffer over a stack array takes exactly size - 1 bytes and
+   * never reallocs it (ASan would catch a realloc of stack memory). */
+  char mem[16];
+  for (size_t cut = 0; cut < sizeof mem; cut++) {
+    b = cs_buf_fixed(mem, sizeof mem);
+    assert_int_equal(cs_buf_append(&b, "0123456789abcdefg", cut), CS_OK);
+    assert_int_equal(cs_buf_append(&b, "0123456789abcdefg", sizeof mem - 1 - cut), CS_OK);
+    assert_int_equal(b.len, sizeof mem - 1);
+    assert_ptr_equal(b.data, mem);
+    assert_int_equal(cs_buf_append(&b, "x", 1), CS_ERR_TOO_LARGE);
+    assert_int_equal(cs_buf_printf(&b, "%d", 7), CS_ERR_TOO_LARGE);
+    assert_int_equal(mem[sizeof mem - 1], '\0');
+  }
+  b = cs_buf_fixed(mem, sizeof mem);
+  assert_int_equal(cs_buf_printf(&b, "%s", "0123456789abcde"), CS_OK);
+  assert_string_equal(mem, "0123456789abcde");
+
   cs_buf_init(&b, 4096);
   char big[1000];
   memset(big, 'a', sizeof big - 1);
@@ -231,6 +248,50 @@ static void test_ids_and_numbers(void **state)
   assert_true(v == UINT64_MAX);
 }
 
+#define NAME_OK(s) assert_true(cs_name_valid(s, strlen(s)))
+#define NAME_BAD(s) assert_false(cs_name_valid(s, strlen(s)))
+
+static void test_names(void **state)
+{
+  char n[CS_NAME_MAX + 2];
+  struct cs_buf b;
+  (void)state;
+  NAME_OK("AWS prod account");
+  NAME_OK("a+b");
+  NAME_OK("100%");
+  NAME_OK("q;,:@&=$?#");
+  NAME_OK("x(1)!*'");
+  NAME_OK("\xc3\xbc\xe2\x82\xac\xf0\x9f\x94\x91"); /* ü € and a 4-byte character */
+  NAME_OK(".a");
+  NAME_OK("...");
+  NAME_BAD("");
+  NAME_BAD(".");
+  NAME_BAD("..");
+  NAME_BAD(" lead");
+  NAME_BAD("trail ");
+  NAME_BAD("a/b");
+  NAME_BAD("a\\b");
+  NAME_BAD("tab\there");
+  NAME_BAD("nl\n");
+  NAME_BAD("del\x7f");
+  NAME_BAD("c1\xc2\x85");       /* NEL */
+  NAME_BAD("bad\xff");          /* what a path's %00 decodes to */
+  NAME_BAD("over\xc0\xaf");     /* overlong '/' */
+  NAME_BAD("surr\xed\xa0\x80"); /* a surrogate */
+  NAME_BAD("cut\xc3");
+  memset(n, 'a', sizeof n);
+  assert_true(cs_name_valid(n, CS_NAME_CHARS));
+  assert_false(cs_name_valid(n, CS_NAME_CHARS + 1));
+  for (size_t i = 0; i + 1 < 2 * CS_NAME_CHARS; i += 2)
+    memcpy(n + i, "\xc3\xbc", 2);
+  assert_true(cs_name_valid(n, 2 * CS_NAME_CHARS)); /* 128 characters, 256 bytes */
+  assert_false(cs_name_valid(n, 2 * CS_NAME_CHARS + 2));
+  cs_buf_init(&b, 256);
+  assert_int_equal(cs_buf_url_escape(&b, "a b+c/%\xc3\xbc~._-", 14), CS_OK);
+  assert_string_equal(b.data, "a%20b%2Bc%2F%25%C3%BC~._-");
+  cs_buf_wipe(&b);
+}
+
 static void test_log_level(void **state)
 {
   enum cs_log_level l;
@@ -251,7 +312,8 @@ int main(void)
       cmocka_unit_test(test_json_escape),       cmocka_unit_test(test_json_parse),
       cmocka_unit_test(test_json_nul_and_utf8), cmocka_unit_test(test_json_fields),
       cmocka_unit_test(test_json_wipe),         cmocka_unit_test(test_time),
-      cmocka_unit_test(test_ids_and_numbers),   cmocka_unit_test(test_log_level),
+      cmocka_unit_test(test_ids_and_numbers),   cmocka_unit_test(test_names),
+      cmocka_unit_test(test_log_level),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

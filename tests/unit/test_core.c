@@ -90,7 +90,7 @@ static enum cs_err put_full(struct fx *f, const char *id, const char *body, bool
 {
   cJSON *b = json(body);
   struct cs_cred_put in = {
-      id, b, must_exist, if_match != NULL, if_match ? *if_match : 0, &f->who, &f->actor};
+      id, b, must_exist, if_match != NULL, if_match ? *if_match : 0, &f->who, &f->actor, false};
   enum cs_err e = cs_creds_put(&f->core, &in, r);
   cJSON_Delete(b);
   return e;
@@ -182,7 +182,8 @@ static cJSON *usage_of(struct fx *f, const char *cred, const char *uid)
 static uint64_t audit_count(struct fx *f)
 {
   uint64_t n = 0, bad = 0;
-  assert_int_equal(cs_audit_verify(&f->core, &n, &bad), CS_OK);
+  struct cs_audit_anchor anchor;
+  assert_int_equal(cs_audit_verify(&f->core, &n, &bad, &anchor), CS_OK);
   return n;
 }
 
@@ -254,6 +255,70 @@ static void test_put_keeps_secret(void **state)
   cJSON_Delete(c);
 }
 
+/* The /prisma upsert (skip_unchanged): the same secret and fields write only
+ * an audit entry; the native upsert still bumps the version. Empty secret
+ * objects keep the secret; a new plain wins over an echo beside it. */
+static void test_put_unchanged_and_empty_secrets(void **state)
+{
+  struct fx *f = *state;
+  struct cs_cred_put_result r;
+  cJSON *c = put_ok(f, "pr-1", ibm_body("s-1")), *b;
+  char fp[64], body[512];
+  uint64_t audits;
+  snprintf(fp, sizeof fp, "%s", fingerprint(c));
+  cJSON_Delete(c);
+
+  /* Native: the same body again is an update with a new version, same encrypted. */
+  c = put_ok(f, "pr-1", ibm_body("s-1"));
+  assert_int_equal((int)num(c, "version"), 2);
+  assert_string_equal(fingerprint(c), fp);
+  cJSON_Delete(c);
+  /* Mount: the same again changes nothing but the audit trail. */
+  audits = audit_count(f);
+  b = json(ibm_body("s-1"));
+  struct cs_cred_put in = {"pr-1", b, false, false, 0, &f->who, &f->actor, true};
+  assert_int_equal(cs_creds_put(&f->core, &in, &r), CS_OK);
+  assert_true(r.unchanged);
+  assert_null(r.credential);
+  assert_int_equal(audit_count(f), audits + 1);
+  cJSON_Delete(b);
+  /* Mount: a changed field is an update. */
+  b = json("{\"type\":\"ibmCloud\",\"accountGUID\":\"0123456789abcdef\","
+           "\"secret\":{\"plain\":\"s-1\"},\"url\":\"https://x\"}");
+  in.body = b;
+  assert_int_equal(cs_creds_put(&f->core, &in, &r), CS_OK);
+  assert_false(r.unchanged);
+  assert_int_equal((int)num(r.credential, "version"), 3);
+  assert_string_equal(str(r.credential, "url"), "https://x");
+  cJSON_Delete(r.credential);
+  cJSON_Delete(b);
+  /* Every empty spelling keeps the secret, in either field. */
+  const char *empties[] = {"{}", "{\"encrypted\":\"\"}", "{\"plain\":\"\",\"encrypted\":\"\"}"};
+  for (size_t i = 0; i < 3; i++) {
+    snprintf(body, sizeof body,
+             "{\"type\":\"ibmCloud\",\"accountGUID\":\"0123456789abcdef\",\"secret\":%s,"
+             "\"apiToken\":%s}",
+             empties[i], empties[(i + 1) % 3]);
+    c = put_ok(f, "pr-1", body);
+    assert_string_equal(fingerprint(c), fp);
+    cJSON_Delete(c);
+  }
+  /* A new plain beside a stale echo: the plain wins. */
+  snprintf(body, sizeof body,
+           "{\"type\":\"ibmCloud\",\"accountGUID\":\"0123456789abcdef\","
+           "\"secret\":{\"encrypted\":\"v1.stale\",\"plain\":\"s-2\"}}");
+  c = put_ok(f, "pr-1", body);
+  assert_string_not_equal(fingerprint(c), fp);
+  cJSON_Delete(c);
+  /* A Prisma field of the wrong type names itself. */
+  assert_int_equal(put_full(f, "pr-1",
+                            "{\"type\":\"ibmCloud\",\"accountGUID\":\"0123456789abcdef\","
+                            "\"skipVerify\":\"yes\"}",
+                            false, NULL, &r),
+                   CS_ERR_INVALID);
+  assert_string_equal(r.perr.field, "skipVerify");
+}
+
 static void test_put_if_match_and_must_exist(void **state)
 {
   struct fx *f = *state;
@@ -293,14 +358,18 @@ static void test_put_refusals_name_fields(void **state)
   assert_non_null(strstr(r.perr.msg, "ibmCloud"));
   assert_int_equal(put_full(f, "t-2", "{\"type\":\"ftp\"}", false, NULL, &r), CS_ERR_INVALID);
   assert_string_equal(r.perr.field, "type");
-  assert_string_equal(r.perr.msg, "type must be one of aws, azure, gcp, ibmCloud, kubeconfig");
+  assert_string_equal(
+      r.perr.msg,
+      "type must be one of aws, azure, gcp, ibmCloud, kubeconfig, basic, apiToken, certificate");
   memset(x, 'x', sizeof x - 1);
   x[sizeof x - 1] = '\0';
   snprintf(long_desc, sizeof long_desc, "{\"type\":\"ibmCloud\",\"description\":\"%s\"}", x);
   assert_int_equal(put_full(f, "t-2", long_desc, false, NULL, &r), CS_ERR_INVALID);
   assert_string_equal(r.perr.field, "description");
-  assert_int_equal(put_full(f, "bad id", ibm_body("s"), false, NULL, &r), CS_ERR_BAD_ID);
+  assert_int_equal(put_full(f, "bad/id", ibm_body("s"), false, NULL, &r), CS_ERR_BAD_ID);
   assert_string_equal(r.perr.field, "_id");
+  assert_int_equal(put_full(f, " lead", ibm_body("s"), false, NULL, &r), CS_ERR_BAD_ID);
+  assert_int_equal(put_full(f, "..", ibm_body("s"), false, NULL, &r), CS_ERR_BAD_ID);
   /* A provider's own refusal names its field. */
   assert_int_equal(
       put_full(f, "t-3", "{\"type\":\"ibmCloud\",\"secret\":{\"plain\":\"k\"}}", false, NULL, &r),
@@ -532,10 +601,11 @@ static void test_audit_chain(void **state)
 {
   struct fx *f = *state;
   uint64_t n = 0, bad = 0;
+  struct cs_audit_anchor anchor;
 
   for (int i = 0; i < 5; i++)
     assert_int_equal(cs_audit_record(&f->core, &f->actor, "auth", "x", "failure"), CS_OK);
-  assert_int_equal(cs_audit_verify(&f->core, &n, &bad), CS_OK);
+  assert_int_equal(cs_audit_verify(&f->core, &n, &bad, &anchor), CS_OK);
   assert_int_equal(n, 5);
 
   /* Another data dir's keyring: the keyed chain does not verify. */
@@ -548,7 +618,7 @@ static void test_audit_chain(void **state)
   assert_int_equal(cs_keyring_create(mk, &other), CS_OK);
   struct cs_core c2;
   cs_core_init(&c2, f->st, other, NULL);
-  assert_int_equal(cs_audit_verify(&c2, &n, &bad), CS_ERR_CRYPTO);
+  assert_int_equal(cs_audit_verify(&c2, &n, &bad, &anchor), CS_ERR_CRYPTO);
   assert_int_equal(bad, 1);
   cs_keyring_free(other);
   cs_master_key_free(mk);
@@ -556,7 +626,7 @@ static void test_audit_chain(void **state)
   /* A modified entry is found. */
   struct tamper t = {3, "{\"seq\":3,\"action\":\"nothing\"}"};
   assert_int_equal(cs_store_write(f->st, tamper_txn, &t), CS_OK);
-  assert_int_equal(cs_audit_verify(&f->core, &n, &bad), CS_ERR_CRYPTO);
+  assert_int_equal(cs_audit_verify(&f->core, &n, &bad, &anchor), CS_ERR_CRYPTO);
   assert_int_equal(bad, 3);
 }
 
@@ -564,13 +634,14 @@ static void test_audit_truncation(void **state)
 {
   struct fx *f = *state;
   uint64_t n = 0, bad = 0;
+  struct cs_audit_anchor anchor;
 
   for (int i = 0; i < 3; i++)
     assert_int_equal(cs_audit_record(&f->core, &f->actor, "auth", "x", "failure"), CS_OK);
   /* Removing the newest entry is found through the head record. */
   struct tamper t = {3, NULL};
   assert_int_equal(cs_store_write(f->st, tamper_txn, &t), CS_OK);
-  assert_int_equal(cs_audit_verify(&f->core, &n, &bad), CS_ERR_CRYPTO);
+  assert_int_equal(cs_audit_verify(&f->core, &n, &bad, &anchor), CS_ERR_CRYPTO);
   assert_int_equal(bad, 3);
 }
 
@@ -596,40 +667,40 @@ static void test_event_paging(void **state)
   cJSON *scope = json("[\"aws-*\"]");
   struct cs_view scoped = {NULL, scope};
   cJSON *ev = NULL;
-  uint64_t next = 0;
+  uint64_t next = 0, oldest = 0;
   bool more = true;
 
   struct many_events m = {10050};
   assert_int_equal(cs_store_write(f->st, many_txn, &m), CS_OK);
   /* At most 1000 per page, 10,000 examined per read. */
-  assert_int_equal(cs_events_read(&f->core, &all, 0, &ev, &next, &more), CS_OK);
+  assert_int_equal(cs_events_read(&f->core, &all, 0, &ev, &next, &more, &oldest), CS_OK);
   assert_int_equal(cJSON_GetArraySize(ev), 1000);
   assert_int_equal(next, 1000);
   assert_false(more);
   assert_int_equal(num(cJSON_GetArrayItem(ev, 0), "seq"), 1);
   cJSON_Delete(ev);
   /* A filter: the page is what it may see, next the last seq examined. */
-  assert_int_equal(cs_events_read(&f->core, &odd, 0, &ev, &next, &more), CS_OK);
+  assert_int_equal(cs_events_read(&f->core, &odd, 0, &ev, &next, &more, &oldest), CS_OK);
   assert_int_equal(cJSON_GetArraySize(ev), 1000);
   assert_int_equal(next, 2000);
   cJSON_Delete(ev);
-  assert_int_equal(cs_events_read(&f->core, &scoped, 2000, &ev, &next, &more), CS_OK);
+  assert_int_equal(cs_events_read(&f->core, &scoped, 2000, &ev, &next, &more, &oldest), CS_OK);
   assert_string_equal(str(cJSON_GetArrayItem(ev, 0), "credentialId"), "aws-odd");
   assert_int_equal(num(cJSON_GetArrayItem(ev, 0), "seq"), 2002);
   cJSON_Delete(ev);
   /* Nothing visible in the examined window: an empty page with more. */
   struct cs_view none = {"nothing-here", NULL};
-  assert_int_equal(cs_events_read(&f->core, &none, 0, &ev, &next, &more), CS_OK);
+  assert_int_equal(cs_events_read(&f->core, &none, 0, &ev, &next, &more, &oldest), CS_OK);
   assert_int_equal(cJSON_GetArraySize(ev), 0);
   assert_int_equal(next, 10000);
   assert_true(more);
   cJSON_Delete(ev);
-  assert_int_equal(cs_events_read(&f->core, &none, next, &ev, &next, &more), CS_OK);
+  assert_int_equal(cs_events_read(&f->core, &none, next, &ev, &next, &more, &oldest), CS_OK);
   assert_int_equal(next, 10050);
   assert_false(more);
   cJSON_Delete(ev);
   /* At the end: nothing, next unchanged. */
-  assert_int_equal(cs_events_read(&f->core, &all, 10050, &ev, &next, &more), CS_OK);
+  assert_int_equal(cs_events_read(&f->core, &all, 10050, &ev, &next, &more, &oldest), CS_OK);
   assert_int_equal(cJSON_GetArraySize(ev), 0);
   assert_int_equal(next, 10050);
   cJSON_Delete(ev);
@@ -641,7 +712,7 @@ static void test_events_of_changes(void **state)
   struct fx *f = *state;
   struct cs_view all = {NULL, NULL};
   cJSON *ev = NULL, *usages = NULL;
-  uint64_t next = 0;
+  uint64_t next = 0, oldest = 0;
   bool more;
   char uid[32];
   const char *want[] = {"created", "updated", "usage_added", "usage_removed", "deleted"};
@@ -651,7 +722,7 @@ static void test_events_of_changes(void **state)
   add_usage(f, "e-1", NULL, uid);
   assert_int_equal(cs_usages_delete(&f->core, &f->actor, "e-1", uid), CS_OK);
   assert_int_equal(cs_creds_delete(&f->core, &f->actor, "e-1", &usages), CS_OK);
-  assert_int_equal(cs_events_read(&f->core, &all, 0, &ev, &next, &more), CS_OK);
+  assert_int_equal(cs_events_read(&f->core, &all, 0, &ev, &next, &more, &oldest), CS_OK);
   assert_int_equal(cJSON_GetArraySize(ev), 5);
   for (int i = 0; i < 5; i++) {
     assert_string_equal(str(cJSON_GetArrayItem(ev, i), "type"), want[i]);
@@ -798,13 +869,298 @@ static void test_outbox_queueing(void **state)
   cs_free_secret_str(secret);
 }
 
+/* ------------------------------------------------------- audit prune */
+
+static void test_audit_anchor_codec(void **state)
+{
+  struct fx *f = *state;
+  struct cs_audit_anchor a = {12345, {0}}, b;
+  uint8_t rec[CS_AUDIT_ANCHOR_LEN + 1];
+
+  for (size_t i = 0; i < CS_HASH_BYTES; i++)
+    a.hash[i] = (uint8_t)(i * 7 + 1);
+  cs_audit_anchor_encode(f->kr, "", &a, rec);
+  struct cs_val v = {rec, CS_AUDIT_ANCHOR_LEN};
+  assert_int_equal(cs_audit_anchor_decode(f->kr, "", &v, &b), CS_OK);
+  assert_true(b.seq == a.seq && memcmp(b.hash, a.hash, CS_HASH_BYTES) == 0);
+  /* Every truncation, and a longer record, is refused and writes nothing. */
+  for (size_t len = 0; len <= CS_AUDIT_ANCHOR_LEN + 1; len++) {
+    if (len == CS_AUDIT_ANCHOR_LEN)
+      continue;
+    struct cs_val t = {rec, len};
+    memset(&b, 0x5a, sizeof b);
+    assert_int_equal(cs_audit_anchor_decode(f->kr, "", &t, &b), CS_ERR_STORE);
+    assert_true(b.seq == 0x5a5a5a5a5a5a5a5aULL);
+  }
+  /* Another chain's anchor, and every flipped bit, fail the MAC. */
+  assert_int_equal(cs_audit_anchor_decode(f->kr, "node-2", &v, &b), CS_ERR_CRYPTO);
+  for (size_t i = 0; i < CS_AUDIT_ANCHOR_LEN; i++) {
+    rec[i] ^= 0x10;
+    assert_int_equal(cs_audit_anchor_decode(f->kr, "", &v, &b), CS_ERR_CRYPTO);
+    rec[i] ^= 0x10;
+  }
+}
+
+static enum cs_err count_line(void *arg, const char *json, size_t len)
+{
+  cJSON *j = NULL;
+  assert_int_equal(cs_json_parse(json, len, 8, &j), CS_OK);
+  assert_int_equal(strlen(str(j, "hash")), 64);
+  assert_int_equal(strlen(str(j, "prevHash")), 64);
+  cJSON_Delete(j);
+  (*(uint64_t *)arg)++;
+  return CS_OK;
+}
+
+static void test_audit_export_prune_verify(void **state)
+{
+  struct fx *f = *state;
+  struct cs_audit_anchor anchor;
+  uint64_t n = 0, last = 0, lines = 0, removed = 0, limit = 0, bad = 0, base;
+
+  base = audit_count(f); /* what setup recorded */
+  for (int i = 0; i < 250; i++)
+    assert_int_equal(cs_audit_record(&f->core, &f->actor, "auth", "x", "failure"), CS_OK);
+  /* Nothing exported yet: nothing may be pruned. */
+  assert_int_equal(cs_audit_prune(&f->core, &f->actor, 2, &removed, &limit, &anchor),
+                   CS_ERR_PRECONDITION);
+  assert_int_equal(limit, 1);
+  assert_int_equal(cs_audit_export(&f->core, count_line, &lines, &n, &last), CS_OK);
+  assert_int_equal(n, base + 250);
+  assert_int_equal(lines, n);
+  assert_int_equal(last, n);
+  assert_int_equal(cs_audit_mark_exported(&f->core, last), CS_OK);
+  /* The newest entry stays: the head is checked against it. */
+  assert_int_equal(cs_audit_prune(&f->core, &f->actor, last + 1, &removed, &limit, &anchor),
+                   CS_ERR_PRECONDITION);
+  assert_int_equal(limit, last);
+  assert_int_equal(cs_audit_prune(&f->core, &f->actor, 221, &removed, &limit, &anchor), CS_OK);
+  assert_int_equal(removed, 220); /* in batches of CS_TRIM_BATCH */
+  assert_int_equal(anchor.seq, 220);
+  struct cs_audit_anchor seen;
+  assert_int_equal(cs_audit_verify(&f->core, &n, &bad, &seen), CS_OK);
+  assert_int_equal(seen.seq, 220);
+  assert_memory_equal(seen.hash, anchor.hash, CS_HASH_BYTES);
+  assert_int_equal(n, base + 250 + 1 - 220); /* with the audit_prune entry */
+  /* Pruning again from the anchor goes on where it stopped. */
+  assert_int_equal(cs_audit_prune(&f->core, &f->actor, 225, &removed, &limit, &anchor), CS_OK);
+  assert_int_equal(removed, 4);
+  assert_int_equal(cs_audit_verify(&f->core, &n, &bad, &seen), CS_OK);
+  assert_int_equal(seen.seq, 224);
+  /* A tampered remaining entry still fails, at its seq. */
+  struct tamper t = {230, "{\"seq\":230,\"action\":\"nothing\"}"};
+  assert_int_equal(cs_store_write(f->st, tamper_txn, &t), CS_OK);
+  assert_int_equal(cs_audit_verify(&f->core, &n, &bad, &seen), CS_ERR_CRYPTO);
+  assert_int_equal(bad, 230);
+}
+
+static void test_audit_prune_needs_the_key(void **state)
+{
+  struct fx *f = *state;
+  struct cs_audit_anchor anchor;
+  uint64_t n = 0, last = 0, lines = 0, removed = 0, limit = 0, bad = 0;
+
+  for (int i = 0; i < 10; i++)
+    assert_int_equal(cs_audit_record(&f->core, &f->actor, "auth", "x", "failure"), CS_OK);
+  /* Removing old entries without moving the keyed anchor is found at once. */
+  struct tamper t = {1, NULL};
+  assert_int_equal(cs_store_write(f->st, tamper_txn, &t), CS_OK);
+  assert_int_equal(cs_audit_verify(&f->core, &n, &bad, &anchor), CS_ERR_CRYPTO);
+  assert_int_equal(bad, 1);
+  assert_int_equal(cs_audit_export(&f->core, count_line, &lines, &n, &last), CS_OK);
+  assert_int_equal(cs_audit_mark_exported(&f->core, last), CS_OK);
+  /* ...and so is an anchor from another master key. */
+  struct cs_master_key *mk = NULL;
+  struct cs_keyring *other = NULL;
+  char path[128];
+  snprintf(path, sizeof path, "%s/other.key", f->dir);
+  assert_int_equal(cs_master_key_generate_file(path), CS_OK);
+  assert_int_equal(cs_master_key_from_file(path, &mk), CS_OK);
+  assert_int_equal(cs_keyring_create(mk, &other), CS_OK);
+  struct cs_core c2;
+  cs_core_init(&c2, f->st, other, NULL);
+  assert_int_equal(cs_audit_prune(&c2, &f->actor, 5, &removed, &limit, &anchor), CS_OK);
+  assert_int_equal(cs_audit_verify(&f->core, &n, &bad, &anchor), CS_ERR_CRYPTO);
+  assert_int_equal(bad, 1);
+  cs_keyring_free(other);
+  cs_master_key_free(mk);
+}
+
+/* ------------------------------------------------------------ retention */
+
+static void test_events_floor_codec(void **state)
+{
+  (void)state;
+  uint8_t rec[9];
+  uint64_t v = 0;
+  const uint64_t samples[] = {0, 1, 255, 256, 0x0102030405060708ULL, UINT64_MAX};
+
+  for (size_t i = 0; i < sizeof samples / sizeof samples[0]; i++) {
+    cs_events_floor_encode(samples[i], rec);
+    struct cs_val val = {rec, 8};
+    assert_int_equal(cs_events_floor_decode(&val, &v), CS_OK);
+    assert_true(v == samples[i]);
+  }
+  /* Every truncation, and a longer record, is refused and writes nothing. */
+  for (size_t len = 0; len <= 9; len++) {
+    if (len == 8)
+      continue;
+    struct cs_val val = {rec, len};
+    v = 42;
+    assert_int_equal(cs_events_floor_decode(&val, &v), CS_ERR_STORE);
+    assert_int_equal(v, 42);
+  }
+}
+
+static void expect_expired(struct fx *f, uint64_t after, uint64_t want_oldest)
+{
+  struct cs_view all = {NULL, NULL};
+  cJSON *ev = NULL;
+  uint64_t next = 0, oldest = 0;
+  bool more;
+
+  assert_int_equal(cs_events_read(&f->core, &all, after, &ev, &next, &more, &oldest),
+                   CS_ERR_EVENTS_EXPIRED);
+  assert_null(ev);
+  assert_int_equal(oldest, want_oldest);
+}
+
+static uint64_t first_seq(struct fx *f, uint64_t after)
+{
+  struct cs_view all = {NULL, NULL};
+  cJSON *ev = NULL;
+  uint64_t next = 0, oldest = 0, seq;
+  bool more;
+
+  assert_int_equal(cs_events_read(&f->core, &all, after, &ev, &next, &more, &oldest), CS_OK);
+  seq = cJSON_GetArraySize(ev) ? (uint64_t)num(cJSON_GetArrayItem(ev, 0), "seq") : 0;
+  cJSON_Delete(ev);
+  return seq;
+}
+
+static void test_events_trim_count_cap(void **state)
+{
+  struct fx *f = *state;
+  struct many_events m = {250};
+  uint64_t n = 0, count = 0;
+  struct cs_txn *txn;
+
+  assert_int_equal(cs_store_write(f->st, many_txn, &m), CS_OK);
+  f->core.opts.events_max = 10;
+  /* Bounded batches: 100, 100, 40, then nothing; never one big transaction. */
+  const uint64_t want[] = {CS_TRIM_BATCH, CS_TRIM_BATCH, 40, 0};
+  for (size_t i = 0; i < 4; i++) {
+    assert_int_equal(cs_events_trim_batch(&f->core, cs_now(), &n), CS_OK);
+    assert_int_equal(n, want[i]);
+  }
+  assert_int_equal(cs_store_read_begin(f->st, &txn), CS_OK);
+  assert_int_equal(cs_txn_count(txn, CS_TBL_EVENTS, &count), CS_OK);
+  assert_int_equal(cs_events_floor(txn, &n), CS_OK);
+  cs_store_read_end(txn);
+  assert_int_equal(count, 10);
+  assert_int_equal(n, 240);
+  for (uint64_t after = 1; after < 240; after += 37)
+    expect_expired(f, after, 241);
+  assert_int_equal(first_seq(f, 240), 241); /* oldest - 1: nothing missed */
+  assert_int_equal(first_seq(f, 0), 241);   /* a fresh reader */
+  assert_int_equal(first_seq(f, 245), 246);
+}
+
+static void test_events_trim_age_and_empty_feed(void **state)
+{
+  struct fx *f = *state;
+  struct many_events m = {30};
+  uint64_t n = 0;
+
+  assert_int_equal(cs_store_write(f->st, many_txn, &m), CS_OK);
+  f->core.opts.events_retention = 60;
+  assert_int_equal(cs_events_trim_batch(&f->core, cs_now(), &n), CS_OK);
+  assert_int_equal(n, 0); /* all younger than a minute */
+  assert_int_equal(cs_events_trim_batch(&f->core, cs_now() + 61, &n), CS_OK);
+  assert_int_equal(n, 30);
+  assert_int_equal(first_seq(f, 0), 0);
+  expect_expired(f, 29, 31);
+  assert_int_equal(first_seq(f, 30), 0);
+  /* Numbering goes on after the floor, also with the table empty. */
+  m.n = 1;
+  assert_int_equal(cs_store_write(f->st, many_txn, &m), CS_OK);
+  assert_int_equal(first_seq(f, 30), 31);
+}
+
+/* ------------------------------------------------------------ dead letters */
+
+static enum cs_err put_dead_txn(struct cs_txn *txn, void *arg)
+{
+  const char *rec = "{\"usageId\":\"u-1\",\"credentialId\":\"aws-dl\",\"version\":2,"
+                    "\"attempts\":7,\"nextAt\":99,\"createdAt\":1000,\"deadAt\":2000,"
+                    "\"lastError\":\"HTTP 500\"}";
+  uint8_t key[8];
+  cs_store_seq_key(*(uint64_t *)arg, key);
+  return cs_txn_put(txn, CS_TBL_DEAD, key, 8, rec, strlen(rec), 0);
+}
+
+static cJSON *list_deliveries(struct fx *f, enum cs_delivery_state st, const cJSON *scope)
+{
+  struct cs_delivery_query q = {st, 0, 50, scope};
+  cJSON *page = NULL;
+  uint64_t total = 0;
+  assert_int_equal(cs_deliveries_list(&f->core, &q, &page, &total), CS_OK);
+  assert_int_equal(total, cJSON_GetArraySize(page));
+  return page;
+}
+
+static void test_dead_letter_retry(void **state)
+{
+  struct fx *f = *state;
+  uint64_t id = 5;
+  cJSON *scope = json("[\"gcp-*\"]"), *page;
+  char hooked[32];
+
+  assert_int_equal(cs_store_write(f->st, put_dead_txn, &id), CS_OK);
+  page = list_deliveries(f, CS_DELIVERY_DEAD, NULL);
+  assert_int_equal(cJSON_GetArraySize(page), 1);
+  assert_int_equal(num(cJSON_GetArrayItem(page, 0), "id"), 5);
+  assert_string_equal(str(cJSON_GetArrayItem(page, 0), "state"), "dead");
+  assert_int_equal(num(cJSON_GetArrayItem(page, 0), "attempts"), 7);
+  cJSON_Delete(page);
+  /* Out of scope is not found; unknown ids too. */
+  assert_int_equal(cs_delivery_retry(&f->core, &f->actor, scope, 5), CS_ERR_NOT_FOUND);
+  assert_int_equal(cs_delivery_retry(&f->core, &f->actor, NULL, 6), CS_ERR_NOT_FOUND);
+  assert_int_equal(cs_delivery_retry(&f->core, &f->actor, NULL, 0), CS_ERR_NOT_FOUND);
+  assert_int_equal(cs_delivery_retry(&f->core, &f->actor, NULL, 5), CS_OK);
+  assert_int_equal(cs_delivery_retry(&f->core, &f->actor, NULL, 5), CS_ERR_NOT_DEAD);
+  page = list_deliveries(f, CS_DELIVERY_PENDING, NULL);
+  cJSON *p = cJSON_GetArrayItem(page, 0);
+  assert_int_equal(cJSON_GetArraySize(page), 1);
+  assert_int_equal(num(p, "id"), 5);
+  assert_int_equal(num(p, "attempts"), 7);
+  assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(p, "nextAttemptAt"))); /* due now */
+  cJSON_Delete(page);
+  page = list_deliveries(f, CS_DELIVERY_DEAD, NULL);
+  assert_int_equal(cJSON_GetArraySize(page), 0);
+  cJSON_Delete(page);
+  /* A new delivery's id is above every pending and dead one. */
+  id = 9;
+  assert_int_equal(cs_store_write(f->st, put_dead_txn, &id), CS_OK);
+  cJSON_Delete(put_ok(f, "o-dl", ibm_body("s")));
+  add_usage(f, "o-dl", "http://127.0.0.1:9/hook", hooked);
+  cJSON_Delete(put_ok(f, "o-dl", ibm_body("t")));
+  page = list_deliveries(f, CS_DELIVERY_ALL, NULL);
+  assert_int_equal(cJSON_GetArraySize(page), 3);
+  assert_int_equal(num(cJSON_GetArrayItem(page, 0), "id"), 5);
+  assert_int_equal(num(cJSON_GetArrayItem(page, 1), "id"), 10);
+  assert_int_equal(num(cJSON_GetArrayItem(page, 2), "id"), 9); /* dead ones after pending */
+  cJSON_Delete(page);
+  cJSON_Delete(scope);
+}
+
 /* --------------------------------------------------------------- scopes */
 
 static void test_scope_views(void **state)
 {
   struct fx *f = *state;
   cJSON *scope = json("[\"aws-*\"]"), *page = NULL, *entries = NULL;
-  struct cs_cred_query q = {0, 50, NULL, NULL, CS_SORT_ID, false, scope};
+  struct cs_cred_query q = {.limit = 50, .sort = CS_SORT_ID, .scope = scope};
   uint64_t total = 0, next = 0;
 
   cJSON_Delete(put_ok(f, "aws-a", ibm_body("s")));
@@ -871,7 +1227,7 @@ static void test_keys_and_tokens(void **state)
   assert_int_equal(cJSON_GetArraySize(list), 2);
   cJSON_Delete(list);
   /* Tokens work until their key is deleted. */
-  assert_int_equal(cs_token_issue(&f->core, &p, &token), CS_OK);
+  assert_int_equal(cs_token_issue(&f->core, &p, 0, &token), CS_OK);
   struct cs_principal t = {0};
   assert_int_equal(cs_token_check(&f->core, token, &t), CS_OK);
   assert_string_equal(t.key_id, k.id);
@@ -928,6 +1284,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_put_create_and_update, setup, teardown),
       cmocka_unit_test_setup_teardown(test_put_keeps_secret, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_put_unchanged_and_empty_secrets, setup, teardown),
       cmocka_unit_test_setup_teardown(test_put_if_match_and_must_exist, setup, teardown),
       cmocka_unit_test_setup_teardown(test_put_refusals_name_fields, setup, teardown),
       cmocka_unit_test_setup_teardown(test_delete_refused_while_in_use, setup, teardown),
@@ -941,6 +1298,13 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_events_of_changes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_long_poll_wake, setup, teardown),
       cmocka_unit_test_setup_teardown(test_outbox_queueing, setup, teardown),
+      cmocka_unit_test(test_events_floor_codec),
+      cmocka_unit_test_setup_teardown(test_audit_anchor_codec, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_audit_export_prune_verify, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_audit_prune_needs_the_key, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_events_trim_count_cap, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_events_trim_age_and_empty_feed, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_dead_letter_retry, setup, teardown),
       cmocka_unit_test_setup_teardown(test_scope_views, setup, teardown),
       cmocka_unit_test_setup_teardown(test_keys_and_tokens, setup, teardown),
       cmocka_unit_test_setup_teardown(test_rotate_and_rewrap, setup, teardown),

@@ -194,7 +194,8 @@ static int member_count(const cJSON *obj) { return cJSON_GetArraySize(obj); }
 
 static void test_registry(void **state)
 {
-  static const char *const types[] = {"aws", "azure", "gcp", "ibmCloud", "kubeconfig"};
+  static const char *const types[] = {"aws",        "azure", "gcp",      "ibmCloud",
+                                      "kubeconfig", "basic", "apiToken", "certificate"};
   size_t n = 0;
 
   (void)state;
@@ -206,8 +207,10 @@ static void test_registry(void **state)
     assert_non_null(cs_providers[n]->test);
     assert_non_null(cs_providers[n]->short_lived);
   }
-  assert_int_equal(n, 5);
+  assert_int_equal(n, sizeof types / sizeof types[0]);
   assert_null(cs_provider_find("AWS"));
+  assert_null(cs_provider_find("oci"));
+  assert_null(cs_provider_find("apitoken"));
   assert_null(cs_provider_find("ibmcloud"));
   assert_null(cs_provider_find(""));
   assert_null(cs_provider_find(NULL));
@@ -640,6 +643,56 @@ static void test_azure_valid(void **state)
   free(sk_text);
 }
 
+/* The plain `az ad sp create-for-rbac` output and the subscription in the
+ * request derive the same azureSPInfo (and accountID) as --sdk-auth. */
+static void test_azure_plain_format(void **state)
+{
+  char *sk_text = fixture("azure-sdk-auth.json", NULL);
+  cJSON *sk = json(sk_text), *out = NULL;
+  const char *id = cJSON_GetObjectItem(sk, "clientId")->valuestring;
+  const char *pw = cJSON_GetObjectItem(sk, "clientSecret")->valuestring;
+  const char *tenant = cJSON_GetObjectItem(sk, "tenantId")->valuestring;
+  const char *sub = cJSON_GetObjectItem(sk, "subscriptionId")->valuestring;
+  struct cs_prov_result a, b;
+  char plain[512], extra[256];
+
+  (void)state;
+  snprintf(plain, sizeof plain,
+           "{\"appId\":\"%s\",\"displayName\":\"azure-cli-2026\",\"password\":\"%s\","
+           "\"tenant\":\"%s\"}",
+           id, pw, tenant);
+  snprintf(extra, sizeof extra, "{\"azureSPInfo\":{\"subscriptionId\":\"%s\"}}", sub);
+  expect_ok("azure", body_with("azure", "secret", sk_text, NULL), &a);
+  expect_ok("azure", body_with("azure", "secret", plain, extra), &b);
+  assert_true(cJSON_Compare(a.meta, b.meta, true));
+  assert_not_in_json(b.meta, pw);
+  assert_string_equal(b.secret, plain); /* sealed as given */
+  assert_int_equal(resolve(prov("azure"), b.meta, b.secret, b.secret_len, NULL, &out), CS_OK);
+  assert_str_member(out, "clientId", id);
+  assert_str_member(out, "clientSecret", pw);
+  assert_str_member(out, "tenantId", tenant);
+  assert_str_member(out, "subscriptionId", sub);
+  cJSON_Delete(out);
+  cs_prov_result_free(&a);
+  cs_prov_result_free(&b);
+  /* Without the subscription, or with a member missing: 400 naming it. */
+  expect_fail("azure", body_with("azure", "secret", plain, NULL), CS_ERR_MISSING,
+              "azureSPInfo.subscriptionId");
+  expect_fail("azure", body_with("azure", "secret", plain, "{\"azureSPInfo\":7}"), CS_ERR_INVALID,
+              "azureSPInfo");
+  expect_fail("azure",
+              body_with("azure", "secret", plain, "{\"azureSPInfo\":{\"subscriptionId\":5}}"),
+              CS_ERR_INVALID, "azureSPInfo.subscriptionId");
+  snprintf(plain, sizeof plain, "{\"appId\":\"%s\",\"tenant\":\"%s\"}", id, tenant);
+  expect_fail("azure", body_with("azure", "secret", plain, extra), CS_ERR_MISSING,
+              "secret.plain.password");
+  snprintf(plain, sizeof plain, "{\"appId\":\"%s\",\"password\":\"%s\"}", id, pw);
+  expect_fail("azure", body_with("azure", "secret", plain, extra), CS_ERR_MISSING,
+              "secret.plain.tenant");
+  cJSON_Delete(sk);
+  free(sk_text);
+}
+
 static void test_azure_invalid(void **state)
 {
   static const char *const required[] = {"clientId", "clientSecret", "tenantId", "subscriptionId"};
@@ -885,6 +938,71 @@ static void test_gcp_resolve_corrupt(void **state)
 }
 
 /* ---------------------------------------------------------- ibmCloud */
+
+static void test_basic(void **state)
+{
+  struct cs_prov_result r;
+  struct cs_test_result tr;
+  cJSON *out = NULL;
+  char long_pw[4098];
+
+  (void)state;
+  expect_ok("basic", body_with("basic", "secret", "p4ss w0rd", "{\"accountID\":\"svc user\"}"), &r);
+  assert_str_member(r.meta, "accountID", "svc user");
+  assert_int_equal(member_count(r.meta), 1);
+  assert_string_equal(r.secret, "p4ss w0rd");
+  assert_not_in_json(r.meta, "p4ss");
+  assert_int_equal(resolve(prov("basic"), r.meta, r.secret, r.secret_len, NULL, &out), CS_OK);
+  assert_str_member(out, "type", "basic");
+  assert_str_member(out, "username", "svc user");
+  assert_str_member(out, "password", "p4ss w0rd");
+  assert_int_equal(member_count(out), 3);
+  cJSON_Delete(out);
+  assert_int_equal(prov("basic")->test(NULL, &tr), CS_OK);
+  assert_true(tr.ok);
+  assert_string_equal(tr.message, "stored; nothing to test");
+  cs_prov_result_free(&r);
+  expect_fail("basic", body_with("basic", "secret", "pw", NULL), CS_ERR_MISSING, "accountID");
+  expect_fail("basic", body_with("basic", "secret", "pw", "{\"accountID\":7}"), CS_ERR_INVALID,
+              "accountID");
+  expect_fail("basic", json("{\"accountID\":\"u\"}"), CS_ERR_MISSING, "secret.plain");
+  expect_fail("basic", body_with("basic", "secret", "", "{\"accountID\":\"u\"}"), CS_ERR_MISSING,
+              "secret.plain");
+  memset(long_pw, 'p', sizeof long_pw - 1);
+  long_pw[sizeof long_pw - 1] = '\0';
+  expect_fail("basic", body_with("basic", "secret", long_pw, "{\"accountID\":\"u\"}"),
+              CS_ERR_INVALID, "secret.plain");
+}
+
+static void test_api_token(void **state)
+{
+  struct cs_prov_result r;
+  cJSON *out = NULL;
+
+  (void)state;
+  /* Either field; the one it came in is remembered (authType) for output. */
+  expect_ok("apiToken", body_with("apiToken", "apiToken", "xoxb-123-abc", NULL), &r);
+  assert_str_member(r.meta, "authType", "apiToken");
+  assert_string_equal(r.secret, "xoxb-123-abc");
+  assert_int_equal(resolve(prov("apiToken"), r.meta, r.secret, r.secret_len, NULL, &out), CS_OK);
+  assert_str_member(out, "type", "apiToken");
+  assert_str_member(out, "token", "xoxb-123-abc");
+  assert_int_equal(member_count(out), 2);
+  cJSON_Delete(out);
+  cs_prov_result_free(&r);
+  expect_ok("apiToken", body_with("apiToken", "secret", "glpat-xyz", "{\"accountID\":\"bot\"}"),
+            &r);
+  assert_null(cJSON_GetObjectItemCaseSensitive(r.meta, "authType"));
+  assert_str_member(r.meta, "accountID", "bot");
+  assert_not_in_json(r.meta, "glpat");
+  cs_prov_result_free(&r);
+  expect_fail("apiToken", json("{}"), CS_ERR_MISSING, "apiToken.plain");
+  expect_fail("apiToken", body_with("apiToken", "secret", "has space", NULL), CS_ERR_INVALID,
+              "secret.plain");
+  expect_fail("apiToken", json("{\"apiToken\":{\"plain\":\"a\"},\"secret\":{\"plain\":\"b\"}}"),
+              CS_ERR_INVALID, "apiToken.plain");
+  expect_fail("apiToken", json("{\"apiToken\":{\"plain\":5}}"), CS_ERR_INVALID, "apiToken.plain");
+}
 
 static void test_ibm(void **state)
 {
@@ -1660,11 +1778,13 @@ static void test_resolve_reads_only_len(void **state)
  * naming the field, before looking at anything else it needs. */
 static void test_secret_shape_all(void **state)
 {
-  static const char *const extra[] = {"{\"accountID\":\"" KEY_ID "\"}", "{}", "{}",
-                                      "{\"accountGUID\":\"abc\"}", "{}"};
+  static const char *const extra[] = {
+      "{\"accountID\":\"" KEY_ID "\"}", "{}", "{}", "{\"accountGUID\":\"abc\"}", "{}",
+      "{\"accountID\":\"u\"}",          "{}", "{}"};
 
   (void)state;
   for (size_t i = 0; cs_providers[i]; i++) {
+    assert_true(i < sizeof extra / sizeof extra[0]);
     cJSON *b = json(extra[i]);
     cJSON_AddNumberToObject(b, "secret", 1);
     expect_fail(cs_providers[i]->type, b, CS_ERR_INVALID, "secret");
@@ -1699,6 +1819,9 @@ int main(void)
       cmocka_unit_test(test_gcp_sa_invalid),
       cmocka_unit_test(test_gcp_resolve_corrupt),
       cmocka_unit_test(test_ibm),
+      cmocka_unit_test(test_azure_plain_format),
+      cmocka_unit_test(test_basic),
+      cmocka_unit_test(test_api_token),
       cmocka_unit_test(test_kube_token),
       cmocka_unit_test(test_kube_client_cert),
       cmocka_unit_test(test_kube_multi),
