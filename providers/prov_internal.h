@@ -27,10 +27,6 @@ extern const struct cs_provider cs_provider_apitoken;
 extern const struct cs_provider cs_provider_certificate;
 extern const struct cs_provider cs_provider_certificate;
 
-/** The test of a type that only stores (basic, apiToken, certificate without
- * a url): ok, "stored; nothing to test". @return CS_OK. */
-enum cs_err cs_prov_test_stored(const struct cs_prov_ctx *ctx, struct cs_test_result *out) CS_WUR;
-
 /** short_lived of the types that hand out what they store: false. */
 bool cs_prov_never_short_lived(const struct cs_prov_ctx *ctx);
 

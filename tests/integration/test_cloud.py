@@ -561,3 +561,50 @@ def test_refresh_window_through_resolve_and_container_route(env, lifetime, calls
     assert p.returncode == 0, p.stderr
     assert env.sts.calls == calls + 2 * (calls - 1)
     assert json.loads(p.stdout)["AccessKeyId"] == env.sts.issued[-1]["AccessKeyId"]
+
+
+def test_test_connection_of_stored_secret_types(tmp_path):
+    """basic, apiToken, certificate: "stored; nothing to test" without a url;
+    with one, the daemon GETs it with the stored secret (a TLS double with a
+    private CA trusted through --outbound-ca-file)."""
+    tmp = str(tmp_path)
+    pki, client_ca = Pki(tmp), Pki(tmp, "client CA")
+    cert, key, _, _ = client_ca.issue("svc-client", server=False)
+    k = KubeDouble(pki, token="api-t0ken-s3cret", basic="svc:pa55-s3cret", client_cn="svc-client",
+                   client_ca=client_ca.ca_file)
+    d = Daemon(serve_args=["--outbound-ca-file", pki.ca_file]).start()
+    auth = {"Authorization": basic(d.admin["id"], d.admin["secret"])}
+    url = k.url + "/version"
+    try:
+        bodies = {"b": {"type": "basic", "accountID": "svc", "secret": {"plain": "pa55-s3cret"}},
+                  "t": {"type": "apiToken", "secret": {"plain": "api-t0ken-s3cret"}},
+                  "c": {"type": "certificate", "secret": {"plain": (cert + key).decode()}}}
+        for cid, body in bodies.items():
+            r = d.post("/api/v1/credentials", json=dict(body, _id=cid), headers=auth)
+            assert r.status_code == 201, r.text
+            t = d.post("/api/v1/credentials/%s/test" % cid, headers=auth).json()
+            assert t == {"ok": True, "message": "stored; nothing to test",
+                         "latencyMs": t["latencyMs"]}, t
+        assert k.calls == 0
+        for cid, body in bodies.items():
+            d.post("/api/v1/credentials", json=dict(body, _id=cid, url=url), headers=auth)
+            r = d.post("/api/v1/credentials/%s/test" % cid, headers=auth)
+            t = r.json()
+            assert t["ok"] is True and t["message"] == "GET %s answered HTTP 200" % k.url, (cid, t)
+            assert "s3cret" not in r.text
+        assert [r["authorization"] for r in k.requests] == [
+            "Basic " + base64.b64encode(b"svc:pa55-s3cret").decode(),
+            "Bearer api-t0ken-s3cret", ""]
+        assert k.requests[-1]["client_cn"] == "svc-client"
+        d.post("/api/v1/credentials", json=dict(bodies["t"], _id="t", url=url,
+               secret={"plain": "wrong-t0ken"}), headers=auth)
+        t = d.post("/api/v1/credentials/t/test", headers=auth).json()
+        assert t["ok"] is False and t["code"] == "Unauthorized", t
+        entries = d.get("/api/v1/audit?limit=1000", headers=auth).json()
+        assert [e["result"] for e in entries if e["action"] == "test"] == \
+            ["success"] * 6 + ["failure"]
+        assert "s3cret" not in d.log()
+    finally:
+        assert d.stop() == 0
+        d.close()
+        k.close()
