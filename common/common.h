@@ -53,6 +53,8 @@
   X(CS_ERR_BAD_CREDENTIALS, 401, "invalid_credentials", "invalid access key id or secret")         \
   X(CS_ERR_BAD_TOKEN, 401, "invalid_token", "invalid or expired token")                            \
   X(CS_ERR_FORBIDDEN, 403, "forbidden", "the access key's role may not do this")                   \
+  X(CS_ERR_TOKEN_ONLY, 403, "token_only_usage",                                                    \
+    "this usage may resolve only short-lived material, not the stored secret")                     \
   X(CS_ERR_NOT_FOUND, 404, "not_found", "not found")                                               \
   X(CS_ERR_NO_ROUTE, 404, "no_route", "no such route")                                             \
   X(CS_ERR_METHOD, 405, "method_not_allowed", "method not allowed")                                \

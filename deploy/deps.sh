@@ -5,7 +5,8 @@ CS_BUILD_PKGS="cmake make gcc pkg-config libsodium-dev libmicrohttpd-dev libcjso
 CS_TEST_PKGS="libcmocka-dev clang clang-format libclang-rt-14-dev valgrind lmdb-utils openssl wrk curl
   python3 python3-pytest python3-requests python3-lmdb python3-botocore python3-boto3 awscli
   python3-cryptography
-  nodejs python3-yaml python3-jsonschema systemd strace shellcheck etcd-server etcd-client chromium firefox-esr"
+  nodejs python3-yaml python3-jsonschema systemd strace shellcheck etcd-server etcd-client chromium firefox-esr
+  libfaketime"
 # npm comes with some nodejs builds (NodeSource's) and is a package of its own
 # in Debian's; ask for Debian's only where there is none (the two conflict).
 command -v npm >/dev/null 2>&1 || CS_TEST_PKGS="$CS_TEST_PKGS npm"

@@ -71,10 +71,22 @@ static enum cs_err token_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
   return cs_prov_plain_resolve(token_material, "apiToken", ctx, out, err);
 }
 
+/* With a url: GET it with the token as a bearer token. */
+static enum cs_err token_test(const struct cs_prov_ctx *ctx, struct cs_test_result *out)
+{
+  struct cs_url_auth auth = {0};
+  enum cs_err e;
+
+  if ((e = cs_prov_payload_ok(ctx->secret, ctx->secret_len)) != CS_OK)
+    return e;
+  auth.bearer = ctx->secret_len ? ctx->secret : NULL;
+  return cs_prov_test_url(ctx, &auth, out);
+}
+
 const struct cs_provider cs_provider_apitoken = {
     .type = "apiToken",
     .validate = token_validate,
     .resolve = token_resolve,
-    .test = cs_prov_test_stored,
+    .test = token_test,
     .short_lived = cs_prov_never_short_lived,
 };

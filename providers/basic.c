@@ -68,17 +68,6 @@ static enum cs_err basic_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
   return cs_prov_plain_resolve(basic_material, "basic", ctx, out, err);
 }
 
-/* API.md §8: a stored username and password prove nothing by themselves
- * (with a url, the broker's authenticated GET will). */
-enum cs_err cs_prov_test_stored(const struct cs_prov_ctx *ctx, struct cs_test_result *out)
-{
-  int64_t t0;
-  (void)ctx;
-  cs_test_start(out, &t0);
-  cs_test_ok(out, t0, NULL, "stored; nothing to test");
-  return CS_OK;
-}
-
 /* What is stored is what is handed out: never short-lived. */
 bool cs_prov_never_short_lived(const struct cs_prov_ctx *ctx)
 {
@@ -86,10 +75,24 @@ bool cs_prov_never_short_lived(const struct cs_prov_ctx *ctx)
   return false;
 }
 
+/* With a url: GET it with the username and password (HTTP Basic). */
+static enum cs_err basic_test(const struct cs_prov_ctx *ctx, struct cs_test_result *out)
+{
+  const cJSON *user = cJSON_GetObjectItemCaseSensitive(ctx->meta, "accountID");
+  struct cs_url_auth auth = {0};
+  enum cs_err e;
+
+  if ((e = cs_prov_payload_ok(ctx->secret, ctx->secret_len)) != CS_OK)
+    return e;
+  auth.user = cJSON_IsString(user) ? user->valuestring : NULL;
+  auth.password = auth.user ? ctx->secret : NULL;
+  return cs_prov_test_url(ctx, &auth, out);
+}
+
 const struct cs_provider cs_provider_basic = {
     .type = "basic",
     .validate = basic_validate,
     .resolve = basic_resolve,
-    .test = cs_prov_test_stored,
+    .test = basic_test,
     .short_lived = cs_prov_never_short_lived,
 };

@@ -131,10 +131,37 @@ static enum cs_err cert_resolve(const struct cs_prov_ctx *ctx, cJSON **out,
   return cs_prov_plain_resolve(cert_material, "certificate", ctx, out, err);
 }
 
+/* With a url: GET it presenting the certificate and key (mTLS). */
+static enum cs_err cert_test(const struct cs_prov_ctx *ctx, struct cs_test_result *out)
+{
+  struct cs_buf crt, key;
+  struct cs_url_auth auth = {0};
+  enum cs_err e;
+
+  if ((e = cs_prov_payload_ok(ctx->secret, ctx->secret_len)) != CS_OK)
+    return e;
+  cs_buf_init(&crt, CS_PKI_PEM_MAX + 64);
+  cs_buf_init_secret(&key, CS_PKI_PEM_MAX + 64);
+  if ((e = pem_blocks(ctx->secret, ctx->secret_len, false, &crt)) ||
+      (e = pem_blocks(ctx->secret, ctx->secret_len, true, &key)))
+    goto out;
+  if (!crt.len || !key.len) {
+    e = CS_ERR_CRYPTO; /* validated on write: the payload is not ours */
+    goto out;
+  }
+  auth = (struct cs_url_auth){
+      .cert_pem = crt.data, .cert_pem_len = crt.len, .key_pem = key.data, .key_pem_len = key.len};
+  e = cs_prov_test_url(ctx, &auth, out);
+out:
+  cs_buf_free(&crt);
+  cs_buf_wipe(&key);
+  return e;
+}
+
 const struct cs_provider cs_provider_certificate = {
     .type = "certificate",
     .validate = cert_validate,
     .resolve = cert_resolve,
-    .test = cs_prov_test_stored,
+    .test = cert_test,
     .short_lived = cs_prov_never_short_lived,
 };

@@ -27,10 +27,6 @@ extern const struct cs_provider cs_provider_apitoken;
 extern const struct cs_provider cs_provider_certificate;
 extern const struct cs_provider cs_provider_certificate;
 
-/** The test of a type that only stores (basic, apiToken, certificate without
- * a url): ok, "stored; nothing to test". @return CS_OK. */
-enum cs_err cs_prov_test_stored(const struct cs_prov_ctx *ctx, struct cs_test_result *out) CS_WUR;
-
 /** short_lived of the types that hand out what they store: false. */
 bool cs_prov_never_short_lived(const struct cs_prov_ctx *ctx);
 
@@ -446,5 +442,26 @@ enum cs_err cs_kube_load(const char *yaml, size_t len, cJSON **root,
 
 /** A kubeconfig's connection test: GET /version on its current context's server. kube_test.c. */
 enum cs_err cs_kube_test(const struct cs_prov_ctx *ctx, struct cs_test_result *out) CS_WUR;
+
+/** How a stored secret authenticates the GET of a credential's `url`. */
+struct cs_url_auth {
+  const char *user, *password;    /* HTTP Basic (basic); NULL: none */
+  const char *bearer;             /* Authorization: Bearer (apiToken); NULL: none */
+  const char *cert_pem, *key_pem; /* mTLS client certificate and key (certificate) */
+  size_t cert_pem_len, key_pem_len;
+};
+
+/**
+ * The connection test of a type that only keeps a secret (basic, apiToken,
+ * certificate; API.md §8): ok with "stored; nothing to test" when
+ * ctx->meta has no `url`; otherwise a GET of it with @p auth (borrowed),
+ * reached like any URL a credential names (https, http only to loopback,
+ * link-local and metadata addresses refused), ok on a 2xx. Messages name
+ * only scheme://host:port, never the path or query (which may hold secrets).
+ * @return CS_OK with @p out filled (refusals and transport failures are
+ *         results); CS_ERR_UNAVAILABLE (a url and no broker); CS_ERR_NOMEM.
+ */
+enum cs_err cs_prov_test_url(const struct cs_prov_ctx *ctx, const struct cs_url_auth *auth,
+                             struct cs_test_result *out) CS_WUR;
 
 #endif /* CS_PROV_INTERNAL_H */

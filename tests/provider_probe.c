@@ -12,6 +12,10 @@
  *            --duration N --region R --regional --session
  * --type T (cs_provider_find(T)): --meta JSON --secret-file F
  *            --format token|session --scope S --scopes "a b" [--test]
+ * --url-test: cs_prov_test_url (basic/apiToken/certificate tests) with
+ *            --meta JSON (its "url") and the secret as --basic-user U's
+ *            password, or as the --bearer token, and/or --cert-file F
+ *            --key-file F (mTLS)
  * --post URL: one webhook POST through a batch on the broker's client
  * plan:      --warm N sequential calls, then --parallel N threads (started
  *            together behind a barrier) each making --repeat calls; then,
@@ -27,12 +31,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "providers.h"
+#include "prov_internal.h"
 
 #define MAX_THREADS 256
 #define MAX_SCOPES 33
 
-enum mode { MODE_AWS, MODE_NET, MODE_TEST, MODE_POST };
+enum mode { MODE_AWS, MODE_NET, MODE_TEST, MODE_URL, MODE_POST };
 
 struct slot {
   enum cs_err rc;
@@ -50,6 +54,7 @@ struct run {
   const struct cs_provider *prov;
   struct cs_prov_ctx ctx;
   struct cs_resolve_opts opts;
+  struct cs_url_auth url_auth;
   const char *post_url;
   pthread_barrier_t barrier;
   long repeat;
@@ -102,6 +107,11 @@ static void call(struct run *run, struct slot *s)
     break;
   case MODE_TEST:
     s->rc = run->prov->test(&run->ctx, &s->test);
+    if (s->rc == CS_OK && !s->test.ok)
+      s->rc = CS_ERR_UPSTREAM;
+    break;
+  case MODE_URL:
+    s->rc = cs_prov_test_url(&run->ctx, &run->url_auth, &s->test);
     if (s->rc == CS_OK && !s->test.ok)
       s->rc = CS_ERR_UPSTREAM;
     break;
@@ -161,7 +171,7 @@ static cJSON *slot_json(const struct run *run, struct slot *s)
   cJSON_AddStringToObject(o, "rc", cs_err_code(s->rc));
   cJSON_AddNumberToObject(o, "errno", (double)s->rc);
   cJSON_AddNumberToObject(o, "http_status", cs_err_http_status(s->rc));
-  if (run->mode == MODE_TEST) {
+  if (run->mode == MODE_TEST || run->mode == MODE_URL) {
     cJSON *t = cJSON_AddObjectToObject(o, "test");
     cJSON_AddBoolToObject(t, "ok", s->test.ok);
     cJSON_AddStringToObject(t, "code", s->test.code);
@@ -221,7 +231,8 @@ struct opts {
   struct cs_broker_config cfg;
   long parallel, warm, then_version;
   bool invalidate;
-  const char *type, *meta, *secret_file, *scopes;
+  const char *type, *meta, *secret_file, *scopes, *basic_user, *cert_file, *key_file;
+  bool bearer;
   char *scope_buf;
   const char *scope_list[MAX_SCOPES];
 };
@@ -287,6 +298,16 @@ static void parse_args(int argc, char **argv, struct run *run, struct opts *o)
       o->scopes = v;
     else if (FLAG("--test"))
       run->mode = MODE_TEST;
+    else if (FLAG("--url-test"))
+      run->mode = MODE_URL;
+    else if (OPT("--basic-user"))
+      o->basic_user = v;
+    else if (FLAG("--bearer"))
+      o->bearer = true;
+    else if (OPT("--cert-file"))
+      o->cert_file = v;
+    else if (OPT("--key-file"))
+      o->key_file = v;
     else if (OPT("--post")) {
       run->mode = MODE_POST;
       run->post_url = v;
@@ -316,9 +337,9 @@ static void build_ctx(struct run *run, struct opts *o, cJSON **meta, char **secr
   size_t len = 0;
   const char *env = getenv("PROBE_SECRET");
 
-  if (!(run->prov = cs_provider_find(o->type)))
+  if (run->mode != MODE_URL && !(run->prov = cs_provider_find(o->type)))
     usage();
-  if (run->mode != MODE_TEST)
+  if (run->mode != MODE_TEST && run->mode != MODE_URL)
     run->mode = MODE_NET;
   if (!(*meta = cJSON_Parse(o->meta ? o->meta : "{}")))
     usage();
@@ -363,8 +384,18 @@ int main(int argc, char **argv)
     cJSON_Delete(doc);
     return 78;
   }
-  if (o.type)
+  if (o.type || run.mode == MODE_URL)
     build_ctx(&run, &o, &meta, &secret);
+  char *cert = NULL, *key = NULL;
+  if (run.mode == MODE_URL) {
+    run.url_auth.user = o.basic_user;
+    run.url_auth.password = o.basic_user ? secret : NULL;
+    run.url_auth.bearer = o.bearer ? secret : NULL;
+    if (o.cert_file && o.key_file) {
+      run.url_auth.cert_pem = cert = slurp(o.cert_file, &run.url_auth.cert_pem_len);
+      run.url_auth.key_pem = key = slurp(o.key_file, &run.url_auth.key_pem_len);
+    }
+  }
 
   size_t nslots = (size_t)(o.warm + o.parallel * run.repeat) + 2, used = 0;
   pthread_t threads[MAX_THREADS];
@@ -411,6 +442,8 @@ int main(int argc, char **argv)
   cJSON_Delete(meta);
   cs_free_secret_str(secret);
   free(o.scope_buf);
+  free(cert);
+  cs_free_secret_str(key);
   cs_broker_free(run.b);
   return exit_code;
 }

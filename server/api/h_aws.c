@@ -31,7 +31,7 @@ enum cs_err cs_h_aws_container(struct cs_req *req, struct cs_resp *resp)
     return cs_fail(resp, e, "no credential %s", in.cred_id);
   if (e == CS_ERR_INVALID && fail.field[0] && strcmp(fail.field, "usageId") == 0)
     return cs_fail(resp, e, "usage is not a usage of this credential");
-  if (e == CS_ERR_INVALID)
+  if (e == CS_ERR_INVALID || e == CS_ERR_TOKEN_ONLY)
     return cs_fail(resp, e, "%s", fail.message);
   if (e == CS_ERR_UPSTREAM)
     return cs_fail(resp, e, "%s: %s", fail.code[0] ? fail.code : "upstream",

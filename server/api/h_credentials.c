@@ -280,3 +280,32 @@ enum cs_err cs_creds_delete_request(struct cs_req *req, struct cs_resp *resp, in
     return e;
   return cs_resp_empty(resp, status);
 }
+
+/* POST /credentials/{id}/test (API.md §8): {"ok","message","latencyMs",
+ * "identity"?, "code"? (what the upstream answered when not ok)}. The body,
+ * if any, is not read: a test takes no options. */
+enum cs_err cs_h_creds_test(struct cs_req *req, struct cs_resp *resp)
+{
+  struct cs_actor a = cs_actor_of(req);
+  struct cs_test_result r;
+  const char *id = NULL;
+  cJSON *o;
+  enum cs_err e;
+
+  if ((e = cs_req_cred_id(req, resp, &id)))
+    return e;
+  e = cs_creds_test(req->api->core, &a, id, &r);
+  if (e == CS_ERR_NOT_FOUND)
+    return cs_fail(resp, e, "no credential %s", id);
+  if (e)
+    return e;
+  if (!(o = cJSON_CreateObject()) || !cJSON_AddBoolToObject(o, "ok", r.ok) ||
+      !cJSON_AddStringToObject(o, "message", r.message) ||
+      !cJSON_AddNumberToObject(o, "latencyMs", (double)r.latency_ms) ||
+      (r.identity[0] && !cJSON_AddStringToObject(o, "identity", r.identity)) ||
+      (!r.ok && !cJSON_AddStringToObject(o, "code", r.code[0] ? r.code : "unknown"))) {
+    cJSON_Delete(o);
+    return CS_ERR_NOMEM;
+  }
+  return cs_resp_json(resp, 200, o);
+}

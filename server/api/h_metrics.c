@@ -2,9 +2,46 @@
  * (metrics.c) and the core's (store, network resolves, webhooks). */
 #include "http.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include <stdlib.h>
+#include <string.h>
+
+/* The broker's counters per upstream kind (sts, imds, azure, gcp, ibm, kube). */
+static enum cs_err render_broker(const struct cs_broker_stats *st, struct cs_buf *b)
+{
+  static const struct {
+    const char *name, *help;
+    size_t off;
+  } counters[] = {
+      {"calls", "HTTP requests sent upstream, by kind.",
+       offsetof(struct cs_broker_kind_stats, calls)},
+      {"cache_hits", "Resolves answered from the cache or a shared fetch, by kind.",
+       offsetof(struct cs_broker_kind_stats, cache_hits)},
+      {"cache_misses", "Resolves that fetched (cold or renewing), by kind.",
+       offsetof(struct cs_broker_kind_stats, cache_misses)},
+      {"errors", "Upstream or transport failures, by kind.",
+       offsetof(struct cs_broker_kind_stats, errors)},
+      {"fallbacks", "Failed renewals answered with still-valid cached material, by kind.",
+       offsetof(struct cs_broker_kind_stats, fallbacks)},
+  };
+  enum cs_err e = CS_OK;
+
+  for (size_t i = 0; i < sizeof counters / sizeof counters[0] && !e; i++) {
+    e = cs_buf_printf(
+        b, "# HELP credstore_broker_%s_total %s\n# TYPE credstore_broker_%s_total counter\n",
+        counters[i].name, counters[i].help, counters[i].name);
+    for (int k = 0; k < CS_KIND__COUNT && !e; k++) {
+      const char *base = (const char *)&st->kind[k];
+      uint64_t v;
+      memcpy(&v, base + counters[i].off, sizeof v);
+      e = cs_buf_printf(b, "credstore_broker_%s_total{kind=\"%s\"} %llu\n", counters[i].name,
+                        cs_broker_kind_name((enum cs_broker_kind)k), (unsigned long long)v);
+    }
+  }
+  return e;
+}
 
 /* Cluster mode: which node this is, whether it has a quorum, and the etcd
  * round trips (the benchmark's "none per cached read, one Txn per group
@@ -77,7 +114,7 @@ static enum cs_err render_state(struct cs_core *c, struct cs_buf *b)
     return e;
   e = cs_buf_printf(
       b,
-      "# HELP credstore_sts_calls_total AWS STS AssumeRole calls.\n"
+      "# HELP credstore_sts_calls_total AWS STS calls.\n"
       "# TYPE credstore_sts_calls_total counter\ncredstore_sts_calls_total %llu\n"
       "# HELP credstore_imds_calls_total Instance metadata calls.\n"
       "# TYPE credstore_imds_calls_total counter\ncredstore_imds_calls_total %llu\n"
@@ -113,6 +150,8 @@ static enum cs_err render_state(struct cs_core *c, struct cs_buf *b)
       (unsigned long long)cs.store.records[CS_TBL_DEAD], (unsigned long long)cs.webhook_dead,
       (unsigned long long)cs.events_trimmed, (unsigned long long)cs.store.map_size,
       (unsigned long long)cs.store.used_bytes);
+  if (!e)
+    e = render_broker(&cs.broker, b);
   if (!e)
     e = render_tail(c, &cs, b);
   return e;

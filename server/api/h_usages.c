@@ -10,7 +10,7 @@ enum cs_err cs_h_usages_create(struct cs_req *req, struct cs_resp *resp)
   struct cs_usage_new in = {0};
   struct cs_actor a = cs_actor_of(req);
   cJSON *body = NULL, *out = NULL;
-  const char *why = "";
+  const char *why = "", *material = NULL;
   enum cs_err e;
 
   if ((e = cs_req_cred_id(req, resp, &in.cred_id)) || (e = cs_req_json(req, &body)))
@@ -26,6 +26,11 @@ enum cs_err cs_h_usages_create(struct cs_req *req, struct cs_resp *resp)
                       "callbackUrl must be an http:// or https:// URL of at most 2048 characters");
   else if (in.callback_url && cs_webhook_check_url(req->api->core, in.callback_url, &why))
     e = cs_fail_field(resp, CS_ERR_INVALID, "callbackUrl", "%s", why);
+  else if (cs_json_opt_string(body, "material", 16, &material) ||
+           (material && cs_usage_material_parse(material, &in.material)))
+    e = cs_fail_field(resp, CS_ERR_INVALID, "material",
+                      "material must be \"secret\" (the default) or \"token\" (only "
+                      "short-lived material: tokens, STS or session credentials)");
   else if ((e = cs_usages_create(req->api->core, &a, &in, &out)) == CS_ERR_NOT_FOUND)
     e = cs_fail(resp, e, "no credential %s", in.cred_id);
   else if (!e)

@@ -286,6 +286,7 @@ enum cs_err cs_h_creds_get(struct cs_req *req, struct cs_resp *resp);
 enum cs_err cs_h_creds_upsert(struct cs_req *req, struct cs_resp *resp);
 enum cs_err cs_h_creds_update(struct cs_req *req, struct cs_resp *resp);
 enum cs_err cs_h_creds_delete(struct cs_req *req, struct cs_resp *resp);
+enum cs_err cs_h_creds_test(struct cs_req *req, struct cs_resp *resp);
 enum cs_err cs_h_usages_list(struct cs_req *req, struct cs_resp *resp);
 enum cs_err cs_h_usages_create(struct cs_req *req, struct cs_resp *resp);
 enum cs_err cs_h_usages_delete(struct cs_req *req, struct cs_resp *resp);

@@ -28,6 +28,7 @@ const struct cs_route cs_routes[] = {
     {CS_POST, "/api/v1/credentials/{}/usages", cs_h_usages_create, CS_R_USE, "usages_create", 0},
     {CS_DELETE, "/api/v1/credentials/{}/usages/{}", cs_h_usages_delete, CS_R_USE, "usages_delete", 0},
     {CS_POST, "/api/v1/credentials/{}/resolve", cs_h_resolve, CS_R_USE, "resolve", 0},
+    {CS_POST, "/api/v1/credentials/{}/test", cs_h_creds_test, CS_R_WRITE, "credentials_test", 0},
     {CS_GET, "/api/v1/events", cs_h_events, CS_R_READ, "events", 0},
     {CS_GET, "/api/v1/audit", cs_h_audit, CS_R_AUDIT, "audit", 0},
     {CS_GET, "/api/v1/deliveries", cs_h_deliveries_list, CS_R_ADMIN, "deliveries_list", 0},

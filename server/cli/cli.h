@@ -34,14 +34,18 @@ struct cs_config {
   const char *tls_key;
   const char *sts_endpoint;
   const char *imds_endpoint;
-  const char *out;           /* backup --out */
-  const char *from;          /* restore --from */
-  const char *url;           /* credential-process --url */
-  const char *credential;    /* credential-process --credential */
-  const char *usage;         /* credential-process --usage */
-  const char *name;          /* admin-key --name */
-  const char *webhook_allow; /* CIDRs and host names webhooks may reach despite a deny */
-  const char *webhook_deny;  /* CIDRs and host names webhooks may not reach */
+  const char *azure_authority_host; /* serve: Entra ID's authority */
+  const char *gcp_token_url;        /* serve: Google's OAuth 2.0 token endpoint */
+  const char *ibm_iam_endpoint;     /* serve: IBM Cloud IAM */
+  const char *outbound_ca_file;     /* serve: extra CAs for outbound calls and webhooks */
+  const char *out;                  /* backup --out */
+  const char *from;                 /* restore --from */
+  const char *url;                  /* credential-process --url */
+  const char *credential;           /* credential-process --credential */
+  const char *usage;                /* credential-process --usage */
+  const char *name;                 /* admin-key --name */
+  const char *webhook_allow;        /* CIDRs and host names webhooks may reach despite a deny */
+  const char *webhook_deny;         /* CIDRs and host names webhooks may not reach */
   int64_t token_ttl;
   int64_t prisma_token_ttl;  /* /prisma tokens (default 1800, Prisma's) */
   const char *customer_name; /* /prisma/login's customerName (default "credstore") */

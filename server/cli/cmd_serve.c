@@ -52,7 +52,12 @@ static struct cs_core_opts core_opts(const struct cs_config *cfg)
       .events_max = cfg->events_max,
       .webhook_allow = cfg->webhook_allow,
       .webhook_deny = cfg->webhook_deny,
-      .broker = {.sts_endpoint = cfg->sts_endpoint, .imds_endpoint = cfg->imds_endpoint},
+      .broker = {.sts_endpoint = cfg->sts_endpoint,
+                 .imds_endpoint = cfg->imds_endpoint,
+                 .azure_authority_host = cfg->azure_authority_host,
+                 .gcp_token_url = cfg->gcp_token_url,
+                 .ibm_iam_endpoint = cfg->ibm_iam_endpoint,
+                 .outbound_ca_file = cfg->outbound_ca_file},
   };
   return o;
 }

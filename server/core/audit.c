@@ -356,8 +356,8 @@ static enum cs_err verify_chains(struct cs_txn *txn, struct verify *w)
  * logins, the keyring, actions added later) is about no credential. */
 static bool about_credential(const char *action)
 {
-  static const char *const actions[] = {"create",       "update",       "delete",
-                                        "usage_create", "usage_delete", "resolve"};
+  static const char *const actions[] = {"create",       "update",  "delete", "usage_create",
+                                        "usage_delete", "resolve", "test"};
   for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++)
     if (strcmp(action, actions[i]) == 0)
       return true;

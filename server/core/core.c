@@ -85,6 +85,11 @@ enum cs_err cs_core_stats(struct cs_core *c, struct cs_core_stats *out)
   return CS_OK;
 }
 
+void cs_core_cred_changed(struct cs_core *c, const char *id)
+{
+  cs_broker_invalidate(c->broker, id);
+}
+
 void cs_principal_clear(struct cs_principal *p)
 {
   if (!p)

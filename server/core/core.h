@@ -370,12 +370,24 @@ enum cs_err cs_creds_list(struct cs_core *c, const struct cs_cred_query *q, cJSO
 #define CS_USAGE_TYPE_MAX 128
 #define CS_URL_MAX 2048
 
+/** What a usage may resolve (API.md §8 "material"), set at registration. */
+enum cs_usage_material {
+  CS_MATERIAL_SECRET = 0, /* anything, the stored secret included (the default) */
+  CS_MATERIAL_TOKEN,      /* only short-lived material: tokens, STS or session credentials */
+};
+
+/** @return "secret" or "token". */
+const char *cs_usage_material_name(enum cs_usage_material m);
+/** @return CS_ERR_INVALID unless @p s is "secret" or "token". */
+enum cs_err cs_usage_material_parse(const char *s, enum cs_usage_material *out) CS_WUR;
+
 /** A usage to register. */
 struct cs_usage_new {
   const char *cred_id;
   const char *type;
   const char *description;
   const char *callback_url; /* NULL: no webhooks; checked with cs_webhook_check_url() */
+  enum cs_usage_material material;
 };
 
 /**
@@ -423,14 +435,41 @@ struct cs_resolve_req {
  * an option beyond the credential) records nothing; a resolve attempted and
  * failed is audited as a failure. Caller frees *material with
  * cs_json_wipe_delete().
+ * A usage registered with CS_MATERIAL_TOKEN gets only what the provider's
+ * short_lived() says is short-lived; asking it for the stored secret is
+ * refused before anything is recorded.
  * @return CS_ERR_NOT_FOUND (credential), CS_ERR_INVALID (fail->field names
- *         the request field at fault, or is "": wrong type, unusable stored
- *         fields; fail->message says why), CS_ERR_UPSTREAM (fail->code and
- *         message: what upstream answered), CS_ERR_UNAVAILABLE,
+ *         the request field at fault — usageId, format, scope, scopes,
+ *         durationSeconds... — or is "": wrong type, unusable stored
+ *         fields; fail->message says why), CS_ERR_TOKEN_ONLY (a "token"
+ *         usage asked for the stored secret), CS_ERR_UPSTREAM (fail->code
+ *         and message: what upstream answered), CS_ERR_UNAVAILABLE,
  *         CS_ERR_CRYPTO, CS_ERR_NOMEM, CS_ERR_STORE*.
  */
 enum cs_err cs_resolve(struct cs_core *c, const struct cs_actor *a, const struct cs_resolve_req *in,
                        cJSON **material, struct cs_net_error *fail) CS_WUR;
+
+/* ------------------------------------------------------- connection test */
+
+/**
+ * Prove that credential @p id works ("Test connection", API.md §8) through
+ * its provider's test, which never uses the cache, and audit it as "test"
+ * (result "success" when the upstream accepted the credential, "failure"
+ * otherwise) durably before answering. An upstream refusal is a result
+ * (out->ok false, with the upstream's code and message), not an error.
+ * @return CS_OK with @p out filled; CS_ERR_NOT_FOUND, CS_ERR_UNAVAILABLE
+ *         (not started: no broker), CS_ERR_CRYPTO, CS_ERR_NOMEM, CS_ERR_STORE*.
+ */
+enum cs_err cs_creds_test(struct cs_core *c, const struct cs_actor *a, const char *id,
+                          struct cs_test_result *out) CS_WUR;
+
+/**
+ * Credential @p id changed or went away: drop what this node caches of it
+ * (short-lived material of its old version). Called after every committed
+ * edit and delete on this node; in cluster mode the store's change hook
+ * calls it for changes committed by other nodes (issue 13).
+ */
+void cs_core_cred_changed(struct cs_core *c, const char *id);
 
 /* ---------------------------------------------------- audit trail, events */
 

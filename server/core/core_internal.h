@@ -58,6 +58,26 @@ enum cs_err cs_cred_load(struct cs_txn *txn, const char *id, struct cs_cred_view
 enum cs_err cs_cred_open_secret(const struct cs_keyring *kr, const struct cs_cred_view *c,
                                 uint8_t **plain, size_t *len) CS_WUR;
 
+/** What a resolve or a test needs of a credential, copied out of its snapshot. */
+struct cs_cred_snapshot {
+  const struct cs_provider *prov;
+  uint64_t version;
+  cJSON *meta;    /* the stored non-secret fields; owned */
+  uint8_t *plain; /* the opened secret (NUL-terminated); owned, wiped by _free */
+  size_t plain_len;
+};
+
+/**
+ * Copy @p c (decoded inside a read txn) into @p out, opening its secret, so
+ * that the provider's work runs after the txn has ended.
+ * @return CS_ERR_STORE (corrupt meta), CS_ERR_CRYPTO, CS_ERR_NOMEM; @p out
+ *         is empty on failure.
+ */
+enum cs_err cs_cred_snapshot(const struct cs_keyring *kr, const struct cs_cred_view *c,
+                             struct cs_cred_snapshot *out) CS_WUR;
+/** Wipe and free what @p s holds. NULL ok. */
+void cs_cred_snapshot_free(struct cs_cred_snapshot *s);
+
 /**
  * Seal @p len bytes of secret for credential @p id and compute its
  * fingerprint into @p fp. Caller frees *sealed.
@@ -80,25 +100,39 @@ enum cs_err cs_cred_reseal(const struct cs_keyring *kr, const char *id, const st
 
 /*
  * CS_TBL_USAGES: usage id → {"id","credentialId","type","description",
- *   "callbackUrl"?,"callbackSecretSealed"?,"createdAt","owner","seenVersion",
- *   "resolveCount","lastResolvedAt"} (times as epoch seconds); the callback
+ *   "callbackUrl"?,"callbackSecretSealed"?,"material"?,"createdAt","owner",
+ *   "seenVersion","resolveCount","lastResolvedAt"} (times as epoch seconds;
+ *   "material" is "token" or absent, which is "secret": records written
+ *   before the field existed read as they were meant); the callback
  *   secret is hex of a blob sealed with "usage:<id>" as associated data.
- * CS_TBL_USAGES_BY_CRED: credential id '\0' usage id → "" (the index that
- *   makes "delete only if unused" one lookup in the deleting transaction).
+ * CS_TBL_USAGES_BY_CRED: credential id '\0' usage id → "" for a "secret"
+ *   usage, "t" for a "token" one (the index that makes "delete only if
+ *   unused" one lookup in the deleting transaction, and the resolve's usage
+ *   and material check one lookup too).
  */
 
 /** Parse usage @p id. Caller deletes *out. @return CS_ERR_NOT_FOUND, CS_ERR_STORE. */
 enum cs_err cs_usage_load(struct cs_txn *txn, const char *id, cJSON **out) CS_WUR;
 /** Store @p rec under its "id". @return CS_ERR_EXISTS (CS_PUT_NO_OVERWRITE), CS_ERR_NOMEM, ... */
 enum cs_err cs_usage_save(struct cs_txn *txn, const cJSON *rec, unsigned flags) CS_WUR;
-/** Add (put) or remove (!put) the index entry of usage @p usage_id of @p cred_id. */
-enum cs_err cs_usage_index(struct cs_txn *txn, const char *cred_id, const char *usage_id,
-                           bool put) CS_WUR;
 /**
- * Is @p usage_id a usage of @p cred_id? One index lookup, no record parsed.
+ * Add the index entry of usage @p usage_id of @p cred_id for its record
+ * @p rec (whose material the entry carries), or remove it (@p rec NULL).
+ * @return CS_ERR_INVALID (key too long), the store's error.
+ */
+enum cs_err cs_usage_index(struct cs_txn *txn, const char *cred_id, const char *usage_id,
+                           const cJSON *rec) CS_WUR;
+/**
+ * Is @p usage_id a usage of @p cred_id? One index lookup, no record parsed;
+ * the entry's value carries the usage's material (NULL ok).
  * @return CS_OK, CS_ERR_NOT_FOUND, or the store's error.
  */
-enum cs_err cs_usage_indexed(struct cs_txn *txn, const char *cred_id, const char *usage_id) CS_WUR;
+enum cs_err cs_usage_indexed(struct cs_txn *txn, const char *cred_id, const char *usage_id,
+                             enum cs_usage_material *material) CS_WUR;
+/** Record @p m in @p rec (only "token" is stored). @return CS_ERR_NOMEM. */
+enum cs_err cs_usage_set_material(cJSON *rec, enum cs_usage_material m) CS_WUR;
+/** The material of a stored usage @p rec. */
+enum cs_usage_material cs_usage_material(const cJSON *rec);
 /** Visit every usage record of @p cred_id (via the index); fn's error ends the walk. */
 enum cs_err cs_usage_each(struct cs_txn *txn, const char *cred_id,
                           enum cs_err (*fn)(cJSON *rec, void *arg), void *arg) CS_WUR;
@@ -124,8 +158,12 @@ enum cs_err cs_usage_reseal(const struct cs_keyring *kr, const char *id, cJSON *
 /** Inside a txn: the usages of @p cred_id rendered, or NULL when there are none. */
 enum cs_err cs_usages_of(struct cs_txn *txn, const char *cred_id, uint64_t cred_version,
                          cJSON **out) CS_WUR;
-/** Inside a read txn: is @p usage_id a usage of @p cred_id? @return CS_ERR_NOT_FOUND. */
-enum cs_err cs_usage_check(struct cs_txn *txn, const char *cred_id, const char *usage_id) CS_WUR;
+/**
+ * Inside a read txn: is @p usage_id a usage of @p cred_id? Its material
+ * goes to @p material (NULL ok). @return CS_ERR_NOT_FOUND, CS_ERR_STORE.
+ */
+enum cs_err cs_usage_check(struct cs_txn *txn, const char *cred_id, const char *usage_id,
+                           enum cs_usage_material *material) CS_WUR;
 /**
  * Durably record a resolve: an audit entry, and usage stats (when the usage
  * still exists) written with the others of the same group commit.

@@ -161,6 +161,30 @@ enum cs_err cs_cred_open_secret(const struct cs_keyring *kr, const struct cs_cre
   return cs_open(kr, c->id, c->sealed, c->sealed_len, plain, len);
 }
 
+enum cs_err cs_cred_snapshot(const struct cs_keyring *kr, const struct cs_cred_view *c,
+                             struct cs_cred_snapshot *out)
+{
+  enum cs_err e;
+
+  memset(out, 0, sizeof *out);
+  out->prov = c->prov;
+  out->version = c->version;
+  if (cs_json_parse(c->meta, c->meta_len, CS_JSON_MAX_DEPTH, &out->meta))
+    return CS_ERR_STORE;
+  if ((e = cs_cred_open_secret(kr, c, &out->plain, &out->plain_len)))
+    cs_cred_snapshot_free(out);
+  return e;
+}
+
+void cs_cred_snapshot_free(struct cs_cred_snapshot *s)
+{
+  if (!s)
+    return;
+  cJSON_Delete(s->meta);
+  cs_open_free(s->plain, s->plain_len);
+  memset(s, 0, sizeof *s);
+}
+
 enum cs_err cs_cred_seal_secret(const struct cs_keyring *kr, const char *id, const void *plain,
                                 size_t len, uint8_t **sealed, size_t *sealed_len,
                                 char fp[CS_CRED_FP_MAX])

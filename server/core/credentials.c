@@ -486,7 +486,7 @@ enum cs_err cs_creds_put(struct cs_core *c, const struct cs_cred_put *in,
       (e = cs_core_write(c, put_write, &j)) || out->unchanged)
     goto out;
   if (j.p.x.found)
-    cs_broker_invalidate(c->broker, in->id); /* cached material of the old version */
+    cs_core_cred_changed(c, in->id); /* cached material of the old version */
   out->created = !j.p.x.found;
   if (!(out->credential = cs_cred_render(&j.p.rec)))
     e = CS_ERR_NOMEM;
@@ -553,6 +553,6 @@ enum cs_err cs_creds_delete(struct cs_core *c, const struct cs_actor *a, const c
   else
     cJSON_Delete(d.usages);
   if (!e)
-    cs_broker_invalidate(c->broker, id);
+    cs_core_cred_changed(c, id);
   return e;
 }

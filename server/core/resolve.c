@@ -1,8 +1,11 @@
-/* Resolve (API.md §4): the material of a credential for one of its usages,
- * made by its provider (providers.h: the core names no type). The snapshot
- * read, opening and provider work happen outside any write;
- * the usage stats and the audit entry are committed (group commit) before
- * the material is returned, so every secret handed out is audited. */
+/* Resolve (API.md §4, §8): the material of a credential for one of its
+ * usages, made by its provider (providers.h: the core names no type). The
+ * snapshot read, opening and provider work happen outside any write; the
+ * usage stats and the audit entry are committed (group commit) before the
+ * material is returned, so every secret handed out is audited. A request
+ * refused for its own fault (not a usage, another type, an option beyond
+ * the credential, a format the type has not, a "token" usage asking for the
+ * stored secret) records nothing. */
 #include "core_internal.h"
 
 #include <stdarg.h>
@@ -10,26 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* What resolve needs from the record, copied out of its snapshot. */
-struct snapshot {
-  const struct cs_provider *prov;
-  uint64_t version;
-  cJSON *meta;
-  uint8_t *plain;
-  size_t plain_len;
-};
+static enum cs_err refuse(struct cs_net_error *f, enum cs_err e, const char *field, const char *fmt,
+                          ...) __attribute__((format(printf, 4, 5)));
 
-static void snapshot_free(struct snapshot *s)
-{
-  cJSON_Delete(s->meta);
-  cs_open_free(s->plain, s->plain_len);
-  memset(s, 0, sizeof *s);
-}
-
-static enum cs_err refuse(struct cs_net_error *f, const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static enum cs_err refuse(struct cs_net_error *f, const char *field, const char *fmt, ...)
+static enum cs_err refuse(struct cs_net_error *f, enum cs_err e, const char *field, const char *fmt,
+                          ...)
 {
   char msg[sizeof f->message];
   va_list ap;
@@ -38,11 +26,12 @@ static enum cs_err refuse(struct cs_net_error *f, const char *field, const char 
   va_end(ap);
   memcpy(f->message, msg, sizeof msg);
   snprintf(f->field, sizeof f->field, "%s", field ? field : "");
-  return CS_ERR_INVALID;
+  return e;
 }
 
 static enum cs_err take_snapshot(struct cs_core *core, const struct cs_resolve_req *in,
-                                 struct snapshot *s, struct cs_net_error *f)
+                                 struct cs_cred_snapshot *s, enum cs_usage_material *material,
+                                 struct cs_net_error *f)
 {
   struct cs_txn *txn;
   struct cs_cred_view c;
@@ -54,26 +43,17 @@ static enum cs_err take_snapshot(struct cs_core *core, const struct cs_resolve_r
   if ((e = cs_cred_load(txn, in->cred_id, &c)))
     goto out;
   if (in->require_type && strcmp(c.prov->type, in->require_type) != 0) {
-    e = refuse(f, NULL, "credential %s is of type %s, not %s", in->cred_id, c.prov->type,
-               in->require_type);
+    e = refuse(f, CS_ERR_INVALID, NULL, "credential %s is of type %s, not %s", in->cred_id,
+               c.prov->type, in->require_type);
     goto out;
   }
-  if (cs_usage_check(txn, in->cred_id, in->usage_id)) {
-    e = refuse(f, "usageId", "not a usage of this credential");
+  if (cs_usage_check(txn, in->cred_id, in->usage_id, material)) {
+    e = refuse(f, CS_ERR_INVALID, "usageId", "not a usage of this credential");
     goto out;
   }
-  s->prov = c.prov;
-  s->version = c.version;
-  if (cs_json_parse(c.meta, c.meta_len, CS_JSON_MAX_DEPTH, &s->meta)) {
-    e = CS_ERR_STORE;
-    goto out;
-  }
-  e = cs_cred_open_secret(cs_core_keyring_for(core, cs_sealed_version(c.sealed, c.sealed_len)), &c,
-                          &s->plain, &s->plain_len);
+  e = cs_cred_snapshot(cs_core_keyring_for(core, cs_sealed_version(c.sealed, c.sealed_len)), &c, s);
 out:
   cs_store_read_end(txn);
-  if (e)
-    snapshot_free(s);
   return e;
 }
 
@@ -85,12 +65,33 @@ static void session_name(const char *usage_id, char out[65])
   snprintf(out, 65, "credstore-%s", usage_id);
 }
 
+/* The provider's resolve. An INVALID naming a request field (format,
+ * scope, scopes...) is the request's fault: *refused says so. One naming a
+ * stored field, or none, is a stored credential the provider will not use. */
+static enum cs_err provide(const struct cs_prov_ctx *ctx, const struct cs_provider *prov, cJSON **m,
+                           bool *refused, struct cs_net_error *fail)
+{
+  enum cs_err e = prov->resolve(ctx, m, fail);
+
+  *refused = false;
+  if (e != CS_ERR_INVALID)
+    return e;
+  if (fail->field[0] && strncmp(fail->field, "secret", 6) != 0) {
+    *refused = true;
+    return e;
+  }
+  return refuse(fail, e, NULL, "%s",
+                fail->message[0] ? fail->message : "the stored credential is unusable");
+}
+
 enum cs_err cs_resolve(struct cs_core *core, const struct cs_actor *a,
                        const struct cs_resolve_req *in, cJSON **material, struct cs_net_error *fail)
 {
-  struct snapshot s;
+  struct cs_cred_snapshot s;
+  enum cs_usage_material mat = CS_MATERIAL_SECRET;
   struct cs_resolve_opts opts = in->opts;
   cJSON *m = NULL;
+  bool refused = false;
   char sess[65];
   enum cs_err e;
 
@@ -98,28 +99,33 @@ enum cs_err cs_resolve(struct cs_core *core, const struct cs_actor *a,
   /* No quorum, no durable audit entry, no secret: and no STS call either. */
   if (!cs_store_healthy(core->store))
     return CS_ERR_STORE_UNAVAILABLE;
-  if ((e = take_snapshot(core, in, &s, fail)))
+  if ((e = take_snapshot(core, in, &s, &mat, fail)))
     return e;
   session_name(in->usage_id, sess);
-  /* Refused requests hand out nothing, so they record nothing either. */
-  if ((e = cs_resolve_opts_check(s.meta, &in->opts, sess, fail))) {
-    snapshot_free(&s);
-    return e;
-  }
   opts.session_name = sess;
   struct cs_prov_ctx ctx = {core->broker,          in->cred_id, s.version, s.meta,
                             (const char *)s.plain, s.plain_len, &opts};
-  e = s.prov->resolve(&ctx, &m, fail);
-  if (e == CS_ERR_INVALID) /* stored fields the resolver will not use */
-    refuse(fail, NULL, "%s",
-           fail->message[0] ? fail->message : "the stored credential is unusable");
+  /* Refused requests hand out nothing, so they record nothing either. */
+  if ((e = cs_resolve_opts_check(s.meta, &in->opts, sess, fail)))
+    goto out;
+  if (mat == CS_MATERIAL_TOKEN && !s.prov->short_lived(&ctx)) {
+    e = refuse(fail, CS_ERR_TOKEN_ONLY, "format",
+               "usage %s may resolve only short-lived material (format token, session or "
+               "STS credentials), not the stored secret",
+               in->usage_id);
+    goto out;
+  }
+  e = provide(&ctx, s.prov, &m, &refused, fail);
+  if (refused)
+    goto out;
   if (!e && !cJSON_AddNumberToObject(m, "version", (double)s.version))
     e = CS_ERR_NOMEM;
   enum cs_err rec = cs_usage_record_resolve(core, a, in->cred_id, in->usage_id, s.version,
                                             e ? "failure" : "success");
   if (!e && rec)
     e = rec; /* not durably audited: the material is not handed out */
-  snapshot_free(&s);
+out:
+  cs_cred_snapshot_free(&s);
   if (e) {
     cs_json_wipe_delete(m);
     return e;

@@ -9,6 +9,7 @@
 
 #define USAGE_JSON_DEPTH 8
 #define SEALED_KEY "callbackSecretSealed"
+#define MATERIAL_KEY "material"
 #define SEALED_MAX 4096 /* bytes of a sealed callback secret (64 hex chars sealed: ~108) */
 
 /* The associated data of a usage's sealed callback secret. */
@@ -17,8 +18,11 @@ static void record_id(const char *usage_id, char out[CS_ID_MAX + 8])
   snprintf(out, CS_ID_MAX + 8, "usage:%s", usage_id);
 }
 
-/* A usage index key: credential name, NUL, usage id. */
+/* A usage index key: credential name, NUL, usage id. Its value is empty
+ * for a "secret" usage and INDEX_TOKEN for a "token" one, so the resolve
+ * path learns both "whose usage" and its material from one lookup. */
 #define INDEX_KEY_MAX (CS_NAME_MAX + 1 + CS_ID_MAX + 1)
+#define INDEX_TOKEN 't'
 
 static size_t index_key(const char *cred_id, const char *usage_id, char *out, size_t cap)
 {
@@ -56,22 +60,64 @@ enum cs_err cs_usage_save(struct cs_txn *txn, const cJSON *rec, unsigned flags)
   return e;
 }
 
-enum cs_err cs_usage_index(struct cs_txn *txn, const char *cred_id, const char *usage_id, bool put)
+enum cs_err cs_usage_index(struct cs_txn *txn, const char *cred_id, const char *usage_id,
+                           const cJSON *rec)
 {
   char ikey[INDEX_KEY_MAX];
+  static const char token[1] = {INDEX_TOKEN};
   size_t klen = index_key(cred_id, usage_id, ikey, sizeof ikey);
+  bool tok = rec && cs_usage_material(rec) == CS_MATERIAL_TOKEN;
+
   if (!klen)
     return CS_ERR_INVALID;
-  return put ? cs_txn_put(txn, CS_TBL_USAGES_BY_CRED, ikey, klen, "", 0, 0)
+  return rec ? cs_txn_put(txn, CS_TBL_USAGES_BY_CRED, ikey, klen, tok ? token : "", tok ? 1 : 0, 0)
              : cs_txn_del(txn, CS_TBL_USAGES_BY_CRED, ikey, klen);
 }
 
-enum cs_err cs_usage_indexed(struct cs_txn *txn, const char *cred_id, const char *usage_id)
+enum cs_err cs_usage_indexed(struct cs_txn *txn, const char *cred_id, const char *usage_id,
+                             enum cs_usage_material *material)
 {
   char ikey[INDEX_KEY_MAX];
   size_t klen = index_key(cred_id, usage_id, ikey, sizeof ikey);
   struct cs_val v;
-  return klen ? cs_txn_get(txn, CS_TBL_USAGES_BY_CRED, ikey, klen, &v) : CS_ERR_NOT_FOUND;
+  enum cs_err e = klen ? cs_txn_get(txn, CS_TBL_USAGES_BY_CRED, ikey, klen, &v) : CS_ERR_NOT_FOUND;
+
+  if (!e && material)
+    *material = v.len == 1 && ((const char *)v.data)[0] == INDEX_TOKEN ? CS_MATERIAL_TOKEN
+                                                                       : CS_MATERIAL_SECRET;
+  return e;
+}
+
+const char *cs_usage_material_name(enum cs_usage_material m)
+{
+  return m == CS_MATERIAL_TOKEN ? "token" : "secret";
+}
+
+enum cs_err cs_usage_material_parse(const char *s, enum cs_usage_material *out)
+{
+  if (strcmp(s, "secret") == 0)
+    *out = CS_MATERIAL_SECRET;
+  else if (strcmp(s, "token") == 0)
+    *out = CS_MATERIAL_TOKEN;
+  else
+    return CS_ERR_INVALID;
+  return CS_OK;
+}
+
+enum cs_err cs_usage_set_material(cJSON *rec, enum cs_usage_material m)
+{
+  cJSON_DeleteItemFromObjectCaseSensitive(rec, MATERIAL_KEY);
+  if (m == CS_MATERIAL_SECRET)
+    return CS_OK;
+  return cJSON_AddStringToObject(rec, MATERIAL_KEY, "token") ? CS_OK : CS_ERR_NOMEM;
+}
+
+enum cs_usage_material cs_usage_material(const cJSON *rec)
+{
+  const cJSON *m = cJSON_GetObjectItemCaseSensitive(rec, MATERIAL_KEY);
+  /* Anything but "token" is read as the default; only this file writes it. */
+  return cJSON_IsString(m) && strcmp(m->valuestring, "token") == 0 ? CS_MATERIAL_TOKEN
+                                                                   : CS_MATERIAL_SECRET;
 }
 
 enum cs_err cs_usage_each(struct cs_txn *txn, const char *cred_id,

@@ -36,6 +36,7 @@ static cJSON *render_usage(const cJSON *rec, uint64_t cred_version)
   if (!add_time_or_null(o, "createdAt", cJSON_GetObjectItemCaseSensitive(rec, "createdAt")) ||
       !add_time_or_null(o, "lastResolvedAt",
                         cJSON_GetObjectItemCaseSensitive(rec, "lastResolvedAt")) ||
+      !cJSON_AddStringToObject(o, "material", cs_usage_material_name(cs_usage_material(rec))) ||
       !cJSON_AddBoolToObject(o, "stale",
                              cJSON_IsNumber(seen) && (uint64_t)seen->valuedouble < cred_version))
     goto fail;
@@ -107,7 +108,7 @@ static enum cs_err create_txn(struct cs_txn *txn, void *arg)
   if ((e = cred_version(txn, c->in->cred_id, &c->version)))
     return e;
   if ((e = cs_usage_save(txn, c->rec, CS_PUT_NO_OVERWRITE)) ||
-      (e = cs_usage_index(txn, c->in->cred_id, uid, true)) ||
+      (e = cs_usage_index(txn, c->in->cred_id, uid, c->rec)) ||
       (e = cs_event_append(txn, "usage_added", c->in->cred_id, c->version)))
     return e;
   return cs_audit_append(txn, c->kr, c->a, "usage_create", c->in->cred_id, "success");
@@ -135,6 +136,9 @@ static enum cs_err new_record(struct cs_core *c, const struct cs_actor *a,
       goto out;
     e = CS_ERR_NOMEM;
   }
+  if ((e = cs_usage_set_material(rec, in->material)))
+    goto out;
+  e = CS_ERR_NOMEM;
   if (!cJSON_AddNumberToObject(rec, "createdAt", (double)cs_now()) ||
       !cJSON_AddStringToObject(rec, "owner", a->key_id) ||
       !cJSON_AddNumberToObject(rec, "seenVersion", 0) ||
@@ -209,10 +213,10 @@ static enum cs_err delete_txn(struct cs_txn *txn, void *arg)
   uint64_t version = 0;
   enum cs_err e;
 
-  if ((e = cs_usage_check(txn, c->cred_id, c->usage_id)))
+  if ((e = cs_usage_check(txn, c->cred_id, c->usage_id, NULL)))
     return e;
   if ((e = cs_txn_del(txn, CS_TBL_USAGES, c->usage_id, strlen(c->usage_id))) ||
-      (e = cs_usage_index(txn, c->cred_id, c->usage_id, false)))
+      (e = cs_usage_index(txn, c->cred_id, c->usage_id, NULL)))
     return e;
   if ((e = cred_version(txn, c->cred_id, &version)) && e != CS_ERR_NOT_FOUND)
     return e;
@@ -230,14 +234,15 @@ enum cs_err cs_usages_delete(struct cs_core *c, const struct cs_actor *a, const 
   return cs_core_write(c, delete_txn, &d);
 }
 
-enum cs_err cs_usage_check(struct cs_txn *txn, const char *cred_id, const char *usage_id)
+enum cs_err cs_usage_check(struct cs_txn *txn, const char *cred_id, const char *usage_id,
+                           enum cs_usage_material *material)
 {
   /* The index entry is written and removed in the same transactions as the
    * record, so it answers "whose usage" without parsing the record (the
    * resolve hot path). */
   if (!cs_id_valid(usage_id, strlen(usage_id)))
     return CS_ERR_NOT_FOUND;
-  return cs_usage_indexed(txn, cred_id, usage_id);
+  return cs_usage_indexed(txn, cred_id, usage_id, material);
 }
 
 /* ------------------------------------------------------------ resolve stats */

@@ -186,6 +186,8 @@ class STSDouble(_Server):
     expires_in: when set, issued credentials expire this many seconds from
     now whatever DurationSeconds asked (to play credentials that have aged).
     deny_after: when set, calls after the first N answer 403 AccessDenied.
+    clock: the time it lives in (time.time; a test's simulated clock): issued
+    Expirations and the signature-age check are relative to it.
     """
 
     def __init__(self, keys, region="us-east-1", tokens=None, external_id=None, arns=None,
@@ -194,6 +196,7 @@ class STSDouble(_Server):
         self.arns = dict(arns or {})
         self.expires_in = None
         self.deny_after = None
+        self.clock = time.time
         self.tokens = dict(tokens or {})
         self.region = region
         self.external_id = external_id
@@ -236,7 +239,7 @@ class STSDouble(_Server):
         if m["service"] != "sts" or m["date"] != amz_date[:8]:
             return 403, sts_error("SignatureDoesNotMatch", "bad credential scope")
         try:
-            skew = abs(time.time() - datetime.datetime.strptime(
+            skew = abs(self.clock() - datetime.datetime.strptime(
                 amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc).timestamp())
         except ValueError:
             return 403, sts_error("IncompleteSignature", "bad X-Amz-Date")
@@ -322,7 +325,7 @@ class STSDouble(_Server):
         lifetime = self.expires_in if self.expires_in is not None else duration
         issued = {"AccessKeyId": new_access_key_id(), "SecretAccessKey": new_secret(),
                   "SessionToken": new_session_token(),
-                  "Expiration": iso8601(time.time() + lifetime), "DurationSeconds": duration}
+                  "Expiration": iso8601(self.clock() + lifetime), "DurationSeconds": duration}
         issued.update(extra)
         with self.lock:
             self.issued.append(issued)

@@ -34,6 +34,7 @@ EXPECTED_ROLES = {
     "usages_create": USE,
     "usages_delete": USE,
     "resolve": USE,
+    "credentials_test": WRITE,
     "events": READ,
     "audit": {"admin", "auditor"},
     "deliveries_list": {"admin"},

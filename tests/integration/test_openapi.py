@@ -49,6 +49,7 @@ API_ROUTES = {
     ("GET", "/api/v1/credentials/{id}/usages"),
     ("DELETE", "/api/v1/credentials/{id}/usages/{usageId}"),
     ("POST", "/api/v1/credentials/{id}/resolve"),
+    ("POST", "/api/v1/credentials/{id}/test"),
     ("GET", "/api/v1/events"),
     ("GET", "/api/v1/aws/container-credentials/{id}"),
     ("GET", "/api/v1/audit"),

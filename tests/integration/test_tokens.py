@@ -585,3 +585,60 @@ def test_aws_test_connection_and_session(tmp):
         assert sts.calls == n
     finally:
         sts.close()
+
+
+# ------------------------------------- stored-secret types: cs_prov_test_url
+
+def url_test(tmp, meta, secret, *extra):
+    return probe(tmp, "--url-test", "--meta", json.dumps(meta), *extra, secret=secret,
+                 hidden=("url-s3cret-token", "pa55word", "q-s3cret"))
+
+
+def test_url_test_of_stored_secret_types(tmp):
+    """What basic, apiToken and certificate tests run (API.md §8): nothing
+    without a url; with one, an authenticated GET, 2xx ok."""
+    pki = Pki(tmp)
+    client_ca = Pki(tmp, "client CA")
+    cert, key, cert_file, key_file = client_ca.issue("svc-client", server=False)
+    k = KubeDouble(pki, token="url-s3cret-token", basic="admin:pa55word", client_cn="svc-client",
+                   client_ca=client_ca.ca_file)
+    try:
+        p = url_test(tmp, {}, "url-s3cret-token", "--bearer")
+        assert p.first["test"] == dict(p.first["test"], ok=True, message="stored; nothing to test")
+        assert k.calls == 0
+        k_path = k.url + "/version"
+        meta = {"url": k_path}
+        ca = ("--ca-file", pki.ca_file)
+        t = url_test(tmp, meta, "url-s3cret-token", "--bearer", *ca).first["test"]
+        assert t["ok"] is True and t["message"] == "GET %s answered HTTP 200" % k.url, t
+        assert k.requests[-1]["authorization"] == "Bearer url-s3cret-token"
+        # Messages name scheme://host:port only: a query may hold a secret.
+        t = url_test(tmp, {"url": k_path + "?token=q-s3cret"}, "url-s3cret-token", "--bearer",
+                     *ca).first["test"]
+        assert t["code"] == "NotFound" and k.requests[-1]["path"] == "/version?token=q-s3cret"
+        t = url_test(tmp, meta, "wrong", "--bearer", *ca).first["test"]
+        assert t["ok"] is False and t["code"] == "Unauthorized" and "401" in t["message"]
+        t = url_test(tmp, {"url": k_path}, "pa55word", "--basic-user", "admin", *ca).first["test"]
+        assert t["ok"] is True, t
+        assert k.requests[-1]["authorization"] == "Basic " + base64.b64encode(
+            b"admin:pa55word").decode()
+        t = url_test(tmp, {"url": k_path}, "nope", "--basic-user", "admin", *ca).first["test"]
+        assert t["code"] == "Unauthorized"
+        t = url_test(tmp, {"url": k_path}, "", "--cert-file", cert_file, "--key-file", key_file,
+                     *ca).first["test"]
+        assert t["ok"] is True and k.requests[-1]["client_cn"] == "svc-client", t
+        t = url_test(tmp, {"url": k.url + "/nowhere"}, "url-s3cret-token", "--bearer",
+                     *ca).first["test"]
+        assert t["code"] == "NotFound"
+        # Only the client's trust: a private CA needs --outbound-ca-file.
+        t = url_test(tmp, meta, "url-s3cret-token", "--bearer").first["test"]
+        assert t["ok"] is False and t["code"] == "TLSVerificationFailed", t
+        n = k.calls
+        # Reach rules of URLs a credential names.
+        for bad in ("http://10.1.2.3/x", "https://169.254.169.254/latest", "ftp://127.0.0.1/",
+                    "https://user:pw@127.0.0.1/", "http://[fe80::1]/"):
+            t = url_test(tmp, {"url": bad}, "url-s3cret-token", "--bearer", *ca).first["test"]
+            assert t["ok"] is False and t["code"], (bad, t)
+        assert k.calls == n
+    finally:
+        k.close()

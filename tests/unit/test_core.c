@@ -147,7 +147,7 @@ static const char *ibm_body(const char *secret)
 /* Register a usage; its id goes to @p uid. */
 static void add_usage(struct fx *f, const char *cred, const char *url, char uid[32])
 {
-  struct cs_usage_new in = {cred, "Registry Scan", "nightly", url};
+  struct cs_usage_new in = {cred, "Registry Scan", "nightly", url, CS_MATERIAL_SECRET};
   cJSON *u = NULL;
   assert_int_equal(cs_usages_create(&f->core, &f->actor, &in, &u), CS_OK);
   snprintf(uid, 32, "%s", str(u, "id"));
@@ -405,7 +405,7 @@ static void test_delete_refused_while_in_use(void **state)
   assert_null(usages);
   assert_int_equal(cs_creds_delete(&f->core, &f->actor, "d-1", &usages), CS_ERR_NOT_FOUND);
   /* No usage of a credential that is gone. */
-  struct cs_usage_new in = {"d-1", "x", NULL, NULL};
+  struct cs_usage_new in = {"d-1", "x", NULL, NULL, CS_MATERIAL_SECRET};
   cJSON *u = NULL;
   assert_int_equal(cs_usages_create(&f->core, &f->actor, &in, &u), CS_ERR_NOT_FOUND);
   assert_null(u);
@@ -494,6 +494,52 @@ static void test_resolve_refusals_record_nothing(void **state)
   assert_int_equal(resolve(f, "r-1", uid, &own, &m, &fail), CS_OK);
   cs_json_wipe_delete(m);
   assert_int_equal(audit_count(f), before + 1);
+}
+
+/* A "token" usage: its material is kept across loads and shown; the stored
+ * secret is refused before anything is recorded; a format the type has not
+ * is the request's fault (recorded nothing either); a test without the
+ * network state is unavailable but audited. */
+static void test_token_only_usage(void **state)
+{
+  struct fx *f = *state;
+  struct cs_usage_new in = {"t-1", "Cloud Scan", NULL, NULL, CS_MATERIAL_TOKEN};
+  struct cs_net_error fail;
+  struct cs_test_result tr;
+  cJSON *u = NULL, *m = NULL;
+  char uid[32], plain[32];
+
+  cJSON_Delete(put_ok(f, "t-1", ibm_body("k")));
+  assert_int_equal(cs_usages_create(&f->core, &f->actor, &in, &u), CS_OK);
+  assert_string_equal(str(u, "material"), "token");
+  snprintf(uid, sizeof uid, "%s", str(u, "id"));
+  cJSON_Delete(u);
+  add_usage(f, "t-1", NULL, plain);
+  u = usage_of(f, "t-1", uid);
+  assert_string_equal(str(u, "material"), "token");
+  cJSON_Delete(u);
+  u = usage_of(f, "t-1", plain);
+  assert_string_equal(str(u, "material"), "secret");
+  cJSON_Delete(u);
+  uint64_t before = audit_count(f);
+  assert_int_equal(resolve(f, "t-1", uid, NULL, &m, &fail), CS_ERR_TOKEN_ONLY);
+  assert_null(m);
+  assert_non_null(strstr(fail.message, uid));
+  struct cs_resolve_opts session = {.format = CS_FORMAT_SESSION};
+  assert_int_equal(resolve(f, "t-1", uid, &session, &m, &fail), CS_ERR_TOKEN_ONLY);
+  assert_int_equal(resolve(f, "t-1", plain, &session, &m, &fail), CS_ERR_INVALID);
+  assert_string_equal(fail.field, "format");
+  assert_int_equal(audit_count(f), before);
+  u = usage_of(f, "t-1", uid);
+  assert_int_equal(num(u, "resolveCount"), 0);
+  cJSON_Delete(u);
+  /* The same usage of secret material resolves. */
+  assert_int_equal(resolve(f, "t-1", plain, NULL, &m, &fail), CS_OK);
+  assert_string_equal(str(m, "apiKey"), "k");
+  cs_json_wipe_delete(m);
+  assert_int_equal(audit_count(f), before + 1);
+  assert_int_equal(cs_creds_test(&f->core, &f->actor, "t-1", &tr), CS_ERR_UNAVAILABLE);
+  assert_int_equal(cs_usage_material_parse("Token", &in.material), CS_ERR_INVALID);
 }
 
 /* A role needs STS: without the network state the resolve is attempted,
@@ -1245,6 +1291,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_usage_stats, setup, teardown),
       cmocka_unit_test_setup_teardown(test_resolve_refusals_record_nothing, setup, teardown),
       cmocka_unit_test_setup_teardown(test_network_resolve_without_network, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_token_only_usage, setup, teardown),
       cmocka_unit_test_setup_teardown(test_audit_chain, setup, teardown),
       cmocka_unit_test_setup_teardown(test_audit_truncation, setup, teardown),
       cmocka_unit_test_setup_teardown(test_event_paging, setup, teardown),
