@@ -1436,10 +1436,17 @@ static void test_compacted_resume_reloads(void **state)
   assert_true(wait_rec(a, CS_TBL_CREDS, "while-away2", true, 20000) >= 0);
   assert_true(has_rec(a, CS_TBL_CREDS, "while-away", 10));
   assert_true(stat_of(a).etcd_reloads > reloads);
-  pthread_mutex_lock(&s.mu);
-  reloads = (uint64_t)s.reloads;
-  pthread_mutex_unlock(&s.mu);
-  assert_true(reloads >= CS_TBL__COUNT); /* "anything may have changed", per table */
+  /* The watch thread reports "anything may have changed", per table, after
+   * the reloaded copy is readable: wait (bounded) for those reports. */
+  for (int waited = 0;; waited += 10) {
+    pthread_mutex_lock(&s.mu);
+    reloads = (uint64_t)s.reloads;
+    pthread_mutex_unlock(&s.mu);
+    if (reloads >= CS_TBL__COUNT || waited >= bound_ms(5000))
+      break;
+    usleep(10 * 1000);
+  }
+  assert_true(reloads >= CS_TBL__COUNT);
   assert_int_equal(helper("wait", -1), 0);
   cs_store_on_change(a, NULL, NULL);
   cs_store_close(a);
