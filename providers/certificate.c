@@ -37,6 +37,22 @@ static enum cs_err pem_blocks(const char *pem, size_t len, bool key, struct cs_b
   return e;
 }
 
+/* The certificate blocks and the private-key block of @p pem, each into its
+ * buffer (initialised here; free @p crt, wipe @p key, also on failure): the
+ * one split that validation and resolve share, so whatever is stored
+ * resolves. @return CS_ERR_INVALID (no certificate block or no key block),
+ * CS_ERR_TOO_LARGE, CS_ERR_NOMEM. */
+static enum cs_err split_pem(const char *pem, size_t len, struct cs_buf *crt, struct cs_buf *key)
+{
+  enum cs_err e;
+
+  cs_buf_init(crt, CS_PKI_PEM_MAX + 64);
+  cs_buf_init_secret(key, CS_PKI_PEM_MAX + 64);
+  if ((e = pem_blocks(pem, len, false, crt)) || (e = pem_blocks(pem, len, true, key)))
+    return e;
+  return crt->len && key->len ? CS_OK : CS_ERR_INVALID;
+}
+
 static enum cs_err info_meta(const struct cs_cert_info *ci, cJSON **out)
 {
   cJSON *m = cJSON_CreateObject(), *c = NULL;
@@ -82,6 +98,18 @@ static enum cs_err cert_validate(const cJSON *body, struct cs_prov_result *out,
                         : pe.fault == CS_PKI_FAULT_KEY    ? "the private key is unusable"
                                                           : "the certificate is unusable",
                         pe.msg);
+  if (e)
+    return e;
+  /* GnuTLS reads more spellings than the resolve's split: accept only what
+   * both read, so a stored certificate always resolves. */
+  struct cs_buf crt, key;
+  e = split_pem(plain, len, &crt, &key);
+  cs_buf_free(&crt);
+  cs_buf_wipe(&key);
+  if (e == CS_ERR_INVALID)
+    return cs_prov_fail(err, e, "secret.plain",
+                        "secret.plain must hold \"-----BEGIN CERTIFICATE-----\" blocks and one "
+                        "\"-----BEGIN ... PRIVATE KEY-----\" block");
   if (e || (e = info_meta(&ci, &meta)) || (e = cs_prov_dup_secret(plain, len, &secret))) {
     cJSON_Delete(meta);
     return e;
@@ -102,13 +130,9 @@ static enum cs_err cert_material(const struct cs_prov_ctx *ctx, cJSON **out,
   (void)err;
   if ((e = cs_prov_payload_ok(ctx->secret, ctx->secret_len)) != CS_OK)
     return e;
-  cs_buf_init(&crt, CS_PKI_PEM_MAX + 64);
-  cs_buf_init_secret(&key, CS_PKI_PEM_MAX + 64);
-  if ((e = pem_blocks(ctx->secret, ctx->secret_len, false, &crt)) ||
-      (e = pem_blocks(ctx->secret, ctx->secret_len, true, &key)))
-    goto out;
-  if (!crt.len || !key.len) {
-    e = CS_ERR_CRYPTO; /* validated on write: the payload is not ours */
+  if ((e = split_pem(ctx->secret, ctx->secret_len, &crt, &key))) {
+    if (e == CS_ERR_INVALID)
+      e = CS_ERR_CRYPTO; /* validated on write: the payload is not ours */
     goto out;
   }
   e = CS_ERR_NOMEM;
@@ -140,13 +164,9 @@ static enum cs_err cert_test(const struct cs_prov_ctx *ctx, struct cs_test_resul
 
   if ((e = cs_prov_payload_ok(ctx->secret, ctx->secret_len)) != CS_OK)
     return e;
-  cs_buf_init(&crt, CS_PKI_PEM_MAX + 64);
-  cs_buf_init_secret(&key, CS_PKI_PEM_MAX + 64);
-  if ((e = pem_blocks(ctx->secret, ctx->secret_len, false, &crt)) ||
-      (e = pem_blocks(ctx->secret, ctx->secret_len, true, &key)))
-    goto out;
-  if (!crt.len || !key.len) {
-    e = CS_ERR_CRYPTO; /* validated on write: the payload is not ours */
+  if ((e = split_pem(ctx->secret, ctx->secret_len, &crt, &key))) {
+    if (e == CS_ERR_INVALID)
+      e = CS_ERR_CRYPTO; /* validated on write: the payload is not ours */
     goto out;
   }
   auth = (struct cs_url_auth){
