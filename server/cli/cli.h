@@ -53,6 +53,7 @@ struct cs_config {
   int64_t threads;
   int64_t max_connections;
   int64_t conn_timeout;
+  int64_t outbound_timeout; /* serve: seconds per outbound call (STS, tokens, tests); 0: 5 */
   enum cs_log_level log_level;
   int64_t auth_max_failures;     /* failed attempts before 429 (default 10) */
   int64_t auth_cooloff;          /* seconds of 429 after that (default 60) */

@@ -57,7 +57,8 @@ static struct cs_core_opts core_opts(const struct cs_config *cfg)
                  .azure_authority_host = cfg->azure_authority_host,
                  .gcp_token_url = cfg->gcp_token_url,
                  .ibm_iam_endpoint = cfg->ibm_iam_endpoint,
-                 .outbound_ca_file = cfg->outbound_ca_file},
+                 .outbound_ca_file = cfg->outbound_ca_file,
+                 .timeout_ms = cfg->outbound_timeout * 1000},
   };
   return o;
 }

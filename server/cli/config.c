@@ -57,6 +57,7 @@ static const struct opt opts[] = {
     O_INT("threads", threads, 1, 256),
     O_INT("max-connections", max_connections, 1, 100000),
     O_INT("conn-timeout", conn_timeout, 1, 3600),
+    O_INT("outbound-timeout", outbound_timeout, 1, 300),
     O_INT("auth-max-failures", auth_max_failures, 1, 1000000),
     O_INT("auth-cooloff", auth_cooloff, 1, 86400),
     O_INT("webhook-retry-ms", webhook_retry_ms, 1, 3600000),

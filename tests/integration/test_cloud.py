@@ -69,7 +69,8 @@ class Env:
         self.d = Daemon(serve_args=[
             "--sts-endpoint", self.sts.url, "--azure-authority-host", self.entra.url,
             "--gcp-token-url", self.google.token_url, "--ibm-iam-endpoint", self.ibm.url,
-            *extra]).start()
+            # Per outbound call: TLS handshakes under valgrind take seconds.
+            "--outbound-timeout", str(5 * SLOW), *extra]).start()
         self.auth = {"Authorization": basic(self.d.admin["id"], self.d.admin["secret"])}
 
     def put(self, cid, **body):
