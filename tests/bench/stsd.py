@@ -12,7 +12,7 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from aws_doubles import STSDouble, _Server, _STSHandler  # noqa: E402
+from aws_doubles import STSDouble, _STSHandler  # noqa: E402
 
 AKID = "AKIAIOSFODNN7EXAMPLE"
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -32,23 +32,8 @@ class BenchSTS(STSDouble):
     """STSDouble whose handler also answers GET /_calls."""
 
     def __init__(self, delay=0.0):
-        # STSDouble.__init__ ends by starting the server with its own
-        # handler; set its fields, then start ours instead.
-        self.keys = {AKID: SECRET}
-        self.arns = {}
-        self.expires_in = None
-        self.deny_after = None
-        self.tokens = {}
-        self.region = "us-east-1"
-        self.external_id = None
-        self.deny = None
-        self.throttle = 0
-        self.fail_5xx = 0
+        super().__init__({AKID: SECRET}, handler=_CountingHandler)
         self.delay = delay
-        self.calls = 0
-        self.requests = []
-        self.issued = []
-        _Server.__init__(self, _CountingHandler)
 
 
 def main():

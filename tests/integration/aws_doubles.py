@@ -191,7 +191,7 @@ class STSDouble(_Server):
     """
 
     def __init__(self, keys, region="us-east-1", tokens=None, external_id=None, arns=None,
-                 tls=None):
+                 tls=None, handler=None):
         self.keys = dict(keys)
         self.arns = dict(arns or {})
         self.expires_in = None
@@ -207,7 +207,7 @@ class STSDouble(_Server):
         self.calls = 0
         self.requests = []
         self.issued = []
-        super().__init__(_STSHandler, tls)
+        super().__init__(handler or _STSHandler, tls)
 
     def ok_requests(self):
         return [r for r in self.requests if r["status"] == 200]
