@@ -245,7 +245,8 @@ static enum cs_err pick_prune(uint64_t pos, const struct cs_val *k, const struct
   p->from = pos;
   if (cs_hash_equal(link.hash, c->head) || k->len > sizeof p->keys[0])
     return CS_OK; /* its chain's newest: the head stays checkable */
-  c->now = link;
+  if (link.seq > c->now.seq)
+    c->now = link; /* the chain's highest removed (an entry re-put lands later in the feed) */
   memcpy(p->keys[p->n], k->data, k->len);
   p->klen[p->n++] = k->len;
   return CS_OK;
