@@ -112,18 +112,33 @@ struct prune_chain {
   uint8_t head[CS_HASH_BYTES]; /* its newest entry's hash: that one stays */
 };
 
+/* One entry a batch removes. */
+struct prune_pick {
+  uint8_t key[CHAIN_KEY_LEN];
+  size_t klen;
+  uint64_t pos;
+  size_t chain; /* in prune_ctx.chains */
+  struct cs_audit_anchor link;
+};
+
 struct prune_ctx {
   const struct cs_keyring *kr;
   struct cs_txn *txn; /* the snapshot while picking */
+  bool shared;        /* cs_feed_commit() */
   uint64_t before;
   uint64_t from;   /* feed position the next batch picks after */
   bool full;       /* the batch stopped at a bound: more may follow */
   enum cs_err err; /* a pick's failure */
   uint64_t n;      /* picked */
-  uint8_t keys[CS_TRIM_BATCH][CHAIN_KEY_LEN];
-  size_t klen[CS_TRIM_BATCH];
+  uint64_t gstart; /* the first pick of the last picked commit */
+  uint64_t kept;   /* commit of the last entry kept + 1 (0: none) */
+  struct prune_pick picks[CS_TRIM_BATCH];
   struct prune_chain chains[PRUNE_CHAINS];
   size_t nchains;
+  /* Chains with an entry kept: none of their later entries may go (the
+   * anchor would pass it). For the whole run. */
+  char blocked[PRUNE_CHAINS][CS_NODE_ID_MAX + 1];
+  size_t nblocked;
 };
 
 /* The highest `before` allowed (*limit): the position of the first entry
@@ -222,6 +237,50 @@ static struct prune_chain *batch_chain(struct prune_ctx *p, const char *chain)
   return c;
 }
 
+static bool is_blocked(const struct prune_ctx *p, const char *chain)
+{
+  for (size_t i = 0; i < p->nblocked; i++)
+    if (strcmp(p->blocked[i], chain) == 0)
+      return true;
+  return false;
+}
+
+/* Keep @p chain's entries from here on. @return false when the set is full. */
+static bool block(struct prune_ctx *p, const char *chain)
+{
+  if (is_blocked(p, chain))
+    return true;
+  if (p->nblocked == PRUNE_CHAINS)
+    return false;
+  memcpy(p->blocked[p->nblocked++], chain, strlen(chain) + 1);
+  return true;
+}
+
+/* Give back the picks of the last picked commit (never half a commit):
+ * @p keep blocks their chains (an entry of that commit stays), else the
+ * next batch starts at the commit again. */
+static bool drop_commit(struct prune_ctx *p, bool keep)
+{
+  bool ok = true;
+
+  if (!keep)
+    p->from = p->picks[p->gstart].pos - 1;
+  for (uint64_t i = p->gstart; keep && i < p->n; i++)
+    ok = ok && block(p, p->chains[p->picks[i].chain].id);
+  p->n = p->gstart;
+  return ok;
+}
+
+/* Stop the batch at @p pos: at @p before, a full batch, or a chain too many. */
+static enum cs_err stop_batch(struct prune_ctx *p, uint64_t pos, bool same, bool *stop)
+{
+  p->full = pos < p->before && !p->err;
+  if (same && (p->gstart || !p->full))
+    drop_commit(p, !p->full);
+  *stop = true;
+  return p->err;
+}
+
 static enum cs_err pick_prune(uint64_t pos, const struct cs_val *k, const struct cs_val *v,
                               void *arg, bool *stop)
 {
@@ -229,26 +288,34 @@ static enum cs_err pick_prune(uint64_t pos, const struct cs_val *k, const struct
   char chain[CS_NODE_ID_MAX + 1];
   struct cs_audit_anchor link;
   struct prune_chain *c;
+  uint64_t g = cs_feed_commit(p->shared, pos);
+  bool same = p->n && g == cs_feed_commit(p->shared, p->picks[p->n - 1].pos);
   enum cs_err e;
 
-  if (pos >= p->before || (p->full = p->n == CS_TRIM_BATCH)) {
-    *stop = true;
-    return CS_OK;
-  }
+  if (pos >= p->before || p->n == CS_TRIM_BATCH)
+    return stop_batch(p, pos, same, stop);
   if ((e = entry_link(k, v, chain, &link.seq, link.hash)))
     return e;
-  if (!(c = batch_chain(p, chain))) {
-    p->full = !p->err;
-    *stop = true;
-    return p->err;
-  }
+  if (!(c = batch_chain(p, chain)))
+    return stop_batch(p, pos, same, stop);
   p->from = pos;
-  if (cs_hash_equal(link.hash, c->head) || k->len > sizeof p->keys[0])
-    return CS_OK; /* its chain's newest: the head stays checkable */
-  if (link.seq > c->now.seq)
-    c->now = link; /* the chain's highest removed (an entry re-put lands later in the feed) */
-  memcpy(p->keys[p->n], k->data, k->len);
-  p->klen[p->n++] = k->len;
+  /* Kept: its chain's newest (the head stays checkable), a chain with an
+   * entry kept, or the rest of a commit with an entry kept. */
+  if (cs_hash_equal(link.hash, c->head) || is_blocked(p, chain) || g + 1 == p->kept ||
+      k->len > CHAIN_KEY_LEN) {
+    p->kept = g + 1;
+    if (!block(p, chain) || (same && !drop_commit(p, true)))
+      *stop = true; /* too many chains held back: prune what was picked, then end */
+    return CS_OK;
+  }
+  if (!same)
+    p->gstart = p->n;
+  struct prune_pick *pk = &p->picks[p->n++];
+  memcpy(pk->key, k->data, k->len);
+  pk->klen = k->len;
+  pk->pos = pos;
+  pk->chain = (size_t)(c - p->chains);
+  pk->link = link;
   return CS_OK;
 }
 
@@ -256,14 +323,23 @@ static enum cs_err pick_batch(struct cs_core *core, struct prune_ctx *p)
 {
   enum cs_err e;
 
-  p->n = p->nchains = 0;
+  p->n = p->nchains = p->gstart = 0;
   p->full = false;
   p->err = CS_OK;
   p->txn = NULL;
-  if (!(e = cs_store_read_begin(core->store, &p->txn)))
+  if (!(e = cs_store_read_begin(core->store, &p->txn))) {
+    p->shared = cs_txn_shared(p->txn);
     e = cs_txn_feed_each(p->txn, CS_TBL_AUDIT, p->from, pick_prune, p);
+  }
   cs_store_read_end(p->txn);
   p->txn = NULL;
+  /* Each chain's anchor: its highest removed (an entry re-put lands later
+   * in the feed than its chain's next ones). */
+  for (uint64_t i = 0; !e && i < p->n; i++) {
+    struct prune_chain *c = &p->chains[p->picks[i].chain];
+    if (p->picks[i].link.seq > c->now.seq)
+      c->now = p->picks[i].link;
+  }
   return e;
 }
 
@@ -280,7 +356,8 @@ static enum cs_err prune_txn(struct cs_txn *txn, void *arg)
       return CS_ERR_UNAVAILABLE; /* another audit-prune moved it since */
   }
   for (uint64_t i = 0; i < p->n; i++)
-    if ((e = cs_txn_del(txn, CS_TBL_AUDIT, p->keys[i], p->klen[i])) && e != CS_ERR_NOT_FOUND)
+    if ((e = cs_txn_del(txn, CS_TBL_AUDIT, p->picks[i].key, p->picks[i].klen)) &&
+        e != CS_ERR_NOT_FOUND)
       return e;
   for (size_t i = 0; i < p->nchains; i++)
     if (p->chains[i].now.seq != p->chains[i].was.seq &&

@@ -386,6 +386,19 @@ void cs_events_floor_encode(uint64_t floor, uint8_t out[8]);
 /** The floor inside @p txn (0 when absent). @return CS_ERR_STORE (corrupt). */
 enum cs_err cs_events_floor(struct cs_txn *txn, uint64_t *out) CS_WUR;
 
+/*
+ * The commit a feed position belongs to: etcd's revision (records of one
+ * commit share it); LMDB: the position itself. Retention and audit-prune
+ * remove a commit's feed records all together or not at all: a node that
+ * loads the store afresh ranks the survivors of a commit from 0, one that
+ * watched it keeps the ranks, and the two must give every record the same
+ * position (store.h "feeds").
+ */
+static inline uint64_t cs_feed_commit(bool shared, uint64_t pos)
+{
+  return shared ? pos >> CS_FEED_RANK_BITS : pos;
+}
+
 enum cs_err cs_retention_start(struct cs_core *c) CS_WUR;
 void cs_retention_stop(struct cs_core *c);
 /** Events the background trimmer removed since start (0 without one). */

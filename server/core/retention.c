@@ -72,6 +72,8 @@ struct trim_ctx {
   uint64_t pos[CS_TRIM_BATCH];
   uint8_t keys[CS_TRIM_BATCH][8];
   uint64_t n;       /* picked */
+  bool shared;      /* cs_feed_commit() */
+  uint64_t gstart;  /* the first pick of the last picked commit */
   uint64_t trimmed; /* out: removed by the write (0 when another trim won) */
 };
 
@@ -97,11 +99,18 @@ static enum cs_err pick_trim(uint64_t pos, const struct cs_val *k, const struct 
                              void *arg, bool *stop)
 {
   struct trim_ctx *t = arg;
+  bool same = t->n && cs_feed_commit(t->shared, pos) == cs_feed_commit(t->shared, t->pos[t->n - 1]);
 
   if (t->n >= CS_TRIM_BATCH || k->len != 8 || (t->over == 0 && !too_old(v, t->cutoff))) {
+    /* Not half a commit: its picks wait until the rest of it goes too,
+     * unless it alone fills a batch (the next batch takes the rest). */
+    if (same && (t->gstart || t->n < CS_TRIM_BATCH))
+      t->n = t->gstart;
     *stop = true;
     return CS_OK;
   }
+  if (!same)
+    t->gstart = t->n;
   t->pos[t->n] = pos;
   memcpy(t->keys[t->n++], k->data, 8);
   if (t->over)
@@ -118,6 +127,7 @@ static enum cs_err pick_batch(struct cs_core *c, uint64_t max, struct trim_ctx *
   if (!(e = cs_store_read_begin(c->store, &txn)) && !(e = cs_events_floor(txn, &t->floor)) &&
       !(e = cs_txn_count(txn, CS_TBL_EVENTS, &count))) {
     t->over = count > max ? count - max : 0;
+    t->shared = cs_txn_shared(txn);
     e = cs_txn_feed_each(txn, CS_TBL_EVENTS, t->floor, pick_trim, t);
   }
   cs_store_read_end(txn);
@@ -165,12 +175,14 @@ enum cs_err cs_events_trim_batch(struct cs_core *c, int64_t now, uint64_t *trimm
 
 /* ---------------------------------------------------------------- thread */
 
-/* One pass: full batches follow one another until one is not full. */
+/* One pass: batches follow one another until one removes nothing (a batch
+ * may stop short of CS_TRIM_BATCH at a commit's edge, and on etcd removes
+ * nothing when another node's trim won). */
 static void trim_pass(struct cs_retention *r)
 {
   uint64_t n = CS_TRIM_BATCH;
 
-  while (n == CS_TRIM_BATCH) {
+  while (n) {
     pthread_mutex_lock(&r->mu);
     bool stop = r->stop;
     pthread_mutex_unlock(&r->mu);

@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import tempfile
+import threading
 
 import pytest
 
@@ -99,6 +100,54 @@ def test_events_count_cap_over_etcd_410_alike_on_every_node_and_resync(capped):
     assert f and [e["credentialId"] for e in f] == ids[-CAP + 5:] + ["more-%d" % i for i in range(5)]
     body = assert_error(events(cl.nodes[0], seqs[2], cl.auth), 410, "events_expired")
     assert body["oldest"] > oldest
+
+
+def test_trim_never_splits_a_commit_so_a_fresh_node_sees_the_same_feed(etcd, keyfile):  # noqa: F811
+    etcd.wait_healthy()
+    cl = Cluster(etcd, keyfile, n=2, serve_args=["--events-max-count", str(CAP)])
+    try:
+        # Concurrent creates through one node: its group commit puts several
+        # events in one etcd Txn (one revision, ranks 0, 1, ...).
+        def writer(w):
+            for i in range(10):
+                r = create(cl.nodes[0], "burst-%d-%d" % (w, i), ibm(), cl.auth)
+                assert r.status_code == 201, r.text
+
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        commits = {e["seq"] >> 7 for e in feed(cl.nodes[0], 0, cl.auth)}
+
+        seen = []
+
+        def settled():
+            # The same on both nodes, and unchanged over a trimmer tick (1 s).
+            a, b = feed(cl.nodes[0], 0, cl.auth), feed(cl.nodes[1], 0, cl.auth)
+            seen.append(a if a == b and len(a) < 120 else None)
+            return a if len(seen) > 1 and seen[-1] and seen[-1] == seen[-2] else None
+
+        kept, _ = wait_for(settled, timeout=20, step=1.2)
+        assert metric_sum(cl) == 120 - len(kept)
+        assert kept and len(kept) >= CAP, len(feed(cl.nodes[0], 0, cl.auth))
+        oldest = assert_error(events(cl.nodes[0], 1, cl.auth), 410, "events_expired")["oldest"]
+        # No kept event shares the commit of the last trimmed one.
+        assert all(e["seq"] >> 7 != (oldest - 1) >> 7 for e in kept), (oldest, [e["seq"] for e in kept][:5])
+        assert len(commits) < 120  # the burst did share commits
+        # A node that loads the store afresh ranks each commit's events
+        # from what is left: the same positions, the same 410.
+        cl.nodes.append(cl.node(2))
+        assert feed(cl.nodes[2], 0, cl.auth) == kept
+        assert feed(cl.nodes[2], oldest - 1, cl.auth) == kept
+        assert assert_error(events(cl.nodes[2], 1, cl.auth), 410,
+                            "events_expired")["oldest"] == oldest
+    finally:
+        cl.close()
+
+
+def metric_sum(cl):
+    return sum(metric(d, cl.auth, "credstore_events_trimmed_total") for d in cl.nodes)
 
 
 # ------------------------------------------------------------------ audit
