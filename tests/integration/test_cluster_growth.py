@@ -306,3 +306,46 @@ def tamper_remove_forge(etcd, cl, anchors):
     verify(cl, ok=False, chain="node1")
     etcd_put(etcd, meta + b"node1", good["node1"])
     assert verify(cl)["anchors"] == anchors
+
+
+def test_audit_prune_keeps_a_commit_whole_and_a_fresh_node_agrees(etcd, keyfile):  # noqa: F811
+    etcd.wait_healthy()
+    cl = Cluster(etcd, keyfile, n=2)
+    out = os.path.join(tempfile.mkdtemp(prefix="credstore-export-"), "audit.jsonl")
+    try:
+        # Concurrent creates through one node: its group commit puts several
+        # audit entries of its chain in one etcd Txn.
+        def writer(w):
+            for i in range(8):
+                assert create(cl.nodes[0], "c-%d-%d" % (w, i), ibm(), cl.auth).status_code == 201
+
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert create(cl.nodes[1], "late", ibm(), cl.auth).status_code == 201
+        assert cl.cli("audit-export", "--out", out).returncode == 0
+        with open(out) as f:
+            lines = [json.loads(line) for line in f]
+        commits = {}
+        for e in lines:
+            commits.setdefault(e["seq"] >> 7, []).append(e)
+        shared = [c for c in sorted(commits) if len(commits[c]) > 1 and c < lines[-1]["seq"] >> 7]
+        assert shared, "the burst shared no commit"
+        whole = commits[shared[-1]]
+        # `before` between two entries of one commit: the commit stays whole.
+        r = cl.cli("audit-prune", "--before", str(whole[1]["seq"]))
+        assert r.returncode == 0, r.stderr
+        gone = [e for e in lines if e["seq"] >> 7 < shared[-1]]
+        assert json.loads(r.stdout)["removed"] == len(gone)
+        listing = cl.nodes[0].get("/api/v1/audit?since=0&limit=1000", headers=cl.auth).json()
+        seqs = {e["seq"] for e in listing}
+        assert {e["seq"] for e in whole} <= seqs and not seqs & {e["seq"] for e in gone}
+        assert verify(cl)["anchors"]["node0"]["seq"] == max(e["chainSeq"] for e in gone)
+        # A node that loads the store afresh lists the same entries at the same seqs.
+        cl.nodes.append(cl.node(2))
+        assert cl.nodes[2].get("/api/v1/audit?since=0&limit=1000",
+                               headers=cl.auth).json()[:len(listing)] == listing
+    finally:
+        cl.close()
