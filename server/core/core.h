@@ -607,11 +607,15 @@ enum cs_err cs_events_read(struct cs_core *c, const struct cs_view *v, uint64_t 
 #define CS_TRIM_BATCH 100 /* events one trimming transaction removes at most (etcd: < 127 ops) */
 
 /**
- * Remove, in one transaction, up to CS_TRIM_BATCH of the oldest events
- * that retention no longer keeps: beyond opts.events_max, or older than
- * opts.events_retention seconds before @p now. The serving process runs it
- * in the background (one batch after another while batches are full).
- * *trimmed is how many it removed.
+ * Remove, in one transaction, up to CS_TRIM_BATCH of the oldest events (in
+ * feed order) that retention no longer keeps: beyond opts.events_max, or
+ * older than opts.events_retention seconds before @p now; on etcd only
+ * whole commits (a batch may keep a few over the cap until the rest of a
+ * commit goes too). Picked in a read snapshot, committed only if the floor
+ * is still the one it saw: of the nodes of a cluster trimming at once, one
+ * commits each batch. The serving process runs it in the background (one
+ * batch after another until one removes nothing). *trimmed is how many it
+ * removed (0 also when another node's trim won).
  * @return CS_ERR_NOMEM, CS_ERR_STORE*.
  */
 enum cs_err cs_events_trim_batch(struct cs_core *c, int64_t now, uint64_t *trimmed) CS_WUR;
