@@ -124,7 +124,9 @@ int cs_cmd_audit_prune(const struct cs_config *cfg)
             "newest); run audit-export first; --before may be at most %llu now\n",
             (long long)cfg->before, (unsigned long long)limit);
   else if (e)
-    fprintf(stderr, "credstore audit-prune: %s (%llu removed)\n", cs_err_message(e),
+    fprintf(stderr, "credstore audit-prune: %s (%llu removed)\n",
+            e == CS_ERR_UNAVAILABLE ? "another audit-prune moved an anchor meanwhile; run it again"
+                                    : cs_err_message(e),
             (unsigned long long)removed);
   else
     rc = 0;
