@@ -510,11 +510,10 @@ struct cs_audit_anchor {
 /**
  * Check every chain of the store (audit.c: LMDB's one, a cluster's one per
  * node): consecutive seqs from the chain's anchor's + 1 (1 when never
- * pruned; only LMDB's chain is pruned), each hash the keyed link (the
- * keyring's audit-chain key) over its entry and the previous hash (the
- * anchor's for the first), prevHash fields matching, and the head records
- * (every head must have its chain). *anchor is where LMDB's chain started,
- * *count how many entries were checked.
+ * pruned), each hash the keyed link (the keyring's audit-chain key) over
+ * its entry and the previous hash (the anchor's for the first), prevHash fields matching, and the
+ * head records (every head must have its chain). *anchor is where LMDB's chain started, *count how
+ * many entries were checked.
  * @return CS_OK, or CS_ERR_CRYPTO with the first bad seq in *bad_seq (also
  *         when the keyring is another data dir's, or the anchor record was
  *         forged: then *bad_seq is 1), CS_ERR_STORE*.
@@ -533,27 +532,42 @@ enum cs_err cs_audit_export(struct cs_core *c,
                             uint64_t *count, uint64_t *last) CS_WUR;
 
 /**
- * Record that the entries up to @p last are safely exported (META
- * "audit_exported", never lowered), so audit-prune may remove them. Call
- * once the export is durable.
+ * Record that the entries up to feed position @p last are safely exported
+ * (META "audit_exported", never lowered), so audit-prune may remove them:
+ * on etcd too one position says it for every chain, as positions only
+ * grow. Call once the export is durable.
  * @return CS_ERR_STORE*.
  */
 enum cs_err cs_audit_mark_exported(struct cs_core *c, uint64_t last) CS_WUR;
 
 /**
- * Remove the entries with seq below @p before, oldest first, in
- * transactions of CS_TRIM_BATCH, each moving the chain's anchor to its last
- * removed entry (the anchor record is keyed, so only the master key's
- * holder can move it); then record "audit_prune" by @p a. Never removes an
- * entry not yet exported, nor the newest entry (the head stays checkable).
- * *removed and *anchor say what was done, also on failure.
+ * Remove the entries with seq (feed position) below @p before, oldest
+ * first, in transactions of CS_TRIM_BATCH, each moving the anchor of every
+ * chain it removes from to that chain's last removed entry (the anchor
+ * record is keyed, so only the master key's holder can move it); then
+ * record "audit_prune" by @p a. Never removes an entry not yet exported,
+ * nor the newest entry of the trail (refused) or of a chain (kept: each
+ * head stays checkable). *removed and *anchor (the last anchor moved; on
+ * LMDB the chain's) say what was done, also on failure.
  * @return CS_ERR_PRECONDITION (entries below @p before are not exported
  *         yet, or @p before is past the newest entry; *limit is the highest
- *         @p before allowed now), CS_ERR_NOMEM, CS_ERR_STORE*.
+ *         @p before allowed now), CS_ERR_UNAVAILABLE (another audit-prune
+ *         moved an anchor meanwhile), CS_ERR_NOMEM, CS_ERR_STORE*.
  */
 enum cs_err cs_audit_prune(struct cs_core *c, const struct cs_actor *a, uint64_t before,
                            uint64_t *removed, uint64_t *limit,
                            struct cs_audit_anchor *anchor) CS_WUR;
+
+/** Visit one chain's anchor (@p chain "" : LMDB's chain). */
+typedef enum cs_err (*cs_anchor_fn)(void *arg, const char *chain, const struct cs_audit_anchor *a);
+
+/**
+ * Visit the anchor of every pruned chain, in one read snapshot (what
+ * audit-prune and audit-verify report in cluster mode).
+ * @return fn's error, CS_ERR_CRYPTO (a forged anchor record),
+ *         CS_ERR_STORE*.
+ */
+enum cs_err cs_audit_anchors(struct cs_core *c, cs_anchor_fn fn, void *arg) CS_WUR;
 
 /** Where audit-verify found a chain broken. */
 struct cs_audit_break {
@@ -593,11 +607,15 @@ enum cs_err cs_events_read(struct cs_core *c, const struct cs_view *v, uint64_t 
 #define CS_TRIM_BATCH 100 /* events one trimming transaction removes at most (etcd: < 127 ops) */
 
 /**
- * Remove, in one transaction, up to CS_TRIM_BATCH of the oldest events
- * that retention no longer keeps: beyond opts.events_max, or older than
- * opts.events_retention seconds before @p now. The serving process runs it
- * in the background (one batch after another while batches are full).
- * *trimmed is how many it removed.
+ * Remove, in one transaction, up to CS_TRIM_BATCH of the oldest events (in
+ * feed order) that retention no longer keeps: beyond opts.events_max, or
+ * older than opts.events_retention seconds before @p now; on etcd only
+ * whole commits (a batch may keep a few over the cap until the rest of a
+ * commit goes too). Picked in a read snapshot, committed only if the floor
+ * is still the one it saw: of the nodes of a cluster trimming at once, one
+ * commits each batch. The serving process runs it in the background (one
+ * batch after another until one removes nothing). *trimmed is how many it
+ * removed (0 also when another node's trim won).
  * @return CS_ERR_NOMEM, CS_ERR_STORE*.
  */
 enum cs_err cs_events_trim_batch(struct cs_core *c, int64_t now, uint64_t *trimmed) CS_WUR;
