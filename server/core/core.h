@@ -9,7 +9,7 @@
  * layer (server/cli/) opens a data dir, fills struct cs_core_opts and runs
  * the commands. The core calls down only (providers/, store/, crypto/,
  * common/); it reaches the api only through callbacks the api hands it
- * (cs_events_set_waker).
+ * (cs_events_set_waker, cs_core_set_write_waker).
  */
 #ifndef CS_CORE_H
 #define CS_CORE_H
@@ -84,6 +84,8 @@ struct cs_core {
   struct cs_outbox *outbox;       /* webhook delivery; NULL before start */
   struct cs_retention *retention; /* the events trimmer; NULL before start */
   int64_t started_at;
+  void (*write_park)(void *waiter); /* cs_core_set_write_waker; NULL: writes block */
+  void (*write_wake)(void *waiter);
 };
 
 /** Fill @p c for @p st and @p kr (both borrowed); @p opts NULL: defaults. Starts nothing. */
@@ -299,6 +301,35 @@ void cs_core_store_id(const struct cs_core *c, char out[33]);
  */
 enum cs_err cs_token_check(struct cs_core *c, const char *token, struct cs_principal *who) CS_WUR;
 
+/* ------------------------------------------------- writes a request awaits */
+
+/**
+ * A request's audited write, queued for the group commit (txn.c). A
+ * *_start call does the request's work on its thread and queues the write;
+ * when serving with a write waker, the request is parked meanwhile (it
+ * holds no thread) and woken once the write is durable or failed, and the
+ * matching *_finish call takes the outcome. Whatever it holds (material, a
+ * copy of the request) is wiped and freed by cs_core_job_free(), which the
+ * request calls once, whether or not it was woken yet.
+ */
+struct cs_core_job;
+
+/**
+ * How the api parks a request while its write is queued (@p park, on the
+ * request's thread, before the write is queued) and wakes it (@p wake, on
+ * the writer thread, once the outcome is in). Each parked request is woken
+ * exactly once. Set after cs_core_start(), before serving; unset, every
+ * *_start call commits before it returns (not parked).
+ */
+void cs_core_set_write_waker(struct cs_core *c, void (*park)(void *waiter),
+                             void (*wake)(void *waiter));
+
+/** Is @p j parked (its outcome comes with the wake-up), or done already? */
+bool cs_core_job_parked(const struct cs_core_job *j);
+
+/** Drop the request's hold on @p j; the last hold wipes and frees it. NULL ok. */
+void cs_core_job_free(struct cs_core_job *j);
+
 /* ------------------------------------------------------------- credentials */
 
 /** A create-or-update request. */
@@ -448,6 +479,27 @@ struct cs_resolve_req {
  */
 enum cs_err cs_resolve(struct cs_core *c, const struct cs_actor *a, const struct cs_resolve_req *in,
                        cJSON **material, struct cs_net_error *fail) CS_WUR;
+
+/**
+ * cs_resolve() in two halves: the snapshot, checks and provider work on
+ * this thread, then the record queued as *job (parked for @p waiter, see
+ * cs_core_set_write_waker; @p waiter NULL: committed before this returns).
+ * A refusal returns its error here and queues nothing (fail as for
+ * cs_resolve). On CS_OK the caller owns *job (cs_core_job_free).
+ * @return as cs_resolve(), except the record's outcome (cs_resolve_finish).
+ */
+enum cs_err cs_resolve_start(struct cs_core *c, const struct cs_actor *a,
+                             const struct cs_resolve_req *in, void *waiter,
+                             struct cs_core_job **job, struct cs_net_error *fail) CS_WUR;
+/**
+ * The outcome of a resolve job once done (not parked, or woken): the
+ * material, handed out only when its record is durable; the caller frees it
+ * with cs_json_wipe_delete(). @p job stays the caller's.
+ * @return the provider's error (fail says what), CS_ERR_UNAVAILABLE (the
+ *         writer stopped), CS_ERR_STORE*, CS_ERR_NOMEM: nothing handed out.
+ */
+enum cs_err cs_resolve_finish(struct cs_core_job *job, cJSON **material,
+                              struct cs_net_error *fail) CS_WUR;
 
 /* ------------------------------------------------------- connection test */
 
