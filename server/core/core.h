@@ -350,6 +350,7 @@ struct cs_cred_put_result {
   bool unchanged;            /* skip_unchanged applied: no new version, event or webhook */
   cJSON *credential;         /* rendered, owned by the caller */
   struct cs_prov_error perr; /* on CS_ERR_INVALID/MISSING/BAD_ID: field and message */
+  const char *id;            /* the credential's id (cs_creds_put_finish: the job's) */
 };
 
 /**
@@ -364,6 +365,25 @@ struct cs_cred_put_result {
  */
 enum cs_err cs_creds_put(struct cs_core *c, const struct cs_cred_put *in,
                          struct cs_cred_put_result *out) CS_WUR;
+
+/**
+ * cs_creds_put() in two halves: validation, merge and sealing on this
+ * thread, then the write queued as *job (parked for @p waiter, see
+ * cs_core_set_write_waker; @p waiter NULL: committed before this returns).
+ * The job keeps its own copy of @p in. On CS_OK the caller owns *job
+ * (cs_core_job_free); otherwise @p out says why, as for cs_creds_put().
+ * @return as cs_creds_put(), except the write's outcome (cs_creds_put_finish).
+ */
+enum cs_err cs_creds_put_start(struct cs_core *c, const struct cs_cred_put *in, void *waiter,
+                               struct cs_core_job **job, struct cs_cred_put_result *out) CS_WUR;
+/**
+ * The outcome of a put job once done: @p out as cs_creds_put() fills it
+ * (out->id borrowed from @p job, which stays the caller's).
+ * @return as cs_creds_put() (the write prepares the record again when
+ *         another change committed first), CS_ERR_UNAVAILABLE (the writer
+ *         stopped).
+ */
+enum cs_err cs_creds_put_finish(struct cs_core_job *job, struct cs_cred_put_result *out) CS_WUR;
 
 /** Rendered metadata of @p id. @return CS_ERR_NOT_FOUND, CS_ERR_STORE, CS_ERR_NOMEM. */
 enum cs_err cs_creds_get(struct cs_core *c, const char *id, cJSON **out) CS_WUR;
