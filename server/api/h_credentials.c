@@ -283,8 +283,10 @@ enum cs_err cs_h_creds_delete(struct cs_req *req, struct cs_resp *resp)
   return cs_creds_delete_request(req, resp, 204);
 }
 
+/* Called again once the delete is durable (the request was parked meanwhile). */
 enum cs_err cs_creds_delete_request(struct cs_req *req, struct cs_resp *resp, int status)
 {
+  struct cs_core_job *job = NULL;
   const char *id = NULL;
   cJSON *usages = NULL;
   enum cs_err e;
@@ -292,7 +294,11 @@ enum cs_err cs_creds_delete_request(struct cs_req *req, struct cs_resp *resp, in
   if ((e = cs_req_cred_id(req, resp, &id)))
     return e;
   struct cs_actor a = cs_actor_of(req);
-  e = cs_creds_delete(req->api->core, &a, id, &usages);
+  if (!req->job && ((e = cs_creds_delete_start(req->api->core, &a, id, req->conn, &job)) ||
+                    cs_req_await(req, resp, job)))
+    return e;
+  e = cs_creds_delete_finish(req->job, &usages);
+  cs_req_job_done(req);
   if (e == CS_ERR_NOT_FOUND)
     return cs_fail(resp, e, "no credential %s", id);
   if (e == CS_ERR_IN_USE) {

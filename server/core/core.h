@@ -103,7 +103,8 @@ enum cs_err cs_core_start(struct cs_core *c, char *err, size_t errlen) CS_WUR;
 /**
  * Stop what cs_core_start() started, after the api has stopped: waiters
  * are answered (cs_events_stop, if not done), the webhook worker stops
- * (pending deliveries stay in the store), queued changes commit.
+ * (pending deliveries stay in the store), the batch being committed
+ * completes and changes still queued complete with CS_ERR_UNAVAILABLE.
  */
 void cs_core_stop(struct cs_core *c);
 
@@ -395,6 +396,17 @@ enum cs_err cs_creds_get(struct cs_core *c, const char *id, cJSON **out) CS_WUR;
  */
 enum cs_err cs_creds_delete(struct cs_core *c, const struct cs_actor *a, const char *id,
                             cJSON **usages) CS_WUR;
+
+/**
+ * cs_creds_delete() in two halves: the delete queued as *job (parked for
+ * @p waiter, see cs_core_set_write_waker; NULL: committed before this
+ * returns); the caller owns *job on CS_OK (cs_core_job_free).
+ * @return CS_ERR_NOMEM.
+ */
+enum cs_err cs_creds_delete_start(struct cs_core *c, const struct cs_actor *a, const char *id,
+                                  void *waiter, struct cs_core_job **job) CS_WUR;
+/** The outcome of a delete job once done. @return and *usages as cs_creds_delete(). */
+enum cs_err cs_creds_delete_finish(struct cs_core_job *job, cJSON **usages) CS_WUR;
 
 enum cs_cred_sort { CS_SORT_ID, CS_SORT_TYPE, CS_SORT_CREATED, CS_SORT_MODIFIED };
 

@@ -626,17 +626,64 @@ static enum cs_err delete_write(struct cs_txn *txn, void *arg)
   return cs_audit_append(txn, d->kr, d->a, "delete", d->id, "success");
 }
 
+/* A delete whose write is queued. */
+struct delete_work {
+  struct cs_core_job base;
+  struct delete_ctx d;
+  char *id;
+};
+
+static void delete_work_free(struct cs_core_job *b)
+{
+  struct delete_work *w = (struct delete_work *)b;
+
+  cJSON_Delete(w->d.usages);
+  free(w->id);
+  free(w);
+}
+
+enum cs_err cs_creds_delete_start(struct cs_core *c, const struct cs_actor *a, const char *id,
+                                  void *waiter, struct cs_core_job **job)
+{
+  struct delete_work *w = calloc(1, sizeof *w);
+  enum cs_err e;
+
+  if (!w)
+    return CS_ERR_NOMEM;
+  if ((e = cs_core_job_init(&w->base, c, waiter, a, delete_work_free)) || !(w->id = strdup(id))) {
+    cs_core_job_free(&w->base);
+    return e ? e : CS_ERR_NOMEM;
+  }
+  w->d = (struct delete_ctx){c->keyring, &w->base.actor, w->id, NULL};
+  cs_core_job_write(&w->base, delete_write, &w->d);
+  *job = &w->base;
+  return CS_OK;
+}
+
+enum cs_err cs_creds_delete_finish(struct cs_core_job *job, cJSON **usages)
+{
+  struct delete_work *w = (struct delete_work *)job;
+  enum cs_err e = job->result;
+
+  *usages = NULL;
+  if (e == CS_ERR_IN_USE) {
+    *usages = w->d.usages;
+    w->d.usages = NULL;
+  }
+  if (!e)
+    cs_core_cred_changed(job->core, w->id);
+  return e;
+}
+
 enum cs_err cs_creds_delete(struct cs_core *c, const struct cs_actor *a, const char *id,
                             cJSON **usages)
 {
-  struct delete_ctx d = {c->keyring, a, id, NULL};
-  enum cs_err e = cs_core_write(c, delete_write, &d);
+  struct cs_core_job *job = NULL;
+  enum cs_err e = cs_creds_delete_start(c, a, id, NULL, &job);
+
   *usages = NULL;
-  if (e == CS_ERR_IN_USE)
-    *usages = d.usages;
-  else
-    cJSON_Delete(d.usages);
   if (!e)
-    cs_core_cred_changed(c, id);
+    e = cs_creds_delete_finish(job, usages);
+  cs_core_job_free(job);
   return e;
 }

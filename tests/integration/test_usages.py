@@ -583,17 +583,19 @@ def test_resolves_whose_client_hung_up_while_parked_are_still_audited():
 
 
 def test_credential_writes_beyond_the_thread_pool_are_parked():
-    """Creates (POST) and updates (PUT) parked while their write is queued: with
-    --threads 2 and the store's write lock held elsewhere, 12 creates and 12
-    updates of one credential are in flight and a GET still answers; once
-    the lock goes every create answers 201 and every update 200, the updates
-    with versions 2..13 each once."""
+    """Creates (POST), updates (PUT) and deletes parked while their write is
+    queued: with --threads 2 and the store's write lock held elsewhere, 12
+    creates, 12 updates of one credential and 4 deletes are in flight and a
+    GET still answers; once the lock goes every create answers 201, every
+    update 200 (versions 2..13 each once) and every delete 204."""
     import requests
     from harness import SLOW, finish, start
 
     d = start("--threads", "2")
     try:
         create(d, "pw-0", valid_bodies()["ibm-1"])
+        for i in range(4):
+            create(d, "pw-d%d" % i, valid_bodies()["ibm-1"])
         lock = StoreWriteLock(d)
         answers, mu = [], threading.Lock()
 
@@ -601,12 +603,13 @@ def test_credential_writes_beyond_the_thread_pool_are_parked():
             r = requests.request(method, d.url + path, json=body, headers=d.auth,
                                  timeout=60 * SLOW)
             with mu:
-                answers.append((method, r.status_code, r.json()))
+                answers.append((method, r.status_code, r.json() if r.content else None))
 
         plan = [("POST", "/api/v1/credentials", dict(valid_bodies()["ibm-1"], _id="pw-c%d" % i))
                 for i in range(12)]
         plan += [("PUT", "/api/v1/credentials/pw-0",
                   dict(valid_bodies()["ibm-1"], description="rev %d" % i)) for i in range(12)]
+        plan += [("DELETE", "/api/v1/credentials/pw-d%d" % i, None) for i in range(4)]
         threads = [threading.Thread(target=one, args=p) for p in plan]
         try:
             for t in threads:
@@ -623,8 +626,11 @@ def test_credential_writes_beyond_the_thread_pool_are_parked():
         assert sorted(st for m, st, _ in answers if m == "POST") == [201] * 12, answers
         assert sorted(st for m, st, _ in answers if m == "PUT") == [200] * 12, answers
         assert sorted(c["version"] for m, _, c in answers if m == "PUT") == list(range(2, 14))
+        assert sorted(st for m, st, _ in answers if m == "DELETE") == [204] * 4, answers
         assert all("plain" not in json.dumps(c) for _, _, c in answers)
         for i in range(12):
             assert d.get("/api/v1/credentials/pw-c%d" % i, headers=d.auth).status_code == 200
+        for i in range(4):
+            assert d.get("/api/v1/credentials/pw-d%d" % i, headers=d.auth).status_code == 404
     finally:
         finish(d)
