@@ -9,8 +9,41 @@
 
 #include "core.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
+
 /** Run @p fn in the next group commit, or on its own without a writer (txn.c). */
 enum cs_err cs_core_write(struct cs_core *c, cs_store_write_fn fn, void *ctx) CS_WUR;
+
+/** A request's queued write (core.h); the kind's struct embeds it first. */
+struct cs_core_job {
+  struct cs_core *core;
+  void *waiter;       /* the api's handle for the request; NULL: not parked */
+  atomic_int refs;    /* the request's hold, and the writer's while queued */
+  bool parked;        /* set on the request's thread before the write is queued */
+  enum cs_err result; /* the write's, once done (read after the wake-up) */
+  pthread_mutex_t mu; /* orders the wake-up against the request going */
+  bool gone;          /* the request dropped its hold: nobody to wake */
+  void (*free_kind)(struct cs_core_job *j); /* wipe and free the containing struct */
+  char *key_id, *role, *remote;             /* the actor's strings, owned */
+  struct cs_actor actor;                    /* into the above */
+};
+
+/**
+ * Set up @p j (zeroed by the caller) for @p waiter with a copy of @p a;
+ * @p free_kind frees the containing struct. On error @p j is still freed
+ * by cs_core_job_free(). @return CS_ERR_NOMEM.
+ */
+enum cs_err cs_core_job_init(struct cs_core_job *j, struct cs_core *c, void *waiter,
+                             const struct cs_actor *a,
+                             void (*free_kind)(struct cs_core_job *j)) CS_WUR;
+
+/**
+ * Commit @p fn(@p ctx) as @p j's write: parked until durable when serving
+ * with a waker and @p j has a waiter, else before this returns. j->result
+ * is the outcome once done; @p ctx lives in the job.
+ */
+void cs_core_job_write(struct cs_core_job *j, cs_store_write_fn fn, void *ctx);
 
 /* ------------------------------------------- credential record (cred_rec.c) */
 
@@ -164,13 +197,27 @@ enum cs_err cs_usages_of(struct cs_txn *txn, const char *cred_id, uint64_t cred_
  */
 enum cs_err cs_usage_check(struct cs_txn *txn, const char *cred_id, const char *usage_id,
                            enum cs_usage_material *material) CS_WUR;
+/** One resolve's record: its audit entry and its usage's stats. Strings borrowed. */
+struct cs_usage_seen {
+  const struct cs_keyring *kr;
+  const struct cs_actor *a;
+  const char *cred_id, *usage_id;
+  uint64_t version;
+  const char *result;
+  const struct cs_writer *w;
+  bool queued; /* its stats wait in the writer's batch for the flush */
+};
+
+/** Fill @p s to record a resolve of @p cred_id for @p usage_id as @p a (cs_usage_seen_txn). */
+void cs_usage_seen_init(struct cs_usage_seen *s, struct cs_core *c, const struct cs_actor *a,
+                        const char *cred_id, const char *usage_id, uint64_t version,
+                        const char *result);
 /**
- * Durably record a resolve: an audit entry, and usage stats (when the usage
- * still exists) written with the others of the same group commit.
+ * The write that durably records a resolve (@p arg: a struct
+ * cs_usage_seen): an audit entry, and usage stats (when the usage still
+ * exists) written with the others of the same group commit.
  */
-enum cs_err cs_usage_record_resolve(struct cs_core *c, const struct cs_actor *a,
-                                    const char *cred_id, const char *usage_id, uint64_t version,
-                                    const char *result) CS_WUR;
+enum cs_err cs_usage_seen_txn(struct cs_txn *txn, void *arg) CS_WUR;
 /** Have the writer coalesce the usage stats of each batch's resolves (after cs_writer_start). */
 void cs_usage_coalesce(struct cs_core *c);
 /**
