@@ -334,8 +334,11 @@ struct cs_cred_put_result {
 enum cs_err cs_creds_put(struct cs_core *c, const struct cs_cred_put *in,
                          struct cs_cred_put_result *out) CS_WUR;
 
-/** Rendered metadata of @p id. @return CS_ERR_NOT_FOUND, CS_ERR_STORE, CS_ERR_NOMEM. */
-enum cs_err cs_creds_get(struct cs_core *c, const char *id, cJSON **out) CS_WUR;
+/**
+ * Rendered metadata of @p id as JSON text (*json NUL-terminated, caller
+ * frees). @return CS_ERR_NOT_FOUND, CS_ERR_STORE, CS_ERR_NOMEM.
+ */
+enum cs_err cs_creds_get(struct cs_core *c, const char *id, char **json, size_t *len) CS_WUR;
 
 /**
  * Delete @p id unless a usage exists (checked in the same transaction).
@@ -357,13 +360,18 @@ struct cs_cred_query {
   bool reverse;
   const cJSON *scope; /* the caller's scope, NULL = everything */
   const cJSON *ids;   /* array of names: only these (and within scope), or NULL */
+  bool prisma;        /* render in Prisma's shape (useAWSRole always present) */
 };
 
 #define CS_IDS_MAX 500 /* names in one ?ids= filter */
 
-/** One page of rendered credentials and the count of all that match. */
-enum cs_err cs_creds_list(struct cs_core *c, const struct cs_cred_query *q, cJSON **page,
-                          uint64_t *total) CS_WUR;
+/**
+ * One page of rendered credentials, a JSON array as text (*page
+ * NUL-terminated, caller frees), and the count of all that match.
+ * @return CS_ERR_STORE, CS_ERR_TOO_LARGE, CS_ERR_NOMEM.
+ */
+enum cs_err cs_creds_list(struct cs_core *c, const struct cs_cred_query *q, char **page,
+                          size_t *len, uint64_t *total) CS_WUR;
 
 /* ------------------------------------------------------------------ usages */
 

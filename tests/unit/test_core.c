@@ -105,6 +105,36 @@ static cJSON *put_ok(struct fx *f, const char *id, const char *body)
   return r.credential;
 }
 
+/* cs_creds_get as a tree; the text must be exactly what it says it is. */
+static enum cs_err get_cred(struct fx *f, const char *id, cJSON **out)
+{
+  char *text = NULL;
+  size_t len = 0;
+  enum cs_err e = cs_creds_get(&f->core, id, &text, &len);
+  if (e)
+    return e;
+  assert_int_equal(strlen(text), len);
+  *out = json(text);
+  free(text);
+  return CS_OK;
+}
+
+/* cs_creds_list as a tree. */
+static enum cs_err list_creds(struct fx *f, const struct cs_cred_query *q, cJSON **page,
+                              uint64_t *total)
+{
+  char *text = NULL;
+  size_t len = 0;
+  enum cs_err e = cs_creds_list(&f->core, q, &text, &len, total);
+  if (e)
+    return e;
+  assert_int_equal(strlen(text), len);
+  *page = json(text);
+  assert_true(cJSON_IsArray(*page));
+  free(text);
+  return CS_OK;
+}
+
 static const char *str(const cJSON *o, const char *name)
 {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
@@ -336,7 +366,7 @@ static void test_put_if_match_and_must_exist(void **state)
   /* PUT on a missing id. */
   assert_int_equal(put_full(f, "nope", ibm_body("t"), true, NULL, &r), CS_ERR_NOT_FOUND);
   cJSON *c = NULL;
-  assert_int_equal(cs_creds_get(&f->core, "nope", &c), CS_ERR_NOT_FOUND);
+  assert_int_equal(get_cred(f, "nope", &c), CS_ERR_NOT_FOUND);
 }
 
 static void test_put_refusals_name_fields(void **state)
@@ -378,7 +408,7 @@ static void test_put_refusals_name_fields(void **state)
   /* Refused requests change nothing. */
   assert_int_equal(audit_count(f), before);
   cJSON *c = NULL;
-  assert_int_equal(cs_creds_get(&f->core, "t-1", &c), CS_OK);
+  assert_int_equal(get_cred(f, "t-1", &c), CS_OK);
   assert_string_equal(str(c, "type"), "ibmCloud");
   assert_int_equal(num(c, "version"), 1);
   cJSON_Delete(c);
@@ -1170,13 +1200,13 @@ static void test_scope_views(void **state)
   assert_true(cs_scope_allows(scope, "aws-a"));
   assert_false(cs_scope_allows(scope, "gcp-b"));
   assert_true(cs_scope_allows(NULL, "gcp-b"));
-  assert_int_equal(cs_creds_list(&f->core, &q, &page, &total), CS_OK);
+  assert_int_equal(list_creds(f, &q, &page, &total), CS_OK);
   assert_int_equal(total, 2);
   assert_string_equal(str(cJSON_GetArrayItem(page, 0), "_id"), "aws-a");
   assert_string_equal(str(cJSON_GetArrayItem(page, 1), "_id"), "aws-c");
   cJSON_Delete(page);
   q.scope = NULL;
-  assert_int_equal(cs_creds_list(&f->core, &q, &page, &total), CS_OK);
+  assert_int_equal(list_creds(f, &q, &page, &total), CS_OK);
   assert_int_equal(total, 3);
   cJSON_Delete(page);
   /* The audit trail as a scoped reader sees it: its credentials only, no
@@ -1269,7 +1299,7 @@ static void test_rotate_and_rewrap(void **state)
   assert_int_equal(cs_rewrap_all(&f->core, &f->actor, NULL, NULL, &r), CS_OK);
   assert_int_equal(r.credentials + r.usages, 0);
   /* The secret, its fingerprint and the version are unchanged. */
-  assert_int_equal(cs_creds_get(&f->core, "rw-1", &c), CS_OK);
+  assert_int_equal(get_cred(f, "rw-1", &c), CS_OK);
   assert_string_equal(fingerprint(c), fp);
   assert_int_equal(num(c, "version"), 1);
   cJSON_Delete(c);
@@ -1279,9 +1309,143 @@ static void test_rotate_and_rewrap(void **state)
   assert_int_equal(audit_count(f), 6); /* create, usage, rotate, rewrap x2, resolve */
 }
 
+/* ------------------------------------------------------ the renderer */
+
+/* The cJSON renderer cs_cred_render_text replaced, kept as the reference:
+ * the text must be byte for byte what this tree printed. */
+static cJSON *tree_render(const struct cs_cred_view *c)
+{
+  cJSON *meta = NULL, *o = cJSON_CreateObject(), *item, *owner;
+  char t[32], fp[256];
+
+  assert_non_null(o);
+  assert_int_equal(cs_json_parse(c->meta, c->meta_len, CS_JSON_MAX_DEPTH, &meta), CS_OK);
+  cJSON_AddStringToObject(o, "_id", c->id);
+  cJSON_AddStringToObject(o, "type", c->prov->type);
+  const char *field = cs_cred_secret_field(meta);
+  owner = cJSON_DetachItemFromObjectCaseSensitive(meta, "owner");
+  cJSON_DeleteItemFromObjectCaseSensitive(meta, "authType");
+  while ((item = meta->child)) {
+    cJSON_DetachItemViaPointer(meta, item);
+    cJSON_AddItemToObject(o, item->string, item);
+  }
+  if (c->fp_len > 0) {
+    snprintf(fp, sizeof fp, "%.*s", (int)c->fp_len, c->fp);
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(o, field), "encrypted", fp);
+  }
+  cJSON_AddNumberToObject(o, "version", (double)c->version);
+  cs_time_format(c->created, t);
+  cJSON_AddStringToObject(o, "created", t);
+  cs_time_format(c->modified, t);
+  cJSON_AddStringToObject(o, "lastModified", t);
+  if (owner)
+    cJSON_AddItemToObject(o, "owner", owner);
+  cJSON_Delete(meta);
+  return o;
+}
+
+static char *render_text(const struct cs_cred_view *c, bool prisma)
+{
+  struct cs_buf b;
+  cs_buf_init(&b, CS_CRED_RENDER_MAX);
+  assert_int_equal(cs_cred_render_text(c, prisma, &b), CS_OK);
+  return b.data;
+}
+
+static void test_render_matches_tree(void **state)
+{
+  (void)state;
+  /* Each as compose_meta stores it: cJSON's compact print of the object. */
+  const char *metas[] = {
+      "{}",
+      "{\"accountID\":\"123456789012\",\"description\":\"prod\"}",
+      "{\"owner\":\"alice\",\"description\":\"q\\\"uote \\\\ back/slash\\n\\t\\u0001 é ☃\"}",
+      "{\"authType\":\"apiToken\",\"projectId\":\"p\",\"owner\":\"k-1\"}",
+      "{\"authType\":\"serviceAccount\",\"description\":\"\"}",
+      "{\"useAWSRole\":true,\"roleArn\":\"arn:aws:iam::1:role/r\",\"externalId\":\"x,}]\"}",
+      "{\"n\":-1.5e+300,\"i\":42,\"z\":0,\"t\":true,\"f\":false,\"nul\":null}",
+      "{\"nested\":{\"a\":[1,{\"b\":\"}\"},[]],\"c\":{}},\"arr\":[\"[\",\"]\"],\"owner\":\"o\"}",
+      "{\"clientId\":\"c\",\"owner\":{\"id\":\"k\"},\"authType\":\"apiToken\"}",
+  };
+  const char *ids[] = {"aws-1", "a.b_c-D~9", "x"};
+  const char *fps[] = {"", "v1.00112233445566778899aabbccddeeff"};
+  uint64_t versions[] = {1, 4001, 3000000000ull};
+
+  for (size_t m = 0; m < sizeof metas / sizeof *metas; m++) {
+    cJSON *stored = json(metas[m]);
+    char *again = cs_json_print(stored);
+    assert_string_equal(again, metas[m]); /* the test's input is what the store holds */
+    free(again);
+    cJSON_Delete(stored);
+    for (size_t k = 0; k < 6; k++) {
+      struct cs_cred_view c = {.id = ids[k % 3],
+                               .prov = cs_providers[(m + k) % 8],
+                               .version = versions[k % 3],
+                               .created = 1700000000 + (int64_t)k,
+                               .modified = 1800000000,
+                               .meta = metas[m],
+                               .meta_len = strlen(metas[m]),
+                               .fp = fps[k % 2],
+                               .fp_len = strlen(fps[k % 2])};
+      cJSON *tree = tree_render(&c);
+      char *want = cs_json_print(tree), *got = render_text(&c, false);
+      assert_string_equal(got, want);
+      free(got);
+      /* Prisma's shape: useAWSRole as stored, else false at the end. */
+      if (!cJSON_GetObjectItemCaseSensitive(tree, "useAWSRole"))
+        cJSON_AddBoolToObject(tree, "useAWSRole", false);
+      free(want);
+      want = cs_json_print(tree);
+      got = render_text(&c, true);
+      assert_string_equal(got, want);
+      free(got);
+      free(want);
+      cJSON_Delete(tree);
+      /* The tree form parses the same text. */
+      tree = cs_cred_render(&c);
+      assert_non_null(tree);
+      assert_string_equal(cJSON_GetObjectItemCaseSensitive(tree, "_id")->valuestring, c.id);
+      cJSON_Delete(tree);
+    }
+  }
+}
+
+static void test_render_rejects_corrupt_meta(void **state)
+{
+  (void)state;
+  const char *full = "{\"a\":\"x\\\"}\",\"b\":[1,{\"c\":null}],\"d\":true,\"owner\":\"o\"}";
+  const char *bad[] = {"", "[]", "x", "{\"a\"}", "{\"a\":}", "{a:1}", "{\"a\":1,,}", "\"s\""};
+  struct cs_cred_view c = {.id = "t", .prov = cs_providers[0], .version = 1, .meta = full};
+  struct cs_buf b;
+
+  /* Every truncation of a record's meta is refused, never rendered short. */
+  for (size_t n = 0; n < strlen(full); n++) {
+    c.meta_len = n;
+    cs_buf_init(&b, CS_CRED_RENDER_MAX);
+    assert_int_equal(cs_cred_render_text(&c, false, &b), CS_ERR_STORE);
+    cs_buf_free(&b);
+    assert_null(cs_cred_render(&c));
+  }
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    c.meta = bad[i];
+    c.meta_len = strlen(bad[i]);
+    cs_buf_init(&b, CS_CRED_RENDER_MAX);
+    assert_int_equal(cs_cred_render_text(&c, false, &b), CS_ERR_STORE);
+    cs_buf_free(&b);
+  }
+  /* A buffer too small for the object says so. */
+  char small[32];
+  b = cs_buf_fixed(small, sizeof small);
+  c.meta = full;
+  c.meta_len = strlen(full);
+  assert_int_equal(cs_cred_render_text(&c, false, &b), CS_ERR_TOO_LARGE);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_render_matches_tree),
+      cmocka_unit_test(test_render_rejects_corrupt_meta),
       cmocka_unit_test_setup_teardown(test_put_create_and_update, setup, teardown),
       cmocka_unit_test_setup_teardown(test_put_keeps_secret, setup, teardown),
       cmocka_unit_test_setup_teardown(test_put_unchanged_and_empty_secrets, setup, teardown),
