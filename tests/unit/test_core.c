@@ -1441,6 +1441,117 @@ static void test_render_rejects_corrupt_meta(void **state)
   assert_int_equal(cs_cred_render_text(&c, false, &b), CS_ERR_TOO_LARGE);
 }
 
+/* ---------------------------------------------- the key-record cache */
+
+struct key_edit {
+  const char *id;
+  const char *from, *to; /* replace the first @from in the stored record; to NULL: raw = from */
+};
+
+static enum cs_err key_edit_txn(struct cs_txn *txn, void *arg)
+{
+  struct key_edit *k = arg;
+  struct cs_val v;
+  char rec[2048];
+  enum cs_err e = cs_txn_get(txn, CS_TBL_KEYS, k->id, strlen(k->id), &v);
+  if (e)
+    return e;
+  if (!k->to) {
+    snprintf(rec, sizeof rec, "%s", k->from);
+  } else {
+    snprintf(rec, sizeof rec, "%.*s", (int)v.len, (const char *)v.data);
+    char *at = strstr(rec, k->from), tail[2048];
+    assert_non_null(at);
+    snprintf(tail, sizeof tail, "%s", at + strlen(k->from));
+    snprintf(at, sizeof rec - (size_t)(at - rec), "%s%s", k->to, tail);
+  }
+  return cs_txn_put(txn, CS_TBL_KEYS, k->id, strlen(k->id), rec, strlen(rec), 0);
+}
+
+static void read_key(struct fx *f, const char *id, char *out, size_t size)
+{
+  struct cs_txn *txn;
+  struct cs_val v;
+  assert_int_equal(cs_store_read_begin(f->st, &txn), CS_OK);
+  assert_int_equal(cs_txn_get(txn, CS_TBL_KEYS, id, strlen(id), &v), CS_OK);
+  assert_true(v.len < size);
+  snprintf(out, size, "%.*s", (int)v.len, (const char *)v.data);
+  cs_store_read_end(txn);
+}
+
+static void edit_key(struct fx *f, const char *id, const char *from, const char *to)
+{
+  struct key_edit k = {id, from, to};
+  assert_int_equal(cs_store_write(f->st, key_edit_txn, &k), CS_OK);
+}
+
+static void expect_key(struct fx *f, const struct cs_new_key *k, enum cs_role role,
+                       const char *scope)
+{
+  struct cs_principal p = {0};
+  for (int i = 0; i < 3; i++) { /* the first decodes, the others hit the cache */
+    assert_int_equal(cs_keys_check_secret(&f->core, k->id, k->secret, &p), CS_OK);
+    assert_int_equal(p.role, role);
+    char *s = p.scope ? cs_json_print(p.scope) : NULL;
+    if (scope)
+      assert_string_equal(s, scope);
+    else
+      assert_null(p.scope);
+    free(s);
+    cs_principal_clear(&p);
+    assert_int_equal(cs_keys_load_live(&f->core, k->id, &p), CS_OK);
+    assert_int_equal(p.role, role);
+    cs_principal_clear(&p);
+  }
+}
+
+static void test_key_cache_follows_the_record(void **state)
+{
+  struct fx *f = *state;
+  struct cs_principal p = {0};
+  struct cs_new_key k, k2;
+  cJSON *scope = json("[\"aws-*\",\"gcp-1\"]");
+  struct cs_key_spec spec = {"scanner", CS_ROLE_CI, scope, 0, f->who.key_id};
+  struct cs_key_spec plain = {"other", CS_ROLE_AUDITOR, NULL, 0, f->who.key_id};
+  struct cs_key_bounds everything = {NULL, 0};
+
+  assert_int_equal(cs_keys_add(&f->core, &f->actor, "access_key_create", &spec, &k), CS_OK);
+  assert_int_equal(cs_keys_add(&f->core, &f->actor, "access_key_create", &plain, &k2), CS_OK);
+  expect_key(f, &k, CS_ROLE_CI, "[\"aws-*\",\"gcp-1\"]");
+  expect_key(f, &k2, CS_ROLE_AUDITOR, NULL);
+  /* Every change of the stored bytes is seen on the next request. */
+  edit_key(f, k.id, "\"role\":\"ci\"", "\"role\":\"auditor\"");
+  expect_key(f, &k, CS_ROLE_AUDITOR, "[\"aws-*\",\"gcp-1\"]");
+  edit_key(f, k.id, "\"gcp-1\"", "\"gcp-2\"");
+  expect_key(f, &k, CS_ROLE_AUDITOR, "[\"aws-*\",\"gcp-2\"]");
+  /* Expired: refused at once, cached or not. */
+  edit_key(f, k.id, "\"hash\"", "\"expiresAt\":1000,\"hash\"");
+  assert_int_equal(cs_keys_check_secret(&f->core, k.id, k.secret, &p), CS_ERR_BAD_CREDENTIALS);
+  assert_int_equal(cs_keys_load_live(&f->core, k.id, &p), CS_ERR_NOT_FOUND);
+  edit_key(f, k.id, "\"expiresAt\":1000,", "");
+  expect_key(f, &k, CS_ROLE_AUDITOR, "[\"aws-*\",\"gcp-2\"]");
+  /* Another secret's hash: the old secret stops working at once. */
+  char rec[2048], *h;
+  read_key(f, k.id, rec, sizeof rec);
+  assert_non_null(h = strstr(rec, "\"hash\":\""));
+  h[8] = h[8] == 'a' ? 'b' : 'a';
+  edit_key(f, k.id, rec, NULL);
+  assert_int_equal(cs_keys_check_secret(&f->core, k.id, k.secret, &p), CS_ERR_BAD_CREDENTIALS);
+  assert_int_equal(cs_keys_load_live(&f->core, k.id, &p), CS_OK); /* the record itself is fine */
+  cs_principal_clear(&p);
+  /* A corrupt record is an error, not the cached copy. */
+  edit_key(f, k2.id, "{\"id\"", NULL);
+  assert_int_equal(cs_keys_load_live(&f->core, k2.id, &p), CS_ERR_STORE);
+  /* Deleted: gone at once. */
+  assert_int_equal(cs_keys_delete(&f->core, &f->actor, &everything, k.id), CS_OK);
+  assert_int_equal(cs_keys_check_secret(&f->core, k.id, k.secret, &p), CS_ERR_BAD_CREDENTIALS);
+  assert_int_equal(cs_keys_load_live(&f->core, k.id, &p), CS_ERR_NOT_FOUND);
+  cs_principal_clear(&p);
+  cJSON_Delete(scope);
+  cs_memzero(&k, sizeof k);
+  cs_memzero(&k2, sizeof k2);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -1471,6 +1582,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_dead_letter_retry, setup, teardown),
       cmocka_unit_test_setup_teardown(test_scope_views, setup, teardown),
       cmocka_unit_test_setup_teardown(test_keys_and_tokens, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_key_cache_follows_the_record, setup, teardown),
       cmocka_unit_test_setup_teardown(test_rotate_and_rewrap, setup, teardown),
   };
   if (cs_crypto_init())
