@@ -186,16 +186,6 @@ static bool key_is(const struct member *m, const char *quoted)
   return m->key_len == n && memcmp(m->key, quoted, n) == 0;
 }
 
-static enum cs_err append_u64(struct cs_buf *b, uint64_t v)
-{
-  char d[20];
-  size_t i = sizeof d;
-  do
-    d[--i] = (char)('0' + v % 10);
-  while ((v /= 10) != 0);
-  return cs_buf_append(b, d + i, sizeof d - i);
-}
-
 static enum cs_err append_str(struct cs_buf *b, const char *s, size_t len)
 {
   enum cs_err e = cs_buf_append(b, "\"", 1);
@@ -255,7 +245,8 @@ static enum cs_err append_tail(const struct cs_cred_view *c, const struct meta_e
   }
   cs_time_format(c->created, created);
   cs_time_format(c->modified, modified);
-  if (!e && !(e = cs_buf_append(b, ",\"version\":", 11)) && !(e = append_u64(b, c->version)) &&
+  if (!e && !(e = cs_buf_append(b, ",\"version\":", 11)) &&
+      !(e = cs_buf_append_int(b, (int64_t)c->version)) &&
       !(e = cs_buf_append(b, ",\"created\":", 11)) &&
       !(e = append_str(b, created, strlen(created))) &&
       !(e = cs_buf_append(b, ",\"lastModified\":", 16)))
