@@ -239,6 +239,24 @@ enum cs_err cs_keys_delete(struct cs_core *c, const struct cs_actor *a,
 enum cs_err cs_keys_check_secret(struct cs_core *c, const char *id, const char *secret,
                                  struct cs_principal *who) CS_WUR;
 
+#define CS_KEY_HASH_HEX (2 * CS_HASH_BYTES) /* a secret's keyed hash as stored: lowercase hex */
+
+/**
+ * The stored form of @p secret (its keyed hash, @p hex NUL-terminated;
+ * the caller wipes it). @return CS_ERR_BAD_CREDENTIALS for a secret over
+ * CS_KEY_SECRET_MAX (hashed all the same, for timing), else CS_OK.
+ */
+enum cs_err cs_keys_secret_hash(struct cs_core *c, const char *secret,
+                                char hex[CS_KEY_HASH_HEX + 1]) CS_WUR;
+
+/**
+ * cs_keys_check_secret() for a secret already hashed by cs_keys_secret_hash():
+ * the live record of @p id is read and its hash compared in constant time.
+ * @return CS_ERR_BAD_CREDENTIALS, CS_ERR_STORE.
+ */
+enum cs_err cs_keys_check_hash(struct cs_core *c, const char *id, const char hex[CS_KEY_HASH_HEX],
+                               struct cs_principal *who) CS_WUR;
+
 /** @return true if @p scope (array of globs, or NULL) admits credential @p id. */
 bool cs_scope_allows(const cJSON *scope, const char *id);
 

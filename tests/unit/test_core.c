@@ -1519,6 +1519,20 @@ static void test_key_cache_follows_the_record(void **state)
   assert_int_equal(cs_keys_add(&f->core, &f->actor, "access_key_create", &plain, &k2), CS_OK);
   expect_key(f, &k, CS_ROLE_CI, "[\"aws-*\",\"gcp-1\"]");
   expect_key(f, &k2, CS_ROLE_AUDITOR, NULL);
+  /* A secret hashed once and checked by its stored form (Basic's cache). */
+  char hex[CS_KEY_HASH_HEX + 1], long_secret[CS_KEY_SECRET_MAX + 2];
+  assert_int_equal(cs_keys_secret_hash(&f->core, k.secret, hex), CS_OK);
+  assert_int_equal(strlen(hex), CS_KEY_HASH_HEX);
+  assert_int_equal(cs_keys_check_hash(&f->core, k.id, hex, &p), CS_OK);
+  assert_int_equal(p.role, CS_ROLE_CI);
+  assert_int_equal(cs_keys_check_hash(&f->core, k2.id, hex, &p), CS_ERR_BAD_CREDENTIALS);
+  assert_int_equal(cs_keys_check_hash(&f->core, NULL, hex, &p), CS_ERR_BAD_CREDENTIALS);
+  hex[0] = hex[0] == 'a' ? 'b' : 'a';
+  assert_int_equal(cs_keys_check_hash(&f->core, k.id, hex, &p), CS_ERR_BAD_CREDENTIALS);
+  memset(long_secret, 'x', sizeof long_secret - 1);
+  long_secret[sizeof long_secret - 1] = '\0';
+  assert_int_equal(cs_keys_secret_hash(&f->core, long_secret, hex), CS_ERR_BAD_CREDENTIALS);
+  cs_principal_clear(&p);
   /* Every change of the stored bytes is seen on the next request. */
   edit_key(f, k.id, "\"role\":\"ci\"", "\"role\":\"auditor\"");
   expect_key(f, &k, CS_ROLE_AUDITOR, "[\"aws-*\",\"gcp-1\"]");
