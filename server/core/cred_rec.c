@@ -109,9 +109,12 @@ struct member {
   size_t val_len;
 };
 
+/* Whitespace as cJSON reads it: every byte up to the space. */
+static bool is_ws(char c) { return (unsigned char)c <= ' '; }
+
 static size_t skip_ws(const char *s, size_t n, size_t i)
 {
-  while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+  while (i < n && is_ws(s[i]))
     i++;
   return i;
 }
@@ -136,7 +139,7 @@ static size_t value_end(const char *s, size_t n, size_t i)
   if (i < n && s[i] == '"')
     return string_end(s, n, i);
   if (i < n && s[i] != '{' && s[i] != '[') { /* number, true, false, null */
-    while (j < n && s[j] != ',' && s[j] != '}' && s[j] != ']' && s[j] != ' ')
+    while (j < n && s[j] != ',' && s[j] != '}' && s[j] != ']' && !is_ws(s[j]))
       j++;
     return j > i ? j : 0;
   }
