@@ -224,9 +224,9 @@ static enum cs_err copy_members(const struct cs_cred_view *c, struct cs_buf *b,
       x->api_token = m.val_len == 10 && memcmp(m.val, "\"apiToken\"", 10) == 0;
     } else {
       x->has_role = x->has_role || key_is(&m, "\"useAWSRole\"");
-      if (!(e = cs_buf_append(b, ",", 1)) && !(e = cs_buf_append(b, m.key, m.key_len)) &&
-          !(e = cs_buf_append(b, ":", 1)))
-        e = cs_buf_append(b, m.val, m.val_len);
+      /* "key":value as one span, whatever spacing the meta had there. */
+      if (!(e = cs_buf_append(b, ",", 1)))
+        e = cs_buf_append(b, m.key, (size_t)(m.val + m.val_len - m.key));
     }
   }
   return e ? e : r < 0 ? CS_ERR_STORE : CS_OK;
