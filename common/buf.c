@@ -77,6 +77,20 @@ enum cs_err cs_buf_append(struct cs_buf *b, const void *data, size_t len)
   return CS_OK;
 }
 
+enum cs_err cs_buf_append_int(struct cs_buf *b, int64_t v)
+{
+  char d[20];
+  size_t i = sizeof d;
+  uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+
+  do
+    d[--i] = (char)('0' + u % 10);
+  while ((u /= 10) != 0);
+  if (v < 0)
+    d[--i] = '-';
+  return cs_buf_append(b, d + i, sizeof d - i);
+}
+
 enum cs_err cs_buf_printf(struct cs_buf *b, const char *fmt, ...)
 {
   char small[512];

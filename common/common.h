@@ -167,6 +167,8 @@ void cs_buf_init_secret(struct cs_buf *b, size_t max);
 struct cs_buf cs_buf_fixed(char *mem, size_t size);
 /** @return CS_ERR_TOO_LARGE past max (buffer unchanged), CS_ERR_NOMEM. */
 enum cs_err cs_buf_append(struct cs_buf *b, const void *data, size_t len) CS_WUR;
+/** Append @p v in decimal (no printf). @return CS_ERR_TOO_LARGE, CS_ERR_NOMEM. */
+enum cs_err cs_buf_append_int(struct cs_buf *b, int64_t v) CS_WUR;
 /** printf-append. @return CS_ERR_TOO_LARGE, CS_ERR_NOMEM, CS_ERR_INTERNAL. */
 enum cs_err cs_buf_printf(struct cs_buf *b, const char *fmt, ...) CS_WUR
     __attribute__((format(printf, 2, 3)));

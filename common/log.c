@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 enum cs_log_level cs_log_min_level = CS_LOG_INFO;
 
@@ -28,11 +29,10 @@ enum cs_err cs_log_parse_level(const char *s, enum cs_log_level *out)
 
 void cs_log_set_request_id(const char *rid)
 {
-  if (!rid) {
-    request_id[0] = '\0';
-    return;
-  }
-  snprintf(request_id, sizeof request_id, "%s", rid);
+  size_t n = rid ? strnlen(rid, sizeof request_id - 1) : 0;
+  if (n)
+    memcpy(request_id, rid, n);
+  request_id[n] = '\0';
 }
 
 const char *cs_log_request_id(void) { return request_id; }
@@ -42,35 +42,74 @@ void cs_log_set_node(const char *node)
   snprintf(node_id, sizeof node_id, "%s", node ? node : "");
 }
 
+/* The access log writes a line per request, so a line is put together
+ * with appends: the date part of the timestamp is formatted once a second
+ * per thread, the milliseconds by hand, and a message without conversions
+ * is not run through vsnprintf. */
+static _Thread_local time_t ts_sec = -1;
+static _Thread_local char ts_date[32]; /* "YYYY-MM-DDTHH:MM:SS" of ts_sec */
+static _Thread_local size_t ts_len;
+
+static void append_ts(struct cs_buf *b)
+{
+  struct timeval tv;
+  struct tm tm;
+
+  gettimeofday(&tv, NULL);
+  if (tv.tv_sec != ts_sec) {
+    gmtime_r(&tv.tv_sec, &tm);
+    int n = snprintf(ts_date, sizeof ts_date, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    ts_len = n > 0 && (size_t)n < sizeof ts_date ? (size_t)n : 0;
+    ts_sec = tv.tv_sec;
+  }
+  unsigned ms = (unsigned)(tv.tv_usec / 1000);
+  char frac[5] = {'.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10),
+                  'Z'};
+  (void)!cs_buf_append(b, ts_date, ts_len);
+  (void)!cs_buf_append(b, frac, sizeof frac);
+}
+
+static void append_quoted(struct cs_buf *b, const char *s)
+{
+  (void)!cs_buf_append(b, "\"", 1);
+  (void)!cs_buf_json_escape(b, s, strlen(s));
+  (void)!cs_buf_append(b, "\"", 1);
+}
+
 __attribute__((format(printf, 3, 0))) static void
 log_v(enum cs_log_level level, const char *members, const char *fmt, va_list ap)
 {
   char msg[2048];
   char line[8192];
   struct cs_buf b = cs_buf_fixed(line, sizeof line);
-  struct timeval tv;
-  struct tm tm;
+  const char *text = fmt;
 
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  gettimeofday(&tv, NULL);
-  gmtime_r(&tv.tv_sec, &tm);
+  if (strchr(fmt, '%')) {
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    text = msg;
+  }
   /* The buffer is stack memory with a fixed cap: appends past it are dropped
    * and the line is closed below regardless. */
-  (void)!cs_buf_printf(&b, "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\"",
-                       tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                       tm.tm_sec, (long)(tv.tv_usec / 1000), level_names[level]);
+  (void)!cs_buf_append(&b, "{\"ts\":\"", 7);
+  append_ts(&b);
+  (void)!cs_buf_append(&b, "\",\"level\":", 10);
+  append_quoted(&b, level_names[level]);
   if (node_id[0]) {
-    (void)!cs_buf_printf(&b, ",\"node\":\"");
-    (void)!cs_buf_json_escape(&b, node_id, strlen(node_id));
-    (void)!cs_buf_printf(&b, "\"");
+    (void)!cs_buf_append(&b, ",\"node\":", 8);
+    append_quoted(&b, node_id);
   }
-  if (request_id[0])
-    (void)!cs_buf_printf(&b, ",\"rid\":\"%s\"", request_id);
-  (void)!cs_buf_printf(&b, ",\"msg\":\"");
-  (void)!cs_buf_json_escape(&b, msg, strlen(msg));
-  (void)!cs_buf_printf(&b, "\"");
-  if (members && members[0])
-    (void)!cs_buf_printf(&b, ",%s", members);
+  if (request_id[0]) {
+    (void)!cs_buf_append(&b, ",\"rid\":\"", 8);
+    (void)!cs_buf_append(&b, request_id, strlen(request_id));
+    (void)!cs_buf_append(&b, "\"", 1);
+  }
+  (void)!cs_buf_append(&b, ",\"msg\":", 7);
+  append_quoted(&b, text);
+  if (members && members[0]) {
+    (void)!cs_buf_append(&b, ",", 1);
+    (void)!cs_buf_append(&b, members, strlen(members));
+  }
   if (b.len + 3 > sizeof line)
     b.len = sizeof line - 3;
   line[b.len++] = '}';

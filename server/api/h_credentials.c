@@ -133,7 +133,8 @@ enum cs_err cs_parse_cred_query(const struct cs_params *p, struct cs_cred_query 
 enum cs_err cs_h_creds_list(struct cs_req *req, struct cs_resp *resp)
 {
   struct cs_cred_query q;
-  cJSON *page = NULL;
+  char *page = NULL;
+  size_t len = 0;
   uint64_t total = 0;
   struct cs_params p = cs_req_params(req);
   enum cs_err e;
@@ -141,28 +142,31 @@ enum cs_err cs_h_creds_list(struct cs_req *req, struct cs_resp *resp)
   if ((e = cs_parse_cred_query(&p, &q, resp)))
     return e;
   q.scope = req->who.scope;
-  e = cs_creds_list(req->api->core, &q, &page, &total);
+  e = cs_creds_list(req->api->core, &q, &page, &len, &total);
   cJSON_Delete((cJSON *)q.ids);
   if (e)
     return e;
   cs_resp_header(resp, "Total-Count", "%llu", (unsigned long long)total);
-  return cs_resp_json(resp, 200, page);
+  cs_resp_json_text(resp, 200, page, len);
+  return CS_OK;
 }
 
 enum cs_err cs_h_creds_get(struct cs_req *req, struct cs_resp *resp)
 {
   const char *id = NULL;
-  cJSON *c = NULL;
+  char *c = NULL;
+  size_t len = 0;
   enum cs_err e;
 
   if ((e = cs_req_cred_id(req, resp, &id)))
     return e;
-  e = cs_creds_get(req->api->core, id, &c);
+  e = cs_creds_get(req->api->core, id, &c, &len);
   if (e == CS_ERR_NOT_FOUND)
     return cs_fail(resp, e, "no credential %s", id);
   if (e)
     return e;
-  return cs_resp_json(resp, 200, c);
+  cs_resp_json_text(resp, 200, c, len);
+  return CS_OK;
 }
 
 /* Render a create-or-update's outcome (@p prisma: 200, no body) or its

@@ -112,21 +112,12 @@ static bool pages(struct cs_req *req)
   return cs_req_query(req, "limit") || cs_req_query(req, "offset");
 }
 
-/* Fields Prisma's tools index without checking (prismacloud-cli reads
- * credential["useAWSRole"] of every credential of a matching type). */
-static enum cs_err prisma_shape(cJSON *c)
-{
-  if (!cJSON_GetObjectItemCaseSensitive(c, "useAWSRole") &&
-      !cJSON_AddBoolToObject(c, "useAWSRole", false))
-    return CS_ERR_NOMEM;
-  return CS_OK;
-}
-
 enum cs_err cs_h_prisma_creds_list(struct cs_req *req, struct cs_resp *resp)
 {
   struct cs_cred_query q;
   struct cs_params p = cs_req_params(req);
-  cJSON *page = NULL, *c;
+  char *page = NULL;
+  size_t len = 0;
   uint64_t total = 0;
   enum cs_err e;
 
@@ -135,20 +126,17 @@ enum cs_err cs_h_prisma_creds_list(struct cs_req *req, struct cs_resp *resp)
   if (!pages(req))
     q.limit = UINT64_MAX; /* every visible credential, in one answer */
   q.scope = req->who.scope;
-  e = cs_creds_list(req->api->core, &q, &page, &total);
+  /* Fields Prisma's tools index without checking (prismacloud-cli reads
+   * credential["useAWSRole"] of every credential of a matching type). */
+  q.prisma = true;
+  e = cs_creds_list(req->api->core, &q, &page, &len, &total);
   cJSON_Delete((cJSON *)q.ids);
   if (e)
     return e;
-  cJSON_ArrayForEach(c, page)
-  {
-    if ((e = prisma_shape(c))) {
-      cJSON_Delete(page);
-      return e;
-    }
-  }
   if (pages(req))
     cs_resp_header(resp, "Total-Count", "%llu", (unsigned long long)total);
-  return cs_resp_json(resp, 200, page);
+  cs_resp_json_text(resp, 200, page, len);
+  return CS_OK;
 }
 
 enum cs_err cs_h_prisma_creds_upsert(struct cs_req *req, struct cs_resp *resp)

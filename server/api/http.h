@@ -211,6 +211,8 @@ enum cs_err cs_parse_if_match(const char *v, uint64_t *out) CS_WUR;
 enum cs_err cs_resp_json_secret(struct cs_resp *resp, int status, cJSON *j) CS_WUR;
 /** Render @p j as the body with @p status; deletes @p j. @return CS_ERR_NOMEM. */
 enum cs_err cs_resp_json(struct cs_resp *resp, int status, cJSON *j) CS_WUR;
+/** A JSON body already rendered as text: takes @p text (malloc'd, @p len bytes). */
+void cs_resp_json_text(struct cs_resp *resp, int status, char *text, size_t len);
 /** An empty response (204). @return CS_ERR_NOMEM. */
 enum cs_err cs_resp_empty(struct cs_resp *resp, int status) CS_WUR;
 /** Add a response header (value copied, truncated to 95 chars); past CS_MAX_HEADERS dropped. */

@@ -86,11 +86,7 @@ static enum cs_err resp_json(struct cs_resp *resp, int status, cJSON *j, bool se
     cJSON_Delete(j);
   if (!text)
     return CS_ERR_NOMEM;
-  free(resp->body);
-  resp->body = text;
-  resp->len = strlen(text);
-  resp->status = status;
-  resp->content_type = "application/json";
+  cs_resp_json_text(resp, status, text, strlen(text));
   resp->secret = secret;
   return CS_OK;
 }
@@ -103,6 +99,16 @@ enum cs_err cs_resp_json_secret(struct cs_resp *resp, int status, cJSON *j)
 enum cs_err cs_resp_json(struct cs_resp *resp, int status, cJSON *j)
 {
   return resp_json(resp, status, j, false);
+}
+
+void cs_resp_json_text(struct cs_resp *resp, int status, char *text, size_t len)
+{
+  free(resp->body);
+  resp->body = text;
+  resp->len = len;
+  resp->status = status;
+  resp->content_type = "application/json";
+  resp->secret = false;
 }
 
 enum cs_err cs_resp_empty(struct cs_resp *resp, int status)

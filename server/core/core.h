@@ -242,6 +242,24 @@ enum cs_err cs_keys_delete(struct cs_core *c, const struct cs_actor *a,
 enum cs_err cs_keys_check_secret(struct cs_core *c, const char *id, const char *secret,
                                  struct cs_principal *who) CS_WUR;
 
+#define CS_KEY_HASH_HEX (2 * CS_HASH_BYTES) /* a secret's keyed hash as stored: lowercase hex */
+
+/**
+ * The stored form of @p secret (its keyed hash, @p hex NUL-terminated;
+ * the caller wipes it). @return CS_ERR_BAD_CREDENTIALS for a secret over
+ * CS_KEY_SECRET_MAX (hashed all the same, for timing), else CS_OK.
+ */
+enum cs_err cs_keys_secret_hash(struct cs_core *c, const char *secret,
+                                char hex[CS_KEY_HASH_HEX + 1]) CS_WUR;
+
+/**
+ * cs_keys_check_secret() for a secret already hashed by cs_keys_secret_hash():
+ * the live record of @p id is read and its hash compared in constant time.
+ * @return CS_ERR_BAD_CREDENTIALS, CS_ERR_STORE.
+ */
+enum cs_err cs_keys_check_hash(struct cs_core *c, const char *id, const char hex[CS_KEY_HASH_HEX],
+                               struct cs_principal *who) CS_WUR;
+
 /** @return true if @p scope (array of globs, or NULL) admits credential @p id. */
 bool cs_scope_allows(const cJSON *scope, const char *id);
 
@@ -386,8 +404,11 @@ enum cs_err cs_creds_put_start(struct cs_core *c, const struct cs_cred_put *in, 
  */
 enum cs_err cs_creds_put_finish(struct cs_core_job *job, struct cs_cred_put_result *out) CS_WUR;
 
-/** Rendered metadata of @p id. @return CS_ERR_NOT_FOUND, CS_ERR_STORE, CS_ERR_NOMEM. */
-enum cs_err cs_creds_get(struct cs_core *c, const char *id, cJSON **out) CS_WUR;
+/**
+ * Rendered metadata of @p id as JSON text (*json NUL-terminated, caller
+ * frees). @return CS_ERR_NOT_FOUND, CS_ERR_STORE, CS_ERR_NOMEM.
+ */
+enum cs_err cs_creds_get(struct cs_core *c, const char *id, char **json, size_t *len) CS_WUR;
 
 /**
  * Delete @p id unless a usage exists (checked in the same transaction).
@@ -420,13 +441,18 @@ struct cs_cred_query {
   bool reverse;
   const cJSON *scope; /* the caller's scope, NULL = everything */
   const cJSON *ids;   /* array of names: only these (and within scope), or NULL */
+  bool prisma;        /* render in Prisma's shape (useAWSRole always present) */
 };
 
 #define CS_IDS_MAX 500 /* names in one ?ids= filter */
 
-/** One page of rendered credentials and the count of all that match. */
-enum cs_err cs_creds_list(struct cs_core *c, const struct cs_cred_query *q, cJSON **page,
-                          uint64_t *total) CS_WUR;
+/**
+ * One page of rendered credentials, a JSON array as text (*page
+ * NUL-terminated, caller frees), and the count of all that match.
+ * @return CS_ERR_STORE, CS_ERR_TOO_LARGE, CS_ERR_NOMEM.
+ */
+enum cs_err cs_creds_list(struct cs_core *c, const struct cs_cred_query *q, char **page,
+                          size_t *len, uint64_t *total) CS_WUR;
 
 /* ------------------------------------------------------------------ usages */
 

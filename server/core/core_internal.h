@@ -78,7 +78,19 @@ enum cs_err cs_cred_decode(const char *id, const struct cs_val *v, struct cs_cre
 /** The stored bytes of @p c. Caller frees *out. @return CS_ERR_NOMEM. */
 enum cs_err cs_cred_encode(const struct cs_cred_view *c, uint8_t **out, size_t *len) CS_WUR;
 
-/** Render the metadata of a credential (no secret). @return NULL on OOM/corrupt meta. */
+#define CS_CRED_RENDER_MAX (16u << 20) /* bytes of one rendered credential */
+
+/**
+ * Append the metadata object of @p c (API.md §3: _id, type, the stored
+ * fields in stored order, the secret's fingerprint, version, times, owner;
+ * never the secret) to @p b; @p prisma adds Prisma's "useAWSRole":false
+ * when the record has none. The one renderer of credentials.
+ * @return CS_ERR_STORE (corrupt meta), CS_ERR_TOO_LARGE, CS_ERR_NOMEM; @p b
+ *         may hold a partial object then.
+ */
+enum cs_err cs_cred_render_text(const struct cs_cred_view *c, bool prisma, struct cs_buf *b) CS_WUR;
+
+/** cs_cred_render_text() parsed into a tree. @return NULL on OOM/corrupt meta. */
 cJSON *cs_cred_render(const struct cs_cred_view *c);
 
 /** Which field shows the secret in output: "apiToken" for gcp API tokens, else "secret". */

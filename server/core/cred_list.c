@@ -65,26 +65,37 @@ static bool matches(const struct cs_cred_query *q, const char *id, const struct 
   return hit;
 }
 
+/* The page being rendered: a JSON array's text and how many it holds. */
+struct page {
+  struct cs_buf b;
+  uint64_t n;
+  bool prisma;
+};
+
+#define PAGE_MAX (1u << 30) /* bytes; an unpaged Prisma list holds every credential */
+
 /* Keys are NUL-free ids without terminator: copy one for rendering. */
-static enum cs_err render_into(cJSON *page, const struct list_item *it)
+static enum cs_err render_into(struct page *pg, const struct list_item *it)
 {
   char id[CS_NAME_MAX + 1];
   struct cs_cred_view c = it->c;
+  enum cs_err e;
   if (it->id_len > CS_NAME_MAX)
     return CS_ERR_STORE;
   memcpy(id, it->id, it->id_len);
   id[it->id_len] = '\0';
   c.id = id;
-  cJSON *o = cs_cred_render(&c);
-  if (!o)
-    return CS_ERR_NOMEM;
-  cJSON_AddItemToArray(page, o);
+  if (pg->n && (e = cs_buf_append(&pg->b, ",", 1)))
+    return e;
+  if ((e = cs_cred_render_text(&c, pg->prisma, &pg->b)))
+    return e;
+  pg->n++;
   return CS_OK;
 }
 
 /* The common case, ordered by id with no filter: walk the key order and
  * count from the table's size, so a page costs the same at any store size. */
-static enum cs_err list_by_id(struct cs_txn *txn, const struct cs_cred_query *q, cJSON *page,
+static enum cs_err list_by_id(struct cs_txn *txn, const struct cs_cred_query *q, struct page *page,
                               uint64_t *total)
 {
   struct cs_cursor *cur = NULL;
@@ -100,7 +111,7 @@ static enum cs_err list_by_id(struct cs_txn *txn, const struct cs_cred_query *q,
       skipped++;
       continue;
     }
-    if ((uint64_t)cJSON_GetArraySize(page) >= q->limit)
+    if (page->n >= q->limit)
       break;
     struct list_item it = {.id = k.data, .id_len = k.len};
     if ((e = cs_cred_decode("", &v, &it.c)) || (e = render_into(page, &it)))
@@ -178,8 +189,8 @@ static enum cs_err collect_ids(struct cs_txn *txn, const struct cs_cred_query *q
   return e == CS_ERR_NOT_FOUND ? CS_OK : e;
 }
 
-static enum cs_err list_filtered(struct cs_txn *txn, const struct cs_cred_query *q, cJSON *page,
-                                 uint64_t *total)
+static enum cs_err list_filtered(struct cs_txn *txn, const struct cs_cred_query *q,
+                                 struct page *page, uint64_t *total)
 {
   struct item_vec iv = {0};
   enum cs_err e = q->ids ? collect_ids(txn, q, &iv) : collect_scan(txn, q, &iv);
@@ -191,35 +202,37 @@ static enum cs_err list_filtered(struct cs_txn *txn, const struct cs_cred_query 
     if (n > 1)
       qsort_r(items, n, sizeof *items, cmp_items, &sort);
     *total = n;
-    for (uint64_t i = q->offset; i < n && (uint64_t)cJSON_GetArraySize(page) < q->limit && !e; i++)
+    for (uint64_t i = q->offset; i < n && page->n < q->limit && !e; i++)
       e = render_into(page, &items[q->reverse ? n - 1 - i : i]);
   }
   free(items);
   return e;
 }
 
-enum cs_err cs_creds_list(struct cs_core *c, const struct cs_cred_query *q, cJSON **page,
-                          uint64_t *total)
+enum cs_err cs_creds_list(struct cs_core *c, const struct cs_cred_query *q, char **page,
+                          size_t *len, uint64_t *total)
 {
   struct cs_txn *txn;
-  cJSON *arr = cJSON_CreateArray();
+  struct page pg = {.prisma = q->prisma};
+  uint64_t n = 0;
   enum cs_err e;
 
-  if (!arr)
-    return CS_ERR_NOMEM;
-  if ((e = cs_store_read_begin(c->store, &txn))) {
-    cJSON_Delete(arr);
+  cs_buf_init(&pg.b, PAGE_MAX);
+  if ((e = cs_buf_append(&pg.b, "[", 1)) || (e = cs_store_read_begin(c->store, &txn))) {
+    cs_buf_free(&pg.b);
     return e;
   }
   if (q->sort == CS_SORT_ID && !q->type && !q->scope && !q->ids && !(q->search && q->search[0]))
-    e = list_by_id(txn, q, arr, total);
+    e = list_by_id(txn, q, &pg, &n);
   else
-    e = list_filtered(txn, q, arr, total);
+    e = list_filtered(txn, q, &pg, &n);
   cs_store_read_end(txn);
-  if (e) {
-    cJSON_Delete(arr);
+  if (e || (e = cs_buf_append(&pg.b, "]", 1))) {
+    cs_buf_free(&pg.b);
     return e;
   }
-  *page = arr;
+  *page = pg.b.data;
+  *len = pg.b.len;
+  *total = n;
   return CS_OK;
 }

@@ -90,55 +90,201 @@ enum cs_err cs_cred_encode(const struct cs_cred_view *c, uint8_t **out, size_t *
   return CS_OK;
 }
 
-static bool add_time(cJSON *o, const char *name, int64_t t)
-{
-  char buf[32];
-  cs_time_format(t, buf);
-  return cJSON_AddStringToObject(o, name, buf) != NULL;
-}
-
 const char *cs_cred_secret_field(const cJSON *meta)
 {
   const cJSON *a = cJSON_GetObjectItemCaseSensitive(meta, "authType");
   return cJSON_IsString(a) && strcmp(a->valuestring, "apiToken") == 0 ? "apiToken" : "secret";
 }
 
+/* ------------------------------------------------------------ rendering */
+
+/* The stored meta is cJSON's compact print of an object (compose_meta), so
+ * its members are copied as they are: splitting the text costs a fraction
+ * of parsing it into a tree and printing that again, and yields the same
+ * bytes. A span that does not split is a corrupt record. */
+struct member {
+  const char *key; /* with its quotes */
+  size_t key_len;
+  const char *val;
+  size_t val_len;
+};
+
+/* Whitespace as cJSON reads it: every byte up to the space. */
+static bool is_ws(char c) { return (unsigned char)c <= ' '; }
+
+static size_t skip_ws(const char *s, size_t n, size_t i)
+{
+  while (i < n && is_ws(s[i]))
+    i++;
+  return i;
+}
+
+/* Past the string that opens at s[i] ('"'); 0 if it does not close. */
+static size_t string_end(const char *s, size_t n, size_t i)
+{
+  for (i++; i < n; i++) {
+    if (s[i] == '\\')
+      i++;
+    else if (s[i] == '"')
+      return i + 1;
+  }
+  return 0;
+}
+
+/* Past the value that starts at s[i]; 0 if it does not end. */
+static size_t value_end(const char *s, size_t n, size_t i)
+{
+  size_t depth = 0, j = i;
+
+  if (i < n && s[i] == '"')
+    return string_end(s, n, i);
+  if (i < n && s[i] != '{' && s[i] != '[') { /* number, true, false, null */
+    while (j < n && s[j] != ',' && s[j] != '}' && s[j] != ']' && !is_ws(s[j]))
+      j++;
+    return j > i ? j : 0;
+  }
+  for (; j < n; j++) {
+    if (s[j] == '"') {
+      if (!(j = string_end(s, n, j)))
+        return 0;
+      j--;
+    } else if (s[j] == '{' || s[j] == '[') {
+      depth++;
+    } else if ((s[j] == '}' || s[j] == ']') && --depth == 0) {
+      return j + 1;
+    }
+  }
+  return 0;
+}
+
+/* The member at *pos of the object text s (*pos just past '{' or a member).
+ * @return 1 with *m set, 0 at the closing brace, -1 if malformed. */
+static int next_member(const char *s, size_t n, size_t *pos, struct member *m)
+{
+  size_t i = skip_ws(s, n, *pos), k;
+
+  if (i < n && s[i] == '}')
+    return 0;
+  if (i < n && s[i] == ',')
+    i = skip_ws(s, n, i + 1);
+  if (i >= n || s[i] != '"' || !(k = string_end(s, n, i)))
+    return -1;
+  m->key = s + i;
+  m->key_len = k - i;
+  i = skip_ws(s, n, k);
+  if (i >= n || s[i] != ':')
+    return -1;
+  i = skip_ws(s, n, i + 1);
+  if (!(k = value_end(s, n, i)))
+    return -1;
+  m->val = s + i;
+  m->val_len = k - i;
+  *pos = k;
+  return 1;
+}
+
+static bool key_is(const struct member *m, const char *quoted)
+{
+  size_t n = strlen(quoted);
+  return m->key_len == n && memcmp(m->key, quoted, n) == 0;
+}
+
+static enum cs_err append_str(struct cs_buf *b, const char *s, size_t len)
+{
+  enum cs_err e = cs_buf_append(b, "\"", 1);
+  if (!e)
+    e = cs_buf_json_escape(b, s, len);
+  return e ? e : cs_buf_append(b, "\"", 1);
+}
+
+/* What the meta holds apart from the members shown in stored order. */
+struct meta_extras {
+  struct member owner;
+  bool has_owner, has_auth, api_token, has_role;
+};
+
+/* Copy the meta's members but the first owner and authType, noting those. */
+static enum cs_err copy_members(const struct cs_cred_view *c, struct cs_buf *b,
+                                struct meta_extras *x)
+{
+  const char *s = c->meta;
+  size_t n = c->meta_len, pos = skip_ws(s, n, 0) + 1;
+  struct member m;
+  enum cs_err e = CS_OK;
+  int r;
+
+  if (pos > n || s[pos - 1] != '{')
+    return CS_ERR_STORE;
+  while (!e && (r = next_member(s, n, &pos, &m)) == 1) {
+    if (!x->has_owner && key_is(&m, "\"owner\"")) {
+      x->owner = m;
+      x->has_owner = true;
+    } else if (!x->has_auth && key_is(&m, "\"authType\"")) {
+      x->has_auth = true;
+      x->api_token = m.val_len == 10 && memcmp(m.val, "\"apiToken\"", 10) == 0;
+    } else {
+      x->has_role = x->has_role || key_is(&m, "\"useAWSRole\"");
+      /* "key":value as one span, whatever spacing the meta had there. */
+      if (!(e = cs_buf_append(b, ",", 1)))
+        e = cs_buf_append(b, m.key, (size_t)(m.val + m.val_len - m.key));
+    }
+  }
+  return e ? e : r < 0 ? CS_ERR_STORE : CS_OK;
+}
+
+/* The members after the stored ones: secret fingerprint, version, times, owner. */
+static enum cs_err append_tail(const struct cs_cred_view *c, const struct meta_extras *x,
+                               bool prisma, struct cs_buf *b)
+{
+  char created[32], modified[32];
+  enum cs_err e = CS_OK;
+
+  if (c->fp_len > 0) {
+    e = cs_buf_append(
+        b, x->api_token ? ",\"apiToken\":{\"encrypted\":" : ",\"secret\":{\"encrypted\":",
+        x->api_token ? 25 : 23);
+    if (!e && !(e = append_str(b, c->fp, strnlen(c->fp, c->fp_len))))
+      e = cs_buf_append(b, "}", 1);
+  }
+  cs_time_format(c->created, created);
+  cs_time_format(c->modified, modified);
+  if (!e && !(e = cs_buf_append(b, ",\"version\":", 11)) &&
+      !(e = cs_buf_append_int(b, (int64_t)c->version)) &&
+      !(e = cs_buf_append(b, ",\"created\":", 11)) &&
+      !(e = append_str(b, created, strlen(created))) &&
+      !(e = cs_buf_append(b, ",\"lastModified\":", 16)))
+    e = append_str(b, modified, strlen(modified));
+  if (!e && x->has_owner && !(e = cs_buf_append(b, ",\"owner\":", 9)))
+    e = cs_buf_append(b, x->owner.val, x->owner.val_len);
+  if (!e && prisma && !x->has_role)
+    e = cs_buf_append(b, ",\"useAWSRole\":false", 19);
+  return e ? e : cs_buf_append(b, "}", 1);
+}
+
+enum cs_err cs_cred_render_text(const struct cs_cred_view *c, bool prisma, struct cs_buf *b)
+{
+  struct meta_extras x = {0};
+  enum cs_err e = cs_buf_append(b, "{\"_id\":", 7);
+
+  if (!e)
+    e = append_str(b, c->id, strlen(c->id));
+  if (!e && !(e = cs_buf_append(b, ",\"type\":", 8)))
+    e = append_str(b, c->prov->type, strlen(c->prov->type));
+  if (!e)
+    e = copy_members(c, b, &x);
+  return e ? e : append_tail(c, &x, prisma, b);
+}
+
 cJSON *cs_cred_render(const struct cs_cred_view *c)
 {
-  cJSON *meta = NULL, *o = cJSON_CreateObject(), *item, *owner = NULL;
+  struct cs_buf b;
+  cJSON *o = NULL;
 
-  if (!o || cs_json_parse(c->meta, c->meta_len, CS_JSON_MAX_DEPTH, &meta))
-    goto fail;
-  if (!cJSON_AddStringToObject(o, "_id", c->id) ||
-      !cJSON_AddStringToObject(o, "type", c->prov->type))
-    goto fail;
-  const char *field = cs_cred_secret_field(meta);
-  owner = cJSON_DetachItemFromObjectCaseSensitive(meta, "owner");
-  cJSON_DeleteItemFromObjectCaseSensitive(meta, "authType");
-  /* Provider fields and description, in stored order. */
-  while ((item = meta->child)) {
-    cJSON_DetachItemViaPointer(meta, item);
-    cJSON_AddItemToObject(o, item->string, item);
-  }
-  if (c->fp_len > 0) {
-    char fp[256];
-    cJSON *s = cJSON_AddObjectToObject(o, field);
-    snprintf(fp, sizeof fp, "%.*s", (int)c->fp_len, c->fp);
-    if (!s || !cJSON_AddStringToObject(s, "encrypted", fp))
-      goto fail;
-  }
-  if (!cJSON_AddNumberToObject(o, "version", (double)c->version) ||
-      !add_time(o, "created", c->created) || !add_time(o, "lastModified", c->modified))
-    goto fail;
-  if (owner)
-    cJSON_AddItemToObject(o, "owner", owner);
-  cJSON_Delete(meta);
+  cs_buf_init(&b, CS_CRED_RENDER_MAX);
+  if (!cs_cred_render_text(c, false, &b) && cs_json_parse(b.data, b.len, CS_JSON_MAX_DEPTH, &o))
+    o = NULL;
+  cs_buf_free(&b);
   return o;
-fail:
-  cJSON_Delete(owner);
-  cJSON_Delete(meta);
-  cJSON_Delete(o);
-  return NULL;
 }
 
 enum cs_err cs_cred_load(struct cs_txn *txn, const char *id, struct cs_cred_view *out)

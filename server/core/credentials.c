@@ -581,19 +581,26 @@ enum cs_err cs_creds_put(struct cs_core *c, const struct cs_cred_put *in,
 
 /* --------------------------------------------------------- get and delete */
 
-enum cs_err cs_creds_get(struct cs_core *c, const char *id, cJSON **out)
+enum cs_err cs_creds_get(struct cs_core *c, const char *id, char **json, size_t *len)
 {
   struct cs_txn *txn;
   struct cs_cred_view v;
+  struct cs_buf b;
   enum cs_err e = cs_store_read_begin(c->store, &txn);
 
   if (e)
     return e;
-  e = cs_cred_load(txn, id, &v);
-  if (!e && !(*out = cs_cred_render(&v)))
-    e = CS_ERR_NOMEM;
+  cs_buf_init(&b, CS_CRED_RENDER_MAX);
+  if (!(e = cs_cred_load(txn, id, &v)))
+    e = cs_cred_render_text(&v, false, &b);
   cs_store_read_end(txn);
-  return e;
+  if (e) {
+    cs_buf_free(&b);
+    return e;
+  }
+  *json = b.data;
+  *len = b.len;
+  return CS_OK;
 }
 
 struct delete_ctx {

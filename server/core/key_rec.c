@@ -96,26 +96,102 @@ enum cs_err cs_key_decode(const cJSON *j, struct cs_key_rec *k)
   return CS_OK;
 }
 
+/* Every authenticated request reads its key's record, so that deletion and
+ * expiry revoke at once (also from the watch-fed copy in cluster mode); the
+ * cJSON parse of it was ~14,000 instructions a request. Each thread keeps
+ * the last few records it decoded, keyed by the id and the exact stored
+ * bytes: a record that differs in any byte is decoded afresh. A scope is
+ * kept as its compact JSON and parsed alone on a hit (the caller owns the
+ * tree); records too large for a slot are not kept. */
+#define KEY_CACHE 4
+#define KEY_CACHE_RAW 1024
+
+struct key_slot {
+  size_t id_len, raw_len, scope_len; /* raw_len 0: empty slot */
+  char id[CS_KEY_ID_MAX];
+  char raw[KEY_CACHE_RAW];
+  char scope[KEY_CACHE_RAW];
+  struct cs_key_rec rec; /* rec.scope unused */
+};
+
+static _Thread_local struct key_slot key_cache[KEY_CACHE];
+static _Thread_local unsigned key_next;
+
+static const struct key_slot *cache_find(const char *id, size_t id_len, const struct cs_val *v)
+{
+  for (unsigned i = 0; i < KEY_CACHE; i++) {
+    const struct key_slot *s = &key_cache[i];
+    if (s->raw_len && s->raw_len == v->len && s->id_len == id_len &&
+        memcmp(s->id, id, id_len) == 0 && memcmp(s->raw, v->data, v->len) == 0)
+      return s;
+  }
+  return NULL;
+}
+
+static void cache_put(const char *id, size_t id_len, const struct cs_val *v,
+                      const struct cs_key_rec *k)
+{
+  struct key_slot *s = &key_cache[key_next++ % KEY_CACHE];
+  char *scope = k->scope ? cs_json_print(k->scope) : NULL;
+  size_t scope_len = scope ? strlen(scope) : 0;
+
+  s->raw_len = 0;
+  if (v->len <= sizeof s->raw && (!k->scope || (scope && scope_len <= sizeof s->scope))) {
+    memcpy(s->id, id, id_len);
+    s->id_len = id_len;
+    memcpy(s->raw, v->data, v->len);
+    if (scope_len)
+      memcpy(s->scope, scope, scope_len);
+    s->scope_len = scope_len;
+    s->rec = *k;
+    s->rec.scope = NULL;
+    s->raw_len = v->len;
+  }
+  free(scope);
+}
+
+static enum cs_err key_from_slot(const struct key_slot *s, struct cs_key_rec *out)
+{
+  cJSON *scope = NULL;
+  if (s->scope_len && cs_json_parse(s->scope, s->scope_len, KEY_JSON_DEPTH, &scope))
+    return CS_ERR_NOMEM; /* our own print: only memory can fail it */
+  *out = s->rec;
+  out->scope = scope;
+  return CS_OK;
+}
+
+static enum cs_err key_from_record(const struct cs_val *v, struct cs_key_rec *k)
+{
+  cJSON *j = NULL;
+  enum cs_err e = cs_key_parse(v, &j);
+
+  if (!e && !(e = cs_key_decode(j, k)))
+    k->scope = cJSON_DetachItemFromObjectCaseSensitive(j, "scope");
+  cJSON_Delete(j);
+  return e;
+}
+
 enum cs_err cs_key_load(struct cs_txn *txn, const char *id, struct cs_key_rec *out)
 {
   struct cs_val v;
   struct cs_key_rec k = {0};
-  cJSON *j = NULL;
+  const struct key_slot *s;
+  size_t id_len = strlen(id);
   enum cs_err e;
 
-  if (strlen(id) > CS_KEY_ID_MAX)
+  if (id_len > CS_KEY_ID_MAX)
     return CS_ERR_NOT_FOUND;
-  if ((e = cs_txn_get(txn, CS_TBL_KEYS, id, strlen(id), &v)))
+  if ((e = cs_txn_get(txn, CS_TBL_KEYS, id, id_len, &v)))
     return e;
-  if ((e = cs_key_parse(&v, &j)))
+  if ((s = cache_find(id, id_len, &v)))
+    e = key_from_slot(s, &k);
+  else if (!(e = key_from_record(&v, &k)))
+    cache_put(id, id_len, &v, &k);
+  if (e)
     return e;
-  if (!(e = cs_key_decode(j, &k))) {
-    k.scope = cJSON_DetachItemFromObjectCaseSensitive(j, "scope");
-    memcpy(k.id, id, strlen(id) + 1);
-    *out = k;
-  }
-  cJSON_Delete(j);
-  return e;
+  memcpy(k.id, id, id_len + 1);
+  *out = k;
+  return CS_OK;
 }
 
 cJSON *cs_key_public_json(const cJSON *rec)

@@ -213,29 +213,46 @@ enum cs_err cs_keys_load_live(struct cs_core *c, const char *id, struct cs_princ
   return e;
 }
 
-enum cs_err cs_keys_check_secret(struct cs_core *c, const char *id, const char *secret,
-                                 struct cs_principal *who)
+enum cs_err cs_keys_secret_hash(struct cs_core *c, const char *secret,
+                                char hex[CS_KEY_HASH_HEX + 1])
 {
   uint8_t h[CS_HASH_BYTES];
-  char hex[2 * CS_HASH_BYTES + 1];
-  size_t slen = strlen(secret), idlen = id ? strlen(id) : 0;
+  size_t slen = strlen(secret);
+
+  cs_secret_hash(c->keyring, secret, slen > CS_KEY_SECRET_MAX ? CS_KEY_SECRET_MAX : slen, h);
+  cs_hex(h, sizeof h, hex);
+  cs_memzero(h, sizeof h);
+  return slen > CS_KEY_SECRET_MAX ? CS_ERR_BAD_CREDENTIALS : CS_OK;
+}
+
+enum cs_err cs_keys_check_hash(struct cs_core *c, const char *id, const char hex[CS_KEY_HASH_HEX],
+                               struct cs_principal *who)
+{
+  size_t idlen = id ? strlen(id) : 0;
   struct cs_key_rec k = {0};
   enum cs_err e = CS_ERR_NOT_FOUND;
 
-  /* Hash even for unknown ids so timing does not tell which ids exist. */
-  cs_secret_hash(c->keyring, secret, slen > CS_KEY_SECRET_MAX ? CS_KEY_SECRET_MAX : slen, h);
-  cs_hex(h, sizeof h, hex);
-  if (idlen && idlen <= CS_KEY_ID_MAX && slen <= CS_KEY_SECRET_MAX)
+  if (idlen && idlen <= CS_KEY_ID_MAX)
     e = load_live(c, id, &k);
-  if (e == CS_OK && !cs_bytes_equal(hex, k.hash_hex, 2 * CS_HASH_BYTES)) {
+  if (e == CS_OK && !cs_bytes_equal(hex, k.hash_hex, CS_KEY_HASH_HEX)) {
     cJSON_Delete(k.scope);
     k.scope = NULL;
     e = CS_ERR_NOT_FOUND;
   }
-  cs_memzero(h, sizeof h);
-  cs_memzero(hex, sizeof hex);
   if (e)
     return e == CS_ERR_NOT_FOUND ? CS_ERR_BAD_CREDENTIALS : e;
   fill_principal(who, &k);
   return CS_OK;
+}
+
+enum cs_err cs_keys_check_secret(struct cs_core *c, const char *id, const char *secret,
+                                 struct cs_principal *who)
+{
+  char hex[CS_KEY_HASH_HEX + 1];
+  /* Hash even for unknown ids so timing does not tell which ids exist. */
+  enum cs_err e = cs_keys_secret_hash(c, secret, hex);
+
+  e = e ? e : cs_keys_check_hash(c, id, hex, who);
+  cs_memzero(hex, sizeof hex);
+  return e;
 }

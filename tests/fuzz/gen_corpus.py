@@ -351,6 +351,20 @@ put("fuzz_basic", "nul-inside", "Basic " + base64.b64encode(b"ak_1\0:x").decode(
 put("fuzz_basic", "bad-padding", "Basic YWtfMTpz=")
 put("fuzz_basic", "bare", b64("id:" + "s" * 140))
 
+# ------------------------------------------------------------ fuzz_cred_meta
+# Stored metas: cJSON's compact print of an object (credentials.c compose_meta).
+META = {
+    "aws": {"accountID": "123456789012", "description": "prod", "owner": "ak-1"},
+    "gcp-token": {"authType": "apiToken", "projectId": "p", "owner": "k"},
+    "role": {"useAWSRole": True, "roleArn": "arn:aws:iam::1:role/r", "externalId": "x,}]"},
+    "escapes": {"description": "q\"uote \\ back\n\t\u0001 \u00e9 \u2603"},
+    "nested": {"n": -1.5e300, "a": [1, {"b": "}"}, []], "o": {}, "t": None},
+}
+for name, doc in META.items():
+    put("fuzz_cred_meta", name, json.dumps(doc, separators=(",", ":"), ensure_ascii=False))
+put("fuzz_cred_meta", "empty", "{}")
+put("fuzz_cred_meta", "truncated", '{"a":"x\\"}","b":[1,{"c":null}')
+
 # ---------------------------------------------------------------- fuzz_query
 QUERIES = {
     "list": "offset=10&limit=50&type=aws&search=prod&sort=_id&reverse=true",

@@ -250,6 +250,50 @@ def test_deleting_a_key_revokes_its_tokens_at_once(d):
     assert_error(login(d, k["id"], k["secret"]), 401, "invalid_credentials")
 
 
+def basic_gets(d, auth, n=12):
+    """n GETs with one Basic header: on the daemon's keep-alive session and
+    on fresh connections, so that every pool thread that answers has seen
+    (and remembered) the header before."""
+    out = [d.get("/api/v1/version", headers={"Authorization": auth}).status_code
+           for _ in range(n)]
+    for _ in range(n // 2):
+        c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
+        c.request("GET", "/api/v1/version", headers={"Authorization": auth})
+        out.append(c.getresponse().status)
+        c.close()
+    return out
+
+
+def test_remembered_basic_header_is_revoked_at_once(d):
+    """A Basic header verified before is not re-hashed, but the key record
+    is still read on every request: deletion and expiry refuse it at once,
+    a changed header is verified afresh, and failures are still counted."""
+    k = new_key(d, d.admin_auth, "operator")
+    good = basic(k["id"], k["secret"])
+    assert basic_gets(d, good) == [200] * 18
+    # One byte of the secret changed, or the same id with an empty secret:
+    # never the remembered answer.
+    wrong = [basic(k["id"], k["secret"][:-1] + ("a" if k["secret"][-1] != "a" else "b")),
+             basic(k["id"], ""), basic(k["id"], k["secret"] + "x"),
+             "Basic  " + good.split(" ", 1)[1] + "=", good[:-2]]
+    for w in wrong:
+        assert_error(d.get("/api/v1/version", headers={"Authorization": w}), 401,
+                     "invalid_credentials")
+    assert basic_gets(d, good, 4) == [200] * 6
+    assert d.delete("/api/v1/access_keys/" + k["id"],
+                    headers={"Authorization": d.admin_auth}).status_code == 204
+    assert basic_gets(d, good) == [401] * 18
+    # Expiry too: a key that expires while its header is remembered.
+    life = 2 * SLOW
+    expires = time.time() + life
+    exp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires))
+    k = new_key(d, d.admin_auth, "ci", expiresAt=exp)
+    good = basic(k["id"], k["secret"])
+    assert basic_gets(d, good, 4) == [200] * 6
+    time.sleep(max(0.0, expires - time.time()) + 1.1)
+    assert basic_gets(d, good, 4) == [401] * 6
+
+
 def test_expired_key_is_refused_like_a_wrong_one(d):
     # The key must outlive its creation and a login, which take seconds
     # under valgrind on a loaded machine: its lifetime scales with SLOW.

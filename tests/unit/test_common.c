@@ -3,8 +3,10 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -305,6 +307,95 @@ static void test_log_level(void **state)
   assert_string_equal(cs_log_request_id(), "");
 }
 
+static void test_buf_append_int(void **state)
+{
+  const int64_t v[] = {0, 7, -1, 200, 1234567890123LL, INT64_MAX, INT64_MIN};
+  const char *want[] = {
+      "0", "7", "-1", "200", "1234567890123", "9223372036854775807", "-9223372036854775808"};
+  char small[4];
+  struct cs_buf b;
+  (void)state;
+  for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
+    cs_buf_init(&b, 64);
+    assert_int_equal(cs_buf_append_int(&b, v[i]), CS_OK);
+    assert_string_equal(b.data, want[i]);
+    cs_buf_free(&b);
+  }
+  b = cs_buf_fixed(small, sizeof small);
+  assert_int_equal(cs_buf_append_int(&b, 1234), CS_ERR_TOO_LARGE);
+  assert_int_equal(cs_buf_append_int(&b, -12), CS_OK);
+  assert_string_equal(small, "-12");
+}
+
+/* Log lines written to stderr, read back: the members in their order. */
+static char *capture_log(void (*emit)(void))
+{
+  char path[] = "/tmp/cs-test-log-XXXXXX", *out = calloc(1, 16384);
+  int fd = mkstemp(path), saved = dup(2);
+  assert_true(fd >= 0 && saved >= 0 && out);
+  fflush(stderr);
+  dup2(fd, 2);
+  emit();
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  assert_true(pread(fd, out, 16383, 0) > 0);
+  close(fd);
+  unlink(path);
+  return out;
+}
+
+static void emit_lines(void)
+{
+  cs_log_set_node("n\"1\\");
+  cs_log_set_request_id("rid-1");
+  cs_log_fields(CS_LOG_INFO, "\"route\":\"get\",\"status\":200", "request");
+  cs_log_set_request_id(NULL);
+  cs_log_set_node(NULL);
+  cs_log_write(CS_LOG_WARN, "name %s: \"%d\"\t\x01 é", "a\\b", -5);
+  cs_log_write(CS_LOG_ERROR, "100%% done");
+}
+
+static void test_log_lines(void **state)
+{
+  char *text = capture_log(emit_lines), *l2 = NULL, *l3 = NULL;
+  (void)state;
+  /* {"ts":"YYYY-MM-DDTHH:MM:SS.mmmZ", … */
+  const char *p = text;
+  for (int line = 0; line < 3; line++) {
+    assert_memory_equal(p, "{\"ts\":\"", 7);
+    for (int i = 0; i < 24; i++)
+      assert_true(strchr("-T:.Z", p[7 + i]) ? strchr("0123456789", p[7 + i]) == NULL
+                                            : p[7 + i] >= '0' && p[7 + i] <= '9');
+    assert_memory_equal(p + 7 + 4, "-", 1);
+    assert_memory_equal(p + 7 + 10, "T", 1);
+    assert_memory_equal(p + 7 + 19, ".", 1);
+    assert_memory_equal(p + 7 + 23, "Z\"", 2);
+    p = strchr(p, '\n');
+    assert_non_null(p);
+    p++;
+    if (line == 0)
+      l2 = (char *)p;
+    if (line == 1)
+      l3 = (char *)p;
+  }
+  assert_string_equal(p, "");
+  assert_memory_equal(text + 32,
+                      ",\"level\":\"info\",\"node\":\"n\\\"1\\\\\",\"rid\":\"rid-1\","
+                      "\"msg\":\"request\",\"route\":\"get\",\"status\":200}\n",
+                      strlen(",\"level\":\"info\",\"node\":\"n\\\"1\\\\\",\"rid\":\"rid-1\","
+                             "\"msg\":\"request\",\"route\":\"get\",\"status\":200}\n"));
+  const char *w2 = ",\"level\":\"warn\",\"msg\":\"name a\\\\b: \\\"-5\\\"\\t\\u0001 é\"}\n";
+  assert_memory_equal(l2 + 32, w2, strlen(w2));
+  const char *w3 = ",\"level\":\"error\",\"msg\":\"100% done\"}\n";
+  assert_memory_equal(l3 + 32, w3, strlen(w3));
+  /* The timestamp's date part is the same clock's. */
+  char now[32];
+  cs_time_format(cs_now(), now);
+  assert_memory_equal(text + 7, now, 10);
+  free(text);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -313,7 +404,8 @@ int main(void)
       cmocka_unit_test(test_json_nul_and_utf8), cmocka_unit_test(test_json_fields),
       cmocka_unit_test(test_json_wipe),         cmocka_unit_test(test_time),
       cmocka_unit_test(test_ids_and_numbers),   cmocka_unit_test(test_names),
-      cmocka_unit_test(test_log_level),
+      cmocka_unit_test(test_log_level),         cmocka_unit_test(test_buf_append_int),
+      cmocka_unit_test(test_log_lines),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -105,6 +105,36 @@ static cJSON *put_ok(struct fx *f, const char *id, const char *body)
   return r.credential;
 }
 
+/* cs_creds_get as a tree; the text must be exactly what it says it is. */
+static enum cs_err get_cred(struct fx *f, const char *id, cJSON **out)
+{
+  char *text = NULL;
+  size_t len = 0;
+  enum cs_err e = cs_creds_get(&f->core, id, &text, &len);
+  if (e)
+    return e;
+  assert_int_equal(strlen(text), len);
+  *out = json(text);
+  free(text);
+  return CS_OK;
+}
+
+/* cs_creds_list as a tree. */
+static enum cs_err list_creds(struct fx *f, const struct cs_cred_query *q, cJSON **page,
+                              uint64_t *total)
+{
+  char *text = NULL;
+  size_t len = 0;
+  enum cs_err e = cs_creds_list(&f->core, q, &text, &len, total);
+  if (e)
+    return e;
+  assert_int_equal(strlen(text), len);
+  *page = json(text);
+  assert_true(cJSON_IsArray(*page));
+  free(text);
+  return CS_OK;
+}
+
 static const char *str(const cJSON *o, const char *name)
 {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
@@ -336,7 +366,7 @@ static void test_put_if_match_and_must_exist(void **state)
   /* PUT on a missing id. */
   assert_int_equal(put_full(f, "nope", ibm_body("t"), true, NULL, &r), CS_ERR_NOT_FOUND);
   cJSON *c = NULL;
-  assert_int_equal(cs_creds_get(&f->core, "nope", &c), CS_ERR_NOT_FOUND);
+  assert_int_equal(get_cred(f, "nope", &c), CS_ERR_NOT_FOUND);
 }
 
 static void test_put_refusals_name_fields(void **state)
@@ -378,7 +408,7 @@ static void test_put_refusals_name_fields(void **state)
   /* Refused requests change nothing. */
   assert_int_equal(audit_count(f), before);
   cJSON *c = NULL;
-  assert_int_equal(cs_creds_get(&f->core, "t-1", &c), CS_OK);
+  assert_int_equal(get_cred(f, "t-1", &c), CS_OK);
   assert_string_equal(str(c, "type"), "ibmCloud");
   assert_int_equal(num(c, "version"), 1);
   cJSON_Delete(c);
@@ -1215,13 +1245,13 @@ static void test_scope_views(void **state)
   assert_true(cs_scope_allows(scope, "aws-a"));
   assert_false(cs_scope_allows(scope, "gcp-b"));
   assert_true(cs_scope_allows(NULL, "gcp-b"));
-  assert_int_equal(cs_creds_list(&f->core, &q, &page, &total), CS_OK);
+  assert_int_equal(list_creds(f, &q, &page, &total), CS_OK);
   assert_int_equal(total, 2);
   assert_string_equal(str(cJSON_GetArrayItem(page, 0), "_id"), "aws-a");
   assert_string_equal(str(cJSON_GetArrayItem(page, 1), "_id"), "aws-c");
   cJSON_Delete(page);
   q.scope = NULL;
-  assert_int_equal(cs_creds_list(&f->core, &q, &page, &total), CS_OK);
+  assert_int_equal(list_creds(f, &q, &page, &total), CS_OK);
   assert_int_equal(total, 3);
   cJSON_Delete(page);
   /* The audit trail as a scoped reader sees it: its credentials only, no
@@ -1314,7 +1344,7 @@ static void test_rotate_and_rewrap(void **state)
   assert_int_equal(cs_rewrap_all(&f->core, &f->actor, NULL, NULL, &r), CS_OK);
   assert_int_equal(r.credentials + r.usages, 0);
   /* The secret, its fingerprint and the version are unchanged. */
-  assert_int_equal(cs_creds_get(&f->core, "rw-1", &c), CS_OK);
+  assert_int_equal(get_cred(f, "rw-1", &c), CS_OK);
   assert_string_equal(fingerprint(c), fp);
   assert_int_equal(num(c, "version"), 1);
   cJSON_Delete(c);
@@ -1324,9 +1354,268 @@ static void test_rotate_and_rewrap(void **state)
   assert_int_equal(audit_count(f), 6); /* create, usage, rotate, rewrap x2, resolve */
 }
 
+/* ------------------------------------------------------ the renderer */
+
+/* The cJSON renderer cs_cred_render_text replaced, kept as the reference:
+ * the text must be byte for byte what this tree printed. */
+static cJSON *tree_render(const struct cs_cred_view *c)
+{
+  cJSON *meta = NULL, *o = cJSON_CreateObject(), *item, *owner;
+  char t[32], fp[256];
+
+  assert_non_null(o);
+  assert_int_equal(cs_json_parse(c->meta, c->meta_len, CS_JSON_MAX_DEPTH, &meta), CS_OK);
+  cJSON_AddStringToObject(o, "_id", c->id);
+  cJSON_AddStringToObject(o, "type", c->prov->type);
+  const char *field = cs_cred_secret_field(meta);
+  owner = cJSON_DetachItemFromObjectCaseSensitive(meta, "owner");
+  cJSON_DeleteItemFromObjectCaseSensitive(meta, "authType");
+  while ((item = meta->child)) {
+    cJSON_DetachItemViaPointer(meta, item);
+    cJSON_AddItemToObject(o, item->string, item);
+  }
+  if (c->fp_len > 0) {
+    snprintf(fp, sizeof fp, "%.*s", (int)c->fp_len, c->fp);
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(o, field), "encrypted", fp);
+  }
+  cJSON_AddNumberToObject(o, "version", (double)c->version);
+  cs_time_format(c->created, t);
+  cJSON_AddStringToObject(o, "created", t);
+  cs_time_format(c->modified, t);
+  cJSON_AddStringToObject(o, "lastModified", t);
+  if (owner)
+    cJSON_AddItemToObject(o, "owner", owner);
+  cJSON_Delete(meta);
+  return o;
+}
+
+static char *render_text(const struct cs_cred_view *c, bool prisma)
+{
+  struct cs_buf b;
+  cs_buf_init(&b, CS_CRED_RENDER_MAX);
+  assert_int_equal(cs_cred_render_text(c, prisma, &b), CS_OK);
+  return b.data;
+}
+
+static void test_render_matches_tree(void **state)
+{
+  (void)state;
+  /* Each as compose_meta stores it: cJSON's compact print of the object. */
+  const char *metas[] = {
+      "{}",
+      "{\"accountID\":\"123456789012\",\"description\":\"prod\"}",
+      "{\"owner\":\"alice\",\"description\":\"q\\\"uote \\\\ back/slash\\n\\t\\u0001 é ☃\"}",
+      "{\"authType\":\"apiToken\",\"projectId\":\"p\",\"owner\":\"k-1\"}",
+      "{\"authType\":\"serviceAccount\",\"description\":\"\"}",
+      "{\"useAWSRole\":true,\"roleArn\":\"arn:aws:iam::1:role/r\",\"externalId\":\"x,}]\"}",
+      "{\"n\":-1.5e+300,\"i\":42,\"z\":0,\"t\":true,\"f\":false,\"nul\":null}",
+      "{\"nested\":{\"a\":[1,{\"b\":\"}\"},[]],\"c\":{}},\"arr\":[\"[\",\"]\"],\"owner\":\"o\"}",
+      "{\"clientId\":\"c\",\"owner\":{\"id\":\"k\"},\"authType\":\"apiToken\"}",
+  };
+  const char *ids[] = {"aws-1", "a.b_c-D~9", "x"};
+  const char *fps[] = {"", "v1.00112233445566778899aabbccddeeff"};
+  uint64_t versions[] = {1, 4001, 3000000000ull};
+
+  for (size_t m = 0; m < sizeof metas / sizeof *metas; m++) {
+    cJSON *stored = json(metas[m]);
+    char *again = cs_json_print(stored);
+    assert_string_equal(again, metas[m]); /* the test's input is what the store holds */
+    free(again);
+    cJSON_Delete(stored);
+    for (size_t k = 0; k < 6; k++) {
+      struct cs_cred_view c = {.id = ids[k % 3],
+                               .prov = cs_providers[(m + k) % 8],
+                               .version = versions[k % 3],
+                               .created = 1700000000 + (int64_t)k,
+                               .modified = 1800000000,
+                               .meta = metas[m],
+                               .meta_len = strlen(metas[m]),
+                               .fp = fps[k % 2],
+                               .fp_len = strlen(fps[k % 2])};
+      cJSON *tree = tree_render(&c);
+      char *want = cs_json_print(tree), *got = render_text(&c, false);
+      assert_string_equal(got, want);
+      free(got);
+      /* Prisma's shape: useAWSRole as stored, else false at the end. */
+      if (!cJSON_GetObjectItemCaseSensitive(tree, "useAWSRole"))
+        cJSON_AddBoolToObject(tree, "useAWSRole", false);
+      free(want);
+      want = cs_json_print(tree);
+      got = render_text(&c, true);
+      assert_string_equal(got, want);
+      free(got);
+      free(want);
+      cJSON_Delete(tree);
+      /* The tree form parses the same text. */
+      tree = cs_cred_render(&c);
+      assert_non_null(tree);
+      assert_string_equal(cJSON_GetObjectItemCaseSensitive(tree, "_id")->valuestring, c.id);
+      cJSON_Delete(tree);
+    }
+  }
+}
+
+static void test_render_rejects_corrupt_meta(void **state)
+{
+  (void)state;
+  const char *full = "{\"a\":\"x\\\"}\",\"b\":[1,{\"c\":null}],\"d\":true,\"owner\":\"o\"}";
+  const char *bad[] = {"", "[]", "x", "{\"a\"}", "{\"a\":}", "{a:1}", "{\"a\":1,,}", "\"s\""};
+  struct cs_cred_view c = {.id = "t", .prov = cs_providers[0], .version = 1, .meta = full};
+  struct cs_buf b;
+
+  /* Every truncation of a record's meta is refused, never rendered short. */
+  for (size_t n = 0; n < strlen(full); n++) {
+    c.meta_len = n;
+    cs_buf_init(&b, CS_CRED_RENDER_MAX);
+    assert_int_equal(cs_cred_render_text(&c, false, &b), CS_ERR_STORE);
+    cs_buf_free(&b);
+    assert_null(cs_cred_render(&c));
+  }
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    c.meta = bad[i];
+    c.meta_len = strlen(bad[i]);
+    cs_buf_init(&b, CS_CRED_RENDER_MAX);
+    assert_int_equal(cs_cred_render_text(&c, false, &b), CS_ERR_STORE);
+    cs_buf_free(&b);
+  }
+  /* A buffer too small for the object says so. */
+  char small[32];
+  b = cs_buf_fixed(small, sizeof small);
+  c.meta = full;
+  c.meta_len = strlen(full);
+  assert_int_equal(cs_cred_render_text(&c, false, &b), CS_ERR_TOO_LARGE);
+}
+
+/* ---------------------------------------------- the key-record cache */
+
+struct key_edit {
+  const char *id;
+  const char *from, *to; /* replace the first @from in the stored record; to NULL: raw = from */
+};
+
+static enum cs_err key_edit_txn(struct cs_txn *txn, void *arg)
+{
+  struct key_edit *k = arg;
+  struct cs_val v;
+  char rec[2048];
+  enum cs_err e = cs_txn_get(txn, CS_TBL_KEYS, k->id, strlen(k->id), &v);
+  if (e)
+    return e;
+  if (!k->to) {
+    snprintf(rec, sizeof rec, "%s", k->from);
+  } else {
+    snprintf(rec, sizeof rec, "%.*s", (int)v.len, (const char *)v.data);
+    char *at = strstr(rec, k->from), tail[2048];
+    assert_non_null(at);
+    snprintf(tail, sizeof tail, "%s", at + strlen(k->from));
+    snprintf(at, sizeof rec - (size_t)(at - rec), "%s%s", k->to, tail);
+  }
+  return cs_txn_put(txn, CS_TBL_KEYS, k->id, strlen(k->id), rec, strlen(rec), 0);
+}
+
+static void read_key(struct fx *f, const char *id, char *out, size_t size)
+{
+  struct cs_txn *txn;
+  struct cs_val v;
+  assert_int_equal(cs_store_read_begin(f->st, &txn), CS_OK);
+  assert_int_equal(cs_txn_get(txn, CS_TBL_KEYS, id, strlen(id), &v), CS_OK);
+  assert_true(v.len < size);
+  snprintf(out, size, "%.*s", (int)v.len, (const char *)v.data);
+  cs_store_read_end(txn);
+}
+
+static void edit_key(struct fx *f, const char *id, const char *from, const char *to)
+{
+  struct key_edit k = {id, from, to};
+  assert_int_equal(cs_store_write(f->st, key_edit_txn, &k), CS_OK);
+}
+
+static void expect_key(struct fx *f, const struct cs_new_key *k, enum cs_role role,
+                       const char *scope)
+{
+  struct cs_principal p = {0};
+  for (int i = 0; i < 3; i++) { /* the first decodes, the others hit the cache */
+    assert_int_equal(cs_keys_check_secret(&f->core, k->id, k->secret, &p), CS_OK);
+    assert_int_equal(p.role, role);
+    char *s = p.scope ? cs_json_print(p.scope) : NULL;
+    if (scope)
+      assert_string_equal(s, scope);
+    else
+      assert_null(p.scope);
+    free(s);
+    cs_principal_clear(&p);
+    assert_int_equal(cs_keys_load_live(&f->core, k->id, &p), CS_OK);
+    assert_int_equal(p.role, role);
+    cs_principal_clear(&p);
+  }
+}
+
+static void test_key_cache_follows_the_record(void **state)
+{
+  struct fx *f = *state;
+  struct cs_principal p = {0};
+  struct cs_new_key k, k2;
+  cJSON *scope = json("[\"aws-*\",\"gcp-1\"]");
+  struct cs_key_spec spec = {"scanner", CS_ROLE_CI, scope, 0, f->who.key_id};
+  struct cs_key_spec plain = {"other", CS_ROLE_AUDITOR, NULL, 0, f->who.key_id};
+  struct cs_key_bounds everything = {NULL, 0};
+
+  assert_int_equal(cs_keys_add(&f->core, &f->actor, "access_key_create", &spec, &k), CS_OK);
+  assert_int_equal(cs_keys_add(&f->core, &f->actor, "access_key_create", &plain, &k2), CS_OK);
+  expect_key(f, &k, CS_ROLE_CI, "[\"aws-*\",\"gcp-1\"]");
+  expect_key(f, &k2, CS_ROLE_AUDITOR, NULL);
+  /* A secret hashed once and checked by its stored form (Basic's cache). */
+  char hex[CS_KEY_HASH_HEX + 1], long_secret[CS_KEY_SECRET_MAX + 2];
+  assert_int_equal(cs_keys_secret_hash(&f->core, k.secret, hex), CS_OK);
+  assert_int_equal(strlen(hex), CS_KEY_HASH_HEX);
+  assert_int_equal(cs_keys_check_hash(&f->core, k.id, hex, &p), CS_OK);
+  assert_int_equal(p.role, CS_ROLE_CI);
+  assert_int_equal(cs_keys_check_hash(&f->core, k2.id, hex, &p), CS_ERR_BAD_CREDENTIALS);
+  assert_int_equal(cs_keys_check_hash(&f->core, NULL, hex, &p), CS_ERR_BAD_CREDENTIALS);
+  hex[0] = hex[0] == 'a' ? 'b' : 'a';
+  assert_int_equal(cs_keys_check_hash(&f->core, k.id, hex, &p), CS_ERR_BAD_CREDENTIALS);
+  memset(long_secret, 'x', sizeof long_secret - 1);
+  long_secret[sizeof long_secret - 1] = '\0';
+  assert_int_equal(cs_keys_secret_hash(&f->core, long_secret, hex), CS_ERR_BAD_CREDENTIALS);
+  cs_principal_clear(&p);
+  /* Every change of the stored bytes is seen on the next request. */
+  edit_key(f, k.id, "\"role\":\"ci\"", "\"role\":\"auditor\"");
+  expect_key(f, &k, CS_ROLE_AUDITOR, "[\"aws-*\",\"gcp-1\"]");
+  edit_key(f, k.id, "\"gcp-1\"", "\"gcp-2\"");
+  expect_key(f, &k, CS_ROLE_AUDITOR, "[\"aws-*\",\"gcp-2\"]");
+  /* Expired: refused at once, cached or not. */
+  edit_key(f, k.id, "\"hash\"", "\"expiresAt\":1000,\"hash\"");
+  assert_int_equal(cs_keys_check_secret(&f->core, k.id, k.secret, &p), CS_ERR_BAD_CREDENTIALS);
+  assert_int_equal(cs_keys_load_live(&f->core, k.id, &p), CS_ERR_NOT_FOUND);
+  edit_key(f, k.id, "\"expiresAt\":1000,", "");
+  expect_key(f, &k, CS_ROLE_AUDITOR, "[\"aws-*\",\"gcp-2\"]");
+  /* Another secret's hash: the old secret stops working at once. */
+  char rec[2048], *h;
+  read_key(f, k.id, rec, sizeof rec);
+  assert_non_null(h = strstr(rec, "\"hash\":\""));
+  h[8] = h[8] == 'a' ? 'b' : 'a';
+  edit_key(f, k.id, rec, NULL);
+  assert_int_equal(cs_keys_check_secret(&f->core, k.id, k.secret, &p), CS_ERR_BAD_CREDENTIALS);
+  assert_int_equal(cs_keys_load_live(&f->core, k.id, &p), CS_OK); /* the record itself is fine */
+  cs_principal_clear(&p);
+  /* A corrupt record is an error, not the cached copy. */
+  edit_key(f, k2.id, "{\"id\"", NULL);
+  assert_int_equal(cs_keys_load_live(&f->core, k2.id, &p), CS_ERR_STORE);
+  /* Deleted: gone at once. */
+  assert_int_equal(cs_keys_delete(&f->core, &f->actor, &everything, k.id), CS_OK);
+  assert_int_equal(cs_keys_check_secret(&f->core, k.id, k.secret, &p), CS_ERR_BAD_CREDENTIALS);
+  assert_int_equal(cs_keys_load_live(&f->core, k.id, &p), CS_ERR_NOT_FOUND);
+  cs_principal_clear(&p);
+  cJSON_Delete(scope);
+  cs_memzero(&k, sizeof k);
+  cs_memzero(&k2, sizeof k2);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_render_matches_tree),
+      cmocka_unit_test(test_render_rejects_corrupt_meta),
       cmocka_unit_test_setup_teardown(test_put_create_and_update, setup, teardown),
       cmocka_unit_test_setup_teardown(test_put_keeps_secret, setup, teardown),
       cmocka_unit_test_setup_teardown(test_put_unchanged_and_empty_secrets, setup, teardown),
@@ -1353,6 +1642,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_dead_letter_retry, setup, teardown),
       cmocka_unit_test_setup_teardown(test_scope_views, setup, teardown),
       cmocka_unit_test_setup_teardown(test_keys_and_tokens, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_key_cache_follows_the_record, setup, teardown),
       cmocka_unit_test_setup_teardown(test_rotate_and_rewrap, setup, teardown),
   };
   if (cs_crypto_init())
