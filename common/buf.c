@@ -140,6 +140,12 @@ enum cs_err cs_buf_json_escape(struct cs_buf *b, const char *s, size_t len)
     case '\\':
       esc[1] = '\\';
       break;
+    case '\b':
+      esc[1] = 'b';
+      break;
+    case '\f':
+      esc[1] = 'f';
+      break;
     case '\n':
       esc[1] = 'n';
       break;

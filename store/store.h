@@ -58,6 +58,11 @@ enum cs_table {
 
 /** Put flags. */
 #define CS_PUT_NO_OVERWRITE 0x1u /* fail with CS_ERR_EXISTS if the key exists */
+/* The key sorts after every key of its table (a sequence table's next seq):
+ * LMDB appends without searching (MDB_APPEND; a key that does not sort
+ * last fails with CS_ERR_EXISTS). Ignored by the etcd backend, whose keys
+ * are not ordered so. */
+#define CS_PUT_APPEND 0x2u
 
 /**
  * Options for cs_store_open_url() and cs_store_probe(); every member may be
