@@ -184,6 +184,8 @@ enum cs_err cs_buf_url_escape(struct cs_buf *b, const char *s, size_t len) CS_WU
  * audit chain). @return CS_ERR_TOO_LARGE, CS_ERR_NOMEM.
  */
 enum cs_err cs_buf_json_escape(struct cs_buf *b, const char *s, size_t len) CS_WUR;
+/** Append @p v in decimal (what "%" PRIu64 prints, without printf). @return as cs_buf_append(). */
+enum cs_err cs_buf_u64(struct cs_buf *b, uint64_t v) CS_WUR;
 /** Wipe the contents (sodium-free memzero) and free; keeps max. NULL ok. */
 void cs_buf_wipe(struct cs_buf *b);
 /** Free without wiping. NULL ok. */

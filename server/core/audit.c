@@ -70,7 +70,11 @@ void cs_audit_set_chain(const char *node)
 /* META key of @p chain's head. @return its length. */
 static size_t head_key(const char *chain, char out[HEAD_KEY_MAX])
 {
-  return (size_t)snprintf(out, HEAD_KEY_MAX, chain[0] ? HEAD_KEY "/%s" : HEAD_KEY, chain);
+  if (!chain[0]) { /* LMDB's chain, every append: no printf */
+    memcpy(out, HEAD_KEY, sizeof HEAD_KEY);
+    return sizeof HEAD_KEY - 1;
+  }
+  return (size_t)snprintf(out, HEAD_KEY_MAX, HEAD_KEY "/%s", chain);
 }
 
 static enum cs_err read_head(struct cs_txn *txn, const char *chain, uint64_t *seq,
@@ -100,35 +104,29 @@ static enum cs_err put_seq(struct cs_buf *b, uint64_t seq)
 {
   char num[32];
   double d = (double)seq;
-  size_t n = 0;
+  size_t n;
 
-  if (d < 1e15) {
-    char rev[24];
-    do
-      rev[n++] = (char)('0' + seq % 10);
-    while ((seq /= 10) != 0);
-    for (size_t i = 0; i < n; i++)
-      num[i] = rev[n - 1 - i];
-  } else {
-    /* cJSON's test of "reads back": equal within DBL_EPSILON relative. */
-    n = (size_t)snprintf(num, sizeof num, "%1.15g", d);
-    double back = strtod(num, NULL), mx = back > d ? back : d;
-    if (!((back > d ? back - d : d - back) <= mx * DBL_EPSILON))
-      n = (size_t)snprintf(num, sizeof num, "%1.17g", d);
-  }
+  if (d < 1e15)
+    return cs_buf_u64(b, seq);
+  /* cJSON's test of "reads back": equal within DBL_EPSILON relative. */
+  n = (size_t)snprintf(num, sizeof num, "%1.15g", d);
+  double back = strtod(num, NULL), mx = back > d ? back : d;
+  if (!((back > d ? back - d : d - back) <= mx * DBL_EPSILON))
+    n = (size_t)snprintf(num, sizeof num, "%1.17g", d);
   return cs_buf_append(b, num, n);
 }
 
-/* Append ,"name":"s" (name plain, s escaped as cJSON escapes). */
-static enum cs_err put_str(struct cs_buf *b, const char *name, const char *s)
+/* Append ,"name":"s": @p pre is ,"name":" (PUT_STR spells it), @p s is
+ * escaped as cJSON escapes. */
+static enum cs_err put_str(struct cs_buf *b, const char *pre, size_t plen, const char *s)
 {
   enum cs_err e;
 
-  if ((e = cs_buf_append(b, ",\"", 2)) || (e = cs_buf_append(b, name, strlen(name))) ||
-      (e = cs_buf_append(b, "\":\"", 3)) || (e = cs_buf_json_escape(b, s, strlen(s))))
+  if ((e = cs_buf_append(b, pre, plen)) || (e = cs_buf_json_escape(b, s, strlen(s))))
     return e;
   return cs_buf_append(b, "\"", 1);
 }
+#define PUT_STR(b, name, s) put_str(b, ",\"" name "\":\"", sizeof(",\"" name "\":\"") - 1, s)
 
 enum cs_err cs_audit_entry_print(struct cs_buf *b, const char *chain, uint64_t seq,
                                  const uint8_t prev[CS_HASH_BYTES], int64_t at,
@@ -148,12 +146,12 @@ enum cs_err cs_audit_entry_print(struct cs_buf *b, const char *chain, uint64_t s
   } else if ((e = cs_buf_append(b, "{\"seq\":", 7))) {
     return e;
   }
-  if ((e = put_seq(b, seq)) || (e = put_str(b, "at", when)) ||
-      (e = put_str(b, "actor", a && a->key_id ? a->key_id : "")) ||
-      (e = put_str(b, "role", a && a->role ? a->role : "")) || (e = put_str(b, "action", action)) ||
-      (e = put_str(b, "target", target ? target : "")) || (e = put_str(b, "result", result)) ||
-      (e = put_str(b, "remote", a && a->remote ? a->remote : "")) ||
-      (e = put_str(b, "prevHash", prev_hex)))
+  if ((e = put_seq(b, seq)) || (e = PUT_STR(b, "at", when)) ||
+      (e = PUT_STR(b, "actor", a && a->key_id ? a->key_id : "")) ||
+      (e = PUT_STR(b, "role", a && a->role ? a->role : "")) || (e = PUT_STR(b, "action", action)) ||
+      (e = PUT_STR(b, "target", target ? target : "")) || (e = PUT_STR(b, "result", result)) ||
+      (e = PUT_STR(b, "remote", a && a->remote ? a->remote : "")) ||
+      (e = PUT_STR(b, "prevHash", prev_hex)))
     return e;
   return cs_buf_append(b, "}", 1);
 }

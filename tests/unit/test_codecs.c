@@ -16,6 +16,7 @@
 
 #define _XOPEN_SOURCE_EXTENDED 1
 #include <ftw.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -419,8 +420,8 @@ static void test_audit_entry_bytes(void **state)
   }
   same_entry("", 7, 0, &a, "create", ctl, "success");
   same_entry("n\"o\\de\n", 7, 1, &odd, "auth", ctl, "failure");
-  same_entry("", 3, 1764590000, &a, "update", "caf\xc3\xa9-\xe6\x97\xa5\xe6\x9c\xac-\xf0\x9f\x94\x91",
-             "unchanged");
+  same_entry("", 3, 1764590000, &a, "update",
+             "caf\xc3\xa9-\xe6\x97\xa5\xe6\x9c\xac-\xf0\x9f\x94\x91", "unchanged");
   same_entry("", 3, 1764590000, &a, "auth", "\xff\xfe not utf-8", "failure");
   same_entry("", 4, 1764590000, NULL, "keyring_rotate", NULL, "success");
   same_entry("cli@host", 4, 1764590000, &none, "audit_prune", "", "success");
@@ -449,6 +450,28 @@ static void test_audit_long_entry(void **state)
   assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(entries, 0), "target")->valuestring,
                       target);
   cJSON_Delete(entries);
+}
+
+/* cs_buf_u64 prints what "%" PRIu64 prints (audit seqs, broker keys). */
+static void test_buf_u64(void **state)
+{
+  static const uint64_t vals[] = {
+      0, 1, 9, 10, 99, 100, 4294967295u, 4294967296u, UINT64_MAX - 1, UINT64_MAX};
+  char want[32], mem[8];
+  struct cs_buf b;
+
+  (void)state;
+  for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+    cs_buf_init(&b, 64);
+    assert_int_equal(cs_buf_append(&b, "x", 1), CS_OK);
+    assert_int_equal(cs_buf_u64(&b, vals[i]), CS_OK);
+    snprintf(want, sizeof want, "x%" PRIu64, vals[i]);
+    assert_string_equal(b.data, want);
+    cs_buf_free(&b);
+  }
+  b = cs_buf_fixed(mem, sizeof mem); /* 7 bytes: 20 digits do not fit, nothing written */
+  assert_int_equal(cs_buf_u64(&b, UINT64_MAX), CS_ERR_TOO_LARGE);
+  assert_int_equal(b.len, 0);
 }
 
 /* ------------------------------------------------------------ append flag */
@@ -485,6 +508,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_corrupt_index_refused, setup, teardown),
       cmocka_unit_test(test_audit_entry_bytes),
       cmocka_unit_test_setup_teardown(test_audit_long_entry, setup, teardown),
+      cmocka_unit_test(test_buf_u64),
       cmocka_unit_test_setup_teardown(test_put_append, setup, teardown),
   };
   if (cs_crypto_init())
