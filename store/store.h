@@ -43,7 +43,7 @@ enum cs_table {
   CS_TBL_META,           /* "schema", "keyring", "kdf", ... */
   CS_TBL_CREDS,          /* credential id → record */
   CS_TBL_USAGES,         /* usage id → record */
-  CS_TBL_USAGES_BY_CRED, /* credential id '\0' usage id → empty */
+  CS_TBL_USAGES_BY_CRED, /* credential id '\0' usage id → material + stats (usage_rec.c) */
   CS_TBL_KEYS,           /* access key id → record */
   CS_TBL_AUDIT,          /* u64 BE seq → entry */
   CS_TBL_EVENTS,         /* u64 BE seq → event */

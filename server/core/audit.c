@@ -213,8 +213,10 @@ enum cs_err cs_audit_append(struct cs_txn *txn, const struct cs_keyring *kr,
     return e;
   seq++;
   /* Most entries fit the stack; a long escaped target takes the heap. */
-  if ((e = entry_build(b, kr, chain, seq, prev, a, action, target, result)) == CS_ERR_TOO_LARGE)
-    e = entry_build(b = &heap, kr, chain, seq, prev, a, action, target, result);
+  if ((e = entry_build(b, kr, chain, seq, prev, a, action, target, result)) == CS_ERR_TOO_LARGE) {
+    b = &heap;
+    e = entry_build(b, kr, chain, seq, prev, a, action, target, result);
+  }
   /* LMDB's chain goes at the table's end (entry_key): appended without a
    * search down the tree. A node chain's key is not its table's last. */
   if (e || (e = entry_key(txn, chain, seq, key, &klen)) ||

@@ -109,7 +109,7 @@ static enum cs_err stats_to_json(cJSON *rec, const struct cs_usage_stats *s)
     if (!v[i] || e) {
       cJSON_Delete(v[i]);
       e = CS_ERR_NOMEM;
-    } else if (!cJSON_AddItemToObject(rec, stats_key[i], v[i])) {
+    } else if (!cJSON_AddItemToObjectCS(rec, stats_key[i], v[i])) { /* static names */
       cJSON_Delete(v[i]);
       e = CS_ERR_NOMEM;
     }
@@ -185,7 +185,7 @@ static char *print_without_stats(cJSON *rec)
   text = cs_json_print(rec);
   for (int i = 0; i < STATS_KEYS; i++)
     if (held[i])
-      cJSON_AddItemToObject(rec, stats_key[i], held[i]); /* re-adding a detached item cannot fail */
+      cJSON_AddItemToObjectCS(rec, stats_key[i], held[i]); /* a static name: no allocation */
   return text;
 }
 
