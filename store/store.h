@@ -358,13 +358,31 @@ struct cs_writer;
  */
 enum cs_err cs_writer_start(struct cs_store *st, void (*after_commit)(void *), void *arg,
                             struct cs_writer **out) CS_WUR;
+/** Completion of a queued change: @p result is fn's, or the commit's error. */
+typedef void (*cs_writer_done_fn)(void *arg, enum cs_err result);
 /**
- * Run @p fn in the next group commit and wait until it is durable.
- * Like cs_store_write, @p fn may run more than once.
- * @return fn's result, or the commit's error; CS_ERR_UNAVAILABLE once stopping.
+ * Queue @p fn (with @p ctx) for the next group commit and return at once.
+ * Once queued, @p done(@p arg, result) is called exactly once, on the
+ * writer thread, after the batch is durable (result: fn's) or failed (the
+ * commit's error), or when the writer stops before running it
+ * (CS_ERR_UNAVAILABLE). @p ctx must live until then; like cs_store_write,
+ * @p fn may run more than once. @p done must be quick and must not submit
+ * and wait.
+ * @return CS_OK (queued), CS_ERR_NOMEM, CS_ERR_UNAVAILABLE (stopping): then
+ *         @p done is not called.
+ */
+enum cs_err cs_writer_submit_async(struct cs_writer *w, cs_store_write_fn fn, void *ctx,
+                                   cs_writer_done_fn done, void *arg) CS_WUR;
+/**
+ * cs_writer_submit_async() and wait until @p fn is durable.
+ * @return fn's result, or the commit's error; CS_ERR_UNAVAILABLE once
+ *         stopping; CS_ERR_NOMEM.
  */
 enum cs_err cs_writer_submit(struct cs_writer *w, cs_store_write_fn fn, void *ctx) CS_WUR;
-/** Finish queued work and stop. NULL ok. */
+/**
+ * Stop: the batch being committed completes; changes still queued complete
+ * with CS_ERR_UNAVAILABLE (never dropped). NULL ok.
+ */
 void cs_writer_stop(struct cs_writer *w);
 /**
  * Coalescing: in every batch of more than one change, run @p flush (with

@@ -280,6 +280,7 @@ enum cs_err cs_api_start(struct cs_core *core, const struct cs_api_opts *opts, s
   cs_dispatch_init();
   cs_metrics_init(cs_routes, cs_routes_count);
   cs_h_events_init(core);
+  cs_req_writes_init(core);
   /* Ready before the first connection can arrive: the store is open, and a
    * /readyz answered between listening and this store would say 503. */
   atomic_store(&api->ready, true);

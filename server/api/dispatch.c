@@ -372,7 +372,8 @@ void cs_dispatch_completed(void *cls, struct MHD_Connection *conn, void **con_cl
     cs_log_set_request_id(NULL);
   }
   cs_conn_request_done(req->track);
-  cs_buf_wipe(&req->body); /* bodies may carry secrets */
+  cs_core_job_free(req->job); /* a client gone while its write was queued */
+  cs_buf_wipe(&req->body);    /* bodies may carry secrets */
   cs_principal_clear(&req->who);
   free(req);
   atomic_fetch_sub(&api->in_flight, 1);

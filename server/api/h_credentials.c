@@ -165,30 +165,53 @@ enum cs_err cs_h_creds_get(struct cs_req *req, struct cs_resp *resp)
   return cs_resp_json(resp, 200, c);
 }
 
-/* Run a create-or-update and render its result (@p prisma: 200, no body)
- * or its field error. */
+/* Render a create-or-update's outcome (@p prisma: 200, no body) or its
+ * field error. */
+static enum cs_err put_render(struct cs_resp *resp, enum cs_err e, struct cs_cred_put_result *r,
+                              bool prisma)
+{
+  if (e == CS_ERR_INVALID || e == CS_ERR_MISSING || e == CS_ERR_BAD_ID) {
+    const char *msg = r->perr.msg[0] ? r->perr.msg : cs_err_message(e);
+    return r->perr.field[0] ? cs_fail_field(resp, e, r->perr.field, "%s", msg)
+                            : cs_fail(resp, e, "%s", msg);
+  }
+  if (e == CS_ERR_NOT_FOUND)
+    return cs_fail(resp, e, "no credential %s", r->id);
+  if (e == CS_ERR_PRECONDITION)
+    return cs_fail(resp, e, "If-Match does not name the current version of %s", r->id);
+  if (e)
+    return e;
+  if (prisma) {
+    cJSON_Delete(r->credential);
+    return cs_resp_empty(resp, 200);
+  }
+  return cs_resp_json(resp, r->created ? 201 : 200, r->credential);
+}
+
+/* Called again once the write is durable (the request was parked meanwhile). */
+static enum cs_err put_finish(struct cs_req *req, struct cs_resp *resp, bool prisma)
+{
+  struct cs_cred_put_result r;
+  enum cs_err e = cs_creds_put_finish(req->job, &r);
+
+  e = put_render(resp, e, &r, prisma); /* r.id is the job's */
+  cs_req_job_done(req);
+  return e;
+}
+
+/* Start a create-or-update: parked while its write is queued, or rendered. */
 static enum cs_err put(struct cs_req *req, struct cs_resp *resp, struct cs_cred_put *in,
                        bool prisma)
 {
   struct cs_cred_put_result r;
-  enum cs_err e = cs_creds_put(req->api->core, in, &r);
+  struct cs_core_job *job = NULL;
+  enum cs_err e = cs_creds_put_start(req->api->core, in, req->conn, &job, &r);
 
-  if (e == CS_ERR_INVALID || e == CS_ERR_MISSING || e == CS_ERR_BAD_ID) {
-    const char *msg = r.perr.msg[0] ? r.perr.msg : cs_err_message(e);
-    return r.perr.field[0] ? cs_fail_field(resp, e, r.perr.field, "%s", msg)
-                           : cs_fail(resp, e, "%s", msg);
+  if (e) {
+    r.id = in->id;
+    return put_render(resp, e, &r, prisma);
   }
-  if (e == CS_ERR_NOT_FOUND)
-    return cs_fail(resp, e, "no credential %s", in->id);
-  if (e == CS_ERR_PRECONDITION)
-    return cs_fail(resp, e, "If-Match does not name the current version of %s", in->id);
-  if (e)
-    return e;
-  if (prisma) {
-    cJSON_Delete(r.credential);
-    return cs_resp_empty(resp, 200);
-  }
-  return cs_resp_json(resp, r.created ? 201 : 200, r.credential);
+  return cs_req_await(req, resp, job) ? CS_OK : put_finish(req, resp, prisma);
 }
 
 enum cs_err cs_h_creds_upsert(struct cs_req *req, struct cs_resp *resp)
@@ -203,6 +226,8 @@ enum cs_err cs_creds_upsert_request(struct cs_req *req, struct cs_resp *resp, bo
   cJSON *body = NULL;
   enum cs_err e;
 
+  if (req->job)
+    return put_finish(req, resp, prisma);
   if ((e = cs_req_json(req, &body)))
     return e;
   const cJSON *idj = cJSON_GetObjectItemCaseSensitive(body, "_id");
@@ -231,6 +256,8 @@ enum cs_err cs_h_creds_update(struct cs_req *req, struct cs_resp *resp)
   cJSON *body = NULL;
   enum cs_err e;
 
+  if (req->job)
+    return put_finish(req, resp, false);
   if ((e = cs_req_cred_id(req, resp, &in.id)))
     return e;
   if ((im = cs_req_header(req, "If-Match"))) {
@@ -256,8 +283,10 @@ enum cs_err cs_h_creds_delete(struct cs_req *req, struct cs_resp *resp)
   return cs_creds_delete_request(req, resp, 204);
 }
 
+/* Called again once the delete is durable (the request was parked meanwhile). */
 enum cs_err cs_creds_delete_request(struct cs_req *req, struct cs_resp *resp, int status)
 {
+  struct cs_core_job *job = NULL;
   const char *id = NULL;
   cJSON *usages = NULL;
   enum cs_err e;
@@ -265,7 +294,11 @@ enum cs_err cs_creds_delete_request(struct cs_req *req, struct cs_resp *resp, in
   if ((e = cs_req_cred_id(req, resp, &id)))
     return e;
   struct cs_actor a = cs_actor_of(req);
-  e = cs_creds_delete(req->api->core, &a, id, &usages);
+  if (!req->job && ((e = cs_creds_delete_start(req->api->core, &a, id, req->conn, &job)) ||
+                    cs_req_await(req, resp, job)))
+    return e;
+  e = cs_creds_delete_finish(req->job, &usages);
+  cs_req_job_done(req);
   if (e == CS_ERR_NOT_FOUND)
     return cs_fail(resp, e, "no credential %s", id);
   if (e == CS_ERR_IN_USE) {

@@ -153,13 +153,14 @@ enum cs_err cs_h_prisma_creds_list(struct cs_req *req, struct cs_resp *resp)
 
 enum cs_err cs_h_prisma_creds_upsert(struct cs_req *req, struct cs_resp *resp)
 {
-  enum cs_err e = enter(req);
+  /* A resumed call (its write done) has entered already. */
+  enum cs_err e = req->job ? CS_OK : enter(req);
   return e ? e : cs_creds_upsert_request(req, resp, true);
 }
 
 enum cs_err cs_h_prisma_creds_delete(struct cs_req *req, struct cs_resp *resp)
 {
-  enum cs_err e = enter(req);
+  enum cs_err e = req->job ? CS_OK : enter(req);
   return e ? e : cs_creds_delete_request(req, resp, 200);
 }
 

@@ -81,40 +81,64 @@ static enum cs_err resolve_request(struct cs_resp *resp, const cJSON *body,
   return CS_OK;
 }
 
-enum cs_err cs_h_resolve(struct cs_req *req, struct cs_resp *resp)
+/* Render a resolve's outcome: the material, or why there is none. */
+static enum cs_err render(struct cs_resp *resp, enum cs_err e, const char *cred_id, cJSON *m,
+                          const struct cs_net_error *fail)
 {
-  struct cs_resolve_req in = {0};
+  if (e == CS_ERR_NOT_FOUND)
+    return cs_fail(resp, e, "no credential %s", cred_id);
+  if (e == CS_ERR_INVALID && fail->field[0])
+    return cs_fail_field(resp, e, fail->field, "%s",
+                         strcmp(fail->field, "usageId") == 0
+                             ? "usageId is not a usage of this credential"
+                             : fail->message);
+  if (e == CS_ERR_INVALID || e == CS_ERR_TOKEN_ONLY)
+    return cs_fail(resp, e, "%s", fail->message);
+  if (e == CS_ERR_UPSTREAM) {
+    cs_fail(resp, e, "%s", fail->message[0] ? fail->message : "upstream request failed");
+    if ((resp->err_extra = cJSON_CreateObject()))
+      cJSON_AddStringToObject(resp->err_extra, "upstreamCode",
+                              fail->code[0] ? fail->code : "unknown");
+    return e;
+  }
+  return e ? e : cs_resp_json_secret(resp, 200, m);
+}
+
+/* Parse the request and start the resolve: its record is then queued as
+ * req->job (or the start failed, rendered). */
+static enum cs_err start(struct cs_req *req, struct cs_resp *resp, const char *cred_id,
+                         struct cs_core_job **job)
+{
+  struct cs_resolve_req in = {.cred_id = cred_id};
   const char *scopes[SCOPES_MAX + 1];
   struct cs_actor a = cs_actor_of(req);
   struct cs_net_error fail;
-  cJSON *body = NULL, *m = NULL;
+  cJSON *body = NULL;
   enum cs_err e;
 
-  if ((e = cs_req_cred_id(req, resp, &in.cred_id)) || (e = cs_req_json(req, &body)))
+  if ((e = cs_req_json(req, &body)))
     return e;
-  if ((e = resolve_request(resp, body, &in, scopes)))
-    goto out;
-  e = cs_resolve(req->api->core, &a, &in, &m, &fail);
-  if (e == CS_ERR_NOT_FOUND)
-    e = cs_fail(resp, e, "no credential %s", in.cred_id);
-  else if (e == CS_ERR_INVALID && fail.field[0])
-    e = cs_fail_field(resp, e, fail.field, "%s",
-                      strcmp(fail.field, "usageId") == 0
-                          ? "usageId is not a usage of this credential"
-                          : fail.message);
-  else if (e == CS_ERR_INVALID || e == CS_ERR_TOKEN_ONLY)
-    e = cs_fail(resp, e, "%s", fail.message);
-  else if (e == CS_ERR_UPSTREAM) {
-    cs_fail(resp, e, "%s", fail.message[0] ? fail.message : "upstream request failed");
-    if ((resp->err_extra = cJSON_CreateObject()))
-      cJSON_AddStringToObject(resp->err_extra, "upstreamCode",
-                              fail.code[0] ? fail.code : "unknown");
-  } else if (!e) {
-    e = cs_resp_json_secret(resp, 200, m);
-    m = NULL;
-  }
-out:
+  if (!(e = resolve_request(resp, body, &in, scopes)) &&
+      (e = cs_resolve_start(req->api->core, &a, &in, req->conn, job, &fail)))
+    e = render(resp, e, cred_id, NULL, &fail);
   cJSON_Delete(body);
-  cs_json_wipe_delete(m);
   return e;
+}
+
+/* Called again once the record is durable (the request was parked meanwhile). */
+enum cs_err cs_h_resolve(struct cs_req *req, struct cs_resp *resp)
+{
+  struct cs_core_job *job = NULL;
+  struct cs_net_error fail;
+  const char *cred_id;
+  cJSON *m = NULL;
+  enum cs_err e;
+
+  if ((e = cs_req_cred_id(req, resp, &cred_id)))
+    return e;
+  if (!req->job && ((e = start(req, resp, cred_id, &job)) || cs_req_await(req, resp, job)))
+    return e;
+  e = cs_resolve_finish(req->job, &m, &fail);
+  cs_req_job_done(req);
+  return render(resp, e, cred_id, m, &fail);
 }

@@ -94,6 +94,7 @@ struct cs_req {
   bool close;                   /* answer with Connection: close */
   bool raw_nul;                 /* the request line held a NUL byte */
   void *track;                  /* the connection's tracker (conn.h) */
+  struct cs_core_job *job;      /* a write it awaits (cs_req_await); freed at completion */
 };
 
 /**
@@ -188,6 +189,18 @@ enum cs_err cs_req_cred_id(struct cs_req *req, struct cs_resp *resp, const char 
 
 /** The actor of a request, for the audit trail (borrows from @p req). */
 struct cs_actor cs_actor_of(const struct cs_req *req);
+
+/** Register the write waker with the core: parked writes suspend their connection. */
+void cs_req_writes_init(struct cs_core *core);
+/**
+ * After a core *_start call gave @p job: hold it in @p req and, when it is
+ * parked, suspend the request (resp->suspended) until its write is done;
+ * MHD then calls the handler again, which finds req->job and finishes.
+ * @return true when parked (the handler returns CS_OK at once).
+ */
+bool cs_req_await(struct cs_req *req, struct cs_resp *resp, struct cs_core_job *job);
+/** Free the job @p req awaited (after its *_finish call). */
+void cs_req_job_done(struct cs_req *req);
 
 /** If-Match: 3 or "3" (an ETag-style quoted version). @return CS_ERR_INVALID. */
 enum cs_err cs_parse_if_match(const char *v, uint64_t *out) CS_WUR;

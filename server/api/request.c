@@ -109,6 +109,30 @@ struct cs_actor cs_actor_of(const struct cs_req *req)
   return a;
 }
 
+/* Parked on the request's own thread, before its write is queued; woken on
+ * the writer thread once the write is durable or failed. */
+static void park_conn(void *waiter) { MHD_suspend_connection(waiter); }
+
+static void wake_conn(void *waiter) { MHD_resume_connection(waiter); }
+
+void cs_req_writes_init(struct cs_core *core)
+{
+  cs_core_set_write_waker(core, park_conn, wake_conn);
+}
+
+bool cs_req_await(struct cs_req *req, struct cs_resp *resp, struct cs_core_job *job)
+{
+  req->job = job;
+  resp->suspended = cs_core_job_parked(job);
+  return resp->suspended;
+}
+
+void cs_req_job_done(struct cs_req *req)
+{
+  cs_core_job_free(req->job);
+  req->job = NULL;
+}
+
 enum cs_err cs_parse_if_match(const char *v, uint64_t *out)
 {
   char buf[32];

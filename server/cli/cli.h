@@ -144,6 +144,12 @@ int cs_fsync_parent(const char *path);
 int cs_cmd_init(const struct cs_config *cfg);
 int cs_cmd_serve(const struct cs_config *cfg);
 int cs_cmd_audit_verify(const struct cs_config *cfg);
+/**
+ * Every pruned chain's anchor as a JSON object {"<chain>":{"seq","hash"}}
+ * (audit-verify's and audit-prune's report in cluster mode). Caller frees.
+ * @return NULL on failure (out of memory, a forged anchor).
+ */
+char *cs_cli_anchors_json(struct cs_core *core);
 /** `credstore audit-export`: every audit entry as JSON lines, then recorded as exported. */
 int cs_cmd_audit_export(const struct cs_config *cfg);
 /** `credstore audit-prune`: remove exported entries below --before, re-anchoring the chain. */

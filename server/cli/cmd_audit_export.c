@@ -1,20 +1,32 @@
-/* `credstore audit-export --data DIR --out FILE` and `credstore audit-prune
- * --data DIR --before SEQ` (API.md §11), with the key option serve uses:
- * the trail is never silently cut. Export writes every entry as one JSON
- * line with its hash (FILE is created 0600 and must not exist) and records
- * the entries as exported only once FILE is fsynced; prune removes only
- * exported entries, moving the chain's keyed anchor so audit-verify checks
- * what remains. Both may run beside serve (LMDB serialises the writers) and
- * take serve.lock shared, so they refuse only while rotate-key runs. */
+/* `credstore audit-export --store URL --out FILE` and `credstore audit-prune
+ * --store URL --before SEQ` (API.md §11; --data DIR is --store lmdb:DIR),
+ * with the key option serve uses: the trail is never silently cut. Export
+ * writes every entry (of every chain: a cluster has one per node) as one
+ * JSON line with its hash, in feed order (FILE is created 0600 and must not
+ * exist), and records the entries as exported only once FILE is fsynced;
+ * prune removes only exported entries, moving each chain's keyed anchor so
+ * audit-verify checks what remains. Both may run beside serve (LMDB
+ * serialises the writers; over etcd a prune's Txn re-reads the anchors it
+ * moves) and on LMDB take serve.lock shared, so they refuse only while
+ * rotate-key runs. */
 #include "cli.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 static const struct cs_actor cli_actor = {"cli", "", "cli"};
+
+/* LMDB: serve.lock shared (refused while rotate-key runs). etcd has no
+ * data dir: a cluster's rotate-key runs while the nodes serve. */
+static enum cs_err lock_data(const struct cs_config *cfg, int *fd)
+{
+  *fd = -1;
+  return cfg->data_dir ? cs_data_lock(cfg->data_dir, false, fd) : CS_OK;
+}
 
 static enum cs_err write_line(void *arg, const char *json, size_t len)
 {
@@ -58,12 +70,12 @@ int cs_cmd_audit_export(const struct cs_config *cfg)
   struct cs_core core;
   int lock_fd = -1, rc = 1;
 
-  if (!cfg->data_dir || !cfg->out) {
-    fprintf(stderr,
-            "credstore audit-export: --data DIR and --out FILE are required (LMDB stores only)\n");
+  if (!cfg->store || !cfg->out) {
+    fprintf(stderr, "credstore audit-export: --store URL (or --data DIR) and --out FILE are "
+                    "required\n");
     return 2;
   }
-  if (!cs_data_lock(cfg->data_dir, false, &lock_fd) && !cs_data_open(cfg, 0, &data)) {
+  if (!lock_data(cfg, &lock_fd) && !cs_data_open(cfg, 0, &data)) {
     cs_core_init(&core, data.store, data.keyring, NULL);
     rc = export_to(&core, cfg->out);
   }
@@ -72,12 +84,20 @@ int cs_cmd_audit_export(const struct cs_config *cfg)
   return rc;
 }
 
-static void print_anchor(const struct cs_audit_anchor *a, uint64_t removed)
+/* LMDB: the chain's anchor; a cluster: every pruned chain's. */
+static void print_anchor(struct cs_core *core, bool etcd, const struct cs_audit_anchor *a,
+                         uint64_t removed)
 {
   char hex[2 * CS_HASH_BYTES + 1];
+  char *all = etcd ? cs_cli_anchors_json(core) : NULL;
+
   cs_hex(a->hash, CS_HASH_BYTES, hex);
-  printf("{\"removed\":%llu,\"anchor\":{\"seq\":%llu,\"hash\":\"%s\"}}\n",
-         (unsigned long long)removed, (unsigned long long)a->seq, hex);
+  if (etcd)
+    printf("{\"removed\":%llu,\"anchors\":%s}\n", (unsigned long long)removed, all ? all : "{}");
+  else
+    printf("{\"removed\":%llu,\"anchor\":{\"seq\":%llu,\"hash\":\"%s\"}}\n",
+           (unsigned long long)removed, (unsigned long long)a->seq, hex);
+  free(all);
 }
 
 int cs_cmd_audit_prune(const struct cs_config *cfg)
@@ -89,12 +109,12 @@ int cs_cmd_audit_prune(const struct cs_config *cfg)
   int lock_fd = -1, rc = 1;
   enum cs_err e;
 
-  if (!cfg->data_dir || !cfg->before) {
-    fprintf(stderr,
-            "credstore audit-prune: --data DIR and --before SEQ are required (LMDB stores only)\n");
+  if (!cfg->store || !cfg->before) {
+    fprintf(stderr, "credstore audit-prune: --store URL (or --data DIR) and --before SEQ are "
+                    "required\n");
     return 2;
   }
-  if (cs_data_lock(cfg->data_dir, false, &lock_fd) || cs_data_open(cfg, 0, &data))
+  if (lock_data(cfg, &lock_fd) || cs_data_open(cfg, 0, &data))
     goto out;
   cs_core_init(&core, data.store, data.keyring, NULL);
   e = cs_audit_prune(&core, &cli_actor, (uint64_t)cfg->before, &removed, &limit, &anchor);
@@ -104,12 +124,14 @@ int cs_cmd_audit_prune(const struct cs_config *cfg)
             "newest); run audit-export first; --before may be at most %llu now\n",
             (long long)cfg->before, (unsigned long long)limit);
   else if (e)
-    fprintf(stderr, "credstore audit-prune: %s (%llu removed)\n", cs_err_message(e),
+    fprintf(stderr, "credstore audit-prune: %s (%llu removed)\n",
+            e == CS_ERR_UNAVAILABLE ? "another audit-prune moved an anchor meanwhile; run it again"
+                                    : cs_err_message(e),
             (unsigned long long)removed);
   else
     rc = 0;
   if (!e || removed)
-    print_anchor(&anchor, removed);
+    print_anchor(&core, cfg->etcd, &anchor, removed);
 out:
   cs_data_close(&data);
   cs_data_unlock(lock_fd);

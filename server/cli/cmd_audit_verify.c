@@ -1,9 +1,37 @@
-/* `credstore audit-verify --data DIR [--master-key-file F | --passphrase-env VAR]`
- * (API.md §5): the chain is keyed, so verifying it needs the master key;
- * exit 0 only if it is intact. */
+/* `credstore audit-verify --store URL [--master-key-file F | --passphrase-env VAR]`
+ * (API.md §5; --data DIR is --store lmdb:DIR): the chain is keyed, so
+ * verifying it needs the master key; exit 0 only if every chain is intact,
+ * each checked from its anchor after audit-prune. */
 #include "cli.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static enum cs_err add_anchor(void *arg, const char *chain, const struct cs_audit_anchor *a)
+{
+  char hex[2 * CS_HASH_BYTES + 1];
+  cJSON *o = cJSON_CreateObject();
+
+  cs_hex(a->hash, CS_HASH_BYTES, hex);
+  if (!o || !cJSON_AddNumberToObject(o, "seq", (double)a->seq) ||
+      !cJSON_AddStringToObject(o, "hash", hex) || !cJSON_AddItemToObject(arg, chain, o)) {
+    cJSON_Delete(o);
+    return CS_ERR_NOMEM;
+  }
+  return CS_OK;
+}
+
+char *cs_cli_anchors_json(struct cs_core *core)
+{
+  cJSON *j = cJSON_CreateObject();
+  char *text = NULL;
+
+  if (j && !cs_audit_anchors(core, add_anchor, j))
+    text = cs_json_print(j);
+  cJSON_Delete(j);
+  return text;
+}
 
 /* What audit-verify says when the data dir could not be opened with a key
  * (cs_data_open has said why). */
@@ -44,6 +72,7 @@ int cs_cmd_audit_verify(const struct cs_config *cfg)
   }
   cs_core_init(&core, data.store, data.keyring, NULL);
   e = cs_audit_verify_chains(&core, &count, &chains, &bad, &anchor);
+  char *anchors = !e && cfg->etcd ? cs_cli_anchors_json(&core) : NULL;
   cs_data_close(&data);
   if (e == CS_ERR_CRYPTO) {
     fprintf(stderr,
@@ -58,14 +87,17 @@ int cs_cmd_audit_verify(const struct cs_config *cfg)
     return 1;
   }
   cs_hex(anchor.hash, CS_HASH_BYTES, hex);
+  /* A cluster: every chain, and where each pruned one started. */
+  if (cfg->etcd) {
+    printf("{\"entries\":%llu,\"chains\":%zu,\"intact\":true,\"anchors\":%s}\n",
+           (unsigned long long)count, chains, anchors ? anchors : "{}");
+    free(anchors);
+  }
   /* After audit-prune LMDB's chain is checked from its anchor: say which. */
-  if (anchor.seq)
+  else if (anchor.seq)
     printf("{\"entries\":%llu,\"intact\":true,\"anchor\":{\"seq\":%llu,\"hash\":\"%s\"}}\n",
            (unsigned long long)count, (unsigned long long)anchor.seq, hex);
   /* LMDB: one chain, the output as it always was. */
-  else if (cfg->etcd)
-    printf("{\"entries\":%llu,\"chains\":%zu,\"intact\":true}\n", (unsigned long long)count,
-           chains);
   else
     printf("{\"entries\":%llu,\"intact\":true}\n", (unsigned long long)count);
   return 0;

@@ -30,9 +30,10 @@ static void usage(FILE *f)
       "           (the audit chain is keyed with a key derived from the master key;\n"
       "           without a key option DIR/master.key, the development key, is used)\n"
       "  audit-export --data DIR --out FILE [key option]\n"
-      "           every audit entry as one JSON line with its hash; records them as exported\n"
+      "           every audit entry (every node's chain) as one JSON line with its hash, in\n"
+      "           feed order; records them as exported\n"
       "  audit-prune --data DIR --before SEQ [key option]\n"
-      "           removes exported entries below SEQ; the chain goes on from their anchor\n"
+      "           removes exported entries below SEQ; each chain goes on from its anchor\n"
       "  backup   --data DIR --out FILE\n"
       "  restore  --from FILE --data NEWDIR [--master-key-file F | --passphrase-env VAR]\n"
       "  rotate-key --data DIR [--master-key-file F | --passphrase-env VAR]\n"
@@ -47,8 +48,7 @@ static void usage(FILE *f)
       "--data DIR is --store lmdb:DIR; every command takes --store URL instead: lmdb:DIR,\n"
       "etcd://H:P[,H:P...][/PREFIX] or etcds://... (--etcd-cacert F, --etcd-cert F --etcd-key F;\n"
       "CREDSTORE_ETCD_USER / CREDSTORE_ETCD_PASSWORD). serve --node-id NAME (default\n"
-      "hostname:port) names the node in logs, metrics and audit entries. audit-export and\n"
-      "audit-prune work on LMDB stores only.\n"
+      "hostname:port) names the node in logs, metrics and audit entries.\n"
       "Every option may also come from CREDSTORE_<OPTION> (e.g. CREDSTORE_DATA).\n",
       f);
 }

@@ -275,7 +275,7 @@ struct verify {
   size_t n;
   uint64_t count;
   struct cs_audit_break *bad;
-  struct cs_audit_anchor *anchor; /* LMDB's chain after audit-prune */
+  struct cs_audit_anchor *anchor; /* chain "" after audit-prune */
 };
 
 static struct chain_state *chain_of(struct verify *w, const char *id)
@@ -377,23 +377,34 @@ static enum cs_err verify_heads(struct cs_txn *txn, struct verify *w)
   return e == CS_ERR_NOT_FOUND ? CS_OK : e;
 }
 
+/* Start a pruned chain at its anchor (cs_anchor_fn). */
+static enum cs_err seed_chain(void *arg, const char *chain, const struct cs_audit_anchor *a)
+{
+  struct verify *w = arg;
+  struct chain_state *c = chain_of(w, chain);
+
+  if (!c)
+    return broken(w, chain, a->seq + 1);
+  c->seq = a->seq;
+  memcpy(c->prev, a->hash, CS_HASH_BYTES);
+  if (!chain[0])
+    *w->anchor = *a; /* LMDB's chain: audit-verify reports it */
+  return CS_OK;
+}
+
 static enum cs_err verify_chains(struct cs_txn *txn, struct verify *w)
 {
   struct cs_cursor *c = NULL;
   struct cs_val k, v;
+  char bad[CS_NODE_ID_MAX + 1] = "";
   enum cs_err e;
 
-  /* After a prune LMDB's chain goes on from its anchor: the last removed
-   * entry (a forged anchor record breaks the chain at its first link). */
-  if ((e = cs_audit_anchor_load(txn, w->kr, w->anchor)) == CS_ERR_CRYPTO)
-    return broken(w, "", 1);
+  /* After a prune a chain goes on from its anchor: the last removed entry
+   * (a forged anchor record breaks the chain at its first link). */
+  if ((e = cs_audit_anchors_each(txn, w->kr, seed_chain, w, bad)) == CS_ERR_CRYPTO)
+    return broken(w, bad, 1);
   if (e)
     return e;
-  if (w->anchor->seq) {
-    struct chain_state *lm = chain_of(w, "");
-    lm->seq = w->anchor->seq;
-    memcpy(lm->prev, w->anchor->hash, CS_HASH_BYTES);
-  }
   if ((e = cs_cursor_open(txn, CS_TBL_AUDIT, &c)))
     return e;
   for (e = cs_cursor_seek(c, NULL, 0, &k, &v); e == CS_OK; e = cs_cursor_next(c, &k, &v))
@@ -525,4 +536,10 @@ enum cs_err cs_audit_verify(struct cs_core *c, uint64_t *count, uint64_t *bad_se
 
   *bad_seq = bad.seq;
   return e;
+}
+
+enum cs_err cs_audit_head(struct cs_txn *txn, const char *chain, uint64_t *seq,
+                          uint8_t hash[CS_HASH_BYTES])
+{
+  return read_head(txn, chain, seq, hash);
 }

@@ -9,7 +9,7 @@
  * layer (server/cli/) opens a data dir, fills struct cs_core_opts and runs
  * the commands. The core calls down only (providers/, store/, crypto/,
  * common/); it reaches the api only through callbacks the api hands it
- * (cs_events_set_waker).
+ * (cs_events_set_waker, cs_core_set_write_waker).
  */
 #ifndef CS_CORE_H
 #define CS_CORE_H
@@ -84,6 +84,8 @@ struct cs_core {
   struct cs_outbox *outbox;       /* webhook delivery; NULL before start */
   struct cs_retention *retention; /* the events trimmer; NULL before start */
   int64_t started_at;
+  void (*write_park)(void *waiter); /* cs_core_set_write_waker; NULL: writes block */
+  void (*write_wake)(void *waiter);
 };
 
 /** Fill @p c for @p st and @p kr (both borrowed); @p opts NULL: defaults. Starts nothing. */
@@ -101,7 +103,8 @@ enum cs_err cs_core_start(struct cs_core *c, char *err, size_t errlen) CS_WUR;
 /**
  * Stop what cs_core_start() started, after the api has stopped: waiters
  * are answered (cs_events_stop, if not done), the webhook worker stops
- * (pending deliveries stay in the store), queued changes commit.
+ * (pending deliveries stay in the store), the batch being committed
+ * completes and changes still queued complete with CS_ERR_UNAVAILABLE.
  */
 void cs_core_stop(struct cs_core *c);
 
@@ -299,6 +302,35 @@ void cs_core_store_id(const struct cs_core *c, char out[33]);
  */
 enum cs_err cs_token_check(struct cs_core *c, const char *token, struct cs_principal *who) CS_WUR;
 
+/* ------------------------------------------------- writes a request awaits */
+
+/**
+ * A request's audited write, queued for the group commit (txn.c). A
+ * *_start call does the request's work on its thread and queues the write;
+ * when serving with a write waker, the request is parked meanwhile (it
+ * holds no thread) and woken once the write is durable or failed, and the
+ * matching *_finish call takes the outcome. Whatever it holds (material, a
+ * copy of the request) is wiped and freed by cs_core_job_free(), which the
+ * request calls once, whether or not it was woken yet.
+ */
+struct cs_core_job;
+
+/**
+ * How the api parks a request while its write is queued (@p park, on the
+ * request's thread, before the write is queued) and wakes it (@p wake, on
+ * the writer thread, once the outcome is in). Each parked request is woken
+ * exactly once. Set after cs_core_start(), before serving; unset, every
+ * *_start call commits before it returns (not parked).
+ */
+void cs_core_set_write_waker(struct cs_core *c, void (*park)(void *waiter),
+                             void (*wake)(void *waiter));
+
+/** Is @p j parked (its outcome comes with the wake-up), or done already? */
+bool cs_core_job_parked(const struct cs_core_job *j);
+
+/** Drop the request's hold on @p j; the last hold wipes and frees it. NULL ok. */
+void cs_core_job_free(struct cs_core_job *j);
+
 /* ------------------------------------------------------------- credentials */
 
 /** A create-or-update request. */
@@ -319,6 +351,7 @@ struct cs_cred_put_result {
   bool unchanged;            /* skip_unchanged applied: no new version, event or webhook */
   cJSON *credential;         /* rendered, owned by the caller */
   struct cs_prov_error perr; /* on CS_ERR_INVALID/MISSING/BAD_ID: field and message */
+  const char *id;            /* the credential's id (cs_creds_put_finish: the job's) */
 };
 
 /**
@@ -334,6 +367,25 @@ struct cs_cred_put_result {
 enum cs_err cs_creds_put(struct cs_core *c, const struct cs_cred_put *in,
                          struct cs_cred_put_result *out) CS_WUR;
 
+/**
+ * cs_creds_put() in two halves: validation, merge and sealing on this
+ * thread, then the write queued as *job (parked for @p waiter, see
+ * cs_core_set_write_waker; @p waiter NULL: committed before this returns).
+ * The job keeps its own copy of @p in. On CS_OK the caller owns *job
+ * (cs_core_job_free); otherwise @p out says why, as for cs_creds_put().
+ * @return as cs_creds_put(), except the write's outcome (cs_creds_put_finish).
+ */
+enum cs_err cs_creds_put_start(struct cs_core *c, const struct cs_cred_put *in, void *waiter,
+                               struct cs_core_job **job, struct cs_cred_put_result *out) CS_WUR;
+/**
+ * The outcome of a put job once done: @p out as cs_creds_put() fills it
+ * (out->id borrowed from @p job, which stays the caller's).
+ * @return as cs_creds_put() (the write prepares the record again when
+ *         another change committed first), CS_ERR_UNAVAILABLE (the writer
+ *         stopped).
+ */
+enum cs_err cs_creds_put_finish(struct cs_core_job *job, struct cs_cred_put_result *out) CS_WUR;
+
 /** Rendered metadata of @p id. @return CS_ERR_NOT_FOUND, CS_ERR_STORE, CS_ERR_NOMEM. */
 enum cs_err cs_creds_get(struct cs_core *c, const char *id, cJSON **out) CS_WUR;
 
@@ -344,6 +396,17 @@ enum cs_err cs_creds_get(struct cs_core *c, const char *id, cJSON **out) CS_WUR;
  */
 enum cs_err cs_creds_delete(struct cs_core *c, const struct cs_actor *a, const char *id,
                             cJSON **usages) CS_WUR;
+
+/**
+ * cs_creds_delete() in two halves: the delete queued as *job (parked for
+ * @p waiter, see cs_core_set_write_waker; NULL: committed before this
+ * returns); the caller owns *job on CS_OK (cs_core_job_free).
+ * @return CS_ERR_NOMEM.
+ */
+enum cs_err cs_creds_delete_start(struct cs_core *c, const struct cs_actor *a, const char *id,
+                                  void *waiter, struct cs_core_job **job) CS_WUR;
+/** The outcome of a delete job once done. @return and *usages as cs_creds_delete(). */
+enum cs_err cs_creds_delete_finish(struct cs_core_job *job, cJSON **usages) CS_WUR;
 
 enum cs_cred_sort { CS_SORT_ID, CS_SORT_TYPE, CS_SORT_CREATED, CS_SORT_MODIFIED };
 
@@ -449,6 +512,27 @@ struct cs_resolve_req {
 enum cs_err cs_resolve(struct cs_core *c, const struct cs_actor *a, const struct cs_resolve_req *in,
                        cJSON **material, struct cs_net_error *fail) CS_WUR;
 
+/**
+ * cs_resolve() in two halves: the snapshot, checks and provider work on
+ * this thread, then the record queued as *job (parked for @p waiter, see
+ * cs_core_set_write_waker; @p waiter NULL: committed before this returns).
+ * A refusal returns its error here and queues nothing (fail as for
+ * cs_resolve). On CS_OK the caller owns *job (cs_core_job_free).
+ * @return as cs_resolve(), except the record's outcome (cs_resolve_finish).
+ */
+enum cs_err cs_resolve_start(struct cs_core *c, const struct cs_actor *a,
+                             const struct cs_resolve_req *in, void *waiter,
+                             struct cs_core_job **job, struct cs_net_error *fail) CS_WUR;
+/**
+ * The outcome of a resolve job once done (not parked, or woken): the
+ * material, handed out only when its record is durable; the caller frees it
+ * with cs_json_wipe_delete(). @p job stays the caller's.
+ * @return the provider's error (fail says what), CS_ERR_UNAVAILABLE (the
+ *         writer stopped), CS_ERR_STORE*, CS_ERR_NOMEM: nothing handed out.
+ */
+enum cs_err cs_resolve_finish(struct cs_core_job *job, cJSON **material,
+                              struct cs_net_error *fail) CS_WUR;
+
 /* ------------------------------------------------------- connection test */
 
 /**
@@ -510,11 +594,10 @@ struct cs_audit_anchor {
 /**
  * Check every chain of the store (audit.c: LMDB's one, a cluster's one per
  * node): consecutive seqs from the chain's anchor's + 1 (1 when never
- * pruned; only LMDB's chain is pruned), each hash the keyed link (the
- * keyring's audit-chain key) over its entry and the previous hash (the
- * anchor's for the first), prevHash fields matching, and the head records
- * (every head must have its chain). *anchor is where LMDB's chain started,
- * *count how many entries were checked.
+ * pruned), each hash the keyed link (the keyring's audit-chain key) over
+ * its entry and the previous hash (the anchor's for the first), prevHash fields matching, and the
+ * head records (every head must have its chain). *anchor is where LMDB's chain started, *count how
+ * many entries were checked.
  * @return CS_OK, or CS_ERR_CRYPTO with the first bad seq in *bad_seq (also
  *         when the keyring is another data dir's, or the anchor record was
  *         forged: then *bad_seq is 1), CS_ERR_STORE*.
@@ -533,27 +616,42 @@ enum cs_err cs_audit_export(struct cs_core *c,
                             uint64_t *count, uint64_t *last) CS_WUR;
 
 /**
- * Record that the entries up to @p last are safely exported (META
- * "audit_exported", never lowered), so audit-prune may remove them. Call
- * once the export is durable.
+ * Record that the entries up to feed position @p last are safely exported
+ * (META "audit_exported", never lowered), so audit-prune may remove them:
+ * on etcd too one position says it for every chain, as positions only
+ * grow. Call once the export is durable.
  * @return CS_ERR_STORE*.
  */
 enum cs_err cs_audit_mark_exported(struct cs_core *c, uint64_t last) CS_WUR;
 
 /**
- * Remove the entries with seq below @p before, oldest first, in
- * transactions of CS_TRIM_BATCH, each moving the chain's anchor to its last
- * removed entry (the anchor record is keyed, so only the master key's
- * holder can move it); then record "audit_prune" by @p a. Never removes an
- * entry not yet exported, nor the newest entry (the head stays checkable).
- * *removed and *anchor say what was done, also on failure.
+ * Remove the entries with seq (feed position) below @p before, oldest
+ * first, in transactions of CS_TRIM_BATCH, each moving the anchor of every
+ * chain it removes from to that chain's last removed entry (the anchor
+ * record is keyed, so only the master key's holder can move it); then
+ * record "audit_prune" by @p a. Never removes an entry not yet exported,
+ * nor the newest entry of the trail (refused) or of a chain (kept: each
+ * head stays checkable). *removed and *anchor (the last anchor moved; on
+ * LMDB the chain's) say what was done, also on failure.
  * @return CS_ERR_PRECONDITION (entries below @p before are not exported
  *         yet, or @p before is past the newest entry; *limit is the highest
- *         @p before allowed now), CS_ERR_NOMEM, CS_ERR_STORE*.
+ *         @p before allowed now), CS_ERR_UNAVAILABLE (another audit-prune
+ *         moved an anchor meanwhile), CS_ERR_NOMEM, CS_ERR_STORE*.
  */
 enum cs_err cs_audit_prune(struct cs_core *c, const struct cs_actor *a, uint64_t before,
                            uint64_t *removed, uint64_t *limit,
                            struct cs_audit_anchor *anchor) CS_WUR;
+
+/** Visit one chain's anchor (@p chain "" : LMDB's chain). */
+typedef enum cs_err (*cs_anchor_fn)(void *arg, const char *chain, const struct cs_audit_anchor *a);
+
+/**
+ * Visit the anchor of every pruned chain, in one read snapshot (what
+ * audit-prune and audit-verify report in cluster mode).
+ * @return fn's error, CS_ERR_CRYPTO (a forged anchor record),
+ *         CS_ERR_STORE*.
+ */
+enum cs_err cs_audit_anchors(struct cs_core *c, cs_anchor_fn fn, void *arg) CS_WUR;
 
 /** Where audit-verify found a chain broken. */
 struct cs_audit_break {
@@ -593,11 +691,15 @@ enum cs_err cs_events_read(struct cs_core *c, const struct cs_view *v, uint64_t 
 #define CS_TRIM_BATCH 100 /* events one trimming transaction removes at most (etcd: < 127 ops) */
 
 /**
- * Remove, in one transaction, up to CS_TRIM_BATCH of the oldest events
- * that retention no longer keeps: beyond opts.events_max, or older than
- * opts.events_retention seconds before @p now. The serving process runs it
- * in the background (one batch after another while batches are full).
- * *trimmed is how many it removed.
+ * Remove, in one transaction, up to CS_TRIM_BATCH of the oldest events (in
+ * feed order) that retention no longer keeps: beyond opts.events_max, or
+ * older than opts.events_retention seconds before @p now; on etcd only
+ * whole commits (a batch may keep a few over the cap until the rest of a
+ * commit goes too). Picked in a read snapshot, committed only if the floor
+ * is still the one it saw: of the nodes of a cluster trimming at once, one
+ * commits each batch. The serving process runs it in the background (one
+ * batch after another until one removes nothing). *trimmed is how many it
+ * removed (0 also when another node's trim won).
  * @return CS_ERR_NOMEM, CS_ERR_STORE*.
  */
 enum cs_err cs_events_trim_batch(struct cs_core *c, int64_t now, uint64_t *trimmed) CS_WUR;

@@ -9,8 +9,41 @@
 
 #include "core.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
+
 /** Run @p fn in the next group commit, or on its own without a writer (txn.c). */
 enum cs_err cs_core_write(struct cs_core *c, cs_store_write_fn fn, void *ctx) CS_WUR;
+
+/** A request's queued write (core.h); the kind's struct embeds it first. */
+struct cs_core_job {
+  struct cs_core *core;
+  void *waiter;       /* the api's handle for the request; NULL: not parked */
+  atomic_int refs;    /* the request's hold, and the writer's while queued */
+  bool parked;        /* set on the request's thread before the write is queued */
+  enum cs_err result; /* the write's, once done (read after the wake-up) */
+  pthread_mutex_t mu; /* orders the wake-up against the request going */
+  bool gone;          /* the request dropped its hold: nobody to wake */
+  void (*free_kind)(struct cs_core_job *j); /* wipe and free the containing struct */
+  char *key_id, *role, *remote;             /* the actor's strings, owned */
+  struct cs_actor actor;                    /* into the above */
+};
+
+/**
+ * Set up @p j (zeroed by the caller) for @p waiter with a copy of @p a;
+ * @p free_kind frees the containing struct. On error @p j is still freed
+ * by cs_core_job_free(). @return CS_ERR_NOMEM.
+ */
+enum cs_err cs_core_job_init(struct cs_core_job *j, struct cs_core *c, void *waiter,
+                             const struct cs_actor *a,
+                             void (*free_kind)(struct cs_core_job *j)) CS_WUR;
+
+/**
+ * Commit @p fn(@p ctx) as @p j's write: parked until durable when serving
+ * with a waker and @p j has a waiter, else before this returns. j->result
+ * is the outcome once done; @p ctx lives in the job.
+ */
+void cs_core_job_write(struct cs_core_job *j, cs_store_write_fn fn, void *ctx);
 
 /* ------------------------------------------- credential record (cred_rec.c) */
 
@@ -207,13 +240,27 @@ enum cs_err cs_usages_of(struct cs_txn *txn, const char *cred_id, uint64_t cred_
  */
 enum cs_err cs_usage_check(struct cs_txn *txn, const char *cred_id, const char *usage_id,
                            enum cs_usage_material *material) CS_WUR;
+/** One resolve's record: its audit entry and its usage's stats. Strings borrowed. */
+struct cs_usage_seen {
+  const struct cs_keyring *kr;
+  const struct cs_actor *a;
+  const char *cred_id, *usage_id;
+  uint64_t version;
+  const char *result;
+  const struct cs_writer *w;
+  bool queued; /* its stats wait in the writer's batch for the flush */
+};
+
+/** Fill @p s to record a resolve of @p cred_id for @p usage_id as @p a (cs_usage_seen_txn). */
+void cs_usage_seen_init(struct cs_usage_seen *s, struct cs_core *c, const struct cs_actor *a,
+                        const char *cred_id, const char *usage_id, uint64_t version,
+                        const char *result);
 /**
- * Durably record a resolve: an audit entry, and usage stats (when the usage
- * still exists) written with the others of the same group commit.
+ * The write that durably records a resolve (@p arg: a struct
+ * cs_usage_seen): an audit entry, and usage stats (when the usage still
+ * exists) written with the others of the same group commit.
  */
-enum cs_err cs_usage_record_resolve(struct cs_core *c, const struct cs_actor *a,
-                                    const char *cred_id, const char *usage_id, uint64_t version,
-                                    const char *result) CS_WUR;
+enum cs_err cs_usage_seen_txn(struct cs_txn *txn, void *arg) CS_WUR;
 /** Have the writer coalesce the usage stats of each batch's resolves (after cs_writer_start). */
 void cs_usage_coalesce(struct cs_core *c);
 /**
@@ -293,11 +340,15 @@ enum cs_err cs_audit_render(uint64_t seq, const struct cs_val *v, cJSON **out) C
 /* -------------------------------- audit anchor (audit_anchor.c, audit_export.c) */
 
 /*
- * CS_TBL_META "audit_anchor" (the chain of this store; another chain would
- * be "audit_anchor/<chain id>") → u64 BE seq | hash[32] | mac[32]: the last
- * entry audit-prune removed, and a keyed BLAKE2b (the audit-chain key) over
- * "audit_anchor" | seq | hash, so no one without the master key can move it.
- * CS_TBL_META "audit_exported" → u64 BE: the highest seq exported.
+ * CS_TBL_META "audit_anchor" (LMDB's chain ""; a node's chain has
+ * "audit_anchor/<chain id>") → u64 BE seq | hash[32] | mac[32]: the last
+ * entry audit-prune removed from the chain (its chain seq and hash), and a
+ * keyed BLAKE2b (the audit-chain key) over "audit_anchor" | chain | seq |
+ * hash, so no one without the master key can move it or copy it onto
+ * another chain.
+ * CS_TBL_META "audit_exported" (chain "") / "audit_exported/<chain id>" →
+ * u64 BE: the highest chain seq of that chain exported (chain "": the
+ * highest entry key, as the key is its seq).
  */
 #define CS_AUDIT_ANCHOR_LEN (8 + 2 * CS_HASH_BYTES)
 #define CS_AUDIT_ANCHOR_KEY "audit_anchor"
@@ -311,9 +362,38 @@ void cs_audit_anchor_encode(const struct cs_keyring *kr, const char *chain,
  */
 enum cs_err cs_audit_anchor_decode(const struct cs_keyring *kr, const char *chain,
                                    const struct cs_val *v, struct cs_audit_anchor *out) CS_WUR;
-/** The anchor of this store's chain in @p txn (seq 0 when never pruned). */
-enum cs_err cs_audit_anchor_load(struct cs_txn *txn, const struct cs_keyring *kr,
+#define CS_AUDIT_EXPORTED_KEY "audit_exported"
+#define CS_AUDIT_META_KEY_MAX (32 + CS_NODE_ID_MAX)
+
+/**
+ * The META key of chain @p chain's record @p base (CS_AUDIT_ANCHOR_KEY,
+ * CS_AUDIT_EXPORTED_KEY): @p base for LMDB's chain "", else "base/chain".
+ * @return its length, 0 if it does not fit.
+ */
+size_t cs_audit_meta_key(const char *base, const char *chain, char out[CS_AUDIT_META_KEY_MAX]);
+/**
+ * The anchor of @p chain in @p txn (seq 0 when never pruned).
+ * @return as cs_audit_anchor_decode(), CS_ERR_STORE*.
+ */
+enum cs_err cs_audit_anchor_load(struct cs_txn *txn, const struct cs_keyring *kr, const char *chain,
                                  struct cs_audit_anchor *out) CS_WUR;
+/** Write @p a as @p chain's anchor inside @p txn (write). @return CS_ERR_STORE*. */
+enum cs_err cs_audit_anchor_store(struct cs_txn *txn, const struct cs_keyring *kr,
+                                  const char *chain, const struct cs_audit_anchor *a) CS_WUR;
+/**
+ * Visit every chain's anchor in @p txn. A record that does not decode
+ * stops the walk with its chain's name in @p bad.
+ * @return fn's error, as cs_audit_anchor_decode(), CS_ERR_STORE*.
+ */
+enum cs_err cs_audit_anchors_each(struct cs_txn *txn, const struct cs_keyring *kr, cs_anchor_fn fn,
+                                  void *arg, char bad[CS_NODE_ID_MAX + 1]) CS_WUR;
+/**
+ * The head of @p chain in @p txn (audit.c): its newest entry's chain seq
+ * and hash; seq 0 and a zero hash for a chain with no entries.
+ * @return CS_ERR_STORE (corrupt), CS_ERR_STORE*.
+ */
+enum cs_err cs_audit_head(struct cs_txn *txn, const char *chain, uint64_t *seq,
+                          uint8_t hash[CS_HASH_BYTES]) CS_WUR;
 
 /** Append an event inside @p txn (write). @return CS_ERR_NOMEM, CS_ERR_STORE*. */
 enum cs_err cs_event_append(struct cs_txn *txn, const char *type, const char *cred_id,
@@ -393,10 +473,11 @@ enum cs_err cs_seq_each_txn(struct cs_txn *txn, enum cs_table t, uint64_t from, 
 /* ------------------------------------------------ retention (retention.c) */
 
 /*
- * CS_TBL_META "events_floor" → u64 BE: the highest event seq retention has
- * removed (absent: none). Retention removes events from the oldest up, so
- * every event above the floor is kept; a reader asking for events after a
- * seq below it has missed some (410 events_expired).
+ * CS_TBL_META "events_floor" → u64 BE: the highest event feed position (seq)
+ * retention has removed (absent: none); in cluster mode one for the whole
+ * cluster. Retention removes events from the oldest up, so every event
+ * above the floor is kept; a reader asking for events after a seq below it
+ * has missed some (410 events_expired).
  */
 
 /** Decode a floor record. @return CS_ERR_STORE unless exactly 8 bytes. */
@@ -405,6 +486,19 @@ enum cs_err cs_events_floor_decode(const struct cs_val *v, uint64_t *out) CS_WUR
 void cs_events_floor_encode(uint64_t floor, uint8_t out[8]);
 /** The floor inside @p txn (0 when absent). @return CS_ERR_STORE (corrupt). */
 enum cs_err cs_events_floor(struct cs_txn *txn, uint64_t *out) CS_WUR;
+
+/*
+ * The commit a feed position belongs to: etcd's revision (records of one
+ * commit share it); LMDB: the position itself. Retention and audit-prune
+ * remove a commit's feed records all together or not at all: a node that
+ * loads the store afresh ranks the survivors of a commit from 0, one that
+ * watched it keeps the ranks, and the two must give every record the same
+ * position (store.h "feeds").
+ */
+static inline uint64_t cs_feed_commit(bool shared, uint64_t pos)
+{
+  return shared ? pos >> CS_FEED_RANK_BITS : pos;
+}
 
 enum cs_err cs_retention_start(struct cs_core *c) CS_WUR;
 void cs_retention_stop(struct cs_core *c);

@@ -473,25 +473,109 @@ static enum cs_err put_write(struct cs_txn *txn, void *arg)
   return e;
 }
 
-enum cs_err cs_creds_put(struct cs_core *c, const struct cs_cred_put *in,
-                         struct cs_cred_put_result *out)
+/* A create-or-update whose write is queued: its own copy of the request
+ * (the write may prepare the record again), the preparation and the result. */
+struct put_work {
+  struct cs_core_job base;
+  struct cs_cred_put in; /* into the copies below */
+  char *id;
+  cJSON *body; /* holds the secret input: wiped */
+  struct cs_principal who;
+  struct cs_cred_put_result out;
+  struct put_job j;
+};
+
+static void put_work_free(struct cs_core_job *b)
 {
-  struct put_job j = {.c = c, .in = in, .out = out};
+  struct put_work *w = (struct put_work *)b;
+
+  prepared_free(&w->j.p);
+  cs_json_wipe_delete(w->body);
+  cJSON_Delete(w->out.credential);
+  free(w->id);
+  free(w);
+}
+
+/* The job for @p in, with copies of what the write reads of it. */
+static enum cs_err put_work_new(struct cs_core *c, const struct cs_cred_put *in, void *waiter,
+                                struct put_work **out)
+{
+  struct put_work *w = calloc(1, sizeof *w);
+  enum cs_err e;
+
+  if (!w)
+    return CS_ERR_NOMEM;
+  if ((e = cs_core_job_init(&w->base, c, waiter, in->actor, put_work_free)) ||
+      !(w->id = strdup(in->id)) || !(w->body = cJSON_Duplicate(in->body, true))) {
+    cs_core_job_free(&w->base);
+    return e ? e : CS_ERR_NOMEM;
+  }
+  snprintf(w->who.key_id, sizeof w->who.key_id, "%s", in->who->key_id);
+  w->who.role = in->who->role;
+  w->in = *in;
+  w->in.id = w->id;
+  w->in.body = w->body;
+  w->in.who = &w->who;
+  w->in.actor = &w->base.actor;
+  w->j = (struct put_job){.c = c, .in = &w->in, .out = &w->out};
+  *out = w;
+  return CS_OK;
+}
+
+enum cs_err cs_creds_put_start(struct cs_core *c, const struct cs_cred_put *in, void *waiter,
+                               struct cs_core_job **job, struct cs_cred_put_result *out)
+{
+  struct put_work *w = NULL;
   enum cs_err e;
 
   memset(out, 0, sizeof *out);
   if (!cs_name_valid(in->id, strlen(in->id)))
     return fail_field(out, CS_ERR_BAD_ID, "_id", "%s", "_id must be " CS_NAME_RULE);
-  if ((e = check_body(&j)) || (e = read_existing(c, in->id, &j.p.x)) || (e = prepare(&j)) ||
-      (e = cs_core_write(c, put_write, &j)) || out->unchanged)
-    goto out;
-  if (j.p.x.found)
-    cs_core_cred_changed(c, in->id); /* cached material of the old version */
-  out->created = !j.p.x.found;
-  if (!(out->credential = cs_cred_render(&j.p.rec)))
-    e = CS_ERR_NOMEM;
-out:
-  prepared_free(&j.p);
+  if ((e = put_work_new(c, in, waiter, &w)))
+    return e;
+  /* Validation and sealing here, on the request's thread. */
+  if ((e = check_body(&w->j)) || (e = read_existing(c, in->id, &w->j.p.x)) ||
+      (e = prepare(&w->j))) {
+    out->perr = w->out.perr;
+    cs_core_job_free(&w->base);
+    return e;
+  }
+  cs_core_job_write(&w->base, put_write, &w->j);
+  *job = &w->base;
+  return CS_OK;
+}
+
+enum cs_err cs_creds_put_finish(struct cs_core_job *job, struct cs_cred_put_result *out)
+{
+  struct put_work *w = (struct put_work *)job;
+  enum cs_err e = job->result;
+
+  memset(out, 0, sizeof *out);
+  out->id = w->id;
+  out->perr = w->out.perr; /* prepared again in the write, it may have failed there */
+  if (e)
+    return e;
+  out->unchanged = w->out.unchanged;
+  if (out->unchanged)
+    return CS_OK;
+  if (w->j.p.x.found)
+    cs_core_cred_changed(job->core, w->id); /* cached material of the old version */
+  out->created = !w->j.p.x.found;
+  if (!(out->credential = cs_cred_render(&w->j.p.rec)))
+    return CS_ERR_NOMEM;
+  return CS_OK;
+}
+
+enum cs_err cs_creds_put(struct cs_core *c, const struct cs_cred_put *in,
+                         struct cs_cred_put_result *out)
+{
+  struct cs_core_job *job = NULL;
+  enum cs_err e = cs_creds_put_start(c, in, NULL, &job, out);
+
+  if (!e)
+    e = cs_creds_put_finish(job, out);
+  out->id = in->id;
+  cs_core_job_free(job);
   return e;
 }
 
@@ -542,17 +626,64 @@ static enum cs_err delete_write(struct cs_txn *txn, void *arg)
   return cs_audit_append(txn, d->kr, d->a, "delete", d->id, "success");
 }
 
+/* A delete whose write is queued. */
+struct delete_work {
+  struct cs_core_job base;
+  struct delete_ctx d;
+  char *id;
+};
+
+static void delete_work_free(struct cs_core_job *b)
+{
+  struct delete_work *w = (struct delete_work *)b;
+
+  cJSON_Delete(w->d.usages);
+  free(w->id);
+  free(w);
+}
+
+enum cs_err cs_creds_delete_start(struct cs_core *c, const struct cs_actor *a, const char *id,
+                                  void *waiter, struct cs_core_job **job)
+{
+  struct delete_work *w = calloc(1, sizeof *w);
+  enum cs_err e;
+
+  if (!w)
+    return CS_ERR_NOMEM;
+  if ((e = cs_core_job_init(&w->base, c, waiter, a, delete_work_free)) || !(w->id = strdup(id))) {
+    cs_core_job_free(&w->base);
+    return e ? e : CS_ERR_NOMEM;
+  }
+  w->d = (struct delete_ctx){c->keyring, &w->base.actor, w->id, NULL};
+  cs_core_job_write(&w->base, delete_write, &w->d);
+  *job = &w->base;
+  return CS_OK;
+}
+
+enum cs_err cs_creds_delete_finish(struct cs_core_job *job, cJSON **usages)
+{
+  struct delete_work *w = (struct delete_work *)job;
+  enum cs_err e = job->result;
+
+  *usages = NULL;
+  if (e == CS_ERR_IN_USE) {
+    *usages = w->d.usages;
+    w->d.usages = NULL;
+  }
+  if (!e)
+    cs_core_cred_changed(job->core, w->id);
+  return e;
+}
+
 enum cs_err cs_creds_delete(struct cs_core *c, const struct cs_actor *a, const char *id,
                             cJSON **usages)
 {
-  struct delete_ctx d = {c->keyring, a, id, NULL};
-  enum cs_err e = cs_core_write(c, delete_write, &d);
+  struct cs_core_job *job = NULL;
+  enum cs_err e = cs_creds_delete_start(c, a, id, NULL, &job);
+
   *usages = NULL;
-  if (e == CS_ERR_IN_USE)
-    *usages = d.usages;
-  else
-    cJSON_Delete(d.usages);
   if (!e)
-    cs_core_cred_changed(c, id);
+    e = cs_creds_delete_finish(job, usages);
+  cs_core_job_free(job);
   return e;
 }

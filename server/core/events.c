@@ -46,8 +46,9 @@ enum cs_err cs_event_append(struct cs_txn *txn, const char *type, const char *cr
 
   if ((e = cs_seq_new_key(txn, CS_TBL_EVENTS, key)))
     return e;
-  /* Emptied by retention (LMDB; a shared store is not trimmed): go on
-   * after the last trimmed, never restart at 1. */
+  /* LMDB emptied by retention: go on after the last trimmed, never
+   * restart at 1 (a shared store's positions come from etcd's revision,
+   * which only grows). */
   if (!cs_txn_shared(txn)) {
     uint64_t floor;
     if ((e = cs_events_floor(txn, &floor)))

@@ -1,8 +1,10 @@
 /* Resolve (API.md §4, §8): the material of a credential for one of its
  * usages, made by its provider (providers.h: the core names no type). The
- * snapshot read, opening and provider work happen outside any write; the
- * usage stats and the audit entry are committed (group commit) before the
- * material is returned, so every secret handed out is audited. A request
+ * snapshot read, opening and provider work happen outside any write, on
+ * the request's thread (cs_resolve_start); the usage stats and the audit
+ * entry are queued for the group commit while the request is parked, and
+ * the material is handed out (cs_resolve_finish) only once they are
+ * durable, so every secret handed out is audited. A request
  * refused for its own fault (not a usage, another type, an option beyond
  * the credential, a format the type has not, a "token" usage asking for the
  * stored secret) records nothing. */
@@ -84,8 +86,58 @@ static enum cs_err provide(const struct cs_prov_ctx *ctx, const struct cs_provid
                 fail->message[0] ? fail->message : "the stored credential is unusable");
 }
 
-enum cs_err cs_resolve(struct cs_core *core, const struct cs_actor *a,
-                       const struct cs_resolve_req *in, cJSON **material, struct cs_net_error *fail)
+/* A resolve whose record is queued: the material (or the provider's
+ * failure) waits here until the record is durable. */
+struct resolve_job {
+  struct cs_core_job base;
+  struct cs_usage_seen seen;
+  char *cred_id, *usage_id;
+  cJSON *material;      /* wiped and freed unless handed out */
+  enum cs_err provided; /* the provider's error: audited as a failure */
+  struct cs_net_error fail;
+};
+
+static void resolve_job_free(struct cs_core_job *b)
+{
+  struct resolve_job *j = (struct resolve_job *)b;
+
+  cs_json_wipe_delete(j->material);
+  free(j->cred_id);
+  free(j->usage_id);
+  free(j);
+}
+
+/* Queue the record of a resolve attempted (@p provided: the provider's
+ * outcome, @p m its material, taken) as a job. */
+static enum cs_err queue_record(struct cs_core *core, const struct cs_actor *a,
+                                const struct cs_resolve_req *in, uint64_t version, void *waiter,
+                                enum cs_err provided, cJSON **m, const struct cs_net_error *fail,
+                                struct cs_core_job **out)
+{
+  struct resolve_job *j = calloc(1, sizeof *j);
+  enum cs_err e;
+
+  if (!j)
+    return CS_ERR_NOMEM;
+  if ((e = cs_core_job_init(&j->base, core, waiter, a, resolve_job_free)) ||
+      !(j->cred_id = strdup(in->cred_id)) || !(j->usage_id = strdup(in->usage_id))) {
+    cs_core_job_free(&j->base);
+    return e ? e : CS_ERR_NOMEM;
+  }
+  j->provided = provided;
+  j->fail = *fail;
+  j->material = *m;
+  *m = NULL;
+  cs_usage_seen_init(&j->seen, core, &j->base.actor, j->cred_id, j->usage_id, version,
+                     provided ? "failure" : "success");
+  cs_core_job_write(&j->base, cs_usage_seen_txn, &j->seen);
+  *out = &j->base;
+  return CS_OK;
+}
+
+enum cs_err cs_resolve_start(struct cs_core *core, const struct cs_actor *a,
+                             const struct cs_resolve_req *in, void *waiter,
+                             struct cs_core_job **job, struct cs_net_error *fail)
 {
   struct cs_cred_snapshot s;
   enum cs_usage_material mat = CS_MATERIAL_SECRET;
@@ -120,16 +172,35 @@ enum cs_err cs_resolve(struct cs_core *core, const struct cs_actor *a,
     goto out;
   if (!e && !cJSON_AddNumberToObject(m, "version", (double)s.version))
     e = CS_ERR_NOMEM;
-  enum cs_err rec = cs_usage_record_resolve(core, a, in->cred_id, in->usage_id, s.version,
-                                            e ? "failure" : "success");
-  if (!e && rec)
-    e = rec; /* not durably audited: the material is not handed out */
+  e = queue_record(core, a, in, s.version, waiter, e, &m, fail, job);
 out:
   cs_cred_snapshot_free(&s);
-  if (e) {
-    cs_json_wipe_delete(m);
+  cs_json_wipe_delete(m);
+  return e;
+}
+
+enum cs_err cs_resolve_finish(struct cs_core_job *job, cJSON **material, struct cs_net_error *fail)
+{
+  struct resolve_job *j = (struct resolve_job *)job;
+  /* Not durably audited: the material is not handed out. */
+  enum cs_err e = j->provided ? j->provided : j->base.result;
+
+  *fail = j->fail;
+  if (e)
     return e;
-  }
-  *material = m;
+  *material = j->material;
+  j->material = NULL;
   return CS_OK;
+}
+
+enum cs_err cs_resolve(struct cs_core *core, const struct cs_actor *a,
+                       const struct cs_resolve_req *in, cJSON **material, struct cs_net_error *fail)
+{
+  struct cs_core_job *job = NULL;
+  enum cs_err e = cs_resolve_start(core, a, in, NULL, &job, fail);
+
+  if (!e)
+    e = cs_resolve_finish(job, material, fail);
+  cs_core_job_free(job);
+  return e;
 }

@@ -1,10 +1,13 @@
 /* Events retention (API.md §11): events are kept for opts.events_retention
  * seconds and at most opts.events_max of them. A background thread trims
  * the oldest in transactions of CS_TRIM_BATCH (never one giant one, which
- * would hold the group commit and, on etcd, exceed a Txn), and records the
- * highest seq removed as the floor (META "events_floor", u64 BE) that
- * cs_events_read() answers 410 below and cs_event_append() numbers on from
- * when the table is empty. */
+ * would hold the group commit and, on etcd, exceed a Txn), oldest first in
+ * feed order (LMDB: seq order; etcd: commit order), and records the feed
+ * position of the last one removed as the floor (META "events_floor", u64
+ * BE) that cs_events_read() answers 410 below, on every node alike, and
+ * that LMDB's cs_event_append() numbers on from when the table is empty.
+ * Every node of a cluster runs the thread; see trim_ctx for why at most one
+ * commits each batch. */
 #include "core_internal.h"
 
 #include <pthread.h>
@@ -54,11 +57,24 @@ enum cs_err cs_events_floor(struct cs_txn *txn, uint64_t *out)
 
 /* -------------------------------------------------------------- trimming */
 
+/* One batch, picked in a read snapshot and committed in a write that first
+ * checks the floor is still the one the snapshot saw. The floor only moves
+ * by a trim, so of the nodes of a cluster trimming at once, one commits
+ * each batch and the others find the floor moved and pick again from it
+ * (on etcd the floor read is a compare of the Txn: a trim from a stale
+ * copy fails and re-runs, then finds the floor moved). Nothing else
+ * deletes events, and appends only add: a count taken in the snapshot is
+ * at most the count at commit, so a batch never trims below the cap. */
 struct trim_ctx {
   int64_t cutoff; /* events at or before this epoch second are too old */
-  uint64_t max;
-  uint64_t seqs[CS_TRIM_BATCH];
-  uint64_t n; /* out */
+  uint64_t over;  /* how many are over the count cap */
+  uint64_t floor; /* the floor the snapshot saw */
+  uint64_t pos[CS_TRIM_BATCH];
+  uint8_t keys[CS_TRIM_BATCH][8];
+  uint64_t n;       /* picked */
+  bool shared;      /* cs_feed_commit() */
+  uint64_t gstart;  /* the first pick of the last picked commit */
+  uint64_t trimmed; /* out: removed by the write (0 when another trim won) */
 };
 
 /* Is this event older than the cutoff? One that does not parse is removed
@@ -77,71 +93,96 @@ static bool too_old(const struct cs_val *v, int64_t cutoff)
   return old;
 }
 
-/* Which of the oldest events go: the walk stops at the first one kept. */
-static enum cs_err pick_trim(uint64_t seq, const struct cs_val *v, void *arg, bool *stop)
+/* Which of the oldest events go, in feed order: the walk stops at the
+ * first one kept. */
+static enum cs_err pick_trim(uint64_t pos, const struct cs_val *k, const struct cs_val *v,
+                             void *arg, bool *stop)
 {
   struct trim_ctx *t = arg;
+  bool same = t->n && cs_feed_commit(t->shared, pos) == cs_feed_commit(t->shared, t->pos[t->n - 1]);
 
-  if (t->n >= CS_TRIM_BATCH || (t->max == 0 && !too_old(v, t->cutoff))) {
+  if (t->n >= CS_TRIM_BATCH || k->len != 8 || (t->over == 0 && !too_old(v, t->cutoff))) {
+    /* Not half a commit: its picks wait until the rest of it goes too,
+     * unless it alone fills a batch (the next batch takes the rest). */
+    if (same && (t->gstart || t->n < CS_TRIM_BATCH))
+      t->n = t->gstart;
     *stop = true;
     return CS_OK;
   }
-  t->seqs[t->n++] = seq;
-  if (t->max)
-    t->max--; /* over the count cap: goes whatever its age */
+  if (!same)
+    t->gstart = t->n;
+  t->pos[t->n] = pos;
+  memcpy(t->keys[t->n++], k->data, 8);
+  if (t->over)
+    t->over--; /* over the count cap: goes whatever its age */
   return CS_OK;
+}
+
+static enum cs_err pick_batch(struct cs_core *c, uint64_t max, struct trim_ctx *t)
+{
+  struct cs_txn *txn = NULL;
+  uint64_t count = 0;
+  enum cs_err e;
+
+  if (!(e = cs_store_read_begin(c->store, &txn)) && !(e = cs_events_floor(txn, &t->floor)) &&
+      !(e = cs_txn_count(txn, CS_TBL_EVENTS, &count))) {
+    t->over = count > max ? count - max : 0;
+    t->shared = cs_txn_shared(txn);
+    e = cs_txn_feed_each(txn, CS_TBL_EVENTS, t->floor, pick_trim, t);
+  }
+  cs_store_read_end(txn);
+  return e;
 }
 
 static enum cs_err trim_txn(struct cs_txn *txn, void *arg)
 {
   struct trim_ctx *t = arg;
-  struct trim_ctx pick = *t;
-  uint64_t count = 0;
+  uint64_t floor = 0;
   uint8_t key[8];
   enum cs_err e;
 
-  if ((e = cs_txn_count(txn, CS_TBL_EVENTS, &count)))
+  t->trimmed = 0; /* a write may run more than once (etcd re-runs a conflict) */
+  if ((e = cs_events_floor(txn, &floor)) || floor != t->floor)
+    return e; /* another trim moved it: this batch is stale */
+  for (uint64_t i = 0; i < t->n && !e; i++)
+    if ((e = cs_txn_del(txn, CS_TBL_EVENTS, t->keys[i], 8)) == CS_ERR_NOT_FOUND)
+      e = CS_OK;
+  if (e)
     return e;
-  pick.n = 0;
-  pick.max = count > t->max ? count - t->max : 0; /* how many are over the cap */
-  if ((e = cs_seq_each_txn(txn, CS_TBL_EVENTS, 0, pick_trim, &pick)))
-    return e;
-  for (uint64_t i = 0; i < pick.n && !e; i++) {
-    cs_store_seq_key(pick.seqs[i], key);
-    e = cs_txn_del(txn, CS_TBL_EVENTS, key, 8);
-  }
-  if (!e && pick.n) {
-    cs_events_floor_encode(pick.seqs[pick.n - 1], key);
-    e = cs_txn_put(txn, CS_TBL_META, META_EVENTS_FLOOR, strlen(META_EVENTS_FLOOR), key, 8, 0);
-  }
-  t->n = e ? 0 : pick.n;
+  cs_events_floor_encode(t->pos[t->n - 1], key);
+  if (!(e = cs_txn_put(txn, CS_TBL_META, META_EVENTS_FLOOR, strlen(META_EVENTS_FLOOR), key, 8, 0)))
+    t->trimmed = t->n;
   return e;
 }
 
 enum cs_err cs_events_trim_batch(struct cs_core *c, int64_t now, uint64_t *trimmed)
 {
   int64_t keep = c->opts.events_retention ? c->opts.events_retention : CS_DEFAULT_EVENTS_RETENTION;
+  uint64_t max = c->opts.events_max ? (uint64_t)c->opts.events_max : CS_DEFAULT_EVENTS_MAX;
   struct trim_ctx *t = calloc(1, sizeof *t);
   enum cs_err e;
 
   if (!t)
     return CS_ERR_NOMEM;
   t->cutoff = now - keep;
-  t->max = c->opts.events_max ? (uint64_t)c->opts.events_max : CS_DEFAULT_EVENTS_MAX;
-  if (!(e = cs_core_write(c, trim_txn, t)))
-    *trimmed = t->n;
+  if (!(e = pick_batch(c, max, t)) && t->n)
+    e = cs_core_write(c, trim_txn, t);
+  if (!e)
+    *trimmed = t->trimmed;
   free(t);
   return e;
 }
 
 /* ---------------------------------------------------------------- thread */
 
-/* One pass: full batches follow one another until one is not full. */
+/* One pass: batches follow one another until one removes nothing (a batch
+ * may stop short of CS_TRIM_BATCH at a commit's edge, and on etcd removes
+ * nothing when another node's trim won). */
 static void trim_pass(struct cs_retention *r)
 {
   uint64_t n = CS_TRIM_BATCH;
 
-  while (n == CS_TRIM_BATCH) {
+  while (n) {
     pthread_mutex_lock(&r->mu);
     bool stop = r->stop;
     pthread_mutex_unlock(&r->mu);
@@ -178,12 +219,6 @@ enum cs_err cs_retention_start(struct cs_core *c)
 {
   struct cs_retention *r;
 
-  /* A shared store's feed is ordered by commit, not by key: trimming it
-   * oldest-first would need the feed walk; until then it is not trimmed. */
-  if (cs_store_shared(c->store)) {
-    CS_LOG(CS_LOG_WARN, "events retention is not applied in cluster mode (etcd store)");
-    return CS_OK;
-  }
   if (!(r = calloc(1, sizeof *r)))
     return CS_ERR_NOMEM;
   r->core = c;

@@ -4,6 +4,10 @@
  * short read snapshot. */
 #include "core_internal.h"
 
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
 enum cs_err cs_seq_each_txn(struct cs_txn *txn, enum cs_table t, uint64_t from, cs_seq_fn fn,
                             void *arg)
 {
@@ -44,6 +48,94 @@ enum cs_err cs_core_write(struct cs_core *c, cs_store_write_fn fn, void *ctx)
   if (!cs_store_healthy(c->store))
     return CS_ERR_STORE_UNAVAILABLE;
   return c->writer ? cs_writer_submit(c->writer, fn, ctx) : cs_store_write(c->store, fn, ctx);
+}
+
+/* ------------------------------------------------- writes a request awaits */
+
+void cs_core_set_write_waker(struct cs_core *c, void (*park)(void *waiter),
+                             void (*wake)(void *waiter))
+{
+  c->write_park = park;
+  c->write_wake = wake;
+}
+
+static char *dup_or_null(const char *s, bool *fail)
+{
+  char *d = s ? strdup(s) : NULL;
+  *fail |= s && !d;
+  return d;
+}
+
+enum cs_err cs_core_job_init(struct cs_core_job *j, struct cs_core *c, void *waiter,
+                             const struct cs_actor *a, void (*free_kind)(struct cs_core_job *j))
+{
+  bool fail = false;
+
+  j->core = c;
+  j->waiter = waiter;
+  atomic_init(&j->refs, 1);
+  pthread_mutex_init(&j->mu, NULL);
+  j->free_kind = free_kind;
+  /* The request may be gone (a client that hung up) before the write runs. */
+  j->key_id = dup_or_null(a->key_id, &fail);
+  j->role = dup_or_null(a->role, &fail);
+  j->remote = dup_or_null(a->remote, &fail);
+  j->actor = (struct cs_actor){j->key_id, j->role, j->remote};
+  return fail ? CS_ERR_NOMEM : CS_OK;
+}
+
+static void job_unref(struct cs_core_job *j)
+{
+  if (atomic_fetch_sub(&j->refs, 1) != 1)
+    return;
+  pthread_mutex_destroy(&j->mu);
+  free(j->key_id);
+  free(j->role);
+  free(j->remote);
+  j->free_kind(j);
+}
+
+void cs_core_job_free(struct cs_core_job *j)
+{
+  if (!j)
+    return;
+  /* A request that goes while its write is queued is not woken. */
+  pthread_mutex_lock(&j->mu);
+  j->gone = true;
+  pthread_mutex_unlock(&j->mu);
+  job_unref(j);
+}
+
+bool cs_core_job_parked(const struct cs_core_job *j) { return j->parked; }
+
+/* On the writer thread: the outcome is in; wake the request, drop the writer's hold. */
+static void job_done(void *arg, enum cs_err result)
+{
+  struct cs_core_job *j = arg;
+
+  j->result = result;
+  pthread_mutex_lock(&j->mu);
+  if (!j->gone)
+    j->core->write_wake(j->waiter);
+  pthread_mutex_unlock(&j->mu);
+  job_unref(j);
+}
+
+void cs_core_job_write(struct cs_core_job *j, cs_store_write_fn fn, void *ctx)
+{
+  struct cs_core *c = j->core;
+  enum cs_err e;
+
+  if (!c->writer || !c->write_park || !j->waiter || !cs_store_healthy(c->store)) {
+    j->result = cs_core_write(c, fn, ctx);
+    return;
+  }
+  /* Parked before it is queued, so the wake-up cannot overtake it. */
+  atomic_fetch_add(&j->refs, 1);
+  j->parked = true;
+  c->write_park(j->waiter);
+  if ((e = cs_writer_submit_async(c->writer, fn, ctx, job_done, j)))
+    job_done(j, e);
 }
 
 enum cs_err cs_json_set_seq(cJSON *j, uint64_t pos)

@@ -245,16 +245,6 @@ enum cs_err cs_usage_check(struct cs_txn *txn, const char *cred_id, const char *
 
 /* ------------------------------------------------------------ resolve stats */
 
-struct seen_ctx {
-  const struct cs_keyring *kr;
-  const struct cs_actor *a;
-  const char *cred_id, *usage_id;
-  uint64_t version;
-  const char *result;
-  const struct cs_writer *w;
-  bool queued; /* its stats wait in seen_batch for the batch's flush */
-};
-
 /* Usage stats coalesced per group commit: each resolve's op appends its own
  * audit entry but only queues its stats here; the batch's flush (run on the
  * writer thread as the batch's last change) writes each usage once, however
@@ -263,7 +253,7 @@ struct seen_ctx {
  * (a retried batch), so an entry counts only while its op is "queued". */
 #define SEEN_BATCH_MAX 512
 static _Thread_local struct {
-  struct seen_ctx *op[SEEN_BATCH_MAX];
+  struct cs_usage_seen *op[SEEN_BATCH_MAX];
   size_t n;
 } seen_batch;
 
@@ -277,9 +267,9 @@ static enum cs_err save_stats(struct cs_txn *txn, const char *cred_id, const cha
   return e == CS_ERR_NOT_FOUND ? CS_OK : e;
 }
 
-static enum cs_err seen_txn(struct cs_txn *txn, void *arg)
+enum cs_err cs_usage_seen_txn(struct cs_txn *txn, void *arg)
 {
-  struct seen_ctx *s = arg;
+  struct cs_usage_seen *s = arg;
   enum cs_err e = cs_audit_append(txn, s->kr, s->a, "resolve", s->cred_id, s->result);
 
   s->queued = false; /* a rerun queues again */
@@ -303,13 +293,13 @@ static enum cs_err seen_flush_txn(struct cs_txn *txn, void *arg)
 
   (void)arg;
   for (size_t i = 0; i < seen_batch.n && !e; i++) {
-    struct seen_ctx *s = seen_batch.op[i];
+    struct cs_usage_seen *s = seen_batch.op[i];
     unsigned n = 0;
     uint64_t version = 0;
     if (!s->queued)
       continue;
     for (size_t j = i; j < seen_batch.n; j++) {
-      struct seen_ctx *t = seen_batch.op[j];
+      struct cs_usage_seen *t = seen_batch.op[j];
       if (t->queued && strcmp(t->usage_id, s->usage_id) == 0) {
         n++;
         version = t->version > version ? t->version : version;
@@ -338,12 +328,11 @@ void cs_usage_coalesce(struct cs_core *c)
   cs_writer_set_flush(c->writer, seen_flush_txn, seen_drop, c);
 }
 
-enum cs_err cs_usage_record_resolve(struct cs_core *c, const struct cs_actor *a,
-                                    const char *cred_id, const char *usage_id, uint64_t version,
-                                    const char *result)
+void cs_usage_seen_init(struct cs_usage_seen *s, struct cs_core *c, const struct cs_actor *a,
+                        const char *cred_id, const char *usage_id, uint64_t version,
+                        const char *result)
 {
-  struct seen_ctx s = {c->keyring, a, cred_id, usage_id, version, result, c->writer, false};
-  return cs_core_write(c, seen_txn, &s);
+  *s = (struct cs_usage_seen){c->keyring, a, cred_id, usage_id, version, result, c->writer, false};
 }
 
 enum cs_err cs_usage_callback(const struct cs_keyring *kr, struct cs_txn *txn, const char *usage_id,

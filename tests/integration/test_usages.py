@@ -474,3 +474,163 @@ def test_audit_verify_detects_modified_and_removed_entries(tmp_path):
         assert run_cli("audit-verify", "--data", dd.data).returncode == 0
     finally:
         dd.close()
+
+
+# ------------------------------------------- resolves parked while queued
+
+class StoreWriteLock:
+    """Another process's LMDB write transaction on the daemon's data file:
+    the daemon's writer blocks in its next commit until released, so every
+    change queued meanwhile waits in the group commit."""
+
+    def __init__(self, d):
+        self.env = lmdb.open(d.data, max_dbs=16)
+        self.txn = self.env.begin(write=True)
+
+    def release(self):
+        if self.txn:
+            self.txn.abort()
+            self.txn = None
+        self.env.close()
+
+
+def resolve_audits(d, cid):
+    aud = new_key(d, d.auth["Authorization"], "auditor")
+    aud = {"Authorization": basic(aud["id"], aud["secret"])}
+    entries = d.get("/api/v1/audit?credential=%s&limit=1000" % cid, headers=aud).json()
+    return [e for e in entries if e["action"] == "resolve" and e["result"] == "success"]
+
+
+def test_resolves_beyond_the_thread_pool_wait_without_a_thread():
+    """With --threads 2, 32 resolves in flight while the store's write lock is
+    held elsewhere: each is parked with its record queued, so the two pool
+    threads still answer a GET; no material is handed out before the records
+    are durable; once the lock goes, all 32 answer 200, counted and audited
+    exactly once each."""
+    import requests
+    from harness import SLOW, finish, start
+
+    d = start("--threads", "2")
+    try:
+        create(d, "pk-1", valid_bodies()["ibm-1"])
+        uid = add_usage(d, "pk-1").json()["id"]
+        lock = StoreWriteLock(d)
+        answers, mu = [], threading.Lock()
+
+        def one():
+            r = requests.post(d.url + "/api/v1/credentials/pk-1/resolve", json={"usageId": uid},
+                              headers=d.auth, timeout=60 * SLOW)
+            with mu:
+                answers.append((r.status_code, r.json()))
+
+        threads = [threading.Thread(target=one) for _ in range(32)]
+        try:
+            for t in threads:
+                t.start()
+            time.sleep(1.0 * SLOW)
+            r = requests.get(d.url + "/api/v1/credentials/pk-1", headers=d.auth, timeout=10 * SLOW)
+            assert r.status_code == 200, r.text
+            with mu:
+                assert answers == []  # nothing handed out before its audit entry commits
+        finally:
+            lock.release()
+        for t in threads:
+            t.join()
+        assert len(answers) == 32
+        assert all(st == 200 and m["apiKey"].startswith("ibm-api-key") for st, m in answers), answers
+        assert usages(d, "pk-1")[uid]["resolveCount"] == 32
+        assert len(resolve_audits(d, "pk-1")) == 32
+    finally:
+        finish(d)
+
+
+def test_resolves_whose_client_hung_up_while_parked_are_still_audited():
+    """Clients that disconnect while their resolve is parked: the record still
+    commits (the material was made, so it is audited), the job's material is
+    wiped and freed (ASan/valgrind at exit), and the daemon serves on."""
+    from harness import SLOW, Raw, finish, req, start
+
+    d = start("--threads", "2")
+    try:
+        create(d, "hu-1", valid_bodies()["ibm-1"])
+        uid = add_usage(d, "hu-1").json()["id"]
+        body = json.dumps({"usageId": uid}).encode()
+        lock = StoreWriteLock(d)
+        try:
+            conns = []
+            for _ in range(8):
+                c = Raw(d)
+                c.send(req("POST", "/api/v1/credentials/hu-1/resolve", body=body,
+                           auth=d.auth["Authorization"],
+                           headers=["Content-Type: application/json",
+                                    "Content-Length: %d" % len(body)]))
+                conns.append(c)
+            time.sleep(1.0 * SLOW)
+            for c in conns:
+                assert c.response(timeout=0.2) is None  # parked: no answer yet
+                c.close()
+        finally:
+            lock.release()
+        deadline = time.monotonic() + 20 * SLOW
+        while usages(d, "hu-1")[uid]["resolveCount"] < 8 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert usages(d, "hu-1")[uid]["resolveCount"] == 8
+        assert len(resolve_audits(d, "hu-1")) == 8
+        assert resolve(d, "hu-1", uid).status_code == 200
+        assert usages(d, "hu-1")[uid]["resolveCount"] == 9
+    finally:
+        finish(d)
+
+
+def test_credential_writes_beyond_the_thread_pool_are_parked():
+    """Creates (POST), updates (PUT) and deletes parked while their write is
+    queued: with --threads 2 and the store's write lock held elsewhere, 12
+    creates, 12 updates of one credential and 4 deletes are in flight and a
+    GET still answers; once the lock goes every create answers 201, every
+    update 200 (versions 2..13 each once) and every delete 204."""
+    import requests
+    from harness import SLOW, finish, start
+
+    d = start("--threads", "2")
+    try:
+        create(d, "pw-0", valid_bodies()["ibm-1"])
+        for i in range(4):
+            create(d, "pw-d%d" % i, valid_bodies()["ibm-1"])
+        lock = StoreWriteLock(d)
+        answers, mu = [], threading.Lock()
+
+        def one(method, path, body):
+            r = requests.request(method, d.url + path, json=body, headers=d.auth,
+                                 timeout=60 * SLOW)
+            with mu:
+                answers.append((method, r.status_code, r.json() if r.content else None))
+
+        plan = [("POST", "/api/v1/credentials", dict(valid_bodies()["ibm-1"], _id="pw-c%d" % i))
+                for i in range(12)]
+        plan += [("PUT", "/api/v1/credentials/pw-0",
+                  dict(valid_bodies()["ibm-1"], description="rev %d" % i)) for i in range(12)]
+        plan += [("DELETE", "/api/v1/credentials/pw-d%d" % i, None) for i in range(4)]
+        threads = [threading.Thread(target=one, args=p) for p in plan]
+        try:
+            for t in threads:
+                t.start()
+            time.sleep(1.0 * SLOW)
+            r = requests.get(d.url + "/api/v1/credentials/pw-0", headers=d.auth, timeout=10 * SLOW)
+            assert r.status_code == 200 and r.json()["version"] == 1, r.text
+            with mu:
+                assert answers == []
+        finally:
+            lock.release()
+        for t in threads:
+            t.join()
+        assert sorted(st for m, st, _ in answers if m == "POST") == [201] * 12, answers
+        assert sorted(st for m, st, _ in answers if m == "PUT") == [200] * 12, answers
+        assert sorted(c["version"] for m, _, c in answers if m == "PUT") == list(range(2, 14))
+        assert sorted(st for m, st, _ in answers if m == "DELETE") == [204] * 4, answers
+        assert all("plain" not in json.dumps(c) for _, _, c in answers)
+        for i in range(12):
+            assert d.get("/api/v1/credentials/pw-c%d" % i, headers=d.auth).status_code == 200
+        for i in range(4):
+            assert d.get("/api/v1/credentials/pw-d%d" % i, headers=d.auth).status_code == 404
+    finally:
+        finish(d)

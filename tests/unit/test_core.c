@@ -986,6 +986,51 @@ static void test_audit_prune_needs_the_key(void **state)
   cs_master_key_free(mk);
 }
 
+/* A node chain's anchor record (cluster mode's key, here on LMDB) is
+ * checked like chain ""'s: one keyed for another chain, or with a flipped
+ * byte, breaks that chain by name; a good one for a chain with no entries
+ * breaks it at its head. */
+struct anchor_put {
+  const char *key;
+  const uint8_t *rec;
+};
+
+static enum cs_err anchor_put_txn(struct cs_txn *txn, void *arg)
+{
+  const struct anchor_put *a = arg;
+  return cs_txn_put(txn, CS_TBL_META, a->key, strlen(a->key), a->rec, CS_AUDIT_ANCHOR_LEN, 0);
+}
+
+static void test_audit_node_chain_anchor_checked(void **state)
+{
+  struct fx *f = *state;
+  struct cs_audit_anchor a = {7, {0}}, seen;
+  struct cs_audit_break bad;
+  uint8_t rec[CS_AUDIT_ANCHOR_LEN];
+  uint64_t n = 0;
+  size_t chains = 0;
+  char key[CS_AUDIT_META_KEY_MAX];
+
+  assert_int_equal(cs_audit_meta_key(CS_AUDIT_ANCHOR_KEY, "node-x", key), 19);
+  assert_string_equal(key, "audit_anchor/node-x");
+  assert_int_equal(cs_audit_meta_key(CS_AUDIT_ANCHOR_KEY, "", key), 12);
+  struct anchor_put put = {"audit_anchor/node-x", rec};
+  cs_audit_anchor_encode(f->kr, "node-y", &a, rec); /* keyed for another chain */
+  assert_int_equal(cs_store_write(f->st, anchor_put_txn, &put), CS_OK);
+  assert_int_equal(cs_audit_verify_chains(&f->core, &n, &chains, &bad, &seen), CS_ERR_CRYPTO);
+  assert_string_equal(bad.chain, "node-x");
+  cs_audit_anchor_encode(f->kr, "node-x", &a, rec);
+  rec[9] ^= 1;
+  assert_int_equal(cs_store_write(f->st, anchor_put_txn, &put), CS_OK);
+  assert_int_equal(cs_audit_verify_chains(&f->core, &n, &chains, &bad, &seen), CS_ERR_CRYPTO);
+  assert_string_equal(bad.chain, "node-x");
+  rec[9] ^= 1;
+  assert_int_equal(cs_store_write(f->st, anchor_put_txn, &put), CS_OK);
+  assert_int_equal(cs_audit_verify_chains(&f->core, &n, &chains, &bad, &seen), CS_ERR_CRYPTO);
+  assert_string_equal(bad.chain, "node-x");
+  assert_int_equal(bad.seq, 8);
+}
+
 /* ------------------------------------------------------------ retention */
 
 static void test_events_floor_codec(void **state)
@@ -1302,6 +1347,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_audit_anchor_codec, setup, teardown),
       cmocka_unit_test_setup_teardown(test_audit_export_prune_verify, setup, teardown),
       cmocka_unit_test_setup_teardown(test_audit_prune_needs_the_key, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_audit_node_chain_anchor_checked, setup, teardown),
       cmocka_unit_test_setup_teardown(test_events_trim_count_cap, setup, teardown),
       cmocka_unit_test_setup_teardown(test_events_trim_age_and_empty_feed, setup, teardown),
       cmocka_unit_test_setup_teardown(test_dead_letter_retry, setup, teardown),

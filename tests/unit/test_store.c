@@ -1311,6 +1311,153 @@ static void test_writer_flush(void **state)
       assert_rec(f->st, CS_TBL_CREDS, ops[t][i].key, strlen(ops[t][i].key), "v", 1);
 }
 
+/* cs_writer_submit_async: more changes than one batch holds, queued behind
+ * a change that holds the writer; each completes once, in order, with its
+ * own result, in as few batches as BATCH_MAX (256) allows. */
+#define WA_OPS 300
+
+struct wa {
+  atomic_bool gate_open, holding;
+  atomic_int calls[WA_OPS + 2], order[WA_OPS + 2], next, commits;
+  enum cs_err result[WA_OPS + 2];
+  char key[WA_OPS + 2][16];
+};
+
+struct wa_op {
+  struct wa *wa;
+  int i;
+};
+
+/* Op 0 holds the writer until the gate opens; every 7th op fails. */
+static enum cs_err wa_fn(struct cs_txn *txn, void *ctx)
+{
+  struct wa_op *op = ctx;
+  struct wa *wa = op->wa;
+
+  if (op->i == 0) {
+    atomic_store(&wa->holding, true);
+    while (!atomic_load(&wa->gate_open))
+      usleep(1000);
+  }
+  if (op->i % 7 == 3)
+    return CS_ERR_INVALID;
+  return cs_txn_put(txn, CS_TBL_CREDS, wa->key[op->i], strlen(wa->key[op->i]), "v", 1, 0);
+}
+
+static void wa_done(void *arg, enum cs_err result)
+{
+  struct wa_op *op = arg;
+  struct wa *wa = op->wa;
+
+  atomic_fetch_add(&wa->calls[op->i], 1);
+  wa->result[op->i] = result;
+  atomic_store(&wa->order[op->i], atomic_fetch_add(&wa->next, 1));
+}
+
+static void wa_committed(void *arg) { atomic_fetch_add(&((struct wa *)arg)->commits, 1); }
+
+static void wa_wait(atomic_bool *flag)
+{
+  for (int i = 0; i < bound_ms(10000) && !atomic_load(flag); i++)
+    usleep(1000);
+  assert_true(atomic_load(flag));
+}
+
+static void test_writer_async(void **state)
+{
+  struct fx *f = *state;
+  static struct wa wa;
+  static struct wa_op ops[WA_OPS + 1];
+  struct cs_writer *w;
+
+  memset(&wa, 0, sizeof wa);
+  assert_int_equal(cs_writer_start(f->st, wa_committed, &wa, &w), CS_OK);
+  for (int i = 0; i <= WA_OPS; i++) {
+    ops[i] = (struct wa_op){&wa, i};
+    snprintf(wa.key[i], sizeof wa.key[i], "wa-%d", i);
+  }
+  assert_int_equal(cs_writer_submit_async(w, wa_fn, &ops[0], wa_done, &ops[0]), CS_OK);
+  wa_wait(&wa.holding);
+  for (int i = 1; i <= WA_OPS; i++)
+    assert_int_equal(cs_writer_submit_async(w, wa_fn, &ops[i], wa_done, &ops[i]), CS_OK);
+  assert_int_equal(atomic_load(&wa.next), 0); /* nothing completed while held */
+  atomic_store(&wa.gate_open, true);
+  /* A blocking submit queues behind them all and returns once durable. */
+  struct wa_op last = {&wa, WA_OPS + 1};
+  snprintf(wa.key[WA_OPS + 1], sizeof wa.key[0], "wa-last");
+  assert_int_equal(cs_writer_submit(w, wa_fn, &last), CS_OK);
+  assert_int_equal(atomic_load(&wa.next), WA_OPS + 1);
+  assert_rec(f->st, CS_TBL_CREDS, "wa-last", 7, "v", 1);
+  cs_writer_stop(w);
+  for (int i = 0; i <= WA_OPS; i++) {
+    assert_int_equal(atomic_load(&wa.calls[i]), 1);
+    assert_int_equal(atomic_load(&wa.order[i]), i); /* completed in submission order */
+    assert_int_equal(wa.result[i], i % 7 == 3 ? CS_ERR_INVALID : CS_OK);
+    if (i % 7 == 3)
+      assert_absent(f->st, CS_TBL_CREDS, wa.key[i]);
+    else
+      assert_rec(f->st, CS_TBL_CREDS, wa.key[i], strlen(wa.key[i]), "v", 1);
+  }
+  /* Op 0 alone, then 256, then the other 44 (the blocking one with them or
+   * after): queued requests share a commit whatever submitted them. */
+  assert_in_range(atomic_load(&wa.commits), 3, 4);
+}
+
+/* Stopping with changes queued: the running batch commits, the queued ones
+ * complete with CS_ERR_UNAVAILABLE without running, and a submit once
+ * stopping is refused (its done never called). */
+struct ws_stop {
+  struct cs_writer *w;
+};
+
+static void *ws_stopper(void *arg)
+{
+  cs_writer_stop(((struct ws_stop *)arg)->w);
+  return NULL;
+}
+
+static void test_writer_stop_queued(void **state)
+{
+  struct fx *f = *state;
+  static struct wa wa;
+  static struct wa_op ops[WA_OPS + 1];
+  struct ws_stop stop;
+  pthread_t th;
+  int n = 1;
+
+  memset(&wa, 0, sizeof wa);
+  assert_int_equal(cs_writer_start(f->st, NULL, NULL, &stop.w), CS_OK);
+  for (int i = 0; i <= WA_OPS; i++) {
+    ops[i] = (struct wa_op){&wa, i};
+    snprintf(wa.key[i], sizeof wa.key[i], "ws-%d", i);
+  }
+  assert_int_equal(cs_writer_submit_async(stop.w, wa_fn, &ops[0], wa_done, &ops[0]), CS_OK);
+  wa_wait(&wa.holding);
+  for (; n <= 10; n++)
+    assert_int_equal(cs_writer_submit_async(stop.w, wa_fn, &ops[n], wa_done, &ops[n]), CS_OK);
+  assert_int_equal(pthread_create(&th, NULL, ws_stopper, &stop), 0);
+  /* Queued until the stop is seen: these complete unavailable too. */
+  enum cs_err e = CS_OK;
+  for (; n < WA_OPS && e == CS_OK; n++)
+    if ((e = cs_writer_submit_async(stop.w, wa_fn, &ops[n], wa_done, &ops[n])) == CS_OK)
+      usleep(1000);
+  assert_int_equal(e, CS_ERR_UNAVAILABLE);
+  n--; /* ops[n] was refused */
+  atomic_store(&wa.gate_open, true);
+  assert_int_equal(pthread_join(th, NULL), 0);
+  assert_int_equal(atomic_load(&wa.calls[0]), 1);
+  assert_int_equal(wa.result[0], CS_OK);
+  assert_rec(f->st, CS_TBL_CREDS, "ws-0", 4, "v", 1);
+  for (int i = 1; i < n; i++) {
+    assert_int_equal(atomic_load(&wa.calls[i]), 1);
+    assert_int_equal(wa.result[i], CS_ERR_UNAVAILABLE);
+    assert_int_equal(atomic_load(&wa.order[i]), i);
+    assert_absent(f->st, CS_TBL_CREDS, wa.key[i]); /* never ran */
+  }
+  assert_int_equal(atomic_load(&wa.calls[n]), 0);
+  assert_int_equal(atomic_load(&wa.next), n);
+}
+
 static void test_lmdb_cluster_hooks(void **state)
 {
   struct fx *f = *state;
@@ -1358,6 +1505,8 @@ static const struct CMUnitTest common_tests[] = {
     cmocka_unit_test_setup_teardown(test_read_pool_overflow, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_concurrency, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_writer_flush, fx_setup, fx_teardown),
+    cmocka_unit_test_setup_teardown(test_writer_async, fx_setup, fx_teardown),
+    cmocka_unit_test_setup_teardown(test_writer_stop_queued, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_store_urls, dir_setup, fx_teardown),
 };
 
