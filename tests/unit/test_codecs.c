@@ -220,6 +220,15 @@ static size_t ikey(const char *cred, const char *uid, char out[128])
   return a + 1 + b;
 }
 
+/* Record one resolve of @p cred for @p uid at @p version: its audit entry
+ * and stats, as the resolve's queued write does. */
+static enum cs_err record_resolve(struct fx *f, const char *cred, const char *uid, uint64_t version)
+{
+  struct cs_usage_seen s;
+  cs_usage_seen_init(&s, &f->core, &f->actor, cred, uid, version, "success");
+  return cs_core_write(&f->core, cs_usage_seen_txn, &s);
+}
+
 /* The one usage of @p cred as listed (caller deletes). */
 static cJSON *listed(struct fx *f, const char *cred)
 {
@@ -255,8 +264,7 @@ static void test_stats_write_leaves_json(void **state)
   assert_null(strstr(before, "resolveCount"));
   assert_null(strstr(before, "lastResolvedAt"));
   for (int i = 0; i < 3; i++)
-    assert_int_equal(cs_usage_record_resolve(&f->core, &f->actor, "st-1", uid, 1, "success"),
-                     CS_OK);
+    assert_int_equal(record_resolve(f, "st-1", uid, 1), CS_OK);
   char *after = raw_get(f, CS_TBL_USAGES, uid, strlen(uid), &len1);
   assert_true(len0 == len1 && memcmp(before, after, len0) == 0);
   char *idx = raw_get(f, CS_TBL_USAGES_BY_CRED, k, ikey("st-1", uid, k), &ilen);
@@ -304,7 +312,7 @@ static void test_old_format_read_and_converted(void **state)
     assert_string_equal(cJSON_GetObjectItem(u, "material")->valuestring, t ? "token" : "secret");
     cJSON_Delete(u);
 
-    assert_int_equal(cs_usage_record_resolve(&f->core, &f->actor, cred, uid, 2, "success"), CS_OK);
+    assert_int_equal(record_resolve(f, cred, uid, 2), CS_OK);
     u = listed(f, cred);
     assert_int_equal(num(u, "resolveCount"), 42);
     assert_int_equal(num(u, "seenVersion"), 2);
@@ -340,8 +348,7 @@ static void test_corrupt_index_refused(void **state)
   assert_int_equal(cs_store_read_begin(f->st, &txn), CS_OK);
   assert_int_equal(cs_usage_check(txn, "bad-1", uid, &m), CS_ERR_STORE);
   cs_store_read_end(txn);
-  assert_int_equal(cs_usage_record_resolve(&f->core, &f->actor, "bad-1", uid, 1, "success"),
-                   CS_ERR_STORE);
+  assert_int_equal(record_resolve(f, "bad-1", uid, 1), CS_ERR_STORE);
 }
 
 /* ------------------------------------------------------ audit entry print */
