@@ -133,6 +133,19 @@ enum cs_err cs_buf_url_escape(struct cs_buf *b, const char *s, size_t len)
   return e;
 }
 
+enum cs_err cs_buf_u64(struct cs_buf *b, uint64_t v)
+{
+  char rev[20], out[20];
+  size_t n = 0;
+
+  do
+    rev[n++] = (char)('0' + v % 10);
+  while ((v /= 10) != 0);
+  for (size_t i = 0; i < n; i++)
+    out[i] = rev[n - 1 - i];
+  return cs_buf_append(b, out, n);
+}
+
 enum cs_err cs_buf_json_escape(struct cs_buf *b, const char *s, size_t len)
 {
   static const char hex[] = "0123456789abcdef";
@@ -153,6 +166,12 @@ enum cs_err cs_buf_json_escape(struct cs_buf *b, const char *s, size_t len)
       break;
     case '\\':
       esc[1] = '\\';
+      break;
+    case '\b':
+      esc[1] = 'b';
+      break;
+    case '\f':
+      esc[1] = 'f';
       break;
     case '\n':
       esc[1] = 'n';

@@ -179,8 +179,15 @@ enum cs_err cs_buf_printf(struct cs_buf *b, const char *fmt, ...) CS_WUR
  */
 enum cs_err cs_buf_url_escape(struct cs_buf *b, const char *s, size_t len) CS_WUR;
 
-/** Append @p s JSON-escaped, without quotes. */
+/**
+ * Append @p s JSON-escaped, without quotes, byte for byte as cJSON prints a
+ * string (\" \\ \b \f \n \r \t, other bytes below 0x20 as \u00xx,
+ * the rest as they are), so text printed here hashes like cJSON's (the
+ * audit chain). @return CS_ERR_TOO_LARGE, CS_ERR_NOMEM.
+ */
 enum cs_err cs_buf_json_escape(struct cs_buf *b, const char *s, size_t len) CS_WUR;
+/** Append @p v in decimal (what "%" PRIu64 prints, without printf). @return as cs_buf_append(). */
+enum cs_err cs_buf_u64(struct cs_buf *b, uint64_t v) CS_WUR;
 /** Wipe the contents (sodium-free memzero) and free; keeps max. NULL ok. */
 void cs_buf_wipe(struct cs_buf *b);
 /** Free without wiping. NULL ok. */

@@ -43,7 +43,7 @@ enum cs_table {
   CS_TBL_META,           /* "schema", "keyring", "kdf", ... */
   CS_TBL_CREDS,          /* credential id → record */
   CS_TBL_USAGES,         /* usage id → record */
-  CS_TBL_USAGES_BY_CRED, /* credential id '\0' usage id → empty */
+  CS_TBL_USAGES_BY_CRED, /* credential id '\0' usage id → material + stats (usage_rec.c) */
   CS_TBL_KEYS,           /* access key id → record */
   CS_TBL_AUDIT,          /* u64 BE seq → entry */
   CS_TBL_EVENTS,         /* u64 BE seq → event */
@@ -58,6 +58,11 @@ enum cs_table {
 
 /** Put flags. */
 #define CS_PUT_NO_OVERWRITE 0x1u /* fail with CS_ERR_EXISTS if the key exists */
+/* The key sorts after every key of its table (a sequence table's next seq):
+ * LMDB appends without searching (MDB_APPEND; a key that does not sort
+ * last fails with CS_ERR_EXISTS). Ignored by the etcd backend, whose keys
+ * are not ordered so. */
+#define CS_PUT_APPEND 0x2u
 
 /**
  * Options for cs_store_open_url() and cs_store_probe(); every member may be

@@ -100,8 +100,10 @@ enum cs_err cs_txn_put_lease(struct cs_txn *txn, enum cs_table t, const void *ke
     e = check_key(txn, key, klen);
   if (e != CS_OK)
     return e;
-  e = rec_result(txn, mdb_put(txn->txn, txn->st->dbi[t], &k, &v, once ? MDB_NOOVERWRITE : 0), "put",
-                 t);
+  /* etcd's local copy (txn->rec) orders keys its own way: no append there. */
+  unsigned mf =
+      (once ? MDB_NOOVERWRITE : 0) | (flags & CS_PUT_APPEND && !txn->rec ? MDB_APPEND : 0);
+  e = rec_result(txn, mdb_put(txn->txn, txn->st->dbi[t], &k, &v, mf), "put", t);
   if (!txn->rec)
     return e;
   /* A no-overwrite put learns whether the key exists: a read. */

@@ -218,8 +218,23 @@ static enum cs_err check_request(const struct cs_aws_request *req, struct job *j
   return check_sts_params(req, p, err);
 }
 
+/* Append "<length>:<s>\n". */
+static enum cs_err key_str(struct cs_buf *key, const char *s)
+{
+  size_t n = strlen(s);
+  enum cs_err e;
+
+  if ((e = cs_buf_u64(key, n)) || (e = cs_buf_append(key, ":", 1)) ||
+      (e = cs_buf_append(key, s, n)))
+    return e;
+  return cs_buf_append(key, "\n", 1);
+}
+
 /* Every input that changes the answer, each length-prefixed so no two
- * requests share a key. The region counts only where it is signed for. */
+ * requests share a key. The region counts only where it is signed for.
+ * Built on every resolve of a cached role, so without printf: kind, the
+ * credential id and version, the access key, role, external id, session
+ * name, duration, region, regional flag, one per line. */
 static enum cs_err build_key(const struct cs_aws_request *req, const struct job *job,
                              struct cs_buf *key)
 {
@@ -228,13 +243,18 @@ static enum cs_err build_key(const struct cs_aws_request *req, const struct job 
   const char *akid = req->use_instance_role ? "" : req->access_key_id;
   const char *role = p->role_arn ? p->role_arn : "", *ext = p->external_id ? p->external_id : "";
   const char *sess = p->session_name ? p->session_name : "";
-  char kind = req->session ? 'g' : req->use_instance_role ? 'i' : 's';
+  char head[2] = {req->session ? 'g' : req->use_instance_role ? 'i' : 's', '\n'};
+  int64_t d = p->duration_seconds;
+  enum cs_err e;
 
-  return cs_buf_printf(
-      key, "%c\n%zu:%s\n%" PRIu64 "\n%zu:%s\n%zu:%s\n%zu:%s\n%zu:%s\n%" PRId64 "\n%zu:%s\n%d", kind,
-      strlen(cred_id), cred_id, req->version, strlen(akid), akid, strlen(role), role, strlen(ext),
-      ext, strlen(sess), sess, p->duration_seconds, strlen(p->region), p->region,
-      p->regional ? 1 : 0);
+  if ((e = cs_buf_append(key, head, 2)) || (e = key_str(key, cred_id)) ||
+      (e = cs_buf_u64(key, req->version)) || (e = cs_buf_append(key, "\n", 1)) ||
+      (e = key_str(key, akid)) || (e = key_str(key, role)) || (e = key_str(key, ext)) ||
+      (e = key_str(key, sess)) || (d < 0 && (e = cs_buf_append(key, "-", 1))) ||
+      (e = cs_buf_u64(key, d < 0 ? 0 - (uint64_t)d : (uint64_t)d)) ||
+      (e = cs_buf_append(key, "\n", 1)) || (e = key_str(key, p->region)))
+    return e;
+  return cs_buf_append(key, p->regional ? "1" : "0", 1);
 }
 
 /* ------------------------------------------------------------- the API */

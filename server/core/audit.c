@@ -32,6 +32,7 @@
  * credential and are hidden from them. */
 #include "core_internal.h"
 
+#include <float.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,8 @@
 /* Entries one listing examines at most, whatever its filter: a reader whose
  * scope matches little must not walk the whole trail per request. */
 #define SCAN_MAX 10000
+#define ENTRY_STACK 2048       /* bytes of an entry built on the stack */
+#define ENTRY_MAX (64u << 10u) /* and on the heap: every member escaped is far less */
 
 /* This process's chain in a shared store (one core per process). */
 static char chain_id[CS_NODE_ID_MAX + 1];
@@ -67,7 +70,11 @@ void cs_audit_set_chain(const char *node)
 /* META key of @p chain's head. @return its length. */
 static size_t head_key(const char *chain, char out[HEAD_KEY_MAX])
 {
-  return (size_t)snprintf(out, HEAD_KEY_MAX, chain[0] ? HEAD_KEY "/%s" : HEAD_KEY, chain);
+  if (!chain[0]) { /* LMDB's chain, every append: no printf */
+    memcpy(out, HEAD_KEY, sizeof HEAD_KEY);
+    return sizeof HEAD_KEY - 1;
+  }
+  return (size_t)snprintf(out, HEAD_KEY_MAX, HEAD_KEY "/%s", chain);
 }
 
 static enum cs_err read_head(struct cs_txn *txn, const char *chain, uint64_t *seq,
@@ -90,31 +97,63 @@ static enum cs_err read_head(struct cs_txn *txn, const char *chain, uint64_t *se
   return CS_OK;
 }
 
-/* The entry JSON of link @p seq of @p chain ("" : LMDB's single chain). */
-static char *entry_json(const char *chain, uint64_t seq, const uint8_t prev[CS_HASH_BYTES],
-                        const struct cs_actor *a, const char *action, const char *target,
-                        const char *result)
+/* Append @p seq as cJSON 1.7 prints a number: integers below 1e15 in plain
+ * digits, larger ones as "%1.15g" (or "%1.17g" when that does not read
+ * back), so entries hash as the cJSON-printed ones did. */
+static enum cs_err put_seq(struct cs_buf *b, uint64_t seq)
+{
+  char num[32];
+  double d = (double)seq;
+  size_t n;
+
+  if (d < 1e15)
+    return cs_buf_u64(b, seq);
+  /* cJSON's test of "reads back": equal within DBL_EPSILON relative. */
+  n = (size_t)snprintf(num, sizeof num, "%1.15g", d);
+  double back = strtod(num, NULL), mx = back > d ? back : d;
+  if (!((back > d ? back - d : d - back) <= mx * DBL_EPSILON))
+    n = (size_t)snprintf(num, sizeof num, "%1.17g", d);
+  return cs_buf_append(b, num, n);
+}
+
+/* Append ,"name":"s": @p pre is ,"name":" (PUT_STR spells it), @p s is
+ * escaped as cJSON escapes. */
+static enum cs_err put_str(struct cs_buf *b, const char *pre, size_t plen, const char *s)
+{
+  enum cs_err e;
+
+  if ((e = cs_buf_append(b, pre, plen)) || (e = cs_buf_json_escape(b, s, strlen(s))))
+    return e;
+  return cs_buf_append(b, "\"", 1);
+}
+#define PUT_STR(b, name, s) put_str(b, ",\"" name "\":\"", sizeof(",\"" name "\":\"") - 1, s)
+
+enum cs_err cs_audit_entry_print(struct cs_buf *b, const char *chain, uint64_t seq,
+                                 const uint8_t prev[CS_HASH_BYTES], int64_t at,
+                                 const struct cs_actor *a, const char *action, const char *target,
+                                 const char *result)
 {
   char prev_hex[2 * CS_HASH_BYTES + 1], when[32];
-  char *text = NULL;
-  cJSON *j = cJSON_CreateObject();
+  enum cs_err e;
 
   cs_hex(prev, CS_HASH_BYTES, prev_hex);
-  cs_time_format(cs_now(), when);
-  bool ok = j && (chain[0] ? cJSON_AddStringToObject(j, "node", chain) &&
-                                 cJSON_AddNumberToObject(j, "chainSeq", (double)seq)
-                           : cJSON_AddNumberToObject(j, "seq", (double)seq) != NULL);
-  if (ok && cJSON_AddStringToObject(j, "at", when) &&
-      cJSON_AddStringToObject(j, "actor", a && a->key_id ? a->key_id : "") &&
-      cJSON_AddStringToObject(j, "role", a && a->role ? a->role : "") &&
-      cJSON_AddStringToObject(j, "action", action) &&
-      cJSON_AddStringToObject(j, "target", target ? target : "") &&
-      cJSON_AddStringToObject(j, "result", result) &&
-      cJSON_AddStringToObject(j, "remote", a && a->remote ? a->remote : "") &&
-      cJSON_AddStringToObject(j, "prevHash", prev_hex))
-    text = cs_json_print(j);
-  cJSON_Delete(j);
-  return text;
+  cs_time_format(at, when);
+  if (chain[0]) {
+    if ((e = cs_buf_append(b, "{\"node\":\"", 9)) ||
+        (e = cs_buf_json_escape(b, chain, strlen(chain))) ||
+        (e = cs_buf_append(b, "\",\"chainSeq\":", 13)))
+      return e;
+  } else if ((e = cs_buf_append(b, "{\"seq\":", 7))) {
+    return e;
+  }
+  if ((e = put_seq(b, seq)) || (e = PUT_STR(b, "at", when)) ||
+      (e = PUT_STR(b, "actor", a && a->key_id ? a->key_id : "")) ||
+      (e = PUT_STR(b, "role", a && a->role ? a->role : "")) || (e = PUT_STR(b, "action", action)) ||
+      (e = PUT_STR(b, "target", target ? target : "")) || (e = PUT_STR(b, "result", result)) ||
+      (e = PUT_STR(b, "remote", a && a->remote ? a->remote : "")) ||
+      (e = PUT_STR(b, "prevHash", prev_hex)))
+    return e;
+  return cs_buf_append(b, "}", 1);
 }
 
 /* Where link @p seq of @p chain is stored, into @p key / @p len. LMDB: at
@@ -141,40 +180,54 @@ static enum cs_err entry_key(struct cs_txn *txn, const char *chain, uint64_t seq
   return CS_OK;
 }
 
+/* Entry value: hash | JSON, built in @p b; the hash is written last. */
+static enum cs_err entry_build(struct cs_buf *b, const struct cs_keyring *kr, const char *chain,
+                               uint64_t seq, const uint8_t prev[CS_HASH_BYTES],
+                               const struct cs_actor *a, const char *action, const char *target,
+                               const char *result)
+{
+  static const uint8_t none[CS_HASH_BYTES];
+  enum cs_err e;
+
+  if ((e = cs_buf_append(b, none, sizeof none)) ||
+      (e = cs_audit_entry_print(b, chain, seq, prev, cs_now(), a, action, target, result)))
+    return e;
+  cs_chain_hash(kr, prev, b->data + CS_HASH_BYTES, b->len - CS_HASH_BYTES, (uint8_t *)b->data);
+  return CS_OK;
+}
+
 enum cs_err cs_audit_append(struct cs_txn *txn, const struct cs_keyring *kr,
                             const struct cs_actor *a, const char *action, const char *target,
                             const char *result)
 {
   const char *chain = cs_txn_shared(txn) ? chain_id : "";
-  uint8_t prev[CS_HASH_BYTES], hash[CS_HASH_BYTES], key[CHAIN_KEY_MAX], head[HEAD_LEN];
-  char hk[HEAD_KEY_MAX];
+  uint8_t prev[CS_HASH_BYTES], key[CHAIN_KEY_MAX], head[HEAD_LEN];
+  char hk[HEAD_KEY_MAX], mem[ENTRY_STACK];
+  struct cs_buf fixed = cs_buf_fixed(mem, sizeof mem), heap, *b = &fixed;
   uint64_t seq;
   size_t klen;
-  char *text = NULL;
-  uint8_t *val = NULL;
   enum cs_err e;
 
+  cs_buf_init(&heap, ENTRY_MAX);
   if ((e = read_head(txn, chain, &seq, prev)))
     return e;
   seq++;
-  e = CS_ERR_NOMEM;
-  if (!(text = entry_json(chain, seq, prev, a, action, target, result)))
-    goto out;
-  size_t len = strlen(text);
-  cs_chain_hash(kr, prev, text, len, hash);
-  if (!(val = malloc(CS_HASH_BYTES + len)))
-    goto out;
-  memcpy(val, hash, CS_HASH_BYTES);
-  memcpy(val + CS_HASH_BYTES, text, len);
-  if ((e = entry_key(txn, chain, seq, key, &klen)) ||
-      (e = cs_txn_put(txn, CS_TBL_AUDIT, key, klen, val, CS_HASH_BYTES + len, CS_PUT_NO_OVERWRITE)))
+  /* Most entries fit the stack; a long escaped target takes the heap. */
+  if ((e = entry_build(b, kr, chain, seq, prev, a, action, target, result)) == CS_ERR_TOO_LARGE) {
+    b = &heap;
+    e = entry_build(b, kr, chain, seq, prev, a, action, target, result);
+  }
+  /* LMDB's chain goes at the table's end (entry_key): appended without a
+   * search down the tree. A node chain's key is not its table's last. */
+  if (e || (e = entry_key(txn, chain, seq, key, &klen)) ||
+      (e = cs_txn_put(txn, CS_TBL_AUDIT, key, klen, b->data, b->len,
+                      CS_PUT_NO_OVERWRITE | (chain[0] ? 0 : CS_PUT_APPEND))))
     goto out;
   cs_store_seq_key(seq, head);
-  memcpy(head + 8, hash, CS_HASH_BYTES);
+  memcpy(head + 8, b->data, CS_HASH_BYTES);
   e = cs_txn_put(txn, CS_TBL_META, hk, head_key(chain, hk), head, sizeof head, 0);
 out:
-  free(text);
-  free(val);
+  cs_buf_free(&heap);
   return e;
 }
 

@@ -145,25 +145,68 @@ enum cs_err cs_cred_reseal(const struct cs_keyring *kr, const char *id, const st
 
 /*
  * CS_TBL_USAGES: usage id → {"id","credentialId","type","description",
- *   "callbackUrl"?,"callbackSecretSealed"?,"material"?,"createdAt","owner",
- *   "seenVersion","resolveCount","lastResolvedAt"} (times as epoch seconds;
- *   "material" is "token" or absent, which is "secret": records written
- *   before the field existed read as they were meant); the callback
- *   secret is hex of a blob sealed with "usage:<id>" as associated data.
- * CS_TBL_USAGES_BY_CRED: credential id '\0' usage id → "" for a "secret"
- *   usage, "t" for a "token" one (the index that makes "delete only if
- *   unused" one lookup in the deleting transaction, and the resolve's usage
- *   and material check one lookup too).
+ *   "callbackUrl"?,"callbackSecretSealed"?,"material"?,"createdAt","owner"}
+ *   (times as epoch seconds; "material" is "token" or absent, which is
+ *   "secret": records written before the field existed read as they were
+ *   meant); the callback secret is hex of a blob sealed with "usage:<id>"
+ *   as associated data.
+ * CS_TBL_USAGES_BY_CRED: credential id '\0' usage id → the usage's material
+ *   and resolve stats, CS_USAGE_IDX_LEN bytes, big-endian:
+ *     'S' | u8 1 (version) | 's' or 't' (material) | u64 resolveCount |
+ *     u64 seenVersion | i64 lastResolvedAt (0: never)
+ *   (the index that makes "delete only if unused" one lookup in the deleting
+ *   transaction, the resolve's usage and material check one lookup too, and
+ *   a resolve's stats update a rewrite of these bytes, no JSON). Entries
+ *   written before are "" ("secret") or "t" ("token"), their stats still the
+ *   JSON record's "seenVersion","resolveCount","lastResolvedAt"; the next
+ *   stats write moves them here.
+ * The loaded record (cs_usage_load, cs_usage_each) is the JSON with the
+ * three stats members set, whichever format holds them; cs_usage_save
+ * stores the stats members in the index entry, the rest as JSON.
  */
 
-/** Parse usage @p id. Caller deletes *out. @return CS_ERR_NOT_FOUND, CS_ERR_STORE. */
-enum cs_err cs_usage_load(struct cs_txn *txn, const char *id, cJSON **out) CS_WUR;
-/** Store @p rec under its "id". @return CS_ERR_EXISTS (CS_PUT_NO_OVERWRITE), CS_ERR_NOMEM, ... */
-enum cs_err cs_usage_save(struct cs_txn *txn, const cJSON *rec, unsigned flags) CS_WUR;
+#define CS_USAGE_IDX_LEN 27
+
+/** A usage's resolve stats. */
+struct cs_usage_stats {
+  uint64_t count; /* resolveCount */
+  uint64_t seen;  /* seenVersion: the newest credential version resolved */
+  int64_t last;   /* lastResolvedAt, epoch seconds; 0 = never */
+};
+
+/** Encode an index entry (material and stats) into @p out. */
+void cs_usage_idx_encode(enum cs_usage_material m, const struct cs_usage_stats *s,
+                         uint8_t out[CS_USAGE_IDX_LEN]);
 /**
- * Add the index entry of usage @p usage_id of @p cred_id for its record
- * @p rec (whose material the entry carries), or remove it (@p rec NULL).
- * @return CS_ERR_INVALID (key too long), the store's error.
+ * Decode an index entry of @p len bytes. An old-format entry ("" or "t")
+ * gives its material, zero stats and *has_stats false.
+ * @return CS_ERR_STORE (wrong size, magic, version or material; outputs untouched).
+ */
+enum cs_err cs_usage_idx_decode(const void *val, size_t len, enum cs_usage_material *m,
+                                struct cs_usage_stats *s, bool *has_stats) CS_WUR;
+/**
+ * Add @p n resolves up to credential @p version at @p now to the stats of
+ * usage @p usage_id of @p cred_id: the index entry rewritten, the JSON record
+ * untouched (an old-format usage is converted: its record rewritten once).
+ * @return CS_ERR_NOT_FOUND (no such usage), CS_ERR_STORE (corrupt), the store's error.
+ */
+enum cs_err cs_usage_bump(struct cs_txn *txn, const char *cred_id, const char *usage_id, unsigned n,
+                          uint64_t version, int64_t now) CS_WUR;
+/** Parse usage @p id, stats included. Caller deletes *out. @return CS_ERR_NOT_FOUND, CS_ERR_STORE.
+ */
+enum cs_err cs_usage_load(struct cs_txn *txn, const char *id, cJSON **out) CS_WUR;
+/**
+ * Store @p rec under its "id": its stats members in its index entry (added
+ * or replaced), the rest as JSON. @p rec is unchanged on return (its stats
+ * members may be reordered).
+ * @return CS_ERR_EXISTS (CS_PUT_NO_OVERWRITE), CS_ERR_INVALID (no "id" or
+ *         "credentialId"), CS_ERR_NOMEM, the store's error.
+ */
+enum cs_err cs_usage_save(struct cs_txn *txn, cJSON *rec, unsigned flags) CS_WUR;
+/**
+ * Write the index entry of usage @p usage_id of @p cred_id for its record
+ * @p rec (material and stats members; cs_usage_save does this), or remove
+ * it (@p rec NULL). @return CS_ERR_INVALID (key too long), the store's error.
  */
 enum cs_err cs_usage_index(struct cs_txn *txn, const char *cred_id, const char *usage_id,
                            const cJSON *rec) CS_WUR;
@@ -288,6 +331,17 @@ enum cs_err cs_keys_load_live(struct cs_core *c, const char *id, struct cs_princ
 enum cs_err cs_audit_append(struct cs_txn *txn, const struct cs_keyring *kr,
                             const struct cs_actor *a, const char *action, const char *target,
                             const char *result) CS_WUR;
+/**
+ * Append the JSON of link @p seq of @p chain ("": LMDB's chain) at time
+ * @p at to @p b: printed straight into the buffer, byte for byte what
+ * cJSON_PrintUnformatted printed for the same members before (so chains
+ * written then and now verify alike).
+ * @return CS_ERR_TOO_LARGE (past @p b's max), CS_ERR_NOMEM.
+ */
+enum cs_err cs_audit_entry_print(struct cs_buf *b, const char *chain, uint64_t seq,
+                                 const uint8_t prev[CS_HASH_BYTES], int64_t at,
+                                 const struct cs_actor *a, const char *action, const char *target,
+                                 const char *result) CS_WUR;
 
 /**
  * A stored audit entry at feed position @p seq as GET /audit shows it (with

@@ -18,11 +18,21 @@ static void record_id(const char *usage_id, char out[CS_ID_MAX + 8])
   snprintf(out, CS_ID_MAX + 8, "usage:%s", usage_id);
 }
 
-/* A usage index key: credential name, NUL, usage id. Its value is empty
- * for a "secret" usage and INDEX_TOKEN for a "token" one, so the resolve
- * path learns both "whose usage" and its material from one lookup. */
+/* A usage index key: credential name, NUL, usage id. Its value carries the
+ * usage's material and resolve stats (CS_USAGE_IDX_LEN bytes, see
+ * core_internal.h), so the resolve path learns "whose usage" and its
+ * material from one lookup, and a resolve's stats update rewrites those few
+ * bytes instead of parsing and printing the JSON record. Entries written
+ * before the stats moved here are "" ("secret") or "t" ("token"), their
+ * stats still in the record's JSON until the next stats write converts
+ * them. */
 #define INDEX_KEY_MAX (CS_NAME_MAX + 1 + CS_ID_MAX + 1)
 #define INDEX_TOKEN 't'
+#define INDEX_SECRET 's'
+#define INDEX_MAGIC 'S'
+#define INDEX_VERSION 1
+#define STATS_KEYS 3
+static const char *const stats_key[STATS_KEYS] = {"resolveCount", "seenVersion", "lastResolvedAt"};
 
 static size_t index_key(const char *cred_id, const char *usage_id, char *out, size_t cap)
 {
@@ -35,27 +45,166 @@ static size_t index_key(const char *cred_id, const char *usage_id, char *out, si
   return a + 1 + b;
 }
 
-enum cs_err cs_usage_load(struct cs_txn *txn, const char *id, cJSON **out)
+void cs_usage_idx_encode(enum cs_usage_material m, const struct cs_usage_stats *s,
+                         uint8_t out[CS_USAGE_IDX_LEN])
 {
-  struct cs_val v;
-  enum cs_err e = cs_txn_get(txn, CS_TBL_USAGES, id, strlen(id), &v);
-  if (e)
-    return e;
-  if (cs_json_parse(v.data, v.len, USAGE_JSON_DEPTH, out))
+  out[0] = INDEX_MAGIC;
+  out[1] = INDEX_VERSION;
+  out[2] = m == CS_MATERIAL_TOKEN ? INDEX_TOKEN : INDEX_SECRET;
+  cs_store_seq_key(s->count, out + 3);
+  cs_store_seq_key(s->seen, out + 11);
+  cs_store_seq_key((uint64_t)s->last, out + 19);
+}
+
+enum cs_err cs_usage_idx_decode(const void *val, size_t len, enum cs_usage_material *m,
+                                struct cs_usage_stats *s, bool *has_stats)
+{
+  const uint8_t *p = val;
+  struct cs_usage_stats st = {0, 0, 0};
+
+  if (len == 0 || (len == 1 && p[0] == INDEX_TOKEN)) { /* the old format: material only */
+    *m = len == 1 ? CS_MATERIAL_TOKEN : CS_MATERIAL_SECRET;
+    *s = st;
+    *has_stats = false;
+    return CS_OK;
+  }
+  if (len != CS_USAGE_IDX_LEN || p[0] != INDEX_MAGIC || p[1] != INDEX_VERSION ||
+      (p[2] != INDEX_TOKEN && p[2] != INDEX_SECRET))
     return CS_ERR_STORE;
+  st.count = cs_store_seq_from_key(p + 3, 8);
+  st.seen = cs_store_seq_from_key(p + 11, 8);
+  st.last = (int64_t)cs_store_seq_from_key(p + 19, 8);
+  if (st.last < 0)
+    return CS_ERR_STORE;
+  *m = p[2] == INDEX_TOKEN ? CS_MATERIAL_TOKEN : CS_MATERIAL_SECRET;
+  *s = st;
+  *has_stats = true;
   return CS_OK;
 }
 
-enum cs_err cs_usage_save(struct cs_txn *txn, const cJSON *rec, unsigned flags)
+/* A stats member of a JSON record as a count or time (absent, null or
+ * negative: 0). */
+static uint64_t json_stat(const cJSON *rec, const char *name)
+{
+  const cJSON *n = cJSON_GetObjectItemCaseSensitive(rec, name);
+  return cJSON_IsNumber(n) && n->valuedouble > 0 ? (uint64_t)n->valuedouble : 0;
+}
+
+static void stats_of_json(const cJSON *rec, struct cs_usage_stats *s)
+{
+  s->count = json_stat(rec, "resolveCount");
+  s->seen = json_stat(rec, "seenVersion");
+  s->last = (int64_t)json_stat(rec, "lastResolvedAt");
+}
+
+/* Put @p s into @p rec's stats members (the logical record callers see). */
+static enum cs_err stats_to_json(cJSON *rec, const struct cs_usage_stats *s)
+{
+  cJSON *v[STATS_KEYS] = {cJSON_CreateNumber((double)s->count), cJSON_CreateNumber((double)s->seen),
+                          s->last > 0 ? cJSON_CreateNumber((double)s->last) : cJSON_CreateNull()};
+  enum cs_err e = CS_OK;
+
+  for (int i = 0; i < STATS_KEYS; i++) {
+    cJSON_DeleteItemFromObjectCaseSensitive(rec, stats_key[i]);
+    if (!v[i] || e) {
+      cJSON_Delete(v[i]);
+      e = CS_ERR_NOMEM;
+    } else if (!cJSON_AddItemToObjectCS(rec, stats_key[i], v[i])) { /* static names */
+      cJSON_Delete(v[i]);
+      e = CS_ERR_NOMEM;
+    }
+  }
+  return e;
+}
+
+/* Parse the JSON of usage @p id, with the stats of its index entry @p s
+ * when that entry has them. */
+static enum cs_err load_with(struct cs_txn *txn, const char *id, const struct cs_usage_stats *s,
+                             cJSON **out)
+{
+  struct cs_val v;
+  cJSON *rec = NULL;
+  enum cs_err e = cs_txn_get(txn, CS_TBL_USAGES, id, strlen(id), &v);
+  if (e)
+    return e;
+  if (cs_json_parse(v.data, v.len, USAGE_JSON_DEPTH, &rec))
+    return CS_ERR_STORE;
+  if (s && (e = stats_to_json(rec, s))) {
+    cJSON_Delete(rec);
+    return e;
+  }
+  *out = rec;
+  return CS_OK;
+}
+
+/* The decoded index entry of @p usage_id of @p cred_id. */
+static enum cs_err index_get(struct cs_txn *txn, const char *cred_id, const char *usage_id,
+                             enum cs_usage_material *m, struct cs_usage_stats *s, bool *has)
+{
+  char ikey[INDEX_KEY_MAX];
+  size_t klen = index_key(cred_id, usage_id, ikey, sizeof ikey);
+  struct cs_val v;
+  enum cs_err e = klen ? cs_txn_get(txn, CS_TBL_USAGES_BY_CRED, ikey, klen, &v) : CS_ERR_NOT_FOUND;
+
+  return e ? e : cs_usage_idx_decode(v.data, v.len, m, s, has);
+}
+
+enum cs_err cs_usage_load(struct cs_txn *txn, const char *id, cJSON **out)
+{
+  cJSON *rec = NULL;
+  enum cs_usage_material m;
+  struct cs_usage_stats s;
+  bool has = false;
+  enum cs_err e = load_with(txn, id, NULL, &rec);
+
+  if (e)
+    return e;
+  const cJSON *cred = cJSON_GetObjectItemCaseSensitive(rec, "credentialId");
+  if (!cJSON_IsString(cred))
+    e = CS_ERR_STORE;
+  else if ((e = index_get(txn, cred->valuestring, id, &m, &s, &has)) == CS_ERR_NOT_FOUND)
+    e = CS_OK; /* no index entry (mid-removal): the record as stored */
+  else if (!e && has)
+    e = stats_to_json(rec, &s);
+  if (e) {
+    cJSON_Delete(rec);
+    return e;
+  }
+  *out = rec;
+  return CS_OK;
+}
+
+/* Print @p rec without its stats members, which live in the index entry. */
+static char *print_without_stats(cJSON *rec)
+{
+  cJSON *held[STATS_KEYS];
+  char *text;
+
+  for (int i = 0; i < STATS_KEYS; i++)
+    held[i] = cJSON_DetachItemFromObjectCaseSensitive(rec, stats_key[i]);
+  text = cs_json_print(rec);
+  for (int i = 0; i < STATS_KEYS; i++)
+    if (held[i])
+      cJSON_AddItemToObjectCS(rec, stats_key[i], held[i]); /* a static name: no allocation */
+  return text;
+}
+
+enum cs_err cs_usage_save(struct cs_txn *txn, cJSON *rec, unsigned flags)
 {
   const cJSON *id = cJSON_GetObjectItemCaseSensitive(rec, "id");
-  char *text = cs_json_print(rec);
-  if (!text || !cJSON_IsString(id)) {
-    free(text);
-    return CS_ERR_NOMEM;
-  }
-  enum cs_err e = cs_txn_put(txn, CS_TBL_USAGES, id->valuestring, strlen(id->valuestring), text,
-                             strlen(text), flags);
+  const cJSON *cred = cJSON_GetObjectItemCaseSensitive(rec, "credentialId");
+  char *text = NULL;
+  enum cs_err e = CS_ERR_INVALID;
+
+  if (!cJSON_IsString(id) || !cJSON_IsString(cred))
+    goto out;
+  e = CS_ERR_NOMEM;
+  if (!(text = print_without_stats(rec)))
+    goto out;
+  if (!(e = cs_txn_put(txn, CS_TBL_USAGES, id->valuestring, strlen(id->valuestring), text,
+                       strlen(text), flags)))
+    e = cs_usage_index(txn, cred->valuestring, id->valuestring, rec);
+out:
   free(text);
   return e;
 }
@@ -64,28 +213,78 @@ enum cs_err cs_usage_index(struct cs_txn *txn, const char *cred_id, const char *
                            const cJSON *rec)
 {
   char ikey[INDEX_KEY_MAX];
-  static const char token[1] = {INDEX_TOKEN};
+  uint8_t val[CS_USAGE_IDX_LEN];
   size_t klen = index_key(cred_id, usage_id, ikey, sizeof ikey);
-  bool tok = rec && cs_usage_material(rec) == CS_MATERIAL_TOKEN;
+  struct cs_usage_stats s;
 
   if (!klen)
     return CS_ERR_INVALID;
-  return rec ? cs_txn_put(txn, CS_TBL_USAGES_BY_CRED, ikey, klen, tok ? token : "", tok ? 1 : 0, 0)
-             : cs_txn_del(txn, CS_TBL_USAGES_BY_CRED, ikey, klen);
+  if (!rec)
+    return cs_txn_del(txn, CS_TBL_USAGES_BY_CRED, ikey, klen);
+  stats_of_json(rec, &s);
+  cs_usage_idx_encode(cs_usage_material(rec), &s, val);
+  return cs_txn_put(txn, CS_TBL_USAGES_BY_CRED, ikey, klen, val, sizeof val, 0);
 }
 
 enum cs_err cs_usage_indexed(struct cs_txn *txn, const char *cred_id, const char *usage_id,
                              enum cs_usage_material *material)
 {
-  char ikey[INDEX_KEY_MAX];
-  size_t klen = index_key(cred_id, usage_id, ikey, sizeof ikey);
-  struct cs_val v;
-  enum cs_err e = klen ? cs_txn_get(txn, CS_TBL_USAGES_BY_CRED, ikey, klen, &v) : CS_ERR_NOT_FOUND;
+  enum cs_usage_material m;
+  struct cs_usage_stats s;
+  bool has;
+  enum cs_err e = index_get(txn, cred_id, usage_id, &m, &s, &has);
 
   if (!e && material)
-    *material = v.len == 1 && ((const char *)v.data)[0] == INDEX_TOKEN ? CS_MATERIAL_TOKEN
-                                                                       : CS_MATERIAL_SECRET;
+    *material = m;
   return e;
+}
+
+/* resolveCount + @p n, seenVersion raised to @p version, lastResolvedAt @p now. */
+static void bump(struct cs_usage_stats *s, unsigned n, uint64_t version, int64_t now)
+{
+  s->count += n;
+  s->seen = version > s->seen ? version : s->seen;
+  s->last = now > 0 ? now : 0;
+}
+
+/* An entry in the old format: its stats are in the JSON record, which is
+ * rewritten once without them as its index entry takes them over. */
+static enum cs_err bump_converting(struct cs_txn *txn, const char *usage_id, unsigned n,
+                                   uint64_t version, int64_t now)
+{
+  cJSON *rec = NULL;
+  struct cs_usage_stats s;
+  enum cs_err e = load_with(txn, usage_id, NULL, &rec);
+
+  if (e)
+    return e;
+  stats_of_json(rec, &s);
+  bump(&s, n, version, now);
+  if (!(e = stats_to_json(rec, &s)))
+    e = cs_usage_save(txn, rec, 0);
+  cJSON_Delete(rec);
+  return e;
+}
+
+enum cs_err cs_usage_bump(struct cs_txn *txn, const char *cred_id, const char *usage_id, unsigned n,
+                          uint64_t version, int64_t now)
+{
+  char ikey[INDEX_KEY_MAX];
+  uint8_t val[CS_USAGE_IDX_LEN];
+  size_t klen = index_key(cred_id, usage_id, ikey, sizeof ikey);
+  enum cs_usage_material m;
+  struct cs_usage_stats s;
+  struct cs_val v;
+  bool has;
+  enum cs_err e = klen ? cs_txn_get(txn, CS_TBL_USAGES_BY_CRED, ikey, klen, &v) : CS_ERR_NOT_FOUND;
+
+  if (e || (e = cs_usage_idx_decode(v.data, v.len, &m, &s, &has)))
+    return e;
+  if (!has)
+    return bump_converting(txn, usage_id, n, version, now);
+  bump(&s, n, version, now);
+  cs_usage_idx_encode(m, &s, val);
+  return cs_txn_put(txn, CS_TBL_USAGES_BY_CRED, ikey, klen, val, sizeof val, 0);
 }
 
 const char *cs_usage_material_name(enum cs_usage_material m)
@@ -133,6 +332,9 @@ enum cs_err cs_usage_each(struct cs_txn *txn, const char *cred_id,
   for (e = cs_cursor_seek(c, cred_id, plen, &k, &v); e == CS_OK; e = cs_cursor_next(c, &k, &v)) {
     char uid[CS_ID_MAX + 1];
     cJSON *rec = NULL;
+    enum cs_usage_material m;
+    struct cs_usage_stats s;
+    bool has;
     if (k.len <= plen || memcmp(k.data, cred_id, plen) != 0)
       break;
     if (k.len - plen > CS_ID_MAX) {
@@ -141,7 +343,9 @@ enum cs_err cs_usage_each(struct cs_txn *txn, const char *cred_id,
     }
     memcpy(uid, (const char *)k.data + plen, k.len - plen);
     uid[k.len - plen] = '\0';
-    if ((e = cs_usage_load(txn, uid, &rec)))
+    /* The entry in hand has the stats: no second lookup per usage. */
+    if ((e = cs_usage_idx_decode(v.data, v.len, &m, &s, &has)) ||
+        (e = load_with(txn, uid, has ? &s : NULL, &rec)))
       break;
     e = fn(rec, arg);
     cJSON_Delete(rec);
