@@ -185,11 +185,10 @@ static enum cs_err put_render(struct cs_resp *resp, enum cs_err e, struct cs_cre
     return cs_fail(resp, e, "If-Match does not name the current version of %s", r->id);
   if (e)
     return e;
-  if (prisma) {
-    cJSON_Delete(r->credential);
+  if (prisma)
     return cs_resp_empty(resp, 200);
-  }
-  return cs_resp_json(resp, r->created ? 201 : 200, r->credential);
+  cs_resp_json_text(resp, r->created ? 201 : 200, r->json, r->json_len); /* takes r->json */
+  return CS_OK;
 }
 
 /* Called again once the write is durable (the request was parked meanwhile). */
@@ -226,7 +225,8 @@ enum cs_err cs_h_creds_upsert(struct cs_req *req, struct cs_resp *resp)
 enum cs_err cs_creds_upsert_request(struct cs_req *req, struct cs_resp *resp, bool prisma)
 {
   struct cs_actor a = cs_actor_of(req);
-  struct cs_cred_put in = {.who = &req->who, .actor = &a, .skip_unchanged = prisma};
+  struct cs_cred_put in = {
+      .who = &req->who, .actor = &a, .skip_unchanged = prisma, .no_render = prisma};
   cJSON *body = NULL;
   enum cs_err e;
 

@@ -361,13 +361,15 @@ struct cs_cred_put {
   const struct cs_principal *who;
   const struct cs_actor *actor;
   bool skip_unchanged; /* /prisma: an update that changes nothing writes only its audit entry */
+  bool no_render;      /* the caller answers without a body (/prisma): no json in the result */
 };
 
 /** What a create-or-update did. */
 struct cs_cred_put_result {
   bool created;
   bool unchanged;            /* skip_unchanged applied: no new version, event or webhook */
-  cJSON *credential;         /* rendered, owned by the caller */
+  char *json;                /* rendered as GET renders it, NUL-terminated, caller frees */
+  size_t json_len;           /* its length */
   struct cs_prov_error perr; /* on CS_ERR_INVALID/MISSING/BAD_ID: field and message */
   const char *id;            /* the credential's id (cs_creds_put_finish: the job's) */
 };

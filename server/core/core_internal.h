@@ -90,9 +90,6 @@ enum cs_err cs_cred_encode(const struct cs_cred_view *c, uint8_t **out, size_t *
  */
 enum cs_err cs_cred_render_text(const struct cs_cred_view *c, bool prisma, struct cs_buf *b) CS_WUR;
 
-/** cs_cred_render_text() parsed into a tree. @return NULL on OOM/corrupt meta. */
-cJSON *cs_cred_render(const struct cs_cred_view *c);
-
 /** Which field shows the secret in output: "apiToken" for gcp API tokens, else "secret". */
 const char *cs_cred_secret_field(const cJSON *meta);
 

@@ -275,18 +275,6 @@ enum cs_err cs_cred_render_text(const struct cs_cred_view *c, bool prisma, struc
   return e ? e : append_tail(c, &x, prisma, b);
 }
 
-cJSON *cs_cred_render(const struct cs_cred_view *c)
-{
-  struct cs_buf b;
-  cJSON *o = NULL;
-
-  cs_buf_init(&b, CS_CRED_RENDER_MAX);
-  if (!cs_cred_render_text(c, false, &b) && cs_json_parse(b.data, b.len, CS_JSON_MAX_DEPTH, &o))
-    o = NULL;
-  cs_buf_free(&b);
-  return o;
-}
-
 enum cs_err cs_cred_load(struct cs_txn *txn, const char *id, struct cs_cred_view *out)
 {
   struct cs_val v;

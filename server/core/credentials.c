@@ -473,6 +473,23 @@ static enum cs_err put_write(struct cs_txn *txn, void *arg)
   return e;
 }
 
+/* @p v as text (NUL-terminated, caller frees), as GET and a put's
+ * response both send it: rendered once, never through a cJSON tree. */
+static enum cs_err render(const struct cs_cred_view *v, char **json, size_t *len)
+{
+  struct cs_buf b;
+  enum cs_err e;
+
+  cs_buf_init(&b, CS_CRED_RENDER_MAX);
+  if ((e = cs_cred_render_text(v, false, &b))) {
+    cs_buf_free(&b);
+    return e;
+  }
+  *json = b.data;
+  *len = b.len;
+  return CS_OK;
+}
+
 /* A create-or-update whose write is queued: its own copy of the request
  * (the write may prepare the record again), the preparation and the result. */
 struct put_work {
@@ -491,7 +508,6 @@ static void put_work_free(struct cs_core_job *b)
 
   prepared_free(&w->j.p);
   cs_json_wipe_delete(w->body);
-  cJSON_Delete(w->out.credential);
   free(w->id);
   free(w);
 }
@@ -561,9 +577,7 @@ enum cs_err cs_creds_put_finish(struct cs_core_job *job, struct cs_cred_put_resu
   if (w->j.p.x.found)
     cs_core_cred_changed(job->core, w->id); /* cached material of the old version */
   out->created = !w->j.p.x.found;
-  if (!(out->credential = cs_cred_render(&w->j.p.rec)))
-    return CS_ERR_NOMEM;
-  return CS_OK;
+  return w->in.no_render ? CS_OK : render(&w->j.p.rec, &out->json, &out->json_len);
 }
 
 enum cs_err cs_creds_put(struct cs_core *c, const struct cs_cred_put *in,
@@ -585,22 +599,14 @@ enum cs_err cs_creds_get(struct cs_core *c, const char *id, char **json, size_t 
 {
   struct cs_txn *txn;
   struct cs_cred_view v;
-  struct cs_buf b;
   enum cs_err e = cs_store_read_begin(c->store, &txn);
 
   if (e)
     return e;
-  cs_buf_init(&b, CS_CRED_RENDER_MAX);
   if (!(e = cs_cred_load(txn, id, &v)))
-    e = cs_cred_render_text(&v, false, &b);
+    e = render(&v, json, len);
   cs_store_read_end(txn);
-  if (e) {
-    cs_buf_free(&b);
-    return e;
-  }
-  *json = b.data;
-  *len = b.len;
-  return CS_OK;
+  return e;
 }
 
 struct delete_ctx {

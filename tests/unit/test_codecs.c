@@ -159,7 +159,7 @@ static void add_usage(struct fx *f, const char *cred, enum cs_usage_material mat
 {
   cJSON *b = cJSON_Parse("{\"type\":\"ibmCloud\",\"accountGUID\":\"0123456789abcdef\","
                          "\"secret\":{\"plain\":\"k\"}}");
-  struct cs_cred_put in = {cred, b, false, false, 0, &f->who, &f->actor, false};
+  struct cs_cred_put in = {cred, b, false, false, 0, &f->who, &f->actor, false, false};
   struct cs_cred_put_result r;
   struct cs_usage_new un = {cred, "Registry Scan", "nightly", NULL, mat};
   cJSON *u = NULL;
@@ -167,7 +167,7 @@ static void add_usage(struct fx *f, const char *cred, enum cs_usage_material mat
   assert_non_null(b);
   assert_int_equal(cs_creds_put(&f->core, &in, &r), CS_OK);
   cJSON_Delete(b);
-  cJSON_Delete(r.credential);
+  free(r.json);
   assert_int_equal(cs_usages_create(&f->core, &f->actor, &un, &u), CS_OK);
   snprintf(uid, 32, "%s", cJSON_GetObjectItem(u, "id")->valuestring);
   cJSON_Delete(u);
