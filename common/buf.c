@@ -1,5 +1,6 @@
 #include "common.h"
 
+#include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,4 +229,29 @@ void cs_free_secret_str(char *s)
     return;
   cs_memzero(s, strlen(s));
   free(s);
+}
+
+enum cs_err cs_buf_json_u64(struct cs_buf *b, uint64_t v)
+{
+  char num[32];
+  double d = (double)v;
+  size_t n;
+
+  if (d < 1e15)
+    return cs_buf_u64(b, v);
+  /* cJSON's test of "reads back": equal within DBL_EPSILON relative. */
+  n = (size_t)snprintf(num, sizeof num, "%1.15g", d);
+  double back = strtod(num, NULL), mx = back > d ? back : d;
+  if (!((back > d ? back - d : d - back) <= mx * DBL_EPSILON))
+    n = (size_t)snprintf(num, sizeof num, "%1.17g", d);
+  return cs_buf_append(b, num, n);
+}
+
+enum cs_err cs_buf_json_str(struct cs_buf *b, const char *pre, size_t plen, const char *s)
+{
+  enum cs_err e;
+
+  if ((e = cs_buf_append(b, pre, plen)) || (e = cs_buf_json_escape(b, s, strlen(s))))
+    return e;
+  return cs_buf_append(b, "\"", 1);
 }

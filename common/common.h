@@ -186,6 +186,22 @@ enum cs_err cs_buf_url_escape(struct cs_buf *b, const char *s, size_t len) CS_WU
  * audit chain). @return CS_ERR_TOO_LARGE, CS_ERR_NOMEM.
  */
 enum cs_err cs_buf_json_escape(struct cs_buf *b, const char *s, size_t len) CS_WUR;
+/**
+ * Append @p v as cJSON 1.7 prints a number: integers below 1e15 in plain
+ * digits, larger ones as "%1.15g" (or "%1.17g" when that does not read
+ * back), so JSON printed here hashes and compares like cJSON's.
+ * @return as cs_buf_append().
+ */
+enum cs_err cs_buf_json_u64(struct cs_buf *b, uint64_t v) CS_WUR;
+/**
+ * Append @p pre (a member's opening, as CS_BUF_JSON_STR spells it), @p s
+ * escaped as cs_buf_json_escape() does, and the closing quote.
+ * @return as cs_buf_append().
+ */
+enum cs_err cs_buf_json_str(struct cs_buf *b, const char *pre, size_t plen, const char *s) CS_WUR;
+/** Append ,"name":"s" (name a literal). @return as cs_buf_append(). */
+#define CS_BUF_JSON_STR(b, name, s)                                                                \
+  cs_buf_json_str(b, ",\"" name "\":\"", sizeof(",\"" name "\":\"") - 1, s)
 /** Append @p v in decimal (what "%" PRIu64 prints, without printf). @return as cs_buf_append(). */
 enum cs_err cs_buf_u64(struct cs_buf *b, uint64_t v) CS_WUR;
 /** Wipe the contents (sodium-free memzero) and free; keeps max. NULL ok. */

@@ -32,7 +32,6 @@
  * credential and are hidden from them. */
 #include "core_internal.h"
 
-#include <float.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,37 +96,6 @@ static enum cs_err read_head(struct cs_txn *txn, const char *chain, uint64_t *se
   return CS_OK;
 }
 
-/* Append @p seq as cJSON 1.7 prints a number: integers below 1e15 in plain
- * digits, larger ones as "%1.15g" (or "%1.17g" when that does not read
- * back), so entries hash as the cJSON-printed ones did. */
-static enum cs_err put_seq(struct cs_buf *b, uint64_t seq)
-{
-  char num[32];
-  double d = (double)seq;
-  size_t n;
-
-  if (d < 1e15)
-    return cs_buf_u64(b, seq);
-  /* cJSON's test of "reads back": equal within DBL_EPSILON relative. */
-  n = (size_t)snprintf(num, sizeof num, "%1.15g", d);
-  double back = strtod(num, NULL), mx = back > d ? back : d;
-  if (!((back > d ? back - d : d - back) <= mx * DBL_EPSILON))
-    n = (size_t)snprintf(num, sizeof num, "%1.17g", d);
-  return cs_buf_append(b, num, n);
-}
-
-/* Append ,"name":"s": @p pre is ,"name":" (PUT_STR spells it), @p s is
- * escaped as cJSON escapes. */
-static enum cs_err put_str(struct cs_buf *b, const char *pre, size_t plen, const char *s)
-{
-  enum cs_err e;
-
-  if ((e = cs_buf_append(b, pre, plen)) || (e = cs_buf_json_escape(b, s, strlen(s))))
-    return e;
-  return cs_buf_append(b, "\"", 1);
-}
-#define PUT_STR(b, name, s) put_str(b, ",\"" name "\":\"", sizeof(",\"" name "\":\"") - 1, s)
-
 enum cs_err cs_audit_entry_print(struct cs_buf *b, const char *chain, uint64_t seq,
                                  const uint8_t prev[CS_HASH_BYTES], int64_t at,
                                  const struct cs_actor *a, const char *action, const char *target,
@@ -146,12 +114,14 @@ enum cs_err cs_audit_entry_print(struct cs_buf *b, const char *chain, uint64_t s
   } else if ((e = cs_buf_append(b, "{\"seq\":", 7))) {
     return e;
   }
-  if ((e = put_seq(b, seq)) || (e = PUT_STR(b, "at", when)) ||
-      (e = PUT_STR(b, "actor", a && a->key_id ? a->key_id : "")) ||
-      (e = PUT_STR(b, "role", a && a->role ? a->role : "")) || (e = PUT_STR(b, "action", action)) ||
-      (e = PUT_STR(b, "target", target ? target : "")) || (e = PUT_STR(b, "result", result)) ||
-      (e = PUT_STR(b, "remote", a && a->remote ? a->remote : "")) ||
-      (e = PUT_STR(b, "prevHash", prev_hex)))
+  if ((e = cs_buf_json_u64(b, seq)) || (e = CS_BUF_JSON_STR(b, "at", when)) ||
+      (e = CS_BUF_JSON_STR(b, "actor", a && a->key_id ? a->key_id : "")) ||
+      (e = CS_BUF_JSON_STR(b, "role", a && a->role ? a->role : "")) ||
+      (e = CS_BUF_JSON_STR(b, "action", action)) ||
+      (e = CS_BUF_JSON_STR(b, "target", target ? target : "")) ||
+      (e = CS_BUF_JSON_STR(b, "result", result)) ||
+      (e = CS_BUF_JSON_STR(b, "remote", a && a->remote ? a->remote : "")) ||
+      (e = CS_BUF_JSON_STR(b, "prevHash", prev_hex)))
     return e;
   return cs_buf_append(b, "}", 1);
 }

@@ -404,7 +404,16 @@ enum cs_err cs_audit_anchors_each(struct cs_txn *txn, const struct cs_keyring *k
 enum cs_err cs_audit_head(struct cs_txn *txn, const char *chain, uint64_t *seq,
                           uint8_t hash[CS_HASH_BYTES]) CS_WUR;
 
-/** Append an event inside @p txn (write). @return CS_ERR_NOMEM, CS_ERR_STORE*. */
+/**
+ * Append the JSON of an event at time @p at to @p b (@p with_seq: LMDB's,
+ * which stores its seq; a shared store's has none): printed straight into
+ * the buffer, byte for byte what cJSON_PrintUnformatted printed for the
+ * same members before. @return CS_ERR_TOO_LARGE (past @p b's max), CS_ERR_NOMEM.
+ */
+enum cs_err cs_event_print(struct cs_buf *b, bool with_seq, uint64_t seq, const char *type,
+                           const char *cred_id, uint64_t version, int64_t at) CS_WUR;
+/** Append an event inside @p txn (write). @return CS_ERR_TOO_LARGE (@p cred_id
+ * longer than a name), CS_ERR_NOMEM, CS_ERR_STORE*. */
 enum cs_err cs_event_append(struct cs_txn *txn, const char *type, const char *cred_id,
                             uint64_t version) CS_WUR;
 

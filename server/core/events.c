@@ -35,45 +35,63 @@ struct cs_events {
   void (*wake)(void *waiter);
 };
 
-enum cs_err cs_event_append(struct cs_txn *txn, const char *type, const char *cred_id,
-                            uint64_t version)
+enum cs_err cs_event_print(struct cs_buf *b, bool with_seq, uint64_t seq, const char *type,
+                           const char *cred_id, uint64_t version, int64_t at)
 {
-  uint8_t key[8];
   char when[32];
-  char *text = NULL;
-  cJSON *j;
   enum cs_err e;
 
-  if ((e = cs_seq_new_key(txn, CS_TBL_EVENTS, key)))
+  cs_time_format(at, when);
+  if (with_seq) {
+    if ((e = cs_buf_append(b, "{\"seq\":", 7)) || (e = cs_buf_json_u64(b, seq)) ||
+        (e = CS_BUF_JSON_STR(b, "type", type)))
+      return e;
+  } else if ((e = cs_buf_json_str(b, "{\"type\":\"", 9, type))) {
     return e;
+  }
+  if ((e = CS_BUF_JSON_STR(b, "credentialId", cred_id)) ||
+      (e = cs_buf_append(b, ",\"version\":", 11)) || (e = cs_buf_json_u64(b, version)) ||
+      (e = CS_BUF_JSON_STR(b, "at", when)))
+    return e;
+  return cs_buf_append(b, "}", 1);
+}
+
+/* The next event's key in @p txn, into @p key. */
+static enum cs_err event_key(struct cs_txn *txn, uint8_t key[8])
+{
+  enum cs_err e = cs_seq_new_key(txn, CS_TBL_EVENTS, key);
+
   /* LMDB emptied by retention: go on after the last trimmed, never
    * restart at 1 (a shared store's positions come from etcd's revision,
    * which only grows). */
-  if (!cs_txn_shared(txn)) {
+  if (!e && !cs_txn_shared(txn)) {
     uint64_t floor;
     if ((e = cs_events_floor(txn, &floor)))
       return e;
     if (cs_store_seq_from_key(key, 8) <= floor)
       cs_store_seq_key(floor + 1, key);
   }
-  cs_time_format(cs_now(), when);
-  j = cJSON_CreateObject();
+  return e;
+}
+
+enum cs_err cs_event_append(struct cs_txn *txn, const char *type, const char *cred_id,
+                            uint64_t version)
+{
+  uint8_t key[8];
+  /* A name escapes to at most 6 bytes each (CS_NAME_MAX): the stack holds
+   * every event. */
+  char mem[6 * CS_NAME_MAX + 256];
+  struct cs_buf b = cs_buf_fixed(mem, sizeof mem);
+  enum cs_err e;
+
+  if ((e = event_key(txn, key)))
+    return e;
   /* LMDB stores the seq (its key); a shared store's comes from the commit
    * and is set when read (cs_json_set_seq). */
-  if (!j ||
-      (!cs_txn_shared(txn) &&
-       !cJSON_AddNumberToObject(j, "seq", (double)cs_store_seq_from_key(key, 8))) ||
-      !cJSON_AddStringToObject(j, "type", type) ||
-      !cJSON_AddStringToObject(j, "credentialId", cred_id) ||
-      !cJSON_AddNumberToObject(j, "version", (double)version) ||
-      !cJSON_AddStringToObject(j, "at", when) || !(text = cs_json_print(j))) {
-    cJSON_Delete(j);
-    return CS_ERR_NOMEM;
-  }
-  cJSON_Delete(j);
-  e = cs_txn_put(txn, CS_TBL_EVENTS, key, 8, text, strlen(text), CS_PUT_NO_OVERWRITE);
-  free(text);
-  return e;
+  if ((e = cs_event_print(&b, !cs_txn_shared(txn), cs_store_seq_from_key(key, 8), type, cred_id,
+                          version, cs_now())))
+    return e;
+  return cs_txn_put(txn, CS_TBL_EVENTS, key, 8, b.data, b.len, CS_PUT_NO_OVERWRITE);
 }
 
 /* ------------------------------------------------------------------ read */

@@ -434,6 +434,77 @@ static void test_audit_entry_bytes(void **state)
   same_entry("cli@host", 4, 1764590000, &none, "audit_prune", "", "success");
 }
 
+/* ------------------------------------------------------------ event print */
+
+/* The event JSON as events.c built it with cJSON before: the oracle. */
+static char *event_cjson(bool with_seq, uint64_t seq, const char *type, const char *cred_id,
+                         uint64_t version, int64_t at)
+{
+  char when[32], *text = NULL;
+  cJSON *j = cJSON_CreateObject();
+
+  cs_time_format(at, when);
+  if (j && (!with_seq || cJSON_AddNumberToObject(j, "seq", (double)seq)) &&
+      cJSON_AddStringToObject(j, "type", type) &&
+      cJSON_AddStringToObject(j, "credentialId", cred_id) &&
+      cJSON_AddNumberToObject(j, "version", (double)version) &&
+      cJSON_AddStringToObject(j, "at", when))
+    text = cJSON_PrintUnformatted(j);
+  cJSON_Delete(j);
+  assert_non_null(text);
+  return text;
+}
+
+static void same_event(bool with_seq, uint64_t seq, const char *type, const char *cred_id,
+                       uint64_t version, int64_t at)
+{
+  struct cs_buf b;
+  char *want = event_cjson(with_seq, seq, type, cred_id, version, at);
+
+  cs_buf_init(&b, 1u << 16);
+  assert_int_equal(cs_event_print(&b, with_seq, seq, type, cred_id, version, at), CS_OK);
+  assert_string_equal(b.data, want);
+  assert_int_equal(b.len, strlen(want));
+  free(want);
+  cs_buf_free(&b);
+}
+
+static void test_event_bytes(void **state)
+{
+  static const uint64_t nums[] = {0,
+                                  1,
+                                  10,
+                                  (uint64_t)INT_MAX + 1,
+                                  999999999999999ull,
+                                  1000000000000000ull,
+                                  (1ull << 53) + 1,
+                                  UINT64_MAX};
+  static const char *ids[] = {
+      "aws-role",           "caf\xc3\xa9-\xe6\x97\xa5\xe6\x9c\xac-\xf0\x9f\x94\x91",
+      "q\"u\\o/te\x7f",     "\x01\x1f\b\f\n\r\t",
+      "\xff\xfe not utf-8", ""};
+  char big[CS_NAME_MAX + 1], mem[6 * CS_NAME_MAX + 256];
+  struct cs_buf fixed;
+
+  (void)state;
+  for (size_t i = 0; i < sizeof nums / sizeof *nums; i++)
+    for (size_t k = 0; k < sizeof ids / sizeof *ids; k++) {
+      same_event(true, nums[i], "created", ids[k], nums[(i + k) % 8], 1764590000);
+      same_event(false, nums[i], "usage_removed", ids[k], nums[i], (int64_t)k);
+    }
+  /* The longest name, every byte escaped, fits the buffer cs_event_append uses. */
+  memset(big, '\x01', CS_NAME_MAX);
+  big[CS_NAME_MAX] = '\0';
+  same_event(true, UINT64_MAX, "usage_removed", big, UINT64_MAX, INT64_MAX / 2);
+  fixed = cs_buf_fixed(mem, sizeof mem);
+  assert_int_equal(
+      cs_event_print(&fixed, true, UINT64_MAX, "usage_removed", big, UINT64_MAX, 1764590000),
+      CS_OK);
+  fixed = cs_buf_fixed(mem, 64); /* past the buffer's max: refused, not cut */
+  assert_int_equal(cs_event_print(&fixed, true, 1, "created", big, 1, 1764590000),
+                   CS_ERR_TOO_LARGE);
+}
+
 /* An entry too long for the stack buffer (a long escaped target) is built
  * on the heap: still appended, chained and read back whole. */
 static void test_audit_long_entry(void **state)
@@ -514,6 +585,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_old_format_read_and_converted, setup, teardown),
       cmocka_unit_test_setup_teardown(test_corrupt_index_refused, setup, teardown),
       cmocka_unit_test(test_audit_entry_bytes),
+      cmocka_unit_test(test_event_bytes),
       cmocka_unit_test_setup_teardown(test_audit_long_entry, setup, teardown),
       cmocka_unit_test(test_buf_u64),
       cmocka_unit_test_setup_teardown(test_put_append, setup, teardown),
