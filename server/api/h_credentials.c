@@ -202,18 +202,21 @@ static enum cs_err put_finish(struct cs_req *req, struct cs_resp *resp, bool pri
   return e;
 }
 
-/* Start a create-or-update: parked while its write is queued, or rendered. */
+/* Start a create-or-update of *body: parked while its write is queued, or
+ * rendered. Once started the job holds the tree (no copy): *body NULL. */
 static enum cs_err put(struct cs_req *req, struct cs_resp *resp, struct cs_cred_put *in,
-                       bool prisma)
+                       cJSON **body, bool prisma)
 {
   struct cs_cred_put_result r;
   struct cs_core_job *job = NULL;
-  enum cs_err e = cs_creds_put_start(req->api->core, in, req->conn, &job, &r);
+  enum cs_err e;
 
-  if (e) {
+  in->given_body = *body;
+  if ((e = cs_creds_put_start(req->api->core, in, req->conn, &job, &r))) {
     r.id = in->id;
     return put_render(resp, e, &r, prisma);
   }
+  *body = NULL;
   return cs_req_await(req, resp, job) ? CS_OK : put_finish(req, resp, prisma);
 }
 
@@ -245,10 +248,9 @@ enum cs_err cs_creds_upsert_request(struct cs_req *req, struct cs_resp *resp, bo
     e = cs_fail(resp, CS_ERR_FORBIDDEN, "credential id %s is outside this access key's scope",
                 in.id);
   } else {
-    in.body = body;
-    e = put(req, resp, &in, prisma);
+    e = put(req, resp, &in, &body, prisma);
   }
-  cJSON_Delete(body);
+  cs_json_wipe_delete(body); /* a secret's plain text, unless the job took it */
   return e;
 }
 
@@ -275,10 +277,9 @@ enum cs_err cs_h_creds_update(struct cs_req *req, struct cs_resp *resp)
       (body_id && strcmp(body_id, in.id))) {
     e = cs_fail_field(resp, CS_ERR_INVALID, "_id", "_id in the body must match the path");
   } else {
-    in.body = body;
-    e = put(req, resp, &in, false);
+    e = put(req, resp, &in, &body, false);
   }
-  cJSON_Delete(body);
+  cs_json_wipe_delete(body); /* a secret's plain text, unless the job took it */
   return e;
 }
 

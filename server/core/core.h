@@ -362,6 +362,10 @@ struct cs_cred_put {
   const struct cs_actor *actor;
   bool skip_unchanged; /* /prisma: an update that changes nothing writes only its audit entry */
   bool no_render;      /* the caller answers without a body (/prisma): no json in the result */
+  /* Instead of body, cs_creds_put_start only: the caller's tree, taken
+   * by the job on CS_OK (wiped and freed with it, no copy); on an error
+   * it stays the caller's. */
+  cJSON *given_body;
 };
 
 /** What a create-or-update did. */
@@ -391,7 +395,7 @@ enum cs_err cs_creds_put(struct cs_core *c, const struct cs_cred_put *in,
  * cs_creds_put() in two halves: validation, merge and sealing on this
  * thread, then the write queued as *job (parked for @p waiter, see
  * cs_core_set_write_waker; @p waiter NULL: committed before this returns).
- * The job keeps its own copy of @p in. On CS_OK the caller owns *job
+ * The job keeps its own copy of @p in (given_body: takes it). On CS_OK the caller owns *job
  * (cs_core_job_free); otherwise @p out says why, as for cs_creds_put().
  * @return as cs_creds_put(), except the write's outcome (cs_creds_put_finish).
  */

@@ -522,7 +522,8 @@ static enum cs_err put_work_new(struct cs_core *c, const struct cs_cred_put *in,
   if (!w)
     return CS_ERR_NOMEM;
   if ((e = cs_core_job_init(&w->base, c, waiter, in->actor, put_work_free)) ||
-      !(w->id = strdup(in->id)) || !(w->body = cJSON_Duplicate(in->body, true))) {
+      !(w->id = strdup(in->id)) ||
+      !(w->body = in->given_body ? in->given_body : cJSON_Duplicate(in->body, true))) {
     cs_core_job_free(&w->base);
     return e ? e : CS_ERR_NOMEM;
   }
@@ -553,6 +554,8 @@ enum cs_err cs_creds_put_start(struct cs_core *c, const struct cs_cred_put *in, 
   if ((e = check_body(&w->j)) || (e = read_existing(c, in->id, &w->j.p.x)) ||
       (e = prepare(&w->j))) {
     out->perr = w->out.perr;
+    if (in->given_body)
+      w->body = NULL; /* still the caller's */
     cs_core_job_free(&w->base);
     return e;
   }

@@ -159,7 +159,7 @@ static void add_usage(struct fx *f, const char *cred, enum cs_usage_material mat
 {
   cJSON *b = cJSON_Parse("{\"type\":\"ibmCloud\",\"accountGUID\":\"0123456789abcdef\","
                          "\"secret\":{\"plain\":\"k\"}}");
-  struct cs_cred_put in = {cred, b, false, false, 0, &f->who, &f->actor, false, false};
+  struct cs_cred_put in = {cred, b, false, false, 0, &f->who, &f->actor, false, false, NULL};
   struct cs_cred_put_result r;
   struct cs_usage_new un = {cred, "Registry Scan", "nightly", NULL, mat};
   cJSON *u = NULL;

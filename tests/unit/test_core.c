@@ -90,8 +90,8 @@ static enum cs_err put_full(struct fx *f, const char *id, const char *body, bool
 {
   cJSON *b = json(body);
   struct cs_cred_put in = {
-      id,        b,     must_exist, if_match != NULL, if_match ? *if_match : 0, &f->who,
-      &f->actor, false, false};
+      id,    b,     must_exist, if_match != NULL, if_match ? *if_match : 0, &f->who, &f->actor,
+      false, false, NULL};
   enum cs_err e = cs_creds_put(&f->core, &in, r);
   cJSON_Delete(b);
   return e;
@@ -329,7 +329,7 @@ static void test_put_unchanged_and_empty_secrets(void **state)
   /* Mount: the same again changes nothing but the audit trail. */
   audits = audit_count(f);
   b = json(ibm_body("s-1"));
-  struct cs_cred_put in = {"pr-1", b, false, false, 0, &f->who, &f->actor, true, false};
+  struct cs_cred_put in = {"pr-1", b, false, false, 0, &f->who, &f->actor, true, false, NULL};
   assert_int_equal(cs_creds_put(&f->core, &in, &r), CS_OK);
   assert_true(r.unchanged);
   assert_null(r.json);
@@ -400,7 +400,7 @@ static void test_put_renders_text(void **state)
   cJSON_Delete(c);
 
   cJSON *b = json(ibm_body("t"));
-  struct cs_cred_put in = {"ibm-text", b, false, false, 0, &f->who, &f->actor, false, true};
+  struct cs_cred_put in = {"ibm-text", b, false, false, 0, &f->who, &f->actor, false, true, NULL};
   assert_int_equal(cs_creds_put(&f->core, &in, &r), CS_OK);
   assert_null(r.json);
   assert_false(r.created);
@@ -408,6 +408,41 @@ static void test_put_renders_text(void **state)
   assert_int_equal(get_cred(f, "ibm-text", &c), CS_OK);
   assert_int_equal(num(c, "version"), 3);
   cJSON_Delete(c);
+}
+
+/* given_body: the job takes the tree on CS_OK (ASan/valgrind see it freed
+ * once, with the job) and leaves it the caller's on a refusal. */
+static void test_put_given_body(void **state)
+{
+  struct fx *f = *state;
+  struct cs_cred_put_result r;
+  struct cs_core_job *job = NULL;
+  struct cs_cred_put in = {"ibm-given", NULL,      false, false, 0,
+                           &f->who,     &f->actor, false, false, json(ibm_body("s"))};
+  cJSON *c;
+
+  assert_int_equal(cs_creds_put_start(&f->core, &in, NULL, &job, &r), CS_OK);
+  assert_int_equal(cs_creds_put_finish(job, &r), CS_OK);
+  assert_true(r.created);
+  c = put_tree(f, &r);
+  assert_int_equal(num(c, "version"), 1);
+  cJSON_Delete(c);
+  cs_core_job_free(job); /* frees the given tree */
+  /* Refused (a stale If-Match, an unknown type): still the caller's. */
+  in.has_if_match = true;
+  in.if_match = 7;
+  in.given_body = json(ibm_body("t"));
+  job = NULL;
+  assert_int_equal(cs_creds_put_start(&f->core, &in, NULL, &job, &r), CS_ERR_PRECONDITION);
+  assert_null(job);
+  assert_string_equal(str(in.given_body, "type"), "ibmCloud");
+  cJSON_Delete(in.given_body);
+  in.has_if_match = false;
+  in.given_body = json("{\"type\":\"nope\"}");
+  assert_int_equal(cs_creds_put_start(&f->core, &in, NULL, &job, &r), CS_ERR_INVALID);
+  assert_null(job);
+  assert_string_equal(str(in.given_body, "type"), "nope");
+  cJSON_Delete(in.given_body);
 }
 
 static void test_put_if_match_and_must_exist(void **state)
@@ -1676,6 +1711,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_put_keeps_secret, setup, teardown),
       cmocka_unit_test_setup_teardown(test_put_unchanged_and_empty_secrets, setup, teardown),
       cmocka_unit_test_setup_teardown(test_put_renders_text, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_put_given_body, setup, teardown),
       cmocka_unit_test_setup_teardown(test_put_if_match_and_must_exist, setup, teardown),
       cmocka_unit_test_setup_teardown(test_put_refusals_name_fields, setup, teardown),
       cmocka_unit_test_setup_teardown(test_delete_refused_while_in_use, setup, teardown),
