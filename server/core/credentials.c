@@ -491,7 +491,8 @@ static enum cs_err render(const struct cs_cred_view *v, char **json, size_t *len
 }
 
 /* A create-or-update whose write is queued: its own copy of the request
- * (the write may prepare the record again), the preparation and the result. */
+ * (the write may prepare the record again; the body given or copied), the
+ * preparation and the result. */
 struct put_work {
   struct cs_core_job base;
   struct cs_cred_put in; /* into the copies below */
