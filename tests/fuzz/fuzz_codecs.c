@@ -1,7 +1,10 @@
 /*
  * Issue 17's record codecs (server/core/, core_internal.h). The first byte
  * picks one:
- *   even: the audit entry printer. The rest is 8 bytes of seq, then
+ *   bit 2 set (4, 6): the event printer. The rest is 8 bytes of seq, 8 of
+ *     version, then NUL-separated type and credential id (bit 1: without
+ *     seq, a shared store's); cs_event_print must print what cJSON printed.
+ *   other even: the audit entry printer. The rest is 8 bytes of seq, then
  *     NUL-separated chain, actor, role, remote, action, target, result;
  *     cs_audit_entry_print must print byte for byte what cJSON printed for
  *     the same members (the chains written before it), and its text must
@@ -81,6 +84,52 @@ static void audit_entry(const uint8_t *data, size_t size)
   free(want);
 }
 
+static char *event_oracle(bool with_seq, uint64_t seq, const char *type, const char *id,
+                          uint64_t version)
+{
+  char when[32], *text = NULL;
+  cJSON *j = cJSON_CreateObject();
+
+  cs_time_format(1764590000, when);
+  if (j && (!with_seq || cJSON_AddNumberToObject(j, "seq", (double)seq)) &&
+      cJSON_AddStringToObject(j, "type", type) && cJSON_AddStringToObject(j, "credentialId", id) &&
+      cJSON_AddNumberToObject(j, "version", (double)version) &&
+      cJSON_AddStringToObject(j, "at", when))
+    text = cJSON_PrintUnformatted(j);
+  cJSON_Delete(j);
+  return text;
+}
+
+static void event_entry(bool with_seq, const uint8_t *data, size_t size)
+{
+  char buf[2][FIELD_MAX + 1];
+  uint64_t num[2] = {0, 0};
+  size_t at = 0;
+  struct cs_buf b;
+
+  for (int k = 0; k < 2; k++)
+    for (size_t i = 0; i < 8 && at < size; i++)
+      num[k] = num[k] << 8 | data[at++];
+  for (int k = 0; k < 2; k++) {
+    size_t n = 0;
+    while (at < size && data[at] && n < FIELD_MAX)
+      buf[k][n++] = (char)data[at++];
+    buf[k][n] = '\0';
+    at += at < size; /* the separator */
+  }
+  char *want = event_oracle(with_seq, num[0], buf[0], buf[1], num[1]);
+  if (!want)
+    return;
+  cs_buf_init(&b, 1u << 16);
+  if (cs_event_print(&b, with_seq, num[0], buf[0], buf[1], num[1], 1764590000) != CS_OK ||
+      strcmp(b.data, want) != 0) {
+    fprintf(stderr, "printer:\n%s\ncJSON:\n%s\n", b.data ? b.data : "(error)", want);
+    abort();
+  }
+  cs_buf_free(&b);
+  free(want);
+}
+
 static void usage_idx(const uint8_t *data, size_t size)
 {
   enum cs_usage_material m;
@@ -106,6 +155,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     return 0;
   if (data[0] & 1)
     usage_idx(data + 1, size - 1);
+  else if (data[0] & 4)
+    event_entry(!(data[0] & 2), data + 1, size - 1);
   else
     audit_entry(data + 1, size - 1);
   return 0;
