@@ -58,17 +58,24 @@ static enum cs_method parse_method(const char *m)
 }
 
 /* The client as the rate limiter, the access log and the audit trail all
- * see it: the peer, or behind a trusted proxy the X-Forwarded-For client. */
+ * see it: the peer, or behind a trusted proxy the X-Forwarded-For client.
+ * The peer's text comes from its connection, formatted once there. */
 static void client_addr(struct cs_req *req, const char *const *xff, size_t nxff)
 {
-  const union MHD_ConnectionInfo *ci =
-      MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
   struct cs_addr peer;
+  const char *text = NULL;
   req->remote[0] = '\0';
-  if (!ci || cs_addr_from_sockaddr(ci->client_addr, &peer))
-    return;
+  if (cs_conn_peer(req->track, &peer, &text)) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || cs_addr_from_sockaddr(ci->client_addr, &peer))
+      return;
+  }
   req->client = cs_client_addr(req->api->trusted, &peer, xff, nxff);
-  cs_addr_format(&req->client, req->remote);
+  if (text && cs_addr_equal(&req->client, &peer))
+    memcpy(req->remote, text, sizeof req->remote);
+  else
+    cs_addr_format(&req->client, req->remote);
 }
 
 #define XFF_HEADERS 8 /* the last ones count: the nearest proxy appends */
