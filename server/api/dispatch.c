@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <malloc.h>
 #include <netdb.h>
+#include <sodium.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -200,6 +201,16 @@ static void check_body_and_caller(struct cs_req *req, const struct head_scan *f)
   }
 }
 
+/* The prefix, then the low 32 bits of the counter as 8 hex digits. */
+static void request_id(char rid[static 24])
+{
+  uint64_t n = atomic_fetch_add(&rid_counter, 1);
+  const unsigned char be[4] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16),
+                               (unsigned char)(n >> 8), (unsigned char)n};
+  memcpy(rid, rid_prefix, 8);
+  sodium_bin2hex(rid + 8, 9, be, sizeof be);
+}
+
 /* A request is zeroed except for its big buffers, each written before it
  * is read: path_buf by cs_route_match before params point into it, early's
  * header values up to nheaders, err_msg, whose first byte says whether it
@@ -241,8 +252,7 @@ static struct cs_req *req_new(struct cs_api *api, struct MHD_Connection *conn, c
   req->t0_us = now_us();
   req->method = parse_method(method);
   req->raw_nul = raw_nul;
-  snprintf(req->rid, sizeof req->rid, "%s%08llx", rid_prefix,
-           (unsigned long long)(atomic_fetch_add(&rid_counter, 1) & 0xffffffffu));
+  request_id(req->rid);
   cs_log_set_request_id(req->rid);
   MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_header, &f);
   client_addr(req, f.xff, f.nxff);
