@@ -47,10 +47,10 @@ static void time_format_fast(int64_t t, char out[static 32])
   int64_t days = t / 86400, sec = t % 86400;
   int64_t z = days + 719468; /* days since 0000-03-01 */
   int64_t era = z / 146097;
-  unsigned doe = (unsigned)(z - era * 146097);                       /* [0, 146096] */
+  unsigned doe = (unsigned)(z - era * 146097);                          /* [0, 146096] */
   unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
-  unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);           /* [0, 365] */
-  unsigned mp = (5 * doy + 2) / 153;                                 /* March = 0 */
+  unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* [0, 365] */
+  unsigned mp = (5 * doy + 2) / 153;                                    /* March = 0 */
   unsigned d = doy - (153 * mp + 2) / 5 + 1;
   unsigned m = mp < 10 ? mp + 3 : mp - 9;
   unsigned y = (unsigned)(era * 400 + yoe) + (m <= 2);

@@ -27,7 +27,7 @@ struct conn_track {
   struct cs_addr group;
   struct cs_addr peer;
   char peer_text[CS_ADDR_STR_MAX]; /* formatted once: every request logs it */
-  bool raw_long; /* the current request's path did not fit raw_path */
+  bool raw_long;                   /* the current request's path did not fit raw_path */
   char raw_path[CS_RAW_PATH_MAX + 1];
   struct conn_track *prev, *next;   /* every connection, for the reaper */
   struct conn_track *bprev, *bnext; /* the same bucket */

@@ -233,8 +233,9 @@ static void test_time_format_matches_strftime(void **state)
     struct tm jan1 = {.tm_year = y - 1900, .tm_mday = 1};
     int64_t t = (int64_t)timegm(&jan1);
     const int64_t day = 86400;
-    const int64_t around[] = {-1, 0, 1, 58 * day - 1, 58 * day, 59 * day - 1, 59 * day,
-                              60 * day, 365 * day - 1, 365 * day, 366 * day - 1};
+    const int64_t around[] = {-1,           0,        1,        58 * day - 1,  58 * day,
+                              59 * day - 1, 59 * day, 60 * day, 365 * day - 1, 365 * day,
+                              366 * day - 1};
     for (size_t i = 0; i < sizeof around / sizeof around[0]; i++)
       if (t + around[i] >= 0)
         time_same(t + around[i]);
@@ -249,8 +250,13 @@ static void test_time_format_matches_strftime(void **state)
     time_same((int64_t)(x % 253402300800ull));
   }
   /* The edges of the fast range and past them (libc's path). */
-  const int64_t edges[] = {0, 951782400 /* 2000-02-29 */, 4107542400 /* 2100-03-01 */,
-                           253402300799, 253402300800, -1, -86401};
+  const int64_t edges[] = {0,
+                           951782400 /* 2000-02-29 */,
+                           4107542400 /* 2100-03-01 */,
+                           253402300799,
+                           253402300800,
+                           -1,
+                           -86401};
   for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++)
     time_same(edges[i]);
   char out[32];
@@ -459,13 +465,19 @@ static void test_log_lines(void **state)
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_err_registry),      cmocka_unit_test(test_buf_cap),
-      cmocka_unit_test(test_json_escape),       cmocka_unit_test(test_json_parse),
-      cmocka_unit_test(test_json_nul_and_utf8), cmocka_unit_test(test_json_fields),
-      cmocka_unit_test(test_json_wipe),         cmocka_unit_test(test_time),
+      cmocka_unit_test(test_err_registry),
+      cmocka_unit_test(test_buf_cap),
+      cmocka_unit_test(test_json_escape),
+      cmocka_unit_test(test_json_parse),
+      cmocka_unit_test(test_json_nul_and_utf8),
+      cmocka_unit_test(test_json_fields),
+      cmocka_unit_test(test_json_wipe),
+      cmocka_unit_test(test_time),
       cmocka_unit_test(test_time_format_matches_strftime),
-      cmocka_unit_test(test_ids_and_numbers),   cmocka_unit_test(test_names),
-      cmocka_unit_test(test_log_level),         cmocka_unit_test(test_buf_append_int),
+      cmocka_unit_test(test_ids_and_numbers),
+      cmocka_unit_test(test_names),
+      cmocka_unit_test(test_log_level),
+      cmocka_unit_test(test_buf_append_int),
       cmocka_unit_test(test_log_lines),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
