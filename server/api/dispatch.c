@@ -84,6 +84,7 @@ static void client_addr(struct cs_req *req, const char *const *xff, size_t nxff)
 /* What the header block says about framing, and whether it is well formed. */
 struct head_scan {
   int content_length;
+  const char *content_length_value; /* of the one exactly spelled (others are refused) */
   int transfer_encoding;
   bool bad_name;     /* a field name that is not an RFC 9110 token */
   bool bad_encoding; /* a Transfer-Encoding other than "chunked" */
@@ -129,6 +130,8 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
   } else if (framing_name(key, MHD_HTTP_HEADER_CONTENT_LENGTH, &exact)) {
     f->bad_name |= !exact;
     f->content_length++;
+    if (exact)
+      f->content_length_value = value;
   } else if (framing_name(key, MHD_HTTP_HEADER_TRANSFER_ENCODING, &exact)) {
     f->bad_name |= !exact;
     f->transfer_encoding++;
@@ -181,7 +184,7 @@ static void check_body_and_caller(struct cs_req *req, const struct head_scan *f)
   /* No route: 1 MiB decides 413 against 404/405, but nothing is read. */
   bool public_route = req->route && req->route->roles == CS_PUBLIC;
   size_t cap = public_route ? CS_PUBLIC_BODY_MAX : CS_BODY_MAX;
-  const char *cl = cs_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  const char *cl = f->content_length_value;
   uint64_t n = 0;
 
   cs_buf_init(&req->body, cap);
