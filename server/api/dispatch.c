@@ -99,15 +99,19 @@ static bool is_token(const char *s)
     return false;
   for (; *s; s++)
     if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-          strchr(tchar, *s)))
+          *s == '-' || strchr(tchar, *s)))
       return false;
   return true;
 }
 
-/* Is @p key the framing header @p name, or a mangled spelling of it? */
+/* Is @p key the framing header @p name, or a mangled spelling of it? Most
+ * names differ at their first letter: told apart there, every request. */
 static bool framing_name(const char *key, const char *name, bool *exact)
 {
   size_t n = strlen(name);
+  *exact = false;
+  if ((key[0] | 0x20) != (name[0] | 0x20))
+    return false;
   *exact = strcasecmp(key, name) == 0;
   return strncasecmp(key, name, n) == 0;
 }
