@@ -53,14 +53,11 @@ static _Thread_local size_t ts_len;
 static void append_ts(struct cs_buf *b)
 {
   struct timeval tv;
-  struct tm tm;
 
   gettimeofday(&tv, NULL);
   if (tv.tv_sec != ts_sec) {
-    gmtime_r(&tv.tv_sec, &tm);
-    int n = snprintf(ts_date, sizeof ts_date, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-    ts_len = n > 0 && (size_t)n < sizeof ts_date ? (size_t)n : 0;
+    cs_time_format((int64_t)tv.tv_sec, ts_date);
+    ts_len = strlen(ts_date) - 1; /* without its "Z": the milliseconds go first */
     ts_sec = tv.tv_sec;
   }
   unsigned ms = (unsigned)(tv.tv_usec / 1000);

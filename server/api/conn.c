@@ -25,7 +25,9 @@ struct conn_track {
   bool shut;
   bool counted; /* in a bucket: counts against its group's limit */
   struct cs_addr group;
-  bool raw_long; /* the current request's path did not fit raw_path */
+  struct cs_addr peer;
+  char peer_text[CS_ADDR_STR_MAX]; /* formatted once: every request logs it */
+  bool raw_long;                   /* the current request's path did not fit raw_path */
   char raw_path[CS_RAW_PATH_MAX + 1];
   struct conn_track *prev, *next;   /* every connection, for the reaper */
   struct conn_track *bprev, *bnext; /* the same bucket */
@@ -150,6 +152,8 @@ static struct conn_track *track_new(struct MHD_Connection *c)
     return NULL;
   }
   t->fd = fd->connect_fd;
+  t->peer = peer;
+  cs_addr_format(&peer, t->peer_text);
   t->group = cs_addr_group(&peer);
   atomic_store(&t->waiting_since_ms, cs_mono_ms());
   bool limited = !cs_cidr_list_match(trusted_proxies, &peer);
@@ -190,6 +194,16 @@ void *cs_conn_tracker(struct MHD_Connection *c)
   const union MHD_ConnectionInfo *ci =
       MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
   return ci ? ci->socket_context : NULL;
+}
+
+enum cs_err cs_conn_peer(const void *track, struct cs_addr *peer, const char **text)
+{
+  const struct conn_track *t = track;
+  if (!t)
+    return CS_ERR_NOT_FOUND;
+  *peer = t->peer;
+  *text = t->peer_text;
+  return CS_OK;
 }
 
 /* MHD handles one request at a time per connection: the path kept here is

@@ -32,6 +32,13 @@ void cs_conn_notify(void *cls, struct MHD_Connection *c, void **socket_context,
 /** The tracker of @p c (NULL if it has none). */
 void *cs_conn_tracker(struct MHD_Connection *c);
 
+/**
+ * The peer of the connection @p track, and that address as text (formatted
+ * once, when the connection started; borrowed while the connection lives).
+ * @return CS_ERR_NOT_FOUND when @p track is NULL (an untracked connection).
+ */
+enum cs_err cs_conn_peer(const void *track, struct cs_addr *peer, const char **text) CS_WUR;
+
 /** Longest request path (without the query) that is kept raw; longer ones are refused. */
 #define CS_RAW_PATH_MAX 2047 /* a whole name percent-encoded (3 x CS_NAME_MAX) and more */
 

@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 #include <malloc.h>
 #include <netdb.h>
+#include <sodium.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,17 +59,24 @@ static enum cs_method parse_method(const char *m)
 }
 
 /* The client as the rate limiter, the access log and the audit trail all
- * see it: the peer, or behind a trusted proxy the X-Forwarded-For client. */
+ * see it: the peer, or behind a trusted proxy the X-Forwarded-For client.
+ * The peer's text comes from its connection, formatted once there. */
 static void client_addr(struct cs_req *req, const char *const *xff, size_t nxff)
 {
-  const union MHD_ConnectionInfo *ci =
-      MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
   struct cs_addr peer;
+  const char *text = NULL;
   req->remote[0] = '\0';
-  if (!ci || cs_addr_from_sockaddr(ci->client_addr, &peer))
-    return;
+  if (cs_conn_peer(req->track, &peer, &text)) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || cs_addr_from_sockaddr(ci->client_addr, &peer))
+      return;
+  }
   req->client = cs_client_addr(req->api->trusted, &peer, xff, nxff);
-  cs_addr_format(&req->client, req->remote);
+  if (text && cs_addr_equal(&req->client, &peer))
+    memcpy(req->remote, text, sizeof req->remote);
+  else
+    cs_addr_format(&req->client, req->remote);
 }
 
 #define XFF_HEADERS 8 /* the last ones count: the nearest proxy appends */
@@ -75,6 +84,7 @@ static void client_addr(struct cs_req *req, const char *const *xff, size_t nxff)
 /* What the header block says about framing, and whether it is well formed. */
 struct head_scan {
   int content_length;
+  const char *content_length_value; /* of the one exactly spelled (others are refused) */
   int transfer_encoding;
   bool bad_name;     /* a field name that is not an RFC 9110 token */
   bool bad_encoding; /* a Transfer-Encoding other than "chunked" */
@@ -89,15 +99,19 @@ static bool is_token(const char *s)
     return false;
   for (; *s; s++)
     if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-          strchr(tchar, *s)))
+          *s == '-' || strchr(tchar, *s)))
       return false;
   return true;
 }
 
-/* Is @p key the framing header @p name, or a mangled spelling of it? */
+/* Is @p key the framing header @p name, or a mangled spelling of it? Most
+ * names differ at their first letter: told apart there, every request. */
 static bool framing_name(const char *key, const char *name, bool *exact)
 {
   size_t n = strlen(name);
+  *exact = false;
+  if ((key[0] | 0x20) != (name[0] | 0x20))
+    return false;
   *exact = strcasecmp(key, name) == 0;
   return strncasecmp(key, name, n) == 0;
 }
@@ -120,6 +134,8 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
   } else if (framing_name(key, MHD_HTTP_HEADER_CONTENT_LENGTH, &exact)) {
     f->bad_name |= !exact;
     f->content_length++;
+    if (exact)
+      f->content_length_value = value;
   } else if (framing_name(key, MHD_HTTP_HEADER_TRANSFER_ENCODING, &exact)) {
     f->bad_name |= !exact;
     f->transfer_encoding++;
@@ -172,7 +188,7 @@ static void check_body_and_caller(struct cs_req *req, const struct head_scan *f)
   /* No route: 1 MiB decides 413 against 404/405, but nothing is read. */
   bool public_route = req->route && req->route->roles == CS_PUBLIC;
   size_t cap = public_route ? CS_PUBLIC_BODY_MAX : CS_BODY_MAX;
-  const char *cl = cs_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  const char *cl = f->content_length_value;
   uint64_t n = 0;
 
   cs_buf_init(&req->body, cap);
@@ -192,12 +208,48 @@ static void check_body_and_caller(struct cs_req *req, const struct head_scan *f)
   }
 }
 
+/* The prefix, then the low 32 bits of the counter as 8 hex digits. */
+static void request_id(char rid[static 24])
+{
+  uint64_t n = atomic_fetch_add(&rid_counter, 1);
+  const unsigned char be[4] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16),
+                               (unsigned char)(n >> 8), (unsigned char)n};
+  memcpy(rid, rid_prefix, 8);
+  sodium_bin2hex(rid + 8, 9, be, sizeof be);
+}
+
+/* A request is zeroed except for its big buffers, each written before it
+ * is read: path_buf by cs_route_match before params point into it, early's
+ * header values up to nheaders, err_msg, whose first byte says whether it
+ * is set. Zeroing all of it was a tenth of a GET. Everything between the
+ * buffers is zeroed, whatever members are added there. */
+#define END(type, m) (offsetof(type, m) + sizeof((type *)0)->m)
+#define EARLY(m) (offsetof(struct cs_req, early) + offsetof(struct cs_resp, m))
+#define EARLY_END(m) (offsetof(struct cs_req, early) + END(struct cs_resp, m))
+_Static_assert(END(struct cs_req, path_buf) <= EARLY(headers) &&
+                   EARLY_END(headers) <= EARLY(err_msg),
+               "the skipped buffers are in this order");
+
+static struct cs_req *req_alloc(void)
+{
+  struct cs_req *req = malloc(sizeof *req);
+  char *p = (char *)req;
+  if (!req)
+    return NULL;
+  memset(p, 0, offsetof(struct cs_req, path_buf));
+  memset(p + END(struct cs_req, path_buf), 0, EARLY(headers) - END(struct cs_req, path_buf));
+  memset(p + EARLY_END(headers), 0, EARLY(err_msg) - EARLY_END(headers));
+  req->early.err_msg[0] = '\0';
+  memset(p + EARLY_END(err_msg), 0, sizeof *req - EARLY_END(err_msg));
+  return req;
+}
+
 /* First callback of a request: the headers are in. Route it, check its
  * framing, its declared size and its caller. */
 static struct cs_req *req_new(struct cs_api *api, struct MHD_Connection *conn, const char *method,
                               bool raw_nul)
 {
-  struct cs_req *req = calloc(1, sizeof *req);
+  struct cs_req *req = req_alloc();
   struct head_scan f = {0};
   if (!req)
     return NULL;
@@ -207,8 +259,7 @@ static struct cs_req *req_new(struct cs_api *api, struct MHD_Connection *conn, c
   req->t0_us = now_us();
   req->method = parse_method(method);
   req->raw_nul = raw_nul;
-  snprintf(req->rid, sizeof req->rid, "%s%08llx", rid_prefix,
-           (unsigned long long)(atomic_fetch_add(&rid_counter, 1) & 0xffffffffu));
+  request_id(req->rid);
   cs_log_set_request_id(req->rid);
   MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_header, &f);
   client_addr(req, f.xff, f.nxff);

@@ -15,8 +15,11 @@ static int hexval(char c)
 
 size_t cs_http_unescape(char *s)
 {
-  char *w = s;
-  for (const char *r = s; *r; r++) {
+  /* Most paths and values have no escape: skipped to the first one. */
+  char *w = strchr(s, '%');
+  if (!w)
+    return strlen(s);
+  for (const char *r = w; *r; r++) {
     int hi, lo;
     if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0) {
       *w++ = (hi | lo) ? (char)(hi << 4 | lo) : (char)0xff;

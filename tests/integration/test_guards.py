@@ -491,6 +491,50 @@ def test_forwarded_for_from_a_trusted_proxy():
         finish(d)
 
 
+def test_keep_alive_connection_logs_each_requests_own_client():
+    """The peer's address is formatted once per connection: on one kept-alive
+    connection from a trusted proxy, each request is still logged with its
+    own client (forwarded, then the proxy itself, then another), and on one
+    from an untrusted peer every request names that peer. Request ids stay
+    16 hex digits, one per request."""
+    d = start("--trusted-proxies", "127.0.0.1/32")
+    try:
+        sends = [("127.0.0.1", ["198.51.100.7", None, "2001:db8::5", None]),
+                 ("127.0.0.2", ["198.51.100.8", None])]
+        authz = basic(d.admin["id"], d.admin["secret"])
+        rids = {}
+        for src, xffs in sends:
+            c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10 * SLOW,
+                                           source_address=(src, 0))
+            try:
+                for xff in xffs:
+                    headers = {"Authorization": authz}
+                    if xff:
+                        headers["X-Forwarded-For"] = xff
+                    c.request("GET", "/api/v1/version", headers=headers)
+                    r = c.getresponse()
+                    r.read()
+                    assert r.status == 200
+                    assert r.getheader("Connection", "").lower() != "close"
+                    rid = r.getheader("X-Request-Id")
+                    assert re.fullmatch(r"[0-9a-f]{16}", rid), rid
+                    assert rid not in rids
+                    rids[rid] = xff if src == "127.0.0.1" and xff else src
+            finally:
+                c.close()
+        want = rids
+        deadline = time.monotonic() + 10 * SLOW
+        while True:  # the access line is written when MHD completes the request
+            got = {l["rid"]: l["remote"] for l in d.log_lines()
+                   if l.get("msg") == "request" and l.get("rid") in want}
+            if got == want or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert got == want, (got, want)
+    finally:
+        finish(d)
+
+
 # -------------------------------------------------------------- audit growth
 
 def test_refused_attempts_do_not_grow_the_audit_trail():

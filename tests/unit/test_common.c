@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -204,6 +205,71 @@ static void test_json_wipe(void **state)
   cs_json_wipe_delete(other);
 }
 
+/* What cs_time_format printed before its own calendar: libc's. */
+static void time_reference(int64_t t, char out[32])
+{
+  struct tm tm;
+  time_t tt = (time_t)t;
+  assert_non_null(gmtime_r(&tt, &tm));
+  assert_true(strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) > 0);
+}
+
+static void time_same(int64_t t)
+{
+  char got[32], want[32];
+  memset(got, 'x', sizeof got);
+  cs_time_format(t, got);
+  time_reference(t, want);
+  if (strcmp(got, want) != 0)
+    fail_msg("t=%lld: got %s, strftime %s", (long long)t, got, want);
+}
+
+static void test_time_format_matches_strftime(void **state)
+{
+  (void)state;
+  /* Around every year boundary and every end of February, 1970 to 9999
+   * (leap years by 4, the 100s that are not, the 400s that are). */
+  for (int y = 1970; y <= 9999; y++) {
+    struct tm jan1 = {.tm_year = y - 1900, .tm_mday = 1};
+    int64_t t = (int64_t)timegm(&jan1);
+    const int64_t day = 86400;
+    const int64_t around[] = {-1,           0,        1,        58 * day - 1,  58 * day,
+                              59 * day - 1, 59 * day, 60 * day, 365 * day - 1, 365 * day,
+                              366 * day - 1};
+    for (size_t i = 0; i < sizeof around / sizeof around[0]; i++)
+      if (t + around[i] >= 0)
+        time_same(t + around[i]);
+  }
+  /* Every day of the next century and more, at a second that moves
+   * through the day, and times spread over the whole range. */
+  for (int64_t d = 0; d < 366 * 140; d++)
+    time_same(d * 86400 + (d * 7919) % 86400);
+  uint64_t x = 88172645463325252ull;
+  for (int i = 0; i < 50000; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    time_same((int64_t)(x % 253402300800ull));
+  }
+  /* The edges of the fast range and past them (libc's path). */
+  const int64_t edges[] = {0,
+                           951782400 /* 2000-02-29 */,
+                           4107542400 /* 2100-03-01 */,
+                           253402300799,
+                           253402300800,
+                           -1,
+                           -86401};
+  for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++)
+    time_same(edges[i]);
+  char out[32];
+  cs_time_format(951782400, out);
+  assert_string_equal(out, "2000-02-29T00:00:00Z");
+  cs_time_format(4107542400, out);
+  assert_string_equal(out, "2100-03-01T00:00:00Z");
+  cs_time_format(253402300799, out);
+  assert_string_equal(out, "9999-12-31T23:59:59Z");
+  cs_time_format(-1, out);
+  assert_string_equal(out, "1969-12-31T23:59:59Z");
+}
+
 static void test_time(void **state)
 {
   char out[32];
@@ -399,12 +465,19 @@ static void test_log_lines(void **state)
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_err_registry),      cmocka_unit_test(test_buf_cap),
-      cmocka_unit_test(test_json_escape),       cmocka_unit_test(test_json_parse),
-      cmocka_unit_test(test_json_nul_and_utf8), cmocka_unit_test(test_json_fields),
-      cmocka_unit_test(test_json_wipe),         cmocka_unit_test(test_time),
-      cmocka_unit_test(test_ids_and_numbers),   cmocka_unit_test(test_names),
-      cmocka_unit_test(test_log_level),         cmocka_unit_test(test_buf_append_int),
+      cmocka_unit_test(test_err_registry),
+      cmocka_unit_test(test_buf_cap),
+      cmocka_unit_test(test_json_escape),
+      cmocka_unit_test(test_json_parse),
+      cmocka_unit_test(test_json_nul_and_utf8),
+      cmocka_unit_test(test_json_fields),
+      cmocka_unit_test(test_json_wipe),
+      cmocka_unit_test(test_time),
+      cmocka_unit_test(test_time_format_matches_strftime),
+      cmocka_unit_test(test_ids_and_numbers),
+      cmocka_unit_test(test_names),
+      cmocka_unit_test(test_log_level),
+      cmocka_unit_test(test_buf_append_int),
       cmocka_unit_test(test_log_lines),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
