@@ -324,6 +324,7 @@ struct cs_store_stat {
   uint64_t etcd_conflicts;  /* Txns whose compares failed (callbacks re-ran) */
   uint64_t etcd_background; /* round trips of the watch and health threads */
   uint64_t etcd_reloads;    /* full loads of the local copy (open, compaction) */
+  uint64_t etcd_feed_index; /* entries of the local copy's feed indexes (audit, events) */
 };
 
 /** @return CS_ERR_STORE. */

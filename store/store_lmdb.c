@@ -703,7 +703,7 @@ enum cs_err cs_store_stat(struct cs_store *st, struct cs_store_stat *out)
       goto out;
   }
   s.write_batches = atomic_load_explicit(&st->batches, memory_order_relaxed);
-  cs_etcd_stat(st, &s);
+  cs_etcd_stat(st, txn->txn, &s);
   *out = s;
 out:
   cs_store_read_end(txn);

@@ -71,10 +71,14 @@ static enum cs_err render_cluster(struct cs_core *core, const struct cs_store_st
         "# HELP credstore_etcd_conflicts_total Txns whose compares failed.\n"
         "# TYPE credstore_etcd_conflicts_total counter\ncredstore_etcd_conflicts_total %llu\n"
         "# HELP credstore_etcd_background_total Round trips of the watch and health threads.\n"
-        "# TYPE credstore_etcd_background_total counter\ncredstore_etcd_background_total %llu\n",
+        "# TYPE credstore_etcd_background_total counter\ncredstore_etcd_background_total %llu\n"
+        "# HELP credstore_etcd_feed_index_entries Entries of the local copy's feed indexes "
+        "(audit, events): their records and what is left of partly removed commits.\n"
+        "# TYPE credstore_etcd_feed_index_entries gauge\ncredstore_etcd_feed_index_entries %llu\n",
         cs_store_healthy(core->store) ? 1 : 0, (unsigned long long)s->revision,
         (unsigned long long)s->etcd_requests, (unsigned long long)s->etcd_txns,
-        (unsigned long long)s->etcd_conflicts, (unsigned long long)s->etcd_background);
+        (unsigned long long)s->etcd_conflicts, (unsigned long long)s->etcd_background,
+        (unsigned long long)s->etcd_feed_index);
   return e;
 }
 

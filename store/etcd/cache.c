@@ -103,6 +103,72 @@ static int index_feed(struct cs_etcd *e, MDB_txn *txn, int t, int64_t created, c
   return mdb_put(txn, e->ord[cs_feed_index((enum cs_table)t)], &k, &v, 0);
 }
 
+/* Whether any record indexed under revision @p be (8 bytes BE) of feed
+ * table @p t is still in the copy; with @p drop and none left, remove the
+ * revision's index entries. A revision's entries go all at once or not at
+ * all: the ranks, hence the feed positions, of the records that remain stay
+ * as they were, and an index no longer grows with every record ever written
+ * (retention and audit-prune remove whole commits, etcd.h "Feeds"). */
+static int unindex_feed_rev(struct cs_etcd *e, MDB_txn *txn, int t, const uint8_t be[8])
+{
+  MDB_dbi ord = e->ord[cs_feed_index((enum cs_table)t)];
+  MDB_cursor *c;
+  MDB_val k = {8, (void *)be}, v;
+  bool live = false;
+  int rc = mdb_cursor_open(txn, ord, &c);
+
+  if (rc)
+    return rc;
+  for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+       !rc && !live && k.mv_size >= 8 && memcmp(k.mv_data, be, 8) == 0;
+       rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+    MDB_val rk = {k.mv_size - 8, (uint8_t *)k.mv_data + 8}, rv;
+    int g = mdb_get(txn, e->st->dbi[t], &rk, &rv);
+
+    if (g && g != MDB_NOTFOUND) {
+      rc = g;
+      break;
+    }
+    live = g == 0;
+  }
+  rc = rc == MDB_NOTFOUND ? 0 : rc;
+  while (!rc && !live) { /* each pass seeks afresh: no cursor state after a delete */
+    k = (MDB_val){8, (void *)be};
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    if (rc || k.mv_size < 8 || memcmp(k.mv_data, be, 8) != 0)
+      break;
+    rc = mdb_cursor_del(c, 0);
+  }
+  rc = rc == MDB_NOTFOUND ? 0 : rc;
+  mdb_cursor_close(c);
+  return rc;
+}
+
+/* Delete record @p k of table @p t from the copy, and for a feed table
+ * the index entries of its revision once it was the last of them (feed
+ * records are written once: their revision in "_rev" is the create
+ * revision the index is keyed by). */
+static int delete_kv(struct cs_etcd *e, MDB_txn *txn, int t, MDB_val *k)
+{
+  uint8_t be[8];
+  bool feed = false;
+  MDB_val r;
+  int rc;
+
+  if (cs_feed_index((enum cs_table)t) >= 0 && mdb_get(txn, e->rev[t], k, &r) == 0 &&
+      r.mv_size == 8) {
+    memcpy(be, r.mv_data, 8);
+    feed = true;
+  }
+  rc = mdb_del(txn, e->st->dbi[t], k, NULL);
+  if (rc == MDB_SUCCESS || rc == MDB_NOTFOUND)
+    rc = mdb_del(txn, e->rev[t], k, NULL);
+  rc = rc == MDB_NOTFOUND ? 0 : rc;
+  if (!rc && feed)
+    rc = unindex_feed_rev(e, txn, t, be);
+  return rc;
+}
+
 /* Put one kv of a range or watch reply into the copy. @return an LMDB rc
  * (MDB_MAP_FULL: grow and redo), or -1 for a malformed kv. */
 static int apply_kv(struct cs_etcd *e, MDB_txn *txn, const cJSON *kv, bool del)
@@ -129,10 +195,7 @@ static int apply_kv(struct cs_etcd *e, MDB_txn *txn, const cJSON *kv, bool del)
   k = (MDB_val){rlen, (void *)rk};
   v = (MDB_val){vlen, val};
   if (del) {
-    rc = mdb_del(txn, e->st->dbi[t], &k, NULL);
-    if (rc == MDB_SUCCESS || rc == MDB_NOTFOUND)
-      rc = mdb_del(txn, e->rev[t], &k, NULL);
-    rc = rc == MDB_NOTFOUND ? 0 : rc;
+    rc = delete_kv(e, txn, t, &k);
     goto out;
   }
   cs_store_seq_key((uint64_t)mod, be);
@@ -576,12 +639,16 @@ enum cs_err cs_etcd_probe(const struct cs_store_url *u, const struct cs_store_op
   return r;
 }
 
-void cs_etcd_stat(struct cs_store *st, struct cs_store_stat *s)
+void cs_etcd_stat(struct cs_store *st, MDB_txn *txn, struct cs_store_stat *s)
 {
   struct cs_etcd *e = st->etcd;
+  MDB_stat ms;
 
   if (!e)
     return;
+  for (int f = 0; f < CS_FEED_TABLES; f++)
+    if (mdb_stat(txn, e->ord[f], &ms) == 0)
+      s->etcd_feed_index += ms.ms_entries;
   s->revision = (uint64_t)atomic_load(&e->applied_pub);
   s->etcd_requests = atomic_load(&e->cli.n_fg);
   s->etcd_txns = atomic_load(&e->txns);

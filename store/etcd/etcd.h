@@ -49,8 +49,9 @@
  * range loads as the copy, so every node computes the same order. A
  * record's feed position is create_revision << CS_FEED_RANK_BITS | its rank
  * among the table's records created in that revision (by key; one Txn puts
- * at most 127). An index entry outlives its record (so ranks stay put);
- * the walk skips records that are gone.
+ * at most 127). An index entry outlives its record (so ranks stay put)
+ * until every record of its revision is gone, then the revision's entries
+ * go together; the walk skips records that are gone.
  *
  * Exactly once. Every Txn also compares the handle's node key's
  * mod_revision with the copy's and puts the attempt's id into it, so of
@@ -233,7 +234,7 @@ void cs_etcd_retire(struct cs_etcd *e);
 void cs_etcd_free(struct cs_etcd *e);
 enum cs_err cs_etcd_probe(const struct cs_store_url *u, const struct cs_store_opts *o,
                           bool *exists) CS_WUR;
-void cs_etcd_stat(struct cs_store *st, struct cs_store_stat *s);
+void cs_etcd_stat(struct cs_store *st, MDB_txn *txn, struct cs_store_stat *s);
 bool cs_etcd_healthy(struct cs_etcd *e);
 void cs_etcd_on_change(struct cs_etcd *e, cs_store_change_fn fn, void *arg);
 /** Wait until the copy applied @p rev, up to @p deadline (monotonic ms).

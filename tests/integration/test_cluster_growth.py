@@ -39,6 +39,18 @@ def feed(d, since, auth):
         since = page["next"]
 
 
+def feed_index_matches_records(d, auth):
+    """The node's local feed indexes hold an entry per kept audit entry and
+    event, none for trimmed or pruned ones (whole commits go)."""
+    text = d.get("/metrics", headers=auth).text
+    rec = {}
+    for line in text.splitlines():
+        for t in ("audit", "events"):
+            if line.startswith('credstore_store_records{table="%s"} ' % t):
+                rec[t] = int(line.split()[1])
+    return metric(d, auth, "credstore_etcd_feed_index_entries") == rec["audit"] + rec["events"]
+
+
 def metric(d, auth, name):
     for line in d.get("/metrics", headers=auth).text.splitlines():
         if line.startswith(name + " "):
@@ -76,6 +88,9 @@ def test_events_count_cap_over_etcd_410_alike_on_every_node_and_resync(capped):
     assert seqs == sorted(set(seqs))
     # Trimmed once in all: the nodes' counters add up to exactly the excess.
     assert sum(metric(d, cl.auth, "credstore_events_trimmed_total") for d in cl.nodes) == n - CAP
+    # No node keeps index entries for the trimmed events.
+    for d in cl.nodes:
+        assert wait_for(lambda: feed_index_matches_records(d, cl.auth), timeout=2)[0]
     # A `since` below the floor is 410 with the same `oldest` on every node.
     bodies = [assert_error(events(d, 1, cl.auth), 410, "events_expired") for d in cl.nodes]
     oldest = bodies[0]["oldest"]
@@ -353,6 +368,9 @@ def test_audit_prune_keeps_a_commit_whole_and_a_fresh_node_agrees(etcd, keyfile)
         seqs = {e["seq"] for e in listing}
         assert {e["seq"] for e in whole} <= seqs
         assert verify(cl)["anchors"]["node0"]["seq"] == max(e["chainSeq"] for e in gone)
+        # Nor for the pruned entries, on the nodes that watched the prune.
+        for d in cl.nodes:
+            assert wait_for(lambda: feed_index_matches_records(d, cl.auth), timeout=2)[0]
         # A node that loads the store afresh lists the same entries at the same seqs.
         cl.nodes.append(cl.node(2))
         assert cl.nodes[2].get("/api/v1/audit?since=0&limit=1000",

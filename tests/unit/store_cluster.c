@@ -342,6 +342,85 @@ static void test_feed_same_order_on_every_node(void **state)
   cs_store_close(b);
 }
 
+struct feed_del {
+  int write, from, to; /* write's records [from, to) */
+};
+
+static enum cs_err feed_del_cb(struct cs_txn *txn, void *ctx)
+{
+  const struct feed_del *d = ctx;
+  enum cs_err e = CS_OK;
+
+  for (int i = d->from; i < d->to && !e; i++) {
+    uint8_t key[8];
+
+    cs_store_seq_key(((uint64_t)1 << 63) | (uint64_t)(d->write * FEED_PER_WRITE + i), key);
+    e = cs_txn_del(txn, CS_TBL_EVENTS, key, 8);
+  }
+  return e;
+}
+
+static void wait_same_revision(struct cs_store *a, struct cs_store *b)
+{
+  for (int64_t t0 = now_ms(); stat_of(b).revision != stat_of(a).revision; sleep_ms(5))
+    assert_true(now_ms() - t0 < bound_ms(2000));
+}
+
+/* A feed's index does not keep entries for records long gone: once every
+ * record of a commit is deleted (retention, audit-prune), the commit's index
+ * entries go on every node, while a commit with a record left keeps all of
+ * its entries, so the positions of what remains never move on the nodes
+ * that watched the deletes (and match a fresh load's for whole commits). */
+static void test_feed_index_drops_gone_commits(void **state)
+{
+  struct fx *f = *state;
+  struct cs_store *b = node(f), *c = NULL;
+  struct feed_seen *before = calloc(1, sizeof *before), *after = calloc(1, sizeof *after),
+                   *fresh = calloc(1, sizeof *fresh);
+  uint64_t n0 = stat_of(b).etcd_feed_index;
+
+  assert_non_null(before && after && fresh);
+  for (int w = 0; w < FEED_WRITES; w++) {
+    struct feed_put p = {w};
+    assert_int_equal(cs_store_write(f->st, feed_put_cb, &p), CS_OK);
+  }
+  wait_same_revision(f->st, b);
+  assert_int_equal(stat_of(b).etcd_feed_index, n0 + FEED_WRITES * FEED_PER_WRITE);
+  assert_int_equal(cs_store_feed_each(b, CS_TBL_EVENTS, 0, feed_collect, before), CS_OK);
+  /* Part of write 0, then write 1 whole, then the rest of write 0, and
+   * write 2 but its last record: only writes 0 and 1 lose their entries. */
+  struct feed_del dels[] = {
+      {0, 0, 1}, {1, 0, FEED_PER_WRITE}, {0, 1, FEED_PER_WRITE}, {2, 0, FEED_PER_WRITE - 1}};
+  for (size_t i = 0; i < sizeof dels / sizeof dels[0]; i++)
+    assert_int_equal(cs_store_write(i % 2 ? b : f->st, feed_del_cb, &dels[i]), CS_OK);
+  wait_same_revision(f->st, b);
+  assert_int_equal(stat_of(f->st).etcd_feed_index, n0 + (FEED_WRITES - 2) * FEED_PER_WRITE);
+  assert_int_equal(stat_of(b).etcd_feed_index, n0 + (FEED_WRITES - 2) * FEED_PER_WRITE);
+  c = node(f);
+  assert_int_equal(cs_store_feed_each(b, CS_TBL_EVENTS, 0, feed_collect, after), CS_OK);
+  assert_int_equal(cs_store_feed_each(c, CS_TBL_EVENTS, 0, feed_collect, fresh), CS_OK);
+  /* What remains: write 2's last record, then writes 3.. whole, at the
+   * positions they had before. */
+  int first = 2 * FEED_PER_WRITE + FEED_PER_WRITE - 1;
+  assert_int_equal(after->n, before->n - first);
+  assert_int_equal(fresh->n, after->n);
+  for (int i = 0; i < after->n; i++) {
+    assert_int_equal(after->pos[i], before->pos[first + i]);
+    assert_string_equal(after->val[i], before->val[first + i]);
+    /* A fresh load ranks a commit's remaining records from 0 (etcd.h
+     * "Feeds"): the same revision, and the same position once whole. */
+    if (i == 0)
+      assert_int_equal(fresh->pos[i] >> CS_FEED_RANK_BITS, after->pos[i] >> CS_FEED_RANK_BITS);
+    else
+      assert_int_equal(fresh->pos[i], after->pos[i]);
+  }
+  free(before);
+  free(after);
+  free(fresh);
+  cs_store_close(c);
+  cs_store_close(b);
+}
+
 /* ------------------------------------------------ conflicts must serialize */
 
 #define INCREMENTS 40
@@ -1538,6 +1617,7 @@ const size_t n_tls_tests = sizeof tls_tests / sizeof tls_tests[0];
 const struct CMUnitTest cluster_tests[] = {
     cmocka_unit_test_setup_teardown(test_two_nodes_see_each_other, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_feed_same_order_on_every_node, fx_setup, fx_teardown),
+    cmocka_unit_test_setup_teardown(test_feed_index_drops_gone_commits, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_counter_increments_serialize, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_insert_if_range_empty_one_wins, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_delete_vs_register_never_both, fx_setup, fx_teardown),
